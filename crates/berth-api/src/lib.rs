@@ -1,0 +1,90 @@
+//! `berth-api`: the edge. One HTTP handler for every AWS API Berth serves.
+//!
+//! Request flow (DESIGN.md §4): [`route`] identifies service, protocol and operation from the
+//! request alone; [`auth`] verifies SigV4 and yields the caller's [`Principal`]; the protocol
+//! module decodes and validates the input against the model; the service module converts wire
+//! input to a domain command, calls `berth-control`, and converts the domain result back to
+//! wire output; [`errors`] maps the domain error to the protocol's error envelope.
+//!
+//! Wire shapes stop here: nothing below this crate sees a camelCase member name.
+
+pub mod auth;
+mod ecs;
+pub mod errors;
+mod protocol;
+pub mod route;
+mod sts;
+
+use auth::Keys;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{Request, Response};
+use berth_control::Scope;
+use berth_control::ecs::Ecs;
+use berth_store::Store;
+use berth_types::Principal;
+use std::sync::Arc;
+
+pub use route::{Support, compatibility_table};
+
+/// Everything the handlers need. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    scope: Scope,
+    keys: Keys,
+    ecs: Ecs,
+    store: Store,
+    /// `POST /_berth/reset` exists only for `--ephemeral` servers.
+    reset_enabled: bool,
+}
+
+impl ApiState {
+    pub fn new(
+        scope: Scope,
+        keys: Keys,
+        store: Store,
+        pager: berth_control::paging::Pager,
+        reset_enabled: bool,
+    ) -> Self {
+        let ecs = Ecs::new(scope.clone(), store.clone(), pager);
+        ApiState {
+            inner: Arc::new(Inner {
+                scope,
+                keys,
+                ecs,
+                store,
+                reset_enabled,
+            }),
+        }
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.inner.scope
+    }
+}
+
+/// The router of the whole API listener.
+pub fn router(state: ApiState) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+/// Largest request body accepted on the API (registry uploads stream elsewhere).
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+async fn handle(State(state): State<ApiState>, req: Request<Body>) -> Response<Body> {
+    route::handle(&state, req).await
+}
+
+/// Internal calls get a principal too (used by tests and the all-in-one process).
+pub fn root_principal(scope: &Scope, keys: &Keys) -> Principal {
+    Principal {
+        account: scope.account.clone(),
+        arn: scope.root_arn(),
+        access_key_id: keys.root_access_key_id().to_string(),
+    }
+}

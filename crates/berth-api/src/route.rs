@@ -1,0 +1,340 @@
+//! Dispatch: which service, protocol and operation a request is for (spec/protocols.md §2),
+//! then authentication, decoding, the call, and the response envelope.
+//!
+//! The support tables here are the single list of what Berth implements; the compatibility
+//! page is generated from them and the models (`compatibility_table`).
+
+use crate::errors::{self, ApiError};
+use crate::protocol::{self, Proto};
+use crate::{ApiState, MAX_BODY, auth, ecs, sts};
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
+use berth_aws::sigv4::{self, Request as SigRequest};
+use berth_aws::validate::{Invalid, strip_nulls, validate};
+use berth_aws::{Protocol, Service, query};
+use berth_types::Principal;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// How far Berth implements one modeled operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    Implemented,
+    /// Implemented, with the limits the note gives.
+    Partial(&'static str),
+    NotImplemented,
+}
+
+const ECS_SUPPORT: &[(&str, Support)] = &[
+    ("CreateCluster", Support::Implemented),
+    ("DescribeClusters", Support::Implemented),
+    ("ListClusters", Support::Implemented),
+    ("DeleteCluster", Support::Implemented),
+    ("UpdateCluster", Support::Implemented),
+    ("UpdateClusterSettings", Support::Implemented),
+    ("RegisterTaskDefinition", Support::Implemented),
+    ("DescribeTaskDefinition", Support::Implemented),
+    ("ListTaskDefinitions", Support::Implemented),
+    ("ListTaskDefinitionFamilies", Support::Implemented),
+    ("DeregisterTaskDefinition", Support::Implemented),
+    (
+        "DeleteTaskDefinitions",
+        Support::Partial(
+            "revisions stay DELETE_IN_PROGRESS (describable); the purge arrives with tasks",
+        ),
+    ),
+    (
+        "TagResource",
+        Support::Partial("clusters and task definitions (the only ECS resources so far)"),
+    ),
+    (
+        "UntagResource",
+        Support::Partial("clusters and task definitions (the only ECS resources so far)"),
+    ),
+    (
+        "ListTagsForResource",
+        Support::Partial("clusters and task definitions (the only ECS resources so far)"),
+    ),
+    ("ListAccountSettings", Support::Implemented),
+    ("PutAccountSetting", Support::Implemented),
+    ("PutAccountSettingDefault", Support::Implemented),
+];
+
+const STS_SUPPORT: &[(&str, Support)] = &[("GetCallerIdentity", Support::Implemented)];
+
+/// What Berth does with `operation` of `service`.
+pub fn support(service: Service, operation: &str) -> Support {
+    let table = match service {
+        Service::Ecs => ECS_SUPPORT,
+        Service::Sts => STS_SUPPORT,
+        Service::Ecr
+        | Service::Elbv2
+        | Service::ApplicationAutoScaling
+        | Service::CloudWatch
+        | Service::Logs
+        | Service::Iam => &[],
+    };
+    table
+        .iter()
+        .find(|(name, _)| *name == operation)
+        .map_or(Support::NotImplemented, |(_, s)| *s)
+}
+
+/// Every operation of every model with its support, by service then name.
+pub fn compatibility_table() -> Vec<(Service, &'static str, Support)> {
+    let mut out = Vec::new();
+    for service in Service::ALL {
+        for name in service.model().operations.keys() {
+            out.push((service, name.as_str(), support(service, name)));
+        }
+    }
+    out
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(Body::from(body))
+        .expect("valid response")
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+fn query_has_action(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|p| p.starts_with("Action=")))
+}
+
+/// Handles one API request.
+pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    if path == "/healthz" && parts.method == Method::GET {
+        return text(StatusCode::OK, "ok\n");
+    }
+    if path == "/v2" || path.starts_with("/v2/") {
+        return protocol::oci_unsupported();
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+    };
+    let payload_sha256 = sigv4::sha256_hex(&body);
+    let sig = SigRequest {
+        method: parts.method.as_str(),
+        path,
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        payload_sha256: &payload_sha256,
+    };
+    if path == "/_berth/reset" {
+        return if state.inner.reset_enabled && parts.method == Method::POST {
+            reset(state, &sig, &request_id).await
+        } else {
+            text(StatusCode::NOT_FOUND, "not found\n")
+        };
+    }
+
+    // 1. Which service and operation (before authentication).
+    let (proto, operation, input) = if let Some(target) = parts.headers.get("x-amz-target") {
+        let target = target.to_str().unwrap_or("");
+        let (prefix, op) = target.rsplit_once('.').unwrap_or(("", target));
+        match Service::by_target_prefix(prefix) {
+            Some(s) => (Proto::Json(s), op.to_string(), Input::Json),
+            None => {
+                let e = ApiError::new("UnknownOperationException", 400, "");
+                return protocol::error(Proto::UnknownJson, e, &request_id);
+            }
+        }
+    } else if (parts.method == Method::POST && is_form(&parts.headers))
+        || (parts.method == Method::GET && query_has_action(parts.uri.query()))
+    {
+        let params = if parts.method == Method::POST {
+            query::parse_form(&body)
+        } else {
+            query::parse_form(parts.uri.query().unwrap_or("").as_bytes())
+        };
+        let service = params
+            .get("Version")
+            .and_then(|v| Service::by_query_version(v))
+            .or_else(|| {
+                sigv4::parse(&sig)
+                    .ok()
+                    .and_then(|c| Service::by_signing_name(&c.service))
+                    .filter(|s| s.protocol() == Protocol::Query)
+            });
+        let Some(service) = service else {
+            let e = ApiError::new(
+                "InvalidAction",
+                400,
+                "The request does not name a service Berth serves (Version parameter).",
+            );
+            return protocol::error(Proto::UnknownQuery, e, &request_id);
+        };
+        let Some(action) = params.get("Action").cloned() else {
+            let e = ApiError::new(
+                "MissingAction",
+                400,
+                "The request must contain the parameter Action.",
+            );
+            return protocol::error(Proto::Query(service), e, &request_id);
+        };
+        (Proto::Query(service), action, Input::Query(params))
+    } else {
+        let e = ApiError::new(
+            "UnknownOperationException",
+            400,
+            "The request names no operation: send X-Amz-Target (JSON protocols) or Action and Version (query protocol).",
+        );
+        return protocol::error(Proto::UnknownJson, e, &request_id);
+    };
+    let service = proto.service().expect("known service");
+
+    // 2. Who is calling.
+    let principal = match sigv4::parse(&sig).and_then(|claim| {
+        auth::authenticate(
+            state.scope(),
+            &state.inner.keys,
+            &sig,
+            &claim,
+            service.signing_name(),
+            OffsetDateTime::now_utc(),
+        )
+    }) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(request_id, error = %e, "authentication failed");
+            return protocol::error(proto, errors::auth_error(&e, proto.is_json()), &request_id);
+        }
+    };
+
+    // 3. Which operation, and is it implemented.
+    let model = service.model();
+    let Some(op) = model.operation(&operation) else {
+        let e = if proto.is_json() {
+            ApiError::new("UnknownOperationException", 400, "")
+        } else {
+            ApiError::new(
+                "InvalidAction",
+                400,
+                format!("The action {operation} is not valid for this web service."),
+            )
+        };
+        return protocol::error(proto, e, &request_id);
+    };
+    if support(service, &operation) == Support::NotImplemented {
+        return protocol::error(
+            proto,
+            errors::not_implemented(service, &operation),
+            &request_id,
+        );
+    }
+
+    // 4. Decode and validate the input.
+    let mut value = match input {
+        Input::Json if body.is_empty() => Value::Object(Default::default()),
+        Input::Json => match serde_json::from_slice::<Value>(&body) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                let e = ApiError::new(
+                    "SerializationException",
+                    400,
+                    "The request body must be a JSON object.",
+                );
+                return protocol::error(proto, e, &request_id);
+            }
+            Err(err) => {
+                let e = ApiError::new(
+                    "SerializationException",
+                    400,
+                    format!("Malformed JSON: {err}"),
+                );
+                return protocol::error(proto, e, &request_id);
+            }
+        },
+        Input::Query(params) => match &op.input {
+            None => Value::Object(Default::default()),
+            Some(r) => match query::decode(model, &r.shape, &params) {
+                Ok(v) => v,
+                Err(bad) => {
+                    let e = ApiError::new(service.validation_error_code(), 400, bad.0);
+                    return protocol::error(proto, e, &request_id);
+                }
+            },
+        },
+    };
+    if let Some(input_ref) = &op.input
+        && let Err(invalid) = validate(model, &input_ref.shape, &value)
+    {
+        let e = match invalid {
+            Invalid::Serialization(m) if proto.is_json() => {
+                ApiError::new("SerializationException", 400, m)
+            }
+            Invalid::Serialization(m) | Invalid::Constraint(m) => {
+                ApiError::new(service.validation_error_code(), 400, m)
+            }
+        };
+        return protocol::error(proto, e, &request_id);
+    }
+    strip_nulls(&mut value);
+
+    // 5. Call.
+    let result = match service {
+        Service::Ecs => ecs::call(state, &principal, &operation, value, body.len())
+            .await
+            .map_err(|e| errors::ecs_error(e, &request_id)),
+        Service::Sts => sts::call(state, &principal, &operation)
+            .map_err(|e| errors::query_error(e, &request_id)),
+        Service::Ecr
+        | Service::Elbv2
+        | Service::ApplicationAutoScaling
+        | Service::CloudWatch
+        | Service::Logs
+        | Service::Iam => Err(errors::not_implemented(service, &operation)),
+    };
+    match result {
+        Ok(output) => protocol::success(proto, &operation, output, &request_id),
+        Err(e) => protocol::error(proto, e, &request_id),
+    }
+}
+
+enum Input {
+    Json,
+    Query(query::Params),
+}
+
+/// `POST /_berth/reset` (ephemeral servers only): signed by a known key, empties all state.
+async fn reset(state: &ApiState, sig: &SigRequest<'_>, request_id: &str) -> Response<Body> {
+    let proto = Proto::UnknownJson;
+    let principal: Result<Principal, _> = sigv4::parse(sig).and_then(|claim| {
+        let service = claim.service.clone();
+        auth::authenticate(
+            state.scope(),
+            &state.inner.keys,
+            sig,
+            &claim,
+            &service,
+            OffsetDateTime::now_utc(),
+        )
+    });
+    if let Err(e) = principal {
+        return protocol::error(proto, errors::auth_error(&e, true), request_id);
+    }
+    match state.inner.store.write(|tx| tx.delete_all()).await {
+        Ok(()) => {
+            tracing::info!("state reset by POST /_berth/reset");
+            text(StatusCode::OK, "reset\n")
+        }
+        Err(e) => protocol::error(proto, errors::ecs_error(e, request_id), request_id),
+    }
+}

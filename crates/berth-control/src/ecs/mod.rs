@@ -1,0 +1,298 @@
+//! The ECS application layer: clusters, task definitions, tags and account settings
+//! (spec/ecs.md §1, §2, §4). Each public method is one operation's domain logic; every write
+//! runs inside one store transaction.
+
+mod clusters;
+mod settings;
+mod task_definitions;
+
+pub use clusters::{ClusterCounts, CreateCluster, UpdateCluster};
+pub use settings::{ListAccountSettings, SETTING_NAMES};
+pub use task_definitions::{FamilyStatusFilter, ListTaskDefinitions, RegisterTaskDefinition};
+
+use crate::Scope;
+use crate::paging::{Page, PageRequest, Pager};
+use berth_store::{Kind, ListQuery, Record, Store, Tx};
+use berth_types::ecs::{ClusterName, Family};
+use berth_types::{Arn, Error, Tag};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Tags per resource (spec/ecs.md §10).
+pub const MAX_TAGS: usize = 50;
+
+/// A `failures[]` entry of Describe*/Delete* responses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub arn: String,
+    pub reason: String,
+    pub detail: Option<String>,
+}
+
+/// The ECS control plane handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Ecs {
+    scope: Scope,
+    store: Store,
+    pager: Pager,
+}
+
+/// What an ARN given to the tagging operations names.
+enum Taggable {
+    Cluster(ClusterName),
+    TaskDefinition(Family, u32),
+}
+
+impl Ecs {
+    pub fn new(scope: Scope, store: Store, pager: Pager) -> Self {
+        Ecs {
+            scope,
+            store,
+            pager,
+        }
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    pub fn cluster_arn(&self, name: &ClusterName) -> String {
+        self.scope.arn("ecs", &format!("cluster/{name}"))
+    }
+
+    pub fn task_definition_arn(&self, family: &Family, revision: u32) -> String {
+        self.scope
+            .arn("ecs", &format!("task-definition/{family}:{revision}"))
+    }
+
+    fn taggable(&self, arn: &str) -> Result<Taggable, Error> {
+        let invalid = || Error::InvalidParameter(format!("Invalid resource ARN: {arn}"));
+        let parsed = Arn::parse(arn).ok_or_else(invalid)?;
+        if parsed.service != "ecs" {
+            return Err(invalid());
+        }
+        if parsed.account != self.scope.account.as_str()
+            || parsed.region != self.scope.region.as_str()
+        {
+            return Err(Error::ResourceNotFound(
+                "The specified resource could not be found.".into(),
+            ));
+        }
+        match parsed.resource.split_once('/') {
+            Some(("cluster", name)) => Ok(Taggable::Cluster(
+                ClusterName::parse(name).map_err(|_| invalid())?,
+            )),
+            Some(("task-definition", rest)) => {
+                let (family, rev) = rest.rsplit_once(':').ok_or_else(invalid)?;
+                let rev = rev.parse::<u32>().map_err(|_| invalid())?;
+                Ok(Taggable::TaskDefinition(
+                    Family::parse(family).map_err(|_| invalid())?,
+                    rev,
+                ))
+            }
+            Some((
+                "service" | "task" | "container-instance" | "capacity-provider" | "task-set",
+                _,
+            )) => Err(Error::ResourceNotFound(
+                "The specified resource could not be found.".into(),
+            )),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// `ListTagsForResource`.
+    pub fn tags_list(&self, arn: &str) -> Result<Vec<Tag>, Error> {
+        match self.taggable(arn)? {
+            Taggable::Cluster(name) => Ok(self.cluster_get_active(&name)?.1.tags),
+            Taggable::TaskDefinition(family, rev) => Ok(self
+                .store
+                .read(|r| {
+                    load::<berth_types::ecs::TaskDefinition>(
+                        r.get(Kind::TaskDefinition, &task_definitions::key(&family, rev))?,
+                    )
+                })?
+                .ok_or_else(td_not_found)?
+                .1
+                .tags),
+        }
+    }
+
+    /// `TagResource`.
+    pub async fn tags_add(&self, arn: &str, tags: Vec<Tag>) -> Result<(), Error> {
+        validate_tags(&tags)?;
+        self.retag(arn, move |current| {
+            berth_types::tags_merge(current, tags);
+            if current.len() > MAX_TAGS {
+                return Err(Error::InvalidParameter(format!(
+                    "The resource would have more than {MAX_TAGS} tags."
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// `UntagResource`.
+    pub async fn tags_remove(&self, arn: &str, keys: Vec<String>) -> Result<(), Error> {
+        self.retag(arn, move |current| {
+            current.retain(|t| !keys.contains(&t.key));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn retag(
+        &self,
+        arn: &str,
+        change: impl FnOnce(&mut Vec<Tag>) -> Result<(), Error> + Send + 'static,
+    ) -> Result<(), Error> {
+        match self.taggable(arn)? {
+            Taggable::Cluster(name) => {
+                self.store
+                    .write(move |tx| {
+                        let (g, mut c) = clusters::get_active(tx, &name)?;
+                        change(&mut c.tags)?;
+                        clusters::save(tx, &c, Some(g))
+                    })
+                    .await
+            }
+            Taggable::TaskDefinition(family, rev) => {
+                self.store
+                    .write(move |tx| {
+                        let key = task_definitions::key(&family, rev);
+                        let (g, mut td) = load::<berth_types::ecs::TaskDefinition>(
+                            tx.get(Kind::TaskDefinition, &key)?,
+                        )?
+                        .ok_or_else(td_not_found)?;
+                        change(&mut td.tags)?;
+                        save(
+                            tx,
+                            Kind::TaskDefinition,
+                            &key,
+                            Some(td.status.as_str()),
+                            &td,
+                            Some(g),
+                        )
+                    })
+                    .await
+            }
+        }
+    }
+
+    /// Resolves a page request into a store listing: limit, start key.
+    fn page_start(
+        &self,
+        scope: &str,
+        page: &PageRequest,
+        default: i32,
+        max: i32,
+    ) -> Result<(usize, Option<String>), Error> {
+        let limit = match page.max_results {
+            None => default,
+            Some(n) if (1..=max).contains(&n) => n,
+            Some(_) => {
+                return Err(Error::InvalidParameter(format!(
+                    "maxResults must be between 1 and {max}."
+                )));
+            }
+        };
+        let after = match &page.next_token {
+            None => None,
+            Some(t) => Some(self.pager.decode(scope, t)?),
+        };
+        Ok((limit as usize, after))
+    }
+
+    /// Lists one page of `kind` records; `limit + 1` rows are read to know whether another
+    /// page follows.
+    fn page<T>(
+        &self,
+        kind: Kind,
+        scope: &str,
+        query: ListQuery<'_>,
+        page: &PageRequest,
+        (default, max): (i32, i32),
+        map: impl Fn(Record) -> Result<T, Error>,
+    ) -> Result<Page<T>, Error> {
+        let (limit, after) = self.page_start(scope, page, default, max)?;
+        let rows = self.store.read(|r| {
+            r.list(
+                kind,
+                &ListQuery {
+                    after: after.as_deref(),
+                    limit: limit + 1,
+                    ..query
+                },
+            )
+        })?;
+        let more = rows.len() > limit;
+        let mut items = Vec::with_capacity(limit);
+        let mut last = None;
+        for row in rows.into_iter().take(limit) {
+            last = Some(row.key.clone());
+            items.push(map(row)?);
+        }
+        Ok(Page {
+            items,
+            next_token: match (more, last) {
+                (true, Some(k)) => Some(self.pager.encode(scope, &k)),
+                _ => None,
+            },
+        })
+    }
+}
+
+fn td_not_found() -> Error {
+    Error::ResourceNotFound("The specified task definition does not exist.".into())
+}
+
+/// Tag rules shared by every ECS resource.
+pub fn validate_tags(tags: &[Tag]) -> Result<(), Error> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::InvalidParameter(format!(
+            "A resource can have at most {MAX_TAGS} tags."
+        )));
+    }
+    for t in tags {
+        if t.key.is_empty() || t.key.chars().count() > 128 || t.value.chars().count() > 256 {
+            return Err(Error::InvalidParameter(
+                "Tag keys must be 1-128 characters and values at most 256 characters.".into(),
+            ));
+        }
+        if t.key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(Error::InvalidParameter(
+                "Tag keys beginning with 'aws:' are reserved for AWS use.".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a stored record into a domain value with its generation.
+fn load<T: DeserializeOwned>(
+    rec: Option<Record>,
+) -> Result<Option<(berth_types::Generation, T)>, Error> {
+    rec.map(|r| {
+        serde_json::from_str(&r.doc)
+            .map(|v| (r.generation, v))
+            .map_err(|e| Error::internal(format!("corrupt {} record: {e}", r.key)))
+    })
+    .transpose()
+}
+
+/// Stores a domain value: insert when `expected` is `None`, else a conditional update.
+fn save<T: Serialize>(
+    tx: &mut Tx<'_>,
+    kind: Kind,
+    key: &str,
+    status: Option<&str>,
+    value: &T,
+    expected: Option<berth_types::Generation>,
+) -> Result<(), Error> {
+    let doc = serde_json::to_string(value).map_err(Error::internal)?;
+    match expected {
+        None => tx.insert(kind, key, status, &doc)?,
+        Some(g) => tx.update(kind, key, g, status, &doc)?,
+    };
+    Ok(())
+}

@@ -1,0 +1,807 @@
+//! Task definitions (spec/ecs.md §4): families, contiguous revisions, the ACTIVE → INACTIVE →
+//! DELETE_IN_PROGRESS life cycle, and the fields AWS derives at registration.
+//!
+//! Store layout: one `task-definition` record per revision under `family:NNNNNNNNNN` (the
+//! zero-padded revision makes key order = family, then revision), and one
+//! `task-definition-family` record per family holding the last revision handed out and how
+//! many revisions are ACTIVE. Both change in the same transaction, so revisions are contiguous
+//! and never reused, even across crashes.
+
+use super::{Ecs, Failure, load, save, validate_tags};
+use crate::paging::{Page, PageRequest};
+use berth_store::{Kind, ListQuery, Tx};
+use berth_types::ecs::{Family, TaskDefinition, TaskDefinitionStatus};
+use berth_types::{Error, Generation, Principal, Tag, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+
+/// Largest registration body AWS accepts.
+pub const MAX_TASK_DEFINITION_BYTES: usize = 64 * 1024;
+const MAX_CONTAINERS: usize = 10;
+
+/// `RegisterTaskDefinition` in domain terms: the family, the tags, and every other member of
+/// the request as given.
+#[derive(Debug, Clone)]
+pub struct RegisterTaskDefinition {
+    pub family: String,
+    pub tags: Vec<Tag>,
+    pub spec: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListTaskDefinitions {
+    pub family: Option<String>,
+    pub status: Option<TaskDefinitionStatus>,
+    pub descending: bool,
+    pub page: PageRequest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyStatusFilter {
+    Active,
+    Inactive,
+    All,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FamilyRecord {
+    latest: u32,
+    active: u32,
+}
+
+impl FamilyRecord {
+    fn status(&self) -> &'static str {
+        if self.active > 0 {
+            "ACTIVE"
+        } else {
+            "INACTIVE"
+        }
+    }
+}
+
+pub(super) fn key(family: &Family, revision: u32) -> String {
+    format!("{family}:{revision:010}")
+}
+
+fn client(msg: impl Into<String>) -> Error {
+    Error::Client(msg.into())
+}
+
+/// A reference to a task definition as users give it.
+enum Reference {
+    Family(Family),
+    Revision(Family, u32),
+}
+
+/// `cpu` / `memory` of a task: a number, or `"1 vCPU"`, `"0.5 vcpu"`, `"2 GB"`, `"512 MiB"`.
+fn normalize_units(value: &str, what: &str) -> Result<String, Error> {
+    let v = value.trim();
+    let lower = v.to_ascii_lowercase();
+    let invalid = || client(format!("Invalid '{what}' setting for task."));
+    let parse = |n: &str, factor: f64| -> Result<String, Error> {
+        let x: f64 = n.trim().parse().map_err(|_| invalid())?;
+        let units = x * factor;
+        if !(units.is_finite() && units > 0.0 && units.fract() == 0.0) {
+            return Err(invalid());
+        }
+        Ok(format!("{}", units as u64))
+    };
+    if what == "cpu" {
+        if let Some(n) = lower.strip_suffix("vcpu") {
+            return parse(n, 1024.0);
+        }
+        parse(&lower, 1.0)
+    } else if let Some(n) = lower
+        .strip_suffix("gb")
+        .or_else(|| lower.strip_suffix("gib"))
+    {
+        parse(n, 1024.0)
+    } else if let Some(n) = lower
+        .strip_suffix("mb")
+        .or_else(|| lower.strip_suffix("mib"))
+    {
+        parse(n, 1.0)
+    } else {
+        parse(&lower, 1.0)
+    }
+}
+
+/// Valid Fargate (cpu units → memory MiB) pairs (spec/ecs.md §4.2).
+fn fargate_pair_ok(cpu: u64, memory: u64) -> bool {
+    let stepped = |lo: u64, hi: u64, step: u64| {
+        memory >= lo && memory <= hi && (memory - lo).is_multiple_of(step)
+    };
+    match cpu {
+        256 => matches!(memory, 512 | 1024 | 2048),
+        512 => stepped(1024, 4096, 1024),
+        1024 => stepped(2048, 8192, 1024),
+        2048 => stepped(4096, 16384, 1024),
+        4096 => stepped(8192, 30720, 1024),
+        8192 => stepped(16384, 61440, 4096),
+        16384 => stepped(32768, 122880, 8192),
+        _ => false,
+    }
+}
+
+fn int(v: Option<&Value>) -> Option<i64> {
+    v.and_then(Value::as_i64)
+}
+
+/// Checks the rules AWS applies beyond the model and fills in the normalized task cpu/memory.
+fn check_spec(spec: &mut Map<String, Value>) -> Result<(), Error> {
+    for field in ["cpu", "memory"] {
+        if let Some(Value::String(s)) = spec.get(field) {
+            let normalized = normalize_units(s, field)?;
+            spec.insert(field.into(), Value::String(normalized));
+        }
+    }
+    let task_memory = spec
+        .get("memory")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<u64>().ok());
+    let network_mode = spec
+        .get("networkMode")
+        .and_then(Value::as_str)
+        .unwrap_or("bridge")
+        .to_string();
+    let containers = spec
+        .get("containerDefinitions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if containers.is_empty() {
+        return Err(client("Container list cannot be empty."));
+    }
+    if containers.len() > MAX_CONTAINERS {
+        return Err(client(format!(
+            "Too many containers: a task definition can have at most {MAX_CONTAINERS} containers."
+        )));
+    }
+    let mut names = HashSet::new();
+    let mut any_essential = false;
+    let mut container_memory = 0u64;
+    for c in &containers {
+        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() {
+            return Err(client("Container.name should not be null or empty."));
+        }
+        if !berth_types::ecs::is_ecs_name(name) {
+            return Err(client(format!(
+                "Container name '{name}' is invalid: up to 255 letters, numbers, hyphens and underscores are allowed."
+            )));
+        }
+        if !names.insert(name.to_string()) {
+            return Err(client(format!(
+                "Duplicate container name '{name}': container names must be unique within a task definition."
+            )));
+        }
+        if c.get("image")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(client("Container.image should not be null or empty."));
+        }
+        any_essential |= c.get("essential").and_then(Value::as_bool).unwrap_or(true);
+        let memory = int(c.get("memory")).filter(|m| *m > 0);
+        let reservation = int(c.get("memoryReservation")).filter(|m| *m > 0);
+        if task_memory.is_none() && memory.is_none() && reservation.is_none() {
+            return Err(client(format!(
+                "Invalid setting for container '{name}'. At least one of 'memory' or 'memoryReservation' must be specified."
+            )));
+        }
+        if let (Some(m), Some(r)) = (memory, reservation)
+            && m < r
+        {
+            return Err(client(format!(
+                "Invalid setting for container '{name}'. 'memory' must be greater than or equal to 'memoryReservation'."
+            )));
+        }
+        if let Some(m) = memory.or(reservation)
+            && m < 6
+        {
+            return Err(client(format!(
+                "Invalid 'memory' setting for container '{name}'. The minimum is 6 MiB."
+            )));
+        }
+        container_memory += memory.or(reservation).unwrap_or(0) as u64;
+        for pm in c
+            .get("portMappings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let cp = int(pm.get("containerPort"));
+            let hp = int(pm.get("hostPort")).filter(|h| *h != 0);
+            match network_mode.as_str() {
+                "host" | "awsvpc" if hp.is_some() && hp != cp => {
+                    return Err(client(format!(
+                        "When networkMode={network_mode}, the host ports and container ports in port mappings must match."
+                    )));
+                }
+                "none" => {
+                    return Err(client(
+                        "Port mappings are not allowed when networkMode=none.",
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    for c in &containers {
+        for dep in c
+            .get("dependsOn")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let target = dep
+                .get("containerName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !names.contains(target) {
+                return Err(client(format!(
+                    "Container '{}' depends on container '{target}', which is not in the task definition.",
+                    c.get("name").and_then(Value::as_str).unwrap_or("")
+                )));
+            }
+        }
+    }
+    if !any_essential {
+        return Err(client("At least one essential container is required."));
+    }
+    if let Some(tm) = task_memory
+        && container_memory > tm
+    {
+        return Err(client(format!(
+            "The sum of the containers' memory ({container_memory} MiB) exceeds the task memory ({tm} MiB)."
+        )));
+    }
+    let requires: Vec<&str> = spec
+        .get("requiresCompatibilities")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if requires.contains(&"FARGATE") {
+        if network_mode != "awsvpc" {
+            return Err(client("Fargate only supports network mode 'awsvpc'."));
+        }
+        let (cpu, mem) = fargate_size(spec)
+            .ok_or_else(|| client("Fargate requires that 'cpu' be defined at the task level."))?;
+        if !fargate_pair_ok(cpu, mem) {
+            return Err(client(format!(
+                "No Fargate configuration exists for given values: {cpu} CPU, {mem} memory. See the Amazon ECS documentation for the valid combinations."
+            )));
+        }
+    }
+    if requires.contains(&"EXTERNAL") && network_mode == "awsvpc" {
+        return Err(client(
+            "Task definitions for EXTERNAL do not support network mode 'awsvpc'.",
+        ));
+    }
+    Ok(())
+}
+
+fn fargate_size(spec: &Map<String, Value>) -> Option<(u64, u64)> {
+    let get = |f: &str| {
+        spec.get(f)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<u64>().ok())
+    };
+    Some((get("cpu")?, get("memory")?))
+}
+
+/// The launch types this task definition can run on.
+fn compatibilities(spec: &Map<String, Value>) -> Vec<String> {
+    let network_mode = spec
+        .get("networkMode")
+        .and_then(Value::as_str)
+        .unwrap_or("bridge");
+    let mut out = vec!["EC2".to_string()];
+    if network_mode != "awsvpc" {
+        out.push("EXTERNAL".into());
+    }
+    let privileged = spec
+        .get("containerDefinitions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| c.get("privileged").and_then(Value::as_bool) == Some(true));
+    if network_mode == "awsvpc"
+        && !privileged
+        && fargate_size(spec).is_some_and(|(c, m)| fargate_pair_ok(c, m))
+    {
+        out.push("FARGATE".into());
+    }
+    out
+}
+
+/// The instance attributes the task definition needs, as the ECS agent names them.
+fn requires_attributes(spec: &Map<String, Value>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |s: String| {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    if spec.contains_key("networkMode") {
+        add("com.amazonaws.ecs.capability.docker-remote-api.1.18".into());
+    }
+    if spec.get("networkMode").and_then(Value::as_str) == Some("awsvpc") {
+        add("ecs.capability.task-eni".into());
+    }
+    if spec.contains_key("taskRoleArn") {
+        add("com.amazonaws.ecs.capability.task-iam-role".into());
+    }
+    let execution_role = spec.contains_key("executionRoleArn");
+    for c in spec
+        .get("containerDefinitions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(driver) = c
+            .get("logConfiguration")
+            .and_then(|l| l.get("logDriver"))
+            .and_then(Value::as_str)
+        {
+            add(format!(
+                "com.amazonaws.ecs.capability.logging-driver.{driver}"
+            ));
+            if driver == "awslogs" && execution_role {
+                add("ecs.capability.execution-role-awslogs".into());
+            }
+        }
+        if c.get("healthCheck").is_some() {
+            add("ecs.capability.container-health-check".into());
+        }
+        if c.get("dependsOn")
+            .and_then(Value::as_array)
+            .is_some_and(|d| !d.is_empty())
+        {
+            add("ecs.capability.container-ordering".into());
+        }
+        if c.get("memoryReservation").is_some() {
+            add("com.amazonaws.ecs.capability.docker-remote-api.1.21".into());
+        }
+        if c.get("dockerLabels").is_some() {
+            add("com.amazonaws.ecs.capability.docker-remote-api.1.18".into());
+        }
+        if c.get("image")
+            .and_then(Value::as_str)
+            .is_some_and(|i| i.contains(".dkr.ecr."))
+        {
+            add("com.amazonaws.ecs.capability.ecr-auth".into());
+            if execution_role {
+                add("ecs.capability.execution-role-ecr-pull".into());
+            }
+        }
+        if c.get("repositoryCredentials").is_some() {
+            add(
+                "com.amazonaws.ecs.capability.private-registry-authentication.secretsmanager"
+                    .into(),
+            );
+        }
+        for secret in c
+            .get("secrets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let from = secret
+                .get("valueFrom")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if from.contains(":secretsmanager:") {
+                add("ecs.capability.secrets.asm.environment-variables".into());
+            } else {
+                add("ecs.capability.secrets.ssm.environment-variables".into());
+            }
+        }
+    }
+    out
+}
+
+impl Ecs {
+    fn reference(&self, given: &str) -> Result<Reference, Error> {
+        let invalid = || client(format!("Invalid task definition reference: '{given}'."));
+        let body = match given.strip_prefix("arn:") {
+            Some(_) => {
+                let prefix = self.scope.arn("ecs", "task-definition/");
+                given.strip_prefix(&prefix).ok_or_else(invalid)?
+            }
+            None => given,
+        };
+        match body.rsplit_once(':') {
+            Some((family, rev)) => {
+                let rev: u32 = rev
+                    .parse()
+                    .ok()
+                    .filter(|r| *r > 0)
+                    .ok_or_else(|| client(format!("Invalid revision number. Number: {rev}")))?;
+                Ok(Reference::Revision(
+                    Family::parse(family).map_err(|_| invalid())?,
+                    rev,
+                ))
+            }
+            None => Ok(Reference::Family(
+                Family::parse(body).map_err(|_| invalid())?,
+            )),
+        }
+    }
+
+    fn resolve(
+        &self,
+        reference: &Reference,
+    ) -> Result<Option<(Generation, TaskDefinition)>, Error> {
+        self.store.read(|r| match reference {
+            Reference::Revision(f, rev) => load(r.get(Kind::TaskDefinition, &key(f, *rev))?),
+            Reference::Family(f) => {
+                let prefix = format!("{f}:");
+                let latest = r.list(
+                    Kind::TaskDefinition,
+                    &ListQuery {
+                        prefix: &prefix,
+                        status: Some("ACTIVE"),
+                        descending: true,
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )?;
+                load(latest.into_iter().next())
+            }
+        })
+    }
+
+    /// `RegisterTaskDefinition`: a new revision of the family, even for an identical body.
+    pub async fn task_definition_register(
+        &self,
+        principal: &Principal,
+        cmd: RegisterTaskDefinition,
+        body_len: usize,
+    ) -> Result<TaskDefinition, Error> {
+        if body_len > MAX_TASK_DEFINITION_BYTES {
+            return Err(client(format!(
+                "The task definition is larger than the maximum of {} KiB.",
+                MAX_TASK_DEFINITION_BYTES / 1024
+            )));
+        }
+        let family = Family::parse(&cmd.family).map_err(|e| client(e.to_string()))?;
+        validate_tags(&cmd.tags)?;
+        let mut spec = cmd.spec;
+        check_spec(&mut spec)?;
+        let requires_attributes = requires_attributes(&spec);
+        let compatibilities = compatibilities(&spec);
+        let registered_by = principal.arn.clone();
+        let tags = cmd.tags;
+        self.store
+            .write(move |tx| {
+                let fam =
+                    load::<FamilyRecord>(tx.get(Kind::TaskDefinitionFamily, family.as_str())?)?;
+                let (expected, mut record) = match fam {
+                    Some((g, r)) => (Some(g), r),
+                    None => (
+                        None,
+                        FamilyRecord {
+                            latest: 0,
+                            active: 0,
+                        },
+                    ),
+                };
+                record.latest += 1;
+                record.active += 1;
+                save(
+                    tx,
+                    Kind::TaskDefinitionFamily,
+                    family.as_str(),
+                    Some(record.status()),
+                    &record,
+                    expected,
+                )?;
+                let td = TaskDefinition {
+                    family,
+                    revision: record.latest,
+                    status: TaskDefinitionStatus::Active,
+                    spec,
+                    requires_attributes,
+                    compatibilities,
+                    registered_at: Timestamp::now(),
+                    registered_by,
+                    deregistered_at: None,
+                    delete_requested_at: None,
+                    tags,
+                };
+                save(
+                    tx,
+                    Kind::TaskDefinition,
+                    &key(&td.family, td.revision),
+                    Some("ACTIVE"),
+                    &td,
+                    None,
+                )?;
+                Ok(td)
+            })
+            .await
+    }
+
+    /// `DescribeTaskDefinition`: by family (latest ACTIVE revision), `family:revision` or ARN.
+    pub fn task_definition_describe(&self, given: &str) -> Result<TaskDefinition, Error> {
+        let reference = self.reference(given)?;
+        match self.resolve(&reference)? {
+            Some((_, td)) => Ok(td),
+            None => Err(client("Unable to describe task definition.")),
+        }
+    }
+
+    /// `ListTaskDefinitions`: ARNs sorted by family, then revision.
+    pub fn task_definition_list(&self, q: &ListTaskDefinitions) -> Result<Page<String>, Error> {
+        let prefix = match &q.family {
+            Some(f) => format!("{}:", Family::parse(f)?),
+            None => String::new(),
+        };
+        let status = q.status.unwrap_or(TaskDefinitionStatus::Active);
+        let scope = format!(
+            "ListTaskDefinitions\n{prefix}\n{}\n{}",
+            status.as_str(),
+            q.descending
+        );
+        self.page(
+            Kind::TaskDefinition,
+            &scope,
+            ListQuery {
+                prefix: &prefix,
+                status: Some(status.as_str()),
+                descending: q.descending,
+                ..Default::default()
+            },
+            &q.page,
+            (100, 100),
+            |r| {
+                let (family, rev) = r.key.rsplit_once(':').unwrap_or((&r.key, "0"));
+                Ok(self.scope.arn(
+                    "ecs",
+                    &format!(
+                        "task-definition/{family}:{}",
+                        rev.parse::<u32>().unwrap_or(0)
+                    ),
+                ))
+            },
+        )
+    }
+
+    /// `ListTaskDefinitionFamilies`: family names starting with `prefix`.
+    pub fn family_list(
+        &self,
+        prefix: Option<&str>,
+        status: FamilyStatusFilter,
+        page: &PageRequest,
+    ) -> Result<Page<String>, Error> {
+        let prefix = prefix.unwrap_or("");
+        let status = match status {
+            FamilyStatusFilter::Active => Some("ACTIVE"),
+            FamilyStatusFilter::Inactive => Some("INACTIVE"),
+            FamilyStatusFilter::All => None,
+        };
+        let scope = format!("ListTaskDefinitionFamilies\n{prefix}\n{status:?}");
+        self.page(
+            Kind::TaskDefinitionFamily,
+            &scope,
+            ListQuery {
+                prefix,
+                status,
+                ..Default::default()
+            },
+            page,
+            (100, 100),
+            |r| Ok(r.key),
+        )
+    }
+
+    /// `DeregisterTaskDefinition`: ACTIVE → INACTIVE. A revision is required.
+    pub async fn task_definition_deregister(&self, given: &str) -> Result<TaskDefinition, Error> {
+        let Reference::Revision(family, rev) = self.reference(given)? else {
+            return Err(client(format!(
+                "Invalid revision number. Number: {given}. Specify the task definition as family:revision or its full ARN."
+            )));
+        };
+        self.store
+            .write(move |tx| {
+                let k = key(&family, rev);
+                let (g, mut td) = load::<TaskDefinition>(tx.get(Kind::TaskDefinition, &k)?)?
+                    .ok_or_else(|| client("The specified task definition does not exist."))?;
+                if td.status != TaskDefinitionStatus::Active {
+                    return Ok(td);
+                }
+                td.status = td
+                    .status
+                    .transition(TaskDefinitionStatus::Inactive)
+                    .map_err(|e| client(e.to_string()))?;
+                td.deregistered_at = Some(Timestamp::now());
+                save(
+                    tx,
+                    Kind::TaskDefinition,
+                    &k,
+                    Some(td.status.as_str()),
+                    &td,
+                    Some(g),
+                )?;
+                family_active_delta(tx, &family, -1)?;
+                Ok(td)
+            })
+            .await
+    }
+
+    /// `DeleteTaskDefinitions`: INACTIVE revisions → DELETE_IN_PROGRESS; others are failures.
+    pub async fn task_definition_delete(
+        &self,
+        given: Vec<String>,
+    ) -> Result<(Vec<TaskDefinition>, Vec<Failure>), Error> {
+        if given.is_empty() || given.len() > 10 {
+            return Err(Error::InvalidParameter(
+                "taskDefinitions must list between 1 and 10 task definitions.".into(),
+            ));
+        }
+        let mut resolved = Vec::new();
+        for g in given {
+            match self.reference(&g) {
+                Ok(Reference::Revision(f, r)) => resolved.push((g, Some((f, r)))),
+                _ => resolved.push((g, None)),
+            }
+        }
+        let scope = self.scope.clone();
+        self.store
+            .write(move |tx| {
+                let mut done = Vec::new();
+                let mut failures = Vec::new();
+                for (given, reference) in resolved {
+                    let Some((family, rev)) = reference else {
+                        failures.push(Failure {
+                            arn: given,
+                            reason: "The specified task definition identifier is invalid. Specify a valid name or ARN and try again.".into(),
+                            detail: None,
+                        });
+                        continue;
+                    };
+                    let arn = scope.arn("ecs", &format!("task-definition/{family}:{rev}"));
+                    let k = key(&family, rev);
+                    match load::<TaskDefinition>(tx.get(Kind::TaskDefinition, &k)?)? {
+                        None => failures.push(Failure { arn, reason: "MISSING".into(), detail: None }),
+                        Some((g, mut td)) => match td.status.transition(TaskDefinitionStatus::DeleteInProgress) {
+                            Ok(s) => {
+                                td.status = s;
+                                td.delete_requested_at = Some(Timestamp::now());
+                                save(tx, Kind::TaskDefinition, &k, Some(s.as_str()), &td, Some(g))?;
+                                done.push(td);
+                            }
+                            Err(_) => failures.push(Failure {
+                                arn,
+                                reason: format!(
+                                    "The specified task definition is {}. Only INACTIVE task definitions can be deleted.",
+                                    td.status.as_str()
+                                ),
+                                detail: None,
+                            }),
+                        },
+                    }
+                }
+                Ok((done, failures))
+            })
+            .await
+    }
+}
+
+fn family_active_delta(tx: &mut Tx<'_>, family: &Family, delta: i64) -> Result<(), Error> {
+    let (g, mut rec) = load::<FamilyRecord>(tx.get(Kind::TaskDefinitionFamily, family.as_str())?)?
+        .ok_or_else(|| Error::internal(format!("family record of {family} is missing")))?;
+    rec.active = (rec.active as i64 + delta).max(0) as u32;
+    save(
+        tx,
+        Kind::TaskDefinitionFamily,
+        family.as_str(),
+        Some(rec.status()),
+        &rec,
+        Some(g),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn task_units_are_normalized() {
+        assert_eq!(normalize_units("1 vCPU", "cpu").unwrap(), "1024");
+        assert_eq!(normalize_units("0.5 vcpu", "cpu").unwrap(), "512");
+        assert_eq!(normalize_units("256", "cpu").unwrap(), "256");
+        assert_eq!(normalize_units("2 GB", "memory").unwrap(), "2048");
+        assert_eq!(normalize_units("512", "memory").unwrap(), "512");
+        assert!(normalize_units("lots", "memory").is_err());
+        assert!(normalize_units("-1", "cpu").is_err());
+    }
+
+    #[test]
+    fn task_definition_rules_are_enforced() {
+        let ok =
+            json!({"containerDefinitions": [{"name": "web", "image": "nginx", "memory": 128}]});
+        check_spec(&mut spec(ok)).unwrap();
+        for (bad, needle) in [
+            (json!({"containerDefinitions": []}), "cannot be empty"),
+            (
+                json!({"containerDefinitions": [{"name": "web", "image": "x"}]}),
+                "memoryReservation",
+            ),
+            (
+                json!({"containerDefinitions": [{"name": "web", "image": "x", "memory": 64, "memoryReservation": 128}]}),
+                "greater than or equal",
+            ),
+            (
+                json!({"containerDefinitions": [{"name": "a", "image": "x", "memory": 64}, {"name": "a", "image": "x", "memory": 64}]}),
+                "Duplicate",
+            ),
+            (
+                json!({"containerDefinitions": [{"name": "a", "image": "x", "memory": 64, "essential": false}]}),
+                "essential",
+            ),
+            (
+                json!({"containerDefinitions": [{"name": "a", "memory": 64}]}),
+                "image",
+            ),
+            (
+                json!({"networkMode": "awsvpc", "containerDefinitions": [{"name": "a", "image": "x", "memory": 64, "portMappings": [{"containerPort": 80, "hostPort": 81}]}]}),
+                "must match",
+            ),
+            (
+                json!({"requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256", "memory": "4096", "containerDefinitions": [{"name": "a", "image": "x"}]}),
+                "No Fargate configuration",
+            ),
+            (
+                json!({"requiresCompatibilities": ["FARGATE"], "containerDefinitions": [{"name": "a", "image": "x", "memory": 64}]}),
+                "awsvpc",
+            ),
+            (
+                json!({"containerDefinitions": [{"name": "a", "image": "x", "memory": 64, "dependsOn": [{"containerName": "b", "condition": "START"}]}]}),
+                "depends on",
+            ),
+        ] {
+            let err = check_spec(&mut spec(bad.clone())).unwrap_err();
+            assert!(err.to_string().contains(needle), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn derived_fields_follow_the_spec() {
+        let fargate = spec(
+            json!({"networkMode": "awsvpc", "cpu": "256", "memory": "512", "executionRoleArn": "r",
+            "containerDefinitions": [{"name": "a", "image": "1.dkr.ecr.us-east-1.amazonaws.com/x",
+              "logConfiguration": {"logDriver": "awslogs"}, "healthCheck": {"command": ["CMD", "true"]}}]}),
+        );
+        assert_eq!(compatibilities(&fargate), ["EC2", "FARGATE"]);
+        let attrs = requires_attributes(&fargate);
+        for a in [
+            "ecs.capability.task-eni",
+            "com.amazonaws.ecs.capability.logging-driver.awslogs",
+            "ecs.capability.execution-role-awslogs",
+            "ecs.capability.container-health-check",
+            "com.amazonaws.ecs.capability.ecr-auth",
+            "ecs.capability.execution-role-ecr-pull",
+        ] {
+            assert!(attrs.iter().any(|x| x == a), "{a} in {attrs:?}");
+        }
+        let bridge =
+            spec(json!({"containerDefinitions": [{"name": "a", "image": "x", "memory": 64}]}));
+        assert_eq!(compatibilities(&bridge), ["EC2", "EXTERNAL"]);
+        assert!(requires_attributes(&bridge).is_empty());
+        assert!(
+            fargate_pair_ok(1024, 3072)
+                && !fargate_pair_ok(1024, 1024)
+                && fargate_pair_ok(8192, 20480)
+        );
+    }
+}

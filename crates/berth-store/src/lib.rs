@@ -1,0 +1,82 @@
+//! `berth-store`: durable metadata storage.
+//!
+//! The model is a small document store: every resource is a [`Record`] — a JSON document
+//! under `(kind, key)` with a [`Generation`] that conditional writes compare, and an optional
+//! `status` column the lists filter on. Keys sort the way listings must come out.
+//!
+//! * Writes go through [`Store::write`]: the closure runs on the single writer thread inside
+//!   a SQLite transaction. Concurrent writes are **group-committed**: every closure waiting
+//!   when the writer wakes runs in its own savepoint of one transaction, which commits (and is
+//!   fsynced, WAL + `synchronous=FULL`) before any of them is acknowledged. A closure that
+//!   fails rolls back its own savepoint only.
+//! * Reads go through [`Store::read`] on a pool of WAL reader connections; they see every
+//!   acknowledged write.
+//!
+//! The app layer (`berth-control`) maps domain types to records; this crate knows no
+//! resource types. A PostgreSQL backend implements the same record operations.
+
+mod sqlite;
+
+pub use sqlite::{Reader, Store, Tx};
+
+use berth_types::Generation;
+
+/// What a stored record is. The string is the `kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Cluster,
+    TaskDefinition,
+    TaskDefinitionFamily,
+    AccountSetting,
+    /// Server-wide values (pagination-token key, …).
+    Meta,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Cluster => "cluster",
+            Kind::TaskDefinition => "task-definition",
+            Kind::TaskDefinitionFamily => "task-definition-family",
+            Kind::AccountSetting => "account-setting",
+            Kind::Meta => "meta",
+        }
+    }
+}
+
+/// One stored document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub key: String,
+    pub generation: Generation,
+    pub status: Option<String>,
+    pub doc: String,
+}
+
+/// What a listing returns: keys in order, after `after` (exclusive), at most `limit`.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery<'a> {
+    pub prefix: &'a str,
+    pub after: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub descending: bool,
+    pub limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "the data directory's database was written by a newer Berth (schema {found}, this build knows {known})"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("the store has shut down")]
+    Closed,
+}
+
+impl From<StoreError> for berth_types::Error {
+    fn from(e: StoreError) -> Self {
+        berth_types::Error::internal(e)
+    }
+}

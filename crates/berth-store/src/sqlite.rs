@@ -1,0 +1,462 @@
+//! The embedded backend: SQLite in WAL mode, one writer thread with group commit, a pool of
+//! reader connections.
+
+use crate::{Kind, ListQuery, Record, StoreError};
+use berth_types::{Error, Generation};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::sync::oneshot;
+
+/// Schema migrations, applied in order at start-up; `PRAGMA user_version` counts them.
+const MIGRATIONS: &[&str] = &["CREATE TABLE records (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        status TEXT,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX records_by_status ON records (kind, status, key);"];
+
+/// Most jobs folded into one commit.
+const MAX_BATCH: usize = 512;
+
+type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Completion + Send>;
+type Completion = Box<dyn FnOnce(Result<(), Error>) + Send>;
+
+/// The embedded store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = open_connection(path)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("berth-store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| {
+                StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+            })?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Mutex::new(Some(tx)),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `f` in a write transaction and returns its result once the transaction is durable.
+    /// If `f` fails, nothing it wrote is kept.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, Error> + Send + 'static,
+    {
+        let (done, wait) = oneshot::channel::<Result<T, Error>>();
+        let job: Job = Box::new(move |tx: &mut Tx<'_>| {
+            let result = tx.savepoint(f);
+            Box::new(move |committed: Result<(), Error>| {
+                let _ = done.send(committed.and(result));
+            })
+        });
+        let sender = self
+            .inner
+            .writer
+            .lock()
+            .expect("writer lock")
+            .clone()
+            .ok_or_else(|| Error::from(StoreError::Closed))?;
+        sender
+            .send(job)
+            .map_err(|_| Error::from(StoreError::Closed))?;
+        wait.await.map_err(|_| Error::from(StoreError::Closed))?
+    }
+
+    /// Runs `f` on a reader connection. Reads are short point or range queries; they run on the
+    /// calling thread.
+    pub fn read<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        let conn = self.inner.readers.lock().expect("reader pool").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_connection(&self.inner.path).map_err(StoreError::from)?,
+        };
+        let result = f(&Reader { conn: &conn });
+        let mut pool = self.inner.readers.lock().expect("reader pool");
+        if pool.len() < 16 {
+            pool.push(conn);
+        }
+        result
+    }
+
+    /// Stops the writer after the jobs already queued; later writes fail with `Closed`.
+    pub fn close(&self) {
+        self.inner.writer.lock().expect("writer lock").take();
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
+        let outcome = (|| -> rusqlite::Result<()> {
+            let txn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut tx = Tx { conn: &txn };
+                for job in batch.drain(..) {
+                    done.push(job(&mut tx));
+                }
+            }
+            txn.commit()
+        })();
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "store commit failed; the batch is lost and reported as failed");
+        }
+        for complete in done {
+            complete(outcome.as_ref().map(|_| ()).map_err(Error::internal));
+        }
+    }
+}
+
+/// Record reads shared by [`Tx`] and [`Reader`].
+fn get(conn: &Connection, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
+    let mut stmt = conn
+        .prepare_cached("SELECT generation, status, doc FROM records WHERE kind = ?1 AND key = ?2")
+        .map_err(StoreError::from)?;
+    stmt.query_row(params![kind.as_str(), key], |r| {
+        Ok(Record {
+            key: key.to_string(),
+            generation: Generation(r.get::<_, i64>(0)? as u64),
+            status: r.get(1)?,
+            doc: r.get(2)?,
+        })
+    })
+    .optional()
+    .map_err(|e| StoreError::from(e).into())
+}
+
+fn list(conn: &Connection, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
+    // `prefix || x'FFFF'`-style upper bound: every key starting with the prefix sorts below it.
+    let upper = format!("{}\u{10FFFF}", q.prefix);
+    let (cmp, order) = if q.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let after_clause = if q.after.is_some() {
+        format!("AND key {cmp} ?5")
+    } else {
+        "AND ?5 IS NULL".to_string()
+    };
+    let sql = format!(
+        "SELECT key, generation, status, doc FROM records
+         WHERE kind = ?1 AND key >= ?2 AND key < ?3 AND (?4 IS NULL OR status = ?4) {after_clause}
+         ORDER BY key {order} LIMIT ?6"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::from)?;
+    let rows = stmt
+        .query_map(
+            params![
+                kind.as_str(),
+                q.prefix,
+                upper,
+                q.status,
+                q.after,
+                q.limit as i64
+            ],
+            |r| {
+                Ok(Record {
+                    key: r.get(0)?,
+                    generation: Generation(r.get::<_, i64>(1)? as u64),
+                    status: r.get(2)?,
+                    doc: r.get(3)?,
+                })
+            },
+        )
+        .map_err(StoreError::from)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| StoreError::from(e).into())
+}
+
+/// A write transaction (one savepoint of a group commit).
+pub struct Tx<'c> {
+    conn: &'c Connection,
+}
+
+impl Tx<'_> {
+    fn savepoint<T>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.conn
+            .execute_batch("SAVEPOINT job")
+            .map_err(StoreError::from)?;
+        let result = f(self);
+        let end = if result.is_ok() {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        self.conn.execute_batch(end).map_err(StoreError::from)?;
+        result
+    }
+
+    pub fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
+        get(self.conn, kind, key)
+    }
+
+    pub fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
+        list(self.conn, kind, q)
+    }
+
+    /// Creates a record; `Conflict` if one exists under that key.
+    pub fn insert(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        status: Option<&str>,
+        doc: &str,
+    ) -> Result<Generation, Error> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO records (kind, key, generation, status, doc) VALUES (?1, ?2, 1, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![kind.as_str(), key, status, doc]))
+            .map_err(StoreError::from)?;
+        if n == 0 {
+            return Err(Error::Conflict);
+        }
+        Ok(Generation(1))
+    }
+
+    /// Replaces a record if it is still at `expected`; `Conflict` otherwise.
+    pub fn update(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        expected: Generation,
+        status: Option<&str>,
+        doc: &str,
+    ) -> Result<Generation, Error> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE records SET generation = generation + 1, status = ?3, doc = ?4
+                 WHERE kind = ?1 AND key = ?2 AND generation = ?5",
+            )
+            .and_then(|mut s| {
+                s.execute(params![kind.as_str(), key, status, doc, expected.0 as i64])
+            })
+            .map_err(StoreError::from)?;
+        if n == 0 {
+            return Err(Error::Conflict);
+        }
+        Ok(Generation(expected.0 + 1))
+    }
+
+    /// Deletes a record if it is still at `expected`.
+    pub fn delete(&mut self, kind: Kind, key: &str, expected: Generation) -> Result<(), Error> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM records WHERE kind = ?1 AND key = ?2 AND generation = ?3")
+            .and_then(|mut s| s.execute(params![kind.as_str(), key, expected.0 as i64]))
+            .map_err(StoreError::from)?;
+        if n == 0 {
+            return Err(Error::Conflict);
+        }
+        Ok(())
+    }
+
+    /// Removes every record (the `--ephemeral` reset).
+    pub fn delete_all(&mut self) -> Result<(), Error> {
+        self.conn
+            .execute("DELETE FROM records", [])
+            .map_err(StoreError::from)?;
+        Ok(())
+    }
+}
+
+/// A read-only view.
+pub struct Reader<'c> {
+    conn: &'c Connection,
+}
+
+impl Reader<'_> {
+    pub fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
+        get(self.conn, kind, key)
+    }
+
+    pub fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
+        list(self.conn, kind, q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("berth.db")).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn store_conditional_writes_compare_generations() {
+        let (_dir, store) = store();
+        let g = store
+            .write(|tx| tx.insert(Kind::Cluster, "a", Some("ACTIVE"), "{}"))
+            .await
+            .unwrap();
+        assert_eq!(g, Generation(1));
+        let again = store
+            .write(|tx| tx.insert(Kind::Cluster, "a", None, "{}"))
+            .await;
+        assert_eq!(again, Err(Error::Conflict));
+        let g2 = store
+            .write(move |tx| tx.update(Kind::Cluster, "a", g, None, "{\"x\":1}"))
+            .await
+            .unwrap();
+        assert_eq!(g2, Generation(2));
+        let stale = store
+            .write(move |tx| tx.update(Kind::Cluster, "a", g, None, "{}"))
+            .await;
+        assert_eq!(stale, Err(Error::Conflict));
+        let rec = store.read(|r| r.get(Kind::Cluster, "a")).unwrap().unwrap();
+        assert_eq!(
+            (rec.generation, rec.doc.as_str(), rec.status),
+            (Generation(2), "{\"x\":1}", None)
+        );
+    }
+
+    #[tokio::test]
+    async fn store_failed_job_rolls_back_only_itself() {
+        let (_dir, store) = store();
+        let a = store.write(|tx| {
+            tx.insert(Kind::Meta, "kept", None, "1")?;
+            Ok(())
+        });
+        let b = store.write(|tx| {
+            tx.insert(Kind::Meta, "dropped", None, "1")?;
+            Err::<(), _>(Error::Client("no".into()))
+        });
+        let (a, b) = tokio::join!(a, b);
+        a.unwrap();
+        assert!(b.is_err());
+        assert!(store.read(|r| r.get(Kind::Meta, "kept")).unwrap().is_some());
+        assert!(
+            store
+                .read(|r| r.get(Kind::Meta, "dropped"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn store_lists_by_prefix_status_and_order_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        {
+            let store = Store::open(&path).unwrap();
+            for (k, s) in [
+                ("web:01", "ACTIVE"),
+                ("web:02", "INACTIVE"),
+                ("web:03", "ACTIVE"),
+                ("wex:01", "ACTIVE"),
+            ] {
+                store
+                    .write(move |tx| tx.insert(Kind::TaskDefinition, k, Some(s), "{}"))
+                    .await
+                    .unwrap();
+            }
+            store.close();
+        }
+        let store = Store::open(&path).unwrap();
+        let keys = |q: ListQuery<'_>| -> Vec<String> {
+            store
+                .read(|r| r.list(Kind::TaskDefinition, &q))
+                .unwrap()
+                .into_iter()
+                .map(|r| r.key)
+                .collect()
+        };
+        assert_eq!(
+            keys(ListQuery {
+                prefix: "web:",
+                limit: 10,
+                ..Default::default()
+            }),
+            ["web:01", "web:02", "web:03"]
+        );
+        assert_eq!(
+            keys(ListQuery {
+                prefix: "web:",
+                status: Some("ACTIVE"),
+                limit: 10,
+                ..Default::default()
+            }),
+            ["web:01", "web:03"]
+        );
+        assert_eq!(
+            keys(ListQuery {
+                prefix: "",
+                descending: true,
+                after: Some("wex:01"),
+                limit: 2,
+                ..Default::default()
+            }),
+            ["web:03", "web:02"]
+        );
+        assert_eq!(
+            keys(ListQuery {
+                prefix: "",
+                after: Some("web:02"),
+                limit: 10,
+                ..Default::default()
+            }),
+            ["web:03", "wex:01"]
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! ECS resources as the domain sees them (spec/ecs.md §1, §2, §4).
+//!
+//! Where AWS accepts large free-form documents that Berth stores and returns as given
+//! (container definitions, cluster configuration), the domain keeps them as JSON values and
+//! interprets only the fields it needs; the wire crate has already checked them against the
+//! model.
+
+use crate::{Error, Tag, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// `[A-Za-z0-9_-]{1,255}`: the rule for cluster, family, container and service names.
+pub fn is_ecs_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+macro_rules! ecs_name {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("A validated ", $what, " name.")]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, Error> {
+                if is_ecs_name(s) {
+                    Ok(Self(s.to_string()))
+                } else {
+                    Err(Error::InvalidParameter(format!(
+                        "{} name should be between 1 and 255 characters long, and contain only letters, numbers, underscores and hyphens.",
+                        $what
+                    )))
+                }
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+ecs_name!(ClusterName, "Cluster");
+ecs_name!(Family, "Family");
+
+impl ClusterName {
+    pub fn default_cluster() -> Self {
+        ClusterName("default".into())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ClusterStatus {
+    Active,
+    Inactive,
+}
+
+impl ClusterStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterStatus::Active => "ACTIVE",
+            ClusterStatus::Inactive => "INACTIVE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSetting {
+    pub name: String,
+    pub value: String,
+}
+
+/// A cluster. Counters (instances, tasks, services) are derived when described.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub name: ClusterName,
+    pub status: ClusterStatus,
+    pub settings: Vec<ClusterSetting>,
+    /// `ClusterConfiguration`, stored as given.
+    pub configuration: Option<Value>,
+    pub capacity_providers: Vec<String>,
+    /// `CapacityProviderStrategyItem` list, stored as given.
+    pub default_capacity_provider_strategy: Vec<Value>,
+    /// `ClusterServiceConnectDefaults`, stored as given.
+    pub service_connect_defaults: Option<Value>,
+    pub tags: Vec<Tag>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskDefinitionStatus {
+    #[serde(rename = "ACTIVE")]
+    Active,
+    #[serde(rename = "INACTIVE")]
+    Inactive,
+    #[serde(rename = "DELETE_IN_PROGRESS")]
+    DeleteInProgress,
+}
+
+impl TaskDefinitionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskDefinitionStatus::Active => "ACTIVE",
+            TaskDefinitionStatus::Inactive => "INACTIVE",
+            TaskDefinitionStatus::DeleteInProgress => "DELETE_IN_PROGRESS",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ACTIVE" => Some(Self::Active),
+            "INACTIVE" => Some(Self::Inactive),
+            "DELETE_IN_PROGRESS" => Some(Self::DeleteInProgress),
+            _ => None,
+        }
+    }
+
+    /// The one transition function: ACTIVE → INACTIVE → DELETE_IN_PROGRESS.
+    pub fn transition(self, to: Self) -> Result<Self, InvalidTransition> {
+        use TaskDefinitionStatus::*;
+        match (self, to) {
+            (Active, Inactive) | (Inactive, DeleteInProgress) => Ok(to),
+            (Active | Inactive | DeleteInProgress, _) => Err(InvalidTransition {
+                from: self.as_str(),
+                to: to.as_str(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot go from {from} to {to}")]
+pub struct InvalidTransition {
+    pub from: &'static str,
+    pub to: &'static str,
+}
+
+/// A registered task definition revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskDefinition {
+    pub family: Family,
+    pub revision: u32,
+    pub status: TaskDefinitionStatus,
+    /// Every member of the registration request except `family` and `tags`, as given (task
+    /// `cpu`/`memory` normalized to units and MiB, as AWS does).
+    pub spec: Map<String, Value>,
+    /// Attribute names an instance must carry to run this task definition.
+    pub requires_attributes: Vec<String>,
+    pub compatibilities: Vec<String>,
+    pub registered_at: Timestamp,
+    pub registered_by: String,
+    pub deregistered_at: Option<Timestamp>,
+    pub delete_requested_at: Option<Timestamp>,
+    pub tags: Vec<Tag>,
+}
+
+impl TaskDefinition {
+    /// `family:revision`, the key users type.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.family, self.revision)
+    }
+}
+
+/// An account setting (`PutAccountSetting` / `PutAccountSettingDefault`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSetting {
+    pub name: String,
+    pub value: String,
+    /// The principal it applies to; the account root for defaults.
+    pub principal_arn: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_ecs_rule() {
+        assert!(ClusterName::parse("my-cluster_1").is_ok());
+        assert!(ClusterName::parse("").is_err());
+        assert!(ClusterName::parse("a b").is_err());
+        assert!(Family::parse(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn task_definition_status_transitions() {
+        use TaskDefinitionStatus::*;
+        assert_eq!(Active.transition(Inactive), Ok(Inactive));
+        assert_eq!(Inactive.transition(DeleteInProgress), Ok(DeleteInProgress));
+        assert!(Active.transition(DeleteInProgress).is_err());
+        assert!(DeleteInProgress.transition(Active).is_err());
+        assert!(Inactive.transition(Active).is_err());
+    }
+}

@@ -1,0 +1,39 @@
+//! `berth-types`: the vocabulary every layer shares — typed names and ids, ARNs, the domain
+//! resources, their state sets, and the one domain [`Error`].
+//!
+//! No I/O, no wire formats: `berth-api` converts wire shapes to and from these types.
+
+pub mod ecs;
+mod error;
+mod ids;
+
+pub use error::Error;
+pub use ids::{AccountId, Arn, Generation, Region, Timestamp};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The caller, as proven by SigV4 verification (only `berth-api`'s verifier builds one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub account: AccountId,
+    /// `arn:aws:iam::<account>:root` or `arn:aws:iam::<account>:user/<name>`.
+    pub arn: String,
+    pub access_key_id: String,
+}
+
+/// A resource tag. Order is kept as the caller gave it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// Merges `new` into `tags`: an existing key gets the new value.
+pub fn tags_merge(tags: &mut Vec<Tag>, new: Vec<Tag>) {
+    for t in new {
+        match tags.iter_mut().find(|x| x.key == t.key) {
+            Some(existing) => existing.value = t.value,
+            None => tags.push(t),
+        }
+    }
+}

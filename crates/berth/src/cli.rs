@@ -1,0 +1,184 @@
+//! The commands.
+
+use crate::config::ServerArgs;
+use crate::data_dir::read_credentials;
+use crate::serve;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// Berth: a self-hosted, AWS-compatible container platform (ECS + ECR APIs, a registry, a
+/// load balancer) that you drive with the aws CLI, the AWS SDKs and docker.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process: the AWS API endpoint, the registry and the node pieces.
+    /// Example: `berth up`, then `berth credentials --aws-profile berth` and
+    /// `aws --profile berth ecs list-clusters`.
+    Up(ServerArgs),
+    /// Run the control-plane server only (API endpoint and registry), for multi-node setups.
+    Server(ServerArgs),
+    /// Print the root credentials of a data directory; with --aws-profile, write them as an AWS
+    /// CLI profile (credentials, region and endpoint_url).
+    Credentials(CredentialsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CredentialsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Write profile NAME to the AWS CLI files (~/.aws/credentials and ~/.aws/config, or
+    /// AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE).
+    #[arg(long, value_name = "NAME")]
+    pub aws_profile: Option<String>,
+    /// The endpoint URL to put in the profile [default: from --public-host / --listen].
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Up(args) | Command::Server(args) => {
+            let config = args.resolve()?;
+            serve::run(config, serve::shutdown_signal()).await?;
+        }
+        Command::Credentials(args) => credentials(args)?,
+    }
+    Ok(())
+}
+
+fn credentials(args: CredentialsArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = args.server.resolve()?;
+    let pair = read_credentials(&config.data_dir)?;
+    let Some(profile) = args.aws_profile else {
+        println!("aws_access_key_id = {}", pair.access_key_id);
+        println!("aws_secret_access_key = {}", pair.secret_access_key);
+        return Ok(());
+    };
+    if profile.is_empty() || profile.contains([']', '[', '\n']) {
+        return Err(format!("invalid profile name '{profile}'").into());
+    }
+    let endpoint = args
+        .endpoint_url
+        .unwrap_or_else(|| config.endpoint_url(config.listen));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let creds_file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".aws/credentials"));
+    let config_file = std::env::var_os("AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".aws/config"));
+    upsert_ini_section(
+        &creds_file,
+        &profile,
+        &[
+            ("aws_access_key_id", pair.access_key_id.as_str()),
+            ("aws_secret_access_key", pair.secret_access_key.as_str()),
+        ],
+        true,
+    )?;
+    let section = if profile == "default" {
+        profile.clone()
+    } else {
+        format!("profile {profile}")
+    };
+    upsert_ini_section(
+        &config_file,
+        &section,
+        &[
+            ("region", config.region.as_str()),
+            ("endpoint_url", endpoint.as_str()),
+        ],
+        false,
+    )?;
+    println!(
+        "Wrote AWS CLI profile '{profile}' (endpoint {endpoint}, region {}): try `aws --profile {profile} ecs list-clusters`",
+        config.region
+    );
+    Ok(())
+}
+
+/// Replaces (or appends) `[section]` in an INI file, keeping every other section as it was.
+fn upsert_ini_section(
+    path: &Path,
+    section: &str,
+    pairs: &[(&str, &str)],
+    secret: bool,
+) -> std::io::Result<()> {
+    let existing = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in existing.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') && trimmed.ends_with(']') {
+            skipping = trimmed[1..trimmed.len() - 1].trim() == section;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !out.is_empty() && !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    out.push_str(&format!("[{section}]\n"));
+    for (k, v) in pairs {
+        out.push_str(&format!("{k} = {v}\n"));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("berth-tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(if secret { 0o600 } else { 0o644 })
+            .open(&tmp)?;
+        f.write_all(out.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ini_sections_are_replaced_not_duplicated() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config");
+        std::fs::write(&p, "[default]\nregion = eu-west-1\n\n[profile berth]\nregion = old\n[profile other]\nx = 1\n").unwrap();
+        upsert_ini_section(&p, "profile berth", &[("region", "us-east-1")], false).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.matches("[profile berth]").count(), 1);
+        assert!(text.contains("[default]\nregion = eu-west-1"));
+        assert!(text.contains("[profile other]\nx = 1"));
+        assert!(text.ends_with("[profile berth]\nregion = us-east-1\n"));
+        assert!(!text.contains("old"));
+    }
+}

@@ -1,0 +1,210 @@
+//! Server configuration: command-line flags (each also a `BERTH_*` environment variable) over a
+//! TOML file (`--config`) over the defaults. `berth.example.toml` documents every key; a unit
+//! test parses it. Unknown keys in the file are rejected.
+
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4566";
+pub const DEFAULT_DATA_DIR: &str = "./berth-data";
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Flags shared by `up`, `server` and `credentials`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// TOML file with any of the settings below (flags and environment win over it).
+    #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address of the API and registry listener [default: 127.0.0.1:4566].
+    #[arg(long, env = "BERTH_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Where state lives: database, blobs, root credentials [default: ./berth-data].
+    #[arg(long, env = "BERTH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The 12-digit account id in every ARN [default: 000000000000].
+    #[arg(long, env = "BERTH_ACCOUNT_ID", value_name = "ID")]
+    pub account_id: Option<String>,
+    /// The region this endpoint serves [default: us-east-1].
+    #[arg(long, env = "BERTH_REGION")]
+    pub region: Option<String>,
+    /// host[:port] used in the URIs Berth hands out [default: the listen address].
+    #[arg(long, env = "BERTH_PUBLIC_HOST", value_name = "HOST[:PORT]")]
+    pub public_host: Option<String>,
+    /// PEM certificate chain: serve HTTPS.
+    #[arg(
+        long,
+        env = "BERTH_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "BERTH_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (credentials then cross the network in the
+    /// clear apart from their signatures; a warning is logged).
+    #[arg(long, env = "BERTH_INSECURE_HTTP")]
+    pub insecure_http: bool,
+    /// Keep state in a temporary directory, removed on exit, and enable `POST /_berth/reset`.
+    #[arg(long, env = "BERTH_EPHEMERAL")]
+    pub ephemeral: bool,
+}
+
+/// The TOML file: the same settings, kebab-case keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+    pub public_host: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub insecure_http: Option<bool>,
+    pub ephemeral: Option<bool>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub account_id: berth_types::AccountId,
+    pub region: berth_types::Region,
+    pub public_host: Option<String>,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub insecure_http: bool,
+    pub ephemeral: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })
+}
+
+impl ServerArgs {
+    pub fn resolve(&self) -> Result<ServerConfig, ConfigError> {
+        let file = match &self.config {
+            Some(p) => load_file(p)?,
+            None => FileConfig::default(),
+        };
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+        let account = self
+            .account_id
+            .clone()
+            .or(file.account_id)
+            .unwrap_or_else(|| DEFAULT_ACCOUNT_ID.into());
+        let region = self
+            .region
+            .clone()
+            .or(file.region)
+            .unwrap_or_else(|| DEFAULT_REGION.into());
+        let tls = match (
+            self.tls_cert.clone().or(file.tls_cert),
+            self.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls-cert and tls-key go together: give both or neither".into(),
+                ));
+            }
+        };
+        Ok(ServerConfig {
+            listen,
+            data_dir: self
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            account_id: berth_types::AccountId::parse(&account).map_err(ConfigError::Invalid)?,
+            region: berth_types::Region::parse(&region).map_err(ConfigError::Invalid)?,
+            public_host: self.public_host.clone().or(file.public_host),
+            tls,
+            insecure_http: self.insecure_http || file.insecure_http.unwrap_or(false),
+            ephemeral: self.ephemeral || file.ephemeral.unwrap_or(false),
+        })
+    }
+}
+
+impl ServerConfig {
+    /// The URL clients use: scheme from TLS, host from `public_host` or the listen address.
+    pub fn endpoint_url(&self, bound: SocketAddr) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        match &self.public_host {
+            Some(h) => format!("{scheme}://{h}"),
+            None => format!("{scheme}://{bound}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_example_file_parses_and_unknown_keys_fail() {
+        let example = include_str!("../../../berth.example.toml");
+        let file: FileConfig = toml::from_str(example).expect("example parses");
+        assert_eq!(file.listen, Some(DEFAULT_LISTEN.parse().unwrap()));
+        assert!(toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\nlisten-port = 3").is_err());
+    }
+
+    #[test]
+    fn config_flags_win_over_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(
+            &path,
+            "region = \"eu-west-1\"\naccount-id = \"123456789012\"\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(path),
+            region: Some("eu-central-1".into()),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.region.as_str(), "eu-central-1");
+        assert_eq!(c.account_id.as_str(), "123456789012");
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        let bad = ServerArgs {
+            account_id: Some("12".into()),
+            ..Default::default()
+        };
+        assert!(bad.resolve().is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! The data directory: an exclusive lock (one process per directory), the root credentials
+//! (mode 0600), and the paths of everything else.
+
+use berth_api::auth::KeyPair;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error("cannot use data directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "data directory {0} is in use by another Berth process (its lock file is held); stop that process or pick another --data-dir"
+    )]
+    Locked(PathBuf),
+    #[error(
+        "no root credentials in {0}: start Berth on this data directory first (berth up --data-dir …)"
+    )]
+    NoCredentials(PathBuf),
+    #[error("invalid root credentials: {0}")]
+    BadCredentials(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
+    move |source| DataDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An opened, locked data directory. The lock is released when this is dropped (or the
+/// process dies).
+pub struct DataDir {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl DataDir {
+    /// Creates the directory if needed (mode 0700) and takes its lock.
+    pub fn open(path: &Path) -> Result<DataDir, DataDirError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(io(path))?;
+        let lock_path = path.join("berth.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(DataDirError::Locked(path.into()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.path.join("berth.db")
+    }
+
+    pub fn credentials_path(&self) -> PathBuf {
+        credentials_path(&self.path)
+    }
+
+    /// The root key pair: read from the directory, or on first start taken from
+    /// `BERTH_ROOT_ACCESS_KEY_ID` / `BERTH_ROOT_SECRET_ACCESS_KEY` or generated, then stored
+    /// (mode 0600, fsynced). The flag says whether they were created now.
+    pub fn root_credentials(&self) -> Result<(KeyPair, bool), DataDirError> {
+        let path = self.credentials_path();
+        if path.exists() {
+            return Ok((read_credentials(&self.path)?, false));
+        }
+        let env = (
+            std::env::var("BERTH_ROOT_ACCESS_KEY_ID")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            std::env::var("BERTH_ROOT_SECRET_ACCESS_KEY")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        );
+        let pair = match env {
+            (Some(id), Some(secret)) => {
+                check_pair(&id, &secret)?;
+                KeyPair {
+                    access_key_id: id,
+                    secret_access_key: secret,
+                }
+            }
+            (None, None) => generate(),
+            _ => {
+                return Err(DataDirError::BadCredentials(
+                    "set both BERTH_ROOT_ACCESS_KEY_ID and BERTH_ROOT_SECRET_ACCESS_KEY, or neither".into(),
+                ));
+            }
+        };
+        let doc = serde_json::to_vec_pretty(&StoredCredentials {
+            access_key_id: pair.access_key_id.clone(),
+            secret_access_key: pair.secret_access_key.clone(),
+        })
+        .expect("serializable");
+        let tmp = self.path.join("credentials.json.tmp");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        f.write_all(&doc)
+            .and_then(|_| f.sync_all())
+            .map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        File::open(&self.path)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.path))?;
+        Ok((pair, true))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+pub fn credentials_path(dir: &Path) -> PathBuf {
+    dir.join("credentials.json")
+}
+
+/// Reads the stored root credentials of a data directory (no lock needed).
+pub fn read_credentials(dir: &Path) -> Result<KeyPair, DataDirError> {
+    let path = credentials_path(dir);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(DataDirError::NoCredentials(dir.into()));
+        }
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let c: StoredCredentials = serde_json::from_slice(&text)
+        .map_err(|e| DataDirError::BadCredentials(format!("{}: {e}", path.display())))?;
+    Ok(KeyPair {
+        access_key_id: c.access_key_id,
+        secret_access_key: c.secret_access_key,
+    })
+}
+
+fn check_pair(id: &str, secret: &str) -> Result<(), DataDirError> {
+    let ok_id = (16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    let ok_secret = secret.len() >= 16 && secret.bytes().all(|b| b.is_ascii_graphic());
+    if ok_id && ok_secret {
+        Ok(())
+    } else {
+        Err(DataDirError::BadCredentials(
+            "an access key id is 16-128 letters and digits, a secret at least 16 printable characters".into(),
+        ))
+    }
+}
+
+/// An AWS-shaped key pair: `AKIA` + 16 upper-case base-32 characters, and a 40-character secret.
+fn generate() -> KeyPair {
+    const ID_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const SECRET_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::rng();
+    let mut pick = |set: &[u8], n: usize| -> String {
+        (0..n)
+            .map(|_| set[rng.random_range(0..set.len())] as char)
+            .collect()
+    };
+    KeyPair {
+        access_key_id: format!("AKIA{}", pick(ID_CHARS, 16)),
+        secret_access_key: pick(SECRET_CHARS, 40),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn data_dir_is_locked_and_credentials_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = DataDir::open(dir.path()).unwrap();
+        assert!(matches!(
+            DataDir::open(dir.path()),
+            Err(DataDirError::Locked(_))
+        ));
+        let (pair, created) = d.root_credentials().unwrap();
+        assert!(created || std::env::var("BERTH_ROOT_ACCESS_KEY_ID").is_ok());
+        let mode = std::fs::metadata(d.credentials_path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (again, created) = d.root_credentials().unwrap();
+        assert!(!created);
+        assert_eq!(again.access_key_id, pair.access_key_id);
+        drop(d);
+        DataDir::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn generated_keys_are_aws_shaped() {
+        let k = generate();
+        assert_eq!(k.access_key_id.len(), 20);
+        assert!(k.access_key_id.starts_with("AKIA"));
+        assert_eq!(k.secret_access_key.len(), 40);
+        assert_ne!(generate().secret_access_key, k.secret_access_key);
+    }
+}

@@ -1,0 +1,13 @@
+//! The `berth` binary's library: command line, configuration, data directory, serving.
+//!
+//! * [`cli`]: the commands (`up`, `server`, `credentials`).
+//! * [`config`]: one settings struct, from flags, `BERTH_*` environment and a TOML file.
+//! * [`data_dir`]: the lock, the root credentials, the database path.
+//! * [`serve`]: binds the listener (plain HTTP or TLS) and runs the API until shutdown.
+//!
+//! This is the only crate that picks a storage backend.
+
+pub mod cli;
+pub mod config;
+pub mod data_dir;
+pub mod serve;

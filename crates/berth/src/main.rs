@@ -1,0 +1,25 @@
+//! The `berth` command. Thin: parse the command line, hand over to the library.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = berth::cli::Cli::parse();
+    berth::cli::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(berth::cli::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Serving: opens the data directory and store, binds the listener (plain HTTP or TLS) and runs
+//! the API until a shutdown signal.
+
+use crate::config::ServerConfig;
+use crate::data_dir::{DataDir, DataDirError};
+use berth_api::ApiState;
+use berth_api::auth::Keys;
+use berth_control::Scope;
+use berth_control::paging::Pager;
+use berth_store::{Kind, Store, StoreError};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rand::RngCore;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Domain(#[from] berth_types::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error(
+        "refusing plain HTTP on non-loopback address {0}: give --tls-cert/--tls-key, or --insecure-http to accept the risk"
+    )]
+    InsecureHttp(SocketAddr),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The pagination-token key: made once per data directory, kept in the store.
+async fn pager(store: &Store) -> Result<Pager, berth_types::Error> {
+    let existing = store.read(|r| r.get(Kind::Meta, "paging-key"))?;
+    let hex_key = match existing {
+        Some(rec) => rec.doc,
+        None => {
+            let mut key = [0u8; 32];
+            rand::rng().fill_bytes(&mut key);
+            let doc: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            let d = doc.clone();
+            match store
+                .write(move |tx| tx.insert(Kind::Meta, "paging-key", None, &d))
+                .await
+            {
+                Ok(_) => doc,
+                Err(berth_types::Error::Conflict) => store
+                    .read(|r| r.get(Kind::Meta, "paging-key"))?
+                    .map(|r| r.doc)
+                    .unwrap_or(doc),
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex_key.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+    }
+    Ok(Pager::new(key))
+}
+
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ServeError::Tls(format!("certificate {}: {e}", cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ServeError::Tls(format!("key {}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Runs the server until `shutdown` resolves.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let _ephemeral_dir;
+    let data_path = if config.ephemeral {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-ephemeral-")
+            .tempdir()?;
+        let p = dir.path().to_path_buf();
+        _ephemeral_dir = Some(dir);
+        p
+    } else {
+        _ephemeral_dir = None;
+        config.data_dir.clone()
+    };
+    if !config.listen.ip().is_loopback() && config.tls.is_none() {
+        if !config.insecure_http {
+            return Err(ServeError::InsecureHttp(config.listen));
+        }
+        tracing::warn!(
+            listen = %config.listen,
+            "serving plain HTTP on a non-loopback address (--insecure-http): use TLS for anything but a trusted network"
+        );
+    }
+    let acceptor = match &config.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let data_dir = DataDir::open(&data_path)?;
+    let (root, created) = data_dir.root_credentials()?;
+    let store = Store::open(&data_dir.database())?;
+    let pager = pager(&store).await?;
+    let scope = Scope {
+        account: config.account_id.clone(),
+        region: config.region.clone(),
+    };
+    let state = ApiState::new(
+        scope,
+        Keys::new(root.clone()),
+        store.clone(),
+        pager,
+        config.ephemeral,
+    );
+    let app = berth_api::router(state);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let bound = listener.local_addr()?;
+    let endpoint = config.endpoint_url(bound);
+    if created {
+        eprintln!(
+            "Generated root credentials (shown once; also in {}):\n  aws_access_key_id = {}\n  aws_secret_access_key = {}",
+            data_dir.credentials_path().display(),
+            root.access_key_id,
+            root.secret_access_key
+        );
+    }
+    tracing::info!(
+        "Berth is ready at {endpoint} (data dir {}{}; root credentials in {}; `berth credentials --aws-profile berth` writes an AWS CLI profile)",
+        data_dir.path().display(),
+        if config.ephemeral { ", ephemeral" } else { "" },
+        data_dir.credentials_path().display(),
+    );
+
+    match acceptor {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        Some(acceptor) => {
+            let service = TowerToHyperService::new(app);
+            tokio::pin!(shutdown);
+            loop {
+                let (tcp, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
+                    },
+                    () = &mut shutdown => break,
+                };
+                let acceptor = acceptor.clone();
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        }
+    }
+    store.close();
+    tracing::info!("Berth stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}
