@@ -1,1 +1,381 @@
-//! placeholder
+//! `berth-testkit`: what integration tests need to drive a real Berth.
+//!
+//! [`TestServer`] starts the real `berth` binary on `127.0.0.1:0` with its own temporary data
+//! directory and known root keys, waits until it reports the port it bound, and hands out
+//! official AWS SDK clients pointed at it. It can `kill -9` and restart the process on the
+//! same data directory. The server's log is kept in a file; when a test fails the log is
+//! printed and the data directory is kept for inspection.
+//!
+//! [`signed`] builds raw SigV4-signed requests (with the `aws-sigv4` crate, independent of
+//! Berth's verifier) for the tests that tamper with signatures.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use aws_sdk_ecs;
+pub use aws_sdk_sts;
+
+/// The root keys every test server starts with.
+pub const ACCESS_KEY_ID: &str = "AKIATESTKEY000000001";
+pub const SECRET_ACCESS_KEY: &str = "berthTestSecretKey/0123456789abcdefghijk";
+pub const REGION: &str = "us-east-1";
+
+/// Options for [`TestServer::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Reuse this data directory (for restarts); default: a new temporary one.
+    pub data_dir: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Do not pass the known root keys (to test generated credentials).
+    pub no_root_env: bool,
+}
+
+/// A running `berth up`.
+pub struct TestServer {
+    child: Option<Child>,
+    bin: PathBuf,
+    options: Options,
+    pub port: u16,
+    pub endpoint: String,
+    pub data_dir: PathBuf,
+    /// Owns the data directory when the testkit created it.
+    temp: Option<tempfile::TempDir>,
+    pub log_path: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub async fn wait_for<F: FnMut() -> bool>(timeout: Duration, what: &str, mut cond: F) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestServer {
+    pub fn start(bin: &str) -> TestServer {
+        Self::start_with(bin, Options::default())
+    }
+
+    /// Starts `bin up` and waits (bounded) for its ready line.
+    pub fn start_with(bin: &str, options: Options) -> TestServer {
+        let (temp, data_dir) = match &options.data_dir {
+            Some(d) => (None, d.clone()),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("berth-test-")
+                    .tempdir()
+                    .expect("temp dir");
+                let p = t.path().join("data");
+                (Some(t), p)
+            }
+        };
+        let log_dir = tempfile::Builder::new()
+            .prefix("berth-test-log-")
+            .tempdir()
+            .expect("temp dir");
+        let log_path = log_dir.path().join("server.log");
+        let mut s = TestServer {
+            child: None,
+            bin: bin.into(),
+            options,
+            port: 0,
+            endpoint: String::new(),
+            data_dir,
+            temp,
+            log_path,
+            _log_dir: log_dir,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("up")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.options.args)
+            .env("BERTH_LOG", "info,berth=debug")
+            .env_remove("BERTH_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if !self.options.no_root_env {
+            cmd.env("BERTH_ROOT_ACCESS_KEY_ID", ACCESS_KEY_ID)
+                .env("BERTH_ROOT_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY);
+        }
+        for (k, v) in &self.options.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start berth");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("log file");
+        let (tx, rx) = mpsc::channel::<u16>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log, "{line}");
+                if let Some(rest) = line.split("Berth is ready at ").nth(1) {
+                    let port = rest
+                        .split_whitespace()
+                        .next()
+                        .and_then(|url| url.rsplit(':').next())
+                        .and_then(|p| p.parse().ok());
+                    if let Some(p) = port {
+                        let _ = tx.send(p);
+                    }
+                }
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "berth did not become ready within 30 s; log:\n{}",
+                    self.log()
+                );
+            }
+        };
+        self.port = port;
+        self.endpoint = format!("http://127.0.0.1:{port}");
+        self.child = Some(child);
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL, no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        c.wait().expect("wait")
+    }
+
+    /// Starts the server again on the same data directory (after `kill9` or `stop`).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// AWS SDK configuration for this server with the given keys.
+    pub fn sdk_config_with(&self, access_key_id: &str, secret: &str) -> aws_config::SdkConfig {
+        let creds =
+            aws_credential_types::Credentials::new(access_key_id, secret, None, None, "berth-test");
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(creds),
+            )
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build()
+    }
+
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        self.sdk_config_with(ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+    }
+
+    pub fn ecs(&self) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(&self.sdk_config())
+    }
+
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.sdk_config())
+    }
+
+    /// Keeps the temporary data directory (it is printed) instead of deleting it.
+    fn keep(&mut self) {
+        if let Some(t) = self.temp.take() {
+            eprintln!("berth test data kept in {}", t.keep().display());
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- berth server log ({}) ----\n{}",
+                self.log_path.display(),
+                self.log()
+            );
+            self.keep();
+        }
+    }
+}
+
+/// A raw request signed with `aws-sigv4` (independently of Berth's verifier).
+pub struct Signed {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// How to sign a raw request.
+pub struct Signing<'a> {
+    pub service: &'a str,
+    pub access_key_id: &'a str,
+    pub secret: &'a str,
+    pub time: SystemTime,
+    /// `Some(expiry)`: a presigned URL instead of an `Authorization` header.
+    pub presign: Option<Duration>,
+}
+
+impl Signing<'_> {
+    pub fn root(service: &str) -> Signing<'_> {
+        Signing {
+            service,
+            access_key_id: ACCESS_KEY_ID,
+            secret: SECRET_ACCESS_KEY,
+            time: SystemTime::now(),
+            presign: None,
+        }
+    }
+}
+
+/// Signs `method url` with `headers` and `body` (host is taken from the URL).
+pub fn signed(
+    s: &Signing<'_>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Signed {
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    let identity =
+        aws_credential_types::Credentials::new(s.access_key_id, s.secret, None, None, "test")
+            .into();
+    let mut settings = SigningSettings::default();
+    if let Some(exp) = s.presign {
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(exp);
+    }
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name(s.service)
+        .time(s.time)
+        .settings(settings)
+        .build()
+        .expect("signing params")
+        .into();
+    let signable = SignableRequest::new(
+        method,
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable request");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut req = req.body(()).expect("request");
+    instructions.apply_to_request_http1x(&mut req);
+    Signed {
+        method: method.into(),
+        url: req.uri().to_string(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+            .collect(),
+        body: body.to_vec(),
+    }
+}
+
+/// A response as the raw-request tests look at it.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Signed {
+    /// Sends the request as signed.
+    pub async fn send(&self) -> RawResponse {
+        let client = reqwest::Client::new();
+        let mut req = client.request(self.method.parse().expect("method"), &self.url);
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        let resp = req
+            .body(self.body.clone())
+            .send()
+            .await
+            .expect("request sent");
+        RawResponse {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            body: resp.text().await.unwrap_or_default(),
+        }
+    }
+}
+
+/// An ECS awsJson request for `operation` with `body`.
+pub fn ecs_request(endpoint: &str, s: &Signing<'_>, operation: &str, body: &str) -> Signed {
+    let target = format!("AmazonEC2ContainerServiceV20141113.{operation}");
+    signed(
+        s,
+        "POST",
+        &format!("{endpoint}/"),
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", &target),
+        ],
+        body.as_bytes(),
+    )
+}
+
+/// Path of a program, or a loud failure naming what installs it.
+pub fn require_program(name: &str, installed_by: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("`{name}` is required by this test and is not on PATH; {installed_by}");
+}

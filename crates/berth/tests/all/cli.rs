@@ -1,0 +1,144 @@
+//! End to end with the real `aws` CLI (installed by `scripts/test.sh`), through a profile
+//! written by `berth credentials --aws-profile`.
+
+use crate::{BIN, start};
+use berth_testkit::require_program;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn aws(home: &Path, args: &[&str]) -> Value {
+    let out = Command::new(require_program(
+        "aws",
+        "scripts/test.sh installs it with pip (awscli)",
+    ))
+    .args(["--profile", "berth", "--output", "json"])
+    .args(args)
+    .env("AWS_CONFIG_FILE", home.join("config"))
+    .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+    .env_remove("AWS_ACCESS_KEY_ID")
+    .env_remove("AWS_SECRET_ACCESS_KEY")
+    .env_remove("AWS_ENDPOINT_URL")
+    .env_remove("AWS_PROFILE")
+    .env_remove("AWS_DEFAULT_REGION")
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn cli_aws_walkthrough_with_a_berth_profile() {
+    let server = start();
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["credentials", "--aws-profile", "berth", "--data-dir"])
+        .arg(&server.data_dir)
+        .args(["--listen", &format!("127.0.0.1:{}", server.port)])
+        .env("AWS_CONFIG_FILE", home.path().join("config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("credentials"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = std::fs::read_to_string(home.path().join("config")).unwrap();
+    assert!(
+        config.contains(&format!("endpoint_url = http://127.0.0.1:{}", server.port)),
+        "{config}"
+    );
+
+    let who = aws(home.path(), &["sts", "get-caller-identity"]);
+    assert_eq!(who["Account"], "000000000000");
+
+    let c = aws(
+        home.path(),
+        &["ecs", "create-cluster", "--cluster-name", "cli"],
+    );
+    assert_eq!(
+        c["cluster"]["clusterArn"],
+        "arn:aws:ecs:us-east-1:000000000000:cluster/cli"
+    );
+
+    let td = home.path().join("td.json");
+    std::fs::write(
+        &td,
+        r#"{
+  "family": "hello",
+  "networkMode": "bridge",
+  "containerDefinitions": [
+    {"name": "web", "image": "127.0.0.1:4566/hello:1", "cpu": 128, "memory": 64, "essential": true,
+     "portMappings": [{"containerPort": 8080, "hostPort": 0, "protocol": "tcp"}],
+     "environment": [{"name": "GREETING", "value": "hi"}],
+     "healthCheck": {"command": ["CMD-SHELL", "wget -q -O- localhost:8080"], "interval": 5, "retries": 2}}
+  ],
+  "tags": [{"key": "via", "value": "cli"}]
+}"#,
+    )
+    .unwrap();
+    let reg = aws(
+        home.path(),
+        &[
+            "ecs",
+            "register-task-definition",
+            "--cli-input-json",
+            &format!("file://{}", td.display()),
+        ],
+    );
+    assert_eq!(reg["taskDefinition"]["revision"], 1);
+    let d = aws(
+        home.path(),
+        &[
+            "ecs",
+            "describe-task-definition",
+            "--task-definition",
+            "hello",
+            "--include",
+            "TAGS",
+        ],
+    );
+    let c = &d["taskDefinition"]["containerDefinitions"][0];
+    assert_eq!(c["portMappings"][0]["hostPort"], 0);
+    assert_eq!(c["healthCheck"]["retries"], 2);
+    assert_eq!(c["environment"][0]["value"], "hi");
+    assert_eq!(d["tags"][0]["value"], "cli");
+    assert!(
+        d["taskDefinition"]["registeredAt"]
+            .as_f64()
+            .is_some_and(|t| t > 1.7e9),
+        "epoch seconds"
+    );
+
+    let l = aws(home.path(), &["ecs", "list-task-definitions"]);
+    assert_eq!(
+        l["taskDefinitionArns"][0],
+        "arn:aws:ecs:us-east-1:000000000000:task-definition/hello:1"
+    );
+    let failed = Command::new("aws")
+        .args([
+            "--profile",
+            "berth",
+            "ecs",
+            "describe-task-definition",
+            "--task-definition",
+            "hello:5",
+        ])
+        .env("AWS_CONFIG_FILE", home.path().join("config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("credentials"),
+        )
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("(ClientException)"));
+}
