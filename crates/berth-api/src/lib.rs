@@ -9,6 +9,7 @@
 //! Wire shapes stop here: nothing below this crate sees a camelCase member name.
 
 pub mod auth;
+mod compat;
 mod ecs;
 pub mod errors;
 mod protocol;
@@ -26,6 +27,7 @@ use berth_store::Store;
 use berth_types::Principal;
 use std::sync::Arc;
 
+pub use compat::render_markdown as compatibility_markdown;
 pub use route::{Support, compatibility_table};
 
 /// Everything the handlers need. Cheap to clone.

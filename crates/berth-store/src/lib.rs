@@ -22,7 +22,7 @@ pub use sqlite::{Reader, Store, Tx};
 use berth_types::Generation;
 
 /// What a stored record is. The string is the `kind` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Cluster,
     TaskDefinition,

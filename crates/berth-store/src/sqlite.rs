@@ -4,6 +4,7 @@
 use crate::{Kind, ListQuery, Record, StoreError};
 use berth_types::{Error, Generation};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
@@ -25,6 +26,72 @@ const MAX_BATCH: usize = 512;
 type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Completion + Send>;
 type Completion = Box<dyn FnOnce(Result<(), Error>) + Send>;
 
+/// Committed records recently read, so hot point reads skip SQLite. The writer removes every
+/// key it touched (and bumps `epoch`) after each commit and before acknowledging it; a reader
+/// caches what it read only if no commit happened since it looked, so the cache never holds a
+/// value older than the last acknowledged write.
+#[derive(Default)]
+struct Cache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    epoch: u64,
+    records: HashMap<Kind, HashMap<String, Record>>,
+    len: usize,
+}
+
+/// Records kept at most; past it the cache starts over.
+const CACHE_RECORDS: usize = 50_000;
+
+impl Cache {
+    fn lookup(&self, kind: Kind, key: &str) -> Result<Record, u64> {
+        let inner = self.inner.lock().expect("cache lock");
+        match inner.records.get(&kind).and_then(|m| m.get(key)) {
+            Some(r) => Ok(r.clone()),
+            None => Err(inner.epoch),
+        }
+    }
+
+    fn fill(&self, kind: Kind, record: &Record, epoch: u64) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        if inner.epoch != epoch {
+            return;
+        }
+        if inner.len >= CACHE_RECORDS {
+            inner.records.clear();
+            inner.len = 0;
+        }
+        if inner
+            .records
+            .entry(kind)
+            .or_default()
+            .insert(record.key.clone(), record.clone())
+            .is_none()
+        {
+            inner.len += 1;
+        }
+    }
+
+    fn invalidate(&self, touched: &[(Kind, String)], everything: bool) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        inner.epoch += 1;
+        if everything {
+            inner.records.clear();
+            inner.len = 0;
+            return;
+        }
+        for (kind, key) in touched {
+            if let Some(m) = inner.records.get_mut(kind)
+                && m.remove(key).is_some()
+            {
+                inner.len -= 1;
+            }
+        }
+    }
+}
+
 /// The embedded store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -35,6 +102,7 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     readers: Mutex<Vec<Connection>>,
+    cache: Arc<Cache>,
 }
 
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
@@ -43,6 +111,7 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 
@@ -65,9 +134,11 @@ impl Store {
             tx.commit()?;
         }
         let (tx, rx) = mpsc::channel::<Job>();
+        let cache = Arc::new(Cache::default());
+        let writer_cache = cache.clone();
         std::thread::Builder::new()
             .name("berth-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &writer_cache))
             .map_err(|e| {
                 StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
             })?;
@@ -76,6 +147,7 @@ impl Store {
                 path: path.to_path_buf(),
                 writer: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
+                cache,
             }),
         })
     }
@@ -115,7 +187,10 @@ impl Store {
             Some(c) => c,
             None => open_connection(&self.inner.path).map_err(StoreError::from)?,
         };
-        let result = f(&Reader { conn: &conn });
+        let result = f(&Reader {
+            conn: &conn,
+            cache: &self.inner.cache,
+        });
         let mut pool = self.inner.readers.lock().expect("reader pool");
         if pool.len() < 16 {
             pool.push(conn);
@@ -129,7 +204,7 @@ impl Store {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, cache: &Cache) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -139,16 +214,23 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
             }
         }
         let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
+        let mut touched: Vec<(Kind, String)> = Vec::new();
+        let mut cleared = false;
         let outcome = (|| -> rusqlite::Result<()> {
             let txn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
-                let mut tx = Tx { conn: &txn };
+                let mut tx = Tx {
+                    conn: &txn,
+                    touched: &mut touched,
+                    cleared: &mut cleared,
+                };
                 for job in batch.drain(..) {
                     done.push(job(&mut tx));
                 }
             }
             txn.commit()
         })();
+        cache.invalidate(&touched, cleared);
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "store commit failed; the batch is lost and reported as failed");
         }
@@ -176,43 +258,41 @@ fn get(conn: &Connection, kind: Kind, key: &str) -> Result<Option<Record>, Error
 }
 
 fn list(conn: &Connection, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
-    // `prefix || x'FFFF'`-style upper bound: every key starting with the prefix sorts below it.
+    // Every key starting with the prefix sorts below `prefix || U+10FFFF`.
     let upper = format!("{}\u{10FFFF}", q.prefix);
     let (cmp, order) = if q.descending {
         ("<", "DESC")
     } else {
         (">", "ASC")
     };
-    let after_clause = if q.after.is_some() {
-        format!("AND key {cmp} ?5")
-    } else {
-        "AND ?5 IS NULL".to_string()
-    };
-    let sql = format!(
-        "SELECT key, generation, status, doc FROM records
-         WHERE kind = ?1 AND key >= ?2 AND key < ?3 AND (?4 IS NULL OR status = ?4) {after_clause}
-         ORDER BY key {order} LIMIT ?6"
+    // One SQL text per combination of filters: parameters that only switch a clause on or off
+    // would make SQLite re-plan (re-prepare) the statement on every execution.
+    let mut sql = String::from(
+        "SELECT key, generation, status, doc FROM records WHERE kind = ?1 AND key >= ?2 AND key < ?3",
     );
+    let kind_name = kind.as_str();
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&kind_name, &q.prefix, &upper];
+    if let Some(status) = &q.status {
+        values.push(status);
+        sql.push_str(&format!(" AND status = ?{}", values.len()));
+    }
+    if let Some(after) = &q.after {
+        values.push(after);
+        sql.push_str(&format!(" AND key {cmp} ?{}", values.len()));
+    }
+    // The limit is inlined too: SQLite's planner reads a bound LIMIT, which likewise forces a
+    // re-prepare per execution. It is an integer of ours, never caller text.
+    sql.push_str(&format!(" ORDER BY key {order} LIMIT {}", q.limit));
     let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::from)?;
     let rows = stmt
-        .query_map(
-            params![
-                kind.as_str(),
-                q.prefix,
-                upper,
-                q.status,
-                q.after,
-                q.limit as i64
-            ],
-            |r| {
-                Ok(Record {
-                    key: r.get(0)?,
-                    generation: Generation(r.get::<_, i64>(1)? as u64),
-                    status: r.get(2)?,
-                    doc: r.get(3)?,
-                })
-            },
-        )
+        .query_map(values.as_slice(), |r| {
+            Ok(Record {
+                key: r.get(0)?,
+                generation: Generation(r.get::<_, i64>(1)? as u64),
+                status: r.get(2)?,
+                doc: r.get(3)?,
+            })
+        })
         .map_err(StoreError::from)?;
     rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(|e| StoreError::from(e).into())
@@ -221,6 +301,9 @@ fn list(conn: &Connection, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>,
 /// A write transaction (one savepoint of a group commit).
 pub struct Tx<'c> {
     conn: &'c Connection,
+    /// Keys written in this batch: removed from the read cache after the commit.
+    touched: &'c mut Vec<(Kind, String)>,
+    cleared: &'c mut bool,
 }
 
 impl Tx<'_> {
@@ -268,6 +351,7 @@ impl Tx<'_> {
         if n == 0 {
             return Err(Error::Conflict);
         }
+        self.touched.push((kind, key.to_string()));
         Ok(Generation(1))
     }
 
@@ -293,6 +377,7 @@ impl Tx<'_> {
         if n == 0 {
             return Err(Error::Conflict);
         }
+        self.touched.push((kind, key.to_string()));
         Ok(Generation(expected.0 + 1))
     }
 
@@ -306,6 +391,7 @@ impl Tx<'_> {
         if n == 0 {
             return Err(Error::Conflict);
         }
+        self.touched.push((kind, key.to_string()));
         Ok(())
     }
 
@@ -314,6 +400,7 @@ impl Tx<'_> {
         self.conn
             .execute("DELETE FROM records", [])
             .map_err(StoreError::from)?;
+        *self.cleared = true;
         Ok(())
     }
 }
@@ -321,11 +408,21 @@ impl Tx<'_> {
 /// A read-only view.
 pub struct Reader<'c> {
     conn: &'c Connection,
+    cache: &'c Cache,
 }
 
 impl Reader<'_> {
+    /// A point read, served from the cache when it can be.
     pub fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
-        get(self.conn, kind, key)
+        let epoch = match self.cache.lookup(kind, key) {
+            Ok(hit) => return Ok(Some(hit)),
+            Err(epoch) => epoch,
+        };
+        let found = get(self.conn, kind, key)?;
+        if let Some(r) = &found {
+            self.cache.fill(kind, r, epoch);
+        }
+        Ok(found)
     }
 
     pub fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
@@ -369,6 +466,43 @@ mod tests {
             (rec.generation, rec.doc.as_str(), rec.status),
             (Generation(2), "{\"x\":1}", None)
         );
+    }
+
+    #[tokio::test]
+    async fn store_cached_reads_see_every_acknowledged_write() {
+        let (_dir, store) = store();
+        let mut g = store
+            .write(|tx| tx.insert(Kind::Meta, "k", None, "0"))
+            .await
+            .unwrap();
+        for i in 1..50 {
+            // Warm the cache, then overwrite: the next read must see the new value.
+            assert_eq!(
+                store.read(|r| r.get(Kind::Meta, "k")).unwrap().unwrap().doc,
+                (i - 1).to_string()
+            );
+            let doc = i.to_string();
+            g = store
+                .write(move |tx| tx.update(Kind::Meta, "k", g, None, &doc))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.read(|r| r.get(Kind::Meta, "k")).unwrap().unwrap().doc,
+                i.to_string()
+            );
+        }
+        store
+            .write(move |tx| tx.delete(Kind::Meta, "k", g))
+            .await
+            .unwrap();
+        assert!(store.read(|r| r.get(Kind::Meta, "k")).unwrap().is_none());
+        store
+            .write(|tx| tx.insert(Kind::Meta, "k", None, "x"))
+            .await
+            .unwrap();
+        store.read(|r| r.get(Kind::Meta, "k")).unwrap();
+        store.write(|tx| tx.delete_all()).await.unwrap();
+        assert!(store.read(|r| r.get(Kind::Meta, "k")).unwrap().is_none());
     }
 
     #[tokio::test]

@@ -46,8 +46,12 @@ pub enum FamilyStatusFilter {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FamilyRecord {
+    /// The last revision handed out.
     latest: u32,
+    /// How many revisions are ACTIVE.
     active: u32,
+    /// The newest ACTIVE revision: what a bare family name resolves to (a point read).
+    latest_active: Option<u32>,
 }
 
 impl FamilyRecord {
@@ -439,18 +443,11 @@ impl Ecs {
         self.store.read(|r| match reference {
             Reference::Revision(f, rev) => load(r.get(Kind::TaskDefinition, &key(f, *rev))?),
             Reference::Family(f) => {
-                let prefix = format!("{f}:");
-                let latest = r.list(
-                    Kind::TaskDefinition,
-                    &ListQuery {
-                        prefix: &prefix,
-                        status: Some("ACTIVE"),
-                        descending: true,
-                        limit: 1,
-                        ..Default::default()
-                    },
-                )?;
-                load(latest.into_iter().next())
+                let family = load::<FamilyRecord>(r.get(Kind::TaskDefinitionFamily, f.as_str())?)?;
+                match family.and_then(|(_, rec)| rec.latest_active) {
+                    Some(rev) => load(r.get(Kind::TaskDefinition, &key(f, rev))?),
+                    None => Ok(None),
+                }
             }
         })
     }
@@ -487,11 +484,13 @@ impl Ecs {
                         FamilyRecord {
                             latest: 0,
                             active: 0,
+                            latest_active: None,
                         },
                     ),
                 };
                 record.latest += 1;
                 record.active += 1;
+                record.latest_active = Some(record.latest);
                 save(
                     tx,
                     Kind::TaskDefinitionFamily,
@@ -627,7 +626,7 @@ impl Ecs {
                     &td,
                     Some(g),
                 )?;
-                family_active_delta(tx, &family, -1)?;
+                family_deactivated(tx, &family, rev)?;
                 Ok(td)
             })
             .await
@@ -692,10 +691,30 @@ impl Ecs {
     }
 }
 
-fn family_active_delta(tx: &mut Tx<'_>, family: &Family, delta: i64) -> Result<(), Error> {
+/// Bookkeeping after revision `rev` of `family` left ACTIVE: one fewer active revision, and if
+/// it was the newest ACTIVE one, the next older ACTIVE revision takes its place.
+fn family_deactivated(tx: &mut Tx<'_>, family: &Family, rev: u32) -> Result<(), Error> {
     let (g, mut rec) = load::<FamilyRecord>(tx.get(Kind::TaskDefinitionFamily, family.as_str())?)?
         .ok_or_else(|| Error::internal(format!("family record of {family} is missing")))?;
-    rec.active = (rec.active as i64 + delta).max(0) as u32;
+    rec.active = rec.active.saturating_sub(1);
+    if rec.latest_active == Some(rev) {
+        let prefix = format!("{family}:");
+        let after = key(family, rev);
+        let older = tx.list(
+            Kind::TaskDefinition,
+            &ListQuery {
+                prefix: &prefix,
+                status: Some("ACTIVE"),
+                after: Some(&after),
+                descending: true,
+                limit: 1,
+            },
+        )?;
+        rec.latest_active = match load::<TaskDefinition>(older.into_iter().next())? {
+            Some((_, td)) => Some(td.revision),
+            None => None,
+        };
+    }
     save(
         tx,
         Kind::TaskDefinitionFamily,
