@@ -1,9 +1,5 @@
-use crate::start;
+use crate::{code, start};
 use berth_testkit::aws_sdk_ecs::types::SettingName;
-
-fn code<E: berth_testkit::aws_sdk_ecs::error::ProvideErrorMetadata>(e: &E) -> String {
-    e.code().unwrap_or("<none>").to_string()
-}
 
 #[tokio::test]
 async fn account_settings_put_list_effective() {

@@ -1,13 +1,8 @@
-use crate::start;
-use berth_testkit::aws_sdk_ecs::Client;
+use crate::{code, register, start};
 use berth_testkit::aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, HealthCheck, KeyValuePair, NetworkMode, PortMapping,
     SortOrder, Tag, TaskDefinitionFamilyStatus, TaskDefinitionField, TaskDefinitionStatus,
 };
-
-fn code<E: berth_testkit::aws_sdk_ecs::error::ProvideErrorMetadata>(e: &E) -> String {
-    e.code().unwrap_or("<none>").to_string()
-}
 
 fn web() -> ContainerDefinition {
     ContainerDefinition::builder()
@@ -15,18 +10,6 @@ fn web() -> ContainerDefinition {
         .image("127.0.0.1:4566/web:1")
         .memory(128)
         .build()
-}
-
-async fn register(ecs: &Client, family: &str) -> i32 {
-    ecs.register_task_definition()
-        .family(family)
-        .container_definitions(web())
-        .send()
-        .await
-        .unwrap()
-        .task_definition
-        .unwrap()
-        .revision
 }
 
 #[tokio::test]

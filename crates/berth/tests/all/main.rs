@@ -20,3 +20,30 @@ pub fn start_with(options: berth_testkit::Options) -> TestServer {
 }
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+/// The error code of an SDK error.
+pub fn code<E: berth_testkit::aws_sdk_ecs::error::ProvideErrorMetadata>(e: &E) -> String {
+    e.code().unwrap_or("<none>").to_string()
+}
+
+/// A minimal valid container definition.
+pub fn container() -> berth_testkit::aws_sdk_ecs::types::ContainerDefinition {
+    berth_testkit::aws_sdk_ecs::types::ContainerDefinition::builder()
+        .name("a")
+        .image("x")
+        .memory(32)
+        .build()
+}
+
+/// Registers a minimal revision of `family` and returns its revision number.
+pub async fn register(ecs: &berth_testkit::aws_sdk_ecs::Client, family: &str) -> i32 {
+    ecs.register_task_definition()
+        .family(family)
+        .container_definitions(container())
+        .send()
+        .await
+        .unwrap()
+        .task_definition
+        .unwrap()
+        .revision
+}

@@ -1,7 +1,7 @@
 //! Durability: state survives restarts, and every acknowledged write survives `kill -9`.
 
-use crate::start;
-use berth_testkit::aws_sdk_ecs::types::{ContainerDefinition, TaskDefinitionStatus};
+use crate::{container, register, start};
+use berth_testkit::aws_sdk_ecs::types::TaskDefinitionStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,18 +15,7 @@ async fn persistence_state_survives_a_restart() {
         .await
         .unwrap();
     for _ in 0..3 {
-        ecs.register_task_definition()
-            .family("svc")
-            .container_definitions(
-                ContainerDefinition::builder()
-                    .name("a")
-                    .image("x")
-                    .memory(32)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        register(&ecs, "svc").await;
     }
     ecs.deregister_task_definition()
         .task_definition("svc:2")
@@ -72,20 +61,7 @@ async fn persistence_state_survives_a_restart() {
         next.task_definition_arns(),
         ["arn:aws:ecs:us-east-1:000000000000:task-definition/svc:3"]
     );
-    let r = ecs
-        .register_task_definition()
-        .family("svc")
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("a")
-                .image("x")
-                .memory(32)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.task_definition.unwrap().revision(), 4);
+    assert_eq!(register(&ecs, "svc").await, 4);
 }
 
 /// kill -9 in the middle of a stream of RegisterTaskDefinition calls from 8 concurrent
@@ -104,13 +80,7 @@ async fn persistence_acknowledged_registrations_survive_kill_9() {
                 let r = ecs
                     .register_task_definition()
                     .family("crash")
-                    .container_definitions(
-                        ContainerDefinition::builder()
-                            .name("a")
-                            .image("x")
-                            .memory(32)
-                            .build(),
-                    )
+                    .container_definitions(container())
                     .send()
                     .await;
                 match r {
@@ -161,21 +131,5 @@ async fn persistence_acknowledged_registrations_survive_kill_9() {
         assert!(revisions.contains(r));
     }
     // The next registration continues the sequence.
-    let next = ecs
-        .register_task_definition()
-        .family("crash")
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("a")
-                .image("x")
-                .memory(32)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        next.task_definition.unwrap().revision(),
-        revisions.len() as i32 + 1
-    );
+    assert_eq!(register(&ecs, "crash").await, revisions.len() as i32 + 1);
 }
