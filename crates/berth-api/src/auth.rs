@@ -61,3 +61,124 @@ pub fn authenticate(
         access_key_id: claim.access_key_id.clone(),
     })
 }
+
+/// ECR authorization tokens: the password half of `AWS:<password>` for `docker login`.
+///
+/// `password = base64url(JSON {k: access key id, e: expiry epoch seconds, n: nonce}) "." base64url(HMAC-SHA256)`
+/// under a per-data-directory key. No `:` appears in it (the awscli splits on colons). The
+/// token carries the identity that asked; each registry request re-checks that the access key
+/// still exists.
+pub mod token {
+    use super::Keys;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use berth_control::Scope;
+    use berth_types::Principal;
+    use hmac::{Hmac, Mac};
+    use serde::{Deserialize, Serialize};
+    use sha2::Sha256;
+
+    /// Tokens last 12 hours, as ECR's do.
+    pub const VALIDITY_SECS: i64 = 12 * 3600;
+
+    #[derive(Serialize, Deserialize)]
+    struct Claims {
+        k: String,
+        e: i64,
+        n: String,
+    }
+
+    fn mac(key: &[u8; 32], body: &str) -> Vec<u8> {
+        let mut m = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+        m.update(body.as_bytes());
+        m.finalize().into_bytes().to_vec()
+    }
+
+    /// A password for `principal`, valid until `now + VALIDITY_SECS`; returns it and the expiry.
+    pub fn issue(key: &[u8; 32], principal: &Principal, now: i64) -> (String, i64) {
+        let expires = now + VALIDITY_SECS;
+        let nonce: [u8; 12] = rand::random();
+        let claims = Claims {
+            k: principal.access_key_id.clone(),
+            e: expires,
+            n: URL_SAFE_NO_PAD.encode(nonce),
+        };
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("serializable"));
+        let sig = URL_SAFE_NO_PAD.encode(mac(key, &body));
+        (format!("{body}.{sig}"), expires)
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum TokenError {
+        Invalid,
+        Expired,
+    }
+
+    /// The principal a password was issued to, if it is genuine, unexpired and its key exists.
+    pub fn verify(
+        key: &[u8; 32],
+        scope: &Scope,
+        keys: &Keys,
+        password: &str,
+        now: i64,
+    ) -> Result<Principal, TokenError> {
+        let (body, sig) = password.split_once('.').ok_or(TokenError::Invalid)?;
+        let given = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| TokenError::Invalid)?;
+        let mut m = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+        m.update(body.as_bytes());
+        m.verify_slice(&given).map_err(|_| TokenError::Invalid)?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| TokenError::Invalid)?;
+        let claims: Claims = serde_json::from_slice(&raw).map_err(|_| TokenError::Invalid)?;
+        if now >= claims.e {
+            return Err(TokenError::Expired);
+        }
+        if keys.secret(&claims.k).is_none() {
+            return Err(TokenError::Invalid);
+        }
+        Ok(Principal {
+            account: scope.account.clone(),
+            arn: scope.root_arn(),
+            access_key_id: claims.k,
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::auth::KeyPair;
+
+        #[test]
+        fn tokens_verify_until_they_expire_and_resist_tampering() {
+            let scope = Scope {
+                account: berth_types::AccountId::parse("000000000000").unwrap(),
+                region: berth_types::Region::parse("us-east-1").unwrap(),
+            };
+            let keys = Keys::new(KeyPair {
+                access_key_id: "AKIAEXAMPLE000000000".into(),
+                secret_access_key: "s".repeat(40),
+            });
+            let p = crate::root_principal(&scope, &keys);
+            let (pw, exp) = issue(&[1; 32], &p, 1000);
+            assert_eq!(exp, 1000 + VALIDITY_SECS);
+            assert!(!pw.contains(':'));
+            assert_eq!(verify(&[1; 32], &scope, &keys, &pw, 1001).unwrap(), p);
+            assert_eq!(
+                verify(&[1; 32], &scope, &keys, &pw, exp),
+                Err(TokenError::Expired)
+            );
+            assert_eq!(
+                verify(&[2; 32], &scope, &keys, &pw, 1001),
+                Err(TokenError::Invalid)
+            );
+            let tampered = pw.replacen('e', "f", 1);
+            assert_eq!(
+                verify(&[1; 32], &scope, &keys, &tampered, 1001),
+                Err(TokenError::Invalid)
+            );
+        }
+    }
+}

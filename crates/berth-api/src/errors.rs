@@ -38,7 +38,77 @@ pub fn ecs_error(e: Error, request_id: &str) -> ApiError {
         Error::ResourceNotFound(m) => ApiError::new("ResourceNotFoundException", 400, m),
         Error::LimitExceeded(m) => ApiError::new("LimitExceededException", 400, m),
         Error::NotImplemented(m) => ApiError::new("NotImplemented", 501, m),
+        Error::RepositoryNotFound(_)
+        | Error::RepositoryAlreadyExists(_)
+        | Error::RepositoryNotEmpty(_)
+        | Error::ImageNotFound(_)
+        | Error::ImageAlreadyExists(_)
+        | Error::ImageTagImmutable(_)
+        | Error::BlobUnknown(_)
+        | Error::ManifestBlobUnknown(_)
+        | Error::ManifestInvalid(_)
+        | Error::DigestMismatch(_)
+        | Error::UploadNotFound
+        | Error::UploadOutOfOrder(_) => ApiError::new("ClientException", 400, e.to_string()),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
+    }
+}
+
+/// Domain errors of ECR API operations.
+pub fn ecr_error(e: Error, request_id: &str) -> ApiError {
+    let m = e.to_string();
+    match e {
+        Error::InvalidParameter(_) | Error::Client(_) | Error::ClusterNotFound => {
+            ApiError::new("InvalidParameterException", 400, m)
+        }
+        Error::ResourceNotFound(_) => ApiError::new("RepositoryNotFoundException", 400, m),
+        Error::RepositoryNotFound(_) => ApiError::new("RepositoryNotFoundException", 400, m),
+        Error::RepositoryAlreadyExists(_) => {
+            ApiError::new("RepositoryAlreadyExistsException", 400, m)
+        }
+        Error::RepositoryNotEmpty(_) => ApiError::new("RepositoryNotEmptyException", 400, m),
+        Error::ImageNotFound(_) => ApiError::new("ImageNotFoundException", 400, m),
+        Error::ImageAlreadyExists(_) => ApiError::new("ImageAlreadyExistsException", 400, m),
+        Error::ImageTagImmutable(_) => ApiError::new("ImageTagAlreadyExistsException", 400, m),
+        Error::BlobUnknown(_) | Error::ManifestBlobUnknown(_) => {
+            ApiError::new("LayersNotFoundException", 400, m)
+        }
+        Error::ManifestInvalid(_) => ApiError::new("InvalidParameterException", 400, m),
+        Error::DigestMismatch(_) => ApiError::new("ImageDigestDoesNotMatchException", 400, m),
+        Error::UploadNotFound => ApiError::new("UploadNotFoundException", 400, m),
+        Error::UploadOutOfOrder(_) => ApiError::new("InvalidLayerPartException", 400, m),
+        Error::LimitExceeded(_) => ApiError::new("LimitExceededException", 400, m),
+        Error::NotImplemented(_) => ApiError::new("NotImplemented", 501, m),
+        Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
+    }
+}
+
+/// An OCI distribution error: HTTP status and `errors[].code`.
+pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
+    let m = e.to_string();
+    match e {
+        Error::RepositoryNotFound(_) => (404, "NAME_UNKNOWN", m),
+        Error::ImageNotFound(_) => (404, "MANIFEST_UNKNOWN", m),
+        Error::BlobUnknown(_) => (404, "BLOB_UNKNOWN", m),
+        Error::ManifestBlobUnknown(_) => (400, "MANIFEST_BLOB_UNKNOWN", m),
+        Error::ManifestInvalid(_) => (400, "MANIFEST_INVALID", m),
+        Error::DigestMismatch(_) => (400, "DIGEST_INVALID", m),
+        Error::ImageTagImmutable(_) => (400, "TAG_INVALID", m),
+        Error::UploadNotFound => (404, "BLOB_UPLOAD_UNKNOWN", m),
+        Error::UploadOutOfOrder(_) => (416, "BLOB_UPLOAD_INVALID", m),
+        Error::InvalidParameter(_)
+        | Error::Client(_)
+        | Error::ClusterNotFound
+        | Error::ResourceNotFound(_) => (400, "UNSUPPORTED", m),
+        Error::RepositoryAlreadyExists(_)
+        | Error::RepositoryNotEmpty(_)
+        | Error::ImageAlreadyExists(_) => (409, "DENIED", m),
+        Error::LimitExceeded(_) => (429, "TOOMANYREQUESTS", m),
+        Error::NotImplemented(_) => (405, "UNSUPPORTED", m),
+        Error::Conflict | Error::Internal(_) => {
+            let a = internal(&e, request_id, "InternalFailure");
+            (500, "UNKNOWN", a.message)
+        }
     }
 }
 
@@ -51,6 +121,18 @@ pub fn query_error(e: Error, request_id: &str) -> ApiError {
         }
         Error::LimitExceeded(m) => ApiError::new("LimitExceeded", 400, m),
         Error::NotImplemented(m) => ApiError::new("NotImplemented", 501, m),
+        Error::RepositoryNotFound(_)
+        | Error::RepositoryAlreadyExists(_)
+        | Error::RepositoryNotEmpty(_)
+        | Error::ImageNotFound(_)
+        | Error::ImageAlreadyExists(_)
+        | Error::ImageTagImmutable(_)
+        | Error::BlobUnknown(_)
+        | Error::ManifestBlobUnknown(_)
+        | Error::ManifestInvalid(_)
+        | Error::DigestMismatch(_)
+        | Error::UploadNotFound
+        | Error::UploadOutOfOrder(_) => ApiError::new("ValidationError", 400, e.to_string()),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "InternalFailure"),
     }
 }

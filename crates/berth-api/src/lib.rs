@@ -10,9 +10,11 @@
 
 pub mod auth;
 mod compat;
+mod ecr;
 mod ecs;
 pub mod errors;
 mod protocol;
+mod registry;
 pub mod route;
 mod sts;
 
@@ -23,6 +25,7 @@ use axum::extract::State;
 use axum::http::{Request, Response};
 use berth_control::Scope;
 use berth_control::ecs::Ecs;
+use berth_control::paging::Pager;
 use berth_store::Store;
 use berth_types::Principal;
 use std::sync::Arc;
@@ -40,27 +43,50 @@ struct Inner {
     scope: Scope,
     keys: Keys,
     ecs: Ecs,
+    registry: berth_registry::Registry,
     store: Store,
+    pager: Pager,
+    /// Key of registry (ECR) authorization tokens.
+    token_key: [u8; 32],
     /// `POST /_berth/reset` exists only for `--ephemeral` servers.
     reset_enabled: bool,
 }
 
+/// What the API is built from.
+pub struct ApiConfig {
+    pub scope: Scope,
+    pub keys: Keys,
+    pub store: Store,
+    pub blobs: berth_blob::BlobStore,
+    /// Key of pagination tokens.
+    pub paging_key: [u8; 32],
+    /// Key of registry (ECR) authorization tokens.
+    pub token_key: [u8; 32],
+    /// `host[:port]` in repository URIs and registry challenges.
+    pub registry_host: String,
+    pub reset_enabled: bool,
+}
+
 impl ApiState {
-    pub fn new(
-        scope: Scope,
-        keys: Keys,
-        store: Store,
-        pager: berth_control::paging::Pager,
-        reset_enabled: bool,
-    ) -> Self {
-        let ecs = Ecs::new(scope.clone(), store.clone(), pager);
+    pub fn new(c: ApiConfig) -> Self {
+        let pager = Pager::new(c.paging_key);
+        let ecs = Ecs::new(c.scope.clone(), c.store.clone(), pager.clone());
+        let registry = berth_registry::Registry::new(
+            c.scope.clone(),
+            c.store.clone(),
+            c.blobs,
+            c.registry_host,
+        );
         ApiState {
             inner: Arc::new(Inner {
-                scope,
-                keys,
+                scope: c.scope,
+                keys: c.keys,
                 ecs,
-                store,
-                reset_enabled,
+                registry,
+                store: c.store,
+                pager,
+                token_key: c.token_key,
+                reset_enabled: c.reset_enabled,
             }),
         }
     }

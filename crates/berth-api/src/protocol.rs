@@ -109,15 +109,3 @@ pub fn error(proto: Proto, e: ApiError, request_id: &str) -> Response<Body> {
     }
     response
 }
-
-/// `/v2/` until the registry lands: an OCI error body, not a bare 404.
-pub fn oci_unsupported() -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::NOT_FOUND)
-        .header("content-type", "application/json")
-        .header("Docker-Distribution-Api-Version", "registry/2.0")
-        .body(Body::from(
-            r#"{"errors":[{"code":"UNSUPPORTED","message":"The registry is not part of this Berth build yet.","detail":null}]}"#,
-        ))
-        .expect("valid response")
-}

@@ -6,7 +6,7 @@
 
 use crate::errors::{self, ApiError};
 use crate::protocol::{self, Proto};
-use crate::{ApiState, MAX_BODY, auth, ecs, sts};
+use crate::{ApiState, MAX_BODY, auth, ecr, ecs, registry, sts};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use berth_aws::sigv4::{self, Request as SigRequest};
@@ -67,8 +67,8 @@ pub fn support(service: Service, operation: &str) -> Support {
     let table = match service {
         Service::Ecs => ECS_SUPPORT,
         Service::Sts => STS_SUPPORT,
-        Service::Ecr
-        | Service::Elbv2
+        Service::Ecr => ecr::SUPPORT,
+        Service::Elbv2
         | Service::ApplicationAutoScaling
         | Service::CloudWatch
         | Service::Logs
@@ -123,7 +123,7 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         return text(StatusCode::OK, "ok\n");
     }
     if path == "/v2" || path.starts_with("/v2/") {
-        return protocol::oci_unsupported();
+        return registry::handle(state, parts, body).await;
     }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -295,8 +295,10 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
             .map_err(|e| errors::ecs_error(e, &request_id)),
         Service::Sts => sts::call(state, &principal, &operation)
             .map_err(|e| errors::query_error(e, &request_id)),
-        Service::Ecr
-        | Service::Elbv2
+        Service::Ecr => ecr::call(state, &principal, &operation, value)
+            .await
+            .map_err(|e| errors::ecr_error(e, &request_id)),
+        Service::Elbv2
         | Service::ApplicationAutoScaling
         | Service::CloudWatch
         | Service::Logs
@@ -362,7 +364,6 @@ mod tests {
     use super::*;
     use crate::auth::{KeyPair, Keys};
     use berth_control::Scope;
-    use berth_control::paging::Pager;
 
     /// Every operation the tables call implemented is really dispatched (an empty input may be
     /// invalid, but it must never reach the not-implemented arm), and every table entry names a
@@ -379,15 +380,23 @@ mod tests {
             access_key_id: "AKIAEXAMPLE000000000".into(),
             secret_access_key: "x".repeat(40),
         });
-        let state = ApiState::new(
-            scope.clone(),
-            keys.clone(),
+        let blobs = berth_blob::BlobStore::open(&dir.path().join("blobs")).unwrap();
+        let state = ApiState::new(crate::ApiConfig {
+            scope: scope.clone(),
+            keys: keys.clone(),
             store,
-            Pager::new([0; 32]),
-            false,
-        );
+            blobs,
+            paging_key: [0; 32],
+            token_key: [0; 32],
+            registry_host: "127.0.0.1:4566".into(),
+            reset_enabled: false,
+        });
         let principal = crate::root_principal(&scope, &keys);
-        for (service, table) in [(Service::Ecs, ECS_SUPPORT), (Service::Sts, STS_SUPPORT)] {
+        for (service, table) in [
+            (Service::Ecs, ECS_SUPPORT),
+            (Service::Sts, STS_SUPPORT),
+            (Service::Ecr, ecr::SUPPORT),
+        ] {
             for (name, support) in table {
                 assert!(
                     service.model().operation(name).is_some(),
@@ -408,6 +417,9 @@ mod tests {
                             2,
                         )
                         .await
+                    }
+                    Service::Ecr => {
+                        ecr::call(&state, &principal, name, Value::Object(Default::default())).await
                     }
                     _ => sts::call(&state, &principal, name),
                 };

@@ -10,25 +10,4 @@
 pub mod ecs;
 pub mod paging;
 
-use berth_types::{AccountId, Region};
-
-/// Where this control plane lives: the account and region its ARNs carry.
-#[derive(Debug, Clone)]
-pub struct Scope {
-    pub account: AccountId,
-    pub region: Region,
-}
-
-impl Scope {
-    /// `arn:aws:<service>:<region>:<account>:<resource>`.
-    pub fn arn(&self, service: &str, resource: &str) -> String {
-        format!(
-            "arn:aws:{service}:{}:{}:{resource}",
-            self.region, self.account
-        )
-    }
-
-    pub fn root_arn(&self) -> String {
-        format!("arn:aws:iam::{}:root", self.account)
-    }
-}
+pub use berth_types::Scope;

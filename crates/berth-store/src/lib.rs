@@ -28,6 +28,14 @@ pub enum Kind {
     TaskDefinition,
     TaskDefinitionFamily,
     AccountSetting,
+    /// An ECR repository, keyed by name.
+    Repository,
+    /// An image (manifest) in a repository: `repo\ndigest`.
+    Image,
+    /// A tag in a repository: `repo\ntag` → digest.
+    ImageTag,
+    /// A blob visible in a repository: `repo\ndigest`.
+    RepositoryBlob,
     /// Server-wide values (pagination-token key, …).
     Meta,
 }
@@ -39,6 +47,10 @@ impl Kind {
             Kind::TaskDefinition => "task-definition",
             Kind::TaskDefinitionFamily => "task-definition-family",
             Kind::AccountSetting => "account-setting",
+            Kind::Repository => "repository",
+            Kind::Image => "image",
+            Kind::ImageTag => "image-tag",
+            Kind::RepositoryBlob => "repository-blob",
             Kind::Meta => "meta",
         }
     }

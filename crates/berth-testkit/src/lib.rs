@@ -9,12 +9,14 @@
 //! [`signed`] builds raw SigV4-signed requests (with the `aws-sigv4` crate, independent of
 //! Berth's verifier) for the tests that tamper with signatures.
 
+use base64::Engine;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use aws_sdk_ecr;
 pub use aws_sdk_ecs;
 pub use aws_sdk_sts;
 
@@ -212,6 +214,31 @@ impl TestServer {
 
     pub fn ecs(&self) -> aws_sdk_ecs::Client {
         aws_sdk_ecs::Client::new(&self.sdk_config())
+    }
+
+    pub fn ecr(&self) -> aws_sdk_ecr::Client {
+        aws_sdk_ecr::Client::new(&self.sdk_config())
+    }
+
+    /// `docker login` credentials for the registry: (user, password) from
+    /// `GetAuthorizationToken`.
+    pub async fn registry_login(&self) -> (String, String) {
+        let out = self
+            .ecr()
+            .get_authorization_token()
+            .send()
+            .await
+            .expect("GetAuthorizationToken");
+        let token = out.authorization_data()[0]
+            .authorization_token()
+            .expect("token")
+            .to_string();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&token)
+            .expect("base64 token");
+        let decoded = String::from_utf8(raw).expect("utf-8 token");
+        let (user, password) = decoded.split_once(':').expect("AWS:<password>");
+        (user.to_string(), password.to_string())
     }
 
     pub fn sts(&self) -> aws_sdk_sts::Client {

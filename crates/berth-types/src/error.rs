@@ -16,6 +16,40 @@ pub enum Error {
     /// A resource named by ARN does not exist.
     #[error("{0}")]
     ResourceNotFound(String),
+    /// Registry: the repository does not exist.
+    #[error("The repository with name '{0}' does not exist in the registry")]
+    RepositoryNotFound(String),
+    #[error("The repository with name '{0}' already exists in the registry")]
+    RepositoryAlreadyExists(String),
+    #[error("The repository with name '{0}' cannot be deleted because it still contains images")]
+    RepositoryNotEmpty(String),
+    /// Registry: no image (manifest) matches the reference.
+    #[error("{0}")]
+    ImageNotFound(String),
+    /// Registry: the same image is already stored under that tag.
+    #[error("{0}")]
+    ImageAlreadyExists(String),
+    /// Registry: an immutable tag would move.
+    #[error("{0}")]
+    ImageTagImmutable(String),
+    /// Registry: the blob (layer) is not in the repository.
+    #[error("{0}")]
+    BlobUnknown(String),
+    /// Registry: a manifest references blobs or manifests the repository does not have.
+    #[error("{0}")]
+    ManifestBlobUnknown(String),
+    /// Registry: the manifest cannot be parsed or has an unsupported media type.
+    #[error("{0}")]
+    ManifestInvalid(String),
+    /// Registry: content does not have the digest the client named.
+    #[error("{0}")]
+    DigestMismatch(String),
+    /// Registry: the upload session does not exist (finished, cancelled or expired).
+    #[error("The upload does not exist or has expired.")]
+    UploadNotFound,
+    /// Registry: a chunk does not continue the upload where it ends.
+    #[error("{0}")]
+    UploadOutOfOrder(String),
     /// A quota was reached.
     #[error("{0}")]
     LimitExceeded(String),

@@ -6,11 +6,33 @@
 pub mod ecs;
 mod error;
 mod ids;
+pub mod oci;
 
 pub use error::Error;
 pub use ids::{AccountId, Arn, Generation, Region, Timestamp};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where this control plane lives: the account and region its ARNs carry.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub account: AccountId,
+    pub region: Region,
+}
+
+impl Scope {
+    /// `arn:aws:<service>:<region>:<account>:<resource>`.
+    pub fn arn(&self, service: &str, resource: &str) -> String {
+        format!(
+            "arn:aws:{service}:{}:{}:{resource}",
+            self.region, self.account
+        )
+    }
+
+    pub fn root_arn(&self) -> String {
+        format!("arn:aws:iam::{}:root", self.account)
+    }
+}
 
 /// The caller, as proven by SigV4 verification (only `berth-api`'s verifier builds one).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -83,6 +83,11 @@ impl DataDir {
         credentials_path(&self.path)
     }
 
+    /// Root of the blob store (layers, configs, manifests, uploads in progress).
+    pub fn blobs(&self) -> PathBuf {
+        self.path.join("blobs")
+    }
+
     /// The root key pair: read from the directory, or on first start taken from
     /// `BERTH_ROOT_ACCESS_KEY_ID` / `BERTH_ROOT_SECRET_ACCESS_KEY` or generated, then stored
     /// (mode 0600, fsynced). The flag says whether they were created now.

@@ -3,10 +3,9 @@
 
 use crate::config::ServerConfig;
 use crate::data_dir::{DataDir, DataDirError};
-use berth_api::ApiState;
 use berth_api::auth::Keys;
+use berth_api::{ApiConfig, ApiState};
 use berth_control::Scope;
-use berth_control::paging::Pager;
 use berth_store::{Kind, Store, StoreError};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -23,6 +22,8 @@ pub enum ServeError {
     DataDir(#[from] DataDirError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Blob(#[from] berth_blob::BlobError),
     #[error("{0}")]
     Domain(#[from] berth_types::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -41,9 +42,10 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// The pagination-token key: made once per data directory, kept in the store.
-async fn pager(store: &Store) -> Result<Pager, berth_types::Error> {
-    let existing = store.read(|r| r.get(Kind::Meta, "paging-key"))?;
+/// A 32-byte secret made once per data directory and kept in the store (pagination tokens,
+/// registry authorization tokens).
+async fn meta_key(store: &Store, name: &'static str) -> Result<[u8; 32], berth_types::Error> {
+    let existing = store.read(|r| r.get(Kind::Meta, name))?;
     let hex_key = match existing {
         Some(rec) => rec.doc,
         None => {
@@ -52,12 +54,12 @@ async fn pager(store: &Store) -> Result<Pager, berth_types::Error> {
             let doc: String = key.iter().map(|b| format!("{b:02x}")).collect();
             let d = doc.clone();
             match store
-                .write(move |tx| tx.insert(Kind::Meta, "paging-key", None, &d))
+                .write(move |tx| tx.insert(Kind::Meta, name, None, &d))
                 .await
             {
                 Ok(_) => doc,
                 Err(berth_types::Error::Conflict) => store
-                    .read(|r| r.get(Kind::Meta, "paging-key"))?
+                    .read(|r| r.get(Kind::Meta, name))?
                     .map(|r| r.doc)
                     .unwrap_or(doc),
                 Err(e) => return Err(e),
@@ -68,7 +70,7 @@ async fn pager(store: &Store) -> Result<Pager, berth_types::Error> {
     for (i, b) in key.iter_mut().enumerate() {
         *b = u8::from_str_radix(hex_key.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
     }
-    Ok(Pager::new(key))
+    Ok(key)
 }
 
 fn tls_acceptor(
@@ -126,20 +128,13 @@ pub async fn run(
     let data_dir = DataDir::open(&data_path)?;
     let (root, created) = data_dir.root_credentials()?;
     let store = Store::open(&data_dir.database())?;
-    let pager = pager(&store).await?;
+    let blobs = berth_blob::BlobStore::open(&data_dir.blobs())?;
+    let paging_key = meta_key(&store, "paging-key").await?;
+    let token_key = meta_key(&store, "registry-token-key").await?;
     let scope = Scope {
         account: config.account_id.clone(),
         region: config.region.clone(),
     };
-    let state = ApiState::new(
-        scope,
-        Keys::new(root.clone()),
-        store.clone(),
-        pager,
-        config.ephemeral,
-    );
-    let app = berth_api::router(state);
-
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -147,6 +142,20 @@ pub async fn run(
             source,
         })?;
     let bound = listener.local_addr()?;
+    let state = ApiState::new(ApiConfig {
+        scope,
+        keys: Keys::new(root.clone()),
+        store: store.clone(),
+        blobs,
+        paging_key,
+        token_key,
+        registry_host: config
+            .public_host
+            .clone()
+            .unwrap_or_else(|| bound.to_string()),
+        reset_enabled: config.ephemeral,
+    });
+    let app = berth_api::router(state);
     let endpoint = config.endpoint_url(bound);
     if created {
         eprintln!(

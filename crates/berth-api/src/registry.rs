@@ -1,0 +1,748 @@
+//! The OCI distribution API under `/v2/` (spec/ecr.md §4), authenticated like ECR: HTTP Basic
+//! with user `AWS` and a password from `GetAuthorizationToken`.
+//!
+//! Paths are parsed by hand from the right (`<name>` may contain slashes). Request bodies are
+//! streamed to the blob store, never buffered whole (manifests, at most 4 MiB, excepted).
+
+use crate::ApiState;
+use crate::auth::token::{self, TokenError};
+use crate::errors::oci_error;
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, Response, StatusCode};
+use base64::Engine;
+use berth_blob::{BlobError, new_upload_id};
+use berth_registry::{MAX_MANIFEST_BYTES, MediaType, Reference};
+use berth_types::oci::{Digest, RepositoryName};
+use berth_types::{Error, Principal};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+const API_VERSION: (&str, &str) = ("Docker-Distribution-Api-Version", "registry/2.0");
+
+fn builder(status: StatusCode) -> axum::http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header(API_VERSION.0, API_VERSION.1)
+}
+
+/// A failed registry request, already rendered (boxed: responses are large).
+struct Fail(Box<Response<Body>>);
+
+impl From<Response<Body>> for Fail {
+    fn from(r: Response<Body>) -> Self {
+        Fail(Box::new(r))
+    }
+}
+
+fn error_response(status: u16, code: &str, message: &str, challenge: Option<&str>) -> Fail {
+    let body = json!({"errors": [{"code": code, "message": message, "detail": null}]});
+    let mut b = builder(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+        .header("content-type", "application/json");
+    if let Some(c) = challenge {
+        b = b.header("www-authenticate", c);
+    }
+    b.body(Body::from(body.to_string()))
+        .expect("valid response")
+        .into()
+}
+
+fn domain_error(e: Error) -> Fail {
+    let (status, code, message) = oci_error(e, "registry");
+    error_response(status, code, &message, None)
+}
+
+fn name_invalid(name: &str) -> Fail {
+    error_response(
+        400,
+        "NAME_INVALID",
+        &format!("invalid repository name '{name}'"),
+        None,
+    )
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded_pairs(query.unwrap_or(""))
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+fn form_urlencoded_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    berth_aws::query::parse_form(q.as_bytes()).into_iter()
+}
+
+/// The registry's Basic challenge.
+fn challenge(state: &ApiState) -> String {
+    format!(
+        "Basic realm=\"https://{}/\",service=\"ecr.amazonaws.com\"",
+        state.inner.registry.host()
+    )
+}
+
+fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Principal, Fail> {
+    let unauthorized =
+        |msg: &str| error_response(401, "UNAUTHORIZED", msg, Some(&challenge(state)));
+    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return Err(unauthorized("authentication required"));
+    };
+    let Some(b64) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return Err(unauthorized(
+            "authentication required: use Basic auth with user AWS and an ECR authorization token",
+        ));
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    let Some((user, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+        return Err(unauthorized("malformed Basic credentials"));
+    };
+    if user != "AWS" {
+        return Err(unauthorized("the user name must be AWS"));
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    match token::verify(
+        &state.inner.token_key,
+        state.scope(),
+        &state.inner.keys,
+        password,
+        now,
+    ) {
+        Ok(p) => Ok(p),
+        Err(TokenError::Expired) => Err(error_response(
+            403,
+            "DENIED",
+            "Your authorization token has expired. Reauthenticate and try again.",
+            None,
+        )),
+        Err(TokenError::Invalid) => Err(unauthorized("invalid authorization token")),
+    }
+}
+
+/// What a `/v2/...` path addresses.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Ping,
+    Catalog,
+    Tags(&'a str),
+    Manifest(&'a str, &'a str),
+    Blob(&'a str, &'a str),
+    Uploads(&'a str),
+    Upload(&'a str, &'a str),
+    Referrers(&'a str, &'a str),
+}
+
+fn parse_route(path: &str) -> Option<Route<'_>> {
+    let rest = path.strip_prefix("/v2")?;
+    if rest.is_empty() || rest == "/" {
+        return Some(Route::Ping);
+    }
+    let rest = rest.strip_prefix('/')?;
+    if rest == "_catalog" {
+        return Some(Route::Catalog);
+    }
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Some(Route::Tags(name));
+    }
+    if let Some(name) = rest
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| rest.strip_suffix("/blobs/uploads"))
+    {
+        return Some(Route::Uploads(name));
+    }
+    if let Some((name, id)) = rest.rsplit_once("/blobs/uploads/") {
+        return (!id.contains('/')).then_some(Route::Upload(name, id));
+    }
+    for marker in ["/manifests/", "/blobs/", "/referrers/"] {
+        if let Some((name, last)) = rest.rsplit_once(marker)
+            && !last.is_empty()
+            && !last.contains('/')
+        {
+            return Some(match marker {
+                "/manifests/" => Route::Manifest(name, last),
+                "/blobs/" => Route::Blob(name, last),
+                _ => Route::Referrers(name, last),
+            });
+        }
+    }
+    None
+}
+
+pub async fn handle(state: &ApiState, parts: Parts, body: Body) -> Response<Body> {
+    let principal = match authenticate(state, &parts.headers) {
+        Ok(p) => p,
+        Err(f) => return *f.0,
+    };
+    let _ = principal; // Authorization per repository arrives with IAM; the caller is known.
+    let Some(route) = parse_route(parts.uri.path()) else {
+        return *error_response(404, "NAME_UNKNOWN", "no such registry endpoint", None).0;
+    };
+    let name = match &route {
+        Route::Ping | Route::Catalog => None,
+        Route::Tags(n)
+        | Route::Manifest(n, _)
+        | Route::Blob(n, _)
+        | Route::Uploads(n)
+        | Route::Upload(n, _)
+        | Route::Referrers(n, _) => Some(*n),
+    };
+    if let Some(n) = name
+        && RepositoryName::parse(n).is_none()
+    {
+        return *name_invalid(n).0;
+    }
+    let query = parts.uri.query();
+    let m = &parts.method;
+    let result = match route {
+        Route::Ping if *m == Method::GET || *m == Method::HEAD => Ok(json_ok(&json!({}))),
+        Route::Catalog if *m == Method::GET => catalog(state, query),
+        Route::Tags(n) if *m == Method::GET => tags(state, n, query),
+        Route::Manifest(n, r) if *m == Method::GET || *m == Method::HEAD => {
+            manifest_get(state, n, r, *m == Method::HEAD).await
+        }
+        Route::Manifest(n, r) if *m == Method::PUT => {
+            manifest_put(state, n, r, &parts.headers, body).await
+        }
+        Route::Manifest(n, r) if *m == Method::DELETE => manifest_delete(state, n, r).await,
+        Route::Blob(n, d) if *m == Method::GET || *m == Method::HEAD => {
+            blob_get(state, n, d, &parts.headers, *m == Method::HEAD).await
+        }
+        Route::Blob(n, d) if *m == Method::DELETE => blob_delete(state, n, d).await,
+        Route::Uploads(n) if *m == Method::POST => {
+            upload_start(state, n, query, &parts.headers, body).await
+        }
+        Route::Upload(n, id) if *m == Method::PATCH => {
+            upload_patch(state, n, id, &parts.headers, body).await
+        }
+        Route::Upload(n, id) if *m == Method::PUT => {
+            upload_put(state, n, id, query, &parts.headers, body).await
+        }
+        Route::Upload(n, id) if *m == Method::GET => upload_status(state, n, id).await,
+        Route::Upload(n, id) if *m == Method::DELETE => upload_cancel(state, n, id).await,
+        Route::Referrers(n, d) if *m == Method::GET => referrers(state, n, d, query),
+        _ => Err(error_response(
+            405,
+            "UNSUPPORTED",
+            "method not allowed here",
+            None,
+        )),
+    };
+    result.unwrap_or_else(|f| *f.0)
+}
+
+type Reply = Result<Response<Body>, Fail>;
+
+fn json_ok(v: &Value) -> Response<Body> {
+    builder(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Body::from(v.to_string()))
+        .expect("valid response")
+}
+
+fn page_size(query: Option<&str>) -> Result<Option<usize>, Fail> {
+    match query_param(query, "n") {
+        None => Ok(None),
+        Some(n) => n.parse::<usize>().map(Some).map_err(|_| {
+            error_response(400, "PAGINATION_NUMBER_INVALID", "n must be a number", None)
+        }),
+    }
+}
+
+fn catalog(state: &ApiState, query: Option<&str>) -> Reply {
+    let n = page_size(query)?.unwrap_or(1000).min(1000);
+    let last = query_param(query, "last");
+    let repos = state
+        .inner
+        .registry
+        .repository_list(last.as_deref(), n)
+        .map_err(domain_error)?;
+    let names: Vec<String> = repos.iter().map(|r| r.name.to_string()).collect();
+    let mut resp = json_ok(&json!({ "repositories": names }));
+    if names.len() == n
+        && let Some(l) = names.last()
+    {
+        let link = format!("</v2/_catalog?n={n}&last={l}>; rel=\"next\"");
+        resp.headers_mut()
+            .insert("link", link.parse().expect("header-safe"));
+    }
+    Ok(resp)
+}
+
+fn tags(state: &ApiState, name: &str, query: Option<&str>) -> Reply {
+    let n = page_size(query)?.unwrap_or(usize::MAX >> 1);
+    let last = query_param(query, "last");
+    let tags = state
+        .inner
+        .registry
+        .tags_list(name, last.as_deref(), n)
+        .map_err(domain_error)?;
+    let mut resp = json_ok(&json!({"name": name, "tags": tags}));
+    if tags.len() == n
+        && n > 0
+        && let Some(l) = tags.last()
+    {
+        let link = format!("</v2/{name}/tags/list?n={n}&last={l}>; rel=\"next\"");
+        resp.headers_mut()
+            .insert("link", link.parse().expect("header-safe"));
+    }
+    Ok(resp)
+}
+
+fn reference(r: &str) -> Result<Reference, Fail> {
+    Reference::parse(r).ok_or_else(|| {
+        if r.contains(':') {
+            error_response(
+                400,
+                "DIGEST_INVALID",
+                &format!("invalid digest '{r}'"),
+                None,
+            )
+        } else {
+            error_response(400, "TAG_INVALID", &format!("invalid tag '{r}'"), None)
+        }
+    })
+}
+
+async fn manifest_get(state: &ApiState, name: &str, r: &str, head: bool) -> Reply {
+    let reference = reference(r)?;
+    let registry = &state.inner.registry;
+    let image = registry
+        .image_resolve(name, &reference)
+        .map_err(domain_error)?;
+    let b = builder(StatusCode::OK)
+        .header("content-type", image.media_type.as_str())
+        .header("docker-content-digest", image.digest.as_str())
+        .header("content-length", image.manifest_size);
+    if head {
+        return Ok(b.body(Body::empty()).expect("valid response"));
+    }
+    let bytes = registry
+        .manifest_bytes(&image)
+        .await
+        .map_err(domain_error)?;
+    Ok(b.body(Body::from(bytes)).expect("valid response"))
+}
+
+/// Reads a whole body of at most `limit` bytes; `None` if it is larger.
+async fn read_limited(body: Body, limit: usize) -> Result<Option<bytes::Bytes>, Fail> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(Some(b)),
+        Err(_) => Ok(None),
+    }
+}
+
+async fn manifest_put(
+    state: &ApiState,
+    name: &str,
+    r: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Reply {
+    let reference = reference(r)?;
+    let Some(bytes) = read_limited(body, MAX_MANIFEST_BYTES).await? else {
+        return Err(error_response(
+            413,
+            "SIZE_INVALID",
+            &format!("manifest is larger than {MAX_MANIFEST_BYTES} bytes"),
+            None,
+        ));
+    };
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+    let image = state
+        .inner
+        .registry
+        .manifest_put(name, &reference, content_type, bytes)
+        .await
+        .map_err(domain_error)?;
+    let mut b = builder(StatusCode::CREATED)
+        .header("location", format!("/v2/{name}/manifests/{}", image.digest))
+        .header("docker-content-digest", image.digest.as_str())
+        .header("content-length", 0);
+    if let Some(s) = &image.subject {
+        b = b.header("oci-subject", s.as_str());
+    }
+    Ok(b.body(Body::empty()).expect("valid response"))
+}
+
+async fn manifest_delete(state: &ApiState, name: &str, r: &str) -> Reply {
+    let reference = reference(r)?;
+    state
+        .inner
+        .registry
+        .image_delete(name, &reference)
+        .await
+        .map_err(domain_error)?;
+    Ok(builder(StatusCode::ACCEPTED)
+        .body(Body::empty())
+        .expect("valid response"))
+}
+
+fn digest(d: &str) -> Result<Digest, Fail> {
+    Digest::parse(d).ok_or_else(|| {
+        error_response(
+            400,
+            "DIGEST_INVALID",
+            &format!("invalid digest '{d}'"),
+            None,
+        )
+    })
+}
+
+/// `bytes=start-end` (end optional) within `size`.
+fn parse_range(h: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = h.strip_prefix("bytes=")?;
+    let (s, e) = spec.split_once('-')?;
+    let start: u64 = s.parse().ok()?;
+    let end: u64 = if e.is_empty() {
+        size.checked_sub(1)?
+    } else {
+        e.parse().ok()?
+    };
+    (start <= end && end < size).then_some((start, end))
+}
+
+async fn blob_get(state: &ApiState, name: &str, d: &str, headers: &HeaderMap, head: bool) -> Reply {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let d = digest(d)?;
+    let registry = &state.inner.registry;
+    let unknown = || {
+        error_response(
+            404,
+            "BLOB_UNKNOWN",
+            &format!("blob {d} is not in repository {name}"),
+            None,
+        )
+    };
+    registry
+        .blob_stat(name, &d)
+        .map_err(domain_error)?
+        .ok_or_else(unknown)?;
+    let (mut file, size) = registry
+        .blobs()
+        .open_blob(&d)
+        .await
+        .map_err(|e| domain_error(Error::internal(e)))?
+        .ok_or_else(unknown)?;
+    let range = headers.get("range").and_then(|v| v.to_str().ok());
+    let (status, start, len) = match range {
+        None => (StatusCode::OK, 0, size),
+        Some(r) => match parse_range(r, size) {
+            Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
+            None => {
+                return Err(builder(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header("content-range", format!("bytes */{size}"))
+                    .body(Body::empty())
+                    .expect("valid response")
+                    .into());
+            }
+        },
+    };
+    let mut b = builder(status)
+        .header("content-type", "application/octet-stream")
+        .header("docker-content-digest", d.as_str())
+        .header("accept-ranges", "bytes")
+        .header("content-length", len);
+    if status == StatusCode::PARTIAL_CONTENT {
+        b = b.header(
+            "content-range",
+            format!("bytes {start}-{}/{size}", start + len - 1),
+        );
+    }
+    if head {
+        return Ok(b.body(Body::empty()).expect("valid response"));
+    }
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| domain_error(Error::internal(e)))?;
+    }
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
+    Ok(b.body(Body::from_stream(stream)).expect("valid response"))
+}
+
+async fn blob_delete(state: &ApiState, name: &str, d: &str) -> Reply {
+    let d = digest(d)?;
+    state
+        .inner
+        .registry
+        .blob_unlink(name, &d)
+        .await
+        .map_err(domain_error)?;
+    Ok(builder(StatusCode::ACCEPTED)
+        .body(Body::empty())
+        .expect("valid response"))
+}
+
+fn blob_error(e: BlobError) -> Fail {
+    match e {
+        BlobError::UploadNotFound => domain_error(Error::UploadNotFound),
+        BlobError::OutOfOrder { given, size } => error_response(
+            416,
+            "BLOB_UPLOAD_INVALID",
+            &format!("chunk starts at byte {given}; the upload has {size} bytes"),
+            None,
+        ),
+        BlobError::DigestMismatch { actual } => error_response(
+            400,
+            "DIGEST_INVALID",
+            &format!("the uploaded content's digest is {actual}"),
+            None,
+        ),
+        BlobError::Io { .. } => domain_error(Error::internal(e)),
+    }
+}
+
+/// Streams `body` onto the end of upload `id`, which must be `offset` bytes long.
+async fn append_body(state: &ApiState, id: &str, offset: u64, mut body: Body) -> Result<u64, Fail> {
+    let blobs = state.inner.registry.blobs();
+    let mut w = blobs.upload_writer(id, offset).await.map_err(blob_error)?;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            error_response(
+                400,
+                "BLOB_UPLOAD_INVALID",
+                "the request body was interrupted",
+                None,
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            w.write(&data).await.map_err(blob_error)?;
+        }
+    }
+    w.finish().await.map_err(blob_error)
+}
+
+fn upload_location(name: &str, id: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+fn upload_accepted(name: &str, id: &str, size: u64, status: StatusCode) -> Response<Body> {
+    let range = if size == 0 {
+        "0-0".to_string()
+    } else {
+        format!("0-{}", size - 1)
+    };
+    builder(status)
+        .header("location", upload_location(name, id))
+        .header("docker-upload-uuid", id)
+        .header("range", range)
+        .header("content-length", 0)
+        .body(Body::empty())
+        .expect("valid response")
+}
+
+fn blob_created(name: &str, d: &Digest) -> Response<Body> {
+    builder(StatusCode::CREATED)
+        .header("location", format!("/v2/{name}/blobs/{d}"))
+        .header("docker-content-digest", d.as_str())
+        .header("content-length", 0)
+        .body(Body::empty())
+        .expect("valid response")
+}
+
+/// Commits upload `id` as `d` and makes it visible in `name`.
+async fn commit(state: &ApiState, name: &str, id: &str, d: &Digest) -> Reply {
+    let registry = &state.inner.registry;
+    let size = registry
+        .blobs()
+        .upload_commit(id, d)
+        .await
+        .map_err(blob_error)?;
+    registry
+        .blob_link(name, d, size)
+        .await
+        .map_err(domain_error)?;
+    Ok(blob_created(name, d))
+}
+
+async fn upload_start(
+    state: &ApiState,
+    name: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Reply {
+    let registry = &state.inner.registry;
+    registry.repository_get(name).map_err(domain_error)?;
+    if let (Some(mount), from) = (query_param(query, "mount"), query_param(query, "from")) {
+        let d = digest(&mount)?;
+        if let Some(from) = from
+            && registry
+                .blob_mount(name, &from, &d)
+                .await
+                .map_err(domain_error)?
+                .is_some()
+        {
+            return Ok(blob_created(name, &d));
+        }
+    }
+    let id = new_upload_id();
+    registry
+        .blobs()
+        .upload_start(&id)
+        .await
+        .map_err(blob_error)?;
+    if let Some(d) = query_param(query, "digest") {
+        let d = digest(&d)?;
+        append_body(state, &id, 0, body).await?;
+        return commit(state, name, &id, &d).await;
+    }
+    let _ = headers;
+    Ok(upload_accepted(name, &id, 0, StatusCode::ACCEPTED))
+}
+
+async fn upload_patch(
+    state: &ApiState,
+    name: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Reply {
+    let blobs = state.inner.registry.blobs();
+    let size = blobs.upload_size(id).await.map_err(blob_error)?;
+    let offset = match headers.get("content-range").and_then(|v| v.to_str().ok()) {
+        None => size,
+        Some(r) => {
+            let start = r
+                .trim_start_matches("bytes ")
+                .split('-')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok());
+            match start {
+                Some(s) => s,
+                None => {
+                    return Err(error_response(
+                        416,
+                        "BLOB_UPLOAD_INVALID",
+                        "invalid Content-Range",
+                        None,
+                    ));
+                }
+            }
+        }
+    };
+    let size = append_body(state, id, offset, body).await?;
+    Ok(upload_accepted(name, id, size, StatusCode::ACCEPTED))
+}
+
+async fn upload_put(
+    state: &ApiState,
+    name: &str,
+    id: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Reply {
+    let Some(d) = query_param(query, "digest") else {
+        return Err(error_response(
+            400,
+            "DIGEST_INVALID",
+            "the digest parameter is required",
+            None,
+        ));
+    };
+    let d = digest(&d)?;
+    let blobs = state.inner.registry.blobs();
+    let size = blobs.upload_size(id).await.map_err(blob_error)?;
+    let _ = headers;
+    append_body(state, id, size, body).await?;
+    commit(state, name, id, &d).await
+}
+
+async fn upload_status(state: &ApiState, name: &str, id: &str) -> Reply {
+    let size = state
+        .inner
+        .registry
+        .blobs()
+        .upload_size(id)
+        .await
+        .map_err(blob_error)?;
+    Ok(upload_accepted(name, id, size, StatusCode::NO_CONTENT))
+}
+
+async fn upload_cancel(state: &ApiState, _name: &str, id: &str) -> Reply {
+    state
+        .inner
+        .registry
+        .blobs()
+        .upload_cancel(id)
+        .await
+        .map_err(blob_error)?;
+    Ok(builder(StatusCode::NO_CONTENT)
+        .body(Body::empty())
+        .expect("valid response"))
+}
+
+fn referrers(state: &ApiState, name: &str, d: &str, query: Option<&str>) -> Reply {
+    let d = digest(d)?;
+    let filter = query_param(query, "artifactType");
+    let images = state
+        .inner
+        .registry
+        .images_list(name)
+        .map_err(domain_error)?;
+    let manifests: Vec<Value> = images
+        .iter()
+        .filter(|i| i.subject.as_ref() == Some(&d))
+        .filter_map(|i| {
+            let artifact = i.artifact_type.clone().or_else(|| i.config_media_type.clone());
+            if filter.as_ref().is_some_and(|f| artifact.as_ref() != Some(f)) {
+                return None;
+            }
+            let mut m = json!({"mediaType": i.media_type, "digest": i.digest.as_str(), "size": i.manifest_size});
+            if let Some(a) = artifact {
+                m["artifactType"] = Value::String(a);
+            }
+            Some(m)
+        })
+        .collect();
+    let body =
+        json!({"schemaVersion": 2, "mediaType": MediaType::OCI_INDEX, "manifests": manifests});
+    let mut b = builder(StatusCode::OK).header("content-type", MediaType::OCI_INDEX);
+    if filter.is_some() {
+        b = b.header("oci-filters-applied", "artifactType");
+    }
+    Ok(b.body(Body::from(body.to_string()))
+        .expect("valid response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_paths_parse_from_the_right() {
+        assert_eq!(parse_route("/v2/"), Some(Route::Ping));
+        assert_eq!(parse_route("/v2"), Some(Route::Ping));
+        assert_eq!(parse_route("/v2/_catalog"), Some(Route::Catalog));
+        assert_eq!(parse_route("/v2/a/b/tags/list"), Some(Route::Tags("a/b")));
+        assert_eq!(
+            parse_route("/v2/a/manifests/b/manifests/latest"),
+            Some(Route::Manifest("a/manifests/b", "latest"))
+        );
+        assert_eq!(
+            parse_route("/v2/team/app/blobs/uploads/"),
+            Some(Route::Uploads("team/app"))
+        );
+        assert_eq!(
+            parse_route("/v2/team/app/blobs/uploads/abc"),
+            Some(Route::Upload("team/app", "abc"))
+        );
+        assert_eq!(
+            parse_route("/v2/x/blobs/sha256:00"),
+            Some(Route::Blob("x", "sha256:00"))
+        );
+        assert_eq!(
+            parse_route("/v2/x/referrers/sha256:00"),
+            Some(Route::Referrers("x", "sha256:00"))
+        );
+        assert_eq!(parse_route("/v2/x/unknown"), None);
+        assert_eq!(parse_route("/v2/x/manifests/"), None);
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=90-100", 100), None);
+    }
+}

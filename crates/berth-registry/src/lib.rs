@@ -1,0 +1,699 @@
+//! `berth-registry`: the registry's domain — repositories, images (manifests), tags and which
+//! blobs each repository may see — shared by the OCI distribution API and the ECR API.
+//!
+//! Content lives in `berth-blob` (manifests too: a manifest is the blob of its digest, so its
+//! bytes are served exactly as pushed). Metadata lives in the store:
+//! * `repository` `name` → [`Repository`];
+//! * `image` `name\ndigest` → [`Image`] (media type, sizes, references, tags);
+//! * `image-tag` `name\ntag` → the digest it names;
+//! * `repository-blob` `name\ndigest` → size: the blob was uploaded to or mounted into the
+//!   repository, so it may be pulled from it and referenced by its manifests.
+//!
+//! Order of effects on push: the blob or manifest bytes are made durable first, then the
+//! metadata transaction makes them visible; a crash in between leaves unreferenced content
+//! for garbage collection, never a visible image without its bytes.
+//!
+//! Called by `berth-api`. Must not speak HTTP or see wire shapes.
+
+mod manifest;
+
+pub use manifest::{MediaType, ParsedManifest};
+
+use berth_blob::BlobStore;
+use berth_store::{Kind, ListQuery, Record, Store, Tx};
+use berth_types::oci::{Digest, RepositoryName, is_tag};
+use berth_types::{Error, Generation, Scope, Tag, Timestamp};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Largest manifest accepted (bytes).
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// A repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Repository {
+    pub name: RepositoryName,
+    pub created_at: Timestamp,
+    /// `MUTABLE` or `IMMUTABLE` (the `*_WITH_EXCLUSION` forms keep their filters in
+    /// `tag_mutability_exclusions`).
+    pub tag_mutability: String,
+    pub tag_mutability_exclusions: Vec<Value>,
+    /// `imageScanningConfiguration`, stored as given.
+    pub scanning: Value,
+    /// `encryptionConfiguration`, stored as given.
+    pub encryption: Value,
+    pub tags: Vec<Tag>,
+    /// The repository policy text, when one is set.
+    pub policy: Option<String>,
+}
+
+/// An image: one manifest (or index) in a repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    pub digest: Digest,
+    pub media_type: String,
+    /// Size of the manifest itself.
+    pub manifest_size: u64,
+    /// Sum of the layer sizes (for an index: the largest child image).
+    pub image_size: u64,
+    pub pushed_at: Timestamp,
+    pub last_pull: Option<Timestamp>,
+    pub tags: Vec<String>,
+    /// Blobs (config and layers) it references.
+    pub blobs: Vec<Digest>,
+    /// Manifests it references (indexes).
+    pub manifests: Vec<Digest>,
+    pub subject: Option<Digest>,
+    pub artifact_type: Option<String>,
+    pub config_media_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TagRecord {
+    digest: Digest,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BlobLink {
+    size: u64,
+}
+
+/// `CreateRepository` in domain terms.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRepository {
+    pub name: String,
+    pub tag_mutability: Option<String>,
+    pub tag_mutability_exclusions: Vec<Value>,
+    pub scanning: Option<Value>,
+    pub encryption: Option<Value>,
+    pub tags: Vec<Tag>,
+}
+
+/// A manifest reference: a tag or a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Tag(String),
+    Digest(Digest),
+}
+
+impl Reference {
+    pub fn parse(s: &str) -> Option<Reference> {
+        if s.contains(':') {
+            Digest::parse(s).map(Reference::Digest)
+        } else if is_tag(s) {
+            Some(Reference::Tag(s.to_string()))
+        } else {
+            None
+        }
+    }
+}
+
+fn key(repo: &RepositoryName, rest: &str) -> String {
+    format!("{repo}\n{rest}")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(r: Record) -> Result<(Generation, T), Error> {
+    serde_json::from_str(&r.doc)
+        .map(|v| (r.generation, v))
+        .map_err(|e| Error::internal(format!("corrupt record {}: {e}", r.key)))
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<String, Error> {
+    serde_json::to_string(v).map_err(Error::internal)
+}
+
+fn not_found(repo: &str) -> Error {
+    Error::RepositoryNotFound(repo.to_string())
+}
+
+/// The registry handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    scope: Scope,
+    store: Store,
+    blobs: BlobStore,
+    /// `host[:port]` of repository URIs.
+    host: String,
+}
+
+impl Registry {
+    pub fn new(scope: Scope, store: Store, blobs: BlobStore, host: String) -> Self {
+        Registry {
+            scope,
+            store,
+            blobs,
+            host,
+        }
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn repository_arn(&self, name: &RepositoryName) -> String {
+        self.scope.arn("ecr", &format!("repository/{name}"))
+    }
+
+    pub fn repository_uri(&self, name: &RepositoryName) -> String {
+        format!("{}/{name}", self.host)
+    }
+
+    pub fn parse_name(&self, name: &str) -> Result<RepositoryName, Error> {
+        RepositoryName::parse(name).ok_or_else(|| {
+            Error::InvalidParameter(format!(
+                "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''; got '{name}'"
+            ))
+        })
+    }
+
+    // ---- repositories -------------------------------------------------------------------
+
+    pub async fn repository_create(&self, cmd: CreateRepository) -> Result<Repository, Error> {
+        let name = self.parse_name(&cmd.name)?;
+        let tag_mutability = cmd.tag_mutability.unwrap_or_else(|| "MUTABLE".into());
+        let repo = Repository {
+            name,
+            created_at: Timestamp::now(),
+            tag_mutability,
+            tag_mutability_exclusions: cmd.tag_mutability_exclusions,
+            scanning: cmd
+                .scanning
+                .unwrap_or_else(|| serde_json::json!({"scanOnPush": false})),
+            encryption: cmd
+                .encryption
+                .unwrap_or_else(|| serde_json::json!({"encryptionType": "AES256"})),
+            tags: cmd.tags,
+            policy: None,
+        };
+        let r = repo.clone();
+        self.store
+            .write(move |tx| {
+                let doc = encode(&r)?;
+                match tx.insert(Kind::Repository, r.name.as_str(), None, &doc) {
+                    Err(Error::Conflict) => Err(Error::RepositoryAlreadyExists(r.name.to_string())),
+                    other => other.map(|_| ()),
+                }
+            })
+            .await?;
+        Ok(repo)
+    }
+
+    pub fn repository_get(&self, name: &str) -> Result<Repository, Error> {
+        let Some(n) = RepositoryName::parse(name) else {
+            return Err(not_found(name));
+        };
+        self.store
+            .read(|r| r.get(Kind::Repository, n.as_str()))?
+            .map(|rec| decode::<Repository>(rec).map(|(_, r)| r))
+            .transpose()?
+            .ok_or_else(|| not_found(name))
+    }
+
+    /// Repositories by name after `after`, at most `limit` (+1 to tell whether more follow).
+    pub fn repository_list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Repository>, Error> {
+        let rows = self.store.read(|r| {
+            r.list(
+                Kind::Repository,
+                &ListQuery {
+                    after,
+                    limit,
+                    ..Default::default()
+                },
+            )
+        })?;
+        rows.into_iter()
+            .map(|r| decode(r).map(|(_, v)| v))
+            .collect()
+    }
+
+    /// Changes a repository in one transaction.
+    pub async fn repository_update(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Repository) -> Result<(), Error> + Send + 'static,
+    ) -> Result<Repository, Error> {
+        let n = RepositoryName::parse(name).ok_or_else(|| not_found(name))?;
+        self.store
+            .write(move |tx| {
+                let rec = tx
+                    .get(Kind::Repository, n.as_str())?
+                    .ok_or_else(|| not_found(n.as_str()))?;
+                let (g, mut repo) = decode::<Repository>(rec)?;
+                change(&mut repo)?;
+                tx.update(Kind::Repository, n.as_str(), g, None, &encode(&repo)?)?;
+                Ok(repo)
+            })
+            .await
+    }
+
+    /// `DeleteRepository`: refuses a repository with images unless `force`.
+    pub async fn repository_delete(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<(Repository, usize), Error> {
+        let n = RepositoryName::parse(name).ok_or_else(|| not_found(name))?;
+        self.store
+            .write(move |tx| {
+                let rec = tx
+                    .get(Kind::Repository, n.as_str())?
+                    .ok_or_else(|| not_found(n.as_str()))?;
+                let (g, repo) = decode::<Repository>(rec)?;
+                let prefix = key(&n, "");
+                let images = list_all(tx, Kind::Image, &prefix)?;
+                if !images.is_empty() && !force {
+                    return Err(Error::RepositoryNotEmpty(n.to_string()));
+                }
+                for kind in [Kind::Image, Kind::ImageTag, Kind::RepositoryBlob] {
+                    for r in list_all(tx, kind, &prefix)? {
+                        tx.delete(kind, &r.key, r.generation)?;
+                    }
+                }
+                tx.delete(Kind::Repository, n.as_str(), g)?;
+                Ok((repo, images.len()))
+            })
+            .await
+    }
+
+    fn require_repo(&self, name: &str) -> Result<RepositoryName, Error> {
+        let repo = self.repository_get(name)?;
+        Ok(repo.name)
+    }
+
+    // ---- blobs ----------------------------------------------------------------------------
+
+    /// The size of `digest` if the repository may see it.
+    pub fn blob_stat(&self, repo: &str, digest: &Digest) -> Result<Option<u64>, Error> {
+        let n = self.require_repo(repo)?;
+        let rec = self
+            .store
+            .read(|r| r.get(Kind::RepositoryBlob, &key(&n, digest.as_str())))?;
+        rec.map(|r| decode::<BlobLink>(r).map(|(_, l)| l.size))
+            .transpose()
+    }
+
+    /// Makes a committed blob visible in the repository.
+    pub async fn blob_link(&self, repo: &str, digest: &Digest, size: u64) -> Result<(), Error> {
+        let n = self.require_repo(repo)?;
+        let k = key(&n, digest.as_str());
+        let doc = encode(&BlobLink { size })?;
+        self.store
+            .write(move |tx| {
+                if tx.get(Kind::RepositoryBlob, &k)?.is_none() {
+                    tx.insert(Kind::RepositoryBlob, &k, None, &doc)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Cross-repository mount: links `digest` into `repo` if `from` has it.
+    pub async fn blob_mount(
+        &self,
+        repo: &str,
+        from: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, Error> {
+        let size = match self.blob_stat(from, digest) {
+            Ok(Some(s)) => s,
+            Ok(None) | Err(Error::RepositoryNotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        self.blob_link(repo, digest, size).await?;
+        Ok(Some(size))
+    }
+
+    /// Hides a blob from a repository (`DELETE /v2/<name>/blobs/<digest>`).
+    pub async fn blob_unlink(&self, repo: &str, digest: &Digest) -> Result<(), Error> {
+        let n = self.require_repo(repo)?;
+        let k = key(&n, digest.as_str());
+        let d = digest.clone();
+        self.store
+            .write(move |tx| match tx.get(Kind::RepositoryBlob, &k)? {
+                Some(r) => tx.delete(Kind::RepositoryBlob, &k, r.generation),
+                None => Err(Error::BlobUnknown(format!(
+                    "blob {d} is not in the repository"
+                ))),
+            })
+            .await
+    }
+
+    // ---- manifests ------------------------------------------------------------------------
+
+    /// Stores a manifest pushed under `reference` (a tag, or its own digest).
+    pub async fn manifest_put(
+        &self,
+        repo: &str,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<Image, Error> {
+        let n = self.require_repo(repo)?;
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(Error::ManifestInvalid(format!(
+                "manifest is larger than {MAX_MANIFEST_BYTES} bytes"
+            )));
+        }
+        let parsed = manifest::parse(&bytes, content_type)?;
+        let digest = berth_types::oci::Digest::from_sha256_hex(&sha256_hex(&bytes));
+        if let Reference::Digest(d) = reference
+            && *d != digest
+        {
+            return Err(Error::DigestMismatch(format!(
+                "the manifest's digest is {digest}, not {d}"
+            )));
+        }
+        // Everything it references must already be in this repository.
+        let mut image_size = 0u64;
+        for b in &parsed.blobs {
+            match self.blob_stat(repo, b)? {
+                Some(s) => {
+                    if parsed.layers.contains(b) {
+                        image_size += s;
+                    }
+                }
+                None => {
+                    return Err(Error::ManifestBlobUnknown(format!(
+                        "blob {b} referenced by the manifest is not in the repository"
+                    )));
+                }
+            }
+        }
+        for m in &parsed.manifests {
+            match self.image_get(&n, m)? {
+                Some((_, img)) => image_size = image_size.max(img.image_size),
+                None => {
+                    return Err(Error::ManifestBlobUnknown(format!(
+                        "manifest {m} referenced by the index is not in the repository"
+                    )));
+                }
+            }
+        }
+        // Content first (durable), metadata second.
+        self.blobs.put(&bytes).await.map_err(Error::internal)?;
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.clone()),
+            Reference::Digest(_) => None,
+        };
+        let image = Image {
+            digest: digest.clone(),
+            media_type: parsed.media_type.clone(),
+            manifest_size: bytes.len() as u64,
+            image_size,
+            pushed_at: Timestamp::now(),
+            last_pull: None,
+            tags: Vec::new(),
+            blobs: parsed.blobs,
+            manifests: parsed.manifests,
+            subject: parsed.subject,
+            artifact_type: parsed.artifact_type,
+            config_media_type: parsed.config_media_type,
+        };
+        self.store
+            .write(move |tx| {
+                let repo_rec = tx
+                    .get(Kind::Repository, n.as_str())?
+                    .ok_or_else(|| not_found(n.as_str()))?;
+                let (_, repository) = decode::<Repository>(repo_rec)?;
+                let ik = key(&n, digest.as_str());
+                let (mut current, expected) = match tx.get(Kind::Image, &ik)? {
+                    Some(r) => {
+                        let (g, img) = decode::<Image>(r)?;
+                        (img, Some(g))
+                    }
+                    None => (image, None),
+                };
+                if let Some(tag) = tag {
+                    tag_point(tx, &repository, &tag, &mut current)?;
+                }
+                let doc = encode(&current)?;
+                match expected {
+                    Some(g) => tx.update(Kind::Image, &ik, g, None, &doc)?,
+                    None => tx.insert(Kind::Image, &ik, None, &doc)?,
+                };
+                Ok(current)
+            })
+            .await
+    }
+
+    fn image_get(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<(Generation, Image)>, Error> {
+        self.store
+            .read(|r| r.get(Kind::Image, &key(repo, digest.as_str())))?
+            .map(decode::<Image>)
+            .transpose()
+    }
+
+    /// Resolves a reference to its image.
+    pub fn image_resolve(&self, repo: &str, reference: &Reference) -> Result<Image, Error> {
+        let n = self.require_repo(repo)?;
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => {
+                let rec = self.store.read(|r| r.get(Kind::ImageTag, &key(&n, t)))?;
+                match rec {
+                    Some(r) => decode::<TagRecord>(r)?.1.digest,
+                    None => return Err(image_not_found(&n, reference)),
+                }
+            }
+        };
+        self.image_get(&n, &digest)?
+            .map(|(_, i)| i)
+            .ok_or_else(|| image_not_found(&n, reference))
+    }
+
+    /// The manifest bytes of an image.
+    pub async fn manifest_bytes(&self, image: &Image) -> Result<Bytes, Error> {
+        self.blobs
+            .read(&image.digest)
+            .await
+            .map_err(Error::internal)?
+            .ok_or_else(|| Error::internal(format!("manifest content {} is missing", image.digest)))
+    }
+
+    /// Tags of a repository, sorted, after `last`, at most `n`.
+    pub fn tags_list(
+        &self,
+        repo: &str,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<String>, Error> {
+        let name = self.require_repo(repo)?;
+        let prefix = key(&name, "");
+        let after = last.map(|l| key(&name, l));
+        let rows = self.store.read(|r| {
+            r.list(
+                Kind::ImageTag,
+                &ListQuery {
+                    prefix: &prefix,
+                    after: after.as_deref(),
+                    limit: n,
+                    ..Default::default()
+                },
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.key[prefix.len()..].to_string())
+            .collect())
+    }
+
+    /// Images of a repository in digest order.
+    pub fn images_list(&self, repo: &str) -> Result<Vec<Image>, Error> {
+        let name = self.require_repo(repo)?;
+        let prefix = key(&name, "");
+        let rows = self.store.read(|r| {
+            r.list(
+                Kind::Image,
+                &ListQuery {
+                    prefix: &prefix,
+                    limit: usize::MAX >> 1,
+                    ..Default::default()
+                },
+            )
+        })?;
+        rows.into_iter()
+            .map(|r| decode(r).map(|(_, v)| v))
+            .collect()
+    }
+
+    /// Deletes an image (all its tags) by digest, or one tag.
+    pub async fn image_delete(&self, repo: &str, reference: &Reference) -> Result<Image, Error> {
+        let n = self.require_repo(repo)?;
+        let image = self.image_resolve(repo, reference)?;
+        let reference = reference.clone();
+        self.store
+            .write(move |tx| {
+                let ik = key(&n, image.digest.as_str());
+                let rec = tx
+                    .get(Kind::Image, &ik)?
+                    .ok_or_else(|| image_not_found(&n, &reference))?;
+                let (g, mut img) = decode::<Image>(rec)?;
+                let remove_tags: Vec<String> = match &reference {
+                    Reference::Tag(t) => vec![t.clone()],
+                    Reference::Digest(_) => img.tags.clone(),
+                };
+                for t in &remove_tags {
+                    if let Some(r) = tx.get(Kind::ImageTag, &key(&n, t))? {
+                        tx.delete(Kind::ImageTag, &r.key, r.generation)?;
+                    }
+                }
+                img.tags.retain(|t| !remove_tags.contains(t));
+                match reference {
+                    Reference::Tag(_) => {
+                        tx.update(Kind::Image, &ik, g, None, &encode(&img)?)?;
+                    }
+                    Reference::Digest(_) => tx.delete(Kind::Image, &ik, g)?,
+                }
+                Ok(img)
+            })
+            .await
+    }
+}
+
+fn image_not_found(repo: &RepositoryName, reference: &Reference) -> Error {
+    let what = match reference {
+        Reference::Tag(t) => format!("imageTag={t}"),
+        Reference::Digest(d) => format!("imageDigest={d}"),
+    };
+    Error::ImageNotFound(format!(
+        "The image with imageId {{{what}}} does not exist within the repository with name '{repo}'"
+    ))
+}
+
+/// Points `tag` at `image` within a write transaction, honouring tag immutability.
+fn tag_point(
+    tx: &mut Tx<'_>,
+    repo: &Repository,
+    tag: &str,
+    image: &mut Image,
+) -> Result<(), Error> {
+    let n = &repo.name;
+    let tk = key(n, tag);
+    match tx.get(Kind::ImageTag, &tk)? {
+        Some(rec) => {
+            let (g, old) = decode::<TagRecord>(rec)?;
+            if old.digest == image.digest {
+                return Ok(());
+            }
+            if tag_is_immutable(repo, tag) {
+                return Err(Error::ImageTagImmutable(format!(
+                    "The image tag '{tag}' already exists in the '{n}' repository and cannot be overwritten because the tag is immutable."
+                )));
+            }
+            // Detach from the image it named.
+            let ok = key(n, old.digest.as_str());
+            if let Some(r) = tx.get(Kind::Image, &ok)? {
+                let (og, mut other) = decode::<Image>(r)?;
+                other.tags.retain(|t| t != tag);
+                tx.update(Kind::Image, &ok, og, None, &encode(&other)?)?;
+            }
+            tx.update(
+                Kind::ImageTag,
+                &tk,
+                g,
+                None,
+                &encode(&TagRecord {
+                    digest: image.digest.clone(),
+                })?,
+            )?;
+        }
+        None => {
+            tx.insert(
+                Kind::ImageTag,
+                &tk,
+                None,
+                &encode(&TagRecord {
+                    digest: image.digest.clone(),
+                })?,
+            )?;
+        }
+    }
+    if !image.tags.iter().any(|t| t == tag) {
+        image.tags.push(tag.to_string());
+    }
+    Ok(())
+}
+
+/// Whether `tag` may not move in `repo` (mutability plus exclusion filters).
+pub fn tag_is_immutable(repo: &Repository, tag: &str) -> bool {
+    let excluded = repo.tag_mutability_exclusions.iter().any(|f| {
+        f.get("filter")
+            .and_then(Value::as_str)
+            .is_some_and(|pattern| wildcard_match(pattern, tag))
+    });
+    match repo.tag_mutability.as_str() {
+        "IMMUTABLE" => true,
+        "IMMUTABLE_WITH_EXCLUSION" => !excluded,
+        "MUTABLE_WITH_EXCLUSION" => excluded,
+        _ => false,
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn wildcard_match(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !s.starts_with(first) || s.len() < first.len() + last.len() || !s.ends_with(last) {
+        return false;
+    }
+    let mut rest = &s[first.len()..s.len() - last.len()];
+    for p in &parts[1..parts.len() - 1] {
+        match rest.find(p) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn list_all(tx: &Tx<'_>, kind: Kind, prefix: &str) -> Result<Vec<Record>, Error> {
+    tx.list(
+        kind,
+        &ListQuery {
+            prefix,
+            limit: usize::MAX >> 1,
+            ..Default::default()
+        },
+    )
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_whole_strings() {
+        assert!(wildcard_match("prod*", "prod-1"));
+        assert!(wildcard_match("*-rc*", "v1-rc2"));
+        assert!(wildcard_match("*", ""));
+        assert!(!wildcard_match("prod*", "dev-prod"));
+        assert!(wildcard_match("a*b*c", "aXbYc"));
+        assert!(!wildcard_match("a*b*c", "acb"));
+        assert!(wildcard_match("exact", "exact") && !wildcard_match("exact", "exactly"));
+    }
+}
