@@ -267,6 +267,14 @@ impl Drop for TestServer {
     }
 }
 
+/// The `Authorization` value of HTTP Basic auth.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
 /// A raw request signed with `aws-sigv4` (independently of Berth's verifier).
 pub struct Signed {
     pub method: String,

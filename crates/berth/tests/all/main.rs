@@ -7,6 +7,7 @@ mod ecs_settings;
 mod ecs_task_definitions;
 mod front_door;
 mod persistence;
+mod registry;
 mod server;
 
 use berth_testkit::TestServer;
