@@ -422,7 +422,7 @@ pub async fn call(
                         if let Some(accepted) = &i.accepted_media_types
                             && !accepted.contains(&img.media_type)
                         {
-                            failures.push(failure(id, "UnsupportedImageType", format!("The image's media type {} is not among the accepted media types", img.media_type)));
+                            failures.push(failure(id, "ImageNotFound", format!("The image's media type {} is not among the accepted media types", img.media_type)));
                             continue;
                         }
                         let bytes = registry.manifest_bytes(&img).await?;

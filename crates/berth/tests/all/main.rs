@@ -2,6 +2,7 @@
 //! port, driven by the official AWS SDK crates, raw signed requests and the `aws` CLI.
 
 mod cli;
+mod ecr;
 mod ecs_clusters;
 mod ecs_settings;
 mod ecs_task_definitions;
@@ -24,6 +25,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
 /// The error code of an SDK error.
 pub fn code<E: berth_testkit::aws_sdk_ecs::error::ProvideErrorMetadata>(e: &E) -> String {
+    // (`ProvideErrorMetadata` is the same trait for every SDK crate.)
     e.code().unwrap_or("<none>").to_string()
 }
 

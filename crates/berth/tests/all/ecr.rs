@@ -1,0 +1,260 @@
+//! The ECR API through `aws-sdk-ecr`, on images pushed through the registry.
+
+use crate::registry::{DOCKER_V2, Reg, digest};
+use crate::{code, start};
+use berth_testkit::aws_sdk_ecr::types::{ImageIdentifier, ImageTagMutability, ListImagesFilter, TagStatus};
+use serde_json::json;
+
+fn tag(t: &str) -> ImageIdentifier {
+    ImageIdentifier::builder().image_tag(t).build()
+}
+
+fn by_digest(d: &str) -> ImageIdentifier {
+    ImageIdentifier::builder().image_digest(d).build()
+}
+
+#[tokio::test]
+async fn ecr_repositories_create_describe_delete() {
+    let server = start();
+    let ecr = server.ecr();
+    let r = ecr
+        .create_repository()
+        .repository_name("team/web")
+        .image_tag_mutability(ImageTagMutability::Immutable)
+        .tags(berth_testkit::aws_sdk_ecr::types::Tag::builder().key("env").value("prod").build().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .repository
+        .unwrap();
+    assert_eq!(r.repository_arn(), Some("arn:aws:ecr:us-east-1:000000000000:repository/team/web"));
+    assert_eq!(r.registry_id(), Some("000000000000"));
+    assert_eq!(r.repository_uri(), Some(format!("127.0.0.1:{}/team/web", server.port).as_str()));
+    assert_eq!(r.image_tag_mutability(), Some(&ImageTagMutability::Immutable));
+    assert!(r.created_at().is_some());
+    assert_eq!(r.encryption_configuration().unwrap().encryption_type().as_str(), "AES256");
+
+    let err = ecr.create_repository().repository_name("team/web").send().await.unwrap_err();
+    assert_eq!(code(&err), "RepositoryAlreadyExistsException");
+    let err = ecr.create_repository().repository_name("Bad_Name").send().await.unwrap_err();
+    assert_eq!(code(&err), "InvalidParameterException");
+
+    for n in ["a1", "b2", "c3"] {
+        ecr.create_repository().repository_name(n).send().await.unwrap();
+    }
+    let all: Vec<String> = ecr
+        .describe_repositories()
+        .max_results(2)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.repository_name.unwrap())
+        .collect();
+    assert_eq!(all, ["a1", "b2", "c3", "team/web"]);
+    let one = ecr.describe_repositories().repository_names("b2").send().await.unwrap();
+    assert_eq!(one.repositories().len(), 1);
+    let err = ecr.describe_repositories().repository_names("zz").send().await.unwrap_err();
+    assert_eq!(code(&err), "RepositoryNotFoundException");
+
+    let m = ecr
+        .put_image_tag_mutability()
+        .repository_name("b2")
+        .image_tag_mutability(ImageTagMutability::Immutable)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.image_tag_mutability(), Some(&ImageTagMutability::Immutable));
+
+    // Not empty: refused without force.
+    let reg = Reg::login(&server).await;
+    reg.push_image("a1", "v1", &[b"x"]).await;
+    let err = ecr.delete_repository().repository_name("a1").send().await.unwrap_err();
+    assert_eq!(code(&err), "RepositoryNotEmptyException");
+    let d = ecr.delete_repository().repository_name("a1").force(true).send().await.unwrap();
+    assert_eq!(d.repository.unwrap().repository_name(), Some("a1"));
+    let err = ecr.delete_repository().repository_name("a1").send().await.unwrap_err();
+    assert_eq!(code(&err), "RepositoryNotFoundException");
+    ecr.delete_repository().repository_name("c3").send().await.unwrap();
+}
+
+#[tokio::test]
+async fn ecr_images_list_describe_get_put_delete() {
+    let server = start();
+    let ecr = server.ecr();
+    ecr.create_repository().repository_name("app").send().await.unwrap();
+    let reg = Reg::login(&server).await;
+    let (m1, d1) = reg.push_image("app", "v1", &[b"layer a", b"layer bb"]).await;
+    let (_, d2) = reg.push_image("app", "v2", &[b"layer c"]).await;
+    // v2 also tagged latest; an untagged image too.
+    assert_eq!(reg.put_manifest("app", "latest", DOCKER_V2, &reg_bytes(&reg, "v2").await).await.status(), 201);
+    let config = reg.push_blob("app", br#"{"untagged":1}"#).await;
+    let untagged = json!({"schemaVersion": 2, "mediaType": DOCKER_V2,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config, "size": 14}, "layers": []})
+    .to_string();
+    let du = digest(untagged.as_bytes());
+    assert_eq!(reg.put_manifest("app", &du, DOCKER_V2, untagged.as_bytes()).await.status(), 201);
+
+    let ids = ecr.list_images().repository_name("app").send().await.unwrap();
+    assert_eq!(ids.image_ids().len(), 4, "one entry per tag, plus the untagged image");
+    let tagged = ecr
+        .list_images()
+        .repository_name("app")
+        .filter(ListImagesFilter::builder().tag_status(TagStatus::Untagged).build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tagged.image_ids().len(), 1);
+    assert_eq!(tagged.image_ids()[0].image_digest(), Some(du.as_str()));
+    let paged: Vec<_> = ecr
+        .list_images()
+        .repository_name("app")
+        .max_results(1)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap();
+    assert_eq!(paged.len(), 4);
+
+    let details = ecr.describe_images().repository_name("app").image_ids(tag("v1")).send().await.unwrap();
+    let v1 = &details.image_details()[0];
+    assert_eq!(v1.image_digest(), Some(d1.as_str()));
+    assert_eq!(v1.image_tags(), ["v1"]);
+    assert_eq!(v1.image_size_in_bytes(), Some(15), "sum of the layer sizes");
+    assert_eq!(v1.image_manifest_media_type(), Some(DOCKER_V2));
+    assert!(v1.image_pushed_at().is_some());
+    let err = ecr.describe_images().repository_name("app").image_ids(tag("nope")).send().await.unwrap_err();
+    assert_eq!(code(&err), "ImageNotFoundException");
+    let all = ecr.describe_images().repository_name("app").send().await.unwrap();
+    assert_eq!(all.image_details().len(), 3);
+
+    let got = ecr
+        .batch_get_image()
+        .repository_name("app")
+        .image_ids(tag("v1"))
+        .image_ids(by_digest(&d2))
+        .image_ids(tag("missing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.images().len(), 2);
+    assert_eq!(got.images()[0].image_manifest().unwrap().as_bytes(), &m1[..], "byte for byte");
+    assert_eq!(got.failures()[0].failure_code().map(|c| c.as_str()), Some("ImageNotFound"));
+    let got = ecr
+        .batch_get_image()
+        .repository_name("app")
+        .image_ids(tag("v1"))
+        .accepted_media_types("application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.failures().len(), 1, "not an accepted media type");
+
+    // PutImage: a new tag on an existing manifest; the same again is ImageAlreadyExists.
+    let put = ecr
+        .put_image()
+        .repository_name("app")
+        .image_manifest(String::from_utf8(m1.clone()).unwrap())
+        .image_tag("stable")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.image.unwrap().image_id().unwrap().image_digest(), Some(d1.as_str()));
+    let err = ecr
+        .put_image()
+        .repository_name("app")
+        .image_manifest(String::from_utf8(m1.clone()).unwrap())
+        .image_tag("stable")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ImageAlreadyExistsException");
+    let err = ecr
+        .put_image()
+        .repository_name("app")
+        .image_manifest(String::from_utf8(m1.clone()).unwrap())
+        .image_digest(&d2)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ImageDigestDoesNotMatchException");
+    let missing = json!({"schemaVersion": 2, "mediaType": DOCKER_V2,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": digest(b"gone"), "size": 4}, "layers": []});
+    let err = ecr
+        .put_image()
+        .repository_name("app")
+        .image_manifest(missing.to_string())
+        .image_tag("broken")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "LayersNotFoundException");
+    ecr.create_repository()
+        .repository_name("frozen")
+        .image_tag_mutability(ImageTagMutability::Immutable)
+        .send()
+        .await
+        .unwrap();
+    reg.push_image("frozen", "v1", &[b"one"]).await;
+    let (other, _) = reg.push_image("frozen", "v2", &[b"two"]).await;
+    let err = ecr
+        .put_image()
+        .repository_name("frozen")
+        .image_manifest(String::from_utf8(other).unwrap())
+        .image_tag("v1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ImageTagAlreadyExistsException");
+
+    // Layer availability.
+    let layers = ecr
+        .batch_check_layer_availability()
+        .repository_name("app")
+        .layer_digests(digest(b"layer a"))
+        .layer_digests(digest(b"never pushed"))
+        .layer_digests("garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(layers.layers()[0].layer_availability().map(|a| a.as_str()), Some("AVAILABLE"));
+    assert_eq!(layers.layers()[0].layer_size(), Some(7));
+    assert_eq!(layers.layers()[1].layer_availability().map(|a| a.as_str()), Some("UNAVAILABLE"));
+    assert_eq!(layers.failures()[0].failure_code().map(|c| c.as_str()), Some("InvalidLayerDigest"));
+
+    // Delete: a tag of a multi-tag image keeps the image; its last tag takes it; digests go whole.
+    let del = ecr.batch_delete_image().repository_name("app").image_ids(tag("latest")).send().await.unwrap();
+    assert_eq!(del.image_ids().len(), 1);
+    assert!(ecr.describe_images().repository_name("app").image_ids(by_digest(&d2)).send().await.is_ok());
+    ecr.batch_delete_image().repository_name("app").image_ids(tag("v2")).send().await.unwrap();
+    let err = ecr.describe_images().repository_name("app").image_ids(by_digest(&d2)).send().await.unwrap_err();
+    assert_eq!(code(&err), "ImageNotFoundException", "the last tag took the image");
+    let del = ecr
+        .batch_delete_image()
+        .repository_name("app")
+        .image_ids(by_digest(&d1))
+        .image_ids(tag("ghost"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.image_ids().len(), 2, "both tags of the image");
+    assert_eq!(del.failures().len(), 1);
+    let err = ecr.list_images().repository_name("nope").send().await.unwrap_err();
+    assert_eq!(code(&err), "RepositoryNotFoundException");
+}
+
+async fn reg_bytes(reg: &Reg, tag: &str) -> Vec<u8> {
+    reg.req(reqwest::Method::GET, &format!("/v2/app/manifests/{tag}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
