@@ -33,7 +33,27 @@ pub const SUPPORT: &[(&str, Support)] = &[
     ("BatchDeleteImage", Support::Implemented),
     ("BatchCheckLayerAvailability", Support::Implemented),
     ("PutImageTagMutability", Support::Implemented),
+    ("InitiateLayerUpload", Support::Implemented),
+    ("UploadLayerPart", Support::Implemented),
+    ("CompleteLayerUpload", Support::Implemented),
 ];
+
+/// The part size `InitiateLayerUpload` suggests (bytes).
+const PART_SIZE: i64 = 10 * 1024 * 1024;
+
+fn blob_error(e: berth_blob::BlobError) -> Error {
+    match e {
+        berth_blob::BlobError::UploadNotFound => Error::UploadNotFound,
+        berth_blob::BlobError::OutOfOrder { given, size } => Error::UploadOutOfOrder(format!(
+            "The part starts at byte {given}, but {size} bytes have been received (last valid byte {}).",
+            size as i64 - 1
+        )),
+        berth_blob::BlobError::DigestMismatch { actual } => Error::LayerInvalid(format!(
+            "The layer's digest is {actual}, not the one given."
+        )),
+        other => Error::internal(other),
+    }
+}
 
 fn input<T: DeserializeOwned>(v: Value) -> Result<T, Error> {
     serde_json::from_value(v).map_err(|e| Error::InvalidParameter(format!("Invalid request: {e}")))
@@ -586,6 +606,103 @@ pub async fn call(
                 }
             }
             Ok(json!({"layers": layers, "failures": failures}))
+        }
+        "InitiateLayerUpload" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                registry_id: Option<String>,
+                repository_name: String,
+            }
+            let i: In = input(v)?;
+            check_registry(&i.registry_id)?;
+            registry.repository_get(&i.repository_name)?;
+            let id = berth_blob::new_upload_id();
+            registry
+                .blobs()
+                .upload_start(&id)
+                .await
+                .map_err(blob_error)?;
+            Ok(json!({"uploadId": id, "partSize": PART_SIZE}))
+        }
+        "UploadLayerPart" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                registry_id: Option<String>,
+                repository_name: String,
+                upload_id: String,
+                part_first_byte: i64,
+                part_last_byte: i64,
+                layer_part_blob: String,
+            }
+            let i: In = input(v)?;
+            check_registry(&i.registry_id)?;
+            registry.repository_get(&i.repository_name)?;
+            let part = base64::engine::general_purpose::STANDARD
+                .decode(&i.layer_part_blob)
+                .map_err(|_| Error::InvalidParameter("layerPartBlob is not valid base64".into()))?;
+            if i.part_last_byte - i.part_first_byte + 1 != part.len() as i64 {
+                return Err(Error::UploadOutOfOrder(format!(
+                    "partFirstByte {} and partLastByte {} do not span the {} bytes sent.",
+                    i.part_first_byte,
+                    i.part_last_byte,
+                    part.len()
+                )));
+            }
+            let size = registry
+                .blobs()
+                .upload_append(&i.upload_id, i.part_first_byte.max(0) as u64, &part)
+                .await
+                .map_err(blob_error)?;
+            Ok(json!({
+                "registryId": account,
+                "repositoryName": i.repository_name,
+                "uploadId": i.upload_id,
+                "lastByteReceived": size as i64 - 1,
+            }))
+        }
+        "CompleteLayerUpload" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                registry_id: Option<String>,
+                repository_name: String,
+                upload_id: String,
+                layer_digests: Vec<String>,
+            }
+            let i: In = input(v)?;
+            check_registry(&i.registry_id)?;
+            registry.repository_get(&i.repository_name)?;
+            let [d] = &i.layer_digests[..] else {
+                return Err(Error::InvalidParameter(
+                    "layerDigests must name exactly one digest".into(),
+                ));
+            };
+            let d = Digest::parse(d)
+                .ok_or_else(|| Error::InvalidParameter(format!("Invalid layer digest '{d}'")))?;
+            let blobs = registry.blobs();
+            if blobs.upload_size(&i.upload_id).await.map_err(blob_error)? == 0 {
+                return Err(Error::EmptyUpload);
+            }
+            if registry.blob_stat(&i.repository_name, &d)?.is_some() {
+                let _ = blobs.upload_cancel(&i.upload_id).await;
+                return Err(Error::LayerAlreadyExists(format!(
+                    "The layer '{d}' already exists in the repository with name '{}'",
+                    i.repository_name
+                )));
+            }
+            let size = blobs
+                .upload_commit(&i.upload_id, &d)
+                .await
+                .map_err(blob_error)?;
+            registry.blob_link(&i.repository_name, &d, size).await?;
+            Ok(json!({
+                "registryId": account,
+                "repositoryName": i.repository_name,
+                "uploadId": i.upload_id,
+                "layerDigest": d.as_str(),
+            }))
         }
         other => Err(Error::NotImplemented(format!(
             "Berth does not implement ecr:{other} yet."

@@ -49,7 +49,10 @@ pub fn ecs_error(e: Error, request_id: &str) -> ApiError {
         | Error::ManifestInvalid(_)
         | Error::DigestMismatch(_)
         | Error::UploadNotFound
-        | Error::UploadOutOfOrder(_) => ApiError::new("ClientException", 400, e.to_string()),
+        | Error::UploadOutOfOrder(_)
+        | Error::LayerInvalid(_)
+        | Error::LayerAlreadyExists(_)
+        | Error::EmptyUpload => ApiError::new("ClientException", 400, e.to_string()),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
     }
 }
@@ -77,6 +80,9 @@ pub fn ecr_error(e: Error, request_id: &str) -> ApiError {
         Error::DigestMismatch(_) => ApiError::new("ImageDigestDoesNotMatchException", 400, m),
         Error::UploadNotFound => ApiError::new("UploadNotFoundException", 400, m),
         Error::UploadOutOfOrder(_) => ApiError::new("InvalidLayerPartException", 400, m),
+        Error::LayerInvalid(_) => ApiError::new("InvalidLayerException", 400, m),
+        Error::LayerAlreadyExists(_) => ApiError::new("LayerAlreadyExistsException", 400, m),
+        Error::EmptyUpload => ApiError::new("EmptyUploadException", 400, m),
         Error::LimitExceeded(_) => ApiError::new("LimitExceededException", 400, m),
         Error::NotImplemented(_) => ApiError::new("NotImplemented", 501, m),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
@@ -92,7 +98,8 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
         Error::BlobUnknown(_) => (404, "BLOB_UNKNOWN", m),
         Error::ManifestBlobUnknown(_) => (400, "MANIFEST_BLOB_UNKNOWN", m),
         Error::ManifestInvalid(_) => (400, "MANIFEST_INVALID", m),
-        Error::DigestMismatch(_) => (400, "DIGEST_INVALID", m),
+        Error::DigestMismatch(_) | Error::LayerInvalid(_) => (400, "DIGEST_INVALID", m),
+        Error::EmptyUpload => (400, "BLOB_UPLOAD_INVALID", m),
         Error::ImageTagImmutable(_) => (400, "TAG_INVALID", m),
         Error::UploadNotFound => (404, "BLOB_UPLOAD_UNKNOWN", m),
         Error::UploadOutOfOrder(_) => (416, "BLOB_UPLOAD_INVALID", m),
@@ -102,7 +109,8 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
         | Error::ResourceNotFound(_) => (400, "UNSUPPORTED", m),
         Error::RepositoryAlreadyExists(_)
         | Error::RepositoryNotEmpty(_)
-        | Error::ImageAlreadyExists(_) => (409, "DENIED", m),
+        | Error::ImageAlreadyExists(_)
+        | Error::LayerAlreadyExists(_) => (409, "DENIED", m),
         Error::LimitExceeded(_) => (429, "TOOMANYREQUESTS", m),
         Error::NotImplemented(_) => (405, "UNSUPPORTED", m),
         Error::Conflict | Error::Internal(_) => {
@@ -132,7 +140,10 @@ pub fn query_error(e: Error, request_id: &str) -> ApiError {
         | Error::ManifestInvalid(_)
         | Error::DigestMismatch(_)
         | Error::UploadNotFound
-        | Error::UploadOutOfOrder(_) => ApiError::new("ValidationError", 400, e.to_string()),
+        | Error::UploadOutOfOrder(_)
+        | Error::LayerInvalid(_)
+        | Error::LayerAlreadyExists(_)
+        | Error::EmptyUpload => ApiError::new("ValidationError", 400, e.to_string()),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "InternalFailure"),
     }
 }

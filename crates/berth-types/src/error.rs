@@ -44,6 +44,15 @@ pub enum Error {
     /// Registry: content does not have the digest the client named.
     #[error("{0}")]
     DigestMismatch(String),
+    /// Registry (ECR layer API): the uploaded layer does not have the digest named.
+    #[error("{0}")]
+    LayerInvalid(String),
+    /// Registry (ECR layer API): the layer is already in the repository.
+    #[error("{0}")]
+    LayerAlreadyExists(String),
+    /// Registry (ECR layer API): nothing was uploaded.
+    #[error("The layer upload is empty.")]
+    EmptyUpload,
     /// Registry: the upload session does not exist (finished, cancelled or expired).
     #[error("The upload does not exist or has expired.")]
     UploadNotFound,
