@@ -1,0 +1,334 @@
+//! Real clients against the registry: `docker login/push/pull/run` and `skopeo copy` of
+//! multi-layer images and a multi-arch index, both directions. Needs a running Docker Engine,
+//! `skopeo` and busybox-static (`scripts/test.sh` installs and starts them); fails loudly
+//! without them.
+
+use crate::registry::{OCI_INDEX, OCI_MANIFEST, Reg, digest};
+use crate::start;
+use berth_testkit::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, TestServer, require_program};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Output};
+
+const HOW: &str =
+    "scripts/test.sh installs docker.io, skopeo and busybox-static and starts dockerd";
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `docker` with its own config directory (logins stay inside the test).
+fn docker(config: &Path) -> Command {
+    let mut c = Command::new(require_program("docker", HOW));
+    c.env("DOCKER_CONFIG", config);
+    c
+}
+
+fn require_docker_engine() {
+    let out = Command::new(require_program("docker", HOW))
+        .arg("info")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "no Docker Engine is running: {HOW}");
+}
+
+/// A busybox-static image imported into the local engine as `reference`.
+fn import_busybox(config: &Path, reference: &str, page: &str) {
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.exists(), "/bin/busybox is missing: {HOW}");
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("bin")).unwrap();
+    std::fs::create_dir_all(root.path().join("www")).unwrap();
+    std::fs::copy(busybox, root.path().join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "echo", "httpd"] {
+        std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(root.path().join("www/index.html"), page).unwrap();
+    let tar = run(Command::new("tar")
+        .arg("-C")
+        .arg(root.path())
+        .args(["-c", "."]));
+    let mut import = docker(config)
+        .args([
+            "import",
+            "-c",
+            r#"CMD ["/bin/httpd","-f","-p","8080","-h","/www"]"#,
+            "-",
+            reference,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
+    assert!(import.wait().unwrap().success(), "docker import");
+}
+
+fn aws_login_password(server: &TestServer) -> String {
+    let out = run(Command::new(require_program("aws", HOW))
+        .args([
+            "ecr",
+            "get-login-password",
+            "--endpoint-url",
+            &server.endpoint,
+            "--region",
+            REGION,
+        ])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+        .env_remove("AWS_PROFILE"));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn docker_login_push_pull_run() {
+    require_docker_engine();
+    let server = start();
+    server
+        .ecr()
+        .create_repository()
+        .repository_name("e2e/busybox")
+        .send()
+        .await
+        .unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let host = format!("127.0.0.1:{}", server.port);
+    let image = format!("{host}/e2e/busybox:1");
+
+    // Without login: refused.
+    import_busybox(config.path(), &image, "hello from berth\n");
+    let out = docker(config.path())
+        .args(["push", &image])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "push without login must fail");
+
+    // `aws ecr get-login-password | docker login --password-stdin`.
+    let password = aws_login_password(&server);
+    let mut login = docker(config.path())
+        .args(["login", "--username", "AWS", "--password-stdin", &host])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
+    let out = login.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"),
+        "{out:?}"
+    );
+
+    run(docker(config.path()).args(["push", &image]));
+    run(docker(config.path()).args(["rmi", &image]));
+    run(docker(config.path()).args(["pull", &image]));
+    let out = run(docker(config.path()).args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "cat",
+        "/www/index.html",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from berth\n");
+
+    // `docker login -u AWS -p <password>` works too.
+    let (_, pw) = server.registry_login().await;
+    run(docker(config.path()).args(["login", "-u", "AWS", "-p", &pw, &host]));
+    let details = server
+        .ecr()
+        .describe_images()
+        .repository_name("e2e/busybox")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(details.image_details()[0].image_tags(), ["1"]);
+    run(docker(config.path()).args(["rmi", &image]));
+}
+
+/// Writes a tar.gz layer holding `name` with `content`; returns its bytes.
+fn layer(name: &str, content: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), content).unwrap();
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(dir.path())
+        .args(["-czf", "-", name]))
+    .stdout
+}
+
+/// An OCI image layout holding, under tag `t`, either one image (one platform) or an index
+/// of one image per platform. Returns the digest of what `t` names.
+fn oci_layout(dir: &Path, platforms: &[&str], layers_per_image: usize) -> String {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = digest(bytes);
+        std::fs::write(blobs.join(&d[7..]), bytes).unwrap();
+        d
+    };
+    let mut manifests = Vec::new();
+    for arch in platforms {
+        let mut descs = Vec::new();
+        for i in 0..layers_per_image {
+            let l = layer(&format!("file-{arch}-{i}"), &format!("{arch} layer {i}\n"));
+            descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put(&l), "size": l.len()}));
+        }
+        let config = serde_json::to_vec(&json!({"architecture": arch, "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []}}))
+        .unwrap();
+        let m = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(&config), "size": config.len()},
+            "layers": descs})).unwrap();
+        manifests.push((arch, put(&m), m.len()));
+    }
+    let top = if manifests.len() == 1 {
+        let (_, d, size) = &manifests[0];
+        json!({"mediaType": OCI_MANIFEST, "digest": d, "size": size, "annotations": {"org.opencontainers.image.ref.name": "t"}})
+    } else {
+        let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests":
+            manifests.iter().map(|(arch, d, size)| json!({"mediaType": OCI_MANIFEST, "digest": d, "size": size,
+                "platform": {"architecture": arch, "os": "linux"}})).collect::<Vec<_>>()})).unwrap();
+        json!({"mediaType": OCI_INDEX, "digest": put(&index), "size": index.len(), "annotations": {"org.opencontainers.image.ref.name": "t"}})
+    };
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        dir.join("index.json"),
+        json!({"schemaVersion": 2, "manifests": [top.clone()]}).to_string(),
+    )
+    .unwrap();
+    top["digest"].as_str().unwrap().to_string()
+}
+
+fn skopeo() -> Command {
+    Command::new(require_program("skopeo", HOW))
+}
+
+#[tokio::test]
+async fn skopeo_copies_multi_layer_and_multi_arch_images_both_ways() {
+    let server = start();
+    let ecr = server.ecr();
+    ecr.create_repository()
+        .repository_name("sk/multi")
+        .send()
+        .await
+        .unwrap();
+    let (_, pw) = server.registry_login().await;
+    let creds = format!("AWS:{pw}");
+    let host = format!("127.0.0.1:{}", server.port);
+    let work = tempfile::tempdir().unwrap();
+
+    for (tag, platforms, layers) in [
+        ("layers", vec!["amd64"], 3),
+        ("multiarch", vec!["amd64", "arm64"], 2),
+    ] {
+        let src = work.path().join(format!("src-{tag}"));
+        let expected = oci_layout(&src, &platforms, layers);
+        let dest = format!("docker://{host}/sk/multi:{tag}");
+        run(skopeo()
+            .args([
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                &creds,
+            ])
+            .arg(format!("oci:{}:t", src.display()))
+            .arg(&dest));
+        let raw = run(skopeo().args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            &creds,
+            &dest,
+        ]));
+        assert_eq!(digest(&raw.stdout), expected, "{tag}: stored byte for byte");
+        // And back into a fresh layout.
+        let back = work.path().join(format!("back-{tag}"));
+        run(skopeo()
+            .args([
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+                "--src-creds",
+                &creds,
+            ])
+            .arg(&dest)
+            .arg(format!("oci:{}:t", back.display())));
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
+        assert_eq!(
+            index["manifests"][0]["digest"],
+            expected.as_str(),
+            "{tag}: same digest after the round trip"
+        );
+    }
+    let reg = Reg::login(&server).await;
+    let r = reg
+        .req(reqwest::Method::GET, "/v2/sk/multi/manifests/multiarch")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], OCI_INDEX);
+    let details = ecr
+        .describe_images()
+        .repository_name("sk/multi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        details.image_details().len(),
+        4,
+        "two single images, the index and its second platform"
+    );
+
+    // The Docker Engine's image goes through skopeo too.
+    require_docker_engine();
+    let config = tempfile::tempdir().unwrap();
+    let local = format!("berth-e2e-skopeo:{}", server.port);
+    import_busybox(config.path(), &local, "via skopeo\n");
+    ecr.create_repository()
+        .repository_name("sk/daemon")
+        .send()
+        .await
+        .unwrap();
+    let dest = format!("docker://{host}/sk/daemon:1");
+    run(skopeo()
+        .args(["copy", "--dest-tls-verify=false", "--dest-creds", &creds])
+        .arg(format!("docker-daemon:{local}"))
+        .arg(&dest));
+    run(docker(config.path()).args(["rmi", &local]));
+    run(skopeo()
+        .args(["copy", "--src-tls-verify=false", "--src-creds", &creds])
+        .arg(&dest)
+        .arg(format!("docker-daemon:{local}")));
+    let out = run(docker(config.path()).args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &local,
+        "cat",
+        "/www/index.html",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via skopeo\n");
+    run(docker(config.path()).args(["rmi", &local]));
+}
