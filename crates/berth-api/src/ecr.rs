@@ -36,7 +36,82 @@ pub const SUPPORT: &[(&str, Support)] = &[
     ("InitiateLayerUpload", Support::Implemented),
     ("UploadLayerPart", Support::Implemented),
     ("CompleteLayerUpload", Support::Implemented),
+    ("GetDownloadUrlForLayer", Support::Implemented),
+    (
+        "SetRepositoryPolicy",
+        Support::Partial("validated and stored; enforced once IAM lands"),
+    ),
+    ("GetRepositoryPolicy", Support::Implemented),
+    ("DeleteRepositoryPolicy", Support::Implemented),
+    (
+        "DescribeRegistry",
+        Support::Partial("no replication: the configuration is always empty"),
+    ),
+    ("TagResource", Support::Implemented),
+    ("UntagResource", Support::Implemented),
+    ("ListTagsForResource", Support::Implemented),
 ];
+
+/// Checks that `text` is an IAM policy document: a JSON object with a `Statement` (one or a
+/// list) whose entries have an `Effect` of Allow or Deny and an `Action` or `NotAction`.
+fn validate_policy(text: &str) -> Result<(), Error> {
+    let invalid = |why: &str| {
+        Error::InvalidParameter(format!(
+            "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid repository policy provided': {why}"
+        ))
+    };
+    let v: Value = serde_json::from_str(text).map_err(|e| invalid(&format!("not JSON ({e})")))?;
+    let statements = match v.get("Statement") {
+        Some(Value::Array(a)) if !a.is_empty() => a.clone(),
+        Some(o @ Value::Object(_)) => vec![o.clone()],
+        _ => return Err(invalid("a non-empty Statement is required")),
+    };
+    for st in &statements {
+        match st.get("Effect").and_then(Value::as_str) {
+            Some("Allow" | "Deny") => {}
+            _ => return Err(invalid("each statement needs an Effect of Allow or Deny")),
+        }
+        if st.get("Action").is_none() && st.get("NotAction").is_none() {
+            return Err(invalid("each statement needs an Action or NotAction"));
+        }
+        if st.get("Principal").is_none() && st.get("NotPrincipal").is_none() {
+            return Err(invalid("a repository policy statement needs a Principal"));
+        }
+    }
+    Ok(())
+}
+
+/// ECR's tag rules: keys 1–128 characters, values up to 256, no `aws:` prefix, at most 50.
+fn check_tags(tags: &[Tag]) -> Result<(), Error> {
+    for t in tags {
+        if t.key.is_empty() || t.key.chars().count() > 128 || t.value.chars().count() > 256 {
+            return Err(Error::TagInvalid(
+                "Tag keys must be 1-128 characters and tag values at most 256 characters.".into(),
+            ));
+        }
+        if t.key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(Error::TagInvalid(
+                "Tag keys starting with 'aws:' are reserved.".into(),
+            ));
+        }
+    }
+    if tags.len() > 50 {
+        return Err(Error::TooManyTags(
+            "A repository can have at most 50 tags.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The repository a tagging ARN names.
+fn arn_repository<'a>(state: &ApiState, arn: &'a str) -> Result<&'a str, Error> {
+    let prefix = state.scope().arn("ecr", "repository/");
+    arn.strip_prefix(&prefix).ok_or_else(|| {
+        Error::InvalidParameter(format!(
+            "Invalid parameter at 'resourceArn': '{arn}' is not a repository of this registry"
+        ))
+    })
+}
 
 /// The part size `InitiateLayerUpload` suggests (bytes).
 const PART_SIZE: i64 = 10 * 1024 * 1024;
@@ -65,6 +140,15 @@ struct WireTag {
     key: String,
     #[serde(rename = "Value", default)]
     value: String,
+}
+
+fn wire_tags(wire: Vec<WireTag>) -> Vec<Tag> {
+    wire.into_iter()
+        .map(|t| Tag {
+            key: t.key,
+            value: t.value,
+        })
+        .collect()
 }
 
 #[derive(Deserialize, Clone)]
@@ -217,14 +301,8 @@ pub async fn call(
                     "imageTagMutabilityExclusionFilters go with, and only with, a *_WITH_EXCLUSION tag mutability".into(),
                 ));
             }
-            let tags: Vec<Tag> = i
-                .tags
-                .into_iter()
-                .map(|t| Tag {
-                    key: t.key,
-                    value: t.value,
-                })
-                .collect();
+            let tags: Vec<Tag> = wire_tags(i.tags);
+            check_tags(&tags)?;
             let repo = registry
                 .repository_create(CreateRepository {
                     name: i.repository_name,
@@ -703,6 +781,124 @@ pub async fn call(
                 "uploadId": i.upload_id,
                 "layerDigest": d.as_str(),
             }))
+        }
+        "GetDownloadUrlForLayer" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                registry_id: Option<String>,
+                repository_name: String,
+                layer_digest: String,
+            }
+            let i: In = input(v)?;
+            check_registry(&i.registry_id)?;
+            let d = Digest::parse(&i.layer_digest).ok_or_else(|| {
+                Error::InvalidParameter(format!("Invalid layer digest '{}'", i.layer_digest))
+            })?;
+            if registry.blob_stat(&i.repository_name, &d)?.is_none() {
+                return Err(Error::BlobUnknown(format!(
+                    "The layer '{d}' does not exist in the repository with name '{}'",
+                    i.repository_name
+                )));
+            }
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let url = crate::registry::layer_url(state, &i.repository_name, &d, now);
+            Ok(json!({"downloadUrl": url, "layerDigest": d.as_str()}))
+        }
+        "SetRepositoryPolicy" | "GetRepositoryPolicy" | "DeleteRepositoryPolicy" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                registry_id: Option<String>,
+                repository_name: String,
+                policy_text: Option<String>,
+            }
+            let i: In = input(v)?;
+            check_registry(&i.registry_id)?;
+            let no_policy = |name: &str| {
+                Error::PolicyNotFound(format!(
+                    "Repository policy does not exist for the repository with name '{name}' in the registry with id '{account}'"
+                ))
+            };
+            let policy = match operation {
+                "SetRepositoryPolicy" => {
+                    let text = i.policy_text.clone().unwrap_or_default();
+                    validate_policy(&text)?;
+                    registry
+                        .repository_update(&i.repository_name, move |r| {
+                            r.policy = Some(text);
+                            Ok(())
+                        })
+                        .await?
+                        .policy
+                }
+                "GetRepositoryPolicy" => registry.repository_get(&i.repository_name)?.policy,
+                _ => {
+                    let current = registry.repository_get(&i.repository_name)?;
+                    if current.policy.is_none() {
+                        return Err(no_policy(&i.repository_name));
+                    }
+                    registry
+                        .repository_update(&i.repository_name, |r| {
+                            r.policy = None;
+                            Ok(())
+                        })
+                        .await?;
+                    current.policy
+                }
+            };
+            let text = policy.ok_or_else(|| no_policy(&i.repository_name))?;
+            Ok(
+                json!({"registryId": account, "repositoryName": i.repository_name, "policyText": text}),
+            )
+        }
+        "DescribeRegistry" => {
+            Ok(json!({"registryId": account, "replicationConfiguration": {"rules": []}}))
+        }
+        "TagResource" | "UntagResource" | "ListTagsForResource" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                resource_arn: String,
+                #[serde(default)]
+                tags: Vec<WireTag>,
+                #[serde(default)]
+                tag_keys: Vec<String>,
+            }
+            let i: In = input(v)?;
+            let repo = arn_repository(state, &i.resource_arn)?.to_string();
+            let r = match operation {
+                "TagResource" => {
+                    let new: Vec<Tag> = wire_tags(i.tags);
+                    check_tags(&new)?;
+                    registry
+                        .repository_update(&repo, move |r| {
+                            berth_types::tags_merge(&mut r.tags, new);
+                            check_tags(&r.tags)
+                        })
+                        .await?
+                }
+                "UntagResource" => {
+                    let keys = i.tag_keys;
+                    registry
+                        .repository_update(&repo, move |r| {
+                            r.tags.retain(|t| !keys.contains(&t.key));
+                            Ok(())
+                        })
+                        .await?
+                }
+                _ => registry.repository_get(&repo)?,
+            };
+            if operation == "ListTagsForResource" {
+                let tags: Vec<Value> = r
+                    .tags
+                    .iter()
+                    .map(|t| json!({"Key": t.key, "Value": t.value}))
+                    .collect();
+                Ok(json!({"tags": tags}))
+            } else {
+                Ok(json!({}))
+            }
         }
         other => Err(Error::NotImplemented(format!(
             "Berth does not implement ecr:{other} yet."

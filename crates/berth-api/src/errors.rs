@@ -52,7 +52,11 @@ pub fn ecs_error(e: Error, request_id: &str) -> ApiError {
         | Error::UploadOutOfOrder(_)
         | Error::LayerInvalid(_)
         | Error::LayerAlreadyExists(_)
-        | Error::EmptyUpload => ApiError::new("ClientException", 400, e.to_string()),
+        | Error::EmptyUpload
+        | Error::PolicyNotFound(_) => ApiError::new("ClientException", 400, e.to_string()),
+        Error::TagInvalid(m) | Error::TooManyTags(m) => {
+            ApiError::new("InvalidParameterException", 400, m)
+        }
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
     }
 }
@@ -83,6 +87,9 @@ pub fn ecr_error(e: Error, request_id: &str) -> ApiError {
         Error::LayerInvalid(_) => ApiError::new("InvalidLayerException", 400, m),
         Error::LayerAlreadyExists(_) => ApiError::new("LayerAlreadyExistsException", 400, m),
         Error::EmptyUpload => ApiError::new("EmptyUploadException", 400, m),
+        Error::PolicyNotFound(_) => ApiError::new("RepositoryPolicyNotFoundException", 400, m),
+        Error::TagInvalid(_) => ApiError::new("InvalidTagParameterException", 400, m),
+        Error::TooManyTags(_) => ApiError::new("TooManyTagsException", 400, m),
         Error::LimitExceeded(_) => ApiError::new("LimitExceededException", 400, m),
         Error::NotImplemented(_) => ApiError::new("NotImplemented", 501, m),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
@@ -100,6 +107,8 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
         Error::ManifestInvalid(_) => (400, "MANIFEST_INVALID", m),
         Error::DigestMismatch(_) | Error::LayerInvalid(_) => (400, "DIGEST_INVALID", m),
         Error::EmptyUpload => (400, "BLOB_UPLOAD_INVALID", m),
+        Error::PolicyNotFound(_) => (404, "NAME_UNKNOWN", m),
+        Error::TagInvalid(_) | Error::TooManyTags(_) => (400, "UNSUPPORTED", m),
         Error::ImageTagImmutable(_) => (400, "TAG_INVALID", m),
         Error::UploadNotFound => (404, "BLOB_UPLOAD_UNKNOWN", m),
         Error::UploadOutOfOrder(_) => (416, "BLOB_UPLOAD_INVALID", m),
@@ -143,7 +152,9 @@ pub fn query_error(e: Error, request_id: &str) -> ApiError {
         | Error::UploadOutOfOrder(_)
         | Error::LayerInvalid(_)
         | Error::LayerAlreadyExists(_)
-        | Error::EmptyUpload => ApiError::new("ValidationError", 400, e.to_string()),
+        | Error::EmptyUpload
+        | Error::PolicyNotFound(_) => ApiError::new("ValidationError", 400, e.to_string()),
+        Error::TagInvalid(m) | Error::TooManyTags(m) => ApiError::new("ValidationError", 400, m),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "InternalFailure"),
     }
 }

@@ -46,8 +46,10 @@ struct Inner {
     registry: berth_registry::Registry,
     store: Store,
     pager: Pager,
-    /// Key of registry (ECR) authorization tokens.
+    /// Key of registry (ECR) authorization tokens and layer download URLs.
     token_key: [u8; 32],
+    /// The URL clients reach this server at (`http(s)://host:port`).
+    endpoint: String,
     /// `POST /_berth/reset` exists only for `--ephemeral` servers.
     reset_enabled: bool,
 }
@@ -64,6 +66,8 @@ pub struct ApiConfig {
     pub token_key: [u8; 32],
     /// `host[:port]` in repository URIs and registry challenges.
     pub registry_host: String,
+    /// The URL clients reach this server at (`http(s)://host:port`), for URLs handed out.
+    pub endpoint: String,
     pub reset_enabled: bool,
 }
 
@@ -86,6 +90,7 @@ impl ApiState {
                 store: c.store,
                 pager,
                 token_key: c.token_key,
+                endpoint: c.endpoint,
                 reset_enabled: c.reset_enabled,
             }),
         }

@@ -709,6 +709,69 @@ fn referrers(state: &ApiState, name: &str, d: &str, query: Option<&str>) -> Repl
         .expect("valid response"))
 }
 
+/// Path prefix of the time-limited layer URLs `GetDownloadUrlForLayer` hands out.
+pub const LAYER_URL_PREFIX: &str = "/_berth/layers/";
+
+/// How long a layer download URL is valid (seconds).
+pub const LAYER_URL_VALIDITY: i64 = 3600;
+
+fn layer_signature(key: &[u8; 32], repo: &str, digest: &str, expires: i64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    m.update(format!("{repo}\n{digest}\n{expires}").as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
+/// A URL that serves one layer of one repository, without other credentials, until it expires
+/// (like the presigned S3 URL ECR returns).
+pub fn layer_url(state: &ApiState, repo: &str, digest: &Digest, now: i64) -> String {
+    let expires = now + LAYER_URL_VALIDITY;
+    let sig = layer_signature(&state.inner.token_key, repo, digest.as_str(), expires);
+    format!(
+        "{}{LAYER_URL_PREFIX}{repo}/{digest}?expires={expires}&signature={sig}",
+        state.inner.endpoint
+    )
+}
+
+/// `GET /_berth/layers/<repo>/<digest>?expires=&signature=`.
+pub async fn layer_download(
+    state: &ApiState,
+    rest: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let denied = || {
+        *error_response(
+            403,
+            "DENIED",
+            "The download URL is invalid or has expired.",
+            None,
+        )
+        .0
+    };
+    let Some((repo, d)) = rest.rsplit_once('/') else {
+        return denied();
+    };
+    let expires = query_param(query, "expires").and_then(|e| e.parse::<i64>().ok());
+    let given = query_param(query, "signature").unwrap_or_default();
+    let Some(expires) = expires else {
+        return denied();
+    };
+    let expected = layer_signature(&state.inner.token_key, repo, d, expires);
+    let same = expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0;
+    if !same || time::OffsetDateTime::now_utc().unix_timestamp() >= expires {
+        return denied();
+    }
+    blob_get(state, repo, d, headers, false)
+        .await
+        .unwrap_or_else(|f| *f.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,6 +125,9 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
     if path == "/v2" || path.starts_with("/v2/") {
         return registry::handle(state, parts, body).await;
     }
+    if let Some(rest) = path.strip_prefix(registry::LAYER_URL_PREFIX) {
+        return registry::layer_download(state, rest, parts.uri.query(), &parts.headers).await;
+    }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
@@ -389,6 +392,7 @@ mod tests {
             paging_key: [0; 32],
             token_key: [0; 32],
             registry_host: "127.0.0.1:4566".into(),
+            endpoint: "http://127.0.0.1:4566".into(),
             reset_enabled: false,
         });
         let principal = crate::root_principal(&scope, &keys);

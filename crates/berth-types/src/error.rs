@@ -50,6 +50,9 @@ pub enum Error {
     /// Registry (ECR layer API): the layer is already in the repository.
     #[error("{0}")]
     LayerAlreadyExists(String),
+    /// Registry: the repository has no policy.
+    #[error("{0}")]
+    PolicyNotFound(String),
     /// Registry (ECR layer API): nothing was uploaded.
     #[error("The layer upload is empty.")]
     EmptyUpload,
@@ -59,6 +62,12 @@ pub enum Error {
     /// Registry: a chunk does not continue the upload where it ends.
     #[error("{0}")]
     UploadOutOfOrder(String),
+    /// A tag key or value breaks the tagging rules (ECR `InvalidTagParameterException`).
+    #[error("{0}")]
+    TagInvalid(String),
+    /// A resource would have more tags than allowed (ECR `TooManyTagsException`).
+    #[error("{0}")]
+    TooManyTags(String),
     /// A quota was reached.
     #[error("{0}")]
     LimitExceeded(String),

@@ -153,6 +153,7 @@ pub async fn run(
             .public_host
             .clone()
             .unwrap_or_else(|| bound.to_string()),
+        endpoint: config.endpoint_url(bound),
         reset_enabled: config.ephemeral,
     });
     let app = berth_api::router(state);
