@@ -99,6 +99,11 @@ impl ApiState {
     pub fn scope(&self) -> &Scope {
         &self.inner.scope
     }
+
+    /// The registry domain (for its background reconcilers).
+    pub fn registry(&self) -> &berth_registry::Registry {
+        &self.inner.registry
+    }
 }
 
 /// The router of the whole API listener.

@@ -228,12 +228,10 @@ impl BlobStore {
                 actual: Digest::from_sha256_hex(&actual),
             });
         }
+        // Renamed into place even when the same content is already stored: the rename is
+        // atomic, and the fresh modification time tells the garbage collector (which only
+        // removes blobs untouched for a grace period) that the blob is in use again.
         let target = self.blob_path(expected);
-        if tokio::fs::metadata(&target).await.is_ok() {
-            // Same content already stored: nothing to add.
-            let _ = tokio::fs::remove_file(&p).await;
-            return Ok(size);
-        }
         let dir = target
             .parent()
             .expect("blob path has a parent")
@@ -277,14 +275,57 @@ impl BlobStore {
         Ok(removed)
     }
 
-    /// Deletes a committed blob (garbage collection).
-    pub async fn delete(&self, d: &Digest) -> Result<(), BlobError> {
+    /// Every committed blob with its last modification time (garbage collection).
+    /// Synchronous: the collector runs it inside a store transaction.
+    pub fn list_sync(&self) -> Result<Vec<(Digest, SystemTime)>, BlobError> {
+        let root = self.inner.root.join("blobs/sha256");
+        let mut out = Vec::new();
+        for prefix in std::fs::read_dir(&root).map_err(io(&root))? {
+            let prefix = prefix.map_err(io(&root))?.path();
+            if !prefix.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(&prefix).map_err(io(&prefix))? {
+                let entry = entry.map_err(io(&prefix))?;
+                let name = entry.file_name().to_string_lossy().to_string();
+                let Some(d) = Digest::parse(&format!("sha256:{name}")) else {
+                    continue;
+                };
+                let modified = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map_err(io(&entry.path()))?;
+                out.push((d, modified));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a committed blob if it has not been touched since `untouched_since`.
+    /// Synchronous: the collector runs it inside a store transaction, so no commit of the same
+    /// content can slip between its checks and the removal unnoticed.
+    pub fn delete_if_untouched_sync(
+        &self,
+        d: &Digest,
+        untouched_since: SystemTime,
+    ) -> Result<bool, BlobError> {
         let p = self.blob_path(d);
-        match tokio::fs::remove_file(&p).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        match std::fs::metadata(&p).and_then(|m| m.modified()) {
+            Ok(m) if m <= untouched_since => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io(&p)(e)),
+        }
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io(&p)(e)),
         }
+    }
+
+    /// Whether a committed blob exists (synchronous, for store transactions).
+    pub fn exists_sync(&self, d: &Digest) -> bool {
+        self.blob_path(d).exists()
     }
 }
 

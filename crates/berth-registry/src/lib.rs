@@ -15,7 +15,10 @@
 //!
 //! Called by `berth-api`. Must not speak HTTP or see wire shapes.
 
+mod gc;
 mod manifest;
+
+pub use gc::{BlobCollector, GcStatus};
 
 pub use manifest::{MediaType, ParsedManifest};
 
@@ -75,8 +78,11 @@ struct TagRecord {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct BlobLink {
+pub(crate) struct BlobLink {
     size: u64,
+    /// When the blob was linked (ms); unreferenced links older than the grace period go.
+    #[serde(default)]
+    linked_at: Option<Timestamp>,
 }
 
 /// `CreateRepository` in domain terms.
@@ -113,7 +119,7 @@ fn key(repo: &RepositoryName, rest: &str) -> String {
     format!("{repo}\n{rest}")
 }
 
-fn decode<T: serde::de::DeserializeOwned>(r: Record) -> Result<(Generation, T), Error> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(r: Record) -> Result<(Generation, T), Error> {
     serde_json::from_str(&r.doc)
         .map(|v| (r.generation, v))
         .map_err(|e| Error::internal(format!("corrupt record {}: {e}", r.key)))
@@ -309,12 +315,23 @@ impl Registry {
     pub async fn blob_link(&self, repo: &str, digest: &Digest, size: u64) -> Result<(), Error> {
         let n = self.require_repo(repo)?;
         let k = key(&n, digest.as_str());
-        let doc = encode(&BlobLink { size })?;
+        let doc = encode(&BlobLink {
+            size,
+            linked_at: Some(Timestamp::now()),
+        })?;
+        let blobs = self.blobs.clone();
+        let d = digest.clone();
         self.store
             .write(move |tx| {
-                if tx.get(Kind::RepositoryBlob, &k)?.is_none() {
-                    tx.insert(Kind::RepositoryBlob, &k, None, &doc)?;
+                // Checked inside the transaction: the collector deletes content inside one too.
+                if !blobs.exists_sync(&d) {
+                    return Err(Error::BlobUnknown(format!("blob {d} is not stored")));
                 }
+                match tx.get(Kind::RepositoryBlob, &k)? {
+                    None => tx.insert(Kind::RepositoryBlob, &k, None, &doc)?,
+                    // Re-linking refreshes the link's age.
+                    Some(r) => tx.update(Kind::RepositoryBlob, &k, r.generation, None, &doc)?,
+                };
                 Ok(())
             })
             .await
@@ -428,6 +445,25 @@ impl Registry {
                     .get(Kind::Repository, n.as_str())?
                     .ok_or_else(|| not_found(n.as_str()))?;
                 let (_, repository) = decode::<Repository>(repo_rec)?;
+                // Re-checked inside the transaction, which the garbage collector's is serialized
+                // with: what the manifest references cannot vanish before the image is stored.
+                for b in &image.blobs {
+                    if tx
+                        .get(Kind::RepositoryBlob, &key(&n, b.as_str()))?
+                        .is_none()
+                    {
+                        return Err(Error::ManifestBlobUnknown(format!(
+                            "blob {b} referenced by the manifest is not in the repository"
+                        )));
+                    }
+                }
+                for m in &image.manifests {
+                    if tx.get(Kind::Image, &key(&n, m.as_str()))?.is_none() {
+                        return Err(Error::ManifestBlobUnknown(format!(
+                            "manifest {m} referenced by the index is not in the repository"
+                        )));
+                    }
+                }
                 let ik = key(&n, digest.as_str());
                 let (mut current, expected) = match tx.get(Kind::Image, &ik)? {
                     Some(r) => {
@@ -666,7 +702,7 @@ pub fn wildcard_match(pattern: &str, s: &str) -> bool {
     true
 }
 
-fn list_all(tx: &Tx<'_>, kind: Kind, prefix: &str) -> Result<Vec<Record>, Error> {
+pub(crate) fn list_all(tx: &Tx<'_>, kind: Kind, prefix: &str) -> Result<Vec<Record>, Error> {
     tx.list(
         kind,
         &ListQuery {

@@ -56,6 +56,12 @@ pub struct ServerArgs {
     /// Keep state in a temporary directory, removed on exit, and enable `POST /_berth/reset`.
     #[arg(long, env = "BERTH_EPHEMERAL")]
     pub ephemeral: bool,
+    /// Seconds between registry garbage-collection passes [default: 600].
+    #[arg(long, env = "BERTH_GC_INTERVAL", value_name = "SECONDS")]
+    pub gc_interval: Option<u64>,
+    /// Unreferenced registry content younger than this many seconds is kept [default: 3600].
+    #[arg(long, env = "BERTH_GC_GRACE", value_name = "SECONDS")]
+    pub gc_grace: Option<u64>,
 }
 
 /// The TOML file: the same settings, kebab-case keys.
@@ -71,6 +77,8 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub insecure_http: Option<bool>,
     pub ephemeral: Option<bool>,
+    pub gc_interval: Option<u64>,
+    pub gc_grace: Option<u64>,
 }
 
 /// The resolved settings.
@@ -84,6 +92,8 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub insecure_http: bool,
     pub ephemeral: bool,
+    pub gc_interval: std::time::Duration,
+    pub gc_grace: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +166,12 @@ impl ServerArgs {
             tls,
             insecure_http: self.insecure_http || file.insecure_http.unwrap_or(false),
             ephemeral: self.ephemeral || file.ephemeral.unwrap_or(false),
+            gc_interval: std::time::Duration::from_secs(
+                self.gc_interval.or(file.gc_interval).unwrap_or(600).max(1),
+            ),
+            gc_grace: std::time::Duration::from_secs(
+                self.gc_grace.or(file.gc_grace).unwrap_or(3600),
+            ),
         })
     }
 }

@@ -42,6 +42,9 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// Uploads untouched this long are abandoned (ECR keeps them about a day).
+const UPLOAD_EXPIRY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// A 32-byte secret made once per data directory and kept in the store (pagination tokens,
 /// registry authorization tokens).
 async fn meta_key(store: &Store, name: &'static str) -> Result<[u8; 32], berth_types::Error> {
@@ -156,6 +159,22 @@ pub async fn run(
         endpoint: config.endpoint_url(bound),
         reset_enabled: config.ephemeral,
     });
+    let collector = berth_registry::BlobCollector::new(
+        state.registry().clone(),
+        config.gc_grace,
+        UPLOAD_EXPIRY,
+    );
+    let gc_interval = config.gc_interval;
+    let gc = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(gc_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = collector.activate().await {
+                tracing::warn!(error = %e, "registry garbage collection failed; retrying next pass");
+            }
+        }
+    });
     let app = berth_api::router(state);
     let endpoint = config.endpoint_url(bound);
     if created {
@@ -203,6 +222,7 @@ pub async fn run(
             }
         }
     }
+    gc.abort();
     store.close();
     tracing::info!("Berth stopped");
     Ok(())

@@ -602,12 +602,22 @@ async fn ecr_layer_upload_api_then_registry_pull() {
 async fn ecr_download_urls_policies_registry_and_tags() {
     let server = start();
     let ecr = server.ecr();
-    ecr.create_repository().repository_name("dl").send().await.unwrap();
+    ecr.create_repository()
+        .repository_name("dl")
+        .send()
+        .await
+        .unwrap();
     let reg = Reg::login(&server).await;
     reg.push_image("dl", "v1", &[b"downloadable layer"]).await;
     let ld = digest(b"downloadable layer");
 
-    let out = ecr.get_download_url_for_layer().repository_name("dl").layer_digest(&ld).send().await.unwrap();
+    let out = ecr
+        .get_download_url_for_layer()
+        .repository_name("dl")
+        .layer_digest(&ld)
+        .send()
+        .await
+        .unwrap();
     let url = out.download_url().unwrap().to_string();
     assert_eq!(out.layer_digest(), Some(ld.as_str()));
     // No credentials needed: the URL is the credential, for one layer, for a while.
@@ -628,7 +638,12 @@ async fn ecr_download_urls_policies_registry_and_tags() {
     assert_eq!(code(&err), "LayersNotFoundException");
 
     // Repository policies: validated, stored, returned, deleted.
-    let err = ecr.get_repository_policy().repository_name("dl").send().await.unwrap_err();
+    let err = ecr
+        .get_repository_policy()
+        .repository_name("dl")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "RepositoryPolicyNotFoundException");
     let err = ecr
         .set_repository_policy()
@@ -639,13 +654,34 @@ async fn ecr_download_urls_policies_registry_and_tags() {
         .unwrap_err();
     assert_eq!(code(&err), "InvalidParameterException");
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Sid":"pull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":["ecr:BatchGetImage"]}]}"#;
-    let set = ecr.set_repository_policy().repository_name("dl").policy_text(policy).send().await.unwrap();
+    let set = ecr
+        .set_repository_policy()
+        .repository_name("dl")
+        .policy_text(policy)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(set.policy_text(), Some(policy));
-    let got = ecr.get_repository_policy().repository_name("dl").send().await.unwrap();
+    let got = ecr
+        .get_repository_policy()
+        .repository_name("dl")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.policy_text(), Some(policy));
-    let del = ecr.delete_repository_policy().repository_name("dl").send().await.unwrap();
+    let del = ecr
+        .delete_repository_policy()
+        .repository_name("dl")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(del.policy_text(), Some(policy));
-    let err = ecr.delete_repository_policy().repository_name("dl").send().await.unwrap_err();
+    let err = ecr
+        .delete_repository_policy()
+        .repository_name("dl")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "RepositoryPolicyNotFoundException");
 
     let registry = ecr.describe_registry().send().await.unwrap();
@@ -667,11 +703,30 @@ async fn ecr_download_urls_policies_registry_and_tags() {
         .send()
         .await
         .unwrap();
-    let tags = ecr.list_tags_for_resource().resource_arn(arn).send().await.unwrap();
+    let tags = ecr
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap();
     let pairs: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
     assert_eq!(pairs, [("team", "b"), ("env", "dev")]);
-    ecr.untag_resource().resource_arn(arn).tag_keys("team").send().await.unwrap();
-    assert_eq!(ecr.list_tags_for_resource().resource_arn(arn).send().await.unwrap().tags().len(), 1);
+    ecr.untag_resource()
+        .resource_arn(arn)
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ecr.list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .unwrap()
+            .tags()
+            .len(),
+        1
+    );
     let err = ecr
         .tag_resource()
         .resource_arn(arn)
@@ -680,8 +735,22 @@ async fn ecr_download_urls_policies_registry_and_tags() {
         .await
         .unwrap_err();
     assert_eq!(code(&err), "InvalidTagParameterException");
-    let many: Vec<Tag> = (0..51).map(|i| Tag::builder().key(format!("k{i}")).value("v").build().unwrap()).collect();
-    let err = ecr.tag_resource().resource_arn(arn).set_tags(Some(many)).send().await.unwrap_err();
+    let many: Vec<Tag> = (0..51)
+        .map(|i| {
+            Tag::builder()
+                .key(format!("k{i}"))
+                .value("v")
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let err = ecr
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(many))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "TooManyTagsException");
     let err = ecr
         .list_tags_for_resource()

@@ -65,23 +65,7 @@ impl Reg {
 
     /// Monolithic upload (`POST ?digest=`); returns the digest.
     pub async fn push_blob(&self, repo: &str, content: &[u8]) -> String {
-        let d = digest(content);
-        let r = self
-            .req(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-            )
-            .body(content.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "{}",
-            r.text().await.unwrap()
-        );
-        d
+        self.try_push_blob(repo, content).await.expect("blob push")
     }
 
     pub async fn put_manifest(
@@ -101,13 +85,23 @@ impl Reg {
 
     /// Pushes a config and `layers`, then a manifest under `tag`; returns (manifest bytes, digest).
     pub async fn push_image(&self, repo: &str, tag: &str, layers: &[&[u8]]) -> (Vec<u8>, String) {
+        self.try_push_image(repo, tag, layers).await.expect("push")
+    }
+
+    /// Like `push_image`, but `None` when the server stops answering (crash tests).
+    pub async fn try_push_image(
+        &self,
+        repo: &str,
+        tag: &str,
+        layers: &[&[u8]],
+    ) -> Option<(Vec<u8>, String)> {
         let config = format!(
             r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"tag":"{tag}"}}"#
         );
-        let config_digest = self.push_blob(repo, config.as_bytes()).await;
+        let config_digest = self.try_push_blob(repo, config.as_bytes()).await?;
         let mut descs = Vec::new();
         for l in layers {
-            let d = self.push_blob(repo, l).await;
+            let d = self.try_push_blob(repo, l).await?;
             descs.push(json!({"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": d, "size": l.len()}));
         }
         let manifest = serde_json::to_vec_pretty(&json!({
@@ -117,15 +111,32 @@ impl Reg {
             "layers": descs,
         }))
         .unwrap();
-        let r = self.put_manifest(repo, tag, DOCKER_V2, &manifest).await;
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "{}",
-            r.text().await.unwrap()
-        );
-        let d = digest(&manifest);
-        (manifest, d)
+        let r = self
+            .req(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"))
+            .header("content-type", DOCKER_V2)
+            .body(manifest.clone())
+            .send()
+            .await
+            .ok()?;
+        (r.status() == StatusCode::CREATED).then(|| {
+            let d = digest(&manifest);
+            (manifest, d)
+        })
+    }
+
+    /// Monolithic upload; `None` when the server does not acknowledge it.
+    async fn try_push_blob(&self, repo: &str, content: &[u8]) -> Option<String> {
+        let d = digest(content);
+        let r = self
+            .req(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            )
+            .body(content.to_vec())
+            .send()
+            .await
+            .ok()?;
+        (r.status() == StatusCode::CREATED).then_some(d)
     }
 }
 
@@ -700,39 +711,105 @@ async fn registry_mounts_across_repositories_and_lists_referrers() {
     );
 }
 
+/// kill -9 while 4 clients push images: every push acknowledged before the kill pulls intact
+/// after the restart.
 #[tokio::test]
 async fn registry_acknowledged_pushes_survive_kill_9() {
+    use std::sync::{Arc, Mutex};
     let mut server = start();
     create_repo(&server, "durable").await;
-    let reg = Reg::login(&server).await;
-    let mut pushed = Vec::new();
-    for i in 0..20 {
-        let layer = format!("layer {i}").repeat(100);
-        pushed.push(
-            reg.push_image("durable", &format!("t{i}"), &[layer.as_bytes()])
-                .await,
-        );
+    let acked: Arc<Mutex<Vec<(String, Vec<u8>, String, Vec<u8>)>>> = Arc::default();
+    let mut pushers = Vec::new();
+    for p in 0..4 {
+        let reg = Reg::login(&server).await;
+        let acked = acked.clone();
+        pushers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let tag = format!("p{p}-{i}");
+                let layer = format!("layer {tag} ").repeat(2000).into_bytes();
+                let Some((manifest, d)) = reg.try_push_image("durable", &tag, &[&layer]).await
+                else {
+                    break;
+                };
+                acked.lock().unwrap().push((tag, manifest, d, layer));
+            }
+        }));
     }
+    berth_testkit::wait_for(
+        std::time::Duration::from_secs(30),
+        "40 acknowledged pushes",
+        || acked.lock().unwrap().len() >= 40,
+    )
+    .await;
     server.kill9();
+    for p in pushers {
+        p.await.unwrap();
+    }
     server.restart();
     let reg = Reg::login(&server).await;
-    for (i, (manifest, d)) in pushed.iter().enumerate() {
+    let acked = acked.lock().unwrap().clone();
+    for (tag, manifest, d, layer) in &acked {
         let r = reg
-            .req(Method::GET, &format!("/v2/durable/manifests/t{i}"))
+            .req(Method::GET, &format!("/v2/durable/manifests/{tag}"))
             .send()
             .await
             .unwrap();
+        assert_eq!(r.status(), 200, "{tag}");
         assert_eq!(r.headers()["docker-content-digest"].to_str().unwrap(), d);
         assert_eq!(r.bytes().await.unwrap().as_ref(), &manifest[..]);
-        let layer = format!("layer {i}").repeat(100);
         let r = reg
-            .req(
-                Method::GET,
-                &format!("/v2/durable/blobs/{}", digest(layer.as_bytes())),
-            )
+            .req(Method::GET, &format!("/v2/durable/blobs/{}", digest(layer)))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.bytes().await.unwrap().as_ref(), layer.as_bytes());
+        assert_eq!(r.bytes().await.unwrap().as_ref(), &layer[..]);
     }
+}
+
+#[tokio::test]
+async fn registry_collects_unreferenced_blobs_and_keeps_images() {
+    let server = crate::start_with(berth_testkit::Options {
+        args: vec![
+            "--gc-interval".into(),
+            "1".into(),
+            "--gc-grace".into(),
+            "0".into(),
+        ],
+        ..Default::default()
+    });
+    create_repo(&server, "gc").await;
+    let reg = Reg::login(&server).await;
+    let (manifest, _) = reg.push_image("gc", "keep", &[b"kept layer"]).await;
+    let orphan = reg.push_blob("gc", b"uploaded, never referenced").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = reg
+            .req(Method::HEAD, &format!("/v2/gc/blobs/{orphan}"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan blob was not collected within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = reg
+        .req(Method::GET, "/v2/gc/manifests/keep")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &manifest[..]);
+    let r = reg
+        .req(
+            Method::GET,
+            &format!("/v2/gc/blobs/{}", digest(b"kept layer")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"kept layer");
 }
