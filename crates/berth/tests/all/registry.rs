@@ -718,7 +718,9 @@ async fn registry_acknowledged_pushes_survive_kill_9() {
     use std::sync::{Arc, Mutex};
     let mut server = start();
     create_repo(&server, "durable").await;
-    let acked: Arc<Mutex<Vec<(String, Vec<u8>, String, Vec<u8>)>>> = Arc::default();
+    /// (tag, manifest bytes, manifest digest, layer bytes) of each acknowledged push.
+    type Pushed = (String, Vec<u8>, String, Vec<u8>);
+    let acked: Arc<Mutex<Vec<Pushed>>> = Arc::default();
     let mut pushers = Vec::new();
     for p in 0..4 {
         let reg = Reg::login(&server).await;
