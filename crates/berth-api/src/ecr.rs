@@ -524,6 +524,7 @@ pub async fn call(
                             continue;
                         }
                         let bytes = registry.manifest_bytes(&img).await?;
+                        crate::registry::record_pull(state, &i.repository_name, img.clone());
                         let mut image_id = image_id_out(id);
                         image_id["imageDigest"] = Value::String(img.digest.to_string());
                         images.push(json!({

@@ -323,7 +323,19 @@ async fn manifest_get(state: &ApiState, name: &str, r: &str, head: bool) -> Repl
         .manifest_bytes(&image)
         .await
         .map_err(domain_error)?;
+    record_pull(state, name, image);
     Ok(b.body(Body::from(bytes)).expect("valid response"))
+}
+
+/// Notes the pull in the background (`lastRecordedPullTime`); the response does not wait.
+pub fn record_pull(state: &ApiState, repo: &str, image: berth_registry::Image) {
+    let registry = state.inner.registry.clone();
+    let repo = repo.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = registry.image_pulled(&repo, &image).await {
+            tracing::warn!(error = %e, "could not record a pull");
+        }
+    });
 }
 
 /// Reads a whole body of at most `limit` bytes; `None` if it is larger.

@@ -523,6 +523,32 @@ impl Registry {
             .ok_or_else(|| Error::internal(format!("manifest content {} is missing", image.digest)))
     }
 
+    /// Records a pull of `image` in `lastRecordedPullTime`, at most once a day per image (as
+    /// ECR does), so pulls do not turn into writes.
+    pub async fn image_pulled(&self, repo: &str, image: &Image) -> Result<(), Error> {
+        const DAY_MS: i64 = 24 * 3600 * 1000;
+        let now = Timestamp::now();
+        if image.last_pull.is_some_and(|t| now.0 - t.0 < DAY_MS) {
+            return Ok(());
+        }
+        let n = self.require_repo(repo)?;
+        let ik = key(&n, image.digest.as_str());
+        self.store
+            .write(move |tx| {
+                let Some(rec) = tx.get(Kind::Image, &ik)? else {
+                    return Ok(());
+                };
+                let (g, mut img) = decode::<Image>(rec)?;
+                if img.last_pull.is_some_and(|t| now.0 - t.0 < DAY_MS) {
+                    return Ok(());
+                }
+                img.last_pull = Some(now);
+                tx.update(Kind::Image, &ik, g, None, &encode(&img)?)?;
+                Ok(())
+            })
+            .await
+    }
+
     /// Tags of a repository, sorted, after `last`, at most `n`.
     pub fn tags_list(
         &self,

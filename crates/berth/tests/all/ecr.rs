@@ -760,3 +760,39 @@ async fn ecr_download_urls_policies_registry_and_tags() {
         .unwrap_err();
     assert_eq!(code(&err), "RepositoryNotFoundException");
 }
+
+#[tokio::test]
+async fn ecr_pulls_are_recorded() {
+    let server = start();
+    let ecr = server.ecr();
+    ecr.create_repository()
+        .repository_name("pulled")
+        .send()
+        .await
+        .unwrap();
+    let reg = Reg::login(&server).await;
+    reg.push_image("pulled", "v1", &[b"l"]).await;
+    let describe = || async {
+        ecr.describe_images()
+            .repository_name("pulled")
+            .send()
+            .await
+            .unwrap()
+            .image_details()[0]
+            .last_recorded_pull_time()
+            .cloned()
+    };
+    assert!(describe().await.is_none(), "never pulled yet");
+    reg.req(reqwest::Method::GET, "/v2/pulled/manifests/v1")
+        .send()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while describe().await.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pull not recorded within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
