@@ -1,0 +1,282 @@
+//! Shared pieces of the benchmark programs: starting Berth and peers on loopback, SigV4-signed
+//! requests, driving `wrk`, reading RSS. Included by each example with `#[path]`.
+#![allow(dead_code)]
+
+use berth_aws::sigv4::{self, Claim};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const KEY_ID: &str = "AKIABENCHKEY00000001";
+pub const SECRET: &str = "benchSecretKey/0123456789abcdefghijklmnop";
+pub const TD: &str = r#"{"family":"bench","containerDefinitions":[{"name":"web","image":"nginx:1.25","memory":128,"cpu":256,"essential":true,"portMappings":[{"containerPort":80,"hostPort":0,"protocol":"tcp"}],"environment":[{"name":"MODE","value":"bench"}]}]}"#;
+
+pub struct Target {
+    pub name: &'static str,
+    pub port: u16,
+    pub child: Child,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn start_berth(bin: &str, dir: &std::path::Path) -> Target {
+    let mut child = Command::new(bin)
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("BERTH_ROOT_ACCESS_KEY_ID", KEY_ID)
+        .env("BERTH_ROOT_SECRET_ACCESS_KEY", SECRET)
+        .env("BERTH_LOG", "warn,berth::serve=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start berth");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("ready at http://127.0.0.1:").nth(1) {
+                let port: u16 = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("berth ready");
+    Target {
+        name: "berth",
+        port,
+        child,
+    }
+}
+
+pub fn start_moto(bin: &str) -> Target {
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Target {
+        name: "moto",
+        port,
+        child,
+    }
+}
+
+/// Headers of a SigV4-signed ECS request.
+pub fn sign(port: u16, operation: &str, body: &str) -> Vec<(String, String)> {
+    sign_for(
+        port,
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113",
+        operation,
+        body,
+    )
+}
+
+/// Headers of a SigV4-signed awsJson request to `service`.
+pub fn sign_for(
+    port: u16,
+    service: &str,
+    target_prefix: &str,
+    operation: &str,
+    body: &str,
+) -> Vec<(String, String)> {
+    let now = time::OffsetDateTime::now_utc();
+    let amz_date = berth_aws::timestamp::format_amz_date(now);
+    let mut headers = vec![
+        (
+            "content-type".to_string(),
+            "application/x-amz-json-1.1".to_string(),
+        ),
+        ("host".to_string(), format!("127.0.0.1:{port}")),
+        ("x-amz-date".to_string(), amz_date.clone()),
+        (
+            "x-amz-target".to_string(),
+            format!("{target_prefix}.{operation}"),
+        ),
+    ];
+    let mut map = http::HeaderMap::new();
+    for (k, v) in &headers {
+        map.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let claim = Claim {
+        access_key_id: KEY_ID.into(),
+        scope_date: amz_date[..8].into(),
+        region: "us-east-1".into(),
+        service: service.into(),
+        terminator: "aws4_request".into(),
+        signed_headers: headers.iter().map(|(k, _)| k.clone()).collect(),
+        signature: String::new(),
+        amz_date,
+        expires: None,
+        presigned: false,
+    };
+    let payload = sigv4::sha256_hex(body.as_bytes());
+    let req = sigv4::Request {
+        method: "POST",
+        path: "/",
+        query: None,
+        headers: &map,
+        payload_sha256: &payload,
+    };
+    let canonical = sigv4::canonical_request(&req, &claim).unwrap();
+    let signature = sigv4::signature(SECRET, &claim, &canonical);
+    headers.push((
+        "authorization".into(),
+        format!(
+            "AWS4-HMAC-SHA256 Credential={KEY_ID}/{}, SignedHeaders={}, Signature={signature}",
+            claim.scope(),
+            claim.signed_headers.join(";")
+        ),
+    ));
+    headers
+}
+
+/// One signed ECS/ECR request over a fresh connection; returns the status code and body.
+pub fn call(port: u16, operation: &str, body: &str) -> (u16, String) {
+    let (service, prefix) = if operation.starts_with("ecr:") {
+        ("ecr", "AmazonEC2ContainerRegistry_V20150921")
+    } else {
+        ("ecs", "AmazonEC2ContainerServiceV20141113")
+    };
+    let operation = operation.trim_start_matches("ecr:");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!(
+        "POST / HTTP/1.1\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in sign_for(port, service, prefix, operation, body) {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub struct WrkResult {
+    pub rps: f64,
+    pub p99_ms: f64,
+    pub non2xx: u64,
+}
+
+pub fn lua_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+pub fn wrk(
+    port: u16,
+    operation: &str,
+    body: &str,
+    seconds: u32,
+    dir: &std::path::Path,
+) -> WrkResult {
+    let mut lua = format!("wrk.method = \"POST\"\nwrk.body = {}\n", lua_quote(body));
+    for (k, v) in sign(port, operation, body) {
+        if k != "host" {
+            lua.push_str(&format!(
+                "wrk.headers[{}] = {}\n",
+                lua_quote(&k),
+                lua_quote(&v)
+            ));
+        }
+    }
+    let script = dir.join(format!("{operation}-{port}.lua"));
+    std::fs::write(&script, lua).unwrap();
+    let out = Command::new("wrk")
+        .args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency", "-s"])
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .expect("run wrk");
+    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Requests/s, p99 and non-2xx count from `wrk --latency` output.
+pub fn parse_wrk(text: &str) -> WrkResult {
+    let field = |prefix: &str| -> Option<&str> {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+    };
+    let rps = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let p99 = field("99%").map(parse_latency).unwrap_or(f64::NAN);
+    let non2xx = text
+        .lines()
+        .find(|l| l.contains("Non-2xx or 3xx responses:"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    WrkResult {
+        rps,
+        p99_ms: p99,
+        non2xx,
+    }
+}
+
+pub fn parse_latency(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => f64::NAN,
+    }
+}
+
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
