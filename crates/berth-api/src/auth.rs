@@ -108,6 +108,59 @@ pub mod token {
         (format!("{body}.{sig}"), expires)
     }
 
+    /// Passwords already verified, with their principal and expiry: a registry client sends the
+    /// same password on every request, and checking its HMAC and JSON each time is most of the
+    /// cost of a manifest GET. Bounded; past the bound it starts over.
+    #[derive(Default)]
+    pub struct VerifiedTokens {
+        seen: std::sync::Mutex<std::collections::HashMap<String, (Principal, i64)>>,
+    }
+
+    const VERIFIED_TOKENS: usize = 10_000;
+
+    impl VerifiedTokens {
+        /// [`verify`] with memory. The access key is re-checked on every call.
+        pub fn verify(
+            &self,
+            key: &[u8; 32],
+            scope: &Scope,
+            keys: &Keys,
+            password: &str,
+            now: i64,
+        ) -> Result<Principal, TokenError> {
+            let hit = self
+                .seen
+                .lock()
+                .expect("token cache")
+                .get(password)
+                .cloned();
+            if let Some((p, expires)) = hit {
+                if now >= expires {
+                    return Err(TokenError::Expired);
+                }
+                if keys.secret(&p.access_key_id).is_none() {
+                    return Err(TokenError::Invalid);
+                }
+                return Ok(p);
+            }
+            let p = verify(key, scope, keys, password, now)?;
+            let expires = claims_expiry(password).unwrap_or(now);
+            let mut seen = self.seen.lock().expect("token cache");
+            if seen.len() >= VERIFIED_TOKENS {
+                seen.clear();
+            }
+            seen.insert(password.to_string(), (p.clone(), expires));
+            Ok(p)
+        }
+    }
+
+    /// The expiry inside a password already verified.
+    fn claims_expiry(password: &str) -> Option<i64> {
+        let (body, _) = password.split_once('.')?;
+        let raw = URL_SAFE_NO_PAD.decode(body).ok()?;
+        serde_json::from_slice::<Claims>(&raw).ok().map(|c| c.e)
+    }
+
     #[derive(Debug, PartialEq, Eq)]
     pub enum TokenError {
         Invalid,

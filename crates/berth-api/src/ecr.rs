@@ -771,11 +771,13 @@ pub async fn call(
                     i.repository_name
                 )));
             }
-            let size = blobs
-                .upload_commit(&i.upload_id, &d)
+            registry
+                .upload_finish(&i.repository_name, &i.upload_id, &d)
                 .await
-                .map_err(blob_error)?;
-            registry.blob_link(&i.repository_name, &d, size).await?;
+                .map_err(|e| match e {
+                    Error::DigestMismatch(m) => Error::LayerInvalid(m),
+                    other => other,
+                })?;
             Ok(json!({
                 "registryId": account,
                 "repositoryName": i.repository_name,

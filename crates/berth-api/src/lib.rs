@@ -48,6 +48,7 @@ struct Inner {
     pager: Pager,
     /// Key of registry (ECR) authorization tokens and layer download URLs.
     token_key: [u8; 32],
+    tokens: auth::token::VerifiedTokens,
     /// The URL clients reach this server at (`http(s)://host:port`).
     endpoint: String,
     /// `POST /_berth/reset` exists only for `--ephemeral` servers.
@@ -90,6 +91,7 @@ impl ApiState {
                 store: c.store,
                 pager,
                 token_key: c.token_key,
+                tokens: Default::default(),
                 endpoint: c.endpoint,
                 reset_enabled: c.reset_enabled,
             }),

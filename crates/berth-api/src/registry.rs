@@ -5,14 +5,14 @@
 //! streamed to the blob store, never buffered whole (manifests, at most 4 MiB, excepted).
 
 use crate::ApiState;
-use crate::auth::token::{self, TokenError};
+use crate::auth::token::TokenError;
 use crate::errors::oci_error;
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Response, StatusCode};
 use base64::Engine;
 use berth_blob::{BlobError, new_upload_id};
-use berth_registry::{MAX_MANIFEST_BYTES, MediaType, Reference};
+use berth_registry::{Content, MAX_MANIFEST_BYTES, MediaType, Reference};
 use berth_types::oci::{Digest, RepositoryName};
 use berth_types::{Error, Principal};
 use http_body_util::BodyExt;
@@ -104,7 +104,7 @@ fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Principal, Fail
         return Err(unauthorized("the user name must be AWS"));
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    match token::verify(
+    match state.inner.tokens.verify(
         &state.inner.token_key,
         state.scope(),
         &state.inner.keys,
@@ -329,6 +329,9 @@ async fn manifest_get(state: &ApiState, name: &str, r: &str, head: bool) -> Repl
 
 /// Notes the pull in the background (`lastRecordedPullTime`); the response does not wait.
 pub fn record_pull(state: &ApiState, repo: &str, image: berth_registry::Image) {
+    if !image.pull_is_stale(berth_types::Timestamp::now()) {
+        return;
+    }
     let registry = state.inner.registry.clone();
     let repo = repo.to_string();
     tokio::spawn(async move {
@@ -428,15 +431,10 @@ async fn blob_get(state: &ApiState, name: &str, d: &str, headers: &HeaderMap, he
             None,
         )
     };
-    registry
+    // The link's size: content stays stored as long as a link names it.
+    let size = registry
         .blob_stat(name, &d)
         .map_err(domain_error)?
-        .ok_or_else(unknown)?;
-    let (mut file, size) = registry
-        .blobs()
-        .open_blob(&d)
-        .await
-        .map_err(|e| domain_error(Error::internal(e)))?
         .ok_or_else(unknown)?;
     let range = headers.get("range").and_then(|v| v.to_str().ok());
     let (status, start, len) = match range {
@@ -466,13 +464,22 @@ async fn blob_get(state: &ApiState, name: &str, d: &str, headers: &HeaderMap, he
     if head {
         return Ok(b.body(Body::empty()).expect("valid response"));
     }
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| domain_error(Error::internal(e)))?;
+    match registry.blob_content(&d).await.map_err(domain_error)? {
+        None => Err(unknown()),
+        Some(Content::Inline(bytes)) => {
+            let body = bytes.slice(start as usize..(start + len) as usize);
+            Ok(b.body(Body::from(body)).expect("valid response"))
+        }
+        Some(Content::File(mut file, _)) => {
+            if start > 0 {
+                file.seek(std::io::SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| domain_error(Error::internal(e)))?;
+            }
+            let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
+            Ok(b.body(Body::from_stream(stream)).expect("valid response"))
+        }
     }
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
-    Ok(b.body(Body::from_stream(stream)).expect("valid response"))
 }
 
 async fn blob_delete(state: &ApiState, name: &str, d: &str) -> Reply {
@@ -557,14 +564,10 @@ fn blob_created(name: &str, d: &Digest) -> Response<Body> {
 
 /// Commits upload `id` as `d` and makes it visible in `name`.
 async fn commit(state: &ApiState, name: &str, id: &str, d: &Digest) -> Reply {
-    let registry = &state.inner.registry;
-    let size = registry
-        .blobs()
-        .upload_commit(id, d)
-        .await
-        .map_err(blob_error)?;
-    registry
-        .blob_link(name, d, size)
+    state
+        .inner
+        .registry
+        .upload_finish(name, id, d)
         .await
         .map_err(domain_error)?;
     Ok(blob_created(name, d))

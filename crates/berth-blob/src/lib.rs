@@ -245,6 +245,29 @@ impl BlobStore {
         Ok(size)
     }
 
+    /// Reads a (small) upload whole after checking it has digest `expected`, and removes the
+    /// upload. The caller stores the content elsewhere (the registry inlines small blobs in its
+    /// metadata store). On a mismatch the upload is discarded.
+    pub async fn upload_take(&self, id: &str, expected: &Digest) -> Result<Bytes, BlobError> {
+        let p = self.upload_path(id)?;
+        let content = match tokio::fs::read(&p).await {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::UploadNotFound);
+            }
+            Err(e) => return Err(io(&p)(e)),
+        };
+        self.inner.hashing.lock().expect("hash lock").remove(id);
+        let _ = tokio::fs::remove_file(&p).await;
+        let actual = hex::encode(Sha256::digest(&content));
+        if actual != expected.hex() {
+            return Err(BlobError::DigestMismatch {
+                actual: Digest::from_sha256_hex(&actual),
+            });
+        }
+        Ok(Bytes::from(content))
+    }
+
     /// Abandons an upload.
     pub async fn upload_cancel(&self, id: &str) -> Result<(), BlobError> {
         let p = self.upload_path(id)?;

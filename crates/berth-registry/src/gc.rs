@@ -3,8 +3,8 @@
 //! An activation takes no input, reads the whole state, and removes:
 //! 1. repository blob links that no image of that repository references and that are older
 //!    than the grace period (uploaded or mounted, never used);
-//! 2. stored content (layers, configs, manifests) that no link and no image anywhere
-//!    references and that has not been written for the grace period;
+//! 2. stored content (layers, configs, manifests; inline in the store or files) that no link
+//!    and no image anywhere references — files only once untouched for the grace period;
 //! 3. uploads untouched for the upload expiry.
 //!
 //! Safety against concurrent pushes: steps 1 and 2 run inside one store write transaction, so
@@ -101,6 +101,12 @@ impl BlobCollector {
                         live.insert(d);
                     }
                 }
+                for rec in list_all(tx, Kind::Content, "")? {
+                    if Digest::parse(&rec.key).is_some_and(|d| !live.contains(&d)) {
+                        tx.delete(Kind::Content, &rec.key, rec.generation)?;
+                        status.blobs_removed += 1;
+                    }
+                }
                 for (d, _) in blobs.list_sync().map_err(Error::internal)? {
                     if !live.contains(&d)
                         && blobs
@@ -163,6 +169,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn manifests_are_stored_inline_and_read_back() {
+        let (_dir, registry) = setup().await;
+        let config = upload(&registry, b"{}").await;
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"digest":"{config}","size":2}},"layers":[]}}"#
+        );
+        let image = registry
+            .manifest_put(
+                "rr",
+                &Reference::Tag("v1".into()),
+                None,
+                bytes::Bytes::from(manifest.clone()),
+            )
+            .await
+            .unwrap();
+        let rec = registry
+            .store
+            .read(|r| r.get(Kind::Content, image.digest.as_str()))
+            .unwrap();
+        assert!(rec.is_some(), "content record");
+        assert_eq!(
+            registry.manifest_bytes(&image).await.unwrap(),
+            manifest.as_bytes()
+        );
+    }
+
+    #[tokio::test]
     async fn gc_keeps_referenced_and_young_content_and_removes_the_rest() {
         let (_dir, registry) = setup().await;
         let config = upload(&registry, b"{}").await;
@@ -195,9 +228,14 @@ mod tests {
         assert_eq!((s.links_removed, s.blobs_removed), (1, 1));
         assert!(registry.blob_stat("rr", &orphan).unwrap().is_none());
         assert!(!registry.blobs().exists_sync(&orphan));
-        for d in [&config, &layer, &image.digest] {
+        for d in [&config, &layer] {
             assert!(registry.blobs().exists_sync(d), "{d} kept");
         }
+        assert_eq!(
+            registry.manifest_bytes(&image).await.unwrap().len(),
+            image.manifest_size as usize,
+            "the manifest, kept in the store"
+        );
 
         // Once the image is deleted, its content is collected too.
         registry

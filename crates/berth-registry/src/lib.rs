@@ -1,17 +1,20 @@
 //! `berth-registry`: the registry's domain — repositories, images (manifests), tags and which
 //! blobs each repository may see — shared by the OCI distribution API and the ECR API.
 //!
-//! Content lives in `berth-blob` (manifests too: a manifest is the blob of its digest, so its
-//! bytes are served exactly as pushed). Metadata lives in the store:
+//! Content: manifests and blobs up to [`INLINE_MAX`] live in the store (`content` records,
+//! committed with the metadata that makes them visible); larger blobs live in `berth-blob`.
+//! Either way content is addressed by digest and served exactly as pushed. Metadata lives in
+//! the store:
 //! * `repository` `name` → [`Repository`];
 //! * `image` `name\ndigest` → [`Image`] (media type, sizes, references, tags);
 //! * `image-tag` `name\ntag` → the digest it names;
 //! * `repository-blob` `name\ndigest` → size: the blob was uploaded to or mounted into the
 //!   repository, so it may be pulled from it and referenced by its manifests.
 //!
-//! Order of effects on push: the blob or manifest bytes are made durable first, then the
-//! metadata transaction makes them visible; a crash in between leaves unreferenced content
-//! for garbage collection, never a visible image without its bytes.
+//! Order of effects on push: inline content commits in the same transaction as its link or
+//! image; file content is made durable first and then the metadata transaction makes it
+//! visible, so a crash in between leaves unreferenced content for garbage collection, never a
+//! visible image without its bytes.
 //!
 //! Called by `berth-api`. Must not speak HTTP or see wire shapes.
 
@@ -32,6 +35,39 @@ use serde_json::Value;
 
 /// Largest manifest accepted (bytes).
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Blobs up to this size (and every manifest) are kept in the store itself: their content and
+/// their link commit in one (group-committed) transaction, with no file fsyncs of their own.
+/// Larger blobs are files in `berth-blob`.
+pub const INLINE_MAX: u64 = 256 * 1024;
+
+/// Where a blob's bytes are.
+pub enum Content {
+    Inline(Bytes),
+    File(tokio::fs::File, u64),
+}
+
+fn blob_error(e: berth_blob::BlobError) -> Error {
+    match e {
+        berth_blob::BlobError::UploadNotFound => Error::UploadNotFound,
+        berth_blob::BlobError::OutOfOrder { given, size } => Error::UploadOutOfOrder(format!(
+            "the chunk starts at byte {given}; the upload has {size} bytes"
+        )),
+        berth_blob::BlobError::DigestMismatch { actual } => {
+            Error::DigestMismatch(format!("the uploaded content's digest is {actual}"))
+        }
+        other @ berth_blob::BlobError::Io { .. } => Error::internal(other),
+    }
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// Whether content for `d` is stored (inline or as a file). For use inside transactions.
+fn content_present(tx: &Tx<'_>, blobs: &BlobStore, d: &Digest) -> Result<bool, Error> {
+    Ok(tx.get(Kind::Content, d.as_str())?.is_some() || blobs.exists_sync(d))
+}
 
 /// A repository.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +106,14 @@ pub struct Image {
     pub subject: Option<Digest>,
     pub artifact_type: Option<String>,
     pub config_media_type: Option<String>,
+}
+
+impl Image {
+    /// Whether a pull at `now` should be recorded (the last one is over a day old).
+    pub fn pull_is_stale(&self, now: Timestamp) -> bool {
+        const DAY_MS: i64 = 24 * 3600 * 1000;
+        self.last_pull.is_none_or(|t| now.0 - t.0 >= DAY_MS)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,12 +177,38 @@ fn not_found(repo: &str) -> Error {
     Error::RepositoryNotFound(repo.to_string())
 }
 
+/// Manifest bytes recently served. Content-addressed, so never stale: a digest names the same
+/// bytes forever. Bounded by total size; past it the cache starts over.
+#[derive(Default)]
+struct ManifestCache {
+    inner: std::sync::Mutex<(std::collections::HashMap<Digest, Bytes>, usize)>,
+}
+
+const MANIFEST_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+impl ManifestCache {
+    fn get(&self, d: &Digest) -> Option<Bytes> {
+        self.inner.lock().expect("manifest cache").0.get(d).cloned()
+    }
+
+    fn put(&self, d: Digest, b: Bytes) {
+        let mut g = self.inner.lock().expect("manifest cache");
+        if g.1 + b.len() > MANIFEST_CACHE_BYTES {
+            g.0.clear();
+            g.1 = 0;
+        }
+        g.1 += b.len();
+        g.0.insert(d, b);
+    }
+}
+
 /// The registry handle. Cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
     scope: Scope,
     store: Store,
     blobs: BlobStore,
+    manifests: std::sync::Arc<ManifestCache>,
     /// `host[:port]` of repository URIs.
     host: String,
 }
@@ -149,6 +219,7 @@ impl Registry {
             scope,
             store,
             blobs,
+            manifests: Default::default(),
             host,
         }
     }
@@ -324,7 +395,7 @@ impl Registry {
         self.store
             .write(move |tx| {
                 // Checked inside the transaction: the collector deletes content inside one too.
-                if !blobs.exists_sync(&d) {
+                if !content_present(tx, &blobs, &d)? {
                     return Err(Error::BlobUnknown(format!("blob {d} is not stored")));
                 }
                 match tx.get(Kind::RepositoryBlob, &k)? {
@@ -335,6 +406,62 @@ impl Registry {
                 Ok(())
             })
             .await
+    }
+
+    /// Finishes upload `id` as `digest` and makes it visible in `repo`: small content goes into
+    /// the store with its link in one transaction, larger content is committed as a file first.
+    pub async fn upload_finish(&self, repo: &str, id: &str, digest: &Digest) -> Result<u64, Error> {
+        let n = self.require_repo(repo)?;
+        let size = self.blobs.upload_size(id).await.map_err(blob_error)?;
+        if size > INLINE_MAX {
+            let size = self
+                .blobs
+                .upload_commit(id, digest)
+                .await
+                .map_err(blob_error)?;
+            self.blob_link(repo, digest, size).await?;
+            return Ok(size);
+        }
+        use base64::Engine;
+        let bytes = self
+            .blobs
+            .upload_take(id, digest)
+            .await
+            .map_err(blob_error)?;
+        let encoded = b64().encode(&bytes);
+        let link = encode(&BlobLink {
+            size,
+            linked_at: Some(Timestamp::now()),
+        })?;
+        let (k, d) = (key(&n, digest.as_str()), digest.clone());
+        self.store
+            .write(move |tx| {
+                if tx.get(Kind::Content, d.as_str())?.is_none() {
+                    tx.insert(Kind::Content, d.as_str(), None, &encoded)?;
+                }
+                match tx.get(Kind::RepositoryBlob, &k)? {
+                    None => tx.insert(Kind::RepositoryBlob, &k, None, &link)?,
+                    Some(r) => tx.update(Kind::RepositoryBlob, &k, r.generation, None, &link)?,
+                };
+                Ok(())
+            })
+            .await?;
+        Ok(size)
+    }
+
+    /// The bytes of a stored blob, wherever they are kept.
+    pub async fn blob_content(&self, d: &Digest) -> Result<Option<Content>, Error> {
+        use base64::Engine;
+        if let Some(rec) = self.store.read(|r| r.get(Kind::Content, d.as_str()))? {
+            let bytes = b64().decode(rec.doc.as_bytes()).map_err(Error::internal)?;
+            return Ok(Some(Content::Inline(Bytes::from(bytes))));
+        }
+        Ok(self
+            .blobs
+            .open_blob(d)
+            .await
+            .map_err(blob_error)?
+            .map(|(f, size)| Content::File(f, size)))
     }
 
     /// Cross-repository mount: links `digest` into `repo` if `from` has it.
@@ -419,8 +546,8 @@ impl Registry {
                 }
             }
         }
-        // Content first (durable), metadata second.
-        self.blobs.put(&bytes).await.map_err(Error::internal)?;
+        use base64::Engine;
+        let encoded = b64().encode(&bytes);
         let tag = match reference {
             Reference::Tag(t) => Some(t.clone()),
             Reference::Digest(_) => None,
@@ -463,6 +590,9 @@ impl Registry {
                             "manifest {m} referenced by the index is not in the repository"
                         )));
                     }
+                }
+                if tx.get(Kind::Content, digest.as_str())?.is_none() {
+                    tx.insert(Kind::Content, digest.as_str(), None, &encoded)?;
                 }
                 let ik = key(&n, digest.as_str());
                 let (mut current, expected) = match tx.get(Kind::Image, &ik)? {
@@ -516,19 +646,34 @@ impl Registry {
 
     /// The manifest bytes of an image.
     pub async fn manifest_bytes(&self, image: &Image) -> Result<Bytes, Error> {
-        self.blobs
-            .read(&image.digest)
-            .await
-            .map_err(Error::internal)?
-            .ok_or_else(|| Error::internal(format!("manifest content {} is missing", image.digest)))
+        if let Some(b) = self.manifests.get(&image.digest) {
+            return Ok(b);
+        }
+        let bytes = match self.blob_content(&image.digest).await? {
+            Some(Content::Inline(b)) => b,
+            // Older data directories kept manifests as files.
+            Some(Content::File(..)) => self
+                .blobs
+                .read(&image.digest)
+                .await
+                .map_err(blob_error)?
+                .unwrap_or_default(),
+            None => {
+                return Err(Error::internal(format!(
+                    "manifest content {} is missing",
+                    image.digest
+                )));
+            }
+        };
+        self.manifests.put(image.digest.clone(), bytes.clone());
+        Ok(bytes)
     }
 
     /// Records a pull of `image` in `lastRecordedPullTime`, at most once a day per image (as
     /// ECR does), so pulls do not turn into writes.
     pub async fn image_pulled(&self, repo: &str, image: &Image) -> Result<(), Error> {
-        const DAY_MS: i64 = 24 * 3600 * 1000;
         let now = Timestamp::now();
-        if image.last_pull.is_some_and(|t| now.0 - t.0 < DAY_MS) {
+        if !image.pull_is_stale(now) {
             return Ok(());
         }
         let n = self.require_repo(repo)?;
@@ -539,7 +684,7 @@ impl Registry {
                     return Ok(());
                 };
                 let (g, mut img) = decode::<Image>(rec)?;
-                if img.last_pull.is_some_and(|t| now.0 - t.0 < DAY_MS) {
+                if !img.pull_is_stale(now) {
                     return Ok(());
                 }
                 img.last_pull = Some(now);

@@ -36,6 +36,8 @@ pub enum Kind {
     ImageTag,
     /// A blob visible in a repository: `repo\ndigest`.
     RepositoryBlob,
+    /// Small content (manifests, configs, small layers) kept in the store: `digest` → base64.
+    Content,
     /// Server-wide values (pagination-token key, …).
     Meta,
 }
@@ -51,6 +53,7 @@ impl Kind {
             Kind::Image => "image",
             Kind::ImageTag => "image-tag",
             Kind::RepositoryBlob => "repository-blob",
+            Kind::Content => "content",
             Kind::Meta => "meta",
         }
     }

@@ -44,6 +44,8 @@ struct CacheInner {
 
 /// Records kept at most; past it the cache starts over.
 const CACHE_RECORDS: usize = 50_000;
+/// Larger documents are not cached (the cache stays within ~50,000 × 16 KiB).
+const CACHE_MAX_DOC: usize = 16 * 1024;
 
 impl Cache {
     fn lookup(&self, kind: Kind, key: &str) -> Result<Record, u64> {
@@ -55,6 +57,9 @@ impl Cache {
     }
 
     fn fill(&self, kind: Kind, record: &Record, epoch: u64) {
+        if record.doc.len() > CACHE_MAX_DOC {
+            return;
+        }
         let mut inner = self.inner.lock().expect("cache lock");
         if inner.epoch != epoch {
             return;
