@@ -594,18 +594,33 @@ async fn upload_start(
             return Ok(blob_created(name, &d));
         }
     }
+    // A monolithic upload of small content goes straight to the store, no file.
+    let digest_param = query_param(query, "digest")
+        .map(|d| digest(&d))
+        .transpose()?;
+    let body = match &digest_param {
+        Some(d) => match small_body(headers, body).await? {
+            Ok(bytes) => {
+                registry
+                    .content_put(name, d, bytes)
+                    .await
+                    .map_err(domain_error)?;
+                return Ok(blob_created(name, d));
+            }
+            Err(body) => body,
+        },
+        None => body,
+    };
     let id = new_upload_id();
     registry
         .blobs()
         .upload_start(&id)
         .await
         .map_err(blob_error)?;
-    if let Some(d) = query_param(query, "digest") {
-        let d = digest(&d)?;
+    if let Some(d) = digest_param {
         append_body(state, &id, 0, body).await?;
         return commit(state, name, &id, &d).await;
     }
-    let _ = headers;
     Ok(upload_accepted(name, &id, 0, StatusCode::ACCEPTED))
 }
 
@@ -662,9 +677,45 @@ async fn upload_put(
     let d = digest(&d)?;
     let blobs = state.inner.registry.blobs();
     let size = blobs.upload_size(id).await.map_err(blob_error)?;
-    let _ = headers;
+    let body = if size == 0 {
+        match small_body(headers, body).await? {
+            Ok(bytes) => {
+                let registry = &state.inner.registry;
+                let _ = registry.blobs().upload_cancel(id).await;
+                registry
+                    .content_put(name, &d, bytes)
+                    .await
+                    .map_err(domain_error)?;
+                return Ok(blob_created(name, &d));
+            }
+            Err(body) => body,
+        }
+    } else {
+        body
+    };
     append_body(state, id, size, body).await?;
     commit(state, name, id, &d).await
+}
+
+/// A whole blob small enough to keep in the store (by its `Content-Length`), read into memory;
+/// any other body is handed back to be streamed to a file.
+async fn small_body(headers: &HeaderMap, body: Body) -> Result<Result<bytes::Bytes, Body>, Fail> {
+    let len = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match len {
+        Some(n) if n <= berth_registry::INLINE_MAX => match read_limited(body, n as usize).await? {
+            Some(b) => Ok(Ok(b)),
+            None => Err(error_response(
+                400,
+                "BLOB_UPLOAD_INVALID",
+                "the body is longer than its Content-Length",
+                None,
+            )),
+        },
+        _ => Ok(Err(body)),
+    }
 }
 
 async fn upload_status(state: &ApiState, name: &str, id: &str) -> Reply {

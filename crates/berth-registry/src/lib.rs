@@ -365,9 +365,13 @@ impl Registry {
             .await
     }
 
+    /// The repository's name, if it exists (a point read; the record is not decoded).
     fn require_repo(&self, name: &str) -> Result<RepositoryName, Error> {
-        let repo = self.repository_get(name)?;
-        Ok(repo.name)
+        let n = RepositoryName::parse(name).ok_or_else(|| not_found(name))?;
+        match self.store.read(|r| r.get(Kind::Repository, n.as_str()))? {
+            Some(_) => Ok(n),
+            None => Err(not_found(name)),
+        }
     }
 
     // ---- blobs ----------------------------------------------------------------------------
@@ -422,18 +426,49 @@ impl Registry {
             self.blob_link(repo, digest, size).await?;
             return Ok(size);
         }
-        use base64::Engine;
         let bytes = self
             .blobs
             .upload_take(id, digest)
             .await
             .map_err(blob_error)?;
+        self.content_link(&n, digest, bytes).await?;
+        Ok(size)
+    }
+
+    /// Stores small content received whole (a monolithic upload) under `digest`, which it must
+    /// have, and makes it visible in `repo`: one transaction, no file.
+    pub async fn content_put(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        bytes: Bytes,
+    ) -> Result<u64, Error> {
+        let n = self.require_repo(repo)?;
+        let actual = Digest::from_sha256_hex(&sha256_hex(&bytes));
+        if actual != *digest {
+            return Err(Error::DigestMismatch(format!(
+                "the uploaded content's digest is {actual}"
+            )));
+        }
+        let size = bytes.len() as u64;
+        self.content_link(&n, digest, bytes).await?;
+        Ok(size)
+    }
+
+    /// Inline content and its link in `n`, in one transaction.
+    async fn content_link(
+        &self,
+        n: &RepositoryName,
+        digest: &Digest,
+        bytes: Bytes,
+    ) -> Result<(), Error> {
+        use base64::Engine;
         let encoded = b64().encode(&bytes);
         let link = encode(&BlobLink {
-            size,
+            size: bytes.len() as u64,
             linked_at: Some(Timestamp::now()),
         })?;
-        let (k, d) = (key(&n, digest.as_str()), digest.clone());
+        let (k, d) = (key(n, digest.as_str()), digest.clone());
         self.store
             .write(move |tx| {
                 if tx.get(Kind::Content, d.as_str())?.is_none() {
@@ -445,8 +480,7 @@ impl Registry {
                 };
                 Ok(())
             })
-            .await?;
-        Ok(size)
+            .await
     }
 
     /// The bytes of a stored blob, wherever they are kept.
