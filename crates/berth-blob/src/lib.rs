@@ -287,7 +287,7 @@ impl BlobStore {
         let now = SystemTime::now();
         while let Some(e) = entries.next_entry().await.map_err(io(&dir))? {
             let modified = e.metadata().await.ok().and_then(|m| m.modified().ok());
-            if modified.is_some_and(|m| now.duration_since(m).unwrap_or_default() > max_age) {
+            if modified.is_some_and(|m| now.duration_since(m).unwrap_or_default() >= max_age) {
                 let name = e.file_name().to_string_lossy().to_string();
                 self.inner.hashing.lock().expect("hash lock").remove(&name);
                 if tokio::fs::remove_file(e.path()).await.is_ok() {
@@ -476,6 +476,25 @@ mod tests {
             Err(BlobError::UploadNotFound)
         ));
         assert_eq!(s.put(b"abcdef").await.unwrap(), digest_of(b"abcdef"));
-        assert_eq!(s.uploads_expire(Duration::ZERO).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn blob_abandoned_uploads_expire_and_leave_nothing_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(dir.path()).unwrap();
+        let id = new_upload_id();
+        s.upload_start(&id).await.unwrap();
+        s.upload_append(&id, 0, b"half of a layer").await.unwrap();
+        assert_eq!(
+            s.uploads_expire(Duration::from_secs(3600)).await.unwrap(),
+            0,
+            "still fresh"
+        );
+        assert_eq!(s.uploads_expire(Duration::ZERO).await.unwrap(), 1);
+        assert!(matches!(
+            s.upload_size(&id).await,
+            Err(BlobError::UploadNotFound)
+        ));
+        assert!(s.list_sync().unwrap().is_empty(), "nothing became a blob");
     }
 }
