@@ -9,5 +9,6 @@
 
 pub mod ecs;
 pub mod paging;
+pub mod placement;
 
 pub use berth_types::Scope;
