@@ -5,11 +5,14 @@
 
 use crate::ApiState;
 use berth_control::ecs::{
-    ClusterCounts, CreateCluster, Failure, FamilyStatusFilter, ListAccountSettings,
-    ListTaskDefinitions, RegisterTaskDefinition, UpdateCluster,
+    CreateCluster, Failure, FamilyStatusFilter, ListAccountSettings, ListTaskDefinitions,
+    RegisterInstance, RegisterTaskDefinition, TargetedAttribute, UpdateCluster,
 };
 use berth_control::paging::{Page, PageRequest};
-use berth_types::ecs::{Cluster, ClusterSetting, TaskDefinition, TaskDefinitionStatus};
+use berth_types::ecs::{
+    Cluster, ClusterSetting, ContainerInstance, InstanceAttribute, InstanceResource,
+    InstanceStatus, TaskDefinition, TaskDefinitionStatus,
+};
 use berth_types::{Error, Principal, Tag};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -119,8 +122,9 @@ const ALL_PARTS: ClusterParts = ClusterParts {
     attachments: false,
 };
 
-fn cluster_out(state: &ApiState, c: &Cluster, counts: ClusterCounts, parts: ClusterParts) -> Value {
+fn cluster_out(state: &ApiState, c: &Cluster, parts: ClusterParts) -> Result<Value, Error> {
     let ecs = &state.inner.ecs;
+    let counts = ecs.cluster_counts(c)?;
     let mut m = json!({
         "clusterArn": ecs.cluster_arn(&c.name),
         "clusterName": c.name.as_str(),
@@ -176,7 +180,120 @@ fn cluster_out(state: &ApiState, c: &Cluster, counts: ClusterCounts, parts: Clus
     if parts.attachments {
         m["attachments"] = json!([]);
     }
-    m
+    Ok(m)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireResource {
+    name: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    double_value: Option<f64>,
+    long_value: Option<i64>,
+    integer_value: Option<i64>,
+    #[serde(default)]
+    string_set_value: Vec<String>,
+}
+
+fn resource_in(r: WireResource) -> InstanceResource {
+    let kind = r.kind.unwrap_or_else(|| {
+        if !r.string_set_value.is_empty() {
+            "STRINGSET".into()
+        } else if r.double_value.is_some() {
+            "DOUBLE".into()
+        } else if r.long_value.is_some() {
+            "LONG".into()
+        } else {
+            "INTEGER".into()
+        }
+    });
+    InstanceResource {
+        name: r.name,
+        kind,
+        integer: r.integer_value,
+        long: r.long_value,
+        double: r.double_value,
+        string_set: r.string_set_value,
+    }
+}
+
+fn resource_out(r: &InstanceResource) -> Value {
+    let mut v = json!({"name": r.name, "type": r.kind});
+    if let Some(n) = r.integer {
+        v["integerValue"] = n.into();
+    }
+    if let Some(n) = r.long {
+        v["longValue"] = n.into();
+    }
+    if let Some(d) = r.double {
+        v["doubleValue"] = d.into();
+    }
+    if r.kind == "STRINGSET" {
+        v["stringSetValue"] = json!(r.string_set);
+    }
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireAttribute {
+    name: String,
+    value: Option<String>,
+    target_type: Option<String>,
+    target_id: Option<String>,
+}
+
+fn attribute_out(a: &TargetedAttribute) -> Value {
+    let mut v = json!({"name": a.name, "targetType": "container-instance"});
+    if let Some(x) = &a.value {
+        v["value"] = Value::String(x.clone());
+    }
+    if let Some(t) = &a.target_id {
+        v["targetId"] = Value::String(t.clone());
+    }
+    v
+}
+
+fn instance_out(state: &ApiState, i: &ContainerInstance, with_tags: bool) -> Value {
+    let resources: Vec<Value> = i.registered_resources.iter().map(resource_out).collect();
+    let mut v = json!({
+        "containerInstanceArn": state.inner.ecs.instance_arn(i),
+        "ec2InstanceId": i.ec2_instance_id,
+        "version": i.version,
+        "status": i.status.as_str(),
+        "agentConnected": i.agent_connected,
+        "registeredResources": resources,
+        // No task reserves anything yet (tasks arrive with the agent work).
+        "remainingResources": resources,
+        "runningTasksCount": 0,
+        "pendingTasksCount": 0,
+        "attributes": i.attributes.iter().map(|a| {
+            let mut x = json!({"name": a.name});
+            if let Some(val) = &a.value {
+                x["value"] = Value::String(val.clone());
+            }
+            x
+        }).collect::<Vec<_>>(),
+        "registeredAt": i.registered_at.epoch_seconds(),
+    });
+    if let Some(vi) = &i.version_info {
+        v["versionInfo"] = vi.clone();
+    }
+    if with_tags {
+        v["tags"] = tags_out(&i.tags);
+    }
+    v
+}
+
+fn instance_status(s: &str) -> Result<InstanceStatus, Error> {
+    match s {
+        "ACTIVE" => Ok(InstanceStatus::Active),
+        "DRAINING" => Ok(InstanceStatus::Draining),
+        other => Err(Error::InvalidParameter(format!(
+            "Container instance status '{other}' cannot be set or listed here: use ACTIVE or DRAINING."
+        ))),
+    }
 }
 
 fn task_definition_out(state: &ApiState, td: &TaskDefinition) -> Value {
@@ -252,7 +369,7 @@ pub async fn call(
                     service_connect_defaults: i.service_connect_defaults,
                 })
                 .await?;
-            Ok(json!({"cluster": cluster_out(state, &c, ecs.cluster_counts(&c), ALL_PARTS)}))
+            Ok(json!({"cluster": cluster_out(state, &c, ALL_PARTS)?}))
         }
         "DescribeClusters" => {
             #[derive(Deserialize)]
@@ -279,8 +396,8 @@ pub async fn call(
             let (found, failures) = ecs.cluster_describe(&i.clusters)?;
             let clusters: Vec<Value> = found
                 .iter()
-                .map(|c| cluster_out(state, c, ecs.cluster_counts(c), parts))
-                .collect();
+                .map(|c| cluster_out(state, c, parts))
+                .collect::<Result<_, _>>()?;
             Ok(json!({"clusters": clusters, "failures": failures_out(&failures)}))
         }
         "ListClusters" => {
@@ -296,7 +413,7 @@ pub async fn call(
             let c = ecs
                 .cluster_delete(ecs.cluster_name(Some(&i.cluster))?)
                 .await?;
-            Ok(json!({"cluster": cluster_out(state, &c, ecs.cluster_counts(&c), ALL_PARTS)}))
+            Ok(json!({"cluster": cluster_out(state, &c, ALL_PARTS)?}))
         }
         "UpdateCluster" | "UpdateClusterSettings" => {
             #[derive(Deserialize)]
@@ -318,7 +435,7 @@ pub async fn call(
                     },
                 )
                 .await?;
-            Ok(json!({"cluster": cluster_out(state, &c, ecs.cluster_counts(&c), ALL_PARTS)}))
+            Ok(json!({"cluster": cluster_out(state, &c, ALL_PARTS)?}))
         }
         "RegisterTaskDefinition" => {
             let Value::Object(mut spec) = v else {
@@ -507,6 +624,181 @@ pub async fn call(
             Ok(
                 json!({"setting": {"name": s.name, "value": s.value, "principalArn": s.principal_arn, "type": "user"}}),
             )
+        }
+        "RegisterContainerInstance" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                instance_identity_document: Option<String>,
+                container_instance_arn: Option<String>,
+                #[serde(default)]
+                total_resources: Vec<WireResource>,
+                version_info: Option<Value>,
+                #[serde(default)]
+                attributes: Vec<WireAttribute>,
+                #[serde(default)]
+                tags: Vec<WireTag>,
+            }
+            let i: In = input(v)?;
+            let ec2_instance_id = i
+                .instance_identity_document
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                .and_then(|d| {
+                    d.get("instanceId")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                });
+            let inst = ecs
+                .instance_register(RegisterInstance {
+                    cluster: i.cluster,
+                    container_instance_arn: i.container_instance_arn,
+                    ec2_instance_id,
+                    total_resources: i.total_resources.into_iter().map(resource_in).collect(),
+                    attributes: i
+                        .attributes
+                        .into_iter()
+                        .map(|a| InstanceAttribute {
+                            name: a.name,
+                            value: a.value,
+                        })
+                        .collect(),
+                    version_info: i.version_info,
+                    tags: tags(i.tags),
+                })
+                .await?;
+            Ok(json!({"containerInstance": instance_out(state, &inst, true)}))
+        }
+        "DescribeContainerInstances" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                container_instances: Vec<String>,
+                #[serde(default)]
+                include: Vec<String>,
+            }
+            let i: In = input(v)?;
+            if i.container_instances.len() > 100 {
+                return Err(Error::InvalidParameter(
+                    "containerInstances can have at most 100 items.".into(),
+                ));
+            }
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let (found, failures) = ecs.instance_describe(&cluster, &i.container_instances)?;
+            let with_tags = i.include.iter().any(|x| x == "TAGS");
+            let out: Vec<Value> = found
+                .iter()
+                .map(|x| instance_out(state, x, with_tags))
+                .collect();
+            Ok(json!({"containerInstances": out, "failures": failures_out(&failures)}))
+        }
+        "ListContainerInstances" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                filter: Option<String>,
+                status: Option<String>,
+                #[serde(flatten)]
+                paging: Paging,
+            }
+            let i: In = input(v)?;
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let status = i.status.as_deref().map(instance_status).transpose()?;
+            let page =
+                ecs.instance_list(&cluster, i.filter.as_deref(), status, &i.paging.request())?;
+            Ok(page_out("containerInstanceArns", page, Value::String))
+        }
+        "DeregisterContainerInstance" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                container_instance: String,
+                #[serde(default)]
+                force: bool,
+            }
+            let i: In = input(v)?;
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let inst = ecs
+                .instance_deregister(&cluster, &i.container_instance, i.force)
+                .await?;
+            Ok(json!({"containerInstance": instance_out(state, &inst, false)}))
+        }
+        "UpdateContainerInstancesState" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                container_instances: Vec<String>,
+                status: String,
+            }
+            let i: In = input(v)?;
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let status = instance_status(&i.status)?;
+            let (done, failures) = ecs
+                .instance_update_state(&cluster, i.container_instances, status)
+                .await?;
+            let out: Vec<Value> = done.iter().map(|x| instance_out(state, x, false)).collect();
+            Ok(json!({"containerInstances": out, "failures": failures_out(&failures)}))
+        }
+        "PutAttributes" | "DeleteAttributes" => {
+            #[derive(Deserialize)]
+            struct In {
+                cluster: Option<String>,
+                attributes: Vec<WireAttribute>,
+            }
+            let i: In = input(v)?;
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            if i.attributes.len() > 10 {
+                return Err(Error::AttributeLimitExceeded(
+                    "At most 10 attributes per call.".into(),
+                ));
+            }
+            let mut attrs = Vec::new();
+            for a in i.attributes {
+                if a.target_type
+                    .as_deref()
+                    .is_some_and(|t| t != "container-instance")
+                {
+                    return Err(Error::InvalidParameter(
+                        "targetType must be container-instance.".into(),
+                    ));
+                }
+                attrs.push(TargetedAttribute {
+                    name: a.name,
+                    value: a.value,
+                    target_id: a.target_id,
+                });
+            }
+            let done = if operation == "PutAttributes" {
+                ecs.attributes_put(&cluster, attrs).await?
+            } else {
+                ecs.attributes_delete(&cluster, attrs).await?
+            };
+            Ok(json!({"attributes": done.iter().map(attribute_out).collect::<Vec<_>>()}))
+        }
+        "ListAttributes" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                attribute_name: Option<String>,
+                attribute_value: Option<String>,
+                #[serde(flatten)]
+                paging: Paging,
+            }
+            let i: In = input(v)?;
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let page = ecs.attributes_list(
+                &cluster,
+                i.attribute_name.as_deref(),
+                i.attribute_value.as_deref(),
+                &i.paging.request(),
+            )?;
+            Ok(page_out("attributes", page, |a| attribute_out(&a)))
         }
         other => Err(Error::NotImplemented(format!(
             "Berth does not implement ecs:{other} yet."

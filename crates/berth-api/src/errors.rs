@@ -57,6 +57,15 @@ pub fn ecs_error(e: Error, request_id: &str) -> ApiError {
         Error::TagInvalid(m) | Error::TooManyTags(m) => {
             ApiError::new("InvalidParameterException", 400, m)
         }
+        Error::TargetNotFound(m) => ApiError::new("TargetNotFoundException", 400, m),
+        Error::AttributeLimitExceeded(m) => {
+            ApiError::new("AttributeLimitExceededException", 400, m)
+        }
+        Error::ClusterContainsContainerInstances => ApiError::new(
+            "ClusterContainsContainerInstancesException",
+            400,
+            e.to_string(),
+        ),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
     }
 }
@@ -90,6 +99,11 @@ pub fn ecr_error(e: Error, request_id: &str) -> ApiError {
         Error::PolicyNotFound(_) => ApiError::new("RepositoryPolicyNotFoundException", 400, m),
         Error::TagInvalid(_) => ApiError::new("InvalidTagParameterException", 400, m),
         Error::TooManyTags(_) => ApiError::new("TooManyTagsException", 400, m),
+        Error::TargetNotFound(_)
+        | Error::AttributeLimitExceeded(_)
+        | Error::ClusterContainsContainerInstances => {
+            ApiError::new("InvalidParameterException", 400, m)
+        }
         Error::LimitExceeded(_) => ApiError::new("LimitExceededException", 400, m),
         Error::NotImplemented(_) => ApiError::new("NotImplemented", 501, m),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
@@ -108,7 +122,11 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
         Error::DigestMismatch(_) | Error::LayerInvalid(_) => (400, "DIGEST_INVALID", m),
         Error::EmptyUpload => (400, "BLOB_UPLOAD_INVALID", m),
         Error::PolicyNotFound(_) => (404, "NAME_UNKNOWN", m),
-        Error::TagInvalid(_) | Error::TooManyTags(_) => (400, "UNSUPPORTED", m),
+        Error::TagInvalid(_)
+        | Error::TooManyTags(_)
+        | Error::TargetNotFound(_)
+        | Error::AttributeLimitExceeded(_)
+        | Error::ClusterContainsContainerInstances => (400, "UNSUPPORTED", m),
         Error::ImageTagImmutable(_) => (400, "TAG_INVALID", m),
         Error::UploadNotFound => (404, "BLOB_UPLOAD_UNKNOWN", m),
         Error::UploadOutOfOrder(_) => (416, "BLOB_UPLOAD_INVALID", m),
@@ -155,6 +173,12 @@ pub fn query_error(e: Error, request_id: &str) -> ApiError {
         | Error::EmptyUpload
         | Error::PolicyNotFound(_) => ApiError::new("ValidationError", 400, e.to_string()),
         Error::TagInvalid(m) | Error::TooManyTags(m) => ApiError::new("ValidationError", 400, m),
+        Error::TargetNotFound(m) | Error::AttributeLimitExceeded(m) => {
+            ApiError::new("ValidationError", 400, m)
+        }
+        Error::ClusterContainsContainerInstances => {
+            ApiError::new("ValidationError", 400, e.to_string())
+        }
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "InternalFailure"),
     }
 }

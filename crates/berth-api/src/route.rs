@@ -58,6 +58,27 @@ const ECS_SUPPORT: &[(&str, Support)] = &[
     ("ListAccountSettings", Support::Implemented),
     ("PutAccountSetting", Support::Implemented),
     ("PutAccountSettingDefault", Support::Implemented),
+    (
+        "RegisterContainerInstance",
+        Support::Partial(
+            "instances register through the API; heartbeats and tasks arrive with the agent",
+        ),
+    ),
+    (
+        "DescribeContainerInstances",
+        Support::Partial(
+            "no tasks yet: remaining resources equal registered ones, task counts are 0",
+        ),
+    ),
+    ("ListContainerInstances", Support::Implemented),
+    ("DeregisterContainerInstance", Support::Implemented),
+    (
+        "UpdateContainerInstancesState",
+        Support::Partial("state changes only: draining moves service tasks once services exist"),
+    ),
+    ("PutAttributes", Support::Implemented),
+    ("DeleteAttributes", Support::Implemented),
+    ("ListAttributes", Support::Implemented),
 ];
 
 const STS_SUPPORT: &[(&str, Support)] = &[("GetCallerIdentity", Support::Implemented)];

@@ -28,6 +28,8 @@ pub enum Kind {
     TaskDefinition,
     TaskDefinitionFamily,
     AccountSetting,
+    /// An ECS container instance: `cluster\nid`.
+    ContainerInstance,
     /// An ECR repository, keyed by name.
     Repository,
     /// An image (manifest) in a repository: `repo\ndigest`.
@@ -49,6 +51,7 @@ impl Kind {
             Kind::TaskDefinition => "task-definition",
             Kind::TaskDefinitionFamily => "task-definition-family",
             Kind::AccountSetting => "account-setting",
+            Kind::ContainerInstance => "container-instance",
             Kind::Repository => "repository",
             Kind::Image => "image",
             Kind::ImageTag => "image-tag",

@@ -170,6 +170,92 @@ impl TaskDefinition {
     }
 }
 
+/// Container instance status (the model's set, plus INACTIVE once deregistered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum InstanceStatus {
+    Active,
+    Draining,
+    Inactive,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Active => "ACTIVE",
+            InstanceStatus::Draining => "DRAINING",
+            InstanceStatus::Inactive => "INACTIVE",
+        }
+    }
+
+    /// Registered: counts toward the cluster and blocks its deletion.
+    pub fn is_registered(self) -> bool {
+        match self {
+            InstanceStatus::Active | InstanceStatus::Draining => true,
+            InstanceStatus::Inactive => false,
+        }
+    }
+
+    /// The one transition function (spec/ecs.md §3).
+    pub fn transition(self, to: Self) -> Result<Self, InvalidTransition> {
+        use InstanceStatus::*;
+        match (self, to) {
+            (Active | Draining, Active | Draining | Inactive) => Ok(to),
+            (Inactive, _) => Err(InvalidTransition {
+                from: self.as_str(),
+                to: to.as_str(),
+            }),
+        }
+    }
+}
+
+/// A resource of a container instance (`CPU`, `MEMORY`, `PORTS`, `PORTS_UDP`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceResource {
+    pub name: String,
+    /// `INTEGER`, `LONG`, `DOUBLE` or `STRINGSET`.
+    pub kind: String,
+    pub integer: Option<i64>,
+    pub long: Option<i64>,
+    pub double: Option<f64>,
+    pub string_set: Vec<String>,
+}
+
+/// A name/value attribute of a container instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceAttribute {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// A registered container instance (a node running Berth's agent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerInstance {
+    /// 32 lower-case hex characters.
+    pub id: String,
+    pub cluster: ClusterName,
+    pub ec2_instance_id: String,
+    pub status: InstanceStatus,
+    pub agent_connected: bool,
+    pub registered_resources: Vec<InstanceResource>,
+    pub attributes: Vec<InstanceAttribute>,
+    /// `versionInfo` as given (agentVersion, agentHash, dockerVersion).
+    pub version_info: Option<Value>,
+    pub registered_at: Timestamp,
+    pub tags: Vec<Tag>,
+    /// Bumped on every change, reported as `version`.
+    pub version: i64,
+}
+
+impl ContainerInstance {
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.value.as_deref().unwrap_or(""))
+    }
+}
+
 /// An account setting (`PutAccountSetting` / `PutAccountSettingDefault`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountSetting {

@@ -68,6 +68,15 @@ pub enum Error {
     /// A resource would have more tags than allowed (ECR `TooManyTagsException`).
     #[error("{0}")]
     TooManyTags(String),
+    /// ECS: the target of an attribute operation does not exist.
+    #[error("{0}")]
+    TargetNotFound(String),
+    /// ECS: too many custom attributes on a resource.
+    #[error("{0}")]
+    AttributeLimitExceeded(String),
+    /// ECS: the cluster still has registered container instances.
+    #[error("The Cluster cannot be deleted while Container Instances are active or draining.")]
+    ClusterContainsContainerInstances,
     /// A quota was reached.
     #[error("{0}")]
     LimitExceeded(String),

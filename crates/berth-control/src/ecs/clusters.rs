@@ -27,8 +27,8 @@ pub struct UpdateCluster {
     pub service_connect_defaults: Option<Value>,
 }
 
-/// The derived counters of a cluster. Until container instances, tasks and services exist
-/// (the agent and service issues), every cluster's counts are truly zero.
+/// The derived counters of a cluster. Tasks and services arrive with the agent and service
+/// work; until then their counts are truly zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClusterCounts {
     pub registered_container_instances: u32,
@@ -214,8 +214,16 @@ impl Ecs {
     }
 
     /// The counters of a cluster (see [`ClusterCounts`]).
-    pub fn cluster_counts(&self, _cluster: &Cluster) -> ClusterCounts {
-        ClusterCounts::default()
+    pub fn cluster_counts(&self, cluster: &Cluster) -> Result<ClusterCounts, Error> {
+        let instances = if cluster.status == ClusterStatus::Active {
+            self.instances_registered(&cluster.name)?.len() as u32
+        } else {
+            0
+        };
+        Ok(ClusterCounts {
+            registered_container_instances: instances,
+            ..ClusterCounts::default()
+        })
     }
 
     /// `ListClusters`: ARNs of ACTIVE clusters, by name.
@@ -238,8 +246,11 @@ impl Ecs {
         self.store
             .write(move |tx| {
                 let (g, mut c) = get_active(tx, &name)?;
-                // Instances, services and tasks do not exist yet; when they do, their presence
-                // refuses the delete here (ClusterContains*Exception).
+                if super::instances::any_registered(tx, &name)? {
+                    return Err(Error::ClusterContainsContainerInstances);
+                }
+                // Services and tasks arrive with later work; their presence will refuse the
+                // delete here too (ClusterContainsServices/TasksException).
                 c.status = ClusterStatus::Inactive;
                 save(tx, &c, Some(g))?;
                 Ok(c)

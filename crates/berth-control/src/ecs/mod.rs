@@ -3,10 +3,12 @@
 //! runs inside one store transaction.
 
 mod clusters;
+mod instances;
 mod settings;
 mod task_definitions;
 
 pub use clusters::{ClusterCounts, CreateCluster, UpdateCluster};
+pub use instances::{MAX_CUSTOM_ATTRIBUTES, RegisterInstance, TargetedAttribute};
 pub use settings::{ListAccountSettings, SETTING_NAMES};
 pub use task_definitions::{FamilyStatusFilter, ListTaskDefinitions, RegisterTaskDefinition};
 

@@ -5,6 +5,7 @@ mod cli;
 mod docker_e2e;
 mod ecr;
 mod ecs_clusters;
+mod ecs_instances;
 mod ecs_settings;
 mod ecs_task_definitions;
 mod front_door;
