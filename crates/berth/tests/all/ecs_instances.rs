@@ -120,7 +120,7 @@ async fn container_instances_register_describe_list_drain_deregister() {
         .send()
         .await
         .unwrap();
-    assert_eq!(zone_b.container_instance_arns(), [b.clone()]);
+    assert_eq!(zone_b.container_instance_arns(), std::slice::from_ref(&b));
     let zones = ecs
         .list_container_instances()
         .cluster("fleet")
@@ -161,7 +161,7 @@ async fn container_instances_register_describe_list_drain_deregister() {
         .send()
         .await
         .unwrap();
-    assert_eq!(draining.container_instance_arns(), [a.clone()]);
+    assert_eq!(draining.container_instance_arns(), std::slice::from_ref(&a));
     ecs.update_container_instances_state()
         .cluster("fleet")
         .container_instances(&a)
@@ -262,7 +262,7 @@ async fn container_instance_attributes_put_list_delete() {
         .send()
         .await
         .unwrap();
-    assert_eq!(filtered.container_instance_arns(), [a.clone()]);
+    assert_eq!(filtered.container_instance_arns(), std::slice::from_ref(&a));
 
     // Limits and bad targets.
     let many: Vec<Attribute> = (0..10)
