@@ -5,15 +5,17 @@
 
 use crate::ApiState;
 use berth_control::ecs::{
-    CreateCluster, Failure, FamilyStatusFilter, ListAccountSettings, ListTaskDefinitions,
-    RegisterInstance, RegisterTaskDefinition, TargetedAttribute, UpdateCluster,
+    ContainerReport, CreateCluster, Failure, FamilyStatusFilter, InstanceUsage,
+    ListAccountSettings, ListTaskDefinitions, ListTasks, RegisterInstance, RegisterTaskDefinition,
+    RunTask, TargetedAttribute, TaskReport, UpdateCluster,
 };
 use berth_control::paging::{Page, PageRequest};
+use berth_control::placement::{Constraint, Strategy};
 use berth_types::ecs::{
     Cluster, ClusterSetting, ContainerInstance, InstanceAttribute, InstanceResource,
-    InstanceStatus, TaskDefinition, TaskDefinitionStatus,
+    InstanceStatus, Task, TaskDefinition, TaskDefinitionStatus, TaskStatus,
 };
-use berth_types::{Error, Principal, Tag};
+use berth_types::{Error, Principal, Tag, Timestamp};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -255,8 +257,33 @@ fn attribute_out(a: &TargetedAttribute) -> Value {
     v
 }
 
-fn instance_out(state: &ApiState, i: &ContainerInstance, with_tags: bool) -> Value {
+fn instance_out(
+    state: &ApiState,
+    i: &ContainerInstance,
+    usage: Option<&InstanceUsage>,
+    with_tags: bool,
+) -> Value {
     let resources: Vec<Value> = i.registered_resources.iter().map(resource_out).collect();
+    let u = usage.cloned().unwrap_or_default();
+    let remaining: Vec<Value> = i
+        .registered_resources
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            match r.name.as_str() {
+                "CPU" => r.integer = r.integer.map(|n| n - u.cpu),
+                "MEMORY" => r.integer = r.integer.map(|n| n - u.memory),
+                "PORTS" => r
+                    .string_set
+                    .extend(u.tcp_ports.iter().map(|p| p.to_string())),
+                "PORTS_UDP" => r
+                    .string_set
+                    .extend(u.udp_ports.iter().map(|p| p.to_string())),
+                _ => {}
+            }
+            resource_out(&r)
+        })
+        .collect();
     let mut v = json!({
         "containerInstanceArn": state.inner.ecs.instance_arn(i),
         "ec2InstanceId": i.ec2_instance_id,
@@ -264,10 +291,9 @@ fn instance_out(state: &ApiState, i: &ContainerInstance, with_tags: bool) -> Val
         "status": i.status.as_str(),
         "agentConnected": i.agent_connected,
         "registeredResources": resources,
-        // No task reserves anything yet (tasks arrive with the agent work).
-        "remainingResources": resources,
-        "runningTasksCount": 0,
-        "pendingTasksCount": 0,
+        "remainingResources": remaining,
+        "runningTasksCount": u.running,
+        "pendingTasksCount": u.pending,
         "attributes": i.attributes.iter().map(|a| {
             let mut x = json!({"name": a.name});
             if let Some(val) = &a.value {
@@ -284,6 +310,152 @@ fn instance_out(state: &ApiState, i: &ContainerInstance, with_tags: bool) -> Val
         v["tags"] = tags_out(&i.tags);
     }
     v
+}
+
+fn ts(t: Option<Timestamp>) -> Option<f64> {
+    t.map(Timestamp::epoch_seconds)
+}
+
+fn task_out(state: &ApiState, t: &Task, with_tags: bool) -> Value {
+    let ecs = &state.inner.ecs;
+    let task_arn = ecs.task_arn(t);
+    let containers: Vec<Value> = t
+        .containers
+        .iter()
+        .map(|c| {
+            let mut v = json!({
+                "containerArn": ecs.container_arn(t, c),
+                "taskArn": task_arn,
+                "name": c.name,
+                "image": c.image,
+                "lastStatus": c.last_status,
+                "networkBindings": c.network_bindings,
+            });
+            for (k, x) in [
+                ("cpu", c.cpu),
+                ("memory", c.memory),
+                ("memoryReservation", c.memory_reservation),
+            ] {
+                if let Some(n) = x {
+                    v[k] = Value::String(n.to_string());
+                }
+            }
+            if let Some(e) = c.exit_code {
+                v["exitCode"] = e.into();
+            }
+            for (k, x) in [
+                ("reason", &c.reason),
+                ("runtimeId", &c.runtime_id),
+                ("healthStatus", &c.health_status),
+            ] {
+                if let Some(x) = x {
+                    v[k] = Value::String(x.clone());
+                }
+            }
+            v
+        })
+        .collect();
+    let mut v = json!({
+        "taskArn": task_arn,
+        "clusterArn": ecs.cluster_arn(&t.cluster),
+        "taskDefinitionArn": ecs.task_definition_arn(&t.family, t.revision),
+        "overrides": t.overrides.clone().unwrap_or_else(|| json!({"containerOverrides": []})),
+        "lastStatus": t.last_status.as_str(),
+        "desiredStatus": if t.desired_stopped { "STOPPED" } else { "RUNNING" },
+        "cpu": t.cpu_spec.clone().unwrap_or_else(|| t.cpu.to_string()),
+        "memory": t.memory_spec.clone().unwrap_or_else(|| t.memory.to_string()),
+        "containers": containers,
+        "version": t.version,
+        "createdAt": t.created_at.epoch_seconds(),
+        "group": t.group,
+        "launchType": t.launch_type,
+        "healthStatus": "UNKNOWN",
+    });
+    if let Some(i) = &t.container_instance {
+        v["containerInstanceArn"] = Value::String(
+            ecs.scope()
+                .arn("ecs", &format!("container-instance/{}/{i}", t.cluster)),
+        );
+    }
+    for (k, x) in [
+        ("startedBy", &t.started_by),
+        ("stopCode", &t.stop_code),
+        ("stoppedReason", &t.stopped_reason),
+        ("availabilityZone", &t.availability_zone),
+    ] {
+        if let Some(x) = x {
+            v[k] = Value::String(x.clone());
+        }
+    }
+    for (k, x) in [
+        ("pullStartedAt", ts(t.pull_started_at)),
+        ("pullStoppedAt", ts(t.pull_stopped_at)),
+        ("startedAt", ts(t.started_at)),
+        ("stoppingAt", ts(t.stopping_at)),
+        ("stoppedAt", ts(t.stopped_at)),
+        ("executionStoppedAt", ts(t.execution_stopped_at)),
+    ] {
+        if let Some(x) = x {
+            v[k] = x.into();
+        }
+    }
+    if with_tags {
+        v["tags"] = tags_out(&t.tags);
+    }
+    v
+}
+
+#[derive(Deserialize)]
+struct WirePlacement {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    field: Option<String>,
+    expression: Option<String>,
+}
+
+fn strategies_in(list: Vec<WirePlacement>) -> Result<Vec<Strategy>, Error> {
+    list.into_iter()
+        .map(|p| {
+            Strategy::parse(p.kind.as_deref().unwrap_or(""), p.field.as_deref())
+                .map_err(Error::InvalidParameter)
+        })
+        .collect()
+}
+
+fn constraints_in(list: Vec<WirePlacement>) -> Result<Vec<Constraint>, Error> {
+    list.into_iter()
+        .map(|p| match p.kind.as_deref() {
+            Some("distinctInstance") => Ok(Constraint::DistinctInstance),
+            Some("memberOf") => {
+                let e = p.expression.as_deref().unwrap_or("");
+                berth_control::placement::query::parse(e)
+                    .map(Constraint::MemberOf)
+                    .map_err(|err| {
+                        Error::InvalidParameter(format!(
+                            "Invalid placement constraint expression '{e}': {err}"
+                        ))
+                    })
+            }
+            other => Err(Error::InvalidParameter(format!(
+                "Unknown placement constraint type {other:?}"
+            ))),
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireContainerChange {
+    container_name: Option<String>,
+    exit_code: Option<i64>,
+    status: Option<String>,
+    reason: Option<String>,
+    runtime_id: Option<String>,
+    network_bindings: Option<Vec<Value>>,
+}
+
+fn timestamp_in(v: Option<f64>) -> Option<Timestamp> {
+    v.map(|s| Timestamp((s * 1000.0) as i64))
 }
 
 fn instance_status(s: &str) -> Result<InstanceStatus, Error> {
@@ -668,7 +840,9 @@ pub async fn call(
                     tags: tags(i.tags),
                 })
                 .await?;
-            Ok(json!({"containerInstance": instance_out(state, &inst, true)}))
+            Ok(
+                json!({"containerInstance": instance_out(state, &inst, ecs.instance_usage(&inst.cluster)?.get(&inst.id), true)}),
+            )
         }
         "DescribeContainerInstances" => {
             #[derive(Deserialize)]
@@ -688,9 +862,10 @@ pub async fn call(
             let cluster = ecs.cluster_name(i.cluster.as_deref())?;
             let (found, failures) = ecs.instance_describe(&cluster, &i.container_instances)?;
             let with_tags = i.include.iter().any(|x| x == "TAGS");
+            let usage = ecs.instance_usage(&cluster)?;
             let out: Vec<Value> = found
                 .iter()
-                .map(|x| instance_out(state, x, with_tags))
+                .map(|x| instance_out(state, x, usage.get(&x.id), with_tags))
                 .collect();
             Ok(json!({"containerInstances": out, "failures": failures_out(&failures)}))
         }
@@ -725,7 +900,9 @@ pub async fn call(
             let inst = ecs
                 .instance_deregister(&cluster, &i.container_instance, i.force)
                 .await?;
-            Ok(json!({"containerInstance": instance_out(state, &inst, false)}))
+            Ok(
+                json!({"containerInstance": instance_out(state, &inst, ecs.instance_usage(&inst.cluster)?.get(&inst.id), false)}),
+            )
         }
         "UpdateContainerInstancesState" => {
             #[derive(Deserialize)]
@@ -741,7 +918,11 @@ pub async fn call(
             let (done, failures) = ecs
                 .instance_update_state(&cluster, i.container_instances, status)
                 .await?;
-            let out: Vec<Value> = done.iter().map(|x| instance_out(state, x, false)).collect();
+            let usage = ecs.instance_usage(&cluster)?;
+            let out: Vec<Value> = done
+                .iter()
+                .map(|x| instance_out(state, x, usage.get(&x.id), false))
+                .collect();
             Ok(json!({"containerInstances": out, "failures": failures_out(&failures)}))
         }
         "PutAttributes" | "DeleteAttributes" => {
@@ -799,6 +980,197 @@ pub async fn call(
                 &i.paging.request(),
             )?;
             Ok(page_out("attributes", page, |a| attribute_out(&a)))
+        }
+        "RunTask" | "StartTask" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                task_definition: String,
+                count: Option<i64>,
+                launch_type: Option<String>,
+                group: Option<String>,
+                started_by: Option<String>,
+                overrides: Option<Value>,
+                #[serde(default)]
+                placement_strategy: Vec<WirePlacement>,
+                #[serde(default)]
+                placement_constraints: Vec<WirePlacement>,
+                container_instances: Option<Vec<String>>,
+                #[serde(default)]
+                tags: Vec<WireTag>,
+            }
+            let i: In = input(v)?;
+            if i.started_by.as_ref().is_some_and(|s| s.len() > 128) {
+                return Err(Error::InvalidParameter(
+                    "startedBy can be at most 128 characters.".into(),
+                ));
+            }
+            if i.group.as_ref().is_some_and(|g| g.len() > 255) {
+                return Err(Error::InvalidParameter(
+                    "group can be at most 255 characters.".into(),
+                ));
+            }
+            let start = operation == "StartTask";
+            if start && i.container_instances.is_none() {
+                return Err(Error::InvalidParameter(
+                    "containerInstances is required.".into(),
+                ));
+            }
+            let (tasks, failures) = ecs
+                .task_run(RunTask {
+                    cluster: i.cluster,
+                    task_definition: i.task_definition,
+                    count: if start {
+                        i.container_instances.as_ref().map_or(1, |c| c.len() as i64)
+                    } else {
+                        i.count.unwrap_or(1)
+                    },
+                    launch_type: i.launch_type,
+                    group: i.group,
+                    started_by: i.started_by,
+                    overrides: i.overrides,
+                    strategies: strategies_in(i.placement_strategy)?,
+                    constraints: constraints_in(i.placement_constraints)?,
+                    instances: if start { i.container_instances } else { None },
+                    tags: tags(i.tags),
+                })
+                .await?;
+            let out: Vec<Value> = tasks.iter().map(|t| task_out(state, t, false)).collect();
+            Ok(json!({"tasks": out, "failures": failures_out(&failures)}))
+        }
+        "DescribeTasks" => {
+            #[derive(Deserialize)]
+            struct In {
+                cluster: Option<String>,
+                tasks: Vec<String>,
+                #[serde(default)]
+                include: Vec<String>,
+            }
+            let i: In = input(v)?;
+            if i.tasks.len() > 100 {
+                return Err(Error::InvalidParameter(
+                    "tasks can have at most 100 items.".into(),
+                ));
+            }
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let (found, failures) = ecs.task_describe(&cluster, &i.tasks)?;
+            let with_tags = i.include.iter().any(|x| x == "TAGS");
+            let out: Vec<Value> = found
+                .iter()
+                .map(|t| task_out(state, t, with_tags))
+                .collect();
+            Ok(json!({"tasks": out, "failures": failures_out(&failures)}))
+        }
+        "ListTasks" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                container_instance: Option<String>,
+                family: Option<String>,
+                started_by: Option<String>,
+                service_name: Option<String>,
+                desired_status: Option<String>,
+                launch_type: Option<String>,
+                #[serde(flatten)]
+                paging: Paging,
+            }
+            let i: In = input(v)?;
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let page = ecs.task_list(
+                &cluster,
+                &ListTasks {
+                    container_instance: i.container_instance,
+                    family: i.family,
+                    started_by: i.started_by,
+                    service_name: i.service_name,
+                    desired_stopped: i.desired_status.as_deref() == Some("STOPPED"),
+                    launch_type: i.launch_type,
+                    page: i.paging.request(),
+                },
+            )?;
+            Ok(page_out("taskArns", page, Value::String))
+        }
+        "StopTask" => {
+            #[derive(Deserialize)]
+            struct In {
+                cluster: Option<String>,
+                task: String,
+                reason: Option<String>,
+            }
+            let i: In = input(v)?;
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let t = ecs.task_stop(&cluster, &i.task, i.reason).await?;
+            Ok(json!({"task": task_out(state, &t, false)}))
+        }
+        "SubmitTaskStateChange" | "SubmitContainerStateChange" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                task: Option<String>,
+                status: Option<String>,
+                reason: Option<String>,
+                #[serde(default)]
+                containers: Vec<WireContainerChange>,
+                pull_started_at: Option<f64>,
+                pull_stopped_at: Option<f64>,
+                execution_stopped_at: Option<f64>,
+                // SubmitContainerStateChange
+                container_name: Option<String>,
+                exit_code: Option<i64>,
+                runtime_id: Option<String>,
+                network_bindings: Option<Vec<Value>>,
+            }
+            let i: In = input(v)?;
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let task = i
+                .task
+                .ok_or_else(|| Error::InvalidParameter("task is required.".into()))?;
+            let report = if operation == "SubmitTaskStateChange" {
+                let status = match i.status.as_deref() {
+                    Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
+                        Error::InvalidParameter(format!("Invalid task status '{s}'."))
+                    })?),
+                    None => None,
+                };
+                TaskReport {
+                    status,
+                    reason: i.reason,
+                    containers: i
+                        .containers
+                        .into_iter()
+                        .map(|c| ContainerReport {
+                            name: c.container_name.unwrap_or_default(),
+                            status: c.status,
+                            exit_code: c.exit_code,
+                            reason: c.reason,
+                            runtime_id: c.runtime_id,
+                            network_bindings: c.network_bindings,
+                        })
+                        .collect(),
+                    pull_started_at: timestamp_in(i.pull_started_at),
+                    pull_stopped_at: timestamp_in(i.pull_stopped_at),
+                    execution_stopped_at: timestamp_in(i.execution_stopped_at),
+                }
+            } else {
+                TaskReport {
+                    containers: vec![ContainerReport {
+                        name: i.container_name.ok_or_else(|| {
+                            Error::InvalidParameter("containerName is required.".into())
+                        })?,
+                        status: i.status,
+                        exit_code: i.exit_code,
+                        reason: i.reason,
+                        runtime_id: i.runtime_id,
+                        network_bindings: i.network_bindings,
+                    }],
+                    ..Default::default()
+                }
+            };
+            ecs.task_report(&cluster, &task, report).await?;
+            Ok(json!({"acknowledgment": "ACK"}))
         }
         other => Err(Error::NotImplemented(format!(
             "Berth does not implement ecs:{other} yet."

@@ -61,6 +61,9 @@ pub fn ecs_error(e: Error, request_id: &str) -> ApiError {
         Error::AttributeLimitExceeded(m) => {
             ApiError::new("AttributeLimitExceededException", 400, m)
         }
+        Error::ClusterContainsTasks => {
+            ApiError::new("ClusterContainsTasksException", 400, e.to_string())
+        }
         Error::ClusterContainsContainerInstances => ApiError::new(
             "ClusterContainsContainerInstancesException",
             400,
@@ -101,9 +104,8 @@ pub fn ecr_error(e: Error, request_id: &str) -> ApiError {
         Error::TooManyTags(_) => ApiError::new("TooManyTagsException", 400, m),
         Error::TargetNotFound(_)
         | Error::AttributeLimitExceeded(_)
-        | Error::ClusterContainsContainerInstances => {
-            ApiError::new("InvalidParameterException", 400, m)
-        }
+        | Error::ClusterContainsContainerInstances
+        | Error::ClusterContainsTasks => ApiError::new("InvalidParameterException", 400, m),
         Error::LimitExceeded(_) => ApiError::new("LimitExceededException", 400, m),
         Error::NotImplemented(_) => ApiError::new("NotImplemented", 501, m),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
@@ -126,7 +128,8 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
         | Error::TooManyTags(_)
         | Error::TargetNotFound(_)
         | Error::AttributeLimitExceeded(_)
-        | Error::ClusterContainsContainerInstances => (400, "UNSUPPORTED", m),
+        | Error::ClusterContainsContainerInstances
+        | Error::ClusterContainsTasks => (400, "UNSUPPORTED", m),
         Error::ImageTagImmutable(_) => (400, "TAG_INVALID", m),
         Error::UploadNotFound => (404, "BLOB_UPLOAD_UNKNOWN", m),
         Error::UploadOutOfOrder(_) => (416, "BLOB_UPLOAD_INVALID", m),
@@ -176,7 +179,7 @@ pub fn query_error(e: Error, request_id: &str) -> ApiError {
         Error::TargetNotFound(m) | Error::AttributeLimitExceeded(m) => {
             ApiError::new("ValidationError", 400, m)
         }
-        Error::ClusterContainsContainerInstances => {
+        Error::ClusterContainsContainerInstances | Error::ClusterContainsTasks => {
             ApiError::new("ValidationError", 400, e.to_string())
         }
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "InternalFailure"),

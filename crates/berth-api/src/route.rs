@@ -79,6 +79,29 @@ const ECS_SUPPORT: &[(&str, Support)] = &[
     ("PutAttributes", Support::Implemented),
     ("DeleteAttributes", Support::Implemented),
     ("ListAttributes", Support::Implemented),
+    (
+        "RunTask",
+        Support::Partial(
+            "EC2/EXTERNAL placement with strategies and constraints; tasks advance as agents report (the Docker agent is next); no awsvpc/FARGATE networking yet",
+        ),
+    ),
+    (
+        "StartTask",
+        Support::Partial("as RunTask, on the given instances"),
+    ),
+    (
+        "StopTask",
+        Support::Partial("sets desiredStatus STOPPED; the agent stops the containers"),
+    ),
+    ("DescribeTasks", Support::Implemented),
+    ("ListTasks", Support::Implemented),
+    (
+        "SubmitTaskStateChange",
+        Support::Partial(
+            "task status, container states and timestamps; no attachments or managed agents",
+        ),
+    ),
+    ("SubmitContainerStateChange", Support::Implemented),
 ];
 
 const STS_SUPPORT: &[(&str, Support)] = &[("GetCallerIdentity", Support::Implemented)];

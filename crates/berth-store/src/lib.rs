@@ -30,6 +30,8 @@ pub enum Kind {
     AccountSetting,
     /// An ECS container instance: `cluster\nid`.
     ContainerInstance,
+    /// An ECS task: `cluster\nid`; the status column holds the desired status.
+    Task,
     /// An ECR repository, keyed by name.
     Repository,
     /// An image (manifest) in a repository: `repo\ndigest`.
@@ -52,6 +54,7 @@ impl Kind {
             Kind::TaskDefinitionFamily => "task-definition-family",
             Kind::AccountSetting => "account-setting",
             Kind::ContainerInstance => "container-instance",
+            Kind::Task => "task",
             Kind::Repository => "repository",
             Kind::Image => "image",
             Kind::ImageTag => "image-tag",

@@ -256,6 +256,141 @@ impl ContainerInstance {
     }
 }
 
+/// A task's `lastStatus` (spec/ecs.md §5.1). The order is the life cycle: it never moves back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TaskStatus {
+    Provisioning,
+    Pending,
+    Activating,
+    Running,
+    Deactivating,
+    Stopping,
+    Deprovisioning,
+    Stopped,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Provisioning => "PROVISIONING",
+            TaskStatus::Pending => "PENDING",
+            TaskStatus::Activating => "ACTIVATING",
+            TaskStatus::Running => "RUNNING",
+            TaskStatus::Deactivating => "DEACTIVATING",
+            TaskStatus::Stopping => "STOPPING",
+            TaskStatus::Deprovisioning => "DEPROVISIONING",
+            TaskStatus::Stopped => "STOPPED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "PROVISIONING" => TaskStatus::Provisioning,
+            "PENDING" => TaskStatus::Pending,
+            "ACTIVATING" => TaskStatus::Activating,
+            "RUNNING" => TaskStatus::Running,
+            "DEACTIVATING" => TaskStatus::Deactivating,
+            "STOPPING" => TaskStatus::Stopping,
+            "DEPROVISIONING" => TaskStatus::Deprovisioning,
+            "STOPPED" => TaskStatus::Stopped,
+            _ => return None,
+        })
+    }
+
+    /// Tasks in these states hold their instance's resources.
+    pub fn holds_resources(self) -> bool {
+        self != TaskStatus::Stopped
+    }
+
+    /// Counted as pending (not yet running) by clusters and instances.
+    pub fn is_pending(self) -> bool {
+        match self {
+            TaskStatus::Provisioning | TaskStatus::Pending | TaskStatus::Activating => true,
+            TaskStatus::Running
+            | TaskStatus::Deactivating
+            | TaskStatus::Stopping
+            | TaskStatus::Deprovisioning
+            | TaskStatus::Stopped => false,
+        }
+    }
+
+    /// The one transition function: forward only (a repeated report is a no-op).
+    pub fn transition(self, to: Self) -> Result<Self, InvalidTransition> {
+        if to >= self {
+            Ok(to)
+        } else {
+            Err(InvalidTransition {
+                from: self.as_str(),
+                to: to.as_str(),
+            })
+        }
+    }
+}
+
+/// A container of a task, as the control plane tracks it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskContainer {
+    pub name: String,
+    pub image: String,
+    /// The uuid in the container ARN.
+    pub uuid: String,
+    /// `PENDING`, `RUNNING` or `STOPPED`.
+    pub last_status: String,
+    pub essential: bool,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    pub runtime_id: Option<String>,
+    /// `NetworkBinding`s as the agent reported them.
+    pub network_bindings: Vec<Value>,
+    pub health_status: Option<String>,
+    pub cpu: Option<i64>,
+    pub memory: Option<i64>,
+    pub memory_reservation: Option<i64>,
+}
+
+/// A task: one run of a task definition on a container instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// 32 lower-case hex characters.
+    pub id: String,
+    pub cluster: ClusterName,
+    pub family: Family,
+    pub revision: u32,
+    pub container_instance: Option<String>,
+    pub group: String,
+    pub started_by: Option<String>,
+    pub launch_type: String,
+    /// `TaskOverride`, stored as given.
+    pub overrides: Option<Value>,
+    pub last_status: TaskStatus,
+    /// `RUNNING` or `STOPPED`; only ever moves to STOPPED.
+    pub desired_stopped: bool,
+    /// CPU units and MiB reserved on the instance.
+    pub cpu: i64,
+    pub memory: i64,
+    /// Static host ports reserved on the instance.
+    pub tcp_ports: Vec<u16>,
+    pub udp_ports: Vec<u16>,
+    /// The task-level `cpu`/`memory` strings of the task definition (or overrides), if any.
+    pub cpu_spec: Option<String>,
+    pub memory_spec: Option<String>,
+    pub containers: Vec<TaskContainer>,
+    pub availability_zone: Option<String>,
+    pub created_at: Timestamp,
+    pub pull_started_at: Option<Timestamp>,
+    pub pull_stopped_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub stopping_at: Option<Timestamp>,
+    pub stopped_at: Option<Timestamp>,
+    pub execution_stopped_at: Option<Timestamp>,
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    pub tags: Vec<Tag>,
+    /// Bumped on every change.
+    pub version: i64,
+}
+
 /// An account setting (`PutAccountSetting` / `PutAccountSettingDefault`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountSetting {
@@ -275,6 +410,34 @@ mod tests {
         assert!(ClusterName::parse("").is_err());
         assert!(ClusterName::parse("a b").is_err());
         assert!(Family::parse(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn task_status_only_moves_forward() {
+        use TaskStatus::*;
+        assert_eq!(Pending.transition(Running), Ok(Running));
+        assert_eq!(Running.transition(Running), Ok(Running));
+        assert_eq!(Pending.transition(Stopped), Ok(Stopped));
+        assert!(Running.transition(Pending).is_err());
+        assert!(Stopped.transition(Running).is_err());
+        assert!(
+            Pending.is_pending()
+                && !Running.is_pending()
+                && Stopping.holds_resources()
+                && !Stopped.holds_resources()
+        );
+        for s in [
+            Provisioning,
+            Pending,
+            Activating,
+            Running,
+            Deactivating,
+            Stopping,
+            Deprovisioning,
+            Stopped,
+        ] {
+            assert_eq!(TaskStatus::parse(s.as_str()), Some(s));
+        }
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub enum Error {
     /// ECS: the cluster still has registered container instances.
     #[error("The Cluster cannot be deleted while Container Instances are active or draining.")]
     ClusterContainsContainerInstances,
+    /// ECS: the cluster still has tasks that are not STOPPED.
+    #[error("The Cluster cannot be deleted while Tasks are active.")]
+    ClusterContainsTasks,
     /// A quota was reached.
     #[error("{0}")]
     LimitExceeded(String),

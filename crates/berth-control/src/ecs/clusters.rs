@@ -27,8 +27,8 @@ pub struct UpdateCluster {
     pub service_connect_defaults: Option<Value>,
 }
 
-/// The derived counters of a cluster. Tasks and services arrive with the agent and service
-/// work; until then their counts are truly zero.
+/// The derived counters of a cluster. Services arrive with the service work; until then their
+/// count is truly zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClusterCounts {
     pub registered_container_instances: u32,
@@ -215,14 +215,15 @@ impl Ecs {
 
     /// The counters of a cluster (see [`ClusterCounts`]).
     pub fn cluster_counts(&self, cluster: &Cluster) -> Result<ClusterCounts, Error> {
-        let instances = if cluster.status == ClusterStatus::Active {
-            self.instances_registered(&cluster.name)?.len() as u32
-        } else {
-            0
-        };
+        if cluster.status != ClusterStatus::Active {
+            return Ok(ClusterCounts::default());
+        }
+        let usage = self.instance_usage(&cluster.name)?;
         Ok(ClusterCounts {
-            registered_container_instances: instances,
-            ..ClusterCounts::default()
+            registered_container_instances: self.instances_registered(&cluster.name)?.len() as u32,
+            running_tasks: usage.values().map(|u| u.running).sum(),
+            pending_tasks: usage.values().map(|u| u.pending).sum(),
+            active_services: 0,
         })
     }
 
@@ -249,8 +250,11 @@ impl Ecs {
                 if super::instances::any_registered(tx, &name)? {
                     return Err(Error::ClusterContainsContainerInstances);
                 }
-                // Services and tasks arrive with later work; their presence will refuse the
-                // delete here too (ClusterContainsServices/TasksException).
+                if super::tasks::any_active(tx, &name)? {
+                    return Err(Error::ClusterContainsTasks);
+                }
+                // Services arrive with later work; their presence will refuse the delete here
+                // too (ClusterContainsServicesException).
                 c.status = ClusterStatus::Inactive;
                 save(tx, &c, Some(g))?;
                 Ok(c)

@@ -84,16 +84,17 @@ fn set_attribute(attrs: &mut Vec<InstanceAttribute>, a: InstanceAttribute) {
     }
 }
 
-/// The facts the cluster query language sees about an instance.
-struct InstanceFacts<'a>(&'a ContainerInstance);
+/// The facts the cluster query language sees about an instance (and what its tasks use).
+struct InstanceFacts<'a>(&'a ContainerInstance, Option<&'a super::InstanceUsage>);
 
 impl Facts for InstanceFacts<'_> {
     fn attribute(&self, name: &str) -> Option<String> {
         self.0.attribute(name).map(str::to_string)
     }
     fn task_groups(&self) -> Vec<String> {
-        // Tasks arrive with the agent work; until then no instance runs a task group.
-        Vec::new()
+        self.1
+            .map(|u| u.groups.keys().cloned().collect())
+            .unwrap_or_default()
     }
     fn agent_connected(&self) -> bool {
         self.0.agent_connected
@@ -113,7 +114,7 @@ impl Facts for InstanceFacts<'_> {
         self.0.registered_at.0
     }
     fn running_tasks_count(&self) -> u64 {
-        0
+        self.1.map_or(0, |u| u.running as u64)
     }
 }
 
@@ -130,7 +131,7 @@ impl Ecs {
     }
 
     /// The instance id named by an id or an ARN of this cluster.
-    fn instance_id<'a>(&self, cluster: &ClusterName, given: &'a str) -> Option<&'a str> {
+    pub(super) fn instance_id<'a>(&self, cluster: &ClusterName, given: &'a str) -> Option<&'a str> {
         let id = match given.strip_prefix("arn:") {
             Some(_) => {
                 let rest = given.rsplit_once(":container-instance/")?.1;
@@ -300,12 +301,13 @@ impl Ecs {
             None => None,
         };
         let all = self.instances_registered(cluster)?;
+        let usage = self.instance_usage(cluster)?;
         let items: Vec<ContainerInstance> = all
             .into_iter()
             .filter(|i| status.is_none_or(|s| i.status == s))
             .filter(|i| {
                 expr.as_ref()
-                    .is_none_or(|e| query::eval(e, &InstanceFacts(i)))
+                    .is_none_or(|e| query::eval(e, &InstanceFacts(i, usage.get(&i.id))))
             })
             .collect();
         let scope = format!("ListContainerInstances\n{cluster}\n{filter:?}\n{status:?}");
@@ -325,12 +327,13 @@ impl Ecs {
     }
 
     /// `DeregisterContainerInstance`: the instance leaves the cluster (INACTIVE). Without
-    /// `force` it is refused while tasks run on it (none can yet: tasks arrive with the agent).
+    /// `force` it is refused while tasks run on it; with `force` its tasks are told to stop
+    /// (Berth owns the node, so it does not leave them running untracked).
     pub async fn instance_deregister(
         &self,
         cluster: &ClusterName,
         given: &str,
-        _force: bool,
+        force: bool,
     ) -> Result<ContainerInstance, Error> {
         self.cluster_get_active(cluster)?;
         let id = self
@@ -345,6 +348,17 @@ impl Ecs {
                 )?
                 .filter(|(_, i)| i.status.is_registered())
                 .ok_or_else(|| Error::InvalidParameter("Container instance not found.".into()))?;
+                let running = super::tasks::active_on(tx, &cluster, &i.id)?;
+                if !running.is_empty() && !force {
+                    return Err(Error::Client(format!(
+                        "Found {} running tasks on the container instance. Stop them or deregister with force.",
+                        running.len()
+                    )));
+                }
+                for t in running {
+                    let reason = format!("Container instance {} was deregistered", i.id);
+                    super::tasks::stop_in_tx(tx, t, "TerminationNotice", &reason)?;
+                }
                 i.status = i
                     .status
                     .transition(InstanceStatus::Inactive)

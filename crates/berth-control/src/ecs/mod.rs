@@ -6,11 +6,13 @@ mod clusters;
 mod instances;
 mod settings;
 mod task_definitions;
+mod tasks;
 
 pub use clusters::{ClusterCounts, CreateCluster, UpdateCluster};
 pub use instances::{MAX_CUSTOM_ATTRIBUTES, RegisterInstance, TargetedAttribute};
 pub use settings::{ListAccountSettings, SETTING_NAMES};
 pub use task_definitions::{FamilyStatusFilter, ListTaskDefinitions, RegisterTaskDefinition};
+pub use tasks::{ContainerReport, InstanceUsage, ListTasks, MAX_RUN_COUNT, RunTask, TaskReport};
 
 use crate::Scope;
 use crate::paging::{Page, PageRequest, Pager};

@@ -8,6 +8,7 @@ mod ecs_clusters;
 mod ecs_instances;
 mod ecs_settings;
 mod ecs_task_definitions;
+mod ecs_tasks;
 mod front_door;
 mod persistence;
 mod registry;

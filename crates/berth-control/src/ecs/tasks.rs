@@ -1,0 +1,841 @@
+//! Tasks (spec/ecs.md §5): RunTask / StartTask (placement by the pure planner in
+//! `crate::placement`), DescribeTasks, ListTasks, StopTask, and the state changes agents
+//! report (`SubmitTaskStateChange`, `SubmitContainerStateChange`).
+//!
+//! Store layout: `task` records under `cluster\nid`; the status column is the desired status
+//! (what ListTasks filters on). A task holds its instance's CPU, memory and static ports from
+//! creation until it is STOPPED; placement reads instances and tasks and writes the new tasks in
+//! one transaction, so concurrent RunTask calls never over-commit an instance.
+
+use super::{Ecs, Failure, load, save, validate_tags};
+use crate::paging::{Page, PageRequest};
+use crate::placement::{self, Candidate, Constraint, Strategy, TaskShape};
+use berth_store::{Kind, ListQuery, Tx};
+use berth_types::ecs::{
+    ClusterName, ContainerInstance, Task, TaskContainer, TaskDefinition, TaskDefinitionStatus,
+    TaskStatus,
+};
+use berth_types::{Error, Tag, Timestamp};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Tasks one RunTask may launch.
+pub const MAX_RUN_COUNT: i64 = 10;
+
+/// `RunTask` / `StartTask` in domain terms.
+#[derive(Debug, Clone, Default)]
+pub struct RunTask {
+    pub cluster: Option<String>,
+    pub task_definition: String,
+    pub count: i64,
+    pub launch_type: Option<String>,
+    pub group: Option<String>,
+    pub started_by: Option<String>,
+    pub overrides: Option<Value>,
+    pub strategies: Vec<Strategy>,
+    pub constraints: Vec<Constraint>,
+    /// StartTask: the instances to use (no placement).
+    pub instances: Option<Vec<String>>,
+    pub tags: Vec<Tag>,
+}
+
+/// ListTasks filters.
+#[derive(Debug, Clone, Default)]
+pub struct ListTasks {
+    pub container_instance: Option<String>,
+    pub family: Option<String>,
+    pub started_by: Option<String>,
+    pub service_name: Option<String>,
+    pub desired_stopped: bool,
+    pub launch_type: Option<String>,
+    pub page: PageRequest,
+}
+
+/// A container's state as an agent reports it.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerReport {
+    pub name: String,
+    pub status: Option<String>,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    pub runtime_id: Option<String>,
+    pub network_bindings: Option<Vec<Value>>,
+}
+
+/// A task's state as an agent reports it.
+#[derive(Debug, Clone, Default)]
+pub struct TaskReport {
+    pub status: Option<TaskStatus>,
+    pub reason: Option<String>,
+    pub containers: Vec<ContainerReport>,
+    pub pull_started_at: Option<Timestamp>,
+    pub pull_stopped_at: Option<Timestamp>,
+    pub execution_stopped_at: Option<Timestamp>,
+}
+
+fn key(cluster: &ClusterName, id: &str) -> String {
+    format!("{cluster}\n{id}")
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+fn uuid() -> String {
+    let h = random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+fn int(v: Option<&Value>) -> Option<i64> {
+    v.and_then(Value::as_i64).filter(|n| *n > 0)
+}
+
+/// The override of container `name`, if any.
+fn container_override<'a>(overrides: &'a Option<Value>, name: &str) -> Option<&'a Value> {
+    overrides
+        .as_ref()?
+        .get("containerOverrides")?
+        .as_array()?
+        .iter()
+        .find(|o| o.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// What a task of a task definition is: what it reserves, its containers, and the task-level
+/// `cpu`/`memory` strings it reports.
+struct Shaped {
+    shape: TaskShape,
+    containers: Vec<TaskContainer>,
+    cpu_spec: Option<String>,
+    memory_spec: Option<String>,
+}
+
+/// What a task of `td` (with `overrides`) reserves, and its containers.
+fn shape(td: &TaskDefinition, overrides: &Option<Value>) -> Result<Shaped, Error> {
+    let containers = td
+        .spec
+        .get("containerDefinitions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(list) = overrides
+        .as_ref()
+        .and_then(|o| o.get("containerOverrides"))
+        .and_then(Value::as_array)
+    {
+        for o in list {
+            let name = o.get("name").and_then(Value::as_str).unwrap_or("");
+            if !containers
+                .iter()
+                .any(|c| c.get("name").and_then(Value::as_str) == Some(name))
+            {
+                return Err(Error::InvalidParameter(format!(
+                    "Override for container named {name} is not a container in the TaskDefinition."
+                )));
+            }
+        }
+    }
+    let network_mode = td
+        .spec
+        .get("networkMode")
+        .and_then(Value::as_str)
+        .unwrap_or("bridge");
+    let task_level = |field: &str| -> Option<String> {
+        overrides
+            .as_ref()
+            .and_then(|o| o.get(field))
+            .and_then(Value::as_str)
+            .or_else(|| td.spec.get(field).and_then(Value::as_str))
+            .map(str::to_string)
+    };
+    let (cpu_spec, memory_spec) = (task_level("cpu"), task_level("memory"));
+    let mut out = Vec::new();
+    let (mut cpu, mut memory) = (0i64, 0i64);
+    let (mut tcp, mut udp) = (Vec::new(), Vec::new());
+    for c in &containers {
+        let name = c
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let o = container_override(overrides, &name);
+        let pick = |field: &str| int(o.and_then(|o| o.get(field))).or_else(|| int(c.get(field)));
+        let (ccpu, cmem, cres) = (pick("cpu"), pick("memory"), pick("memoryReservation"));
+        cpu += ccpu.unwrap_or(0);
+        memory += cres.or(cmem).unwrap_or(0);
+        if network_mode != "awsvpc" && network_mode != "none" {
+            for pm in c
+                .get("portMappings")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let host = int(pm.get("hostPort")).or(if network_mode == "host" {
+                    int(pm.get("containerPort"))
+                } else {
+                    None
+                });
+                if let Some(p) = host.and_then(|p| u16::try_from(p).ok()) {
+                    match pm.get("protocol").and_then(Value::as_str) {
+                        Some("udp") => udp.push(p),
+                        _ => tcp.push(p),
+                    }
+                }
+            }
+        }
+        out.push(TaskContainer {
+            name,
+            image: c
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            uuid: uuid(),
+            last_status: "PENDING".into(),
+            essential: c.get("essential").and_then(Value::as_bool).unwrap_or(true),
+            exit_code: None,
+            reason: None,
+            runtime_id: None,
+            network_bindings: Vec::new(),
+            health_status: c.get("healthCheck").map(|_| "UNKNOWN".to_string()),
+            cpu: ccpu,
+            memory: cmem,
+            memory_reservation: cres,
+        });
+    }
+    if let Some(c) = cpu_spec.as_deref().and_then(|c| c.parse::<i64>().ok()) {
+        cpu = c;
+    }
+    if let Some(m) = memory_spec.as_deref().and_then(|m| m.parse::<i64>().ok()) {
+        memory = m;
+    }
+    let shape = TaskShape {
+        cpu,
+        memory,
+        tcp_ports: tcp,
+        udp_ports: udp,
+        requires_attributes: td.requires_attributes.clone(),
+        group: String::new(),
+    };
+    Ok(Shaped {
+        shape,
+        containers: out,
+        cpu_spec,
+        memory_spec,
+    })
+}
+
+fn resource(i: &ContainerInstance, name: &str) -> i64 {
+    i.registered_resources
+        .iter()
+        .find(|r| r.name == name)
+        .and_then(|r| r.integer.or(r.long))
+        .unwrap_or(0)
+}
+
+fn ports(i: &ContainerInstance, name: &str) -> Vec<u16> {
+    i.registered_resources
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.string_set.iter().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// What the non-stopped tasks of an instance use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceUsage {
+    pub cpu: i64,
+    pub memory: i64,
+    pub tcp_ports: Vec<u16>,
+    pub udp_ports: Vec<u16>,
+    pub running: u32,
+    pub pending: u32,
+    pub groups: BTreeMap<String, u32>,
+}
+
+/// Usage per instance id, from the tasks holding resources.
+fn usage(tasks: &[Task]) -> BTreeMap<String, InstanceUsage> {
+    let mut out: BTreeMap<String, InstanceUsage> = BTreeMap::new();
+    for t in tasks.iter().filter(|t| t.last_status.holds_resources()) {
+        let Some(i) = &t.container_instance else {
+            continue;
+        };
+        let u = out.entry(i.clone()).or_default();
+        u.cpu += t.cpu;
+        u.memory += t.memory;
+        u.tcp_ports.extend(&t.tcp_ports);
+        u.udp_ports.extend(&t.udp_ports);
+        if t.last_status.is_pending() {
+            u.pending += 1;
+        } else {
+            u.running += 1;
+        }
+        *u.groups.entry(t.group.clone()).or_default() += 1;
+    }
+    out
+}
+
+fn candidate(i: &ContainerInstance, u: Option<&InstanceUsage>) -> Candidate {
+    let u = u.cloned().unwrap_or_default();
+    Candidate {
+        id: i.id.clone(),
+        attributes: i
+            .attributes
+            .iter()
+            .map(|a| (a.name.clone(), a.value.clone().unwrap_or_default()))
+            .collect(),
+        active: i.status == berth_types::ecs::InstanceStatus::Active,
+        agent_connected: i.agent_connected,
+        agent_version: i
+            .version_info
+            .as_ref()
+            .and_then(|v| v.get("agentVersion"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        ec2_instance_id: Some(i.ec2_instance_id.clone()),
+        registered_at: i.registered_at.0,
+        remaining_cpu: resource(i, "CPU") - u.cpu,
+        remaining_memory: resource(i, "MEMORY") - u.memory,
+        reserved_tcp: ports(i, "PORTS").into_iter().chain(u.tcp_ports).collect(),
+        reserved_udp: ports(i, "PORTS_UDP")
+            .into_iter()
+            .chain(u.udp_ports)
+            .collect(),
+        groups: u.groups,
+    }
+}
+
+fn list_prefix<T: serde::de::DeserializeOwned>(
+    tx: &Tx<'_>,
+    kind: Kind,
+    prefix: &str,
+) -> Result<Vec<T>, Error> {
+    tx.list(
+        kind,
+        &ListQuery {
+            prefix,
+            limit: usize::MAX >> 1,
+            ..Default::default()
+        },
+    )?
+    .into_iter()
+    .map(|r| load::<T>(Some(r)).map(|x| x.expect("record given").1))
+    .collect()
+}
+
+fn save_task(
+    tx: &mut Tx<'_>,
+    t: &Task,
+    expected: Option<berth_types::Generation>,
+) -> Result<(), Error> {
+    let status = if t.desired_stopped {
+        "STOPPED"
+    } else {
+        "RUNNING"
+    };
+    save(
+        tx,
+        Kind::Task,
+        &key(&t.cluster, &t.id),
+        Some(status),
+        t,
+        expected,
+    )
+}
+
+impl Ecs {
+    pub fn task_arn(&self, t: &Task) -> String {
+        self.scope
+            .arn("ecs", &format!("task/{}/{}", t.cluster, t.id))
+    }
+
+    pub fn container_arn(&self, t: &Task, c: &TaskContainer) -> String {
+        self.scope.arn(
+            "ecs",
+            &format!("container/{}/{}/{}", t.cluster, t.id, c.uuid),
+        )
+    }
+
+    /// The task id named by an id or an ARN of this cluster.
+    fn task_id<'a>(&self, cluster: &ClusterName, given: &'a str) -> Option<&'a str> {
+        let id = match given.strip_prefix("arn:") {
+            Some(_) => {
+                let rest = given.rsplit_once(":task/")?.1;
+                match rest.split_once('/') {
+                    Some((c, id)) if c == cluster.as_str() => id,
+                    Some(_) => return None,
+                    None => rest,
+                }
+            }
+            None => given,
+        };
+        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+    }
+
+    /// All tasks of a cluster (including recently stopped ones).
+    pub fn tasks_of(&self, cluster: &ClusterName) -> Result<Vec<Task>, Error> {
+        let prefix = format!("{cluster}\n");
+        let rows = self.store.read(|r| {
+            r.list(
+                Kind::Task,
+                &ListQuery {
+                    prefix: &prefix,
+                    limit: usize::MAX >> 1,
+                    ..Default::default()
+                },
+            )
+        })?;
+        rows.into_iter()
+            .map(|r| load::<Task>(Some(r)).map(|x| x.expect("record given").1))
+            .collect()
+    }
+
+    /// What the tasks of a cluster use, per instance id.
+    pub fn instance_usage(
+        &self,
+        cluster: &ClusterName,
+    ) -> Result<BTreeMap<String, InstanceUsage>, Error> {
+        Ok(usage(&self.tasks_of(cluster)?))
+    }
+
+    /// `RunTask` (placement by strategies and constraints) and `StartTask` (given instances).
+    pub async fn task_run(&self, cmd: RunTask) -> Result<(Vec<Task>, Vec<Failure>), Error> {
+        let cluster = self.cluster_name(cmd.cluster.as_deref())?;
+        self.cluster_get_active(&cluster)?;
+        if !(1..=MAX_RUN_COUNT).contains(&cmd.count) {
+            return Err(Error::InvalidParameter(format!(
+                "count must be between 1 and {MAX_RUN_COUNT}."
+            )));
+        }
+        validate_tags(&cmd.tags)?;
+        let td = self
+            .task_definition_describe(&cmd.task_definition)
+            .map_err(|_| Error::InvalidParameter("TaskDefinition not found.".into()))?;
+        if td.status != TaskDefinitionStatus::Active {
+            return Err(Error::Client("TaskDefinition is inactive".into()));
+        }
+        let launch_type = cmd.launch_type.clone().unwrap_or_else(|| "EC2".into());
+        if launch_type == "FARGATE" && !td.compatibilities.iter().any(|c| c == "FARGATE") {
+            return Err(Error::InvalidParameter(
+                "Task definition does not support launch_type FARGATE.".into(),
+            ));
+        }
+        if cmd.strategies.len() > 5 {
+            return Err(Error::InvalidParameter(
+                "At most 5 placement strategies.".into(),
+            ));
+        }
+        let mut constraints = cmd.constraints.clone();
+        for c in td
+            .spec
+            .get("placementConstraints")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(expr) = c.get("expression").and_then(Value::as_str) {
+                let e = placement::query::parse(expr).map_err(|e| {
+                    Error::InvalidParameter(format!("Invalid placement constraint expression: {e}"))
+                })?;
+                constraints.push(Constraint::MemberOf(e));
+            }
+        }
+        if constraints.len() > 10 {
+            return Err(Error::InvalidParameter(
+                "At most 10 placement constraints.".into(),
+            ));
+        }
+        let Shaped {
+            shape: mut task_shape,
+            containers,
+            cpu_spec,
+            memory_spec,
+        } = shape(&td, &cmd.overrides)?;
+        let group = cmd
+            .group
+            .clone()
+            .unwrap_or_else(|| format!("family:{}", td.family));
+        task_shape.group = group.clone();
+        let strategies = cmd.strategies.clone();
+        let given_instances = match &cmd.instances {
+            Some(list) => {
+                if list.is_empty() || list.len() > 10 {
+                    return Err(Error::InvalidParameter(
+                        "containerInstances must list 1 to 10 instances.".into(),
+                    ));
+                }
+                let mut ids = Vec::new();
+                for g in list {
+                    ids.push(
+                        self.instance_id(&cluster, g)
+                            .ok_or_else(|| {
+                                Error::InvalidParameter(format!("Invalid container instance: {g}"))
+                            })?
+                            .to_string(),
+                    );
+                }
+                Some(ids)
+            }
+            None => None,
+        };
+        let ecs = self.clone();
+        let count = cmd.count as usize;
+        self.store
+            .write(move |tx| {
+                let prefix = format!("{cluster}\n");
+                let instances: Vec<ContainerInstance> =
+                    list_prefix::<ContainerInstance>(tx, Kind::ContainerInstance, &prefix)?
+                        .into_iter()
+                        .filter(|i| i.status.is_registered())
+                        .collect();
+                let tasks: Vec<Task> = list_prefix(tx, Kind::Task, &prefix)?;
+                let used = usage(&tasks);
+                let now = Timestamp::now();
+                let mut created = Vec::new();
+                let mut failures = Vec::new();
+                let targets: Vec<usize> = match &given_instances {
+                    Some(ids) => {
+                        let mut t = Vec::new();
+                        for id in ids {
+                            match instances.iter().position(|i| &i.id == id) {
+                                Some(p) => t.push(p),
+                                None => failures.push(Failure {
+                                    arn: ecs
+                                        .scope
+                                        .arn("ecs", &format!("container-instance/{cluster}/{id}")),
+                                    reason: "MISSING".into(),
+                                    detail: None,
+                                }),
+                            }
+                        }
+                        t
+                    }
+                    None => {
+                        let candidates: Vec<Candidate> = instances
+                            .iter()
+                            .map(|i| candidate(i, used.get(&i.id)))
+                            .collect();
+                        let plan = placement::plan(
+                            &candidates,
+                            &task_shape,
+                            count,
+                            &strategies,
+                            &constraints,
+                            rand::random(),
+                        );
+                        for f in plan.failures {
+                            failures.push(Failure {
+                                arn: f
+                                    .instance
+                                    .map(|id| {
+                                        ecs.scope.arn(
+                                            "ecs",
+                                            &format!("container-instance/{cluster}/{id}"),
+                                        )
+                                    })
+                                    .unwrap_or_default(),
+                                reason: f.reason,
+                                detail: None,
+                            });
+                        }
+                        plan.placements
+                    }
+                };
+                for idx in targets {
+                    let inst = &instances[idx];
+                    let task = Task {
+                        id: random_hex(16),
+                        cluster: cluster.clone(),
+                        family: td.family.clone(),
+                        revision: td.revision,
+                        container_instance: Some(inst.id.clone()),
+                        group: group.clone(),
+                        started_by: cmd.started_by.clone(),
+                        launch_type: launch_type.clone(),
+                        overrides: cmd.overrides.clone(),
+                        last_status: TaskStatus::Provisioning,
+                        desired_stopped: false,
+                        cpu: task_shape.cpu,
+                        memory: task_shape.memory,
+                        tcp_ports: task_shape.tcp_ports.clone(),
+                        udp_ports: task_shape.udp_ports.clone(),
+                        cpu_spec: cpu_spec.clone(),
+                        memory_spec: memory_spec.clone(),
+                        containers: containers
+                            .iter()
+                            .map(|c| TaskContainer {
+                                uuid: uuid(),
+                                ..c.clone()
+                            })
+                            .collect(),
+                        availability_zone: inst
+                            .attribute("ecs.availability-zone")
+                            .map(str::to_string),
+                        created_at: now,
+                        pull_started_at: None,
+                        pull_stopped_at: None,
+                        started_at: None,
+                        stopping_at: None,
+                        stopped_at: None,
+                        execution_stopped_at: None,
+                        stop_code: None,
+                        stopped_reason: None,
+                        tags: cmd.tags.clone(),
+                        version: 1,
+                    };
+                    save_task(tx, &task, None)?;
+                    created.push(task);
+                }
+                Ok((created, failures))
+            })
+            .await
+    }
+
+    /// `DescribeTasks`: found tasks and `MISSING` failures.
+    pub fn task_describe(
+        &self,
+        cluster: &ClusterName,
+        given: &[String],
+    ) -> Result<(Vec<Task>, Vec<Failure>), Error> {
+        self.cluster_get_active(cluster)?;
+        let mut found = Vec::new();
+        let mut failures = Vec::new();
+        for g in given {
+            let rec = match self.task_id(cluster, g) {
+                Some(id) => self.store.read(|r| r.get(Kind::Task, &key(cluster, id)))?,
+                None => None,
+            };
+            match load::<Task>(rec)? {
+                Some((_, t)) => found.push(t),
+                None => failures.push(Failure {
+                    arn: if g.starts_with("arn:") {
+                        g.clone()
+                    } else {
+                        self.scope.arn("ecs", &format!("task/{cluster}/{g}"))
+                    },
+                    reason: "MISSING".into(),
+                    detail: None,
+                }),
+            }
+        }
+        Ok((found, failures))
+    }
+
+    /// `ListTasks`.
+    pub fn task_list(&self, cluster: &ClusterName, q: &ListTasks) -> Result<Page<String>, Error> {
+        self.cluster_get_active(cluster)?;
+        let instance = match &q.container_instance {
+            Some(g) => Some(
+                self.instance_id(cluster, g)
+                    .ok_or_else(|| {
+                        Error::InvalidParameter(format!("Invalid container instance: {g}"))
+                    })?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let service_group = q.service_name.as_ref().map(|s| format!("service:{s}"));
+        let items: Vec<Task> = self
+            .tasks_of(cluster)?
+            .into_iter()
+            .filter(|t| t.desired_stopped == q.desired_stopped)
+            .filter(|t| {
+                instance
+                    .as_ref()
+                    .is_none_or(|i| t.container_instance.as_ref() == Some(i))
+            })
+            .filter(|t| q.family.as_ref().is_none_or(|f| t.family.as_str() == f))
+            .filter(|t| {
+                q.started_by
+                    .as_ref()
+                    .is_none_or(|s| t.started_by.as_ref() == Some(s))
+            })
+            .filter(|t| service_group.as_ref().is_none_or(|g| &t.group == g))
+            .filter(|t| q.launch_type.as_ref().is_none_or(|l| &t.launch_type == l))
+            .collect();
+        let scope = format!(
+            "ListTasks\n{cluster}\n{instance:?}\n{:?}\n{:?}\n{service_group:?}\n{}\n{:?}",
+            q.family, q.started_by, q.desired_stopped, q.launch_type
+        );
+        let (limit, after) = self.page_start(&scope, &q.page, 100, 100)?;
+        let start = match after {
+            Some(a) => items.iter().position(|t| t.id > a).unwrap_or(items.len()),
+            None => 0,
+        };
+        let slice: Vec<&Task> = items.iter().skip(start).take(limit).collect();
+        let next_token = (start + slice.len() < items.len())
+            .then(|| slice.last().map(|t| self.pager.encode(&scope, &t.id)))
+            .flatten();
+        Ok(Page {
+            items: slice.iter().map(|t| self.task_arn(t)).collect(),
+            next_token,
+        })
+    }
+
+    /// `StopTask`: desired STOPPED with `UserInitiated`; the agent stops the containers and
+    /// reports STOPPED. Idempotent on stopped tasks.
+    pub async fn task_stop(
+        &self,
+        cluster: &ClusterName,
+        given: &str,
+        reason: Option<String>,
+    ) -> Result<Task, Error> {
+        self.cluster_get_active(cluster)?;
+        let id = self
+            .task_id(cluster, given)
+            .ok_or_else(|| Error::InvalidParameter(format!("Invalid task: {given}")))?
+            .to_string();
+        let cluster = cluster.clone();
+        self.store
+            .write(move |tx| {
+                let (g, mut t) = load::<Task>(tx.get(Kind::Task, &key(&cluster, &id))?)?
+                    .ok_or_else(|| {
+                        Error::InvalidParameter("The referenced task was not found.".into())
+                    })?;
+                if !t.desired_stopped {
+                    t.desired_stopped = true;
+                    t.stop_code = Some("UserInitiated".into());
+                    t.stopped_reason =
+                        Some(reason.unwrap_or_else(|| "Task stopped by user".into()));
+                    t.stopping_at = Some(Timestamp::now());
+                    t.version += 1;
+                    save_task(tx, &t, Some(g))?;
+                }
+                Ok(t)
+            })
+            .await
+    }
+
+    /// `SubmitTaskStateChange` / `SubmitContainerStateChange`: what an agent observed.
+    pub async fn task_report(
+        &self,
+        cluster: &ClusterName,
+        given: &str,
+        report: TaskReport,
+    ) -> Result<(), Error> {
+        self.cluster_get_active(cluster)?;
+        let id = self
+            .task_id(cluster, given)
+            .ok_or_else(|| Error::InvalidParameter(format!("Invalid task: {given}")))?
+            .to_string();
+        let cluster = cluster.clone();
+        self.store
+            .write(move |tx| {
+                let (g, mut t) = load::<Task>(tx.get(Kind::Task, &key(&cluster, &id))?)?
+                    .ok_or_else(|| {
+                        Error::InvalidParameter("The referenced task was not found.".into())
+                    })?;
+                let now = Timestamp::now();
+                for c in report.containers {
+                    let container = t
+                        .containers
+                        .iter_mut()
+                        .find(|x| x.name == c.name)
+                        .ok_or_else(|| {
+                            Error::InvalidParameter(format!(
+                                "The task has no container named {}.",
+                                c.name
+                            ))
+                        })?;
+                    if let Some(s) = c.status {
+                        container.last_status = s;
+                    }
+                    container.exit_code = c.exit_code.or(container.exit_code);
+                    container.reason = c.reason.or(container.reason.take());
+                    container.runtime_id = c.runtime_id.or(container.runtime_id.take());
+                    if let Some(b) = c.network_bindings {
+                        container.network_bindings = b;
+                    }
+                }
+                if let Some(to) = report.status {
+                    t.last_status = t.last_status.transition(to).map_err(|e| {
+                        Error::InvalidParameter(format!("Invalid task state change: {e}"))
+                    })?;
+                    if to >= TaskStatus::Running
+                        && t.started_at.is_none()
+                        && to == TaskStatus::Running
+                    {
+                        t.started_at = Some(now);
+                    }
+                    if to == TaskStatus::Stopped {
+                        t.stopped_at.get_or_insert(now);
+                        if !t.desired_stopped {
+                            // The task ended on its own: an essential container exited or it
+                            // failed to start.
+                            t.desired_stopped = true;
+                            let essential_exit = t
+                                .containers
+                                .iter()
+                                .any(|c| c.essential && c.last_status == "STOPPED");
+                            let started = t.started_at.is_some();
+                            t.stop_code = Some(
+                                if started && essential_exit {
+                                    "EssentialContainerExited"
+                                } else {
+                                    "TaskFailedToStart"
+                                }
+                                .into(),
+                            );
+                            t.stopped_reason = Some(report.reason.clone().unwrap_or_else(|| {
+                                if started {
+                                    "Essential container in task exited".into()
+                                } else {
+                                    "Task failed to start".into()
+                                }
+                            }));
+                        }
+                    }
+                }
+                t.pull_started_at = report.pull_started_at.or(t.pull_started_at);
+                t.pull_stopped_at = report.pull_stopped_at.or(t.pull_stopped_at);
+                t.execution_stopped_at = report.execution_stopped_at.or(t.execution_stopped_at);
+                t.version += 1;
+                save_task(tx, &t, Some(g))
+            })
+            .await
+    }
+}
+
+/// Whether any task of `cluster` still holds resources (inside a transaction).
+pub(super) fn any_active(tx: &Tx<'_>, cluster: &ClusterName) -> Result<bool, Error> {
+    let tasks: Vec<Task> = list_prefix(tx, Kind::Task, &format!("{cluster}\n"))?;
+    Ok(tasks.iter().any(|t| t.last_status.holds_resources()))
+}
+
+/// Tasks of `cluster` holding resources on instance `id` (inside a transaction).
+pub(super) fn active_on(tx: &Tx<'_>, cluster: &ClusterName, id: &str) -> Result<Vec<Task>, Error> {
+    let tasks: Vec<Task> = list_prefix(tx, Kind::Task, &format!("{cluster}\n"))?;
+    Ok(tasks
+        .into_iter()
+        .filter(|t| t.last_status.holds_resources() && t.container_instance.as_deref() == Some(id))
+        .collect())
+}
+
+/// Marks a task to be stopped by the scheduler or the platform (inside a transaction).
+pub(super) fn stop_in_tx(
+    tx: &mut Tx<'_>,
+    mut t: Task,
+    code: &str,
+    reason: &str,
+) -> Result<(), Error> {
+    let rec = tx
+        .get(Kind::Task, &key(&t.cluster, &t.id))?
+        .ok_or(Error::Conflict)?;
+    if !t.desired_stopped {
+        t.desired_stopped = true;
+        t.stop_code = Some(code.into());
+        t.stopped_reason = Some(reason.into());
+        t.stopping_at = Some(Timestamp::now());
+        t.version += 1;
+        save_task(tx, &t, Some(rec.generation))?;
+    }
+    Ok(())
+}

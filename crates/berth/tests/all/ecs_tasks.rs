@@ -1,0 +1,576 @@
+//! Tasks in the control plane: placement on registered instances, resource accounting, and the
+//! lifecycle driven by a simulated agent that reports through the ECS agent APIs.
+
+use crate::{code, start};
+use berth_testkit::aws_sdk_ecs::Client;
+use berth_testkit::aws_sdk_ecs::types::{
+    Attribute, ContainerDefinition, ContainerStateChange, DesiredStatus, NetworkBinding,
+    PlacementConstraint, PlacementConstraintType, PlacementStrategy, PlacementStrategyType,
+    PortMapping, Resource,
+};
+
+async fn instance(ecs: &Client, zone: &str) -> String {
+    ecs.register_container_instance()
+        .cluster("work")
+        .total_resources(
+            Resource::builder()
+                .name("CPU")
+                .r#type("INTEGER")
+                .integer_value(1024)
+                .build(),
+        )
+        .total_resources(
+            Resource::builder()
+                .name("MEMORY")
+                .r#type("INTEGER")
+                .integer_value(1024)
+                .build(),
+        )
+        .attributes(
+            Attribute::builder()
+                .name("ecs.availability-zone")
+                .value(zone)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .container_instance
+        .unwrap()
+        .container_instance_arn
+        .unwrap()
+}
+
+async fn setup(ecs: &Client) -> (String, String) {
+    ecs.create_cluster()
+        .cluster_name("work")
+        .send()
+        .await
+        .unwrap();
+    let a = instance(ecs, "us-east-1a").await;
+    let b = instance(ecs, "us-east-1b").await;
+    ecs.register_task_definition()
+        .family("app")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("web")
+                .image("127.0.0.1:4566/app:1")
+                .cpu(128)
+                .memory(256)
+                .port_mappings(
+                    PortMapping::builder()
+                        .container_port(80)
+                        .host_port(0)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (a, b)
+}
+
+async fn remaining_memory(ecs: &Client, arn: &str) -> i32 {
+    let d = ecs
+        .describe_container_instances()
+        .cluster("work")
+        .container_instances(arn)
+        .send()
+        .await
+        .unwrap();
+    d.container_instances()[0]
+        .remaining_resources()
+        .iter()
+        .find(|r| r.name() == Some("MEMORY"))
+        .unwrap()
+        .integer_value()
+}
+
+fn spread_by_zone() -> PlacementStrategy {
+    PlacementStrategy::builder()
+        .r#type(PlacementStrategyType::Spread)
+        .field("attribute:ecs.availability-zone")
+        .build()
+}
+
+#[tokio::test]
+async fn tasks_are_placed_within_resources_and_fail_with_reasons() {
+    let server = start();
+    let ecs = server.ecs();
+    let (a, b) = setup(&ecs).await;
+
+    let run = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("app")
+        .count(2)
+        .placement_strategy(spread_by_zone())
+        .started_by("tester")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run.tasks().len(), 2);
+    let instances: Vec<&str> = run
+        .tasks()
+        .iter()
+        .map(|t| t.container_instance_arn().unwrap())
+        .collect();
+    assert!(
+        instances.contains(&a.as_str()) && instances.contains(&b.as_str()),
+        "spread across zones"
+    );
+    let t = &run.tasks()[0];
+    assert_eq!(t.last_status(), Some("PROVISIONING"));
+    assert_eq!(t.desired_status(), Some("RUNNING"));
+    assert_eq!(t.group(), Some("family:app"));
+    assert_eq!(t.started_by(), Some("tester"));
+    assert_eq!(
+        t.task_definition_arn(),
+        Some("arn:aws:ecs:us-east-1:000000000000:task-definition/app:1")
+    );
+    assert!(
+        t.task_arn()
+            .unwrap()
+            .starts_with("arn:aws:ecs:us-east-1:000000000000:task/work/")
+    );
+    assert_eq!(t.containers()[0].name(), Some("web"));
+    assert_eq!(remaining_memory(&ecs, &a).await, 768);
+
+    // 1024 MiB per instance and 256 per task: 6 more fit, the rest fail on memory.
+    let run = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("app")
+        .count(10)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run.tasks().len(), 6);
+    assert!(!run.failures().is_empty());
+    assert!(
+        run.failures()
+            .iter()
+            .all(|f| f.reason() == Some("RESOURCE:MEMORY")),
+        "{:?}",
+        run.failures()
+    );
+    assert_eq!(remaining_memory(&ecs, &a).await, 0);
+    let c = ecs
+        .describe_clusters()
+        .clusters("work")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.clusters()[0].pending_tasks_count(), 8);
+
+    // Bad input.
+    let err = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("app")
+        .count(11)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidParameterException");
+    let err = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidParameterException");
+    let err = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("app")
+        .placement_strategy(
+            PlacementStrategy::builder()
+                .r#type(PlacementStrategyType::Binpack)
+                .field("disk")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidParameterException");
+    ecs.deregister_task_definition()
+        .task_definition("app:1")
+        .send()
+        .await
+        .unwrap();
+    let err = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("app:1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ClientException");
+    let err = ecs
+        .run_task()
+        .cluster("nowhere")
+        .task_definition("app:1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ClusterNotFoundException");
+}
+
+#[tokio::test]
+async fn tasks_follow_the_lifecycle_an_agent_reports() {
+    let server = start();
+    let ecs = server.ecs();
+    let (a, _) = setup(&ecs).await;
+    let run = ecs
+        .start_task()
+        .cluster("work")
+        .task_definition("app")
+        .container_instances(&a)
+        .send()
+        .await
+        .unwrap();
+    let task = run.tasks()[0].task_arn().unwrap().to_string();
+
+    // The simulated agent finds its work through ListTasks and reports.
+    let mine = ecs
+        .list_tasks()
+        .cluster("work")
+        .container_instance(&a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mine.task_arns(), std::slice::from_ref(&task));
+    ecs.submit_task_state_change()
+        .cluster("work")
+        .task(&task)
+        .status("RUNNING")
+        .containers(
+            ContainerStateChange::builder()
+                .container_name("web")
+                .status("RUNNING")
+                .runtime_id("abc123")
+                .network_bindings(
+                    NetworkBinding::builder()
+                        .bind_ip("0.0.0.0")
+                        .container_port(80)
+                        .host_port(49153)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let d = ecs
+        .describe_tasks()
+        .cluster("work")
+        .tasks(&task)
+        .send()
+        .await
+        .unwrap();
+    let t = &d.tasks()[0];
+    assert_eq!(t.last_status(), Some("RUNNING"));
+    assert!(t.started_at().is_some());
+    assert_eq!(
+        t.containers()[0].network_bindings()[0].host_port(),
+        Some(49153)
+    );
+    assert_eq!(t.containers()[0].runtime_id(), Some("abc123"));
+    let c = ecs
+        .describe_clusters()
+        .clusters("work")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            c.clusters()[0].running_tasks_count(),
+            c.clusters()[0].pending_tasks_count()
+        ),
+        (1, 0)
+    );
+    // A state never moves back.
+    let err = ecs
+        .submit_task_state_change()
+        .cluster("work")
+        .task(&task)
+        .status("PENDING")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidParameterException");
+
+    // The cluster cannot go while a task is active; nor the instance, without force.
+    let err = ecs
+        .delete_cluster()
+        .cluster("work")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        code(&err) == "ClusterContainsContainerInstancesException"
+            || code(&err) == "ClusterContainsTasksException"
+    );
+    let err = ecs
+        .deregister_container_instance()
+        .cluster("work")
+        .container_instance(&a)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ClientException");
+
+    // StopTask: desired STOPPED now, STOPPED when the agent says so.
+    let stopped = ecs
+        .stop_task()
+        .cluster("work")
+        .task(&task)
+        .reason("no longer needed")
+        .send()
+        .await
+        .unwrap();
+    let t = stopped.task.unwrap();
+    assert_eq!(
+        (t.desired_status(), t.last_status()),
+        (Some("STOPPED"), Some("RUNNING"))
+    );
+    assert_eq!(t.stop_code().map(|c| c.as_str()), Some("UserInitiated"));
+    assert_eq!(t.stopped_reason(), Some("no longer needed"));
+    let to_stop = ecs
+        .list_tasks()
+        .cluster("work")
+        .container_instance(&a)
+        .desired_status(DesiredStatus::Stopped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(to_stop.task_arns().len(), 1);
+    ecs.submit_task_state_change()
+        .cluster("work")
+        .task(&task)
+        .status("STOPPED")
+        .containers(
+            ContainerStateChange::builder()
+                .container_name("web")
+                .status("STOPPED")
+                .exit_code(0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let t = ecs
+        .describe_tasks()
+        .cluster("work")
+        .tasks(&task)
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .clone();
+    assert_eq!(t.last_status(), Some("STOPPED"));
+    assert!(t.stopped_at().is_some());
+    assert_eq!(t.containers()[0].exit_code(), Some(0));
+    assert_eq!(remaining_memory(&ecs, &a).await, 1024, "resources released");
+    // Stopping again is idempotent; the task stays describable.
+    ecs.stop_task()
+        .cluster("work")
+        .task(&task)
+        .send()
+        .await
+        .unwrap();
+
+    // A task whose essential container exits on its own.
+    let run = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("app")
+        .send()
+        .await
+        .unwrap();
+    let task = run.tasks()[0].task_arn().unwrap().to_string();
+    ecs.submit_task_state_change()
+        .cluster("work")
+        .task(&task)
+        .status("RUNNING")
+        .send()
+        .await
+        .unwrap();
+    ecs.submit_container_state_change()
+        .cluster("work")
+        .task(&task)
+        .container_name("web")
+        .status("STOPPED")
+        .exit_code(1)
+        .reason("exited")
+        .send()
+        .await
+        .unwrap();
+    ecs.submit_task_state_change()
+        .cluster("work")
+        .task(&task)
+        .status("STOPPED")
+        .send()
+        .await
+        .unwrap();
+    let t = ecs
+        .describe_tasks()
+        .cluster("work")
+        .tasks(&task)
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .clone();
+    assert_eq!(t.desired_status(), Some("STOPPED"));
+    assert_eq!(
+        t.stop_code().map(|c| c.as_str()),
+        Some("EssentialContainerExited")
+    );
+    assert_eq!(t.containers()[0].exit_code(), Some(1));
+
+    let missing = ecs
+        .describe_tasks()
+        .cluster("work")
+        .tasks("0123456789abcdef0123456789abcdef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.failures()[0].reason(), Some("MISSING"));
+}
+
+#[tokio::test]
+async fn tasks_respect_static_ports_and_constraints() {
+    let server = start();
+    let ecs = server.ecs();
+    let (a, b) = setup(&ecs).await;
+    ecs.register_task_definition()
+        .family("static")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("web")
+                .image("x")
+                .memory(64)
+                .port_mappings(
+                    PortMapping::builder()
+                        .container_port(80)
+                        .host_port(8080)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let run = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("static")
+        .count(3)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run.tasks().len(), 2, "one per instance: port 8080 is taken");
+    assert!(
+        run.failures()
+            .iter()
+            .all(|f| f.reason() == Some("RESOURCE:PORTS"))
+    );
+
+    let member = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("app")
+        .count(2)
+        .placement_constraints(
+            PlacementConstraint::builder()
+                .r#type(PlacementConstraintType::MemberOf)
+                .expression("attribute:ecs.availability-zone == us-east-1b")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        member
+            .tasks()
+            .iter()
+            .all(|t| t.container_instance_arn() == Some(b.as_str()))
+    );
+    let distinct = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("app")
+        .group("singletons")
+        .count(3)
+        .placement_constraints(
+            PlacementConstraint::builder()
+                .r#type(PlacementConstraintType::DistinctInstance)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(distinct.tasks().len(), 2);
+    assert_ne!(
+        distinct.tasks()[0].container_instance_arn(),
+        distinct.tasks()[1].container_instance_arn()
+    );
+    let by_group = ecs
+        .list_container_instances()
+        .cluster("work")
+        .filter("task:group == singletons")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_group.container_instance_arns().len(), 2);
+
+    // Filters.
+    let statics = ecs
+        .list_tasks()
+        .cluster("work")
+        .family("static")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(statics.task_arns().len(), 2);
+    let paged: Vec<String> = ecs
+        .list_tasks()
+        .cluster("work")
+        .max_results(2)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap();
+    assert_eq!(paged.len(), 6);
+    // Forced deregistration tells the instance's tasks to stop.
+    ecs.deregister_container_instance()
+        .cluster("work")
+        .container_instance(&a)
+        .force(true)
+        .send()
+        .await
+        .unwrap();
+    let stopping = ecs
+        .list_tasks()
+        .cluster("work")
+        .desired_status(DesiredStatus::Stopped)
+        .send()
+        .await
+        .unwrap();
+    assert!(!stopping.task_arns().is_empty());
+    let running_on_a = ecs
+        .list_tasks()
+        .cluster("work")
+        .container_instance(&a)
+        .send()
+        .await
+        .unwrap();
+    assert!(running_on_a.task_arns().is_empty());
+}
