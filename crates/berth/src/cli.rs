@@ -26,6 +26,41 @@ pub enum Command {
     /// Print the root credentials of a data directory; with --aws-profile, write them as an AWS
     /// CLI profile (credentials, region and endpoint_url).
     Credentials(CredentialsArgs),
+    /// Run the node agent: register this host's Docker Engine as a container instance of a
+    /// cluster and run the tasks placed on it. Credentials come from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY (as for any AWS client).
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// The Berth endpoint.
+    #[arg(long, env = "BERTH_ENDPOINT", default_value = "http://127.0.0.1:4566")]
+    pub endpoint: String,
+    /// The cluster to join.
+    #[arg(long, env = "BERTH_CLUSTER", default_value = "default")]
+    pub cluster: String,
+    /// The region of the endpoint.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// An attribute of this instance (repeatable), e.g. --attribute stack=prod.
+    #[arg(long = "attribute", value_name = "NAME=VALUE")]
+    pub attributes: Vec<String>,
+    /// The instance's `ecs.availability-zone` [default: <region>a].
+    #[arg(long)]
+    pub availability_zone: Option<String>,
+    /// The Docker Engine socket [default: the local engine].
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+    /// Where the agent keeps its state (its instance ARN).
+    #[arg(long, env = "BERTH_AGENT_STATE_DIR", default_value = "./berth-agent")]
+    pub state_dir: std::path::PathBuf,
+    /// Memory (MiB) kept for the host and not offered to tasks.
+    #[arg(long, default_value_t = 256)]
+    pub memory_reserve: u64,
+    /// Seconds between reconcile passes.
+    #[arg(long, default_value_t = 1.0)]
+    pub poll_interval: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,7 +92,38 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             serve::run(config, serve::shutdown_signal()).await?;
         }
         Command::Credentials(args) => credentials(args)?,
+        Command::Agent(args) => agent(args).await?,
     }
+    Ok(())
+}
+
+async fn agent(args: AgentArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let key = |name: &str| {
+        std::env::var(name)
+            .map_err(|_| format!("{name} is not set: the agent signs its calls with it"))
+    };
+    let mut attributes = Vec::new();
+    for a in &args.attributes {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| format!("--attribute takes NAME=VALUE, not '{a}'"))?;
+        attributes.push((k.to_string(), v.to_string()));
+    }
+    let config = berth_agent::AgentConfig {
+        endpoint: args.endpoint,
+        cluster: args.cluster,
+        access_key_id: key("AWS_ACCESS_KEY_ID")?,
+        secret_access_key: key("AWS_SECRET_ACCESS_KEY")?,
+        region: args.region,
+        attributes,
+        availability_zone: args.availability_zone,
+        docker_host: args.docker_host,
+        state_dir: args.state_dir,
+        memory_reserve_mib: args.memory_reserve,
+        poll_interval: std::time::Duration::from_secs_f64(args.poll_interval.max(0.05)),
+    };
+    let agent = berth_agent::Agent::start(config).await?;
+    agent.run(serve::shutdown_signal()).await;
     Ok(())
 }
 

@@ -332,3 +332,335 @@ async fn skopeo_copies_multi_layer_and_multi_arch_images_both_ways() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "via skopeo\n");
     run(docker(config.path()).args(["rmi", &local]));
 }
+
+/// A `berth agent` process, killed when dropped.
+struct AgentProcess {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    state: std::path::PathBuf,
+}
+
+impl AgentProcess {
+    fn start(server: &TestServer, state: &Path) -> AgentProcess {
+        let log = state.join("agent.log");
+        std::fs::create_dir_all(state).unwrap();
+        let child = Command::new(crate::BIN)
+            .args([
+                "agent",
+                "--endpoint",
+                &server.endpoint,
+                "--cluster",
+                "e2e",
+                "--poll-interval",
+                "0.2",
+                "--state-dir",
+            ])
+            .arg(state)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+            .env("BERTH_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        AgentProcess {
+            child,
+            log,
+            state: state.to_path_buf(),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
+        // Remove whatever containers this agent's instance left on the engine.
+        if let Ok(instance) = std::fs::read_to_string(self.state.join("instance-arn")) {
+            let filter = format!("label=com.berth.container-instance={}", instance.trim());
+            if let Ok(out) = Command::new("docker")
+                .args(["ps", "-aq", "--filter", &filter])
+                .output()
+            {
+                for id in String::from_utf8_lossy(&out.stdout).lines() {
+                    let _ = Command::new("docker").args(["rm", "-f", id]).output();
+                }
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- agent log ----\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// Polls DescribeTasks until `done` holds for the task (bounded).
+async fn wait_task(
+    ecs: &berth_testkit::aws_sdk_ecs::Client,
+    task: &str,
+    what: &str,
+    done: impl Fn(&berth_testkit::aws_sdk_ecs::types::Task) -> bool,
+) -> berth_testkit::aws_sdk_ecs::types::Task {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let d = ecs
+            .describe_tasks()
+            .cluster("e2e")
+            .tasks(task)
+            .send()
+            .await
+            .unwrap();
+        let t = d.tasks()[0].clone();
+        if done(&t) {
+            return t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task did not reach {what} within 60 s: {t:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn agent_runs_tasks_on_docker() {
+    use berth_testkit::aws_sdk_ecs::types::{ContainerDefinition, PortMapping};
+    require_docker_engine();
+    let server = start();
+    let ecs = server.ecs();
+    ecs.create_cluster()
+        .cluster_name("e2e")
+        .send()
+        .await
+        .unwrap();
+    server
+        .ecr()
+        .create_repository()
+        .repository_name("e2e/web")
+        .send()
+        .await
+        .unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let host = format!("127.0.0.1:{}", server.port);
+    let image = format!("{host}/e2e/web:1");
+    import_busybox(config.path(), &image, "served by a berth task\n");
+    let (_, pw) = server.registry_login().await;
+    run(docker(config.path()).args(["login", "-u", "AWS", "-p", &pw, &host]));
+    run(docker(config.path()).args(["push", &image]));
+    run(docker(config.path()).args(["rmi", &image]));
+
+    let state = tempfile::tempdir().unwrap();
+    let mut agent = AgentProcess::start(&server, state.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let instance = loop {
+        let l = ecs
+            .list_container_instances()
+            .cluster("e2e")
+            .send()
+            .await
+            .unwrap();
+        if let Some(arn) = l.container_instance_arns().first() {
+            break arn.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not register within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+
+    let web = ContainerDefinition::builder()
+        .name("web")
+        .image(&image)
+        .memory(64)
+        .command("/bin/httpd")
+        .command("-f")
+        .command("-p")
+        .command("8080")
+        .command("-h")
+        .command("/www")
+        .port_mappings(
+            PortMapping::builder()
+                .container_port(8080)
+                .host_port(0)
+                .build(),
+        )
+        .stop_timeout(2)
+        .build();
+    ecs.register_task_definition()
+        .family("web")
+        .container_definitions(web)
+        .send()
+        .await
+        .unwrap();
+    let run_out = ecs
+        .run_task()
+        .cluster("e2e")
+        .task_definition("web")
+        .send()
+        .await
+        .unwrap();
+    let task = run_out.tasks()[0].task_arn().unwrap().to_string();
+    let t = wait_task(&ecs, &task, "RUNNING", |t| {
+        t.last_status() == Some("RUNNING")
+    })
+    .await;
+    let port = t.containers()[0].network_bindings()[0].host_port().unwrap();
+    let page = reqwest::get(format!("http://127.0.0.1:{port}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page, "served by a berth task\n");
+    assert!(t.pull_started_at().is_some() && t.started_at().is_some());
+
+    // An agent restart adopts the running container instead of starting another.
+    agent.kill();
+    let mut agent = AgentProcess::start(&server, state.path());
+    // A second task reaching RUNNING proves the restarted agent has made reconcile passes.
+    let second = ecs
+        .run_task()
+        .cluster("e2e")
+        .task_definition("web")
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    wait_task(&ecs, &second, "RUNNING", |t| {
+        t.last_status() == Some("RUNNING")
+    })
+    .await;
+    let l = ecs
+        .list_container_instances()
+        .cluster("e2e")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        l.container_instance_arns(),
+        std::slice::from_ref(&instance),
+        "re-registered as the same instance"
+    );
+    let out = run(Command::new("docker").args([
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.berth.task-arn={task}"),
+    ]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "no duplicate container"
+    );
+    let page = reqwest::get(format!("http://127.0.0.1:{port}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page, "served by a berth task\n");
+    ecs.stop_task()
+        .cluster("e2e")
+        .task(&second)
+        .send()
+        .await
+        .unwrap();
+
+    // StopTask: SIGTERM, then SIGKILL after stopTimeout (busybox httpd ignores SIGTERM).
+    let started = std::time::Instant::now();
+    ecs.stop_task()
+        .cluster("e2e")
+        .task(&task)
+        .send()
+        .await
+        .unwrap();
+    let t = wait_task(&ecs, &task, "STOPPED", |t| {
+        t.last_status() == Some("STOPPED")
+    })
+    .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_eq!(t.stop_code().map(|c| c.as_str()), Some("UserInitiated"));
+    assert_eq!(t.containers()[0].exit_code(), Some(137));
+
+    // An essential container that exits 1 stops its task with that exit code.
+    let failing = ContainerDefinition::builder()
+        .name("job")
+        .image(&image)
+        .memory(32)
+        .command("/bin/sh")
+        .command("-c")
+        .command("exit 1")
+        .build();
+    ecs.register_task_definition()
+        .family("job")
+        .container_definitions(failing)
+        .send()
+        .await
+        .unwrap();
+    let task = ecs
+        .run_task()
+        .cluster("e2e")
+        .task_definition("job")
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    let t = wait_task(&ecs, &task, "STOPPED", |t| {
+        t.last_status() == Some("STOPPED")
+    })
+    .await;
+    assert_eq!(
+        t.stop_code().map(|c| c.as_str()),
+        Some("EssentialContainerExited")
+    );
+    assert_eq!(t.containers()[0].exit_code(), Some(1));
+
+    // An image that does not exist: the task stops with CannotPullContainerError.
+    let missing = ContainerDefinition::builder()
+        .name("x")
+        .image(format!("{host}/e2e/web:missing"))
+        .memory(32)
+        .build();
+    ecs.register_task_definition()
+        .family("missing")
+        .container_definitions(missing)
+        .send()
+        .await
+        .unwrap();
+    let task = ecs
+        .run_task()
+        .cluster("e2e")
+        .task_definition("missing")
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    let t = wait_task(&ecs, &task, "STOPPED", |t| {
+        t.last_status() == Some("STOPPED")
+    })
+    .await;
+    assert!(
+        t.stopped_reason()
+            .unwrap_or("")
+            .starts_with("CannotPullContainerError"),
+        "{t:?}"
+    );
+    assert_eq!(t.stop_code().map(|c| c.as_str()), Some("TaskFailedToStart"));
+    agent.kill();
+}

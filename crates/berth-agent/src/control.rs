@@ -1,0 +1,99 @@
+//! The agent's client for the control plane: signed awsJson calls.
+
+use crate::{AgentConfig, AgentError};
+use berth_aws::sigv4::{SigningKey, sign_request};
+use serde_json::Value;
+
+/// A SigV4-signing client of the Berth API.
+#[derive(Clone)]
+pub struct Control {
+    http: reqwest::Client,
+    endpoint: String,
+    host: String,
+    access_key_id: String,
+    secret: String,
+    region: String,
+}
+
+impl Control {
+    pub fn new(config: &AgentConfig) -> Self {
+        let endpoint = config.endpoint.trim_end_matches('/').to_string();
+        let host = endpoint
+            .split_once("://")
+            .map_or(endpoint.as_str(), |(_, h)| h)
+            .trim_end_matches('/')
+            .to_string();
+        Control {
+            http: reqwest::Client::new(),
+            endpoint,
+            host,
+            access_key_id: config.access_key_id.clone(),
+            secret: config.secret_access_key.clone(),
+            region: config.region.clone(),
+        }
+    }
+
+    /// `host[:port]` of the endpoint (images from there are pulled with an ECR token).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Calls `operation` of `service` (`ecs` or `ecr`) with a JSON body.
+    pub async fn call(
+        &self,
+        service: &str,
+        operation: &str,
+        body: Value,
+    ) -> Result<Value, AgentError> {
+        let prefix = match service {
+            "ecr" => "AmazonEC2ContainerRegistry_V20150921",
+            _ => "AmazonEC2ContainerServiceV20141113",
+        };
+        let target = format!("{prefix}.{operation}");
+        let payload = serde_json::to_vec(&body).expect("JSON value");
+        let headers = [
+            ("content-type", "application/x-amz-json-1.1"),
+            ("host", self.host.as_str()),
+            ("x-amz-target", target.as_str()),
+        ];
+        let key = SigningKey {
+            access_key_id: &self.access_key_id,
+            secret: &self.secret,
+            region: &self.region,
+            service,
+        };
+        let signed = sign_request(
+            &key,
+            "POST",
+            "/",
+            &headers,
+            &payload,
+            time::OffsetDateTime::now_utc(),
+        );
+        let mut req = self
+            .http
+            .post(format!("{}/", self.endpoint))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", &target);
+        for (k, v) in signed {
+            req = req.header(k, v);
+        }
+        let resp = req
+            .body(payload)
+            .send()
+            .await
+            .map_err(|e| AgentError::Control(format!("{operation}: {e}")))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| AgentError::Control(format!("{operation}: {e}")))?;
+        if !status.is_success() {
+            return Err(AgentError::Control(format!(
+                "{operation} failed ({status}): {text}"
+            )));
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| AgentError::Control(format!("{operation}: bad response: {e}")))
+    }
+}

@@ -1,0 +1,412 @@
+//! Task definitions → Docker Engine, through bollard.
+
+use crate::{AgentConfig, AgentError, Control};
+use base64::Engine;
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig, PortBinding};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
+    RemoveContainerOptions, StopContainerOptions,
+};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+const LABEL_TASK: &str = "com.berth.task-arn";
+const LABEL_CONTAINER: &str = "com.berth.container-name";
+const LABEL_INSTANCE: &str = "com.berth.container-instance";
+
+/// This instance's containers, by task ARN.
+pub async fn owned(
+    docker: &Docker,
+    instance: &str,
+) -> Result<HashMap<String, Vec<ContainerSummary>>, AgentError> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{LABEL_INSTANCE}={instance}")],
+    )]);
+    let list = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await?;
+    let mut out: HashMap<String, Vec<ContainerSummary>> = HashMap::new();
+    for c in list {
+        if let Some(task) = c.labels.as_ref().and_then(|l| l.get(LABEL_TASK)).cloned() {
+            out.entry(task).or_default().push(c);
+        }
+    }
+    Ok(out)
+}
+
+fn label<'a>(c: &'a ContainerSummary, key: &str) -> Option<&'a str> {
+    c.labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .map(String::as_str)
+}
+
+fn definitions(td: &Value) -> Vec<Value> {
+    td["containerDefinitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn override_of<'a>(task: &'a Value, name: &str) -> Option<&'a Value> {
+    task["overrides"]["containerOverrides"]
+        .as_array()?
+        .iter()
+        .find(|o| o["name"].as_str() == Some(name))
+}
+
+fn strings(v: &Value) -> Option<Vec<String>> {
+    v.as_array().map(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+fn now() -> f64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    d.as_millis() as f64 / 1000.0
+}
+
+/// Pulls `image`, with an ECR token when it lives in this Berth's registry.
+async fn pull(docker: &Docker, control: &Control, image: &str) -> Result<(), String> {
+    let credentials = if image.starts_with(&format!("{}/", control.host())) {
+        let out = control
+            .call("ecr", "GetAuthorizationToken", json!({}))
+            .await
+            .map_err(|e| e.to_string())?;
+        let token = out["authorizationData"][0]["authorizationToken"]
+            .as_str()
+            .unwrap_or("");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
+        let (user, password) = decoded.split_once(':').unwrap_or(("AWS", ""));
+        Some(DockerCredentials {
+            username: Some(user.to_string()),
+            password: Some(password.to_string()),
+            serveraddress: Some(control.host().to_string()),
+            ..Default::default()
+        })
+    } else {
+        None
+    };
+    let mut stream = docker.create_image(
+        Some(CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        }),
+        None,
+        credentials,
+    );
+    while let Some(item) = stream.next().await {
+        item.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Starts every container of `task` that does not run yet; the RUNNING (or failed) report.
+pub async fn start_task(
+    docker: &Docker,
+    control: &Control,
+    config: &AgentConfig,
+    instance: &str,
+    task: &Value,
+    td: &Value,
+    existing: &[ContainerSummary],
+) -> Option<Value> {
+    let task_arn = task["taskArn"].as_str().unwrap_or_default();
+    let task_id = task_arn.rsplit('/').next().unwrap_or_default();
+    let pull_started = now();
+    let mut reports = Vec::new();
+    for def in definitions(td) {
+        let name = def["name"].as_str().unwrap_or_default().to_string();
+        let image = def["image"].as_str().unwrap_or_default().to_string();
+        let id = match existing
+            .iter()
+            .find(|c| label(c, LABEL_CONTAINER) == Some(name.as_str()))
+        {
+            Some(c) => c.id.clone().unwrap_or_default(),
+            None => {
+                let have_image = docker.inspect_image(&image).await.is_ok();
+                if !have_image && let Err(e) = pull(docker, control, &image).await {
+                    return Some(failed(&name, format!("CannotPullContainerError: {e}")));
+                }
+                match create(docker, config, instance, task, td, &def, task_id).await {
+                    Ok(id) => id,
+                    Err(e) => {
+                        return Some(failed(&name, format!("CannotCreateContainerError: {e}")));
+                    }
+                }
+            }
+        };
+        if let Err(e) = docker.start_container(&id, None).await {
+            let already = matches!(
+                &e,
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 304,
+                    ..
+                }
+            );
+            if !already {
+                return Some(failed(&name, format!("CannotStartContainerError: {e}")));
+            }
+        }
+        reports.push(container_report(docker, &id, &name).await);
+    }
+    let _ = config;
+    Some(json!({
+        "status": "RUNNING",
+        "containers": reports,
+        "pullStartedAt": pull_started,
+        "pullStoppedAt": now(),
+    }))
+}
+
+fn failed(name: &str, reason: String) -> Value {
+    tracing::warn!(container = name, %reason, "task failed to start");
+    json!({
+        "status": "STOPPED",
+        "reason": reason,
+        "containers": [{"containerName": name, "status": "STOPPED", "reason": reason}],
+    })
+}
+
+async fn create(
+    docker: &Docker,
+    _config: &AgentConfig,
+    instance: &str,
+    task: &Value,
+    td: &Value,
+    def: &Value,
+    task_id: &str,
+) -> Result<String, bollard::errors::Error> {
+    let name = def["name"].as_str().unwrap_or_default();
+    let o = override_of(task, name);
+    let pick = |field: &str| {
+        o.and_then(|o| o.get(field))
+            .filter(|v| !v.is_null())
+            .unwrap_or(&def[field])
+    };
+    let mut env: Vec<String> = Vec::new();
+    for list in [
+        &def["environment"],
+        o.map_or(&Value::Null, |o| &o["environment"]),
+    ] {
+        for e in list.as_array().into_iter().flatten() {
+            if let (Some(k), Some(v)) = (e["name"].as_str(), e["value"].as_str()) {
+                env.retain(|x| !x.starts_with(&format!("{k}=")));
+                env.push(format!("{k}={v}"));
+            }
+        }
+    }
+    let network_mode = td["networkMode"].as_str().unwrap_or("bridge");
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    if network_mode == "bridge" {
+        for pm in def["portMappings"].as_array().into_iter().flatten() {
+            let Some(cp) = pm["containerPort"].as_i64() else {
+                continue;
+            };
+            let proto = pm["protocol"].as_str().unwrap_or("tcp");
+            let key = format!("{cp}/{proto}");
+            let host_port = pm["hostPort"]
+                .as_i64()
+                .filter(|p| *p > 0)
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            exposed.push(key.clone());
+            bindings.insert(
+                key,
+                Some(vec![PortBinding {
+                    host_ip: None,
+                    host_port: Some(host_port),
+                }]),
+            );
+        }
+    }
+    let mib = |v: &Value| v.as_i64().filter(|n| *n > 0).map(|n| n * 1024 * 1024);
+    let cpu = pick("cpu").as_i64().unwrap_or(0);
+    let mut labels = HashMap::from([
+        (
+            LABEL_TASK.to_string(),
+            task["taskArn"].as_str().unwrap_or_default().to_string(),
+        ),
+        (LABEL_CONTAINER.to_string(), name.to_string()),
+        (LABEL_INSTANCE.to_string(), instance.to_string()),
+    ]);
+    if let Some(extra) = def["dockerLabels"].as_object() {
+        for (k, v) in extra {
+            if let Some(v) = v.as_str() {
+                labels.insert(k.clone(), v.to_string());
+            }
+        }
+    }
+    let family = td["family"].as_str().unwrap_or_default();
+    let revision = td["revision"].as_i64().unwrap_or(0);
+    let body = ContainerCreateBody {
+        image: def["image"].as_str().map(str::to_string),
+        cmd: strings(pick("command")),
+        entrypoint: strings(&def["entryPoint"]),
+        env: Some(env),
+        working_dir: def["workingDirectory"].as_str().map(str::to_string),
+        user: def["user"].as_str().map(str::to_string),
+        labels: Some(labels),
+        exposed_ports: Some(exposed),
+        stop_timeout: def["stopTimeout"].as_i64(),
+        host_config: Some(HostConfig {
+            memory: mib(pick("memory")),
+            memory_reservation: mib(pick("memoryReservation")),
+            cpu_shares: Some(if cpu < 2 { 2 } else { cpu }),
+            port_bindings: Some(bindings),
+            network_mode: Some(network_mode.to_string()),
+            privileged: def["privileged"].as_bool(),
+            readonly_rootfs: def["readonlyRootFilesystem"].as_bool(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(format!(
+                    "ecs-{family}-{revision}-{name}-{}",
+                    &task_id[..8.min(task_id.len())]
+                )),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await?;
+    Ok(created.id)
+}
+
+/// The state of one container as `SubmitTaskStateChange` reports it.
+async fn container_report(docker: &Docker, id: &str, name: &str) -> Value {
+    let Ok(info) = docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+    else {
+        return json!({"containerName": name, "status": "STOPPED", "reason": "the container is gone"});
+    };
+    let state = info.state.unwrap_or_default();
+    let running = state.running.unwrap_or(false);
+    let mut bindings = Vec::new();
+    for (key, list) in info
+        .network_settings
+        .and_then(|n| n.ports)
+        .unwrap_or_default()
+    {
+        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        for b in list.unwrap_or_default() {
+            let host_ip = b.host_ip.unwrap_or_default();
+            if host_ip.contains(':') {
+                continue; // the IPv6 twin of the IPv4 binding
+            }
+            if let (Ok(cp), Some(Ok(hp))) =
+                (port.parse::<i64>(), b.host_port.map(|p| p.parse::<i64>()))
+            {
+                bindings.push(json!({"bindIP": if host_ip.is_empty() { "0.0.0.0".to_string() } else { host_ip }, "containerPort": cp, "hostPort": hp, "protocol": proto}));
+            }
+        }
+    }
+    let mut v = json!({
+        "containerName": name,
+        "runtimeId": id,
+        "status": if running { "RUNNING" } else { "STOPPED" },
+        "networkBindings": bindings,
+    });
+    if !running {
+        v["exitCode"] = state.exit_code.unwrap_or(0).into();
+        if state.oom_killed == Some(true) {
+            v["reason"] = "OutOfMemoryError: Container killed due to memory usage".into();
+        }
+    }
+    v
+}
+
+/// For a RUNNING task: if an essential container has exited, the task stops (its other
+/// containers are stopped) and the STOPPED report is returned.
+pub async fn check_task(
+    docker: &Docker,
+    task: &Value,
+    td: &Value,
+    mine: &[ContainerSummary],
+) -> Result<Option<Value>, AgentError> {
+    let mut exited_essential = false;
+    for def in definitions(td) {
+        let name = def["name"].as_str().unwrap_or_default();
+        let essential = def["essential"].as_bool().unwrap_or(true);
+        let c = mine
+            .iter()
+            .find(|c| label(c, LABEL_CONTAINER) == Some(name));
+        let running = c
+            .and_then(|c| c.state.as_ref())
+            .is_some_and(|s| s.to_string() == "running");
+        if essential && !running {
+            exited_essential = true;
+        }
+    }
+    if !exited_essential {
+        return Ok(None);
+    }
+    let _ = task;
+    let mut report = stop_task(docker, td, mine).await?;
+    report["reason"] = "Essential container in task exited".into();
+    Ok(Some(report))
+}
+
+/// Stops (SIGTERM, then SIGKILL after `stopTimeout`, default 30 s) and removes the task's
+/// containers; the STOPPED report with their exit codes.
+pub async fn stop_task(
+    docker: &Docker,
+    td: &Value,
+    mine: &[ContainerSummary],
+) -> Result<Value, AgentError> {
+    let mut reports = Vec::new();
+    for def in definitions(td) {
+        let name = def["name"].as_str().unwrap_or_default();
+        let Some(c) = mine
+            .iter()
+            .find(|c| label(c, LABEL_CONTAINER) == Some(name))
+        else {
+            reports.push(json!({"containerName": name, "status": "STOPPED"}));
+            continue;
+        };
+        let id = c.id.clone().unwrap_or_default();
+        let timeout = def["stopTimeout"].as_i64().unwrap_or(30) as i32;
+        let _ = docker
+            .stop_container(
+                &id,
+                Some(StopContainerOptions {
+                    t: Some(timeout),
+                    ..Default::default()
+                }),
+            )
+            .await;
+        reports.push(container_report(docker, &id, name).await);
+        let _ = docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+    }
+    Ok(json!({"status": "STOPPED", "containers": reports, "executionStoppedAt": now()}))
+}
