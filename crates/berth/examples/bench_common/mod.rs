@@ -2,7 +2,7 @@
 //! requests, driving `wrk`, reading RSS. Included by each example with `#[path]`.
 #![allow(dead_code)]
 
-use berth_aws::sigv4::{self, Claim};
+use berth_aws::sigv4;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -111,58 +111,32 @@ pub fn sign_for(
     operation: &str,
     body: &str,
 ) -> Vec<(String, String)> {
-    let now = time::OffsetDateTime::now_utc();
-    let amz_date = berth_aws::timestamp::format_amz_date(now);
-    let mut headers = vec![
-        (
-            "content-type".to_string(),
-            "application/x-amz-json-1.1".to_string(),
-        ),
-        ("host".to_string(), format!("127.0.0.1:{port}")),
-        ("x-amz-date".to_string(), amz_date.clone()),
-        (
-            "x-amz-target".to_string(),
-            format!("{target_prefix}.{operation}"),
-        ),
+    let host = format!("127.0.0.1:{port}");
+    let target = format!("{target_prefix}.{operation}");
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("host", host.as_str()),
+        ("x-amz-target", target.as_str()),
     ];
-    let mut map = http::HeaderMap::new();
-    for (k, v) in &headers {
-        map.insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    let claim = Claim {
-        access_key_id: KEY_ID.into(),
-        scope_date: amz_date[..8].into(),
-        region: "us-east-1".into(),
-        service: service.into(),
-        terminator: "aws4_request".into(),
-        signed_headers: headers.iter().map(|(k, _)| k.clone()).collect(),
-        signature: String::new(),
-        amz_date,
-        expires: None,
-        presigned: false,
+    let key = sigv4::SigningKey {
+        access_key_id: KEY_ID,
+        secret: SECRET,
+        region: "us-east-1",
+        service,
     };
-    let payload = sigv4::sha256_hex(body.as_bytes());
-    let req = sigv4::Request {
-        method: "POST",
-        path: "/",
-        query: None,
-        headers: &map,
-        payload_sha256: &payload,
-    };
-    let canonical = sigv4::canonical_request(&req, &claim).unwrap();
-    let signature = sigv4::signature(SECRET, &claim, &canonical);
-    headers.push((
-        "authorization".into(),
-        format!(
-            "AWS4-HMAC-SHA256 Credential={KEY_ID}/{}, SignedHeaders={}, Signature={signature}",
-            claim.scope(),
-            claim.signed_headers.join(";")
-        ),
+    let mut out: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    out.extend(sigv4::sign_request(
+        &key,
+        "POST",
+        "/",
+        &headers,
+        body.as_bytes(),
+        time::OffsetDateTime::now_utc(),
     ));
-    headers
+    out
 }
 
 /// One signed ECS/ECR request over a fresh connection; returns the status code and body.
