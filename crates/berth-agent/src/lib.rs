@@ -52,6 +52,40 @@ pub struct AgentConfig {
     pub poll_interval: Duration,
 }
 
+/// The agent `berth up` runs in-process: if a Docker Engine is reachable, make sure the
+/// `default` cluster exists, register and run; otherwise say so once and do nothing.
+pub async fn run_local(config: AgentConfig) {
+    let reachable = async {
+        let docker = Docker::connect_with_local_defaults()?
+            .negotiate_version()
+            .await?;
+        docker.ping().await.map(|_| ())
+    };
+    if let Err(e) = reachable.await {
+        tracing::warn!(
+            error = %e,
+            "no Docker Engine is reachable: berth up runs without a local agent (start dockerd, or run `berth agent` on another host)"
+        );
+        return;
+    }
+    let control = Control::new(&config);
+    if let Err(e) = control
+        .call(
+            "ecs",
+            "CreateCluster",
+            json!({"clusterName": config.cluster}),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "the local agent could not create its cluster");
+        return;
+    }
+    match Agent::start(config).await {
+        Ok(agent) => agent.run(std::future::pending()).await,
+        Err(e) => tracing::warn!(error = %e, "the local agent could not start"),
+    }
+}
+
 /// Host memory in MiB (from /proc/meminfo).
 fn host_memory_mib() -> u64 {
     std::fs::read_to_string("/proc/meminfo")

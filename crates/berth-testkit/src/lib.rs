@@ -34,6 +34,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Do not pass the known root keys (to test generated credentials).
     pub no_root_env: bool,
+    /// Let `berth up` run its in-process agent (off by default: tests drive agents themselves).
+    pub local_agent: bool,
 }
 
 /// A running `berth up`.
@@ -108,6 +110,11 @@ impl TestServer {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.options.args)
+            .args(if self.options.local_agent {
+                &[][..]
+            } else {
+                &["--no-agent"][..]
+            })
             .env("BERTH_LOG", "info,berth=debug")
             .env_remove("BERTH_CONFIG")
             .stdin(Stdio::null())

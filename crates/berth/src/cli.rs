@@ -87,7 +87,12 @@ pub fn init_logging() {
 
 pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Up(args) | Command::Server(args) => {
+        Command::Up(args) => {
+            let mut config = args.resolve()?;
+            config.local_agent = !args.no_agent;
+            serve::run(config, serve::shutdown_signal()).await?;
+        }
+        Command::Server(args) => {
             let config = args.resolve()?;
             serve::run(config, serve::shutdown_signal()).await?;
         }

@@ -56,6 +56,9 @@ pub struct ServerArgs {
     /// Keep state in a temporary directory, removed on exit, and enable `POST /_berth/reset`.
     #[arg(long, env = "BERTH_EPHEMERAL")]
     pub ephemeral: bool,
+    /// `berth up` only: do not run the local agent even when a Docker Engine is reachable.
+    #[arg(long, env = "BERTH_NO_AGENT")]
+    pub no_agent: bool,
     /// Seconds between registry garbage-collection passes [default: 600].
     #[arg(long, env = "BERTH_GC_INTERVAL", value_name = "SECONDS")]
     pub gc_interval: Option<u64>,
@@ -94,6 +97,8 @@ pub struct ServerConfig {
     pub ephemeral: bool,
     pub gc_interval: std::time::Duration,
     pub gc_grace: std::time::Duration,
+    /// Run a node agent in-process against the local Docker Engine (`berth up`).
+    pub local_agent: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +177,7 @@ impl ServerArgs {
             gc_grace: std::time::Duration::from_secs(
                 self.gc_grace.or(file.gc_grace).unwrap_or(3600),
             ),
+            local_agent: false,
         })
     }
 }

@@ -192,6 +192,35 @@ pub async fn run(
         data_dir.credentials_path().display(),
     );
 
+    let local_agent = if !config.local_agent {
+        None
+    } else if config.tls.is_some() {
+        tracing::warn!(
+            "the local agent does not run when serving TLS; run `berth agent` against the HTTPS endpoint instead"
+        );
+        None
+    } else {
+        let ip = if bound.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            bound.ip()
+        };
+        let agent_config = berth_agent::AgentConfig {
+            endpoint: format!("http://{}", SocketAddr::new(ip, bound.port())),
+            cluster: "default".into(),
+            access_key_id: root.access_key_id.clone(),
+            secret_access_key: root.secret_access_key.clone(),
+            region: config.region.to_string(),
+            attributes: vec![("berth.capacity".into(), "managed".into())],
+            availability_zone: None,
+            docker_host: None,
+            state_dir: data_dir.path().join("agent"),
+            memory_reserve_mib: 256,
+            poll_interval: std::time::Duration::from_secs(1),
+        };
+        Some(tokio::spawn(berth_agent::run_local(agent_config)))
+    };
+
     match acceptor {
         None => {
             axum::serve(listener, app)
@@ -223,6 +252,9 @@ pub async fn run(
         }
     }
     gc.abort();
+    if let Some(a) = local_agent {
+        a.abort();
+    }
     store.close();
     tracing::info!("Berth stopped");
     Ok(())

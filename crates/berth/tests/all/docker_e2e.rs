@@ -664,3 +664,94 @@ async fn agent_runs_tasks_on_docker() {
     assert_eq!(t.stop_code().map(|c| c.as_str()), Some("TaskFailedToStart"));
     agent.kill();
 }
+
+#[tokio::test]
+async fn berth_up_runs_a_local_agent_on_the_local_engine() {
+    use berth_testkit::aws_sdk_ecs::types::ContainerDefinition;
+    require_docker_engine();
+    let server = crate::start_with(berth_testkit::Options {
+        local_agent: true,
+        ..Default::default()
+    });
+    let ecs = server.ecs();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let instance = loop {
+        if let Ok(l) = ecs
+            .list_container_instances()
+            .cluster("default")
+            .send()
+            .await
+            && let Some(arn) = l.container_instance_arns().first()
+        {
+            break arn.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the local agent did not register within 30 s:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let d = ecs
+        .describe_container_instances()
+        .container_instances(&instance)
+        .send()
+        .await
+        .unwrap();
+    let attrs = d.container_instances()[0].attributes();
+    assert!(
+        attrs
+            .iter()
+            .any(|a| a.name() == "berth.capacity" && a.value() == Some("managed"))
+    );
+
+    // It runs a task from an image the engine already has.
+    let config = tempfile::tempdir().unwrap();
+    let image = format!("berth-e2e-local:{}", server.port);
+    import_busybox(config.path(), &image, "local\n");
+    let job = ContainerDefinition::builder()
+        .name("job")
+        .image(&image)
+        .memory(32)
+        .command("/bin/sh")
+        .command("-c")
+        .command("exit 7")
+        .build();
+    ecs.register_task_definition()
+        .family("local")
+        .container_definitions(job)
+        .send()
+        .await
+        .unwrap();
+    let task = ecs
+        .run_task()
+        .task_definition("local")
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let t = ecs
+            .describe_tasks()
+            .tasks(&task)
+            .send()
+            .await
+            .unwrap()
+            .tasks()[0]
+            .clone();
+        if t.last_status() == Some("STOPPED") {
+            assert_eq!(t.containers()[0].exit_code(), Some(7));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task did not finish within 60 s: {t:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    run(docker(config.path()).args(["rmi", &image]));
+}

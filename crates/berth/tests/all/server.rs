@@ -241,3 +241,34 @@ async fn server_reset_exists_only_when_ephemeral() {
     .await;
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test]
+async fn server_up_without_docker_starts_anyway_and_says_so_once() {
+    let server = start_with(Options {
+        local_agent: true,
+        env: vec![(
+            "DOCKER_HOST".into(),
+            "unix:///nonexistent/docker.sock".into(),
+        )],
+        ..Default::default()
+    });
+    let r = reqwest::get(format!("{}/healthz", server.endpoint))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ecs = server.ecs();
+    ecs.list_clusters().send().await.unwrap();
+    berth_testkit::wait_for(
+        std::time::Duration::from_secs(10),
+        "the no-Docker notice",
+        || server.log().contains("no Docker Engine is reachable"),
+    )
+    .await;
+    assert_eq!(
+        server
+            .log()
+            .matches("no Docker Engine is reachable")
+            .count(),
+        1
+    );
+}
