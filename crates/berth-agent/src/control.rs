@@ -38,6 +38,53 @@ impl Control {
         &self.host
     }
 
+    /// Checks in with the control plane (`POST /agent/v1/heartbeat`).
+    pub async fn heartbeat(&self, cluster: &str, instance: &str) -> Result<(), AgentError> {
+        let payload = serde_json::to_vec(
+            &serde_json::json!({"cluster": cluster, "containerInstance": instance}),
+        )
+        .expect("JSON value");
+        let headers = [
+            ("content-type", "application/json"),
+            ("host", self.host.as_str()),
+        ];
+        let key = SigningKey {
+            access_key_id: &self.access_key_id,
+            secret: &self.secret,
+            region: &self.region,
+            service: "ecs",
+        };
+        let path = "/agent/v1/heartbeat";
+        let signed = sign_request(
+            &key,
+            "POST",
+            path,
+            &headers,
+            &payload,
+            time::OffsetDateTime::now_utc(),
+        );
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.endpoint))
+            .header("content-type", "application/json");
+        for (k, v) in signed {
+            req = req.header(k, v);
+        }
+        let resp = req
+            .body(payload)
+            .send()
+            .await
+            .map_err(|e| AgentError::Control(format!("heartbeat: {e}")))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(AgentError::Control(format!(
+                "heartbeat failed ({status}): {text}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Calls `operation` of `service` (`ecs` or `ecr`) with a JSON body.
     pub async fn call(
         &self,

@@ -264,6 +264,9 @@ impl Agent {
 
     /// One pass: start what should run, notice what exited, stop what should stop.
     pub async fn reconcile(&mut self) -> Result<(), AgentError> {
+        self.control
+            .heartbeat(&self.config.cluster, &self.instance_arn)
+            .await?;
         let owned = docker::owned(&self.docker, &self.instance_arn).await?;
         for task in self.tasks("RUNNING").await? {
             let arn = task["taskArn"].as_str().unwrap_or_default().to_string();

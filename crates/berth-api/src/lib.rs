@@ -102,6 +102,11 @@ impl ApiState {
         &self.inner.scope
     }
 
+    /// The ECS domain (for its background reconcilers).
+    pub fn ecs(&self) -> &Ecs {
+        &self.inner.ecs
+    }
+
     /// The registry domain (for its background reconcilers).
     pub fn registry(&self) -> &berth_registry::Registry {
         &self.inner.registry

@@ -184,6 +184,9 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         headers: &parts.headers,
         payload_sha256: &payload_sha256,
     };
+    if path == AGENT_HEARTBEAT {
+        return agent_heartbeat(state, &sig, &body, &request_id).await;
+    }
     if path == "/_berth/reset" {
         return if state.inner.reset_enabled && parts.method == Method::POST {
             reset(state, &sig, &request_id).await
@@ -378,6 +381,60 @@ fn request_id() -> String {
 enum Input {
     Json,
     Query(query::Params),
+}
+
+/// The agent's check-in: `POST` a JSON `{cluster, containerInstance}`, SigV4-signed for `ecs`.
+pub const AGENT_HEARTBEAT: &str = "/agent/v1/heartbeat";
+
+async fn agent_heartbeat(
+    state: &ApiState,
+    sig: &SigRequest<'_>,
+    body: &[u8],
+    request_id: &str,
+) -> Response<Body> {
+    let proto = Proto::Json(Service::Ecs);
+    let principal = sigv4::parse(sig).and_then(|claim| {
+        auth::authenticate(
+            state.scope(),
+            &state.inner.keys,
+            sig,
+            &claim,
+            "ecs",
+            OffsetDateTime::now_utc(),
+        )
+    });
+    if let Err(e) = principal {
+        return protocol::error(proto, errors::auth_error(&e, true), request_id);
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Beat {
+        cluster: Option<String>,
+        container_instance: String,
+    }
+    let beat: Beat = match serde_json::from_slice(body) {
+        Ok(b) => b,
+        Err(e) => {
+            let e = ApiError::new(
+                "SerializationException",
+                400,
+                format!("Malformed heartbeat: {e}"),
+            );
+            return protocol::error(proto, e, request_id);
+        }
+    };
+    let ecs = &state.inner.ecs;
+    let result = match ecs.cluster_name(beat.cluster.as_deref()) {
+        Ok(cluster) => {
+            ecs.instance_heartbeat(&cluster, &beat.container_instance)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => text(StatusCode::OK, "{}"),
+        Err(e) => protocol::error(proto, errors::ecs_error(e, request_id), request_id),
+    }
 }
 
 /// `POST /_berth/reset` (ephemeral servers only): signed by a known key, empties all state.

@@ -59,6 +59,13 @@ pub struct ServerArgs {
     /// `berth up` only: do not run the local agent even when a Docker Engine is reachable.
     #[arg(long, env = "BERTH_NO_AGENT")]
     pub no_agent: bool,
+    /// Seconds without a heartbeat after which an instance's agent counts as disconnected
+    /// (`agentConnected=false`, no new placements) [default: 30].
+    #[arg(long, env = "BERTH_AGENT_TIMEOUT", value_name = "SECONDS")]
+    pub agent_timeout: Option<u64>,
+    /// Seconds without a heartbeat after which an instance's tasks are stopped [default: 300].
+    #[arg(long, env = "BERTH_AGENT_LOST_TIMEOUT", value_name = "SECONDS")]
+    pub agent_lost_timeout: Option<u64>,
     /// Seconds between registry garbage-collection passes [default: 600].
     #[arg(long, env = "BERTH_GC_INTERVAL", value_name = "SECONDS")]
     pub gc_interval: Option<u64>,
@@ -82,6 +89,8 @@ pub struct FileConfig {
     pub ephemeral: Option<bool>,
     pub gc_interval: Option<u64>,
     pub gc_grace: Option<u64>,
+    pub agent_timeout: Option<u64>,
+    pub agent_lost_timeout: Option<u64>,
 }
 
 /// The resolved settings.
@@ -99,6 +108,8 @@ pub struct ServerConfig {
     pub gc_grace: std::time::Duration,
     /// Run a node agent in-process against the local Docker Engine (`berth up`).
     pub local_agent: bool,
+    pub agent_timeout: std::time::Duration,
+    pub agent_lost_timeout: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +189,18 @@ impl ServerArgs {
                 self.gc_grace.or(file.gc_grace).unwrap_or(3600),
             ),
             local_agent: false,
+            agent_timeout: std::time::Duration::from_secs(
+                self.agent_timeout
+                    .or(file.agent_timeout)
+                    .unwrap_or(30)
+                    .max(1),
+            ),
+            agent_lost_timeout: std::time::Duration::from_secs(
+                self.agent_lost_timeout
+                    .or(file.agent_lost_timeout)
+                    .unwrap_or(300)
+                    .max(1),
+            ),
         })
     }
 }

@@ -175,6 +175,25 @@ pub async fn run(
             }
         }
     });
+    let liveness = berth_control::ecs::InstanceLiveness::new(
+        state.ecs().clone(),
+        config.agent_timeout,
+        config.agent_lost_timeout,
+    );
+    let liveness = tokio::spawn(async move {
+        let every = (liveness.disconnect_after / 2).clamp(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(5),
+        );
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = liveness.activate().await {
+                tracing::warn!(error = %e, "instance liveness pass failed; retrying next pass");
+            }
+        }
+    });
     let app = berth_api::router(state);
     let endpoint = config.endpoint_url(bound);
     if created {
@@ -252,6 +271,7 @@ pub async fn run(
         }
     }
     gc.abort();
+    liveness.abort();
     if let Some(a) = local_agent {
         a.abort();
     }

@@ -4,12 +4,14 @@
 
 mod clusters;
 mod instances;
+mod liveness;
 mod settings;
 mod task_definitions;
 mod tasks;
 
 pub use clusters::{ClusterCounts, CreateCluster, UpdateCluster};
 pub use instances::{MAX_CUSTOM_ATTRIBUTES, RegisterInstance, TargetedAttribute};
+pub use liveness::{InstanceLiveness, LivenessStatus};
 pub use settings::{ListAccountSettings, SETTING_NAMES};
 pub use task_definitions::{FamilyStatusFilter, ListTaskDefinitions, RegisterTaskDefinition};
 pub use tasks::{ContainerReport, InstanceUsage, ListTasks, MAX_RUN_COUNT, RunTask, TaskReport};
@@ -39,6 +41,9 @@ pub struct Ecs {
     scope: Scope,
     store: Store,
     pager: Pager,
+    /// When each instance's agent last checked in (soft state: after a restart every agent
+    /// gets a full timeout to check in again).
+    heartbeats: std::sync::Arc<liveness::Heartbeats>,
 }
 
 /// What an ARN given to the tagging operations names.
@@ -53,6 +58,7 @@ impl Ecs {
             scope,
             store,
             pager,
+            heartbeats: Default::default(),
         }
     }
 

@@ -574,3 +574,131 @@ async fn tasks_respect_static_ports_and_constraints() {
         .unwrap();
     assert!(running_on_a.task_arns().is_empty());
 }
+
+async fn heartbeat(server: &berth_testkit::TestServer, instance: &str) -> u16 {
+    let body = format!(r#"{{"cluster":"work","containerInstance":"{instance}"}}"#);
+    berth_testkit::signed(
+        &berth_testkit::Signing::root("ecs"),
+        "POST",
+        &format!("{}/agent/v1/heartbeat", server.endpoint),
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .send()
+    .await
+    .status
+}
+
+async fn connected(ecs: &Client, arn: &str) -> bool {
+    let d = ecs
+        .describe_container_instances()
+        .cluster("work")
+        .container_instances(arn)
+        .send()
+        .await
+        .unwrap();
+    d.container_instances()[0].agent_connected()
+}
+
+/// Bounded wait on an async condition.
+async fn until<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn instances_disconnect_when_agents_go_silent_and_their_tasks_stop() {
+    let server = crate::start_with(berth_testkit::Options {
+        args: vec![
+            "--agent-timeout".into(),
+            "1".into(),
+            "--agent-lost-timeout".into(),
+            "4".into(),
+        ],
+        ..Default::default()
+    });
+    let ecs = server.ecs();
+    let (a, b) = setup(&ecs).await;
+    ecs.deregister_container_instance()
+        .cluster("work")
+        .container_instance(&b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(heartbeat(&server, &a).await, 200);
+    let task = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("app")
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+
+    // Silent agent: disconnected, and nothing new is placed on it.
+    until("agentConnected=false", || async {
+        !connected(&ecs, &a).await
+    })
+    .await;
+    let run = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("app")
+        .send()
+        .await
+        .unwrap();
+    assert!(run.tasks().is_empty());
+    assert_eq!(run.failures()[0].reason(), Some("AGENT"));
+    // A heartbeat reconnects it.
+    assert_eq!(heartbeat(&server, &a).await, 200);
+    assert!(connected(&ecs, &a).await);
+    // Silent for good: its tasks are stopped with a clear reason.
+    until("the lost instance's task to stop", || async {
+        let t = ecs
+            .describe_tasks()
+            .cluster("work")
+            .tasks(&task)
+            .send()
+            .await
+            .unwrap()
+            .tasks()[0]
+            .clone();
+        t.last_status() == Some("STOPPED")
+    })
+    .await;
+    let t = ecs
+        .describe_tasks()
+        .cluster("work")
+        .tasks(&task)
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .clone();
+    assert!(
+        t.stopped_reason()
+            .unwrap()
+            .contains("lost contact with the control plane"),
+        "{t:?}"
+    );
+    assert_eq!(remaining_memory(&ecs, &a).await, 1024);
+    // Heartbeats for unknown or deregistered instances are refused.
+    assert_eq!(heartbeat(&server, &b).await, 400);
+    assert_eq!(
+        heartbeat(&server, "0123456789abcdef0123456789abcdef").await,
+        400
+    );
+}

@@ -1,0 +1,229 @@
+//! Agent liveness: heartbeats and the `InstanceLiveness` reconciler (spec/ecs.md §3).
+//!
+//! Agents check in (`POST /agent/v1/heartbeat`) on every reconcile pass. An instance whose agent
+//! has been silent for `disconnect_after` is `agentConnected=false` (placement skips it); after
+//! `lost_after` its tasks are stopped, since nothing is left to run or report them. A heartbeat
+//! reconnects the instance.
+
+use super::{Ecs, load, save};
+use berth_store::{Kind, ListQuery};
+use berth_types::ecs::{ClusterName, ContainerInstance, Task, TaskStatus};
+use berth_types::{Error, Timestamp};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Last check-in per `cluster\nid`, and when this process started watching.
+pub struct Heartbeats {
+    seen: Mutex<HashMap<String, Instant>>,
+    since: Instant,
+}
+
+impl Default for Heartbeats {
+    fn default() -> Self {
+        Heartbeats {
+            seen: Mutex::new(HashMap::new()),
+            since: Instant::now(),
+        }
+    }
+}
+
+impl Heartbeats {
+    fn last(&self, key: &str) -> Instant {
+        self.seen
+            .lock()
+            .expect("heartbeats")
+            .get(key)
+            .copied()
+            .unwrap_or(self.since)
+    }
+}
+
+/// What one activation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LivenessStatus {
+    pub disconnected: usize,
+    pub tasks_stopped: usize,
+}
+
+/// The reconciler.
+pub struct InstanceLiveness {
+    ecs: Ecs,
+    pub disconnect_after: Duration,
+    pub lost_after: Duration,
+}
+
+fn key(cluster: &ClusterName, id: &str) -> String {
+    format!("{cluster}\n{id}")
+}
+
+impl Ecs {
+    /// An agent checked in for `instance` (an id or ARN) of `cluster`.
+    pub async fn instance_heartbeat(
+        &self,
+        cluster: &ClusterName,
+        instance: &str,
+    ) -> Result<(), Error> {
+        let id = self
+            .instance_id(cluster, instance)
+            .ok_or_else(|| {
+                Error::InvalidParameter(format!("Invalid container instance: {instance}"))
+            })?
+            .to_string();
+        let k = key(cluster, &id);
+        let rec = self.store.read(|r| r.get(Kind::ContainerInstance, &k))?;
+        let Some((_, inst)) = load::<ContainerInstance>(rec)? else {
+            return Err(Error::InvalidParameter(
+                "Container instance not found.".into(),
+            ));
+        };
+        if !inst.status.is_registered() {
+            return Err(Error::Client(
+                "The container instance is deregistered.".into(),
+            ));
+        }
+        self.heartbeats
+            .seen
+            .lock()
+            .expect("heartbeats")
+            .insert(k.clone(), Instant::now());
+        if !inst.agent_connected {
+            self.store
+                .write(move |tx| {
+                    if let Some((g, mut i)) =
+                        load::<ContainerInstance>(tx.get(Kind::ContainerInstance, &k)?)?
+                    {
+                        i.agent_connected = true;
+                        i.version += 1;
+                        save(
+                            tx,
+                            Kind::ContainerInstance,
+                            &k,
+                            Some(i.status.as_str()),
+                            &i,
+                            Some(g),
+                        )?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl InstanceLiveness {
+    pub fn new(ecs: Ecs, disconnect_after: Duration, lost_after: Duration) -> Self {
+        InstanceLiveness {
+            ecs,
+            disconnect_after,
+            lost_after,
+        }
+    }
+
+    /// One pass over every registered instance. Idempotent; the next activation is the retry.
+    pub async fn activate(&self) -> Result<LivenessStatus, Error> {
+        let now = Instant::now();
+        let rows = self.ecs.store.read(|r| {
+            r.list(
+                Kind::ContainerInstance,
+                &ListQuery {
+                    limit: usize::MAX >> 1,
+                    ..Default::default()
+                },
+            )
+        })?;
+        let mut status = LivenessStatus::default();
+        for rec in rows {
+            let k = rec.key.clone();
+            let Some((_, inst)) = load::<ContainerInstance>(Some(rec))? else {
+                continue;
+            };
+            if !inst.status.is_registered() {
+                continue;
+            }
+            let silent = now.saturating_duration_since(self.ecs.heartbeats.last(&k));
+            let disconnect = silent >= self.disconnect_after && inst.agent_connected;
+            let lost = silent >= self.lost_after;
+            if !disconnect && !lost {
+                continue;
+            }
+            let reason = format!(
+                "Container instance {} lost contact with the control plane (its agent was silent for {} s)",
+                inst.id,
+                silent.as_secs()
+            );
+            let (cluster, id) = (inst.cluster.clone(), inst.id.clone());
+            let (d, stopped) = self
+                .ecs
+                .store
+                .write(move |tx| {
+                    let mut d = 0;
+                    if disconnect
+                        && let Some((g, mut i)) =
+                            load::<ContainerInstance>(tx.get(Kind::ContainerInstance, &k)?)?
+                        && i.agent_connected
+                    {
+                        i.agent_connected = false;
+                        i.version += 1;
+                        save(
+                            tx,
+                            Kind::ContainerInstance,
+                            &k,
+                            Some(i.status.as_str()),
+                            &i,
+                            Some(g),
+                        )?;
+                        d = 1;
+                    }
+                    let mut stopped = 0;
+                    if lost {
+                        for t in super::tasks::active_on(tx, &cluster, &id)? {
+                            stop_lost(tx, t, &reason)?;
+                            stopped += 1;
+                        }
+                    }
+                    Ok((d, stopped))
+                })
+                .await?;
+            status.disconnected += d;
+            status.tasks_stopped += stopped;
+        }
+        if status != LivenessStatus::default() {
+            tracing::info!(?status, "instance liveness");
+        }
+        Ok(status)
+    }
+}
+
+/// A task of a lost instance: nothing will report it any more, so it is STOPPED now.
+fn stop_lost(tx: &mut berth_store::Tx<'_>, mut t: Task, reason: &str) -> Result<(), Error> {
+    let k = key(&t.cluster, &t.id);
+    let rec = tx.get(Kind::Task, &k)?.ok_or(Error::Conflict)?;
+    let now = Timestamp::now();
+    if !t.desired_stopped {
+        t.desired_stopped = true;
+        let code = if t.started_at.is_some() {
+            "TerminationNotice"
+        } else {
+            "TaskFailedToStart"
+        };
+        t.stop_code = Some(code.into());
+        t.stopped_reason = Some(reason.to_string());
+        t.stopping_at = Some(now);
+    }
+    t.last_status = TaskStatus::Stopped;
+    t.stopped_at = Some(now);
+    for c in &mut t.containers {
+        c.last_status = "STOPPED".into();
+    }
+    t.version += 1;
+    save(
+        tx,
+        Kind::Task,
+        &k,
+        Some("STOPPED"),
+        &t,
+        Some(rec.generation),
+    )
+}
