@@ -342,6 +342,10 @@ struct AgentProcess {
 
 impl AgentProcess {
     fn start(server: &TestServer, state: &Path) -> AgentProcess {
+        Self::start_in_zone(server, state, None)
+    }
+
+    fn start_in_zone(server: &TestServer, state: &Path, zone: Option<&str>) -> AgentProcess {
         let log = state.join("agent.log");
         std::fs::create_dir_all(state).unwrap();
         let child = Command::new(crate::BIN)
@@ -356,6 +360,10 @@ impl AgentProcess {
                 "--state-dir",
             ])
             .arg(state)
+            .args(
+                zone.map(|z| vec!["--availability-zone".to_string(), z.to_string()])
+                    .unwrap_or_default(),
+            )
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
             .env("BERTH_LOG", "info")
@@ -754,4 +762,156 @@ async fn berth_up_runs_a_local_agent_on_the_local_engine() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     run(docker(config.path()).args(["rmi", &image]));
+}
+
+/// Two agents on one Docker Engine: distinct instances and zones; each manages only its own
+/// containers; spread placement uses both; losing one agent stops only its tasks.
+#[tokio::test]
+async fn two_agents_share_one_engine() {
+    use berth_testkit::aws_sdk_ecs::types::{
+        ContainerDefinition, PlacementStrategy, PlacementStrategyType,
+    };
+    require_docker_engine();
+    let server = crate::start_with(berth_testkit::Options {
+        args: vec![
+            "--agent-timeout".into(),
+            "2".into(),
+            "--agent-lost-timeout".into(),
+            "4".into(),
+        ],
+        ..Default::default()
+    });
+    let ecs = server.ecs();
+    ecs.create_cluster()
+        .cluster_name("e2e")
+        .send()
+        .await
+        .unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let image = format!("berth-e2e-two:{}", server.port);
+    import_busybox(config.path(), &image, "two\n");
+    let (sa, sb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let _a = AgentProcess::start_in_zone(&server, sa.path(), Some("zone-a"));
+    let mut b = AgentProcess::start_in_zone(&server, sb.path(), Some("zone-b"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ecs
+        .list_container_instances()
+        .cluster("e2e")
+        .send()
+        .await
+        .unwrap()
+        .container_instance_arns()
+        .len()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two agents did not register within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let sleeper = ContainerDefinition::builder()
+        .name("sleep")
+        .image(&image)
+        .memory(32)
+        .command("/bin/sh")
+        .command("-c")
+        .command("trap 'exit 0' TERM; while true; do sleep 1; done")
+        .stop_timeout(2)
+        .build();
+    ecs.register_task_definition()
+        .family("sleep")
+        .container_definitions(sleeper)
+        .send()
+        .await
+        .unwrap();
+    let run_out = ecs
+        .run_task()
+        .cluster("e2e")
+        .task_definition("sleep")
+        .count(2)
+        .placement_strategy(
+            PlacementStrategy::builder()
+                .r#type(PlacementStrategyType::Spread)
+                .field("attribute:ecs.availability-zone")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let tasks: Vec<String> = run_out
+        .tasks()
+        .iter()
+        .map(|t| t.task_arn().unwrap().to_string())
+        .collect();
+    let hosts: std::collections::BTreeSet<&str> = run_out
+        .tasks()
+        .iter()
+        .map(|t| t.availability_zone().unwrap())
+        .collect();
+    assert_eq!(hosts.len(), 2, "one task per zone");
+    for t in &tasks {
+        wait_task(&ecs, t, "RUNNING", |x| x.last_status() == Some("RUNNING")).await;
+    }
+    // Each container carries its own agent's instance.
+    for t in run_out.tasks() {
+        let filter = format!("label=com.berth.task-arn={}", t.task_arn().unwrap());
+        let out = run(Command::new("docker").args([
+            "ps",
+            "-q",
+            "--filter",
+            &filter,
+            "--filter",
+            &format!(
+                "label=com.berth.container-instance={}",
+                t.container_instance_arn().unwrap()
+            ),
+        ]));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    }
+    // Agent B goes away: its task is stopped by the control plane; A's keeps running.
+    b.kill();
+    let on_b = run_out
+        .tasks()
+        .iter()
+        .find(|t| t.availability_zone() == Some("zone-b"))
+        .unwrap()
+        .task_arn()
+        .unwrap()
+        .to_string();
+    let on_a = run_out
+        .tasks()
+        .iter()
+        .find(|t| t.availability_zone() == Some("zone-a"))
+        .unwrap()
+        .task_arn()
+        .unwrap()
+        .to_string();
+    let t = wait_task(&ecs, &on_b, "STOPPED", |x| {
+        x.last_status() == Some("STOPPED")
+    })
+    .await;
+    assert!(t.stopped_reason().unwrap_or("").contains("lost contact"));
+    let t = ecs
+        .describe_tasks()
+        .cluster("e2e")
+        .tasks(&on_a)
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .clone();
+    assert_eq!(t.last_status(), Some("RUNNING"));
+    ecs.stop_task()
+        .cluster("e2e")
+        .task(&on_a)
+        .send()
+        .await
+        .unwrap();
+    wait_task(&ecs, &on_a, "STOPPED", |x| {
+        x.last_status() == Some("STOPPED")
+    })
+    .await;
+    drop(b);
+    run(docker(config.path()).args(["rmi", "-f", &image]));
 }
