@@ -1,6 +1,6 @@
 //! Task definitions → Docker Engine, through bollard.
 
-use crate::{AgentConfig, AgentError, Control};
+use crate::{AgentError, Control};
 use base64::Engine;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
@@ -122,7 +122,6 @@ async fn pull(docker: &Docker, control: &Control, image: &str) -> Result<(), Str
 pub async fn start_task(
     docker: &Docker,
     control: &Control,
-    config: &AgentConfig,
     instance: &str,
     task: &Value,
     td: &Value,
@@ -145,7 +144,7 @@ pub async fn start_task(
                 if !have_image && let Err(e) = pull(docker, control, &image).await {
                     return Some(failed(&name, format!("CannotPullContainerError: {e}")));
                 }
-                match create(docker, config, instance, task, td, &def, task_id).await {
+                match create(docker, instance, task, td, &def, task_id).await {
                     Ok(id) => id,
                     Err(e) => {
                         return Some(failed(&name, format!("CannotCreateContainerError: {e}")));
@@ -167,7 +166,6 @@ pub async fn start_task(
         }
         reports.push(container_report(docker, &id, &name).await);
     }
-    let _ = config;
     Some(json!({
         "status": "RUNNING",
         "containers": reports,
@@ -187,7 +185,6 @@ fn failed(name: &str, reason: String) -> Value {
 
 async fn create(
     docker: &Docker,
-    _config: &AgentConfig,
     instance: &str,
     task: &Value,
     td: &Value,
@@ -342,7 +339,6 @@ async fn container_report(docker: &Docker, id: &str, name: &str) -> Value {
 /// containers are stopped) and the STOPPED report is returned.
 pub async fn check_task(
     docker: &Docker,
-    task: &Value,
     td: &Value,
     mine: &[ContainerSummary],
 ) -> Result<Option<Value>, AgentError> {
@@ -363,7 +359,6 @@ pub async fn check_task(
     if !exited_essential {
         return Ok(None);
     }
-    let _ = task;
     let mut report = stop_task(docker, td, mine).await?;
     report["reason"] = "Essential container in task exited".into();
     Ok(Some(report))

@@ -280,7 +280,6 @@ impl Agent {
                     docker::start_task(
                         &self.docker,
                         &self.control,
-                        &self.config,
                         &self.instance_arn,
                         &task,
                         &td,
@@ -288,7 +287,7 @@ impl Agent {
                     )
                     .await
                 }
-                "RUNNING" => docker::check_task(&self.docker, &task, &td, &mine).await?,
+                "RUNNING" => docker::check_task(&self.docker, &td, &mine).await?,
                 _ => None,
             };
             if let Some(r) = report {

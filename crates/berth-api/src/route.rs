@@ -432,7 +432,12 @@ async fn agent_heartbeat(
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => text(StatusCode::OK, "{}"),
+        Ok(()) => Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .header("x-amzn-RequestId", request_id)
+            .body(Body::from("{}"))
+            .expect("valid response"),
         Err(e) => protocol::error(proto, errors::ecs_error(e, request_id), request_id),
     }
 }
