@@ -64,6 +64,22 @@ pub async fn wait_for<F: FnMut() -> bool>(timeout: Duration, what: &str, mut con
     }
 }
 
+/// Polls the async condition `cond` every 100 ms until it holds or `timeout` passes.
+pub async fn until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 impl TestServer {
     pub fn start(bin: &str) -> TestServer {
         Self::start_with(bin, Options::default())

@@ -408,9 +408,18 @@ impl Drop for AgentProcess {
     }
 }
 
+/// The container instances of `cluster` (none if it does not exist yet).
+async fn instances(ecs: &berth_testkit::aws_sdk_ecs::Client, cluster: &str) -> Vec<String> {
+    match ecs.list_container_instances().cluster(cluster).send().await {
+        Ok(l) => l.container_instance_arns().to_vec(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Polls DescribeTasks until `done` holds for the task (bounded).
 async fn wait_task(
     ecs: &berth_testkit::aws_sdk_ecs::Client,
+    cluster: &str,
     task: &str,
     what: &str,
     done: impl Fn(&berth_testkit::aws_sdk_ecs::types::Task) -> bool,
@@ -419,7 +428,7 @@ async fn wait_task(
     loop {
         let d = ecs
             .describe_tasks()
-            .cluster("e2e")
+            .cluster(cluster)
             .tasks(task)
             .send()
             .await
@@ -465,23 +474,13 @@ async fn agent_runs_tasks_on_docker() {
 
     let state = tempfile::tempdir().unwrap();
     let mut agent = AgentProcess::start(&server, state.path());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let instance = loop {
-        let l = ecs
-            .list_container_instances()
-            .cluster("e2e")
-            .send()
-            .await
-            .unwrap();
-        if let Some(arn) = l.container_instance_arns().first() {
-            break arn.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent did not register within 30 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    berth_testkit::until(
+        std::time::Duration::from_secs(30),
+        "the agent to register",
+        || async { !instances(&ecs, "e2e").await.is_empty() },
+    )
+    .await;
+    let instance = instances(&ecs, "e2e").await.remove(0);
 
     let web = ContainerDefinition::builder()
         .name("web")
@@ -515,7 +514,7 @@ async fn agent_runs_tasks_on_docker() {
         .await
         .unwrap();
     let task = run_out.tasks()[0].task_arn().unwrap().to_string();
-    let t = wait_task(&ecs, &task, "RUNNING", |t| {
+    let t = wait_task(&ecs, "e2e", &task, "RUNNING", |t| {
         t.last_status() == Some("RUNNING")
     })
     .await;
@@ -544,7 +543,7 @@ async fn agent_runs_tasks_on_docker() {
         .task_arn()
         .unwrap()
         .to_string();
-    wait_task(&ecs, &second, "RUNNING", |t| {
+    wait_task(&ecs, "e2e", &second, "RUNNING", |t| {
         t.last_status() == Some("RUNNING")
     })
     .await;
@@ -592,7 +591,7 @@ async fn agent_runs_tasks_on_docker() {
         .send()
         .await
         .unwrap();
-    let t = wait_task(&ecs, &task, "STOPPED", |t| {
+    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
         t.last_status() == Some("STOPPED")
     })
     .await;
@@ -626,7 +625,7 @@ async fn agent_runs_tasks_on_docker() {
         .task_arn()
         .unwrap()
         .to_string();
-    let t = wait_task(&ecs, &task, "STOPPED", |t| {
+    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
         t.last_status() == Some("STOPPED")
     })
     .await;
@@ -659,7 +658,7 @@ async fn agent_runs_tasks_on_docker() {
         .task_arn()
         .unwrap()
         .to_string();
-    let t = wait_task(&ecs, &task, "STOPPED", |t| {
+    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
         t.last_status() == Some("STOPPED")
     })
     .await;
@@ -682,24 +681,13 @@ async fn berth_up_runs_a_local_agent_on_the_local_engine() {
         ..Default::default()
     });
     let ecs = server.ecs();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let instance = loop {
-        if let Ok(l) = ecs
-            .list_container_instances()
-            .cluster("default")
-            .send()
-            .await
-            && let Some(arn) = l.container_instance_arns().first()
-        {
-            break arn.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the local agent did not register within 30 s:\n{}",
-            server.log()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    berth_testkit::until(
+        std::time::Duration::from_secs(30),
+        "the local agent to register",
+        || async { !instances(&ecs, "default").await.is_empty() },
+    )
+    .await;
+    let instance = instances(&ecs, "default").await.remove(0);
     let d = ecs
         .describe_container_instances()
         .container_instances(&instance)
@@ -741,26 +729,11 @@ async fn berth_up_runs_a_local_agent_on_the_local_engine() {
         .task_arn()
         .unwrap()
         .to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let t = ecs
-            .describe_tasks()
-            .tasks(&task)
-            .send()
-            .await
-            .unwrap()
-            .tasks()[0]
-            .clone();
-        if t.last_status() == Some("STOPPED") {
-            assert_eq!(t.containers()[0].exit_code(), Some(7));
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the task did not finish within 60 s: {t:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let t = wait_task(&ecs, "default", &task, "STOPPED", |t| {
+        t.last_status() == Some("STOPPED")
+    })
+    .await;
+    assert_eq!(t.containers()[0].exit_code(), Some(7));
     run(docker(config.path()).args(["rmi", &image]));
 }
 
@@ -793,23 +766,12 @@ async fn two_agents_share_one_engine() {
     let (sa, sb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let _a = AgentProcess::start_in_zone(&server, sa.path(), Some("zone-a"));
     let mut b = AgentProcess::start_in_zone(&server, sb.path(), Some("zone-b"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while ecs
-        .list_container_instances()
-        .cluster("e2e")
-        .send()
-        .await
-        .unwrap()
-        .container_instance_arns()
-        .len()
-        < 2
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "two agents did not register within 30 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    berth_testkit::until(
+        std::time::Duration::from_secs(30),
+        "two agents to register",
+        || async { instances(&ecs, "e2e").await.len() == 2 },
+    )
+    .await;
     let sleeper = ContainerDefinition::builder()
         .name("sleep")
         .image(&image)
@@ -851,7 +813,10 @@ async fn two_agents_share_one_engine() {
         .collect();
     assert_eq!(hosts.len(), 2, "one task per zone");
     for t in &tasks {
-        wait_task(&ecs, t, "RUNNING", |x| x.last_status() == Some("RUNNING")).await;
+        wait_task(&ecs, "e2e", t, "RUNNING", |x| {
+            x.last_status() == Some("RUNNING")
+        })
+        .await;
     }
     // Each container carries its own agent's instance.
     for t in run_out.tasks() {
@@ -887,7 +852,7 @@ async fn two_agents_share_one_engine() {
         .task_arn()
         .unwrap()
         .to_string();
-    let t = wait_task(&ecs, &on_b, "STOPPED", |x| {
+    let t = wait_task(&ecs, "e2e", &on_b, "STOPPED", |x| {
         x.last_status() == Some("STOPPED")
     })
     .await;
@@ -908,7 +873,7 @@ async fn two_agents_share_one_engine() {
         .send()
         .await
         .unwrap();
-    wait_task(&ecs, &on_a, "STOPPED", |x| {
+    wait_task(&ecs, "e2e", &on_a, "STOPPED", |x| {
         x.last_status() == Some("STOPPED")
     })
     .await;

@@ -787,12 +787,10 @@ async fn ecr_pulls_are_recorded() {
         .send()
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while describe().await.is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pull not recorded within 10 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    berth_testkit::until(
+        std::time::Duration::from_secs(10),
+        "the pull to be recorded",
+        || async { describe().await.is_some() },
+    )
+    .await;
 }

@@ -600,20 +600,12 @@ async fn connected(ecs: &Client, arn: &str) -> bool {
     d.container_instances()[0].agent_connected()
 }
 
-/// Bounded wait on an async condition.
-async fn until<F, Fut>(what: &str, mut cond: F)
+async fn until<F, Fut>(what: &str, cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !cond().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    berth_testkit::until(std::time::Duration::from_secs(20), what, cond).await;
 }
 
 #[tokio::test]

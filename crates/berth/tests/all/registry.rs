@@ -783,22 +783,19 @@ async fn registry_collects_unreferenced_blobs_and_keeps_images() {
     let reg = Reg::login(&server).await;
     let (manifest, _) = reg.push_image("gc", "keep", &[b"kept layer"]).await;
     let orphan = reg.push_blob("gc", b"uploaded, never referenced").await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let r = reg
-            .req(Method::HEAD, &format!("/v2/gc/blobs/{orphan}"))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 404 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the orphan blob was not collected within 20 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    berth_testkit::until(
+        std::time::Duration::from_secs(20),
+        "the orphan blob to be collected",
+        || async {
+            let r = reg
+                .req(Method::HEAD, &format!("/v2/gc/blobs/{orphan}"))
+                .send()
+                .await
+                .unwrap();
+            r.status() == 404
+        },
+    )
+    .await;
     let r = reg
         .req(Method::GET, "/v2/gc/manifests/keep")
         .send()
