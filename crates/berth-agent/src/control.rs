@@ -38,12 +38,36 @@ impl Control {
         &self.host
     }
 
-    /// Checks in with the control plane (`POST /agent/v1/heartbeat`).
+    /// Checks in with the control plane.
     pub async fn heartbeat(&self, cluster: &str, instance: &str) -> Result<(), AgentError> {
-        let payload = serde_json::to_vec(
-            &serde_json::json!({"cluster": cluster, "containerInstance": instance}),
-        )
-        .expect("JSON value");
+        let body = serde_json::json!({"cluster": cluster, "containerInstance": instance});
+        self.agent_call("/agent/v1/heartbeat", &body)
+            .await
+            .map(|_| ())
+    }
+
+    /// Waits (at most `timeout`) for the instance's desired tasks to change from generation
+    /// `since`; returns the current generation.
+    pub async fn wait_changes(
+        &self,
+        cluster: &str,
+        instance: &str,
+        since: u64,
+        timeout: std::time::Duration,
+    ) -> Result<u64, AgentError> {
+        let body = serde_json::json!({
+            "cluster": cluster,
+            "containerInstance": instance,
+            "since": since,
+            "timeoutMs": timeout.as_millis() as u64,
+        });
+        let out = self.agent_call("/agent/v1/changes", &body).await?;
+        Ok(out["generation"].as_u64().unwrap_or(0))
+    }
+
+    /// A signed call to an agent endpoint (`/agent/v1/…`).
+    async fn agent_call(&self, path: &str, body: &Value) -> Result<Value, AgentError> {
+        let payload = serde_json::to_vec(body).expect("JSON value");
         let headers = [
             ("content-type", "application/json"),
             ("host", self.host.as_str()),
@@ -54,7 +78,6 @@ impl Control {
             region: &self.region,
             service: "ecs",
         };
-        let path = "/agent/v1/heartbeat";
         let signed = sign_request(
             &key,
             "POST",
@@ -74,15 +97,16 @@ impl Control {
             .body(payload)
             .send()
             .await
-            .map_err(|e| AgentError::Control(format!("heartbeat: {e}")))?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
+            .map_err(|e| AgentError::Control(format!("{path}: {e}")))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
             return Err(AgentError::Control(format!(
-                "heartbeat failed ({status}): {text}"
+                "{path} failed ({status}): {text}"
             )));
         }
-        Ok(())
+        serde_json::from_str(&text)
+            .map_err(|e| AgentError::Control(format!("{path}: bad response: {e}")))
     }
 
     /// Calls `operation` of `service` (`ecs` or `ecr`) with a JSON body.

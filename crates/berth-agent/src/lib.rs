@@ -195,14 +195,30 @@ impl Agent {
     }
 
     /// Reconciles until `shutdown` resolves; each pass is the retry of the previous one.
+    /// Between passes it long-polls the control plane for changes to its tasks (so a RunTask or
+    /// StopTask is acted on at once) for at most `poll_interval`, after which it looks at Docker
+    /// again anyway.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut generation = 0;
         loop {
             if let Err(e) = self.reconcile().await {
                 tracing::warn!(error = %e, "reconcile pass failed; retrying");
             }
+            let wait = self.control.wait_changes(
+                &self.config.cluster,
+                &self.instance_arn,
+                generation,
+                self.config.poll_interval,
+            );
             tokio::select! {
-                () = tokio::time::sleep(self.config.poll_interval) => {}
+                r = wait => match r {
+                    Ok(g) => generation = g,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "waiting for changes failed");
+                        tokio::time::sleep(self.config.poll_interval).await;
+                    }
+                },
                 () = &mut shutdown => return,
             }
         }

@@ -184,8 +184,8 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         headers: &parts.headers,
         payload_sha256: &payload_sha256,
     };
-    if path == AGENT_HEARTBEAT {
-        return agent_heartbeat(state, &sig, &body, &request_id).await;
+    if path == AGENT_HEARTBEAT || path == AGENT_CHANGES {
+        return agent_call(state, path, &sig, &body, &request_id).await;
     }
     if path == "/_berth/reset" {
         return if state.inner.reset_enabled && parts.method == Method::POST {
@@ -385,9 +385,15 @@ enum Input {
 
 /// The agent's check-in: `POST` a JSON `{cluster, containerInstance}`, SigV4-signed for `ecs`.
 pub const AGENT_HEARTBEAT: &str = "/agent/v1/heartbeat";
+/// The agent's long-poll: `POST {cluster, containerInstance, since}`; answers
+/// `{"generation": n}` as soon as the instance's desired tasks changed since `since` (or after
+/// 20 s).
+pub const AGENT_CHANGES: &str = "/agent/v1/changes";
 
-async fn agent_heartbeat(
+/// The agent endpoints (DESIGN.md §4): signed like every call, JSON in and out, ECS errors.
+async fn agent_call(
     state: &ApiState,
+    path: &str,
     sig: &SigRequest<'_>,
     body: &[u8],
     request_id: &str,
@@ -408,35 +414,48 @@ async fn agent_heartbeat(
     }
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
-    struct Beat {
+    struct AgentRequest {
         cluster: Option<String>,
         container_instance: String,
+        #[serde(default)]
+        since: u64,
+        /// How long the long-poll may wait, at most 20 s.
+        timeout_ms: Option<u64>,
     }
-    let beat: Beat = match serde_json::from_slice(body) {
+    let req: AgentRequest = match serde_json::from_slice(body) {
         Ok(b) => b,
         Err(e) => {
             let e = ApiError::new(
                 "SerializationException",
                 400,
-                format!("Malformed heartbeat: {e}"),
+                format!("Malformed agent request: {e}"),
             );
             return protocol::error(proto, e, request_id);
         }
     };
     let ecs = &state.inner.ecs;
-    let result = match ecs.cluster_name(beat.cluster.as_deref()) {
-        Ok(cluster) => {
-            ecs.instance_heartbeat(&cluster, &beat.container_instance)
-                .await
-        }
+    let result = match ecs.cluster_name(req.cluster.as_deref()) {
+        Ok(cluster) if path == AGENT_HEARTBEAT => ecs
+            .instance_heartbeat(&cluster, &req.container_instance)
+            .await
+            .map(|()| Value::Object(Default::default())),
+        Ok(cluster) => ecs
+            .instance_wait(
+                &cluster,
+                &req.container_instance,
+                req.since,
+                std::time::Duration::from_millis(req.timeout_ms.unwrap_or(20_000).min(20_000)),
+            )
+            .await
+            .map(|g| serde_json::json!({"generation": g})),
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => Response::builder()
+        Ok(v) => Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "application/json")
             .header("x-amzn-RequestId", request_id)
-            .body(Body::from("{}"))
+            .body(Body::from(v.to_string()))
             .expect("valid response"),
         Err(e) => protocol::error(proto, errors::ecs_error(e, request_id), request_id),
     }

@@ -39,6 +39,26 @@ impl Heartbeats {
     }
 }
 
+/// Per-instance change counters: bumped when the control plane changes what an instance
+/// should run (tasks placed on it, tasks to stop), so its agent reacts at once instead of
+/// waiting for its next poll. Soft state: a restarted server starts again from 0, and an agent
+/// that is ahead of the counter is answered at once.
+#[derive(Default)]
+pub struct Changes {
+    senders: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
+}
+
+impl Changes {
+    fn sender(&self, key: &str) -> tokio::sync::watch::Sender<u64> {
+        self.senders
+            .lock()
+            .expect("changes")
+            .entry(key.to_string())
+            .or_insert_with(|| tokio::sync::watch::channel(0).0)
+            .clone()
+    }
+}
+
 /// What one activation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LivenessStatus {
@@ -109,6 +129,39 @@ impl Ecs {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl Ecs {
+    /// Tells the agent of instance `id` that its desired tasks changed.
+    pub(super) fn instance_changed(&self, cluster: &ClusterName, id: &str) {
+        self.changes
+            .sender(&key(cluster, id))
+            .send_modify(|n| *n += 1);
+    }
+
+    /// Waits (at most `timeout`) until the change counter of `instance` differs from `since`;
+    /// returns the counter.
+    pub async fn instance_wait(
+        &self,
+        cluster: &ClusterName,
+        instance: &str,
+        since: u64,
+        timeout: Duration,
+    ) -> Result<u64, Error> {
+        let id = self
+            .instance_id(cluster, instance)
+            .ok_or_else(|| {
+                Error::InvalidParameter(format!("Invalid container instance: {instance}"))
+            })?
+            .to_string();
+        let mut rx = self.changes.sender(&key(cluster, &id)).subscribe();
+        let current = *rx.borrow_and_update();
+        if current != since {
+            return Ok(current);
+        }
+        let _ = tokio::time::timeout(timeout, rx.changed()).await;
+        Ok(*rx.borrow())
     }
 }
 

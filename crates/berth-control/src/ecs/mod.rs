@@ -44,6 +44,8 @@ pub struct Ecs {
     /// When each instance's agent last checked in (soft state: after a restart every agent
     /// gets a full timeout to check in again).
     heartbeats: std::sync::Arc<liveness::Heartbeats>,
+    /// A change counter per instance that agents long-poll (`instance_wait`).
+    changes: std::sync::Arc<liveness::Changes>,
 }
 
 /// What an ARN given to the tagging operations names.
@@ -59,6 +61,7 @@ impl Ecs {
             store,
             pager,
             heartbeats: Default::default(),
+            changes: Default::default(),
         }
     }
 

@@ -488,7 +488,8 @@ impl Ecs {
         };
         let ecs = self.clone();
         let count = cmd.count as usize;
-        self.store
+        let (created, failures) = self
+            .store
             .write(move |tx| {
                 let prefix = format!("{cluster}\n");
                 let instances: Vec<ContainerInstance> =
@@ -596,7 +597,13 @@ impl Ecs {
                 }
                 Ok((created, failures))
             })
-            .await
+            .await?;
+        for t in &created {
+            if let Some(i) = &t.container_instance {
+                self.instance_changed(&t.cluster, i);
+            }
+        }
+        Ok((created, failures))
     }
 
     /// `DescribeTasks`: found tasks and `MISSING` failures.
@@ -694,7 +701,8 @@ impl Ecs {
             .ok_or_else(|| Error::InvalidParameter(format!("Invalid task: {given}")))?
             .to_string();
         let cluster = cluster.clone();
-        self.store
+        let task = self
+            .store
             .write(move |tx| {
                 let (g, mut t) = load::<Task>(tx.get(Kind::Task, &key(&cluster, &id))?)?
                     .ok_or_else(|| {
@@ -711,7 +719,11 @@ impl Ecs {
                 }
                 Ok(t)
             })
-            .await
+            .await?;
+        if let Some(i) = &task.container_instance {
+            self.instance_changed(&task.cluster, i);
+        }
+        Ok(task)
     }
 
     /// `SubmitTaskStateChange` / `SubmitContainerStateChange`: what an agent observed.

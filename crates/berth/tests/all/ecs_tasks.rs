@@ -694,3 +694,90 @@ async fn instances_disconnect_when_agents_go_silent_and_their_tasks_stop() {
         400
     );
 }
+
+async fn changes(
+    server: &berth_testkit::TestServer,
+    instance: &str,
+    since: u64,
+    timeout_ms: u64,
+) -> u64 {
+    let body = format!(
+        r#"{{"cluster":"work","containerInstance":"{instance}","since":{since},"timeoutMs":{timeout_ms}}}"#
+    );
+    let r = berth_testkit::signed(
+        &berth_testkit::Signing::root("ecs"),
+        "POST",
+        &format!("{}/agent/v1/changes", server.endpoint),
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .send()
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["generation"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Agents long-poll for changes to their instance: a RunTask placed on it (or a StopTask of
+/// one of its tasks) answers the poll at once.
+#[tokio::test]
+async fn agents_are_told_of_changes_at_once() {
+    let server = start();
+    let ecs = server.ecs();
+    let (a, _) = setup(&ecs).await;
+    // Nothing changes: the poll times out with the same generation.
+    assert_eq!(changes(&server, &a, 0, 200).await, 0);
+    let started = std::time::Instant::now();
+    let poll = {
+        let endpoint = server.endpoint.clone();
+        let a = a.clone();
+        tokio::spawn(async move {
+            let body = format!(
+                r#"{{"cluster":"work","containerInstance":"{a}","since":0,"timeoutMs":10000}}"#
+            );
+            berth_testkit::signed(
+                &berth_testkit::Signing::root("ecs"),
+                "POST",
+                &format!("{endpoint}/agent/v1/changes"),
+                &[("content-type", "application/json")],
+                body.as_bytes(),
+            )
+            .send()
+            .await
+        })
+    };
+    let run = ecs
+        .start_task()
+        .cluster("work")
+        .task_definition("app")
+        .container_instances(&a)
+        .send()
+        .await
+        .unwrap();
+    let r = poll.await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "answered when the task was placed"
+    );
+    let generation: u64 = serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["generation"]
+        .as_u64()
+        .unwrap();
+    assert!(generation >= 1);
+    // An agent ahead of the counter (the server restarted) is answered at once.
+    assert_eq!(
+        changes(&server, &a, generation + 100, 10_000).await,
+        generation
+    );
+    ecs.stop_task()
+        .cluster("work")
+        .task(run.tasks()[0].task_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        changes(&server, &a, generation, 10_000).await > generation,
+        "StopTask is a change too"
+    );
+}
