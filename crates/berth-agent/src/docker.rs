@@ -4,7 +4,9 @@ use crate::{AgentError, Control};
 use base64::Engine;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
-use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, HealthConfig, HealthStatusEnum, HostConfig, PortBinding,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
     RemoveContainerOptions, StopContainerOptions,
@@ -264,6 +266,7 @@ async fn create(
         labels: Some(labels),
         exposed_ports: Some(exposed),
         stop_timeout: def["stopTimeout"].as_i64(),
+        healthcheck: health_config(&def["healthCheck"]),
         host_config: Some(HostConfig {
             memory: mib(pick("memory")),
             memory_reservation: mib(pick("memoryReservation")),
@@ -291,6 +294,20 @@ async fn create(
     Ok(created.id)
 }
 
+/// An ECS `healthCheck` as Docker's (seconds → nanoseconds; ECS defaults 30 s / 5 s / 3 / 0).
+fn health_config(h: &Value) -> Option<HealthConfig> {
+    let test = strings(&h["command"])?;
+    let secs = |field: &str, default: i64| h[field].as_i64().unwrap_or(default) * 1_000_000_000;
+    Some(HealthConfig {
+        test: Some(test),
+        interval: Some(secs("interval", 30)),
+        timeout: Some(secs("timeout", 5)),
+        retries: Some(h["retries"].as_i64().unwrap_or(3)),
+        start_period: Some(secs("startPeriod", 0)),
+        ..Default::default()
+    })
+}
+
 /// The state of one container as `SubmitTaskStateChange` reports it.
 async fn container_report(docker: &Docker, id: &str, name: &str) -> Value {
     let Ok(info) = docker
@@ -301,6 +318,16 @@ async fn container_report(docker: &Docker, id: &str, name: &str) -> Value {
     };
     let state = info.state.unwrap_or_default();
     let running = state.running.unwrap_or(false);
+    let health = state
+        .health
+        .as_ref()
+        .and_then(|h| h.status)
+        .and_then(|s| match s {
+            HealthStatusEnum::HEALTHY => Some("HEALTHY"),
+            HealthStatusEnum::UNHEALTHY => Some("UNHEALTHY"),
+            HealthStatusEnum::STARTING => Some("UNKNOWN"),
+            HealthStatusEnum::NONE | HealthStatusEnum::EMPTY => None,
+        });
     let mut bindings = Vec::new();
     for (key, list) in info
         .network_settings
@@ -326,6 +353,10 @@ async fn container_report(docker: &Docker, id: &str, name: &str) -> Value {
         "status": if running { "RUNNING" } else { "STOPPED" },
         "networkBindings": bindings,
     });
+    if let Some(h) = health {
+        // Not in the AWS model's ContainerStateChange: Berth's own extension.
+        v["healthStatus"] = h.into();
+    }
     if !running {
         v["exitCode"] = state.exit_code.unwrap_or(0).into();
         if state.oom_killed == Some(true) {
@@ -336,13 +367,17 @@ async fn container_report(docker: &Docker, id: &str, name: &str) -> Value {
 }
 
 /// For a RUNNING task: if an essential container has exited, the task stops (its other
-/// containers are stopped) and the STOPPED report is returned.
+/// containers are stopped) and the STOPPED report is returned; if a container's health
+/// changed from what the control plane knows, a RUNNING report carries it.
 pub async fn check_task(
     docker: &Docker,
+    task: &Value,
     td: &Value,
     mine: &[ContainerSummary],
 ) -> Result<Option<Value>, AgentError> {
     let mut exited_essential = false;
+    let mut reports = Vec::new();
+    let mut health_changed = false;
     for def in definitions(td) {
         let name = def["name"].as_str().unwrap_or_default();
         let essential = def["essential"].as_bool().unwrap_or(true);
@@ -355,13 +390,29 @@ pub async fn check_task(
         if essential && !running {
             exited_essential = true;
         }
+        if def.get("healthCheck").is_some_and(|h| !h.is_null())
+            && let Some(id) = c.and_then(|c| c.id.clone())
+        {
+            let report = container_report(docker, &id, name).await;
+            let known = task["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|x| x["name"].as_str() == Some(name))
+                .and_then(|x| x["healthStatus"].as_str());
+            if report["healthStatus"].as_str().is_some() && report["healthStatus"].as_str() != known
+            {
+                health_changed = true;
+            }
+            reports.push(report);
+        }
     }
-    if !exited_essential {
-        return Ok(None);
+    if exited_essential {
+        let mut report = stop_task(docker, td, mine).await?;
+        report["reason"] = "Essential container in task exited".into();
+        return Ok(Some(report));
     }
-    let mut report = stop_task(docker, td, mine).await?;
-    report["reason"] = "Essential container in task exited".into();
-    Ok(Some(report))
+    Ok(health_changed.then(|| json!({"status": "RUNNING", "containers": reports})))
 }
 
 /// Stops (SIGTERM, then SIGKILL after `stopTimeout`, default 30 s) and removes the task's

@@ -86,6 +86,19 @@ pub async fn run_local(config: AgentConfig) {
     }
 }
 
+/// The capability attributes this agent publishes (only what it really supports).
+pub const CAPABILITIES: &[&str] = &[
+    "com.amazonaws.ecs.capability.docker-remote-api.1.17",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.18",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.19",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.21",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.24",
+    "com.amazonaws.ecs.capability.logging-driver.json-file",
+    "com.amazonaws.ecs.capability.ecr-auth",
+    "ecs.capability.execution-role-ecr-pull",
+    "ecs.capability.container-health-check",
+];
+
 /// Host memory in MiB (from /proc/meminfo).
 fn host_memory_mib() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
@@ -141,6 +154,11 @@ impl Agent {
             .unwrap_or_else(|| format!("{}a", config.region));
         attributes.push(json!({"name": "ecs.availability-zone", "value": zone}));
         attributes.push(json!({"name": "ecs.cpu-architecture", "value": if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" }}));
+        // What this agent can do, as the ECS agent names it: task definitions list what they
+        // need in `requiresAttributes`, and placement only uses instances that have it.
+        for capability in CAPABILITIES {
+            attributes.push(json!({"name": capability}));
+        }
         let hostname = std::fs::read_to_string("/etc/hostname")
             .unwrap_or_default()
             .trim()
@@ -303,7 +321,7 @@ impl Agent {
                     )
                     .await
                 }
-                "RUNNING" => docker::check_task(&self.docker, &td, &mine).await?,
+                "RUNNING" => docker::check_task(&self.docker, &task, &td, &mine).await?,
                 _ => None,
             };
             if let Some(r) = report {

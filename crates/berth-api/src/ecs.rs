@@ -369,7 +369,7 @@ fn task_out(state: &ApiState, t: &Task, with_tags: bool) -> Value {
         "createdAt": t.created_at.epoch_seconds(),
         "group": t.group,
         "launchType": t.launch_type,
-        "healthStatus": "UNKNOWN",
+        "healthStatus": t.health_status(),
     });
     if let Some(i) = &t.container_instance {
         v["containerInstanceArn"] = Value::String(
@@ -452,6 +452,8 @@ struct WireContainerChange {
     reason: Option<String>,
     runtime_id: Option<String>,
     network_bindings: Option<Vec<Value>>,
+    /// Not in the AWS model: Berth's agent reports container health here.
+    health_status: Option<String>,
 }
 
 fn timestamp_in(v: Option<f64>) -> Option<Timestamp> {
@@ -1148,6 +1150,7 @@ pub async fn call(
                             reason: c.reason,
                             runtime_id: c.runtime_id,
                             network_bindings: c.network_bindings,
+                            health_status: c.health_status,
                         })
                         .collect(),
                     pull_started_at: timestamp_in(i.pull_started_at),
@@ -1165,6 +1168,7 @@ pub async fn call(
                         reason: i.reason,
                         runtime_id: i.runtime_id,
                         network_bindings: i.network_bindings,
+                        health_status: None,
                     }],
                     ..Default::default()
                 }

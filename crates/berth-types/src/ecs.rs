@@ -270,6 +270,26 @@ pub enum TaskStatus {
     Stopped,
 }
 
+impl Task {
+    /// `HEALTHY` when every essential container with a health check is healthy, `UNHEALTHY`
+    /// when one of them is not, `UNKNOWN` otherwise (spec/ecs.md §5.1).
+    pub fn health_status(&self) -> &'static str {
+        let checked: Vec<&str> = self
+            .containers
+            .iter()
+            .filter(|c| c.essential)
+            .filter_map(|c| c.health_status.as_deref())
+            .collect();
+        if checked.contains(&"UNHEALTHY") {
+            "UNHEALTHY"
+        } else if !checked.is_empty() && checked.iter().all(|h| *h == "HEALTHY") {
+            "HEALTHY"
+        } else {
+            "UNKNOWN"
+        }
+    }
+}
+
 impl TaskStatus {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -410,6 +430,74 @@ mod tests {
         assert!(ClusterName::parse("").is_err());
         assert!(ClusterName::parse("a b").is_err());
         assert!(Family::parse(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn task_health_follows_essential_containers() {
+        let c = |essential: bool, health: Option<&str>| TaskContainer {
+            name: "c".into(),
+            image: "i".into(),
+            uuid: "u".into(),
+            last_status: "RUNNING".into(),
+            essential,
+            exit_code: None,
+            reason: None,
+            runtime_id: None,
+            network_bindings: vec![],
+            health_status: health.map(Into::into),
+            cpu: None,
+            memory: None,
+            memory_reservation: None,
+        };
+        let task = |containers| Task {
+            id: "t".into(),
+            cluster: ClusterName::parse("c").unwrap(),
+            family: Family::parse("f").unwrap(),
+            revision: 1,
+            container_instance: None,
+            group: "g".into(),
+            started_by: None,
+            launch_type: "EC2".into(),
+            overrides: None,
+            last_status: TaskStatus::Running,
+            desired_stopped: false,
+            cpu: 0,
+            memory: 0,
+            tcp_ports: vec![],
+            udp_ports: vec![],
+            cpu_spec: None,
+            memory_spec: None,
+            containers,
+            availability_zone: None,
+            created_at: Timestamp(0),
+            pull_started_at: None,
+            pull_stopped_at: None,
+            started_at: None,
+            stopping_at: None,
+            stopped_at: None,
+            execution_stopped_at: None,
+            stop_code: None,
+            stopped_reason: None,
+            tags: vec![],
+            version: 1,
+        };
+        assert_eq!(task(vec![c(true, None)]).health_status(), "UNKNOWN");
+        assert_eq!(
+            task(vec![c(true, Some("HEALTHY")), c(true, None)]).health_status(),
+            "HEALTHY"
+        );
+        assert_eq!(
+            task(vec![c(true, Some("HEALTHY")), c(true, Some("UNKNOWN"))]).health_status(),
+            "UNKNOWN"
+        );
+        assert_eq!(
+            task(vec![c(true, Some("HEALTHY")), c(false, Some("UNHEALTHY"))]).health_status(),
+            "HEALTHY"
+        );
+        assert_eq!(
+            task(vec![c(true, Some("UNHEALTHY")), c(true, Some("HEALTHY"))]).health_status(),
+            "UNHEALTHY"
+        );
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub struct ContainerReport {
     pub reason: Option<String>,
     pub runtime_id: Option<String>,
     pub network_bindings: Option<Vec<Value>>,
+    /// `HEALTHY`, `UNHEALTHY` or `UNKNOWN` (Berth's agent adds it to its reports).
+    pub health_status: Option<String>,
 }
 
 /// A task's state as an agent reports it.
@@ -765,6 +767,11 @@ impl Ecs {
                     container.runtime_id = c.runtime_id.or(container.runtime_id.take());
                     if let Some(b) = c.network_bindings {
                         container.network_bindings = b;
+                    }
+                    if let Some(h) = c.health_status
+                        && container.health_status.is_some()
+                    {
+                        container.health_status = Some(h);
                     }
                 }
                 if let Some(to) = report.status {

@@ -499,6 +499,15 @@ async fn agent_runs_tasks_on_docker() {
                 .build(),
         )
         .stop_timeout(2)
+        .health_check(
+            berth_testkit::aws_sdk_ecs::types::HealthCheck::builder()
+                .command("CMD-SHELL")
+                .command("cat /www/index.html")
+                .interval(5)
+                .retries(2)
+                .build()
+                .unwrap(),
+        )
         .build();
     ecs.register_task_definition()
         .family("web")
@@ -527,6 +536,15 @@ async fn agent_runs_tasks_on_docker() {
         .unwrap();
     assert_eq!(page, "served by a berth task\n");
     assert!(t.pull_started_at().is_some() && t.started_at().is_some());
+    // The container's health check (run by Docker) reaches the task's health.
+    let t = wait_task(&ecs, "e2e", &task, "HEALTHY", |t| {
+        t.health_status().map(|h| h.as_str()) == Some("HEALTHY")
+    })
+    .await;
+    assert_eq!(
+        t.containers()[0].health_status().map(|h| h.as_str()),
+        Some("HEALTHY")
+    );
 
     // An agent restart adopts the running container instead of starting another.
     agent.kill();
