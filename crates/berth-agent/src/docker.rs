@@ -15,6 +15,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
+/// The Docker network awsvpc tasks get their own addresses on.
+pub const TASK_NETWORK: &str = "berth-awsvpc";
+
 const LABEL_TASK: &str = "com.berth.task-arn";
 const LABEL_CONTAINER: &str = "com.berth.container-name";
 const LABEL_INSTANCE: &str = "com.berth.container-instance";
@@ -120,6 +123,39 @@ async fn pull(docker: &Docker, control: &Control, image: &str) -> Result<(), Str
     Ok(())
 }
 
+/// Creates the awsvpc task network if it does not exist.
+async fn ensure_task_network(docker: &Docker) -> Result<(), bollard::errors::Error> {
+    if docker
+        .inspect_network(
+            TASK_NETWORK,
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let created = docker
+        .create_network(bollard::models::NetworkCreateRequest {
+            name: TASK_NETWORK.into(),
+            driver: Some("bridge".into()),
+            labels: Some(HashMap::from([(
+                "com.berth.network".to_string(),
+                "awsvpc".to_string(),
+            )])),
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        // Another agent on the same engine created it first.
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Starts every container of `task` that does not run yet; the RUNNING (or failed) report.
 pub async fn start_task(
     docker: &Docker,
@@ -133,6 +169,25 @@ pub async fn start_task(
     let task_id = task_arn.rsplit('/').next().unwrap_or_default();
     let pull_started = now();
     let mut reports = Vec::new();
+    let awsvpc = td["networkMode"].as_str() == Some("awsvpc");
+    if awsvpc && let Err(e) = ensure_task_network(docker).await {
+        let name = definitions(td)
+            .first()
+            .and_then(|d| d["name"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        return Some(failed(
+            &name,
+            format!("ResourceInitializationError: cannot create the task network: {e}"),
+        ));
+    }
+    // awsvpc: the first container holds the task's address; the others share its namespace.
+    let mut namespace: Option<String> = existing
+        .iter()
+        .find(|c| {
+            Some(label(c, LABEL_CONTAINER).unwrap_or_default())
+                == definitions(td).first().and_then(|d| d["name"].as_str())
+        })
+        .and_then(|c| c.id.clone());
     for def in definitions(td) {
         let name = def["name"].as_str().unwrap_or_default().to_string();
         let image = def["image"].as_str().unwrap_or_default().to_string();
@@ -146,7 +201,15 @@ pub async fn start_task(
                 if !have_image && let Err(e) = pull(docker, control, &image).await {
                     return Some(failed(&name, format!("CannotPullContainerError: {e}")));
                 }
-                match create(docker, instance, task, td, &def, task_id).await {
+                let mode = if awsvpc {
+                    Some(match &namespace {
+                        Some(first) => format!("container:{first}"),
+                        None => TASK_NETWORK.to_string(),
+                    })
+                } else {
+                    None
+                };
+                match create(docker, instance, task, td, &def, task_id, mode).await {
                     Ok(id) => id,
                     Err(e) => {
                         return Some(failed(&name, format!("CannotCreateContainerError: {e}")));
@@ -166,6 +229,7 @@ pub async fn start_task(
                 return Some(failed(&name, format!("CannotStartContainerError: {e}")));
             }
         }
+        namespace.get_or_insert(id.clone());
         reports.push(container_report(docker, &id, &name).await);
     }
     Some(json!({
@@ -192,6 +256,7 @@ async fn create(
     td: &Value,
     def: &Value,
     task_id: &str,
+    network_override: Option<String>,
 ) -> Result<String, bollard::errors::Error> {
     let name = def["name"].as_str().unwrap_or_default();
     let o = override_of(task, name);
@@ -238,6 +303,12 @@ async fn create(
         }
     }
     let mib = |v: &Value| v.as_i64().filter(|n| *n > 0).map(|n| n * 1024 * 1024);
+    // A task-level memory size (FARGATE) bounds containers that set none of their own.
+    let task_memory = task["memory"]
+        .as_str()
+        .and_then(|m| m.parse::<i64>().ok())
+        .filter(|_| td["memory"].is_string())
+        .map(|m| m * 1024 * 1024);
     let cpu = pick("cpu").as_i64().unwrap_or(0);
     let mut labels = HashMap::from([
         (
@@ -268,11 +339,11 @@ async fn create(
         stop_timeout: def["stopTimeout"].as_i64(),
         healthcheck: health_config(&def["healthCheck"]),
         host_config: Some(HostConfig {
-            memory: mib(pick("memory")),
+            memory: mib(pick("memory")).or(task_memory),
             memory_reservation: mib(pick("memoryReservation")),
             cpu_shares: Some(if cpu < 2 { 2 } else { cpu }),
             port_bindings: Some(bindings),
-            network_mode: Some(network_mode.to_string()),
+            network_mode: Some(network_override.unwrap_or_else(|| network_mode.to_string())),
             privileged: def["privileged"].as_bool(),
             readonly_rootfs: def["readonlyRootFilesystem"].as_bool(),
             ..Default::default()
@@ -331,7 +402,8 @@ async fn container_report(docker: &Docker, id: &str, name: &str) -> Value {
     let mut bindings = Vec::new();
     for (key, list) in info
         .network_settings
-        .and_then(|n| n.ports)
+        .as_ref()
+        .and_then(|n| n.ports.clone())
         .unwrap_or_default()
     {
         let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
@@ -347,12 +419,23 @@ async fn container_report(docker: &Docker, id: &str, name: &str) -> Value {
             }
         }
     }
+    let address = info
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .and_then(|n| n.get(TASK_NETWORK))
+        .and_then(|e| e.ip_address.clone())
+        .filter(|ip| !ip.is_empty());
     let mut v = json!({
         "containerName": name,
         "runtimeId": id,
         "status": if running { "RUNNING" } else { "STOPPED" },
         "networkBindings": bindings,
     });
+    if let Some(ip) = address {
+        // Not in the AWS model's ContainerStateChange: the awsvpc address, Berth's extension.
+        v["privateIpv4Address"] = ip.into();
+    }
     if let Some(h) = health {
         // Not in the AWS model's ContainerStateChange: Berth's own extension.
         v["healthStatus"] = h.into();

@@ -97,6 +97,7 @@ pub const CAPABILITIES: &[&str] = &[
     "com.amazonaws.ecs.capability.ecr-auth",
     "ecs.capability.execution-role-ecr-pull",
     "ecs.capability.container-health-check",
+    "ecs.capability.task-eni",
 ];
 
 /// Host memory in MiB (from /proc/meminfo).

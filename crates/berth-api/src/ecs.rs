@@ -371,6 +371,26 @@ fn task_out(state: &ApiState, t: &Task, with_tags: bool) -> Value {
         "launchType": t.launch_type,
         "healthStatus": t.health_status(),
     });
+    if let Some(ip) = &t.private_ipv4_address {
+        // awsvpc: the task's own address, shown as AWS shows an ENI.
+        let attachment = format!("{}-eni", &t.id[..8]);
+        v["attachments"] = json!([{
+            "id": attachment,
+            "type": "ElasticNetworkInterface",
+            "status": "ATTACHED",
+            "details": [
+                {"name": "subnetId", "value": "subnet-berth"},
+                {"name": "networkInterfaceId", "value": format!("eni-{}", &t.id[..17])},
+                {"name": "privateIPv4Address", "value": ip},
+            ],
+        }]);
+        if let Some(cs) = v["containers"].as_array_mut() {
+            for c in cs {
+                c["networkInterfaces"] =
+                    json!([{"attachmentId": attachment, "privateIpv4Address": ip}]);
+            }
+        }
+    }
     if let Some(i) = &t.container_instance {
         v["containerInstanceArn"] = Value::String(
             ecs.scope()
@@ -454,6 +474,8 @@ struct WireContainerChange {
     network_bindings: Option<Vec<Value>>,
     /// Not in the AWS model: Berth's agent reports container health here.
     health_status: Option<String>,
+    /// Not in the AWS model: Berth's agent reports an awsvpc task's address here.
+    private_ipv4_address: Option<String>,
 }
 
 fn timestamp_in(v: Option<f64>) -> Option<Timestamp> {
@@ -1151,6 +1173,7 @@ pub async fn call(
                             runtime_id: c.runtime_id,
                             network_bindings: c.network_bindings,
                             health_status: c.health_status,
+                            private_ipv4_address: c.private_ipv4_address,
                         })
                         .collect(),
                     pull_started_at: timestamp_in(i.pull_started_at),
@@ -1169,6 +1192,7 @@ pub async fn call(
                         runtime_id: i.runtime_id,
                         network_bindings: i.network_bindings,
                         health_status: None,
+                        private_ipv4_address: None,
                     }],
                     ..Default::default()
                 }

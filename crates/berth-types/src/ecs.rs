@@ -409,6 +409,9 @@ pub struct Task {
     pub tags: Vec<Tag>,
     /// Bumped on every change.
     pub version: i64,
+    /// awsvpc: the task's own address (its "ENI"), once the agent reports it.
+    #[serde(default)]
+    pub private_ipv4_address: Option<String>,
 }
 
 /// An account setting (`PutAccountSetting` / `PutAccountSettingDefault`).
@@ -480,6 +483,7 @@ mod tests {
             stopped_reason: None,
             tags: vec![],
             version: 1,
+            private_ipv4_address: None,
         };
         assert_eq!(task(vec![c(true, None)]).health_status(), "UNKNOWN");
         assert_eq!(

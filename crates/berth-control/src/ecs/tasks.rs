@@ -62,6 +62,8 @@ pub struct ContainerReport {
     pub network_bindings: Option<Vec<Value>>,
     /// `HEALTHY`, `UNHEALTHY` or `UNKNOWN` (Berth's agent adds it to its reports).
     pub health_status: Option<String>,
+    /// awsvpc: the task's address (Berth's agent adds it to its reports).
+    pub private_ipv4_address: Option<String>,
 }
 
 /// A task's state as an agent reports it.
@@ -450,6 +452,12 @@ impl Ecs {
                 constraints.push(Constraint::MemberOf(e));
             }
         }
+        if launch_type == "FARGATE" {
+            // FARGATE tasks run on the capacity Berth manages itself (`berth up`'s agent).
+            let managed = placement::query::parse("attribute:berth.capacity == managed")
+                .expect("a valid expression");
+            constraints.push(Constraint::MemberOf(managed));
+        }
         if constraints.len() > 10 {
             return Err(Error::InvalidParameter(
                 "At most 10 placement constraints.".into(),
@@ -593,6 +601,7 @@ impl Ecs {
                         stopped_reason: None,
                         tags: cmd.tags.clone(),
                         version: 1,
+                        private_ipv4_address: None,
                     };
                     save_task(tx, &task, None)?;
                     created.push(task);
@@ -767,6 +776,9 @@ impl Ecs {
                     container.runtime_id = c.runtime_id.or(container.runtime_id.take());
                     if let Some(b) = c.network_bindings {
                         container.network_bindings = b;
+                    }
+                    if let Some(ip) = c.private_ipv4_address {
+                        t.private_ipv4_address.get_or_insert(ip);
                     }
                     if let Some(h) = c.health_status
                         && container.health_status.is_some()

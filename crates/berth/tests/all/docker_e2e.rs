@@ -546,6 +546,71 @@ async fn agent_runs_tasks_on_docker() {
         Some("HEALTHY")
     );
 
+    // awsvpc: the task gets its own address on Berth's task network, shown as an ENI.
+    let vpc = ContainerDefinition::builder()
+        .name("web")
+        .image(&image)
+        .memory(64)
+        .command("/bin/httpd")
+        .command("-f")
+        .command("-p")
+        .command("8080")
+        .command("-h")
+        .command("/www")
+        .port_mappings(PortMapping::builder().container_port(8080).build())
+        .stop_timeout(1)
+        .build();
+    ecs.register_task_definition()
+        .family("vpc")
+        .network_mode(berth_testkit::aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .container_definitions(vpc)
+        .send()
+        .await
+        .unwrap();
+    let vpc_task = ecs
+        .run_task()
+        .cluster("e2e")
+        .task_definition("vpc")
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    let t = wait_task(&ecs, "e2e", &vpc_task, "RUNNING with an address", |t| {
+        t.last_status() == Some("RUNNING") && !t.attachments().is_empty()
+    })
+    .await;
+    let ip = t.attachments()[0]
+        .details()
+        .iter()
+        .find(|d| d.name() == Some("privateIPv4Address"))
+        .and_then(|d| d.value())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        t.containers()[0].network_interfaces()[0].private_ipv4_address(),
+        Some(ip.as_str())
+    );
+    let page = reqwest::get(format!("http://{ip}:8080/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page, "served by a berth task\n");
+    ecs.stop_task()
+        .cluster("e2e")
+        .task(&vpc_task)
+        .send()
+        .await
+        .unwrap();
+    wait_task(&ecs, "e2e", &vpc_task, "STOPPED", |t| {
+        t.last_status() == Some("STOPPED")
+    })
+    .await;
+
     // An agent restart adopts the running container instead of starting another.
     agent.kill();
     let mut agent = AgentProcess::start(&server, state.path());
@@ -752,6 +817,69 @@ async fn berth_up_runs_a_local_agent_on_the_local_engine() {
     })
     .await;
     assert_eq!(t.containers()[0].exit_code(), Some(7));
+
+    // FARGATE runs on the managed capacity of `berth up`, each task with its own address.
+    let web = ContainerDefinition::builder()
+        .name("web")
+        .image(&image)
+        .command("/bin/httpd")
+        .command("-f")
+        .command("-p")
+        .command("8080")
+        .command("-h")
+        .command("/www")
+        .port_mappings(
+            berth_testkit::aws_sdk_ecs::types::PortMapping::builder()
+                .container_port(8080)
+                .build(),
+        )
+        .stop_timeout(1)
+        .build();
+    ecs.register_task_definition()
+        .family("fargate")
+        .requires_compatibilities(berth_testkit::aws_sdk_ecs::types::Compatibility::Fargate)
+        .network_mode(berth_testkit::aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(web)
+        .send()
+        .await
+        .unwrap();
+    let task = ecs
+        .run_task()
+        .task_definition("fargate")
+        .launch_type(berth_testkit::aws_sdk_ecs::types::LaunchType::Fargate)
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    let t = wait_task(&ecs, "default", &task, "RUNNING with an address", |t| {
+        t.last_status() == Some("RUNNING") && !t.attachments().is_empty()
+    })
+    .await;
+    assert_eq!(t.launch_type().map(|l| l.as_str()), Some("FARGATE"));
+    let ip = t.attachments()[0]
+        .details()
+        .iter()
+        .find(|d| d.name() == Some("privateIPv4Address"))
+        .and_then(|d| d.value())
+        .unwrap()
+        .to_string();
+    let page = reqwest::get(format!("http://{ip}:8080/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page, "local\n");
+    ecs.stop_task().task(&task).send().await.unwrap();
+    wait_task(&ecs, "default", &task, "STOPPED", |t| {
+        t.last_status() == Some("STOPPED")
+    })
+    .await;
     run(docker(config.path()).args(["rmi", &image]));
 }
 
