@@ -327,6 +327,49 @@ async fn create(
     }
     let family = td["family"].as_str().unwrap_or_default();
     let revision = td["revision"].as_i64().unwrap_or(0);
+    // mountPoints: host volumes bind their sourcePath; other volumes are Docker volumes
+    // (task-scoped unless `dockerVolumeConfiguration.scope` is `shared`).
+    let mut binds = Vec::new();
+    for m in def["mountPoints"].as_array().into_iter().flatten() {
+        let (Some(volume), Some(path)) = (m["sourceVolume"].as_str(), m["containerPath"].as_str())
+        else {
+            continue;
+        };
+        let Some(v) = td["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"].as_str() == Some(volume))
+        else {
+            continue;
+        };
+        let source = match v["host"]["sourcePath"].as_str() {
+            Some(p) => p.to_string(),
+            None if v["dockerVolumeConfiguration"]["scope"].as_str() == Some("shared") => {
+                volume.to_string()
+            }
+            None => format!(
+                "ecs-{family}-{revision}-{volume}-{}",
+                &task_id[..8.min(task_id.len())]
+            ),
+        };
+        let ro = if m["readOnly"].as_bool() == Some(true) {
+            ":ro"
+        } else {
+            ""
+        };
+        binds.push(format!("{source}:{path}{ro}"));
+    }
+    let ulimits: Vec<bollard::models::ResourcesUlimits> = def["ulimits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| bollard::models::ResourcesUlimits {
+            name: u["name"].as_str().map(str::to_string),
+            soft: u["softLimit"].as_i64(),
+            hard: u["hardLimit"].as_i64(),
+        })
+        .collect();
     let body = ContainerCreateBody {
         image: def["image"].as_str().map(str::to_string),
         cmd: strings(pick("command")),
@@ -345,6 +388,8 @@ async fn create(
             port_bindings: Some(bindings),
             network_mode: Some(network_override.unwrap_or_else(|| network_mode.to_string())),
             privileged: def["privileged"].as_bool(),
+            binds: Some(binds),
+            ulimits: Some(ulimits),
             readonly_rootfs: def["readonlyRootFilesystem"].as_bool(),
             ..Default::default()
         }),

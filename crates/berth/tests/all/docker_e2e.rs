@@ -718,6 +718,72 @@ async fn agent_runs_tasks_on_docker() {
     );
     assert_eq!(t.containers()[0].exit_code(), Some(1));
 
+    // Host volumes, mount points and ulimits reach the container.
+    use berth_testkit::aws_sdk_ecs::types::{
+        HostVolumeProperties, MountPoint, Ulimit, UlimitName, Volume,
+    };
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("in"), "hello").unwrap();
+    let check = ContainerDefinition::builder()
+        .name("check")
+        .image(&image)
+        .memory(32)
+        .command("/bin/sh")
+        .command("-c")
+        .command(r#"test "$(cat /data/in)" = hello && test "$(ulimit -n)" = 1234"#)
+        .mount_points(
+            MountPoint::builder()
+                .source_volume("data")
+                .container_path("/data")
+                .read_only(true)
+                .build(),
+        )
+        .ulimits(
+            Ulimit::builder()
+                .name(UlimitName::Nofile)
+                .soft_limit(1234)
+                .hard_limit(1234)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    ecs.register_task_definition()
+        .family("check")
+        .volumes(
+            Volume::builder()
+                .name("data")
+                .host(
+                    HostVolumeProperties::builder()
+                        .source_path(data.path().display().to_string())
+                        .build(),
+                )
+                .build(),
+        )
+        .container_definitions(check)
+        .send()
+        .await
+        .unwrap();
+    let task = ecs
+        .run_task()
+        .cluster("e2e")
+        .task_definition("check")
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
+        t.last_status() == Some("STOPPED")
+    })
+    .await;
+    assert_eq!(
+        t.containers()[0].exit_code(),
+        Some(0),
+        "the volume and the ulimit were seen"
+    );
+
     // An image that does not exist: the task stops with CannotPullContainerError.
     let missing = ContainerDefinition::builder()
         .name("x")
