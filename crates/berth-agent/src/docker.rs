@@ -5,7 +5,8 @@ use base64::Engine;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, HealthConfig, HealthStatusEnum, HostConfig, PortBinding,
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HealthConfig,
+    HealthStatusEnum, HostConfig, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
@@ -123,6 +124,54 @@ async fn pull(docker: &Docker, control: &Control, image: &str) -> Result<(), Str
     Ok(())
 }
 
+/// Whether the `dependsOn` conditions of `def` hold, given the containers started so far;
+/// `Err` when one can no longer hold (a SUCCESS dependency that failed).
+async fn dependencies_met(
+    docker: &Docker,
+    def: &Value,
+    started: &HashMap<String, String>,
+) -> Result<bool, String> {
+    for dep in def["dependsOn"].as_array().into_iter().flatten() {
+        let target = dep["containerName"].as_str().unwrap_or_default();
+        let condition = dep["condition"].as_str().unwrap_or("START");
+        let Some(id) = started.get(target) else {
+            return Ok(false);
+        };
+        if condition == "START" {
+            continue;
+        }
+        let Ok(info) = docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        else {
+            return Ok(false);
+        };
+        let state = info.state.unwrap_or_default();
+        let exited = !state.running.unwrap_or(false);
+        let code = state.exit_code.unwrap_or(0);
+        let healthy = state
+            .health
+            .and_then(|h| h.status)
+            .is_some_and(|s| s == HealthStatusEnum::HEALTHY);
+        let met = match condition {
+            "COMPLETE" => exited,
+            "SUCCESS" if exited && code != 0 => {
+                return Err(format!(
+                    "DependencyViolation: container {target} exited with code {code}, and {} needs it to succeed",
+                    def["name"].as_str().unwrap_or_default()
+                ));
+            }
+            "SUCCESS" => exited,
+            "HEALTHY" => healthy,
+            _ => true,
+        };
+        if !met {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Creates the awsvpc task network if it does not exist.
 async fn ensure_task_network(docker: &Docker) -> Result<(), bollard::errors::Error> {
     if docker
@@ -188,49 +237,77 @@ pub async fn start_task(
                 == definitions(td).first().and_then(|d| d["name"].as_str())
         })
         .and_then(|c| c.id.clone());
-    for def in definitions(td) {
-        let name = def["name"].as_str().unwrap_or_default().to_string();
-        let image = def["image"].as_str().unwrap_or_default().to_string();
-        let id = match existing
-            .iter()
-            .find(|c| label(c, LABEL_CONTAINER) == Some(name.as_str()))
-        {
-            Some(c) => c.id.clone().unwrap_or_default(),
-            None => {
-                let have_image = docker.inspect_image(&image).await.is_ok();
-                if !have_image && let Err(e) = pull(docker, control, &image).await {
-                    return Some(failed(&name, format!("CannotPullContainerError: {e}")));
-                }
-                let mode = if awsvpc {
-                    Some(match &namespace {
-                        Some(first) => format!("container:{first}"),
-                        None => TASK_NETWORK.to_string(),
-                    })
-                } else {
-                    None
-                };
-                match create(docker, instance, task, td, &def, task_id, mode).await {
-                    Ok(id) => id,
-                    Err(e) => {
-                        return Some(failed(&name, format!("CannotCreateContainerError: {e}")));
+    // Containers start in dependency order (dependsOn); one that waits for a dependency
+    // leaves the task PENDING until a later pass.
+    let defs = definitions(td);
+    let mut started: HashMap<String, String> = HashMap::new();
+    loop {
+        let mut progressed = false;
+        for def in &defs {
+            let name = def["name"].as_str().unwrap_or_default().to_string();
+            if started.contains_key(&name) {
+                continue;
+            }
+            match dependencies_met(docker, def, &started).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(reason) => return Some(failed(&name, reason)),
+            }
+            let image = def["image"].as_str().unwrap_or_default().to_string();
+            let found = existing
+                .iter()
+                .find(|c| label(c, LABEL_CONTAINER) == Some(name.as_str()));
+            // A container that already ran (a dependency that completed) is not run again.
+            let ran = found.is_some_and(|c| c.state != Some(ContainerSummaryStateEnum::CREATED));
+            let id = match found {
+                Some(c) => c.id.clone().unwrap_or_default(),
+                None => {
+                    let have_image = docker.inspect_image(&image).await.is_ok();
+                    if !have_image && let Err(e) = pull(docker, control, &image).await {
+                        return Some(failed(&name, format!("CannotPullContainerError: {e}")));
+                    }
+                    let mode = if awsvpc {
+                        Some(match &namespace {
+                            Some(first) => format!("container:{first}"),
+                            None => TASK_NETWORK.to_string(),
+                        })
+                    } else {
+                        None
+                    };
+                    match create(docker, instance, task, td, def, task_id, mode).await {
+                        Ok(id) => id,
+                        Err(e) => {
+                            return Some(failed(&name, format!("CannotCreateContainerError: {e}")));
+                        }
                     }
                 }
-            }
-        };
-        if let Err(e) = docker.start_container(&id, None).await {
-            let already = matches!(
-                &e,
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 304,
-                    ..
+            };
+            if !ran && let Err(e) = docker.start_container(&id, None).await {
+                let already = matches!(
+                    &e,
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 304,
+                        ..
+                    }
+                );
+                if !already {
+                    return Some(failed(&name, format!("CannotStartContainerError: {e}")));
                 }
-            );
-            if !already {
-                return Some(failed(&name, format!("CannotStartContainerError: {e}")));
             }
+            namespace.get_or_insert(id.clone());
+            started.insert(name, id);
+            progressed = true;
         }
-        namespace.get_or_insert(id.clone());
-        reports.push(container_report(docker, &id, &name).await);
+        if started.len() == defs.len() {
+            break;
+        }
+        if !progressed {
+            return None;
+        }
+    }
+    for def in &defs {
+        let name = def["name"].as_str().unwrap_or_default();
+        reports.push(container_report(docker, &started[name], name).await);
     }
     Some(json!({
         "status": "RUNNING",

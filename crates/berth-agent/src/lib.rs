@@ -98,6 +98,7 @@ pub const CAPABILITIES: &[&str] = &[
     "ecs.capability.execution-role-ecr-pull",
     "ecs.capability.container-health-check",
     "ecs.capability.task-eni",
+    "ecs.capability.container-ordering",
 ];
 
 /// Host memory in MiB (from /proc/meminfo).

@@ -784,6 +784,81 @@ async fn agent_runs_tasks_on_docker() {
         "the volume and the ulimit were seen"
     );
 
+    // dependsOn: "main" starts only once the non-essential "init" has exited 0.
+    use berth_testkit::aws_sdk_ecs::types::{ContainerCondition, ContainerDependency};
+    let ordered = |name: &str, script: &str| {
+        ContainerDefinition::builder()
+            .name(name)
+            .image(&image)
+            .memory(32)
+            .command("/bin/sh")
+            .command("-c")
+            .command(script)
+            .mount_points(
+                MountPoint::builder()
+                    .source_volume("data")
+                    .container_path("/data")
+                    .build(),
+            )
+    };
+    ecs.register_task_definition()
+        .family("ordered")
+        .volumes(
+            Volume::builder()
+                .name("data")
+                .host(
+                    HostVolumeProperties::builder()
+                        .source_path(data.path().display().to_string())
+                        .build(),
+                )
+                .build(),
+        )
+        .container_definitions(
+            ordered("main", r#"test "$(cat /data/out)" = done"#)
+                .depends_on(
+                    ContainerDependency::builder()
+                        .container_name("init")
+                        .condition(ContainerCondition::Success)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .container_definitions(
+            ordered("init", "sleep 1; echo done > /data/out")
+                .essential(false)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let task = ecs
+        .run_task()
+        .cluster("e2e")
+        .task_definition("ordered")
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
+        t.last_status() == Some("STOPPED")
+    })
+    .await;
+    let exit = |name: &str| {
+        t.containers()
+            .iter()
+            .find(|c| c.name() == Some(name))
+            .and_then(|c| c.exit_code())
+    };
+    assert_eq!(
+        (exit("init"), exit("main")),
+        (Some(0), Some(0)),
+        "main ran after init: {t:?}"
+    );
+
     // An image that does not exist: the task stops with CannotPullContainerError.
     let missing = ContainerDefinition::builder()
         .name("x")
