@@ -20,8 +20,15 @@ use std::collections::HashMap;
 pub const TASK_NETWORK: &str = "berth-awsvpc";
 
 const LABEL_TASK: &str = "com.berth.task-arn";
-const LABEL_CONTAINER: &str = "com.berth.container-name";
+pub(crate) const LABEL_CONTAINER: &str = "com.berth.container-name";
 const LABEL_INSTANCE: &str = "com.berth.container-instance";
+
+/// What the agent's containers need to know about the node they run on.
+pub struct Node {
+    pub instance: String,
+    /// The port of the task metadata endpoint (see `metadata`).
+    pub metadata_port: u16,
+}
 
 /// This instance's containers, by task ARN.
 pub async fn owned(
@@ -48,7 +55,7 @@ pub async fn owned(
     Ok(out)
 }
 
-fn label<'a>(c: &'a ContainerSummary, key: &str) -> Option<&'a str> {
+pub(crate) fn label_of<'a>(c: &'a ContainerSummary, key: &str) -> Option<&'a str> {
     c.labels
         .as_ref()
         .and_then(|l| l.get(key))
@@ -209,7 +216,7 @@ async fn ensure_task_network(docker: &Docker) -> Result<(), bollard::errors::Err
 pub async fn start_task(
     docker: &Docker,
     control: &Control,
-    instance: &str,
+    node: &Node,
     task: &Value,
     td: &Value,
     existing: &[ContainerSummary],
@@ -233,7 +240,7 @@ pub async fn start_task(
     let mut namespace: Option<String> = existing
         .iter()
         .find(|c| {
-            Some(label(c, LABEL_CONTAINER).unwrap_or_default())
+            Some(label_of(c, LABEL_CONTAINER).unwrap_or_default())
                 == definitions(td).first().and_then(|d| d["name"].as_str())
         })
         .and_then(|c| c.id.clone());
@@ -256,7 +263,7 @@ pub async fn start_task(
             let image = def["image"].as_str().unwrap_or_default().to_string();
             let found = existing
                 .iter()
-                .find(|c| label(c, LABEL_CONTAINER) == Some(name.as_str()));
+                .find(|c| label_of(c, LABEL_CONTAINER) == Some(name.as_str()));
             // A container that already ran (a dependency that completed) is not run again.
             let ran = found.is_some_and(|c| c.state != Some(ContainerSummaryStateEnum::CREATED));
             let id = match found {
@@ -274,7 +281,7 @@ pub async fn start_task(
                     } else {
                         None
                     };
-                    match create(docker, instance, task, td, def, task_id, mode).await {
+                    match create(docker, node, task, td, def, task_id, mode).await {
                         Ok(id) => id,
                         Err(e) => {
                             return Some(failed(&name, format!("CannotCreateContainerError: {e}")));
@@ -328,7 +335,7 @@ fn failed(name: &str, reason: String) -> Value {
 
 async fn create(
     docker: &Docker,
-    instance: &str,
+    node: &Node,
     task: &Value,
     td: &Value,
     def: &Value,
@@ -355,6 +362,17 @@ async fn create(
         }
     }
     let network_mode = td["networkMode"].as_str().unwrap_or("bridge");
+    // The task metadata endpoint, through the host's address on the container's network.
+    let host = match network_mode {
+        "host" => Some("127.0.0.1".to_string()),
+        "bridge" => crate::metadata::gateway(docker, "bridge").await,
+        "awsvpc" => crate::metadata::gateway(docker, TASK_NETWORK).await,
+        _ => None,
+    };
+    if let Some(host) = host {
+        let uri = format!("http://{host}:{}/v4/{task_id}/{name}", node.metadata_port);
+        env.push(format!("ECS_CONTAINER_METADATA_URI_V4={uri}"));
+    }
     let mut exposed = Vec::new();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     if network_mode == "bridge" {
@@ -393,7 +411,7 @@ async fn create(
             task["taskArn"].as_str().unwrap_or_default().to_string(),
         ),
         (LABEL_CONTAINER.to_string(), name.to_string()),
-        (LABEL_INSTANCE.to_string(), instance.to_string()),
+        (LABEL_INSTANCE.to_string(), node.instance.clone()),
     ]);
     if let Some(extra) = def["dockerLabels"].as_object() {
         for (k, v) in extra {
@@ -588,7 +606,7 @@ pub async fn check_task(
         let essential = def["essential"].as_bool().unwrap_or(true);
         let c = mine
             .iter()
-            .find(|c| label(c, LABEL_CONTAINER) == Some(name));
+            .find(|c| label_of(c, LABEL_CONTAINER) == Some(name));
         let running = c
             .and_then(|c| c.state.as_ref())
             .is_some_and(|s| s.to_string() == "running");
@@ -632,7 +650,7 @@ pub async fn stop_task(
         let name = def["name"].as_str().unwrap_or_default();
         let Some(c) = mine
             .iter()
-            .find(|c| label(c, LABEL_CONTAINER) == Some(name))
+            .find(|c| label_of(c, LABEL_CONTAINER) == Some(name))
         else {
             reports.push(json!({"containerName": name, "status": "STOPPED"}));
             continue;

@@ -13,6 +13,7 @@
 
 mod control;
 mod docker;
+mod metadata;
 
 pub use control::Control;
 
@@ -119,7 +120,9 @@ pub struct Agent {
     config: AgentConfig,
     control: Control,
     docker: Docker,
-    instance_arn: String,
+    node: docker::Node,
+    /// What the task metadata endpoint serves.
+    tasks: metadata::Tasks,
     /// Task definitions by ARN (immutable apart from status).
     definitions: HashMap<String, Value>,
 }
@@ -201,17 +204,30 @@ impl Agent {
             .to_string();
         std::fs::write(&state_file, &instance_arn)?;
         tracing::info!(instance = %instance_arn, cluster = %config.cluster, "agent registered");
+        let tasks = metadata::Tasks::default();
+        let metadata_port = metadata::serve(
+            docker.clone(),
+            instance_arn.clone(),
+            zone,
+            tasks.clone(),
+            &config.state_dir,
+        )
+        .await?;
         Ok(Agent {
             config,
             control,
             docker,
-            instance_arn,
+            node: docker::Node {
+                instance: instance_arn,
+                metadata_port,
+            },
+            tasks,
             definitions: HashMap::new(),
         })
     }
 
     pub fn instance_arn(&self) -> &str {
-        &self.instance_arn
+        &self.node.instance
     }
 
     /// Reconciles until `shutdown` resolves; each pass is the retry of the previous one.
@@ -227,7 +243,7 @@ impl Agent {
             }
             let wait = self.control.wait_changes(
                 &self.config.cluster,
-                &self.instance_arn,
+                &self.node.instance,
                 generation,
                 self.config.poll_interval,
             );
@@ -248,7 +264,7 @@ impl Agent {
         let mut arns = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut body = json!({"cluster": self.config.cluster, "containerInstance": self.instance_arn, "desiredStatus": desired});
+            let mut body = json!({"cluster": self.config.cluster, "containerInstance": self.node.instance, "desiredStatus": desired});
             if let Some(t) = &token {
                 body["nextToken"] = Value::String(t.clone());
             }
@@ -301,10 +317,23 @@ impl Agent {
     /// One pass: start what should run, notice what exited, stop what should stop.
     pub async fn reconcile(&mut self) -> Result<(), AgentError> {
         self.control
-            .heartbeat(&self.config.cluster, &self.instance_arn)
+            .heartbeat(&self.config.cluster, &self.node.instance)
             .await?;
-        let owned = docker::owned(&self.docker, &self.instance_arn).await?;
-        for task in self.tasks("RUNNING").await? {
+        let owned = docker::owned(&self.docker, &self.node.instance).await?;
+        let running = self.tasks("RUNNING").await?;
+        let stopping = self.tasks("STOPPED").await?;
+        *self.tasks.lock().unwrap() = running
+            .iter()
+            .chain(&stopping)
+            .map(|t| {
+                let arn = t["taskArn"].as_str().unwrap_or_default();
+                (
+                    arn.rsplit('/').next().unwrap_or_default().to_string(),
+                    t.clone(),
+                )
+            })
+            .collect();
+        for task in running {
             let arn = task["taskArn"].as_str().unwrap_or_default().to_string();
             let status = task["lastStatus"].as_str().unwrap_or_default();
             let td = self
@@ -313,15 +342,8 @@ impl Agent {
             let mine = owned.get(&arn).cloned().unwrap_or_default();
             let report = match status {
                 "PROVISIONING" | "PENDING" | "ACTIVATING" => {
-                    docker::start_task(
-                        &self.docker,
-                        &self.control,
-                        &self.instance_arn,
-                        &task,
-                        &td,
-                        &mine,
-                    )
-                    .await
+                    docker::start_task(&self.docker, &self.control, &self.node, &task, &td, &mine)
+                        .await
                 }
                 "RUNNING" => docker::check_task(&self.docker, &task, &td, &mine).await?,
                 _ => None,
@@ -330,7 +352,7 @@ impl Agent {
                 self.report(&arn, r).await?;
             }
         }
-        for task in self.tasks("STOPPED").await? {
+        for task in stopping {
             if task["lastStatus"].as_str() == Some("STOPPED") {
                 continue;
             }

@@ -47,7 +47,7 @@ fn import_busybox(config: &Path, reference: &str, page: &str) {
     std::fs::create_dir_all(root.path().join("bin")).unwrap();
     std::fs::create_dir_all(root.path().join("www")).unwrap();
     std::fs::copy(busybox, root.path().join("bin/busybox")).unwrap();
-    for applet in ["sh", "cat", "echo", "httpd"] {
+    for applet in ["sh", "cat", "echo", "httpd", "sleep", "wget", "grep"] {
         std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).unwrap();
     }
     std::fs::write(root.path().join("www/index.html"), page).unwrap();
@@ -857,6 +857,71 @@ async fn agent_runs_tasks_on_docker() {
         (exit("init"), exit("main")),
         (Some(0), Some(0)),
         "main ran after init: {t:?}"
+    );
+
+    // The task metadata endpoint v4 answers inside the container, and only there.
+    let probe = ContainerDefinition::builder()
+        .name("probe")
+        .image(&image)
+        .memory(32)
+        .command("/bin/sh")
+        .command("-c")
+        .command(
+            r#"m="$ECS_CONTAINER_METADATA_URI_V4"
+            wget -qO- "$m" | grep -q '"Name":"probe"' &&
+            wget -qO- "$m/task" | grep -q '"Family":"meta"' &&
+            wget -qO- "$m/stats" | grep -q memory_stats &&
+            wget -qO- "$m/task/stats" | grep -q memory_stats &&
+            sleep 30"#,
+        )
+        .stop_timeout(1)
+        .build();
+    ecs.register_task_definition()
+        .family("meta")
+        .container_definitions(probe)
+        .send()
+        .await
+        .unwrap();
+    let task = ecs
+        .run_task()
+        .cluster("e2e")
+        .task_definition("meta")
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    wait_task(&ecs, "e2e", &task, "RUNNING", |t| {
+        t.last_status() == Some("RUNNING")
+    })
+    .await;
+    let port = std::fs::read_to_string(state.path().join("metadata-port")).unwrap();
+    let id = task.rsplit('/').next().unwrap();
+    let outsider = reqwest::get(format!("http://127.0.0.1:{}/v4/{id}/probe", port.trim()))
+        .await
+        .unwrap();
+    assert_eq!(outsider.status(), 403, "another process may not read it");
+    // Reaching `sleep` means every query succeeded; the container then runs until stopped.
+    ecs.stop_task()
+        .cluster("e2e")
+        .task(&task)
+        .send()
+        .await
+        .unwrap();
+    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
+        t.last_status() == Some("STOPPED")
+    })
+    .await;
+    assert_eq!(
+        t.stop_code().map(|c| c.as_str()),
+        Some("UserInitiated"),
+        "the metadata queries succeeded: {t:?}"
+    );
+    assert!(
+        matches!(t.containers()[0].exit_code(), Some(137 | 143)),
+        "stopped in its sleep, not failed: {t:?}"
     );
 
     // An image that does not exist: the task stops with CannotPullContainerError.
