@@ -13,7 +13,7 @@ pub mod query;
 
 use query::{Expr, Facts};
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A container instance, as placement sees it.
 #[derive(Debug, Clone, Default)]
@@ -227,13 +227,27 @@ pub fn plan(
             }
             break;
         }
+        // Spread by attribute: the group's task count per attribute value, counted once.
+        let spread_totals: Vec<HashMap<Option<&String>, i64>> = strategies
+            .iter()
+            .map(|s| {
+                let mut totals = HashMap::new();
+                if let Strategy::Spread(SpreadField::Attribute(a)) = s {
+                    for o in state.iter().filter(|o| o.active) {
+                        *totals.entry(o.attributes.get(a)).or_default() +=
+                            o.groups.get(&task.group).copied().unwrap_or(0) as i64;
+                    }
+                }
+                totals
+            })
+            .collect();
         // Successive tie-breakers: one key per strategy, then a random draw.
         let keys: Vec<(Vec<i64>, u64, usize)> = eligible
             .iter()
             .map(|i| {
                 let c = &state[*i];
                 let mut key = Vec::with_capacity(strategies.len());
-                for s in strategies {
+                for (s, totals) in strategies.iter().zip(&spread_totals) {
                     key.push(match s {
                         Strategy::Binpack(Resource::Cpu) => c.remaining_cpu - task.cpu,
                         Strategy::Binpack(Resource::Memory) => c.remaining_memory - task.memory,
@@ -241,12 +255,7 @@ pub fn plan(
                             c.groups.get(&task.group).copied().unwrap_or(0) as i64
                         }
                         Strategy::Spread(SpreadField::Attribute(a)) => {
-                            let value = c.attributes.get(a);
-                            state
-                                .iter()
-                                .filter(|o| o.active && o.attributes.get(a) == value)
-                                .map(|o| o.groups.get(&task.group).copied().unwrap_or(0) as i64)
-                                .sum()
+                            totals.get(&c.attributes.get(a)).copied().unwrap_or(0)
                         }
                         Strategy::Random => rng.random_range(0..i64::MAX),
                     });

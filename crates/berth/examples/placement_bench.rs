@@ -1,0 +1,99 @@
+//! Placement benchmark: simulated container instances (registered through the API, no Docker)
+//! and tasks placed through `RunTask` (count 10, spread by zone then binpack memory), durably.
+//! Prints the sustained rate over the whole run and over its last tenth, so a slowdown as the
+//! cluster fills shows.
+//!
+//! Run with `scripts/bench-placement.sh [INSTANCES] [TASKS] [CLIENTS]`.
+
+#[path = "bench_common/mod.rs"]
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::time::Instant;
+
+fn ok(port: u16, op: &str, body: Value) -> Value {
+    let (status, text) = call(port, op, &body.to_string());
+    assert_eq!(status, 200, "{op}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bin = args
+        .get(1)
+        .expect("usage: placement_bench BERTH_BIN [INSTANCES] [TASKS] [CLIENTS]");
+    let arg =
+        |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let (instances, tasks, clients) = (arg(2, 500), arg(3, 5_000), arg(4, 4));
+    let dir = tempfile::tempdir().unwrap();
+    let berth = start_berth(bin, &dir.path().join("data"));
+    let port = berth.port;
+    ok(port, "CreateCluster", json!({"clusterName": "bench"}));
+    let started = Instant::now();
+    for i in 0..instances {
+        let zone = ["a", "b", "c"][i % 3];
+        ok(
+            port,
+            "RegisterContainerInstance",
+            json!({
+                "cluster": "bench",
+                "instanceIdentityDocument": json!({"instanceId": format!("i-{i:08}")}).to_string(),
+                "totalResources": [
+                    {"name": "CPU", "type": "INTEGER", "integerValue": 4096},
+                    {"name": "MEMORY", "type": "INTEGER", "integerValue": 16384}
+                ],
+                "attributes": [{"name": "ecs.availability-zone", "value": format!("us-east-1{zone}")}]
+            }),
+        );
+    }
+    println!(
+        "registered {instances} instances in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    ok(
+        port,
+        "RegisterTaskDefinition",
+        json!({"family": "p", "containerDefinitions": [{"name": "c", "image": "busybox", "memory": 128, "cpu": 10}]}),
+    );
+    let calls = tasks.div_ceil(10);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let last_tenth_from = calls - calls / 10;
+    let last_tenth_start = std::sync::Mutex::new(None::<Instant>);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= calls {
+                        break;
+                    }
+                    if n == last_tenth_from {
+                        *last_tenth_start.lock().unwrap() = Some(Instant::now());
+                    }
+                    let out = ok(
+                        port,
+                        "RunTask",
+                        json!({"cluster": "bench", "taskDefinition": "p", "count": 10,
+                            "placementStrategy": [
+                                {"type": "spread", "field": "attribute:ecs.availability-zone"},
+                                {"type": "binpack", "field": "memory"}]}),
+                    );
+                    assert_eq!(out["tasks"].as_array().map(Vec::len), Some(10), "{out}");
+                }
+            });
+        }
+    });
+    let total = started.elapsed().as_secs_f64();
+    let tail = last_tenth_start
+        .lock()
+        .unwrap()
+        .map_or(total, |t| t.elapsed().as_secs_f64());
+    let placed = calls * 10;
+    println!(
+        "placed {placed} tasks on {instances} instances with {clients} clients: {:.0} tasks/s overall, {:.0} tasks/s over the last tenth",
+        placed as f64 / total,
+        (calls / 10 * 10) as f64 / tail
+    );
+}
