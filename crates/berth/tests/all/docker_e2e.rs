@@ -445,6 +445,31 @@ async fn wait_task(
     }
 }
 
+/// Runs one task of `family` on cluster `e2e`; its ARN.
+async fn run_one(ecs: &berth_testkit::aws_sdk_ecs::Client, family: &str) -> String {
+    ecs.run_task()
+        .cluster("e2e")
+        .task_definition(family)
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits until the task on cluster `e2e` is STOPPED.
+async fn stopped(
+    ecs: &berth_testkit::aws_sdk_ecs::Client,
+    task: &str,
+) -> berth_testkit::aws_sdk_ecs::types::Task {
+    wait_task(ecs, "e2e", task, "STOPPED", |t| {
+        t.last_status() == Some("STOPPED")
+    })
+    .await
+}
+
 #[tokio::test]
 async fn agent_runs_tasks_on_docker() {
     use berth_testkit::aws_sdk_ecs::types::{ContainerDefinition, PortMapping};
@@ -567,17 +592,7 @@ async fn agent_runs_tasks_on_docker() {
         .send()
         .await
         .unwrap();
-    let vpc_task = ecs
-        .run_task()
-        .cluster("e2e")
-        .task_definition("vpc")
-        .send()
-        .await
-        .unwrap()
-        .tasks()[0]
-        .task_arn()
-        .unwrap()
-        .to_string();
+    let vpc_task = run_one(&ecs, "vpc").await;
     let t = wait_task(&ecs, "e2e", &vpc_task, "RUNNING with an address", |t| {
         t.last_status() == Some("RUNNING") && !t.attachments().is_empty()
     })
@@ -606,26 +621,13 @@ async fn agent_runs_tasks_on_docker() {
         .send()
         .await
         .unwrap();
-    wait_task(&ecs, "e2e", &vpc_task, "STOPPED", |t| {
-        t.last_status() == Some("STOPPED")
-    })
-    .await;
+    stopped(&ecs, &vpc_task).await;
 
     // An agent restart adopts the running container instead of starting another.
     agent.kill();
     let mut agent = AgentProcess::start(&server, state.path());
     // A second task reaching RUNNING proves the restarted agent has made reconcile passes.
-    let second = ecs
-        .run_task()
-        .cluster("e2e")
-        .task_definition("web")
-        .send()
-        .await
-        .unwrap()
-        .tasks()[0]
-        .task_arn()
-        .unwrap()
-        .to_string();
+    let second = run_one(&ecs, "web").await;
     wait_task(&ecs, "e2e", &second, "RUNNING", |t| {
         t.last_status() == Some("RUNNING")
     })
@@ -674,10 +676,7 @@ async fn agent_runs_tasks_on_docker() {
         .send()
         .await
         .unwrap();
-    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
-        t.last_status() == Some("STOPPED")
-    })
-    .await;
+    let t = stopped(&ecs, &task).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     assert_eq!(t.stop_code().map(|c| c.as_str()), Some("UserInitiated"));
     assert_eq!(t.containers()[0].exit_code(), Some(137));
@@ -697,21 +696,8 @@ async fn agent_runs_tasks_on_docker() {
         .send()
         .await
         .unwrap();
-    let task = ecs
-        .run_task()
-        .cluster("e2e")
-        .task_definition("job")
-        .send()
-        .await
-        .unwrap()
-        .tasks()[0]
-        .task_arn()
-        .unwrap()
-        .to_string();
-    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
-        t.last_status() == Some("STOPPED")
-    })
-    .await;
+    let task = run_one(&ecs, "job").await;
+    let t = stopped(&ecs, &task).await;
     assert_eq!(
         t.stop_code().map(|c| c.as_str()),
         Some("EssentialContainerExited")
@@ -763,21 +749,8 @@ async fn agent_runs_tasks_on_docker() {
         .send()
         .await
         .unwrap();
-    let task = ecs
-        .run_task()
-        .cluster("e2e")
-        .task_definition("check")
-        .send()
-        .await
-        .unwrap()
-        .tasks()[0]
-        .task_arn()
-        .unwrap()
-        .to_string();
-    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
-        t.last_status() == Some("STOPPED")
-    })
-    .await;
+    let task = run_one(&ecs, "check").await;
+    let t = stopped(&ecs, &task).await;
     assert_eq!(
         t.containers()[0].exit_code(),
         Some(0),
@@ -832,21 +805,8 @@ async fn agent_runs_tasks_on_docker() {
         .send()
         .await
         .unwrap();
-    let task = ecs
-        .run_task()
-        .cluster("e2e")
-        .task_definition("ordered")
-        .send()
-        .await
-        .unwrap()
-        .tasks()[0]
-        .task_arn()
-        .unwrap()
-        .to_string();
-    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
-        t.last_status() == Some("STOPPED")
-    })
-    .await;
+    let task = run_one(&ecs, "ordered").await;
+    let t = stopped(&ecs, &task).await;
     let exit = |name: &str| {
         t.containers()
             .iter()
@@ -882,17 +842,7 @@ async fn agent_runs_tasks_on_docker() {
         .send()
         .await
         .unwrap();
-    let task = ecs
-        .run_task()
-        .cluster("e2e")
-        .task_definition("meta")
-        .send()
-        .await
-        .unwrap()
-        .tasks()[0]
-        .task_arn()
-        .unwrap()
-        .to_string();
+    let task = run_one(&ecs, "meta").await;
     wait_task(&ecs, "e2e", &task, "RUNNING", |t| {
         t.last_status() == Some("RUNNING")
     })
@@ -910,10 +860,7 @@ async fn agent_runs_tasks_on_docker() {
         .send()
         .await
         .unwrap();
-    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
-        t.last_status() == Some("STOPPED")
-    })
-    .await;
+    let t = stopped(&ecs, &task).await;
     assert_eq!(
         t.stop_code().map(|c| c.as_str()),
         Some("UserInitiated"),
@@ -936,21 +883,8 @@ async fn agent_runs_tasks_on_docker() {
         .send()
         .await
         .unwrap();
-    let task = ecs
-        .run_task()
-        .cluster("e2e")
-        .task_definition("missing")
-        .send()
-        .await
-        .unwrap()
-        .tasks()[0]
-        .task_arn()
-        .unwrap()
-        .to_string();
-    let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
-        t.last_status() == Some("STOPPED")
-    })
-    .await;
+    let task = run_one(&ecs, "missing").await;
+    let t = stopped(&ecs, &task).await;
     assert!(
         t.stopped_reason()
             .unwrap_or("")
