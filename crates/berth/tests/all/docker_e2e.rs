@@ -342,10 +342,15 @@ struct AgentProcess {
 
 impl AgentProcess {
     fn start(server: &TestServer, state: &Path) -> AgentProcess {
-        Self::start_in_zone(server, state, None)
+        Self::spawn(server, state, &[])
     }
 
-    fn start_in_zone(server: &TestServer, state: &Path, zone: Option<&str>) -> AgentProcess {
+    fn start_in_zone(server: &TestServer, state: &Path, zone: &str) -> AgentProcess {
+        Self::spawn(server, state, &["--availability-zone", zone])
+    }
+
+    /// `berth agent` for cluster `e2e` with `extra` arguments.
+    fn spawn(server: &TestServer, state: &Path, extra: &[&str]) -> AgentProcess {
         let log = state.join("agent.log");
         std::fs::create_dir_all(state).unwrap();
         let child = Command::new(crate::BIN)
@@ -360,10 +365,7 @@ impl AgentProcess {
                 "--state-dir",
             ])
             .arg(state)
-            .args(
-                zone.map(|z| vec!["--availability-zone".to_string(), z.to_string()])
-                    .unwrap_or_default(),
-            )
+            .args(extra)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
             .env("BERTH_LOG", "info")
@@ -1050,8 +1052,8 @@ async fn two_agents_share_one_engine() {
     let image = format!("berth-e2e-two:{}", server.port);
     import_busybox(config.path(), &image, "two\n");
     let (sa, sb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let _a = AgentProcess::start_in_zone(&server, sa.path(), Some("zone-a"));
-    let mut b = AgentProcess::start_in_zone(&server, sb.path(), Some("zone-b"));
+    let _a = AgentProcess::start_in_zone(&server, sa.path(), "zone-a");
+    let mut b = AgentProcess::start_in_zone(&server, sb.path(), "zone-b");
     berth_testkit::until(
         std::time::Duration::from_secs(30),
         "two agents to register",
@@ -1165,4 +1167,194 @@ async fn two_agents_share_one_engine() {
     .await;
     drop(b);
     run(docker(config.path()).args(["rmi", "-f", &image]));
+}
+
+/// A Docker Engine of the test's own (own socket, data and exec roots and network namespace, no
+/// bridge), so the test may kill and restart it without disturbing the shared engine. Stopped
+/// when dropped.
+struct PrivateEngine {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl PrivateEngine {
+    fn start(dir: tempfile::TempDir) -> PrivateEngine {
+        let child = Self::daemon(dir.path());
+        let engine = PrivateEngine { dir, child };
+        engine.wait_ready();
+        engine
+    }
+
+    fn daemon(d: &Path) -> std::process::Child {
+        // In a network namespace of its own: an engine's networking setup (its default bridge)
+        // must not touch the host's, which the shared engine uses.
+        Command::new(require_program("unshare", HOW))
+            .arg("--net")
+            .arg(require_program("dockerd", HOW))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", d.join("sock").display()))
+            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(d.join("log")).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait_ready(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self.docker().arg("info").output().unwrap().status.success() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private dockerd did not start: {}",
+                std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// kill -9, then the same engine again.
+    fn crash_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        // dockerd's own containerd dies with it; where nothing reaps it, its pid file would
+        // point the new dockerd at a zombie.
+        for stale in ["pid", "exec/containerd/containerd.pid"] {
+            let _ = std::fs::remove_file(self.dir.path().join(stale));
+        }
+        self.child = Self::daemon(self.dir.path());
+        self.wait_ready();
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("sock").display())
+    }
+
+    fn docker(&self) -> Command {
+        let mut c = Command::new(require_program("docker", HOW));
+        c.args(["-H", &self.host()]);
+        c
+    }
+}
+
+impl Drop for PrivateEngine {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        // The engine leaves its data root (and any namespaces) mounted; unmount them so the
+        // directory can go.
+        let root = self.dir.path().display().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1))
+            .filter(|p| p.starts_with(&root))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = Command::new("umount").args(["-l", p]).status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn agent_recovers_when_the_docker_engine_restarts() {
+    use berth_testkit::aws_sdk_ecs::types::{ContainerDefinition, NetworkMode};
+    require_docker_engine();
+    // A short path: the engine's socket must fit in sun_path.
+    let mut engine = PrivateEngine::start(tempfile::Builder::new().tempdir_in("/tmp").unwrap());
+    let image = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(image.path().join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", image.path().join("bin/busybox")).expect("/bin/busybox");
+    std::os::unix::fs::symlink("busybox", image.path().join("bin/sleep")).unwrap();
+    let tar = run(Command::new("tar")
+        .arg("-C")
+        .arg(image.path())
+        .args(["-c", "."]));
+    let mut import = engine
+        .docker()
+        .args(["import", "-", "restart-test:1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
+    assert!(import.wait().unwrap().success(), "docker import");
+
+    let server = start();
+    let ecs = server.ecs();
+    ecs.create_cluster()
+        .cluster_name("e2e")
+        .send()
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let host = engine.host();
+    let _agent = AgentProcess::spawn(&server, state.path(), &["--docker-host", &host]);
+    berth_testkit::until(
+        std::time::Duration::from_secs(30),
+        "the agent to register",
+        || async { !instances(&ecs, "e2e").await.is_empty() },
+    )
+    .await;
+    ecs.register_task_definition()
+        .family("sleep")
+        .network_mode(NetworkMode::None)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("sleep")
+                .image("restart-test:1")
+                .memory(16)
+                .command("/bin/sleep")
+                .command("3600")
+                .stop_timeout(1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let running = |t: &berth_testkit::aws_sdk_ecs::types::Task| t.last_status() == Some("RUNNING");
+    let task = run_one(&ecs, "sleep").await;
+    wait_task(&ecs, "e2e", &task, "RUNNING", running).await;
+
+    // The engine dies under the agent and comes back. The agent keeps working on it...
+    engine.crash_and_restart();
+    let again = run_one(&ecs, "sleep").await;
+    wait_task(&ecs, "e2e", &again, "RUNNING", running).await;
+    // ...and reports the first task as the engine has it: still running if the container
+    // survived the restart, otherwise stopped with the exit code the engine recorded.
+    let out = run(engine.docker().args([
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.berth.task-arn={task}"),
+    ]));
+    if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+        let t = stopped(&ecs, &task).await;
+        assert_eq!(
+            t.stop_code().map(|c| c.as_str()),
+            Some("EssentialContainerExited"),
+            "{t:?}"
+        );
+        assert!(t.containers()[0].exit_code().is_some(), "{t:?}");
+    } else {
+        let t = wait_task(&ecs, "e2e", &task, "RUNNING", running).await;
+        assert_eq!(t.desired_status(), Some("RUNNING"));
+    }
+    ecs.stop_task()
+        .cluster("e2e")
+        .task(&again)
+        .send()
+        .await
+        .unwrap();
+    stopped(&ecs, &again).await;
+    drop(engine);
 }
