@@ -41,6 +41,11 @@ fn require_docker_engine() {
 
 /// A busybox-static image imported into the local engine as `reference`.
 fn import_busybox(config: &Path, reference: &str, page: &str) {
+    import_busybox_into(docker(config), reference, page)
+}
+
+/// A busybox-static image imported as `reference` by the `docker` command given.
+fn import_busybox_into(mut docker: Command, reference: &str, page: &str) {
     let busybox = Path::new("/bin/busybox");
     assert!(busybox.exists(), "/bin/busybox is missing: {HOW}");
     let root = tempfile::tempdir().unwrap();
@@ -55,7 +60,7 @@ fn import_busybox(config: &Path, reference: &str, page: &str) {
         .arg("-C")
         .arg(root.path())
         .args(["-c", "."]));
-    let mut import = docker(config)
+    let mut import = docker
         .args([
             "import",
             "-c",
@@ -461,6 +466,36 @@ async fn run_one(ecs: &berth_testkit::aws_sdk_ecs::Client, family: &str) -> Stri
         .to_string()
 }
 
+/// Waits until the task on cluster `e2e` is RUNNING.
+async fn running(
+    ecs: &berth_testkit::aws_sdk_ecs::Client,
+    task: &str,
+) -> berth_testkit::aws_sdk_ecs::types::Task {
+    wait_task(ecs, "e2e", task, "RUNNING", |t| {
+        t.last_status() == Some("RUNNING")
+    })
+    .await
+}
+
+/// StopTask on cluster `e2e`, then waits until the task is STOPPED.
+async fn stop(
+    ecs: &berth_testkit::aws_sdk_ecs::Client,
+    task: &str,
+) -> berth_testkit::aws_sdk_ecs::types::Task {
+    ecs.stop_task()
+        .cluster("e2e")
+        .task(task)
+        .send()
+        .await
+        .unwrap();
+    stopped(ecs, task).await
+}
+
+/// The body of a GET.
+async fn page(url: String) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
 /// Waits until the task on cluster `e2e` is STOPPED.
 async fn stopped(
     ecs: &berth_testkit::aws_sdk_ecs::Client,
@@ -550,18 +585,12 @@ async fn agent_runs_tasks_on_docker() {
         .await
         .unwrap();
     let task = run_out.tasks()[0].task_arn().unwrap().to_string();
-    let t = wait_task(&ecs, "e2e", &task, "RUNNING", |t| {
-        t.last_status() == Some("RUNNING")
-    })
-    .await;
+    let t = running(&ecs, &task).await;
     let port = t.containers()[0].network_bindings()[0].host_port().unwrap();
-    let page = reqwest::get(format!("http://127.0.0.1:{port}/"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(page, "served by a berth task\n");
+    assert_eq!(
+        page(format!("http://127.0.0.1:{port}/")).await,
+        "served by a berth task\n"
+    );
     assert!(t.pull_started_at().is_some() && t.started_at().is_some());
     // The container's health check (run by Docker) reaches the task's health.
     let t = wait_task(&ecs, "e2e", &task, "HEALTHY", |t| {
@@ -610,30 +639,18 @@ async fn agent_runs_tasks_on_docker() {
         t.containers()[0].network_interfaces()[0].private_ipv4_address(),
         Some(ip.as_str())
     );
-    let page = reqwest::get(format!("http://{ip}:8080/"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(page, "served by a berth task\n");
-    ecs.stop_task()
-        .cluster("e2e")
-        .task(&vpc_task)
-        .send()
-        .await
-        .unwrap();
-    stopped(&ecs, &vpc_task).await;
+    assert_eq!(
+        page(format!("http://{ip}:8080/")).await,
+        "served by a berth task\n"
+    );
+    stop(&ecs, &vpc_task).await;
 
     // An agent restart adopts the running container instead of starting another.
     agent.kill();
     let mut agent = AgentProcess::start(&server, state.path());
     // A second task reaching RUNNING proves the restarted agent has made reconcile passes.
     let second = run_one(&ecs, "web").await;
-    wait_task(&ecs, "e2e", &second, "RUNNING", |t| {
-        t.last_status() == Some("RUNNING")
-    })
-    .await;
+    running(&ecs, &second).await;
     let l = ecs
         .list_container_instances()
         .cluster("e2e")
@@ -656,13 +673,10 @@ async fn agent_runs_tasks_on_docker() {
         1,
         "no duplicate container"
     );
-    let page = reqwest::get(format!("http://127.0.0.1:{port}/"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(page, "served by a berth task\n");
+    assert_eq!(
+        page(format!("http://127.0.0.1:{port}/")).await,
+        "served by a berth task\n"
+    );
     ecs.stop_task()
         .cluster("e2e")
         .task(&second)
@@ -672,13 +686,7 @@ async fn agent_runs_tasks_on_docker() {
 
     // StopTask: SIGTERM, then SIGKILL after stopTimeout (busybox httpd ignores SIGTERM).
     let started = std::time::Instant::now();
-    ecs.stop_task()
-        .cluster("e2e")
-        .task(&task)
-        .send()
-        .await
-        .unwrap();
-    let t = stopped(&ecs, &task).await;
+    let t = stop(&ecs, &task).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     assert_eq!(t.stop_code().map(|c| c.as_str()), Some("UserInitiated"));
     assert_eq!(t.containers()[0].exit_code(), Some(137));
@@ -845,10 +853,7 @@ async fn agent_runs_tasks_on_docker() {
         .await
         .unwrap();
     let task = run_one(&ecs, "meta").await;
-    wait_task(&ecs, "e2e", &task, "RUNNING", |t| {
-        t.last_status() == Some("RUNNING")
-    })
-    .await;
+    running(&ecs, &task).await;
     let port = std::fs::read_to_string(state.path().join("metadata-port")).unwrap();
     let id = task.rsplit('/').next().unwrap();
     let outsider = reqwest::get(format!("http://127.0.0.1:{}/v4/{id}/probe", port.trim()))
@@ -856,13 +861,7 @@ async fn agent_runs_tasks_on_docker() {
         .unwrap();
     assert_eq!(outsider.status(), 403, "another process may not read it");
     // Reaching `sleep` means every query succeeded; the container then runs until stopped.
-    ecs.stop_task()
-        .cluster("e2e")
-        .task(&task)
-        .send()
-        .await
-        .unwrap();
-    let t = stopped(&ecs, &task).await;
+    let t = stop(&ecs, &task).await;
     assert_eq!(
         t.stop_code().map(|c| c.as_str()),
         Some("UserInitiated"),
@@ -1010,13 +1009,7 @@ async fn berth_up_runs_a_local_agent_on_the_local_engine() {
         .and_then(|d| d.value())
         .unwrap()
         .to_string();
-    let page = reqwest::get(format!("http://{ip}:8080/"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(page, "local\n");
+    assert_eq!(page(format!("http://{ip}:8080/")).await, "local\n");
     ecs.stop_task().task(&task).send().await.unwrap();
     wait_task(&ecs, "default", &task, "STOPPED", |t| {
         t.last_status() == Some("STOPPED")
@@ -1270,24 +1263,7 @@ async fn agent_recovers_when_the_docker_engine_restarts() {
     require_docker_engine();
     // A short path: the engine's socket must fit in sun_path.
     let mut engine = PrivateEngine::start(tempfile::Builder::new().tempdir_in("/tmp").unwrap());
-    let image = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(image.path().join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", image.path().join("bin/busybox")).expect("/bin/busybox");
-    std::os::unix::fs::symlink("busybox", image.path().join("bin/sleep")).unwrap();
-    let tar = run(Command::new("tar")
-        .arg("-C")
-        .arg(image.path())
-        .args(["-c", "."]));
-    let mut import = engine
-        .docker()
-        .args(["import", "-", "restart-test:1"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
-    assert!(import.wait().unwrap().success(), "docker import");
+    import_busybox_into(engine.docker(), "restart-test:1", "");
 
     let server = start();
     let ecs = server.ecs();
@@ -1321,14 +1297,13 @@ async fn agent_recovers_when_the_docker_engine_restarts() {
         .send()
         .await
         .unwrap();
-    let running = |t: &berth_testkit::aws_sdk_ecs::types::Task| t.last_status() == Some("RUNNING");
     let task = run_one(&ecs, "sleep").await;
-    wait_task(&ecs, "e2e", &task, "RUNNING", running).await;
+    running(&ecs, &task).await;
 
     // The engine dies under the agent and comes back. The agent keeps working on it...
     engine.crash_and_restart();
     let again = run_one(&ecs, "sleep").await;
-    wait_task(&ecs, "e2e", &again, "RUNNING", running).await;
+    running(&ecs, &again).await;
     // ...and reports the first task as the engine has it: still running if the container
     // survived the restart, otherwise stopped with the exit code the engine recorded.
     let out = run(engine.docker().args([
@@ -1346,15 +1321,9 @@ async fn agent_recovers_when_the_docker_engine_restarts() {
         );
         assert!(t.containers()[0].exit_code().is_some(), "{t:?}");
     } else {
-        let t = wait_task(&ecs, "e2e", &task, "RUNNING", running).await;
+        let t = running(&ecs, &task).await;
         assert_eq!(t.desired_status(), Some("RUNNING"));
     }
-    ecs.stop_task()
-        .cluster("e2e")
-        .task(&again)
-        .send()
-        .await
-        .unwrap();
-    stopped(&ecs, &again).await;
+    stop(&ecs, &again).await;
     drop(engine);
 }
