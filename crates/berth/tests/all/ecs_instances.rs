@@ -1,6 +1,6 @@
 //! Container instances through the ECS API (as agents register them).
 
-use crate::{code, start};
+use crate::{code, integer_resource, start};
 use berth_testkit::aws_sdk_ecs::Client;
 use berth_testkit::aws_sdk_ecs::types::{Attribute, ContainerInstanceStatus, Resource, TargetType};
 
@@ -8,20 +8,8 @@ async fn register(ecs: &Client, cluster: &str, zone: &str, memory: i32) -> Strin
     ecs.register_container_instance()
         .cluster(cluster)
         .instance_identity_document(format!(r#"{{"instanceId":"node-{zone}-{memory}"}}"#))
-        .total_resources(
-            Resource::builder()
-                .name("CPU")
-                .r#type("INTEGER")
-                .integer_value(2048)
-                .build(),
-        )
-        .total_resources(
-            Resource::builder()
-                .name("MEMORY")
-                .r#type("INTEGER")
-                .integer_value(memory)
-                .build(),
-        )
+        .total_resources(integer_resource("CPU", 2048))
+        .total_resources(integer_resource("MEMORY", memory))
         .total_resources(
             Resource::builder()
                 .name("PORTS")
@@ -206,20 +194,8 @@ async fn register_err(ecs: &Client) -> String {
     let err = ecs
         .register_container_instance()
         .cluster("fleet")
-        .total_resources(
-            Resource::builder()
-                .name("CPU")
-                .r#type("INTEGER")
-                .integer_value(1024)
-                .build(),
-        )
-        .total_resources(
-            Resource::builder()
-                .name("MEMORY")
-                .r#type("INTEGER")
-                .integer_value(1024)
-                .build(),
-        )
+        .total_resources(integer_resource("CPU", 1024))
+        .total_resources(integer_resource("MEMORY", 1024))
         .send()
         .await
         .unwrap_err();

@@ -1,31 +1,19 @@
 //! Tasks in the control plane: placement on registered instances, resource accounting, and the
 //! lifecycle driven by a simulated agent that reports through the ECS agent APIs.
 
-use crate::{code, start};
+use crate::{code, integer_resource, start};
 use berth_testkit::aws_sdk_ecs::Client;
 use berth_testkit::aws_sdk_ecs::types::{
     Attribute, ContainerDefinition, ContainerStateChange, DesiredStatus, NetworkBinding,
     PlacementConstraint, PlacementConstraintType, PlacementStrategy, PlacementStrategyType,
-    PortMapping, Resource,
+    PortMapping,
 };
 
 async fn instance(ecs: &Client, zone: &str) -> String {
     ecs.register_container_instance()
         .cluster("work")
-        .total_resources(
-            Resource::builder()
-                .name("CPU")
-                .r#type("INTEGER")
-                .integer_value(1024)
-                .build(),
-        )
-        .total_resources(
-            Resource::builder()
-                .name("MEMORY")
-                .r#type("INTEGER")
-                .integer_value(1024)
-                .build(),
-        )
+        .total_resources(integer_resource("CPU", 1024))
+        .total_resources(integer_resource("MEMORY", 1024))
         .attributes(
             Attribute::builder()
                 .name("ecs.availability-zone")

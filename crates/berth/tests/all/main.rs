@@ -53,3 +53,12 @@ pub async fn register(ecs: &berth_testkit::aws_sdk_ecs::Client, family: &str) ->
         .unwrap()
         .revision
 }
+
+/// An INTEGER resource (`CPU`, `MEMORY`) as agents register them.
+pub fn integer_resource(name: &str, value: i32) -> berth_testkit::aws_sdk_ecs::types::Resource {
+    berth_testkit::aws_sdk_ecs::types::Resource::builder()
+        .name(name)
+        .r#type("INTEGER")
+        .integer_value(value)
+        .build()
+}
