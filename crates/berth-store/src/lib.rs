@@ -65,6 +65,18 @@ impl Kind {
     }
 }
 
+/// An in-memory view kept in step with the records of some kinds (e.g. the control plane's
+/// per-cluster capacity). Called on the writer thread: `changed` for each record a write job
+/// inserted, updated (`Some(doc)`) or deleted (`None`), as soon as that job succeeds — so later
+/// jobs of the same batch see it — and `reset` when a batch fails to commit or the store is
+/// cleared, after which the view must be rebuilt from the store. A view used only inside write
+/// jobs is therefore exactly what the store holds.
+pub trait Watcher: Send + Sync {
+    fn watches(&self, kind: Kind) -> bool;
+    fn changed(&self, kind: Kind, key: &str, doc: Option<&str>);
+    fn reset(&self);
+}
+
 /// One stored document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {

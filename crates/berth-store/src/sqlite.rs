@@ -1,12 +1,12 @@
 //! The embedded backend: SQLite in WAL mode, one writer thread with group commit, a pool of
 //! reader connections.
 
-use crate::{Kind, ListQuery, Record, StoreError};
+use crate::{Kind, ListQuery, Record, StoreError, Watcher};
 use berth_types::{Error, Generation};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use tokio::sync::oneshot;
 
 /// Schema migrations, applied in order at start-up; `PRAGMA user_version` counts them.
@@ -19,6 +19,9 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE records (
         PRIMARY KEY (kind, key)
     ) WITHOUT ROWID;
     CREATE INDEX records_by_status ON records (kind, status, key);"];
+
+/// The writer connection's page cache, KiB.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
 
 /// Most jobs folded into one commit.
 const MAX_BATCH: usize = 512;
@@ -108,7 +111,10 @@ struct Inner {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     readers: Mutex<Vec<Connection>>,
     cache: Arc<Cache>,
+    watchers: Watchers,
 }
+
+type Watchers = Arc<RwLock<Vec<Arc<dyn Watcher>>>>;
 
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
@@ -124,6 +130,9 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let mut conn = open_connection(path)?;
+        // The writer walks the B-trees of every write: a larger page cache than SQLite's 2 MiB
+        // default spares it re-reading pages from the OS (allocated only as pages are used).
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
@@ -141,9 +150,11 @@ impl Store {
         let (tx, rx) = mpsc::channel::<Job>();
         let cache = Arc::new(Cache::default());
         let writer_cache = cache.clone();
+        let watchers = Watchers::default();
+        let writer_watchers = watchers.clone();
         std::thread::Builder::new()
             .name("berth-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, &writer_cache))
+            .spawn(move || writer_loop(conn, rx, &writer_cache, &writer_watchers))
             .map_err(|e| {
                 StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
             })?;
@@ -153,6 +164,7 @@ impl Store {
                 writer: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
                 cache,
+                watchers,
             }),
         })
     }
@@ -203,13 +215,22 @@ impl Store {
         result
     }
 
+    /// Registers a [`Watcher`]; it sees every change written from the next batch on.
+    pub fn watch(&self, watcher: Arc<dyn Watcher>) {
+        self.inner
+            .watchers
+            .write()
+            .expect("watchers lock")
+            .push(watcher);
+    }
+
     /// Stops the writer after the jobs already queued; later writes fail with `Closed`.
     pub fn close(&self) {
         self.inner.writer.lock().expect("writer lock").take();
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, cache: &Cache) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, cache: &Cache, watchers: &Watchers) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -221,6 +242,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, cache: &Cache) {
         let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
         let mut touched: Vec<(Kind, String)> = Vec::new();
         let mut cleared = false;
+        let watching = watchers.read().expect("watchers lock").clone();
         let outcome = (|| -> rusqlite::Result<()> {
             let txn = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
@@ -228,6 +250,8 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, cache: &Cache) {
                     conn: &txn,
                     touched: &mut touched,
                     cleared: &mut cleared,
+                    watchers: &watching,
+                    changes: Vec::new(),
                 };
                 for job in batch.drain(..) {
                     done.push(job(&mut tx));
@@ -236,6 +260,11 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, cache: &Cache) {
             txn.commit()
         })();
         cache.invalidate(&touched, cleared);
+        if outcome.is_err() || cleared {
+            for w in &watching {
+                w.reset();
+            }
+        }
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "store commit failed; the batch is lost and reported as failed");
         }
@@ -309,6 +338,9 @@ pub struct Tx<'c> {
     /// Keys written in this batch: removed from the read cache after the commit.
     touched: &'c mut Vec<(Kind, String)>,
     cleared: &'c mut bool,
+    watchers: &'c [Arc<dyn Watcher>],
+    /// The current job's changes of watched kinds, delivered when it succeeds.
+    changes: Vec<(Kind, String, Option<String>)>,
 }
 
 impl Tx<'_> {
@@ -325,8 +357,25 @@ impl Tx<'_> {
         } else {
             "ROLLBACK TO job; RELEASE job"
         };
+        let changes = std::mem::take(&mut self.changes);
         self.conn.execute_batch(end).map_err(StoreError::from)?;
+        if result.is_ok() {
+            for (kind, key, doc) in &changes {
+                for w in self.watchers.iter().filter(|w| w.watches(*kind)) {
+                    w.changed(*kind, key, doc.as_deref());
+                }
+            }
+        }
         result
+    }
+
+    /// Notes a change for the watchers of `kind`.
+    fn changed(&mut self, kind: Kind, key: &str, doc: Option<&str>) {
+        self.touched.push((kind, key.to_string()));
+        if self.watchers.iter().any(|w| w.watches(kind)) {
+            self.changes
+                .push((kind, key.to_string(), doc.map(str::to_string)));
+        }
     }
 
     pub fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
@@ -356,7 +405,7 @@ impl Tx<'_> {
         if n == 0 {
             return Err(Error::Conflict);
         }
-        self.touched.push((kind, key.to_string()));
+        self.changed(kind, key, Some(doc));
         Ok(Generation(1))
     }
 
@@ -382,7 +431,7 @@ impl Tx<'_> {
         if n == 0 {
             return Err(Error::Conflict);
         }
-        self.touched.push((kind, key.to_string()));
+        self.changed(kind, key, Some(doc));
         Ok(Generation(expected.0 + 1))
     }
 
@@ -396,7 +445,7 @@ impl Tx<'_> {
         if n == 0 {
             return Err(Error::Conflict);
         }
-        self.touched.push((kind, key.to_string()));
+        self.changed(kind, key, None);
         Ok(())
     }
 
@@ -470,6 +519,54 @@ mod tests {
         assert_eq!(
             (rec.generation, rec.doc.as_str(), rec.status),
             (Generation(2), "{\"x\":1}", None)
+        );
+    }
+
+    #[derive(Default)]
+    struct Log(Mutex<Vec<String>>);
+
+    impl Watcher for Log {
+        fn watches(&self, kind: Kind) -> bool {
+            kind == Kind::Meta
+        }
+        fn changed(&self, _: Kind, key: &str, doc: Option<&str>) {
+            self.0.lock().unwrap().push(format!("{key}={doc:?}"));
+        }
+        fn reset(&self) {
+            self.0.lock().unwrap().push("reset".into());
+        }
+    }
+
+    #[tokio::test]
+    async fn store_watchers_see_only_successful_jobs_in_order() {
+        let (_dir, store) = store();
+        let log = Arc::new(Log::default());
+        store.watch(log.clone());
+        let g = store
+            .write(|tx| {
+                tx.insert(Kind::Cluster, "unwatched", None, "{}")?;
+                tx.insert(Kind::Meta, "a", None, "1")
+            })
+            .await
+            .unwrap();
+        let failed = store
+            .write(|tx| {
+                tx.insert(Kind::Meta, "b", None, "2")?;
+                Err::<(), _>(Error::Conflict)
+            })
+            .await;
+        assert_eq!(failed, Err(Error::Conflict));
+        store
+            .write(move |tx| {
+                tx.update(Kind::Meta, "a", g, None, "3")?;
+                tx.delete(Kind::Meta, "a", Generation(2))
+            })
+            .await
+            .unwrap();
+        store.write(|tx| tx.delete_all()).await.unwrap();
+        assert_eq!(
+            *log.0.lock().unwrap(),
+            ["a=Some(\"1\")", "a=Some(\"3\")", "a=None", "reset"]
         );
     }
 

@@ -96,4 +96,64 @@ fn main() {
         placed as f64 / total,
         (calls / 10 * 10) as f64 / tail
     );
+    check(port, placed);
+}
+
+/// Checks the outcome through the API: no instance over-committed, every task's memory
+/// accounted for, and the zones within one count-10 call of each other.
+fn check(port: u16, placed: usize) {
+    let mut token: Option<String> = None;
+    let (mut used, mut per_zone) = (0i64, std::collections::BTreeMap::<String, i64>::new());
+    loop {
+        let page = ok(
+            port,
+            "ListContainerInstances",
+            json!({"cluster": "bench", "maxResults": 100, "nextToken": token}),
+        );
+        let arns = page["containerInstanceArns"].clone();
+        let out = ok(
+            port,
+            "DescribeContainerInstances",
+            json!({"cluster": "bench", "containerInstances": arns}),
+        );
+        for ci in out["containerInstances"].as_array().unwrap() {
+            let memory = |field: &str| {
+                ci[field]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["name"] == "MEMORY")
+                    .and_then(|r| r["integerValue"].as_i64())
+                    .unwrap()
+            };
+            let remaining = memory("remainingResources");
+            assert!(remaining >= 0, "over-committed: {ci}");
+            let zone = ci["attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["name"] == "ecs.availability-zone")
+                .and_then(|a| a["value"].as_str())
+                .unwrap()
+                .to_string();
+            let on_it = memory("registeredResources") - remaining;
+            used += on_it;
+            *per_zone.entry(zone).or_default() += on_it / 128;
+        }
+        token = page["nextToken"].as_str().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        used,
+        placed as i64 * 128,
+        "every task's memory is accounted for"
+    );
+    let (min, max) = (
+        per_zone.values().min().unwrap(),
+        per_zone.values().max().unwrap(),
+    );
+    assert!(max - min <= 10, "zones balanced: {per_zone:?}");
+    println!("checked: no instance over-committed, tasks per zone {per_zone:?}");
 }

@@ -2,6 +2,7 @@
 //! (spec/ecs.md §1, §2, §4). Each public method is one operation's domain logic; every write
 //! runs inside one store transaction.
 
+mod capacity;
 mod clusters;
 mod instances;
 mod liveness;
@@ -9,12 +10,13 @@ mod settings;
 mod task_definitions;
 mod tasks;
 
+pub use capacity::InstanceUsage;
 pub use clusters::{ClusterCounts, CreateCluster, UpdateCluster};
 pub use instances::{MAX_CUSTOM_ATTRIBUTES, RegisterInstance, TargetedAttribute};
 pub use liveness::{InstanceLiveness, LivenessStatus};
 pub use settings::{ListAccountSettings, SETTING_NAMES};
 pub use task_definitions::{FamilyStatusFilter, ListTaskDefinitions, RegisterTaskDefinition};
-pub use tasks::{ContainerReport, InstanceUsage, ListTasks, MAX_RUN_COUNT, RunTask, TaskReport};
+pub use tasks::{ContainerReport, ListTasks, MAX_RUN_COUNT, RunTask, TaskReport};
 
 use crate::Scope;
 use crate::paging::{Page, PageRequest, Pager};
@@ -46,6 +48,8 @@ pub struct Ecs {
     heartbeats: std::sync::Arc<liveness::Heartbeats>,
     /// A change counter per instance that agents long-poll (`instance_wait`).
     changes: std::sync::Arc<liveness::Changes>,
+    /// Per-cluster capacity, kept in step with the store (placement reads it).
+    capacity: std::sync::Arc<capacity::Capacity>,
 }
 
 /// What an ARN given to the tagging operations names.
@@ -56,12 +60,15 @@ enum Taggable {
 
 impl Ecs {
     pub fn new(scope: Scope, store: Store, pager: Pager) -> Self {
+        let capacity = std::sync::Arc::new(capacity::Capacity::default());
+        store.watch(capacity.clone());
         Ecs {
             scope,
             store,
             pager,
             heartbeats: Default::default(),
             changes: Default::default(),
+            capacity,
         }
     }
 

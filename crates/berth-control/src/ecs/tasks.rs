@@ -7,9 +7,10 @@
 //! creation until it is STOPPED; placement reads instances and tasks and writes the new tasks in
 //! one transaction, so concurrent RunTask calls never over-commit an instance.
 
+use super::capacity::{InstanceUsage, usage};
 use super::{Ecs, Failure, load, save, validate_tags};
 use crate::paging::{Page, PageRequest};
-use crate::placement::{self, Candidate, Constraint, Strategy, TaskShape};
+use crate::placement::{self, Constraint, Strategy, TaskShape};
 use berth_store::{Kind, ListQuery, Tx};
 use berth_types::ecs::{
     ClusterName, ContainerInstance, Task, TaskContainer, TaskDefinition, TaskDefinitionStatus,
@@ -18,6 +19,9 @@ use berth_types::ecs::{
 use berth_types::{Error, Tag, Timestamp};
 use serde_json::Value;
 use std::collections::BTreeMap;
+
+/// Plans a RunTask makes before giving up on concurrent changes invalidating them.
+const PLAN_ATTEMPTS: usize = 8;
 
 /// Tasks one RunTask may launch.
 pub const MAX_RUN_COUNT: i64 = 10;
@@ -81,14 +85,13 @@ fn key(cluster: &ClusterName, id: &str) -> String {
     format!("{cluster}\n{id}")
 }
 
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect()
+/// 32 random lower-case hex digits.
+fn random_hex() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 fn uuid() -> String {
-    let h = random_hex(16);
+    let h = random_hex();
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],
@@ -235,86 +238,6 @@ fn shape(td: &TaskDefinition, overrides: &Option<Value>) -> Result<Shaped, Error
         cpu_spec,
         memory_spec,
     })
-}
-
-fn resource(i: &ContainerInstance, name: &str) -> i64 {
-    i.registered_resources
-        .iter()
-        .find(|r| r.name == name)
-        .and_then(|r| r.integer.or(r.long))
-        .unwrap_or(0)
-}
-
-fn ports(i: &ContainerInstance, name: &str) -> Vec<u16> {
-    i.registered_resources
-        .iter()
-        .find(|r| r.name == name)
-        .map(|r| r.string_set.iter().filter_map(|p| p.parse().ok()).collect())
-        .unwrap_or_default()
-}
-
-/// What the non-stopped tasks of an instance use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InstanceUsage {
-    pub cpu: i64,
-    pub memory: i64,
-    pub tcp_ports: Vec<u16>,
-    pub udp_ports: Vec<u16>,
-    pub running: u32,
-    pub pending: u32,
-    pub groups: BTreeMap<String, u32>,
-}
-
-/// Usage per instance id, from the tasks holding resources.
-fn usage(tasks: &[Task]) -> BTreeMap<String, InstanceUsage> {
-    let mut out: BTreeMap<String, InstanceUsage> = BTreeMap::new();
-    for t in tasks.iter().filter(|t| t.last_status.holds_resources()) {
-        let Some(i) = &t.container_instance else {
-            continue;
-        };
-        let u = out.entry(i.clone()).or_default();
-        u.cpu += t.cpu;
-        u.memory += t.memory;
-        u.tcp_ports.extend(&t.tcp_ports);
-        u.udp_ports.extend(&t.udp_ports);
-        if t.last_status.is_pending() {
-            u.pending += 1;
-        } else {
-            u.running += 1;
-        }
-        *u.groups.entry(t.group.clone()).or_default() += 1;
-    }
-    out
-}
-
-fn candidate(i: &ContainerInstance, u: Option<&InstanceUsage>) -> Candidate {
-    let u = u.cloned().unwrap_or_default();
-    Candidate {
-        id: i.id.clone(),
-        attributes: i
-            .attributes
-            .iter()
-            .map(|a| (a.name.clone(), a.value.clone().unwrap_or_default()))
-            .collect(),
-        active: i.status == berth_types::ecs::InstanceStatus::Active,
-        agent_connected: i.agent_connected,
-        agent_version: i
-            .version_info
-            .as_ref()
-            .and_then(|v| v.get("agentVersion"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        ec2_instance_id: Some(i.ec2_instance_id.clone()),
-        registered_at: i.registered_at.0,
-        remaining_cpu: resource(i, "CPU") - u.cpu,
-        remaining_memory: resource(i, "MEMORY") - u.memory,
-        reserved_tcp: ports(i, "PORTS").into_iter().chain(u.tcp_ports).collect(),
-        reserved_udp: ports(i, "PORTS_UDP")
-            .into_iter()
-            .chain(u.udp_ports)
-            .collect(),
-        groups: u.groups,
-    }
 }
 
 fn list_prefix<T: serde::de::DeserializeOwned>(
@@ -496,125 +419,135 @@ impl Ecs {
             }
             None => None,
         };
-        let ecs = self.clone();
         let count = cmd.count as usize;
-        let (created, failures) = self
-            .store
-            .write(move |tx| {
-                let prefix = format!("{cluster}\n");
-                let instances: Vec<ContainerInstance> =
-                    list_prefix::<ContainerInstance>(tx, Kind::ContainerInstance, &prefix)?
-                        .into_iter()
-                        .filter(|i| i.status.is_registered())
-                        .collect();
-                let tasks: Vec<Task> = list_prefix(tx, Kind::Task, &prefix)?;
-                let used = usage(&tasks);
-                let now = Timestamp::now();
-                let mut created = Vec::new();
+        let now = Timestamp::now();
+        let new_task = |inst: &ContainerInstance| Task {
+            id: random_hex(),
+            cluster: cluster.clone(),
+            family: td.family.clone(),
+            revision: td.revision,
+            container_instance: Some(inst.id.clone()),
+            group: group.clone(),
+            started_by: cmd.started_by.clone(),
+            launch_type: launch_type.clone(),
+            overrides: cmd.overrides.clone(),
+            last_status: TaskStatus::Provisioning,
+            desired_stopped: false,
+            cpu: task_shape.cpu,
+            memory: task_shape.memory,
+            tcp_ports: task_shape.tcp_ports.clone(),
+            udp_ports: task_shape.udp_ports.clone(),
+            cpu_spec: cpu_spec.clone(),
+            memory_spec: memory_spec.clone(),
+            containers: containers
+                .iter()
+                .map(|c| TaskContainer {
+                    uuid: uuid(),
+                    ..c.clone()
+                })
+                .collect(),
+            availability_zone: inst.attribute("ecs.availability-zone").map(str::to_string),
+            created_at: now,
+            pull_started_at: None,
+            pull_stopped_at: None,
+            started_at: None,
+            stopping_at: None,
+            stopped_at: None,
+            execution_stopped_at: None,
+            stop_code: None,
+            stopped_reason: None,
+            tags: cmd.tags.clone(),
+            version: 1,
+            private_ipv4_address: None,
+        };
+        let instance_arn = |id: &str| {
+            self.scope
+                .arn("ecs", &format!("container-instance/{cluster}/{id}"))
+        };
+        // Plan against the capacity view and reserve what the plan uses (on this thread, not
+        // the store's writer), then write the tasks. The write job only checks the plan is
+        // still valid; if not (the view was rebuilt, an instance left), plan again.
+        for _ in 0..PLAN_ATTEMPTS {
+            let planned = self.capacity.reserve(&cluster, |view| {
                 let mut failures = Vec::new();
-                let targets: Vec<usize> = match &given_instances {
-                    Some(ids) => {
-                        let mut t = Vec::new();
-                        for id in ids {
-                            match instances.iter().position(|i| &i.id == id) {
-                                Some(p) => t.push(p),
-                                None => failures.push(Failure {
-                                    arn: ecs
-                                        .scope
-                                        .arn("ecs", &format!("container-instance/{cluster}/{id}")),
+                let targets: Vec<&ContainerInstance> = match &given_instances {
+                    Some(ids) => ids
+                        .iter()
+                        .filter_map(|id| {
+                            let found = view.instance(id).map(|(_, i)| i);
+                            if found.is_none() {
+                                failures.push(Failure {
+                                    arn: instance_arn(id),
                                     reason: "MISSING".into(),
                                     detail: None,
-                                }),
+                                });
                             }
-                        }
-                        t
-                    }
+                            found
+                        })
+                        .collect(),
                     None => {
-                        let candidates: Vec<Candidate> = instances
-                            .iter()
-                            .map(|i| candidate(i, used.get(&i.id)))
-                            .collect();
                         let plan = placement::plan(
-                            &candidates,
+                            &view.fleet,
                             &task_shape,
                             count,
                             &strategies,
                             &constraints,
                             rand::random(),
                         );
-                        for f in plan.failures {
-                            failures.push(Failure {
-                                arn: f
-                                    .instance
-                                    .map(|id| {
-                                        ecs.scope.arn(
-                                            "ecs",
-                                            &format!("container-instance/{cluster}/{id}"),
-                                        )
-                                    })
-                                    .unwrap_or_default(),
-                                reason: f.reason,
-                                detail: None,
-                            });
-                        }
+                        failures.extend(plan.failures.into_iter().map(|f| Failure {
+                            arn: f.instance.as_deref().map(instance_arn).unwrap_or_default(),
+                            reason: f.reason,
+                            detail: None,
+                        }));
                         plan.placements
+                            .into_iter()
+                            .map(|i| view.instance_at(i))
+                            .collect()
                     }
                 };
-                for idx in targets {
-                    let inst = &instances[idx];
-                    let task = Task {
-                        id: random_hex(16),
-                        cluster: cluster.clone(),
-                        family: td.family.clone(),
-                        revision: td.revision,
-                        container_instance: Some(inst.id.clone()),
-                        group: group.clone(),
-                        started_by: cmd.started_by.clone(),
-                        launch_type: launch_type.clone(),
-                        overrides: cmd.overrides.clone(),
-                        last_status: TaskStatus::Provisioning,
-                        desired_stopped: false,
-                        cpu: task_shape.cpu,
-                        memory: task_shape.memory,
-                        tcp_ports: task_shape.tcp_ports.clone(),
-                        udp_ports: task_shape.udp_ports.clone(),
-                        cpu_spec: cpu_spec.clone(),
-                        memory_spec: memory_spec.clone(),
-                        containers: containers
-                            .iter()
-                            .map(|c| TaskContainer {
-                                uuid: uuid(),
-                                ..c.clone()
-                            })
-                            .collect(),
-                        availability_zone: inst
-                            .attribute("ecs.availability-zone")
-                            .map(str::to_string),
-                        created_at: now,
-                        pull_started_at: None,
-                        pull_stopped_at: None,
-                        started_at: None,
-                        stopping_at: None,
-                        stopped_at: None,
-                        execution_stopped_at: None,
-                        stop_code: None,
-                        stopped_reason: None,
-                        tags: cmd.tags.clone(),
-                        version: 1,
-                        private_ipv4_address: None,
-                    };
-                    save_task(tx, &task, None)?;
-                    created.push(task);
+                let tasks: Vec<Task> = targets.into_iter().map(new_task).collect();
+                (tasks, failures)
+            });
+            let Some((epoch, (tasks, failures))) = planned else {
+                // No view of this cluster yet: build it where writes are ordered.
+                let (capacity, c) = (self.capacity.clone(), cluster.clone());
+                self.store.write(move |tx| capacity.load(tx, &c)).await?;
+                continue;
+            };
+            let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+            let (capacity, c) = (self.capacity.clone(), cluster.clone());
+            let written = self
+                .store
+                .write(move |tx| {
+                    if !capacity.still_valid(tx, epoch, &c, &tasks)? {
+                        return Err(Error::Conflict);
+                    }
+                    for t in &tasks {
+                        save_task(tx, t, None)?;
+                    }
+                    Ok(tasks)
+                })
+                .await;
+            let created = match written {
+                Ok(created) => created,
+                Err(e) => {
+                    self.capacity.release(&cluster, &ids);
+                    if e == Error::Conflict {
+                        continue;
+                    }
+                    return Err(e);
                 }
-                Ok((created, failures))
-            })
-            .await?;
-        for t in &created {
-            if let Some(i) = &t.container_instance {
-                self.instance_changed(&t.cluster, i);
+            };
+            for t in &created {
+                if let Some(i) = &t.container_instance {
+                    self.instance_changed(&t.cluster, i);
+                }
             }
+            return Ok((created, failures));
         }
-        Ok((created, failures))
+        Err(Error::internal(
+            "placement kept conflicting with concurrent changes; try again",
+        ))
     }
 
     /// `DescribeTasks`: found tasks and `MISSING` failures.

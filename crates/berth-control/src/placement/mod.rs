@@ -13,6 +13,7 @@ pub mod query;
 
 use query::{Expr, Facts};
 use rand::{Rng, SeedableRng};
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A container instance, as placement sees it.
@@ -66,6 +67,78 @@ impl Facts for Candidate {
     }
     fn running_tasks_count(&self) -> u64 {
         self.running()
+    }
+}
+
+/// The instances of a cluster as placement sees them, with what plans derive from their
+/// attributes (each instance's value of a spread attribute) kept across plans until an
+/// instance's attributes change.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    candidates: Vec<Candidate>,
+    /// Spread attribute → each candidate's value as an index into the distinct values.
+    columns: std::sync::Mutex<HashMap<String, std::sync::Arc<Vec<usize>>>>,
+}
+
+impl Fleet {
+    pub fn new(candidates: Vec<Candidate>) -> Fleet {
+        Fleet {
+            candidates,
+            columns: Default::default(),
+        }
+    }
+
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+
+    fn forget_columns(&mut self) {
+        self.columns.get_mut().expect("columns lock").clear();
+    }
+
+    pub fn push(&mut self, c: Candidate) {
+        self.candidates.push(c);
+        self.forget_columns();
+    }
+
+    pub fn swap_remove(&mut self, i: usize) {
+        self.candidates.swap_remove(i);
+        self.forget_columns();
+    }
+
+    /// Replaces candidate `i`.
+    pub fn set(&mut self, i: usize, c: Candidate) {
+        if self.candidates[i].attributes != c.attributes {
+            self.forget_columns();
+        }
+        self.candidates[i] = c;
+    }
+
+    /// Each candidate's value of `attribute`, as an index (equal values, equal indexes).
+    fn column(&self, attribute: &str) -> std::sync::Arc<Vec<usize>> {
+        let mut columns = self.columns.lock().expect("columns lock");
+        if let Some(c) = columns.get(attribute) {
+            return c.clone();
+        }
+        // Distinct values are few (zones, instance types): a linear search beats hashing.
+        let mut distinct: Vec<Option<&String>> = Vec::new();
+        let column: Vec<usize> = self
+            .candidates
+            .iter()
+            .map(|c| {
+                let value = c.attributes.get(attribute);
+                distinct
+                    .iter()
+                    .position(|v| *v == value)
+                    .unwrap_or_else(|| {
+                        distinct.push(value);
+                        distinct.len() - 1
+                    })
+            })
+            .collect();
+        let column = std::sync::Arc::new(column);
+        columns.insert(attribute.to_string(), column.clone());
+        column
     }
 }
 
@@ -190,90 +263,152 @@ fn blocker(c: &Candidate, task: &TaskShape, constraints: &[Constraint]) -> Optio
     None
 }
 
+/// Strategies a placement honours (RunTask and CreateService allow at most five).
+pub const MAX_STRATEGIES: usize = 5;
+
 /// Places `count` tasks shaped `task` on `candidates`.
+///
+/// Cost: one pass over the candidates to note what can change during the plan (blockers,
+/// remaining resources, the group's counts, spread values), then one tight pass per task. Only
+/// the chosen instance's facts change after a placement, so only its blocker is recomputed.
 pub fn plan(
-    candidates: &[Candidate],
+    fleet: &Fleet,
     task: &TaskShape,
     count: usize,
     strategies: &[Strategy],
     constraints: &[Constraint],
     seed: u64,
 ) -> Plan {
-    let mut state: Vec<Candidate> = candidates.to_vec();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let candidates = fleet.candidates();
+    let strategies = &strategies[..strategies.len().min(MAX_STRATEGIES)];
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let mut out = Plan::default();
-    let active: Vec<usize> = (0..state.len()).filter(|i| state[*i].active).collect();
-    if active.is_empty() {
+    // What can change during the plan, per active candidate, in one array for locality.
+    struct Slot {
+        at: usize,
+        blocked: Option<&'static str>,
+        cpu: i64,
+        memory: i64,
+        in_group: i64,
+        /// Per strategy: the index of the candidate's value of a spread attribute.
+        spread: [u32; MAX_STRATEGIES],
+    }
+    let mut slots: Vec<Slot> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.active)
+        .map(|(at, c)| Slot {
+            at,
+            blocked: blocker(c, task, constraints),
+            cpu: c.remaining_cpu,
+            memory: c.remaining_memory,
+            in_group: c.groups.get(&task.group).copied().unwrap_or(0) as i64,
+            spread: [0; MAX_STRATEGIES],
+        })
+        .collect();
+    if slots.is_empty() {
         out.failures.push(Failure {
             instance: None,
             reason: "No Container Instances were found in your cluster.".into(),
         });
         return out;
     }
+    // Spread by attribute: the group's task count per value, counted once and kept up to date.
+    let mut spread_total: [Vec<i64>; MAX_STRATEGIES] = Default::default();
+    for (n, s) in strategies.iter().enumerate() {
+        if let Strategy::Spread(SpreadField::Attribute(a)) = s {
+            let column = fleet.column(a);
+            for slot in &mut slots {
+                let v = column[slot.at];
+                if v >= spread_total[n].len() {
+                    spread_total[n].resize(v + 1, 0);
+                }
+                spread_total[n][v] += slot.in_group;
+                slot.spread[n] = v as u32;
+            }
+        }
+    }
+    // Candidates this plan placed tasks on, as they are now.
+    let mut changed: HashMap<usize, Candidate> = HashMap::new();
     for _ in 0..count {
-        let eligible: Vec<usize> = active
-            .iter()
-            .copied()
-            .filter(|i| blocker(&state[*i], task, constraints).is_none())
-            .collect();
-        if eligible.is_empty() {
-            for i in &active {
-                if let Some(reason) = blocker(&state[*i], task, constraints) {
+        // The smallest key wins; ties are broken uniformly at random (reservoir draw).
+        let mut best: Option<([i64; MAX_STRATEGIES], usize)> = None;
+        let mut ties = 0u64;
+        for (k, slot) in slots.iter().enumerate() {
+            if slot.blocked.is_some() {
+                continue;
+            }
+            // Components are computed in order and the candidate dropped as soon as one is
+            // worse than the best's (with spread first, most candidates go after one).
+            let mut key = [0i64; MAX_STRATEGIES];
+            let mut order = if best.is_some() {
+                Ordering::Equal
+            } else {
+                Ordering::Less
+            };
+            for (n, s) in strategies.iter().enumerate() {
+                key[n] = match s {
+                    Strategy::Binpack(Resource::Cpu) => slot.cpu - task.cpu,
+                    Strategy::Binpack(Resource::Memory) => slot.memory - task.memory,
+                    Strategy::Spread(SpreadField::Instance) => slot.in_group,
+                    Strategy::Spread(SpreadField::Attribute(_)) => {
+                        spread_total[n][slot.spread[n] as usize]
+                    }
+                    Strategy::Random => rng.random_range(0..i64::MAX),
+                };
+                if order == Ordering::Equal
+                    && let Some((b, _)) = &best
+                {
+                    order = key[n].cmp(&b[n]);
+                    if order == Ordering::Greater {
+                        break;
+                    }
+                }
+            }
+            match order {
+                Ordering::Greater => {}
+                Ordering::Equal => {
+                    ties += 1;
+                    if rng.random_range(0..ties) == 0 {
+                        best = Some((key, k));
+                    }
+                }
+                Ordering::Less => {
+                    best = Some((key, k));
+                    ties = 1;
+                }
+            }
+        }
+        let Some((_, k)) = best else {
+            for slot in &slots {
+                if let Some(reason) = slot.blocked {
                     out.failures.push(Failure {
-                        instance: Some(state[*i].id.clone()),
+                        instance: Some(candidates[slot.at].id.clone()),
                         reason: reason.into(),
                     });
                 }
             }
             break;
-        }
-        // Spread by attribute: the group's task count per attribute value, counted once.
-        let spread_totals: Vec<HashMap<Option<&String>, i64>> = strategies
-            .iter()
-            .map(|s| {
-                let mut totals = HashMap::new();
-                if let Strategy::Spread(SpreadField::Attribute(a)) = s {
-                    for o in state.iter().filter(|o| o.active) {
-                        *totals.entry(o.attributes.get(a)).or_default() +=
-                            o.groups.get(&task.group).copied().unwrap_or(0) as i64;
-                    }
-                }
-                totals
-            })
-            .collect();
-        // Successive tie-breakers: one key per strategy, then a random draw.
-        let keys: Vec<(Vec<i64>, u64, usize)> = eligible
-            .iter()
-            .map(|i| {
-                let c = &state[*i];
-                let mut key = Vec::with_capacity(strategies.len());
-                for (s, totals) in strategies.iter().zip(&spread_totals) {
-                    key.push(match s {
-                        Strategy::Binpack(Resource::Cpu) => c.remaining_cpu - task.cpu,
-                        Strategy::Binpack(Resource::Memory) => c.remaining_memory - task.memory,
-                        Strategy::Spread(SpreadField::Instance) => {
-                            c.groups.get(&task.group).copied().unwrap_or(0) as i64
-                        }
-                        Strategy::Spread(SpreadField::Attribute(a)) => {
-                            totals.get(&c.attributes.get(a)).copied().unwrap_or(0)
-                        }
-                        Strategy::Random => rng.random_range(0..i64::MAX),
-                    });
-                }
-                (key, rng.random::<u64>(), *i)
-            })
-            .collect();
-        let chosen = keys
-            .into_iter()
-            .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)))
-            .map(|(_, _, i)| i)
-            .expect("eligible is not empty");
-        let c = &mut state[chosen];
+        };
+        let slot = &mut slots[k];
+        let chosen = slot.at;
+        let c = changed
+            .entry(chosen)
+            .or_insert_with(|| candidates[chosen].clone());
         c.remaining_cpu -= task.cpu;
         c.remaining_memory -= task.memory;
         c.reserved_tcp.extend(task.tcp_ports.iter().copied());
         c.reserved_udp.extend(task.udp_ports.iter().copied());
         *c.groups.entry(task.group.clone()).or_default() += 1;
+        slot.blocked = blocker(c, task, constraints);
+        slot.cpu -= task.cpu;
+        slot.memory -= task.memory;
+        slot.in_group += 1;
+        for (n, s) in strategies.iter().enumerate() {
+            if let Strategy::Spread(SpreadField::Attribute(_)) = s {
+                spread_total[n][slot.spread[n] as usize] += 1;
+            }
+        }
         out.placements.push(chosen);
     }
     out
@@ -314,7 +449,7 @@ mod tests {
             instance("c", "z2", 4096, 2000),
         ];
         let p = plan(
-            &cands,
+            &Fleet::new(cands.clone()),
             &task(10, 500),
             3,
             &[Strategy::Binpack(Resource::Memory)],
@@ -336,7 +471,14 @@ mod tests {
             Strategy::Spread(SpreadField::Attribute("ecs.availability-zone".into())),
             Strategy::Spread(SpreadField::Instance),
         ];
-        let p = plan(&cands, &task(100, 100), 6, &strategies, &[], 7);
+        let p = plan(
+            &Fleet::new(cands.clone()),
+            &task(100, 100),
+            6,
+            &strategies,
+            &[],
+            7,
+        );
         let mut per_zone = BTreeMap::new();
         for i in &p.placements {
             *per_zone
@@ -360,7 +502,7 @@ mod tests {
             tcp_ports: vec![80],
             ..task(256, 512)
         };
-        let p = plan(&cands, &t, 1, &[], &[], 1);
+        let p = plan(&Fleet::new(cands.clone()), &t, 1, &[], &[], 1);
         assert!(p.placements.is_empty());
         assert_eq!(
             p.failures,
@@ -375,7 +517,7 @@ mod tests {
                 },
             ]
         );
-        let none = plan(&[], &t, 1, &[], &[], 1);
+        let none = plan(&Fleet::default(), &t, 1, &[], &[], 1);
         assert_eq!(
             none.failures[0].reason,
             "No Container Instances were found in your cluster."
@@ -389,7 +531,7 @@ mod tests {
             tcp_ports: vec![8080],
             ..task(1, 1)
         };
-        let p = plan(&two, &t, 3, &[], &[], 1);
+        let p = plan(&Fleet::new(two.clone()), &t, 3, &[], &[], 1);
         assert_eq!(p.placements.len(), 2);
         assert_ne!(p.placements[0], p.placements[1]);
         assert_eq!(p.failures.len(), 2);
@@ -405,10 +547,17 @@ mod tests {
         ];
         cands[2].attributes.insert("stack".into(), "prod".into());
         let member = Constraint::MemberOf(query::parse("attribute:stack == prod").unwrap());
-        let p = plan(&cands, &task(1, 1), 2, &[], &[member], 3);
+        let p = plan(
+            &Fleet::new(cands.clone()),
+            &task(1, 1),
+            2,
+            &[],
+            &[member],
+            3,
+        );
         assert_eq!(p.placements, [2, 2]);
         let p = plan(
-            &cands,
+            &Fleet::new(cands.clone()),
             &task(1, 1),
             4,
             &[],
@@ -505,7 +654,14 @@ mod tests {
                 _ => vec![],
             };
             let count = rng.random_range(1..10);
-            let p = plan(&cands, &t, count, &strategies, &constraints, round);
+            let p = plan(
+                &Fleet::new(cands.clone()),
+                &t,
+                count,
+                &strategies,
+                &constraints,
+                round,
+            );
             // Replay the plan and check every invariant.
             let mut state = cands.clone();
             for &i in &p.placements {
