@@ -10,5 +10,6 @@
 pub mod ecs;
 pub mod paging;
 pub mod placement;
+pub mod rollout;
 
 pub use berth_types::Scope;

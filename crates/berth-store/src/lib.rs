@@ -32,6 +32,8 @@ pub enum Kind {
     ContainerInstance,
     /// An ECS task: `cluster\nid`; the status column holds the desired status.
     Task,
+    /// An ECS service: `cluster\nname`; the status column holds its status.
+    Service,
     /// An ECR repository, keyed by name.
     Repository,
     /// An image (manifest) in a repository: `repo\ndigest`.
@@ -55,6 +57,7 @@ impl Kind {
             Kind::AccountSetting => "account-setting",
             Kind::ContainerInstance => "container-instance",
             Kind::Task => "task",
+            Kind::Service => "service",
             Kind::Repository => "repository",
             Kind::Image => "image",
             Kind::ImageTag => "image-tag",

@@ -414,6 +414,76 @@ pub struct Task {
     pub private_ipv4_address: Option<String>,
 }
 
+/// A service (spec/ecs.md §7). Stored under `cluster\nname`; the status column is `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    pub cluster: ClusterName,
+    /// `ACTIVE`, `DRAINING` (deleted, tasks stopping) or `INACTIVE`.
+    pub status: String,
+    /// `REPLICA` or `DAEMON`.
+    pub scheduling_strategy: String,
+    pub desired_count: u32,
+    pub launch_type: String,
+    /// The PRIMARY deployment's task definition.
+    pub family: Family,
+    pub revision: u32,
+    /// `placementStrategy` / `placementConstraints` as given.
+    pub placement_strategy: Vec<Value>,
+    pub placement_constraints: Vec<Value>,
+    pub minimum_healthy_percent: u32,
+    pub maximum_percent: u32,
+    pub circuit_breaker_enable: bool,
+    pub circuit_breaker_rollback: bool,
+    pub health_check_grace_period_seconds: u32,
+    /// `loadBalancers` as given (wired by the load balancer).
+    pub load_balancers: Vec<Value>,
+    pub network_configuration: Option<Value>,
+    pub tags: Vec<Tag>,
+    /// `propagateTags`: `NONE`, `SERVICE` or `TASK_DEFINITION`.
+    pub propagate_tags: String,
+    pub enable_ecs_managed_tags: bool,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    /// Newest first; PRIMARY first of all.
+    pub deployments: Vec<Deployment>,
+    /// Newest first, at most 100.
+    pub events: Vec<ServiceEvent>,
+    /// The task definition of the last deployment that completed (what a rollback restores).
+    pub completed: Option<(Family, u32)>,
+    /// Whether the last scheduler pass found the service steady (events fire on changes).
+    pub steady: bool,
+}
+
+/// One deployment of a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// `ecs-svc/` and 19 digits; service tasks carry it as `startedBy`.
+    pub id: String,
+    /// `PRIMARY` or `ACTIVE`.
+    pub status: String,
+    pub family: Family,
+    pub revision: u32,
+    pub desired_count: u32,
+    pub running_count: u32,
+    pub pending_count: u32,
+    pub failed_tasks: u32,
+    /// `IN_PROGRESS`, `COMPLETED` or `FAILED`.
+    pub rollout_state: String,
+    pub rollout_state_reason: String,
+    pub launch_type: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A service event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEvent {
+    pub id: String,
+    pub created_at: Timestamp,
+    pub message: String,
+}
+
 /// An account setting (`PutAccountSetting` / `PutAccountSettingDefault`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountSetting {
