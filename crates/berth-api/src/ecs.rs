@@ -9,11 +9,12 @@ use berth_control::ecs::{
     ListAccountSettings, ListTaskDefinitions, ListTasks, RegisterInstance, RegisterTaskDefinition,
     RunTask, TargetedAttribute, TaskReport, UpdateCluster,
 };
+use berth_control::ecs::{CreateService, DeploymentConfiguration, UpdateService};
 use berth_control::paging::{Page, PageRequest};
-use berth_control::placement::{Constraint, Strategy};
+use berth_control::placement;
 use berth_types::ecs::{
     Cluster, ClusterSetting, ContainerInstance, InstanceAttribute, InstanceResource,
-    InstanceStatus, Task, TaskDefinition, TaskDefinitionStatus, TaskStatus,
+    InstanceStatus, Service, Task, TaskDefinition, TaskDefinitionStatus, TaskStatus,
 };
 use berth_types::{Error, Principal, Tag, Timestamp};
 use serde::Deserialize;
@@ -425,42 +426,103 @@ fn task_out(state: &ApiState, t: &Task, with_tags: bool) -> Value {
     v
 }
 
-#[derive(Deserialize)]
-struct WirePlacement {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    field: Option<String>,
-    expression: Option<String>,
-}
-
-fn strategies_in(list: Vec<WirePlacement>) -> Result<Vec<Strategy>, Error> {
-    list.into_iter()
-        .map(|p| {
-            Strategy::parse(p.kind.as_deref().unwrap_or(""), p.field.as_deref())
-                .map_err(Error::InvalidParameter)
-        })
-        .collect()
-}
-
-fn constraints_in(list: Vec<WirePlacement>) -> Result<Vec<Constraint>, Error> {
-    list.into_iter()
-        .map(|p| match p.kind.as_deref() {
-            Some("distinctInstance") => Ok(Constraint::DistinctInstance),
-            Some("memberOf") => {
-                let e = p.expression.as_deref().unwrap_or("");
-                berth_control::placement::query::parse(e)
-                    .map(Constraint::MemberOf)
-                    .map_err(|err| {
-                        Error::InvalidParameter(format!(
-                            "Invalid placement constraint expression '{e}': {err}"
-                        ))
-                    })
+fn service_out(state: &ApiState, s: &Service, with_tags: bool) -> Value {
+    let ecs = &state.inner.ecs;
+    let deployments: Vec<Value> = s
+        .deployments
+        .iter()
+        .map(|d| {
+            let mut v = json!({
+                "id": d.id,
+                "status": d.status,
+                "taskDefinition": ecs.task_definition_arn(&d.family, d.revision),
+                "desiredCount": d.desired_count,
+                "pendingCount": d.pending_count,
+                "runningCount": d.running_count,
+                "failedTasks": d.failed_tasks,
+                "createdAt": d.created_at.epoch_seconds(),
+                "updatedAt": d.updated_at.epoch_seconds(),
+                "launchType": d.launch_type,
+                "rolloutState": d.rollout_state,
+                "rolloutStateReason": d.rollout_state_reason,
+            });
+            if let Some(n) = &s.network_configuration {
+                v["networkConfiguration"] = n.clone();
             }
-            other => Err(Error::InvalidParameter(format!(
-                "Unknown placement constraint type {other:?}"
-            ))),
+            v
         })
-        .collect()
+        .collect();
+    let events: Vec<Value> = s
+        .events
+        .iter()
+        .map(|e| json!({"id": e.id, "createdAt": e.created_at.epoch_seconds(), "message": e.message}))
+        .collect();
+    let mut v = json!({
+        "serviceArn": ecs.service_arn(s),
+        "serviceName": s.name,
+        "clusterArn": ecs.cluster_arn(&s.cluster),
+        "loadBalancers": s.load_balancers,
+        "serviceRegistries": [],
+        "status": s.status,
+        "desiredCount": s.desired_count,
+        "runningCount": s.deployments.iter().map(|d| d.running_count).sum::<u32>(),
+        "pendingCount": s.deployments.iter().map(|d| d.pending_count).sum::<u32>(),
+        "launchType": s.launch_type,
+        "taskDefinition": ecs.task_definition_arn(&s.family, s.revision),
+        "deploymentConfiguration": {
+            "deploymentCircuitBreaker": {
+                "enable": s.circuit_breaker_enable,
+                "rollback": s.circuit_breaker_rollback,
+            },
+            "maximumPercent": s.maximum_percent,
+            "minimumHealthyPercent": s.minimum_healthy_percent,
+        },
+        "deployments": deployments,
+        "events": events,
+        "createdAt": s.created_at.epoch_seconds(),
+        "placementConstraints": s.placement_constraints,
+        "placementStrategy": s.placement_strategy,
+        "schedulingStrategy": s.scheduling_strategy,
+        "deploymentController": {"type": "ECS"},
+        "createdBy": s.created_by,
+        "enableECSManagedTags": s.enable_ecs_managed_tags,
+        "propagateTags": s.propagate_tags,
+        "enableExecuteCommand": false,
+    });
+    if s.health_check_grace_period_seconds > 0 || !s.load_balancers.is_empty() {
+        v["healthCheckGracePeriodSeconds"] = s.health_check_grace_period_seconds.into();
+    }
+    if let Some(n) = &s.network_configuration {
+        v["networkConfiguration"] = n.clone();
+    }
+    if with_tags {
+        v["tags"] = tags_out(&s.tags);
+    }
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireDeploymentConfiguration {
+    minimum_healthy_percent: Option<i64>,
+    maximum_percent: Option<i64>,
+    deployment_circuit_breaker: Option<WireCircuitBreaker>,
+}
+
+#[derive(Deserialize)]
+struct WireCircuitBreaker {
+    enable: bool,
+    rollback: bool,
+}
+
+impl From<WireDeploymentConfiguration> for DeploymentConfiguration {
+    fn from(w: WireDeploymentConfiguration) -> Self {
+        DeploymentConfiguration {
+            minimum_healthy_percent: w.minimum_healthy_percent,
+            maximum_percent: w.maximum_percent,
+            circuit_breaker: w.deployment_circuit_breaker.map(|c| (c.enable, c.rollback)),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -1017,9 +1079,9 @@ pub async fn call(
                 started_by: Option<String>,
                 overrides: Option<Value>,
                 #[serde(default)]
-                placement_strategy: Vec<WirePlacement>,
+                placement_strategy: Vec<Value>,
                 #[serde(default)]
-                placement_constraints: Vec<WirePlacement>,
+                placement_constraints: Vec<Value>,
                 container_instances: Option<Vec<String>>,
                 #[serde(default)]
                 tags: Vec<WireTag>,
@@ -1054,8 +1116,10 @@ pub async fn call(
                     group: i.group,
                     started_by: i.started_by,
                     overrides: i.overrides,
-                    strategies: strategies_in(i.placement_strategy)?,
-                    constraints: constraints_in(i.placement_constraints)?,
+                    strategies: placement::strategies_from(&i.placement_strategy)
+                        .map_err(Error::InvalidParameter)?,
+                    constraints: placement::constraints_from(&i.placement_constraints)
+                        .map_err(Error::InvalidParameter)?,
                     instances: if start { i.container_instances } else { None },
                     tags: tags(i.tags),
                 })
@@ -1127,6 +1191,167 @@ pub async fn call(
             let cluster = ecs.cluster_name(i.cluster.as_deref())?;
             let t = ecs.task_stop(&cluster, &i.task, i.reason).await?;
             Ok(json!({"task": task_out(state, &t, false)}))
+        }
+        "CreateService" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                service_name: String,
+                task_definition: Option<String>,
+                desired_count: Option<i64>,
+                launch_type: Option<String>,
+                scheduling_strategy: Option<String>,
+                #[serde(default)]
+                placement_strategy: Vec<Value>,
+                #[serde(default)]
+                placement_constraints: Vec<Value>,
+                deployment_configuration: Option<WireDeploymentConfiguration>,
+                deployment_controller: Option<Value>,
+                health_check_grace_period_seconds: Option<i64>,
+                #[serde(default)]
+                load_balancers: Vec<Value>,
+                network_configuration: Option<Value>,
+                #[serde(default)]
+                tags: Vec<WireTag>,
+                propagate_tags: Option<String>,
+                #[serde(default, rename = "enableECSManagedTags")]
+                enable_ecs_managed_tags: bool,
+                capacity_provider_strategy: Option<Vec<Value>>,
+            }
+            let i: In = input(v)?;
+            if i.capacity_provider_strategy.is_some_and(|c| !c.is_empty()) {
+                return Err(Error::InvalidParameter(
+                    "Capacity providers are not supported; use launchType.".into(),
+                ));
+            }
+            let s = ecs
+                .service_create(CreateService {
+                    cluster: i.cluster,
+                    name: i.service_name,
+                    task_definition: i.task_definition,
+                    desired_count: i.desired_count,
+                    launch_type: i.launch_type,
+                    scheduling_strategy: i.scheduling_strategy,
+                    placement_strategy: i.placement_strategy,
+                    placement_constraints: i.placement_constraints,
+                    deployment_configuration: i.deployment_configuration.map(Into::into),
+                    deployment_controller: i
+                        .deployment_controller
+                        .and_then(|c| c.get("type").and_then(Value::as_str).map(str::to_string)),
+                    health_check_grace_period_seconds: i.health_check_grace_period_seconds,
+                    load_balancers: i.load_balancers,
+                    network_configuration: i.network_configuration,
+                    tags: tags(i.tags),
+                    propagate_tags: i.propagate_tags,
+                    enable_ecs_managed_tags: i.enable_ecs_managed_tags,
+                })
+                .await?;
+            Ok(json!({"service": service_out(state, &s, true)}))
+        }
+        "UpdateService" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                service: String,
+                task_definition: Option<String>,
+                desired_count: Option<i64>,
+                #[serde(default)]
+                force_new_deployment: bool,
+                deployment_configuration: Option<WireDeploymentConfiguration>,
+                placement_strategy: Option<Vec<Value>>,
+                placement_constraints: Option<Vec<Value>>,
+                health_check_grace_period_seconds: Option<i64>,
+                load_balancers: Option<Vec<Value>>,
+                network_configuration: Option<Value>,
+                propagate_tags: Option<String>,
+                #[serde(rename = "enableECSManagedTags")]
+                enable_ecs_managed_tags: Option<bool>,
+            }
+            let i: In = input(v)?;
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let s = ecs
+                .service_update(
+                    &cluster,
+                    &i.service,
+                    UpdateService {
+                        task_definition: i.task_definition,
+                        desired_count: i.desired_count,
+                        force_new_deployment: i.force_new_deployment,
+                        deployment_configuration: i.deployment_configuration.map(Into::into),
+                        placement_strategy: i.placement_strategy,
+                        placement_constraints: i.placement_constraints,
+                        health_check_grace_period_seconds: i.health_check_grace_period_seconds,
+                        load_balancers: i.load_balancers,
+                        network_configuration: i.network_configuration,
+                        propagate_tags: i.propagate_tags,
+                        enable_ecs_managed_tags: i.enable_ecs_managed_tags,
+                    },
+                )
+                .await?;
+            Ok(json!({"service": service_out(state, &s, false)}))
+        }
+        "DeleteService" => {
+            #[derive(Deserialize)]
+            struct In {
+                cluster: Option<String>,
+                service: String,
+                force: Option<bool>,
+            }
+            let i: In = input(v)?;
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let s = ecs
+                .service_delete(&cluster, &i.service, i.force.unwrap_or(false))
+                .await?;
+            Ok(json!({"service": service_out(state, &s, false)}))
+        }
+        "DescribeServices" => {
+            #[derive(Deserialize)]
+            struct In {
+                cluster: Option<String>,
+                services: Vec<String>,
+                #[serde(default)]
+                include: Vec<String>,
+            }
+            let i: In = input(v)?;
+            if i.services.is_empty() || i.services.len() > 10 {
+                return Err(Error::InvalidParameter(
+                    "services must list 1 to 10 services.".into(),
+                ));
+            }
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let (found, failures) = ecs.service_describe(&cluster, &i.services)?;
+            let with_tags = i.include.iter().any(|x| x == "TAGS");
+            let out: Vec<Value> = found
+                .iter()
+                .map(|s| service_out(state, s, with_tags))
+                .collect();
+            Ok(json!({"services": out, "failures": failures_out(&failures)}))
+        }
+        "ListServices" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct In {
+                cluster: Option<String>,
+                launch_type: Option<String>,
+                scheduling_strategy: Option<String>,
+                #[serde(flatten)]
+                paging: Paging,
+            }
+            let i: In = input(v)?;
+            let cluster = ecs.cluster_name(i.cluster.as_deref())?;
+            let page = ecs.service_list(
+                &cluster,
+                i.launch_type.as_deref(),
+                i.scheduling_strategy.as_deref(),
+                &i.paging.request(),
+            )?;
+            Ok(page_out("serviceArns", page, Value::String))
+        }
+        "ListServicesByNamespace" => {
+            // No service discovery (Cloud Map) yet: no service is in any namespace.
+            Ok(json!({"serviceArns": []}))
         }
         "SubmitTaskStateChange" | "SubmitContainerStateChange" => {
             #[derive(Deserialize)]

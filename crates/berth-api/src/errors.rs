@@ -69,6 +69,11 @@ pub fn ecs_error(e: Error, request_id: &str) -> ApiError {
             400,
             e.to_string(),
         ),
+        Error::ClusterContainsServices => {
+            ApiError::new("ClusterContainsServicesException", 400, e.to_string())
+        }
+        Error::ServiceNotFound => ApiError::new("ServiceNotFoundException", 400, e.to_string()),
+        Error::ServiceNotActive => ApiError::new("ServiceNotActiveException", 400, e.to_string()),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
     }
 }
@@ -105,7 +110,10 @@ pub fn ecr_error(e: Error, request_id: &str) -> ApiError {
         Error::TargetNotFound(_)
         | Error::AttributeLimitExceeded(_)
         | Error::ClusterContainsContainerInstances
-        | Error::ClusterContainsTasks => ApiError::new("InvalidParameterException", 400, m),
+        | Error::ClusterContainsTasks
+        | Error::ClusterContainsServices
+        | Error::ServiceNotFound
+        | Error::ServiceNotActive => ApiError::new("InvalidParameterException", 400, m),
         Error::LimitExceeded(_) => ApiError::new("LimitExceededException", 400, m),
         Error::NotImplemented(_) => ApiError::new("NotImplemented", 501, m),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
@@ -129,7 +137,10 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
         | Error::TargetNotFound(_)
         | Error::AttributeLimitExceeded(_)
         | Error::ClusterContainsContainerInstances
-        | Error::ClusterContainsTasks => (400, "UNSUPPORTED", m),
+        | Error::ClusterContainsTasks
+        | Error::ClusterContainsServices
+        | Error::ServiceNotFound
+        | Error::ServiceNotActive => (400, "UNSUPPORTED", m),
         Error::ImageTagImmutable(_) => (400, "TAG_INVALID", m),
         Error::UploadNotFound => (404, "BLOB_UPLOAD_UNKNOWN", m),
         Error::UploadOutOfOrder(_) => (416, "BLOB_UPLOAD_INVALID", m),
@@ -179,9 +190,11 @@ pub fn query_error(e: Error, request_id: &str) -> ApiError {
         Error::TargetNotFound(m) | Error::AttributeLimitExceeded(m) => {
             ApiError::new("ValidationError", 400, m)
         }
-        Error::ClusterContainsContainerInstances | Error::ClusterContainsTasks => {
-            ApiError::new("ValidationError", 400, e.to_string())
-        }
+        Error::ClusterContainsContainerInstances
+        | Error::ClusterContainsTasks
+        | Error::ClusterContainsServices
+        | Error::ServiceNotFound
+        | Error::ServiceNotActive => ApiError::new("ValidationError", 400, e.to_string()),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "InternalFailure"),
     }
 }

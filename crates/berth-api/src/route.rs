@@ -39,50 +39,41 @@ const ECS_SUPPORT: &[(&str, Support)] = &[
     ("DeregisterTaskDefinition", Support::Implemented),
     (
         "DeleteTaskDefinitions",
-        Support::Partial(
-            "revisions stay DELETE_IN_PROGRESS (describable); the purge arrives with tasks",
-        ),
+        Support::Partial("revisions stay DELETE_IN_PROGRESS (describable); never purged yet"),
     ),
     (
         "TagResource",
-        Support::Partial("clusters and task definitions (the only ECS resources so far)"),
+        Support::Partial(
+            "clusters, task definitions and services (not yet tasks or container instances)",
+        ),
     ),
     (
         "UntagResource",
-        Support::Partial("clusters and task definitions (the only ECS resources so far)"),
+        Support::Partial(
+            "clusters, task definitions and services (not yet tasks or container instances)",
+        ),
     ),
     (
         "ListTagsForResource",
-        Support::Partial("clusters and task definitions (the only ECS resources so far)"),
+        Support::Partial(
+            "clusters, task definitions and services (not yet tasks or container instances)",
+        ),
     ),
     ("ListAccountSettings", Support::Implemented),
     ("PutAccountSetting", Support::Implemented),
     ("PutAccountSettingDefault", Support::Implemented),
-    (
-        "RegisterContainerInstance",
-        Support::Partial(
-            "instances register through the API; heartbeats and tasks arrive with the agent",
-        ),
-    ),
-    (
-        "DescribeContainerInstances",
-        Support::Partial(
-            "no tasks yet: remaining resources equal registered ones, task counts are 0",
-        ),
-    ),
+    ("RegisterContainerInstance", Support::Implemented),
+    ("DescribeContainerInstances", Support::Implemented),
     ("ListContainerInstances", Support::Implemented),
     ("DeregisterContainerInstance", Support::Implemented),
-    (
-        "UpdateContainerInstancesState",
-        Support::Partial("state changes only: draining moves service tasks once services exist"),
-    ),
+    ("UpdateContainerInstancesState", Support::Implemented),
     ("PutAttributes", Support::Implemented),
     ("DeleteAttributes", Support::Implemented),
     ("ListAttributes", Support::Implemented),
     (
         "RunTask",
         Support::Partial(
-            "EC2/EXTERNAL placement with strategies and constraints; tasks advance as agents report (the Docker agent is next); no awsvpc/FARGATE networking yet",
+            "EC2/EXTERNAL/FARGATE with strategies and constraints; no capacity providers; repositoryCredentials needs Secrets Manager, which Berth does not provide",
         ),
     ),
     (
@@ -102,6 +93,25 @@ const ECS_SUPPORT: &[(&str, Support)] = &[
         ),
     ),
     ("SubmitContainerStateChange", Support::Implemented),
+    (
+        "CreateService",
+        Support::Partial(
+            "REPLICA and DAEMON with the ECS deployment controller and launchType; loadBalancers are stored (wired by the load balancer work); no capacity providers, service discovery or Service Connect",
+        ),
+    ),
+    (
+        "UpdateService",
+        Support::Partial(
+            "task definition, desired count, forceNewDeployment, deployment configuration, placement, load balancers, network configuration",
+        ),
+    ),
+    ("DeleteService", Support::Implemented),
+    ("DescribeServices", Support::Implemented),
+    ("ListServices", Support::Implemented),
+    (
+        "ListServicesByNamespace",
+        Support::Partial("no service discovery yet: always an empty list"),
+    ),
 ];
 
 const STS_SUPPORT: &[(&str, Support)] = &[("GetCallerIdentity", Support::Implemented)];

@@ -81,6 +81,15 @@ pub enum Error {
     #[error("The Cluster cannot be deleted while Tasks are active.")]
     ClusterContainsTasks,
     /// A quota was reached.
+    #[error("The Cluster cannot be deleted while Services are active.")]
+    ClusterContainsServices,
+
+    #[error("Service not found.")]
+    ServiceNotFound,
+
+    #[error("Service was not ACTIVE.")]
+    ServiceNotActive,
+
     #[error("{0}")]
     LimitExceeded(String),
     /// A conditional write lost a race and should be retried by the app layer.

@@ -66,6 +66,13 @@ pub struct ServerArgs {
     /// Seconds without a heartbeat after which an instance's tasks are stopped [default: 300].
     #[arg(long, env = "BERTH_AGENT_LOST_TIMEOUT", value_name = "SECONDS")]
     pub agent_lost_timeout: Option<u64>,
+    /// Milliseconds between service scheduler passes [default: 1000].
+    #[arg(long, env = "BERTH_SCHEDULER_INTERVAL_MS", value_name = "MILLISECONDS")]
+    pub scheduler_interval_ms: Option<u64>,
+    /// Seconds a RUNNING service task without a container health check must run before it
+    /// counts as healthy [default: 40, as AWS].
+    #[arg(long, env = "BERTH_TASK_HEALTHY_AFTER", value_name = "SECONDS")]
+    pub task_healthy_after: Option<u64>,
     /// Seconds between registry garbage-collection passes [default: 600].
     #[arg(long, env = "BERTH_GC_INTERVAL", value_name = "SECONDS")]
     pub gc_interval: Option<u64>,
@@ -91,6 +98,8 @@ pub struct FileConfig {
     pub gc_grace: Option<u64>,
     pub agent_timeout: Option<u64>,
     pub agent_lost_timeout: Option<u64>,
+    pub scheduler_interval_ms: Option<u64>,
+    pub task_healthy_after: Option<u64>,
 }
 
 /// The resolved settings.
@@ -110,6 +119,8 @@ pub struct ServerConfig {
     pub local_agent: bool,
     pub agent_timeout: std::time::Duration,
     pub agent_lost_timeout: std::time::Duration,
+    pub scheduler_interval: std::time::Duration,
+    pub task_healthy_after: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +211,17 @@ impl ServerArgs {
                     .or(file.agent_lost_timeout)
                     .unwrap_or(300)
                     .max(1),
+            ),
+            scheduler_interval: std::time::Duration::from_millis(
+                self.scheduler_interval_ms
+                    .or(file.scheduler_interval_ms)
+                    .unwrap_or(1000)
+                    .max(10),
+            ),
+            task_healthy_after: std::time::Duration::from_secs(
+                self.task_healthy_after
+                    .or(file.task_healthy_after)
+                    .unwrap_or(40),
             ),
         })
     }

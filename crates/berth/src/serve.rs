@@ -194,6 +194,19 @@ pub async fn run(
             }
         }
     });
+    let scheduler =
+        berth_control::ecs::ServiceScheduler::new(state.ecs().clone(), config.task_healthy_after);
+    let scheduler_interval = config.scheduler_interval;
+    let scheduler = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(scheduler_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = scheduler.activate().await {
+                tracing::warn!(error = %e, "service scheduler pass failed; retrying next pass");
+            }
+        }
+    });
     let app = berth_api::router(state);
     let endpoint = config.endpoint_url(bound);
     if created {
@@ -272,6 +285,7 @@ pub async fn run(
     }
     gc.abort();
     liveness.abort();
+    scheduler.abort();
     if let Some(a) = local_agent {
         a.abort();
     }

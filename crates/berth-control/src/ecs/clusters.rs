@@ -223,7 +223,7 @@ impl Ecs {
             registered_container_instances: self.instances_registered(&cluster.name)?.len() as u32,
             running_tasks: usage.values().map(|u| u.running).sum(),
             pending_tasks: usage.values().map(|u| u.pending).sum(),
-            active_services: 0,
+            active_services: self.services_of(&cluster.name, Some("ACTIVE"))?.len() as u32,
         })
     }
 
@@ -250,11 +250,12 @@ impl Ecs {
                 if super::instances::any_registered(tx, &name)? {
                     return Err(Error::ClusterContainsContainerInstances);
                 }
+                if super::services::any_live(tx, &name)? {
+                    return Err(Error::ClusterContainsServices);
+                }
                 if super::tasks::any_active(tx, &name)? {
                     return Err(Error::ClusterContainsTasks);
                 }
-                // Services arrive with later work; their presence will refuse the delete here
-                // too (ClusterContainsServicesException).
                 c.status = ClusterStatus::Inactive;
                 save(tx, &c, Some(g))?;
                 Ok(c)

@@ -85,7 +85,10 @@ fn set_attribute(attrs: &mut Vec<InstanceAttribute>, a: InstanceAttribute) {
 }
 
 /// The facts the cluster query language sees about an instance (and what its tasks use).
-struct InstanceFacts<'a>(&'a ContainerInstance, Option<&'a super::InstanceUsage>);
+pub(super) struct InstanceFacts<'a>(
+    pub(super) &'a ContainerInstance,
+    pub(super) Option<&'a super::InstanceUsage>,
+);
 
 impl Facts for InstanceFacts<'_> {
     fn attribute(&self, name: &str) -> Option<String> {

@@ -6,6 +6,8 @@ mod capacity;
 mod clusters;
 mod instances;
 mod liveness;
+mod scheduler;
+mod services;
 mod settings;
 mod task_definitions;
 mod tasks;
@@ -14,6 +16,8 @@ pub use capacity::InstanceUsage;
 pub use clusters::{ClusterCounts, CreateCluster, UpdateCluster};
 pub use instances::{MAX_CUSTOM_ATTRIBUTES, RegisterInstance, TargetedAttribute};
 pub use liveness::{InstanceLiveness, LivenessStatus};
+pub use scheduler::{ServiceScheduler, breaker_threshold};
+pub use services::{CreateService, DeploymentConfiguration, MAX_EVENTS, UpdateService};
 pub use settings::{ListAccountSettings, SETTING_NAMES};
 pub use task_definitions::{FamilyStatusFilter, ListTaskDefinitions, RegisterTaskDefinition};
 pub use tasks::{ContainerReport, ListTasks, MAX_RUN_COUNT, RunTask, TaskReport};
@@ -21,7 +25,7 @@ pub use tasks::{ContainerReport, ListTasks, MAX_RUN_COUNT, RunTask, TaskReport};
 use crate::Scope;
 use crate::paging::{Page, PageRequest, Pager};
 use berth_store::{Kind, ListQuery, Record, Store, Tx};
-use berth_types::ecs::{ClusterName, Family};
+use berth_types::ecs::{ClusterName, Family, Service};
 use berth_types::{Arn, Error, Tag};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -56,6 +60,7 @@ pub struct Ecs {
 enum Taggable {
     Cluster(ClusterName),
     TaskDefinition(Family, u32),
+    Service(ClusterName, String),
 }
 
 impl Ecs {
@@ -110,12 +115,16 @@ impl Ecs {
                     rev,
                 ))
             }
-            Some((
-                "service" | "task" | "container-instance" | "capacity-provider" | "task-set",
-                _,
-            )) => Err(Error::ResourceNotFound(
-                "The specified resource could not be found.".into(),
-            )),
+            Some(("service", rest)) => match rest.split_once('/') {
+                Some((c, n)) => Ok(Taggable::Service(
+                    ClusterName::parse(c).map_err(|_| invalid())?,
+                    n.to_string(),
+                )),
+                None => Err(invalid()),
+            },
+            Some(("task" | "container-instance" | "capacity-provider" | "task-set", _)) => Err(
+                Error::ResourceNotFound("The specified resource could not be found.".into()),
+            ),
             _ => Err(invalid()),
         }
     }
@@ -132,6 +141,12 @@ impl Ecs {
                     )
                 })?
                 .ok_or_else(td_not_found)?
+                .1
+                .tags),
+            Taggable::Service(cluster, name) => Ok(self
+                .store
+                .read(|r| load::<Service>(r.get(Kind::Service, &services::key(&cluster, &name))?))?
+                .ok_or(Error::ServiceNotFound)?
                 .1
                 .tags),
         }
@@ -193,6 +208,15 @@ impl Ecs {
                             &td,
                             Some(g),
                         )
+                    })
+                    .await
+            }
+            Taggable::Service(cluster, name) => {
+                self.store
+                    .write(move |tx| {
+                        let (g, mut s) = services::get(tx, &cluster, &name)?;
+                        change(&mut s.tags)?;
+                        services::put(tx, &s, Some(g))
                     })
                     .await
             }

@@ -803,3 +803,37 @@ pub(super) fn stop_in_tx(
     }
     Ok(())
 }
+
+impl Ecs {
+    /// Stops tasks for the service scheduler (`ServiceSchedulerInitiated`), each with its
+    /// reason, in one write. Tasks already stopping are left as they are.
+    pub(super) async fn tasks_stop_by_scheduler(
+        &self,
+        cluster: &ClusterName,
+        stops: Vec<(String, String)>,
+    ) -> Result<Vec<Task>, Error> {
+        let c = cluster.clone();
+        let stopped = self
+            .store
+            .write(move |tx| {
+                let mut stopped = Vec::new();
+                for (id, reason) in stops {
+                    let Some((_, t)) = load::<Task>(tx.get(Kind::Task, &key(&c, &id))?)? else {
+                        continue;
+                    };
+                    if !t.desired_stopped {
+                        stop_in_tx(tx, t.clone(), "ServiceSchedulerInitiated", &reason)?;
+                        stopped.push(t);
+                    }
+                }
+                Ok(stopped)
+            })
+            .await?;
+        for t in &stopped {
+            if let Some(i) = &t.container_instance {
+                self.instance_changed(cluster, i);
+            }
+        }
+        Ok(stopped)
+    }
+}

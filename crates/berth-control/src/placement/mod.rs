@@ -209,6 +209,34 @@ pub enum Constraint {
     MemberOf(Expr),
 }
 
+/// `placementStrategy` in the API's form: `[{type, field}]`.
+pub fn strategies_from(list: &[serde_json::Value]) -> Result<Vec<Strategy>, String> {
+    list.iter()
+        .map(|p| {
+            Strategy::parse(
+                p.get("type").and_then(|v| v.as_str()).unwrap_or(""),
+                p.get("field").and_then(|v| v.as_str()),
+            )
+        })
+        .collect()
+}
+
+/// `placementConstraints` in the API's form: `[{type, expression}]`.
+pub fn constraints_from(list: &[serde_json::Value]) -> Result<Vec<Constraint>, String> {
+    list.iter()
+        .map(|p| match p.get("type").and_then(|v| v.as_str()) {
+            Some("distinctInstance") => Ok(Constraint::DistinctInstance),
+            Some("memberOf") => {
+                let e = p.get("expression").and_then(|v| v.as_str()).unwrap_or("");
+                query::parse(e)
+                    .map(Constraint::MemberOf)
+                    .map_err(|err| format!("Invalid placement constraint expression '{e}': {err}"))
+            }
+            other => Err(format!("Unknown placement constraint type {other:?}")),
+        })
+        .collect()
+}
+
 /// Why a task could not go somewhere (AWS's reason strings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {

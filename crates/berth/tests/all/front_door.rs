@@ -290,7 +290,7 @@ async fn json_protocol_errors_have_exact_codes() {
         (r.status, json_type(&r.body)),
         (400, "UnknownOperationException".into())
     );
-    let r = post("AmazonEC2ContainerServiceV20141113.CreateService", "{}")
+    let r = post("AmazonEC2ContainerServiceV20141113.CreateTaskSet", "{}")
         .send()
         .await;
     assert_eq!(

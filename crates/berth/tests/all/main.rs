@@ -6,6 +6,7 @@ mod docker_e2e;
 mod ecr;
 mod ecs_clusters;
 mod ecs_instances;
+mod ecs_services;
 mod ecs_settings;
 mod ecs_task_definitions;
 mod ecs_tasks;

@@ -1,0 +1,810 @@
+//! Services with simulated agents: the scheduler keeps the desired count, replaces tasks that
+//! die, rolls deployments within the min/max bounds, trips the circuit breaker, moves tasks off
+//! draining instances and follows DAEMON placement. The simulated agent is stepped explicitly
+//! by the test (`Agent::pass`): it reports every task placed on its instances as RUNNING (or as
+//! failing to pull, for images named `missing…`) and every task to stop as STOPPED.
+
+use crate::{code, integer_resource};
+use berth_testkit::aws_sdk_ecs::Client;
+use berth_testkit::aws_sdk_ecs::types::{
+    Attribute, ContainerDefinition, ContainerInstanceStatus, ContainerStateChange,
+    DeploymentCircuitBreaker, DeploymentConfiguration, DesiredStatus, SchedulingStrategy, Service,
+    Tag, Task,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+const CLUSTER: &str = "svc";
+
+fn server() -> berth_testkit::TestServer {
+    crate::start_with(berth_testkit::Options {
+        args: vec![
+            "--scheduler-interval-ms".into(),
+            "100".into(),
+            "--task-healthy-after".into(),
+            "0".into(),
+            "--agent-timeout".into(),
+            "600".into(),
+        ],
+        ..Default::default()
+    })
+}
+
+async fn instance(ecs: &Client, zone: &str) -> String {
+    ecs.register_container_instance()
+        .cluster(CLUSTER)
+        .total_resources(integer_resource("CPU", 4096))
+        .total_resources(integer_resource("MEMORY", 4096))
+        .attributes(
+            Attribute::builder()
+                .name("ecs.availability-zone")
+                .value(zone)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .container_instance
+        .unwrap()
+        .container_instance_arn
+        .unwrap()
+}
+
+/// A cluster with `n` instances over three zones and task definition `web` revisions 1 and 2
+/// (images `img:1`, `img:2`) and 3 (an image that cannot be pulled).
+async fn setup(ecs: &Client, n: usize) -> Vec<String> {
+    ecs.create_cluster()
+        .cluster_name(CLUSTER)
+        .send()
+        .await
+        .unwrap();
+    let mut instances = Vec::new();
+    for i in 0..n {
+        instances.push(instance(ecs, ["us-east-1a", "us-east-1b", "us-east-1c"][i % 3]).await);
+    }
+    for image in ["img:1", "img:2", "missing:3"] {
+        ecs.register_task_definition()
+            .family("web")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image(image)
+                    .memory(128)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    instances
+}
+
+async fn tasks(ecs: &Client, desired: DesiredStatus) -> Vec<Task> {
+    let arns = ecs
+        .list_tasks()
+        .cluster(CLUSTER)
+        .desired_status(desired)
+        .send()
+        .await
+        .unwrap()
+        .task_arns()
+        .to_vec();
+    if arns.is_empty() {
+        return Vec::new();
+    }
+    ecs.describe_tasks()
+        .cluster(CLUSTER)
+        .set_tasks(Some(arns))
+        .send()
+        .await
+        .unwrap()
+        .tasks()
+        .to_vec()
+}
+
+/// One pass of a simulated agent for every instance of the cluster.
+async fn agent_pass(ecs: &Client) {
+    for t in tasks(ecs, DesiredStatus::Running).await {
+        let status = t.last_status().unwrap_or_default();
+        if status != "PROVISIONING" && status != "PENDING" {
+            continue;
+        }
+        let image = t.containers()[0].image().unwrap_or_default().to_string();
+        let (task_status, container_status, reason) = if image.starts_with("missing") {
+            (
+                "STOPPED",
+                "STOPPED",
+                Some(format!(
+                    "CannotPullContainerError: pull access denied for {image}"
+                )),
+            )
+        } else {
+            ("RUNNING", "RUNNING", None)
+        };
+        ecs.submit_task_state_change()
+            .cluster(CLUSTER)
+            .task(t.task_arn().unwrap())
+            .status(task_status)
+            .set_reason(reason)
+            .containers(
+                ContainerStateChange::builder()
+                    .container_name("app")
+                    .status(container_status)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    for t in tasks(ecs, DesiredStatus::Stopped).await {
+        if t.last_status() != Some("STOPPED") {
+            exit(ecs, t.task_arn().unwrap(), 0).await;
+        }
+    }
+}
+
+/// The agent reports the task's container exited with `code`.
+async fn exit(ecs: &Client, task: &str, code: i32) {
+    ecs.submit_task_state_change()
+        .cluster(CLUSTER)
+        .task(task)
+        .status("STOPPED")
+        .containers(
+            ContainerStateChange::builder()
+                .container_name("app")
+                .status("STOPPED")
+                .exit_code(code)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn service(ecs: &Client, name: &str) -> Service {
+    ecs.describe_services()
+        .cluster(CLUSTER)
+        .services(name)
+        .send()
+        .await
+        .unwrap()
+        .services()[0]
+        .clone()
+}
+
+/// What `aws ecs wait services-stable` checks: one deployment, running == desired.
+fn stable(s: &Service) -> bool {
+    s.deployments().len() == 1 && s.running_count() == s.desired_count()
+}
+
+/// Steps the simulated agent until `cond` holds for service `web` (bounded).
+async fn drive(ecs: &Client, what: &str, cond: impl Fn(&Service) -> bool) -> Service {
+    drive_service(ecs, "web", what, cond).await
+}
+
+/// Steps the simulated agent until `cond` holds for the service (bounded).
+async fn drive_service(
+    ecs: &Client,
+    name: &str,
+    what: &str,
+    cond: impl Fn(&Service) -> bool,
+) -> Service {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        agent_pass(ecs).await;
+        let s = service(ecs, name).await;
+        if cond(&s) {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {s:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn messages(s: &Service) -> Vec<String> {
+    s.events()
+        .iter()
+        .map(|e| e.message().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn create(ecs: &Client, name: &str, desired: i32, conf: DeploymentConfiguration) {
+    ecs.create_service()
+        .cluster(CLUSTER)
+        .service_name(name)
+        .task_definition("web:1")
+        .desired_count(desired)
+        .deployment_configuration(conf)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn rolling(min: i32, max: i32, breaker: Option<bool>) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .minimum_healthy_percent(min)
+        .maximum_percent(max)
+        .set_deployment_circuit_breaker(breaker.map(|rollback| {
+            DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(rollback)
+                .build()
+        }))
+        .build()
+}
+
+fn revision(t: &Task) -> String {
+    t.task_definition_arn()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn service_api_shapes_and_bad_input() {
+    let server = server();
+    let ecs = server.ecs();
+    setup(&ecs, 1).await;
+    let created = ecs
+        .create_service()
+        .cluster(CLUSTER)
+        .service_name("web")
+        .task_definition("web:1")
+        .desired_count(0)
+        .tags(Tag::builder().key("team").value("a").build())
+        .send()
+        .await
+        .unwrap()
+        .service
+        .unwrap();
+    assert_eq!(created.status(), Some("ACTIVE"));
+    assert_eq!(
+        created.scheduling_strategy(),
+        Some(&SchedulingStrategy::Replica)
+    );
+    assert!(created.service_arn().unwrap().ends_with(":service/svc/web"));
+    let d = &created.deployments()[0];
+    assert_eq!(d.status(), Some("PRIMARY"));
+    assert!(d.id().unwrap().starts_with("ecs-svc/") && d.id().unwrap().len() == 27);
+    assert_eq!(d.rollout_state().map(|r| r.as_str()), Some("IN_PROGRESS"));
+    let conf = created.deployment_configuration().unwrap();
+    assert_eq!(
+        (conf.minimum_healthy_percent(), conf.maximum_percent()),
+        (Some(100), Some(200))
+    );
+    assert_eq!(created.placement_strategy().len(), 2, "default spread");
+
+    // Identical re-create returns it; a different one is refused.
+    ecs.create_service()
+        .cluster(CLUSTER)
+        .service_name("web")
+        .task_definition("web:1")
+        .desired_count(0)
+        .send()
+        .await
+        .unwrap();
+    let err = ecs
+        .create_service()
+        .cluster(CLUSTER)
+        .service_name("web")
+        .task_definition("web:2")
+        .desired_count(0)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidParameterException");
+    for bad in [
+        ecs.create_service()
+            .cluster(CLUSTER)
+            .service_name("d")
+            .task_definition("web:1")
+            .scheduling_strategy(SchedulingStrategy::Daemon)
+            .desired_count(1),
+        ecs.create_service()
+            .cluster(CLUSTER)
+            .service_name("r")
+            .task_definition("web:1"),
+        ecs.create_service()
+            .cluster(CLUSTER)
+            .service_name("bad name")
+            .task_definition("web:1")
+            .desired_count(1),
+        ecs.create_service()
+            .cluster(CLUSTER)
+            .service_name("x")
+            .task_definition("nope:1")
+            .desired_count(1),
+    ] {
+        let err = bad.send().await.unwrap_err();
+        assert_eq!(code(&err), "InvalidParameterException");
+    }
+    let listed = ecs.list_services().cluster(CLUSTER).send().await.unwrap();
+    assert_eq!(listed.service_arns().len(), 1);
+    let d = ecs
+        .describe_services()
+        .cluster(CLUSTER)
+        .services("web")
+        .services("ghost")
+        .include(berth_testkit::aws_sdk_ecs::types::ServiceField::Tags)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.services()[0].tags().len(), 1);
+    assert_eq!(d.failures()[0].reason(), Some("MISSING"));
+    let err = ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service("ghost")
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ServiceNotFoundException");
+    ecs.tag_resource()
+        .resource_arn(created.service_arn().unwrap())
+        .tags(Tag::builder().key("env").value("prod").build())
+        .send()
+        .await
+        .unwrap();
+    let tags = ecs
+        .list_tags_for_resource()
+        .resource_arn(created.service_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tags().len(), 2);
+    assert!(
+        ecs.list_services_by_namespace()
+            .namespace("ns")
+            .send()
+            .await
+            .unwrap()
+            .service_arns()
+            .is_empty()
+    );
+
+    // A cluster with a service cannot go; a scaled-up service needs force to be deleted.
+    let err = ecs
+        .delete_cluster()
+        .cluster(CLUSTER)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        code(&err).as_str(),
+        "ClusterContainsServicesException" | "ClusterContainsContainerInstancesException"
+    ));
+    ecs.update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+    let err = ecs
+        .delete_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidParameterException");
+    let gone = ecs
+        .delete_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .force(true)
+        .send()
+        .await
+        .unwrap()
+        .service
+        .unwrap();
+    assert_eq!(gone.status(), Some("DRAINING"));
+    let s = drive(&ecs, "INACTIVE", |s| s.status() == Some("INACTIVE")).await;
+    assert_eq!(s.running_count(), 0);
+    assert!(
+        ecs.list_services()
+            .cluster(CLUSTER)
+            .send()
+            .await
+            .unwrap()
+            .service_arns()
+            .is_empty()
+    );
+    let err = ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ServiceNotActiveException");
+}
+
+#[tokio::test]
+async fn service_reaches_steady_state_and_replaces_tasks_that_die() {
+    let server = server();
+    let ecs = server.ecs();
+    setup(&ecs, 3).await;
+    create(&ecs, "web", 3, rolling(100, 200, None)).await;
+    let s = drive(&ecs, "steady state", |s| {
+        stable(s)
+            && messages(s)
+                .iter()
+                .any(|m| m.ends_with("has reached a steady state."))
+    })
+    .await;
+    let d = &s.deployments()[0];
+    assert_eq!(d.rollout_state().map(|r| r.as_str()), Some("COMPLETED"));
+    assert!(
+        messages(&s)
+            .iter()
+            .any(|m| m.starts_with("(service web) has started 3 tasks: (task "))
+    );
+    let running = tasks(&ecs, DesiredStatus::Running).await;
+    assert_eq!(running.len(), 3);
+    let zones: BTreeSet<&str> = running
+        .iter()
+        .map(|t| t.availability_zone().unwrap())
+        .collect();
+    assert_eq!(zones.len(), 3, "spread over the zones by default");
+    assert!(
+        running
+            .iter()
+            .all(|t| t.group() == Some("service:web") && t.started_by() == d.id())
+    );
+
+    // A task dies: the scheduler replaces it.
+    let dead = running[0].task_arn().unwrap().to_string();
+    exit(&ecs, &dead, 1).await;
+    let s = drive(&ecs, "a replacement", |s| {
+        stable(s)
+            && messages(s)
+                .iter()
+                .any(|m| m.starts_with("(service web) has started 1 tasks:"))
+    })
+    .await;
+    let now: Vec<String> = tasks(&ecs, DesiredStatus::Running)
+        .await
+        .iter()
+        .map(|t| t.task_arn().unwrap().to_string())
+        .collect();
+    assert_eq!(now.len(), 3);
+    assert!(!now.contains(&dead));
+    assert!(
+        messages(&s)
+            .iter()
+            .any(|m| m.starts_with("(service web) has started 1 tasks:"))
+    );
+
+    // Scale out and in without a new deployment.
+    ecs.update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .desired_count(5)
+        .send()
+        .await
+        .unwrap();
+    let s = drive(&ecs, "5 running", |s| stable(s) && s.running_count() == 5).await;
+    assert_eq!(s.deployments().len(), 1);
+    ecs.update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .desired_count(2)
+        .send()
+        .await
+        .unwrap();
+    drive(&ecs, "2 running", |s| stable(s) && s.running_count() == 2).await;
+    assert_eq!(tasks(&ecs, DesiredStatus::Running).await.len(), 2);
+}
+
+#[tokio::test]
+async fn service_rolling_deployment_stays_within_bounds() {
+    let server = server();
+    let ecs = server.ecs();
+    setup(&ecs, 3).await;
+    create(&ecs, "web", 3, rolling(100, 200, None)).await;
+    drive(&ecs, "steady", stable).await;
+    let updated = ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .task_definition("web:2")
+        .send()
+        .await
+        .unwrap()
+        .service
+        .unwrap();
+    let states: Vec<(&str, &str)> = updated
+        .deployments()
+        .iter()
+        .map(|d| (d.status().unwrap(), d.task_definition().unwrap()))
+        .collect();
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[0].0, "PRIMARY");
+    assert!(states[0].1.ends_with("web:2"));
+    assert_eq!(states[1].0, "ACTIVE");
+    // Step by step: never more than 6 (200%) tasks, never fewer than 3 (100%) running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        agent_pass(&ecs).await;
+        let live = tasks(&ecs, DesiredStatus::Running).await;
+        assert!(live.len() <= 6, "beyond maximumPercent: {}", live.len());
+        let all = [live.clone(), tasks(&ecs, DesiredStatus::Stopped).await].concat();
+        let running = all
+            .iter()
+            .filter(|t| t.last_status() == Some("RUNNING"))
+            .count();
+        assert!(running >= 3, "below minimumHealthyPercent: {running}");
+        let s = service(&ecs, "web").await;
+        if stable(&s) && live.iter().all(|t| revision(t) == "2") {
+            let d = &s.deployments()[0];
+            assert_eq!(d.rollout_state().map(|r| r.as_str()), Some("COMPLETED"));
+            assert!(
+                messages(&s)
+                    .iter()
+                    .any(|m| m.contains("deployment completed."))
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "deployment: {s:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // forceNewDeployment redeploys the same revision; a desired-count change does not.
+    let s = ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .force_new_deployment(true)
+        .send()
+        .await
+        .unwrap()
+        .service
+        .unwrap();
+    assert_eq!(s.deployments().len(), 2);
+    drive(&ecs, "forced deployment done", |s| {
+        stable(s) && s.deployments()[0].rollout_state().map(|r| r.as_str()) == Some("COMPLETED")
+    })
+    .await;
+
+    // min 0 / max 100 on one task: stop first, then start (the guide's downtime case).
+    ecs.update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .desired_count(1)
+        .deployment_configuration(rolling(0, 100, None))
+        .send()
+        .await
+        .unwrap();
+    drive(&ecs, "one task", |s| stable(s) && s.running_count() == 1).await;
+    ecs.update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .task_definition("web:1")
+        .send()
+        .await
+        .unwrap();
+    drive(&ecs, "back on web:1", |s| {
+        stable(s) && s.task_definition().unwrap().ends_with("web:1")
+    })
+    .await;
+    // 100/100 cannot move: the scheduler says so.
+    ecs.update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .task_definition("web:2")
+        .deployment_configuration(rolling(100, 100, None))
+        .send()
+        .await
+        .unwrap();
+    drive(&ecs, "the stuck event", |s| {
+        messages(s)
+            .iter()
+            .any(|m| m.contains("was unable to stop or start tasks during a deployment"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn service_circuit_breaker_with_and_without_rollback() {
+    let server = server();
+    let ecs = server.ecs();
+    setup(&ecs, 3).await;
+    create(&ecs, "web", 2, rolling(100, 200, Some(true))).await;
+    drive(&ecs, "steady", stable).await;
+    ecs.update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .task_definition("web:3")
+        .send()
+        .await
+        .unwrap();
+    // Step by step: two web:1 tasks keep serving all along, through the failure and the
+    // rollback (a new deployment of web:1 that replaces them within the bounds).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        agent_pass(&ecs).await;
+        let serving = tasks(&ecs, DesiredStatus::Running)
+            .await
+            .into_iter()
+            .chain(tasks(&ecs, DesiredStatus::Stopped).await)
+            .filter(|t| t.last_status() == Some("RUNNING") && revision(t) == "1")
+            .count();
+        assert!(serving >= 2, "old tasks stopped serving: {serving}");
+        let s = service(&ecs, "web").await;
+        let rolled_back = messages(&s)
+            .iter()
+            .any(|m| m.contains("rolling back to deployment"));
+        if rolled_back && stable(&s) && s.task_definition().unwrap().ends_with("web:1") {
+            assert!(
+                messages(&s)
+                    .iter()
+                    .any(|m| m.contains("deployment failed: tasks failed to start."))
+            );
+            assert_eq!(
+                s.deployments()[0].rollout_state().map(|r| r.as_str()),
+                Some("COMPLETED")
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "rollback: {s:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // Without rollback the failed deployment stays PRIMARY and FAILED; old tasks stay.
+    ecs.update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .task_definition("web:3")
+        .deployment_configuration(rolling(100, 200, Some(false)))
+        .send()
+        .await
+        .unwrap();
+    let s = drive(&ecs, "failed deployment", |s| {
+        s.deployments()[0].rollout_state().map(|r| r.as_str()) == Some("FAILED")
+    })
+    .await;
+    let primary = &s.deployments()[0];
+    assert_eq!(
+        primary.rollout_state_reason(),
+        Some("ECS deployment circuit breaker: tasks failed to start.")
+    );
+    assert!(primary.failed_tasks() >= 3);
+    assert_eq!(
+        s.deployments().len(),
+        2,
+        "the old deployment keeps its tasks"
+    );
+    let running: Vec<Task> = tasks(&ecs, DesiredStatus::Running).await;
+    assert_eq!(running.len(), 2);
+    assert!(running.iter().all(|t| revision(t) == "1"));
+}
+
+#[tokio::test]
+async fn service_tasks_leave_draining_and_lost_instances_and_daemons_follow_instances() {
+    let server = server();
+    let ecs = server.ecs();
+    let instances = setup(&ecs, 3).await;
+    create(&ecs, "web", 3, rolling(50, 200, None)).await;
+    drive(&ecs, "steady", stable).await;
+    // A standalone task on the instance about to drain is left alone.
+    let standalone = ecs
+        .start_task()
+        .cluster(CLUSTER)
+        .task_definition("web:1")
+        .container_instances(&instances[0])
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    agent_pass(&ecs).await;
+    ecs.update_container_instances_state()
+        .cluster(CLUSTER)
+        .container_instances(&instances[0])
+        .status(ContainerInstanceStatus::Draining)
+        .send()
+        .await
+        .unwrap();
+    let on_drained = |ts: &[Task]| {
+        ts.iter()
+            .filter(|t| {
+                t.group() == Some("service:web")
+                    && t.container_instance_arn() == Some(instances[0].as_str())
+            })
+            .count()
+    };
+    drive(&ecs, "tasks off the draining instance", stable).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while on_drained(&tasks(&ecs, DesiredStatus::Running).await) > 0 {
+        agent_pass(&ecs).await;
+        assert!(std::time::Instant::now() < deadline, "drain");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let s = drive(&ecs, "stable after drain", stable).await;
+    assert_eq!(s.running_count(), 3);
+    let stopped = tasks(&ecs, DesiredStatus::Stopped).await;
+    assert!(stopped.iter().any(|t| t.stop_code().map(|c| c.as_str())
+        == Some("ServiceSchedulerInitiated")
+        && t.stopped_reason() == Some("Container instance is draining")));
+    let live = tasks(&ecs, DesiredStatus::Running).await;
+    assert!(
+        live.iter()
+            .any(|t| t.task_arn() == Some(standalone.as_str())),
+        "the standalone task is not touched"
+    );
+
+    // Instance loss: a forced deregistration stops its tasks; they come back elsewhere.
+    let victim = live
+        .iter()
+        .find(|t| t.group() == Some("service:web"))
+        .unwrap()
+        .container_instance_arn()
+        .unwrap()
+        .to_string();
+    ecs.deregister_container_instance()
+        .cluster(CLUSTER)
+        .container_instance(&victim)
+        .force(true)
+        .send()
+        .await
+        .unwrap();
+    drive(&ecs, "replacements after instance loss", |s| {
+        stable(s) && s.running_count() == 3
+    })
+    .await;
+    let live = tasks(&ecs, DesiredStatus::Running).await;
+    assert!(
+        live.iter()
+            .filter(|t| t.group() == Some("service:web"))
+            .all(|t| t.container_instance_arn() != Some(victim.as_str()))
+    );
+
+    // DAEMON: one task per ACTIVE instance, following instances that join and drain.
+    ecs.create_service()
+        .cluster(CLUSTER)
+        .service_name("agent")
+        .task_definition("web:1")
+        .scheduling_strategy(SchedulingStrategy::Daemon)
+        .send()
+        .await
+        .unwrap();
+    let active = |n: i32| move |s: &Service| stable(s) && s.desired_count() == n;
+    drive_service(&ecs, "agent", "one daemon per active instance", active(1)).await;
+    let joined = instance(&ecs, "us-east-1c").await;
+    drive_service(&ecs, "agent", "a daemon on the new instance", active(2)).await;
+    let per_instance: BTreeMap<String, usize> = tasks(&ecs, DesiredStatus::Running)
+        .await
+        .iter()
+        .filter(|t| t.group() == Some("service:agent"))
+        .fold(BTreeMap::new(), |mut m, t| {
+            *m.entry(t.container_instance_arn().unwrap().to_string())
+                .or_default() += 1;
+            m
+        });
+    assert_eq!(per_instance.len(), 2);
+    assert!(per_instance.values().all(|n| *n == 1));
+    assert!(per_instance.contains_key(&joined));
+    ecs.update_container_instances_state()
+        .cluster(CLUSTER)
+        .container_instances(&joined)
+        .status(ContainerInstanceStatus::Draining)
+        .send()
+        .await
+        .unwrap();
+    drive_service(
+        &ecs,
+        "agent",
+        "the daemon leaves the drained instance",
+        active(1),
+    )
+    .await;
+}
