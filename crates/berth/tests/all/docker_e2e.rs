@@ -1327,3 +1327,265 @@ async fn agent_recovers_when_the_docker_engine_restarts() {
     stop(&ecs, &again).await;
     drop(engine);
 }
+
+/// A 3-task service of an image pushed to Berth, on the real agent: a `docker kill`ed task is
+/// replaced within 15 s, an update to a new revision replaces every task, and a revision whose
+/// image does not exist trips the circuit breaker, which rolls back while the old tasks serve.
+#[tokio::test]
+async fn service_on_docker_heals_rolls_and_rolls_back() {
+    use berth_testkit::aws_sdk_ecs::types::{
+        ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration, DesiredStatus,
+        PortMapping,
+    };
+    require_docker_engine();
+    let server = crate::start_with(berth_testkit::Options {
+        args: vec![
+            "--scheduler-interval-ms".into(),
+            "200".into(),
+            "--task-healthy-after".into(),
+            "1".into(),
+        ],
+        ..Default::default()
+    });
+    let ecs = server.ecs();
+    ecs.create_cluster()
+        .cluster_name("e2e")
+        .send()
+        .await
+        .unwrap();
+    server
+        .ecr()
+        .create_repository()
+        .repository_name("e2e/svc")
+        .send()
+        .await
+        .unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let host = format!("127.0.0.1:{}", server.port);
+    let (_, pw) = server.registry_login().await;
+    run(docker(config.path()).args(["login", "-u", "AWS", "-p", &pw, &host]));
+    for (tag, page) in [("1", "version 1\n"), ("2", "version 2\n")] {
+        let image = format!("{host}/e2e/svc:{tag}");
+        import_busybox(config.path(), &image, page);
+        run(docker(config.path()).args(["push", &image]));
+        run(docker(config.path()).args(["rmi", &image]));
+    }
+    for tag in ["1", "2", "missing"] {
+        ecs.register_task_definition()
+            .family("svc")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("web")
+                    .image(format!("{host}/e2e/svc:{tag}"))
+                    .memory(32)
+                    .port_mappings(
+                        PortMapping::builder()
+                            .container_port(8080)
+                            .host_port(0)
+                            .build(),
+                    )
+                    .stop_timeout(2)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let state = tempfile::tempdir().unwrap();
+    let _agent = AgentProcess::start(&server, state.path());
+    berth_testkit::until(
+        std::time::Duration::from_secs(30),
+        "the agent to register",
+        || async { !instances(&ecs, "e2e").await.is_empty() },
+    )
+    .await;
+    ecs.create_service()
+        .cluster("e2e")
+        .service_name("svc")
+        .task_definition("svc:1")
+        .desired_count(3)
+        .deployment_configuration(
+            DeploymentConfiguration::builder()
+                .minimum_healthy_percent(100)
+                .maximum_percent(200)
+                .deployment_circuit_breaker(
+                    DeploymentCircuitBreaker::builder()
+                        .enable(true)
+                        .rollback(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The service's RUNNING tasks (desired RUNNING) and what each serves.
+    let serving = || async {
+        let arns = ecs
+            .list_tasks()
+            .cluster("e2e")
+            .service_name("svc")
+            .desired_status(DesiredStatus::Running)
+            .send()
+            .await
+            .unwrap()
+            .task_arns()
+            .to_vec();
+        if arns.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for t in ecs
+            .describe_tasks()
+            .cluster("e2e")
+            .set_tasks(Some(arns))
+            .send()
+            .await
+            .unwrap()
+            .tasks()
+        {
+            if t.last_status() != Some("RUNNING") {
+                continue;
+            }
+            let c = &t.containers()[0];
+            let port = c.network_bindings()[0].host_port().unwrap();
+            let body = match reqwest::get(format!("http://127.0.0.1:{port}/")).await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            out.push((
+                t.task_arn().unwrap().to_string(),
+                c.runtime_id().unwrap_or_default().to_string(),
+                body,
+            ));
+        }
+        out
+    };
+    let stable_on = |revision: &'static str| {
+        let ecs = ecs.clone();
+        move || {
+            let ecs = ecs.clone();
+            async move {
+                let s = ecs
+                    .describe_services()
+                    .cluster("e2e")
+                    .services("svc")
+                    .send()
+                    .await
+                    .unwrap()
+                    .services()[0]
+                    .clone();
+                s.deployments().len() == 1
+                    && s.running_count() == 3
+                    && s.desired_count() == 3
+                    && s.task_definition().unwrap().ends_with(revision)
+            }
+        }
+    };
+    let minute = std::time::Duration::from_secs(60);
+    berth_testkit::until(minute, "3 tasks of svc:1 serving", stable_on("svc:1")).await;
+    let before = serving().await;
+    assert_eq!(before.len(), 3);
+    assert!(before.iter().all(|(_, _, body)| body == "version 1\n"));
+
+    // docker kill one: a replacement is RUNNING within 15 s.
+    let (killed, container, _) = before[0].clone();
+    run(Command::new("docker").args(["kill", &container]));
+    berth_testkit::until(
+        std::time::Duration::from_secs(15),
+        "a replacement for the killed task",
+        || async {
+            let now = serving().await;
+            now.len() == 3 && !now.iter().any(|(arn, _, _)| arn == &killed)
+        },
+    )
+    .await;
+
+    // A new revision replaces every task.
+    ecs.update_service()
+        .cluster("e2e")
+        .service("svc")
+        .task_definition("svc:2")
+        .send()
+        .await
+        .unwrap();
+    berth_testkit::until(minute, "svc:2 everywhere", || async {
+        stable_on("svc:2")().await && {
+            let now = serving().await;
+            now.len() == 3 && now.iter().all(|(_, _, body)| body == "version 2\n")
+        }
+    })
+    .await;
+
+    // An image that does not exist: the breaker rolls back; the svc:2 tasks serve throughout.
+    ecs.update_service()
+        .cluster("e2e")
+        .service("svc")
+        .task_definition("svc:3")
+        .send()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let now = serving().await;
+        let answering = now
+            .iter()
+            .filter(|(_, _, body)| body == "version 2\n")
+            .count();
+        assert!(
+            answering >= 3,
+            "fewer than 3 tasks served during the rollback: {now:?}"
+        );
+        let s = ecs
+            .describe_services()
+            .cluster("e2e")
+            .services("svc")
+            .send()
+            .await
+            .unwrap()
+            .services()[0]
+            .clone();
+        let rolled_back = s
+            .events()
+            .iter()
+            .any(|e| e.message().unwrap_or_default().contains("rolling back"));
+        if rolled_back && stable_on("svc:2")().await {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no rollback: {s:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let stopped = ecs
+        .list_tasks()
+        .cluster("e2e")
+        .service_name("svc")
+        .desired_status(DesiredStatus::Stopped)
+        .send()
+        .await
+        .unwrap()
+        .task_arns()
+        .to_vec();
+    let failed = ecs
+        .describe_tasks()
+        .cluster("e2e")
+        .set_tasks(Some(stopped))
+        .send()
+        .await
+        .unwrap();
+    assert!(failed.tasks().iter().any(|t| {
+        t.stopped_reason()
+            .unwrap_or_default()
+            .starts_with("CannotPullContainerError")
+    }));
+    ecs.delete_service()
+        .cluster("e2e")
+        .service("svc")
+        .force(true)
+        .send()
+        .await
+        .unwrap();
+    berth_testkit::until(minute, "the service's containers to stop", || async {
+        serving().await.is_empty()
+    })
+    .await;
+}
