@@ -274,19 +274,34 @@ impl Task {
     /// `HEALTHY` when every essential container with a health check is healthy, `UNHEALTHY`
     /// when one of them is not, `UNKNOWN` otherwise (spec/ecs.md §5.1).
     pub fn health_status(&self) -> &'static str {
-        let checked: Vec<&str> = self
-            .containers
-            .iter()
-            .filter(|c| c.essential)
-            .filter_map(|c| c.health_status.as_deref())
-            .collect();
-        if checked.contains(&"UNHEALTHY") {
-            "UNHEALTHY"
-        } else if !checked.is_empty() && checked.iter().all(|h| *h == "HEALTHY") {
-            "HEALTHY"
-        } else {
-            "UNKNOWN"
+        task_health(
+            self.containers
+                .iter()
+                .map(|c| (c.essential, c.health_status.as_deref())),
+        )
+    }
+}
+
+/// A task's `healthStatus` from its containers' `(essential, healthStatus)`: UNHEALTHY if an
+/// essential container is, HEALTHY if every essential container with a health check is (and
+/// there is one), else UNKNOWN.
+pub fn task_health<'a>(containers: impl Iterator<Item = (bool, Option<&'a str>)>) -> &'static str {
+    let mut any = false;
+    let mut all_healthy = true;
+    for (essential, health) in containers {
+        let Some(h) = health.filter(|_| essential) else {
+            continue;
+        };
+        if h == "UNHEALTHY" {
+            return "UNHEALTHY";
         }
+        any = true;
+        all_healthy &= h == "HEALTHY";
+    }
+    if any && all_healthy {
+        "HEALTHY"
+    } else {
+        "UNKNOWN"
     }
 }
 

@@ -183,6 +183,11 @@ impl View {
         &self.instances[i]
     }
 
+    /// The registered instances.
+    pub fn instances(&self) -> &[ContainerInstance] {
+        &self.instances
+    }
+
     fn refresh(&mut self, id: &str) {
         if let Some(&i) = self.index.get(id) {
             self.fleet
@@ -365,6 +370,11 @@ impl Capacity {
             checked.push(i);
         }
         Ok(true)
+    }
+
+    /// Reads `cluster`'s view (`None` if it is not loaded).
+    pub fn read<T>(&self, cluster: &ClusterName, f: impl FnOnce(&View) -> T) -> Option<T> {
+        self.views().clusters.get(cluster.as_str()).map(f)
     }
 
     /// Drops the reservations of tasks that were not written.

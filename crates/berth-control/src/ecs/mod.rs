@@ -7,6 +7,7 @@ mod clusters;
 mod instances;
 mod liveness;
 mod scheduler;
+mod service_tasks;
 mod services;
 mod settings;
 mod task_definitions;
@@ -54,6 +55,8 @@ pub struct Ecs {
     changes: std::sync::Arc<liveness::Changes>,
     /// Per-cluster capacity, kept in step with the store (placement reads it).
     capacity: std::sync::Arc<capacity::Capacity>,
+    /// Every service's tasks, kept in step with the store (the service scheduler reads them).
+    service_tasks: std::sync::Arc<service_tasks::ServiceTasks>,
 }
 
 /// What an ARN given to the tagging operations names.
@@ -67,6 +70,8 @@ impl Ecs {
     pub fn new(scope: Scope, store: Store, pager: Pager) -> Self {
         let capacity = std::sync::Arc::new(capacity::Capacity::default());
         store.watch(capacity.clone());
+        let service_tasks = std::sync::Arc::new(service_tasks::ServiceTasks::default());
+        store.watch(service_tasks.clone());
         Ecs {
             scope,
             store,
@@ -74,6 +79,7 @@ impl Ecs {
             heartbeats: Default::default(),
             changes: Default::default(),
             capacity,
+            service_tasks,
         }
     }
 

@@ -5,12 +5,13 @@
 //! breaker, and events in AWS's wording.
 
 use super::instances::InstanceFacts;
+use super::service_tasks::ServiceTask;
 use super::services::{self, deploy, new_deployment, push_event};
 use super::{Ecs, RunTask, load};
 use crate::placement::{self, Constraint, query};
 use crate::rollout::{self, Bounds, Live, StopWhy};
 use berth_store::{Kind, ListQuery};
-use berth_types::ecs::{ContainerInstance, InstanceStatus, Service, Task, TaskStatus};
+use berth_types::ecs::{InstanceStatus, Service, Task, TaskStatus};
 use berth_types::{Error, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -39,7 +40,7 @@ fn backoff(streak: usize) -> Duration {
     Duration::from_secs(secs.min(15 * 60))
 }
 
-fn failed_to_start(t: &Task) -> bool {
+fn failed_to_start(t: &ServiceTask) -> bool {
     t.last_status == TaskStatus::Stopped
         && t.started_at.is_none()
         && t.stop_code.as_deref() == Some("TaskFailedToStart")
@@ -65,6 +66,13 @@ struct Outcome {
     steady: bool,
     no_tasks_left: bool,
     events: Vec<String>,
+}
+
+/// What the scheduler reads of a cluster's instances.
+struct Fleet {
+    active: BTreeSet<String>,
+    /// DAEMON: the ACTIVE, connected instances meeting the service's constraints.
+    eligible: Vec<String>,
 }
 
 impl ServiceScheduler {
@@ -100,24 +108,64 @@ impl ServiceScheduler {
         Ok(changed)
     }
 
-    fn healthy(&self, t: &Task, now: Timestamp) -> bool {
+    fn healthy(&self, t: &ServiceTask, now: Timestamp) -> bool {
         if t.last_status != TaskStatus::Running || t.desired_stopped {
             return false;
         }
         match t.health_status() {
             "HEALTHY" => true,
             "UNHEALTHY" => false,
-            _ if t
-                .containers
-                .iter()
-                .any(|c| c.essential && c.health_status.is_some()) =>
-            {
-                false
-            }
+            _ if t.health_checked() => false,
             _ => t
                 .started_at
                 .is_some_and(|s| now.0 - s.0 >= self.healthy_after.as_millis() as i64),
         }
+    }
+
+    /// The service's tasks and its cluster's instances, from the in-memory views (built inside
+    /// a write job the first time).
+    async fn snapshot(
+        &self,
+        svc: &Service,
+        constraints: &[Constraint],
+    ) -> Result<(Vec<ServiceTask>, Fleet), Error> {
+        let ecs = &self.ecs;
+        for _ in 0..3 {
+            let tasks = ecs.service_tasks.of(&svc.cluster, &svc.name);
+            let fleet = ecs.capacity.read(&svc.cluster, |view| {
+                let instances = view.instances();
+                Fleet {
+                    active: instances
+                        .iter()
+                        .filter(|i| i.status == InstanceStatus::Active)
+                        .map(|i| i.id.clone())
+                        .collect(),
+                    eligible: instances
+                        .iter()
+                        .filter(|i| i.status == InstanceStatus::Active && i.agent_connected)
+                        .filter(|i| {
+                            constraints.iter().all(|c| match c {
+                                Constraint::MemberOf(e) => query::eval(e, &InstanceFacts(i, None)),
+                                Constraint::DistinctInstance => true,
+                            })
+                        })
+                        .map(|i| i.id.clone())
+                        .collect(),
+                }
+            });
+            if let (Some(tasks), Some(fleet)) = (tasks, fleet) {
+                return Ok((tasks, fleet));
+            }
+            let (capacity, service_tasks) = (ecs.capacity.clone(), ecs.service_tasks.clone());
+            let cluster = svc.cluster.clone();
+            ecs.store
+                .write(move |tx| {
+                    capacity.load(tx, &cluster)?;
+                    service_tasks.load(tx, &cluster)
+                })
+                .await?;
+        }
+        Err(Error::internal("the scheduler's views keep being dropped"))
     }
 
     /// Reconciles one service; true if its record changed.
@@ -130,20 +178,9 @@ impl ServiceScheduler {
         let Some(primary) = svc.deployments.first().cloned() else {
             return Ok(false);
         };
-        let tasks: Vec<Task> = ecs
-            .tasks_of(&cluster)?
-            .into_iter()
-            .filter(|t| t.group == group)
-            .collect();
-        let instances: Vec<ContainerInstance> = ecs.instances_registered(&cluster)?;
-        let active_instance = |id: &Option<String>| {
-            id.as_ref().is_some_and(|i| {
-                instances
-                    .iter()
-                    .any(|x| &x.id == i && x.status == InstanceStatus::Active)
-            })
-        };
-        let deployment_of = |t: &Task| t.started_by.clone().unwrap_or_default();
+        let (strategies, constraints) = (self.strategies(&svc)?, self.constraints(&svc)?);
+        let (tasks, fleet) = self.snapshot(&svc, &constraints).await?;
+        let deployment_of = |t: &ServiceTask| t.started_by.clone().unwrap_or_default();
         let mut out = Outcome {
             primary: primary.id.clone(),
             ..Default::default()
@@ -161,17 +198,30 @@ impl ServiceScheduler {
                 out.alive.insert(deployment_of(t));
             }
         }
+        // Stopped tasks of deployments that are gone are no longer needed here.
+        let finished: Vec<String> = tasks
+            .iter()
+            .filter(|t| t.last_status == TaskStatus::Stopped)
+            .filter(|t| {
+                !svc.deployments
+                    .iter()
+                    .any(|d| Some(&d.id) == t.started_by.as_ref())
+            })
+            .map(|t| t.id.clone())
+            .collect();
+        if !finished.is_empty() {
+            ecs.service_tasks.forget(&cluster, &name, &finished);
+        }
         out.no_tasks_left = out.alive.is_empty();
-        let live: Vec<&Task> = tasks.iter().filter(|t| !t.desired_stopped).collect();
-        let of_primary = |t: &&Task| t.started_by.as_deref() == Some(primary.id.as_str());
+        let live: Vec<&ServiceTask> = tasks.iter().filter(|t| !t.desired_stopped).collect();
+        let of_primary = |t: &ServiceTask| t.started_by.as_deref() == Some(primary.id.as_str());
         let draining = svc.status != "ACTIVE";
 
         // Circuit breaker and launch throttle (spec/ecs.md §7.5).
         let primary_counts = out.counts.get(&primary.id).copied().unwrap_or_default();
         let primary_started = tasks
             .iter()
-            .filter(of_primary)
-            .any(|t| t.started_at.is_some());
+            .any(|t| of_primary(t) && t.started_at.is_some());
         let desired_now = if svc.scheduling_strategy == "DAEMON" {
             primary.desired_count
         } else {
@@ -182,7 +232,7 @@ impl ServiceScheduler {
             && primary.rollout_state == "IN_PROGRESS"
             && !primary_started
             && primary_counts.failed >= breaker_threshold(desired_now);
-        let mut primary_tasks: Vec<&Task> = tasks.iter().filter(of_primary).collect();
+        let mut primary_tasks: Vec<&ServiceTask> = tasks.iter().filter(|t| of_primary(t)).collect();
         primary_tasks.sort_by_key(|t| std::cmp::Reverse(t.created_at));
         let streak = primary_tasks
             .iter()
@@ -204,35 +254,11 @@ impl ServiceScheduler {
         let may_start = !draining && !out.trip && primary.rollout_state != "FAILED" && !throttled;
 
         let grace = svc.health_check_grace_period_seconds as i64 * 1000;
-        let view = |t: &&Task| Live {
-            id: t.id.clone(),
-            primary: of_primary(t),
-            healthy: self.healthy(t, now),
-            failing: t.last_status == TaskStatus::Running
-                && t.health_status() == "UNHEALTHY"
-                && t.started_at.is_some_and(|s| now.0 - s.0 >= grace),
-            draining: !active_instance(&t.container_instance),
-        };
         let mut start_on: Vec<Option<String>> = Vec::new();
         let stops: Vec<(String, StopWhy)>;
         let mut stuck = false;
         if svc.scheduling_strategy == "DAEMON" {
-            let constraints = self.constraints(&svc)?;
-            let eligible: Vec<String> = if draining {
-                Vec::new()
-            } else {
-                instances
-                    .iter()
-                    .filter(|i| i.status == InstanceStatus::Active && i.agent_connected)
-                    .filter(|i| {
-                        constraints.iter().all(|c| match c {
-                            Constraint::MemberOf(e) => query::eval(e, &InstanceFacts(i, None)),
-                            Constraint::DistinctInstance => true,
-                        })
-                    })
-                    .map(|i| i.id.clone())
-                    .collect()
-            };
+            let eligible = if draining { Vec::new() } else { fleet.eligible };
             out.daemon_desired = Some(eligible.len() as u32);
             let placed: Vec<(String, String, bool)> = live
                 .iter()
@@ -259,7 +285,21 @@ impl ServiceScheduler {
                 },
                 max_percent: svc.maximum_percent,
             };
-            let views: Vec<Live> = live.iter().map(view).collect();
+            let views: Vec<Live> = live
+                .iter()
+                .map(|t| Live {
+                    id: t.id.clone(),
+                    primary: of_primary(t),
+                    healthy: self.healthy(t, now),
+                    failing: t.last_status == TaskStatus::Running
+                        && t.health_status() == "UNHEALTHY"
+                        && t.started_at.is_some_and(|s| now.0 - s.0 >= grace),
+                    draining: !t
+                        .container_instance
+                        .as_ref()
+                        .is_some_and(|i| fleet.active.contains(i)),
+                })
+                .collect();
             let step = rollout::replica_step(&bounds, &views, may_start);
             start_on = vec![None; step.start as usize];
             stops = step.stop;
@@ -271,7 +311,7 @@ impl ServiceScheduler {
             ));
         }
 
-        // Act: stops first (they free room), then starts.
+        // Act: stops first (they free room), then starts, all launches at once.
         let reason = |why: StopWhy| match why {
             StopWhy::Replaced | StopWhy::ScaleIn => {
                 format!("Scaling activity initiated by (deployment {})", primary.id)
@@ -297,41 +337,48 @@ impl ServiceScheduler {
                 ));
             }
         }
+        let replicas = start_on.iter().filter(|i| i.is_none()).count();
+        let mut batches: Vec<(usize, Option<Vec<String>>)> = (0..replicas)
+            .step_by(super::MAX_RUN_COUNT as usize)
+            .map(|from| ((replicas - from).min(super::MAX_RUN_COUNT as usize), None))
+            .collect();
+        batches.extend(start_on.into_iter().flatten().map(|i| (1, Some(vec![i]))));
+        let mut launches = tokio::task::JoinSet::new();
+        for (count, on) in batches {
+            let ecs = ecs.clone();
+            let run = RunTask {
+                cluster: Some(cluster.to_string()),
+                task_definition: format!("{}:{}", primary.family, primary.revision),
+                count: count as i64,
+                launch_type: Some(primary.launch_type.clone()),
+                group: Some(group.clone()),
+                started_by: Some(primary.id.clone()),
+                overrides: None,
+                strategies: strategies.clone(),
+                constraints: constraints.clone(),
+                instances: on,
+                tags: if svc.propagate_tags == "SERVICE" {
+                    svc.tags.clone()
+                } else {
+                    Vec::new()
+                },
+            };
+            launches.spawn(async move { ecs.task_run(run).await });
+        }
         let mut started = Vec::new();
         let mut unplaced = None;
-        let (strategies, constraints) = (self.strategies(&svc)?, self.constraints(&svc)?);
-        let replicas = start_on.iter().filter(|i| i.is_none()).count();
-        let mut batches: Vec<(usize, Option<Vec<String>>)> = Vec::new();
-        for chunk in (0..replicas)
-            .collect::<Vec<_>>()
-            .chunks(super::MAX_RUN_COUNT as usize)
-        {
-            batches.push((chunk.len(), None));
-        }
-        batches.extend(start_on.into_iter().flatten().map(|i| (1, Some(vec![i]))));
-        for (count, on) in batches {
-            let (tasks, failures) = ecs
-                .task_run(RunTask {
-                    cluster: Some(cluster.to_string()),
-                    task_definition: format!("{}:{}", primary.family, primary.revision),
-                    count: count as i64,
-                    launch_type: Some(primary.launch_type.clone()),
-                    group: Some(group.clone()),
-                    started_by: Some(primary.id.clone()),
-                    overrides: None,
-                    strategies: strategies.clone(),
-                    constraints: constraints.clone(),
-                    instances: on,
-                    tags: if svc.propagate_tags == "SERVICE" {
-                        svc.tags.clone()
-                    } else {
-                        Vec::new()
-                    },
-                })
-                .await?;
-            started.extend(tasks);
-            if let Some(f) = failures.first() {
-                unplaced.get_or_insert_with(|| f.clone());
+        let mut failed = None;
+        while let Some(done) = launches.join_next().await {
+            match done.map_err(Error::internal)? {
+                Ok((tasks, failures)) => {
+                    started.extend(tasks);
+                    if let Some(f) = failures.into_iter().next() {
+                        unplaced.get_or_insert(f);
+                    }
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
             }
         }
         if !started.is_empty() {
@@ -355,7 +402,11 @@ impl ServiceScheduler {
             && out.alive.iter().all(|d| d == &primary.id)
             && live.len() as u32 == want
             && healthy_primary == want;
-        self.record(&svc, out).await
+        let changed = self.record(&svc, out).await?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(changed),
+        }
     }
 
     fn strategies(&self, svc: &Service) -> Result<Vec<placement::Strategy>, Error> {
@@ -366,8 +417,15 @@ impl ServiceScheduler {
         placement::constraints_from(&svc.placement_constraints).map_err(Error::InvalidParameter)
     }
 
-    /// Records a pass's outcome on the service (re-read: UpdateService may have run since).
+    /// Records a pass's outcome on the service. Nothing is written when it changes nothing
+    /// (an unchanged service costs no write); otherwise the record is re-read in the write job
+    /// (UpdateService may have run since) and the outcome applied to it.
     async fn record(&self, seen: &Service, out: Outcome) -> Result<bool, Error> {
+        let mut preview = seen.clone();
+        apply(&mut preview, &out);
+        if preview == *seen {
+            return Ok(false);
+        }
         let (cluster, name) = (seen.cluster.clone(), seen.name.clone());
         self.ecs
             .store
@@ -376,90 +434,95 @@ impl ServiceScheduler {
                 if s.status == "INACTIVE" {
                     return Ok(false);
                 }
-                let before = serde_json::to_string(&s).map_err(Error::internal)?;
-                let now = Timestamp::now();
-                for d in &mut s.deployments {
-                    let c = out.counts.get(&d.id).copied().unwrap_or_default();
-                    d.running_count = c.running;
-                    d.pending_count = c.pending;
-                    d.failed_tasks = if d.status == "PRIMARY" { c.failed } else { d.failed_tasks };
-                    if d.status != "PRIMARY" {
-                        d.desired_count = c.running + c.pending;
-                    }
-                }
-                let current = s.deployments.first().is_some_and(|d| d.id == out.primary);
-                if current && let Some(n) = out.daemon_desired {
-                    s.desired_count = n;
-                    s.deployments[0].desired_count = n;
-                }
-                for e in &out.events {
-                    push_event(&mut s, e.clone());
-                }
-                if current && out.trip {
-                    let failed = &mut s.deployments[0];
-                    failed.rollout_state = "FAILED".into();
-                    failed.rollout_state_reason =
-                        "ECS deployment circuit breaker: tasks failed to start.".into();
-                    failed.updated_at = now;
-                    let failed_id = failed.id.clone();
-                    push_event(
-                        &mut s,
-                        format!(
-                            "(service {name}) (deployment {failed_id}) deployment failed: tasks failed to start."
-                        ),
-                    );
-                    if s.circuit_breaker_rollback
-                        && let Some((family, revision)) = s.completed.clone()
-                    {
-                        s.family = family;
-                        s.revision = revision;
-                        let d = new_deployment(&s, s.desired_count);
-                        let message = format!(
-                            "(service {name}) rolling back to deployment {} ({}:{}).",
-                            d.id, s.family, s.revision
-                        );
-                        deploy(&mut s, d);
-                        push_event(&mut s, message);
-                    }
-                }
-                // Old deployments whose tasks are all gone leave the list.
-                s.deployments
-                    .retain(|d| d.status == "PRIMARY" || out.alive.contains(&d.id));
-                let primary_current =
-                    s.deployments.len() == 1 && s.deployments[0].id == out.primary;
-                if primary_current && out.steady {
-                    let p = &mut s.deployments[0];
-                    if p.rollout_state == "IN_PROGRESS" {
-                        p.rollout_state = "COMPLETED".into();
-                        p.rollout_state_reason = format!("ECS deployment {} completed.", p.id);
-                        p.updated_at = now;
-                        let id = p.id.clone();
-                        s.completed = Some((p.family.clone(), p.revision));
-                        push_event(
-                            &mut s,
-                            format!("(service {name}) (deployment {id}) deployment completed."),
-                        );
-                    }
-                    if !s.steady {
-                        push_event(&mut s, format!("(service {name}) has reached a steady state."));
-                    }
-                }
-                s.steady = primary_current && out.steady;
-                if s.status == "DRAINING" && out.no_tasks_left {
-                    s.status = "INACTIVE".into();
-                    for d in &mut s.deployments {
-                        d.running_count = 0;
-                        d.pending_count = 0;
-                    }
-                }
-                let after = serde_json::to_string(&s).map_err(Error::internal)?;
-                if before == after {
+                let before = s.clone();
+                apply(&mut s, &out);
+                if s == before {
                     return Ok(false);
                 }
                 services::put(tx, &s, Some(g))?;
                 Ok(true)
             })
             .await
+    }
+}
+
+/// Applies a pass's outcome to the service record.
+fn apply(s: &mut Service, out: &Outcome) {
+    let name = s.name.clone();
+    let now = Timestamp::now();
+    for d in &mut s.deployments {
+        let c = out.counts.get(&d.id).copied().unwrap_or_default();
+        d.running_count = c.running;
+        d.pending_count = c.pending;
+        if d.status == "PRIMARY" {
+            d.failed_tasks = c.failed;
+        } else {
+            d.desired_count = c.running + c.pending;
+        }
+    }
+    let current = s.deployments.first().is_some_and(|d| d.id == out.primary);
+    if current && let Some(n) = out.daemon_desired {
+        s.desired_count = n;
+        s.deployments[0].desired_count = n;
+    }
+    for e in &out.events {
+        push_event(s, e.clone());
+    }
+    if current && out.trip {
+        let failed = &mut s.deployments[0];
+        failed.rollout_state = "FAILED".into();
+        failed.rollout_state_reason =
+            "ECS deployment circuit breaker: tasks failed to start.".into();
+        failed.updated_at = now;
+        let failed_id = failed.id.clone();
+        push_event(
+            s,
+            format!(
+                "(service {name}) (deployment {failed_id}) deployment failed: tasks failed to start."
+            ),
+        );
+        if s.circuit_breaker_rollback
+            && let Some((family, revision)) = s.completed.clone()
+        {
+            s.family = family;
+            s.revision = revision;
+            let d = new_deployment(s, s.desired_count);
+            let message = format!(
+                "(service {name}) rolling back to deployment {} ({}:{}).",
+                d.id, s.family, s.revision
+            );
+            deploy(s, d);
+            push_event(s, message);
+        }
+    }
+    // Old deployments whose tasks are all gone leave the list.
+    s.deployments
+        .retain(|d| d.status == "PRIMARY" || out.alive.contains(&d.id));
+    let primary_current = s.deployments.len() == 1 && s.deployments[0].id == out.primary;
+    if primary_current && out.steady {
+        let p = &mut s.deployments[0];
+        if p.rollout_state == "IN_PROGRESS" {
+            p.rollout_state = "COMPLETED".into();
+            p.rollout_state_reason = format!("ECS deployment {} completed.", p.id);
+            p.updated_at = now;
+            let id = p.id.clone();
+            s.completed = Some((p.family.clone(), p.revision));
+            push_event(
+                s,
+                format!("(service {name}) (deployment {id}) deployment completed."),
+            );
+        }
+        if !s.steady {
+            push_event(s, format!("(service {name}) has reached a steady state."));
+        }
+    }
+    s.steady = primary_current && out.steady;
+    if s.status == "DRAINING" && out.no_tasks_left {
+        s.status = "INACTIVE".into();
+        for d in &mut s.deployments {
+            d.running_count = 0;
+            d.pending_count = 0;
+        }
     }
 }
 
