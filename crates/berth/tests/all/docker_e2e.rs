@@ -1483,6 +1483,32 @@ async fn service_on_docker_heals_rolls_and_rolls_back() {
         }
     };
     let minute = std::time::Duration::from_secs(60);
+    // What infrastructure tools wait on: `aws ecs wait services-stable`.
+    let waited = Command::new(require_program(
+        "aws",
+        "scripts/test.sh installs it with pip (awscli)",
+    ))
+    .args([
+        "ecs",
+        "wait",
+        "services-stable",
+        "--cluster",
+        "e2e",
+        "--services",
+        "svc",
+    ])
+    .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+    .env("AWS_DEFAULT_REGION", REGION)
+    .env("AWS_ENDPOINT_URL", &server.endpoint)
+    .env_remove("AWS_PROFILE")
+    .output()
+    .unwrap();
+    assert!(
+        waited.status.success(),
+        "aws ecs wait services-stable: {}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
     berth_testkit::until(minute, "3 tasks of svc:1 serving", stable_on("svc:1")).await;
     let before = serving().await;
     assert_eq!(before.len(), 3);
