@@ -153,7 +153,8 @@ async fn main() {
         access_key_id: "bench".into(),
     };
     for image in ["web:1", "web:2"] {
-        let spec = json!({"containerDefinitions": [{"name": "web", "image": image, "memory": 128}]});
+        let spec =
+            json!({"containerDefinitions": [{"name": "web", "image": image, "memory": 128}]});
         ecs.task_definition_register(
             &principal,
             RegisterTaskDefinition {

@@ -547,6 +547,7 @@ fn unplaced_message(name: &str, f: &super::Failure) -> String {
             "is already using a port required by your task.".to_string()
         }
         "AGENT" => "encountered error \"AGENT\".".to_string(),
+        "ATTRIBUTE" => "is missing an attribute required by your task.".to_string(),
         _ => return base,
     };
     format!("{base} The closest matching (container-instance {instance}) {why}")

@@ -112,8 +112,20 @@ pub(super) fn deploy(s: &mut Service, d: Deployment) {
     s.steady = false;
 }
 
-/// Adds an event (newest first, at most [`MAX_EVENTS`]).
+/// How long a repeated event message is suppressed (spec/ecs.md §7.1).
+const REPEAT_AFTER_MS: i64 = 6 * 3600 * 1000;
+
+/// Adds an event (newest first, at most [`MAX_EVENTS`]). A message equal to the newest event's
+/// is dropped unless that one is older than 6 hours: a condition that persists across passes
+/// (a task that cannot be placed, a throttle) is reported once.
 pub(super) fn push_event(s: &mut Service, message: String) {
+    let now = Timestamp::now();
+    if s.events
+        .first()
+        .is_some_and(|e| e.message == message && now.0 - e.created_at.0 < REPEAT_AFTER_MS)
+    {
+        return;
+    }
     let h = format!("{:032x}", rand::random::<u128>());
     s.events.insert(
         0,
@@ -126,7 +138,7 @@ pub(super) fn push_event(s: &mut Service, message: String) {
                 &h[16..20],
                 &h[20..]
             ),
-            created_at: Timestamp::now(),
+            created_at: now,
             message,
         },
     );

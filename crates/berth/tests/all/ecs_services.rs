@@ -41,6 +41,12 @@ async fn instance(ecs: &Client, zone: &str) -> String {
                 .build()
                 .unwrap(),
         )
+        .attributes(
+            Attribute::builder()
+                .name("ecs.capability.container-health-check")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap()
@@ -807,4 +813,138 @@ async fn service_tasks_leave_draining_and_lost_instances_and_daemons_follow_inst
         active(1),
     )
     .await;
+}
+
+/// Reports a container's health as Berth's agent does (an extension member of the
+/// container changes, so a raw signed request).
+async fn report_health(server: &berth_testkit::TestServer, task: &str, health: &str) {
+    let body = serde_json::json!({
+        "cluster": CLUSTER,
+        "task": task,
+        "containers": [{"containerName": "app", "healthStatus": health}],
+    });
+    let r = berth_testkit::ecs_request(
+        &server.endpoint,
+        &berth_testkit::Signing::root("ecs"),
+        "SubmitTaskStateChange",
+        &body.to_string(),
+    )
+    .send()
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn service_replaces_unhealthy_tasks_and_throttles_failing_launches() {
+    use berth_testkit::aws_sdk_ecs::types::HealthCheck;
+    let server = server();
+    let ecs = server.ecs();
+    setup(&ecs, 3).await;
+    ecs.register_task_definition()
+        .family("checked")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image("img:1")
+                .memory(128)
+                .health_check(
+                    HealthCheck::builder()
+                        .command("CMD-SHELL")
+                        .command("true")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ecs.create_service()
+        .cluster(CLUSTER)
+        .service_name("web")
+        .task_definition("checked")
+        .desired_count(2)
+        .health_check_grace_period_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    // Healthy only once the container health check says so.
+    let sick = std::sync::Mutex::new(None::<String>);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pass = || async {
+        agent_pass(&ecs).await;
+        for t in tasks(&ecs, DesiredStatus::Running).await {
+            let arn = t.task_arn().unwrap().to_string();
+            if t.last_status() == Some("RUNNING") {
+                let health = if sick.lock().unwrap().as_deref() == Some(arn.as_str()) {
+                    "UNHEALTHY"
+                } else {
+                    "HEALTHY"
+                };
+                report_health(&server, &arn, health).await;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "timed out: {:#?} {:#?}",
+                service(&ecs, "web").await,
+                tasks(&ecs, DesiredStatus::Running).await
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    loop {
+        pass().await;
+        let s = service(&ecs, "web").await;
+        if stable(&s) && messages(&s).iter().any(|m| m.contains("steady state")) {
+            break;
+        }
+    }
+    let victim = tasks(&ecs, DesiredStatus::Running).await[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    *sick.lock().unwrap() = Some(victim.clone());
+    loop {
+        pass().await;
+        let stopped = tasks(&ecs, DesiredStatus::Stopped).await;
+        let replaced = stopped.iter().any(|t| {
+            t.task_arn() == Some(victim.as_str())
+                && t.stopped_reason() == Some("Task failed container health checks")
+        });
+        if replaced && stable(&service(&ecs, "web").await) {
+            break;
+        }
+    }
+    assert_eq!(tasks(&ecs, DesiredStatus::Running).await.len(), 2);
+
+    // A service whose tasks never start is throttled (no circuit breaker here).
+    ecs.create_service()
+        .cluster(CLUSTER)
+        .service_name("bad")
+        .task_definition("web:3")
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+    let s = drive_service(&ecs, "bad", "the throttle event", |s| {
+        messages(s)
+            .iter()
+            .any(|m| m == "(service bad) is unable to consistently start tasks successfully.")
+    })
+    .await;
+    assert_eq!(s.deployments()[0].failed_tasks(), 3);
+    assert_eq!(
+        s.deployments()[0].rollout_state().map(|r| r.as_str()),
+        Some("IN_PROGRESS"),
+        "without a circuit breaker the deployment does not fail"
+    );
+    // Held back: the next passes launch nothing (the back-off is 10 s after 3 failures).
+    for _ in 0..5 {
+        agent_pass(&ecs).await;
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    let s = service(&ecs, "bad").await;
+    assert_eq!(s.deployments()[0].failed_tasks(), 3);
+    assert_eq!(s.pending_count() + s.running_count(), 0);
 }
