@@ -260,31 +260,13 @@ impl Ecs {
         cluster: &ClusterName,
         given: &[String],
     ) -> Result<(Vec<ContainerInstance>, Vec<Failure>), Error> {
-        self.cluster_get_active(cluster)?;
-        let mut found = Vec::new();
-        let mut failures = Vec::new();
-        for g in given {
-            let rec = match self.instance_id(cluster, g) {
-                Some(id) => self
-                    .store
-                    .read(|r| r.get(Kind::ContainerInstance, &key(cluster, id)))?,
-                None => None,
-            };
-            match load::<ContainerInstance>(rec)? {
-                Some((_, i)) => found.push(i),
-                None => failures.push(Failure {
-                    arn: if g.starts_with("arn:") {
-                        g.clone()
-                    } else {
-                        self.scope
-                            .arn("ecs", &format!("container-instance/{cluster}/{g}"))
-                    },
-                    reason: "MISSING".into(),
-                    detail: None,
-                }),
-            }
-        }
-        Ok((found, failures))
+        self.describe_each(
+            Kind::ContainerInstance,
+            "container-instance",
+            cluster,
+            given,
+            |g| self.instance_id(cluster, g),
+        )
     }
 
     /// `ListContainerInstances`: ARNs, filtered by status (default: all but INACTIVE) and by a

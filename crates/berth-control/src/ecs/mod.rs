@@ -229,6 +229,66 @@ impl Ecs {
         }
     }
 
+    /// The `Describe*` of cluster resources: each given id, name or ARN (resolved by `id`) is
+    /// found under `cluster\n<id>` or reported `MISSING` with the ARN of `resource/cluster/…`.
+    fn describe_each<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        resource: &str,
+        cluster: &ClusterName,
+        given: &[String],
+        id: impl for<'a> Fn(&'a str) -> Option<&'a str>,
+    ) -> Result<(Vec<T>, Vec<Failure>), Error> {
+        self.cluster_get_active(cluster)?;
+        let mut found = Vec::new();
+        let mut failures = Vec::new();
+        for g in given {
+            let rec = match id(g) {
+                Some(id) => self
+                    .store
+                    .read(|r| r.get(kind, &format!("{cluster}\n{id}")))?,
+                None => None,
+            };
+            match load::<T>(rec)? {
+                Some((_, x)) => found.push(x),
+                None => failures.push(Failure {
+                    arn: if g.starts_with("arn:") {
+                        g.clone()
+                    } else {
+                        self.scope.arn("ecs", &format!("{resource}/{cluster}/{g}"))
+                    },
+                    reason: "MISSING".into(),
+                    detail: None,
+                }),
+            }
+        }
+        Ok((found, failures))
+    }
+
+    /// Every record of `kind` in `cluster` (keys `cluster\n…`), with `status` if given, decoded.
+    fn cluster_records<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        cluster: &ClusterName,
+        status: Option<&str>,
+    ) -> Result<Vec<T>, Error> {
+        let prefix = format!("{cluster}\n");
+        let rows = self.store.read(|r| {
+            r.list(
+                kind,
+                &ListQuery {
+                    prefix: &prefix,
+                    status,
+                    limit: usize::MAX >> 1,
+                    ..Default::default()
+                },
+            )
+        })?;
+        rows.into_iter()
+            .map(|r| load::<T>(Some(r)).map(|x| x.expect("record given").1))
+            .collect()
+    }
+
     /// Resolves a page request into a store listing: limit, start key.
     fn page_start(
         &self,

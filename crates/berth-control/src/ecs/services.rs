@@ -277,6 +277,14 @@ impl Ecs {
         }
     }
 
+    /// The name of a service given by name or ARN, in an ACTIVE cluster.
+    fn service_named(&self, cluster: &ClusterName, given: &str) -> Result<String, Error> {
+        self.cluster_get_active(cluster)?;
+        self.service_name(cluster, given)
+            .map(str::to_string)
+            .ok_or(Error::ServiceNotFound)
+    }
+
     /// An ACTIVE task definition, for a service.
     fn service_task_definition(&self, given: &str) -> Result<TaskDefinition, Error> {
         let td = self
@@ -456,11 +464,7 @@ impl Ecs {
         given: &str,
         cmd: UpdateService,
     ) -> Result<Service, Error> {
-        self.cluster_get_active(cluster)?;
-        let name = self
-            .service_name(cluster, given)
-            .ok_or(Error::ServiceNotFound)?
-            .to_string();
+        let name = self.service_named(cluster, given)?;
         let td = match &cmd.task_definition {
             Some(g) => Some(self.service_task_definition(g)?),
             None => None,
@@ -580,11 +584,7 @@ impl Ecs {
         given: &str,
         force: bool,
     ) -> Result<Service, Error> {
-        self.cluster_get_active(cluster)?;
-        let name = self
-            .service_name(cluster, given)
-            .ok_or(Error::ServiceNotFound)?
-            .to_string();
+        let name = self.service_named(cluster, given)?;
         let cluster = cluster.clone();
         self.store
             .write(move |tx| {
@@ -614,30 +614,9 @@ impl Ecs {
         cluster: &ClusterName,
         given: &[String],
     ) -> Result<(Vec<Service>, Vec<Failure>), Error> {
-        self.cluster_get_active(cluster)?;
-        let mut found = Vec::new();
-        let mut failures = Vec::new();
-        for g in given {
-            let rec = match self.service_name(cluster, g) {
-                Some(n) => self
-                    .store
-                    .read(|r| r.get(Kind::Service, &key(cluster, n)))?,
-                None => None,
-            };
-            match load::<Service>(rec)? {
-                Some((_, s)) => found.push(s),
-                None => failures.push(Failure {
-                    arn: if g.starts_with("arn:") {
-                        g.clone()
-                    } else {
-                        self.scope.arn("ecs", &format!("service/{cluster}/{g}"))
-                    },
-                    reason: "MISSING".into(),
-                    detail: None,
-                }),
-            }
-        }
-        Ok((found, failures))
+        self.describe_each(Kind::Service, "service", cluster, given, |g| {
+            self.service_name(cluster, g)
+        })
     }
 
     /// The services of a cluster with `status`, or every one.
@@ -646,21 +625,7 @@ impl Ecs {
         cluster: &ClusterName,
         status: Option<&str>,
     ) -> Result<Vec<Service>, Error> {
-        let prefix = format!("{cluster}\n");
-        let rows = self.store.read(|r| {
-            r.list(
-                Kind::Service,
-                &ListQuery {
-                    prefix: &prefix,
-                    status,
-                    limit: usize::MAX >> 1,
-                    ..Default::default()
-                },
-            )
-        })?;
-        rows.into_iter()
-            .map(|r| load::<Service>(Some(r)).map(|x| x.expect("record given").1))
-            .collect()
+        self.cluster_records(Kind::Service, cluster, status)
     }
 
     /// `ListServices`: ARNs of the ACTIVE services, by name.

@@ -309,20 +309,7 @@ impl Ecs {
 
     /// All tasks of a cluster (including recently stopped ones).
     pub fn tasks_of(&self, cluster: &ClusterName) -> Result<Vec<Task>, Error> {
-        let prefix = format!("{cluster}\n");
-        let rows = self.store.read(|r| {
-            r.list(
-                Kind::Task,
-                &ListQuery {
-                    prefix: &prefix,
-                    limit: usize::MAX >> 1,
-                    ..Default::default()
-                },
-            )
-        })?;
-        rows.into_iter()
-            .map(|r| load::<Task>(Some(r)).map(|x| x.expect("record given").1))
-            .collect()
+        self.cluster_records(Kind::Task, cluster, None)
     }
 
     /// What the tasks of a cluster use, per instance id.
@@ -556,28 +543,9 @@ impl Ecs {
         cluster: &ClusterName,
         given: &[String],
     ) -> Result<(Vec<Task>, Vec<Failure>), Error> {
-        self.cluster_get_active(cluster)?;
-        let mut found = Vec::new();
-        let mut failures = Vec::new();
-        for g in given {
-            let rec = match self.task_id(cluster, g) {
-                Some(id) => self.store.read(|r| r.get(Kind::Task, &key(cluster, id)))?,
-                None => None,
-            };
-            match load::<Task>(rec)? {
-                Some((_, t)) => found.push(t),
-                None => failures.push(Failure {
-                    arn: if g.starts_with("arn:") {
-                        g.clone()
-                    } else {
-                        self.scope.arn("ecs", &format!("task/{cluster}/{g}"))
-                    },
-                    reason: "MISSING".into(),
-                    detail: None,
-                }),
-            }
-        }
-        Ok((found, failures))
+        self.describe_each(Kind::Task, "task", cluster, given, |g| {
+            self.task_id(cluster, g)
+        })
     }
 
     /// `ListTasks`.

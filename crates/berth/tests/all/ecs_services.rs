@@ -4,12 +4,11 @@
 //! by the test (`Agent::pass`): it reports every task placed on its instances as RUNNING (or as
 //! failing to pull, for images named `missing…`) and every task to stop as STOPPED.
 
-use crate::{code, integer_resource};
+use crate::code;
 use berth_testkit::aws_sdk_ecs::Client;
 use berth_testkit::aws_sdk_ecs::types::{
-    Attribute, ContainerDefinition, ContainerInstanceStatus, ContainerStateChange,
-    DeploymentCircuitBreaker, DeploymentConfiguration, DesiredStatus, SchedulingStrategy, Service,
-    Tag, Task,
+    ContainerDefinition, ContainerInstanceStatus, ContainerStateChange, DeploymentCircuitBreaker,
+    DeploymentConfiguration, DesiredStatus, SchedulingStrategy, Service, Tag, Task,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,30 +29,8 @@ fn server() -> berth_testkit::TestServer {
 }
 
 async fn instance(ecs: &Client, zone: &str) -> String {
-    ecs.register_container_instance()
-        .cluster(CLUSTER)
-        .total_resources(integer_resource("CPU", 4096))
-        .total_resources(integer_resource("MEMORY", 4096))
-        .attributes(
-            Attribute::builder()
-                .name("ecs.availability-zone")
-                .value(zone)
-                .build()
-                .unwrap(),
-        )
-        .attributes(
-            Attribute::builder()
-                .name("ecs.capability.container-health-check")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .container_instance
-        .unwrap()
-        .container_instance_arn
-        .unwrap()
+    let capabilities = ["ecs.capability.container-health-check"];
+    crate::simulated_instance(ecs, CLUSTER, zone, (4096, 4096), &capabilities).await
 }
 
 /// A cluster with `n` instances over three zones and task definition `web` revisions 1 and 2

@@ -1,33 +1,15 @@
 //! Tasks in the control plane: placement on registered instances, resource accounting, and the
 //! lifecycle driven by a simulated agent that reports through the ECS agent APIs.
 
-use crate::{code, integer_resource, start};
+use crate::{code, start};
 use berth_testkit::aws_sdk_ecs::Client;
 use berth_testkit::aws_sdk_ecs::types::{
-    Attribute, ContainerDefinition, ContainerStateChange, DesiredStatus, NetworkBinding,
-    PlacementConstraint, PlacementConstraintType, PlacementStrategy, PlacementStrategyType,
-    PortMapping,
+    ContainerDefinition, ContainerStateChange, DesiredStatus, NetworkBinding, PlacementConstraint,
+    PlacementConstraintType, PlacementStrategy, PlacementStrategyType, PortMapping,
 };
 
 async fn instance(ecs: &Client, zone: &str) -> String {
-    ecs.register_container_instance()
-        .cluster("work")
-        .total_resources(integer_resource("CPU", 1024))
-        .total_resources(integer_resource("MEMORY", 1024))
-        .attributes(
-            Attribute::builder()
-                .name("ecs.availability-zone")
-                .value(zone)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .container_instance
-        .unwrap()
-        .container_instance_arn
-        .unwrap()
+    crate::simulated_instance(ecs, "work", zone, (1024, 1024), &[]).await
 }
 
 async fn setup(ecs: &Client) -> (String, String) {

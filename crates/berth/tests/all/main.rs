@@ -63,3 +63,38 @@ pub fn integer_resource(name: &str, value: i32) -> berth_testkit::aws_sdk_ecs::t
         .integer_value(value)
         .build()
 }
+
+/// Registers a simulated container instance (no agent) in `cluster` and `zone`, with `cpu`
+/// units, `memory` MiB and the valueless attributes given (capabilities); returns its ARN.
+pub async fn simulated_instance(
+    ecs: &berth_testkit::aws_sdk_ecs::Client,
+    cluster: &str,
+    zone: &str,
+    (cpu, memory): (i32, i32),
+    capabilities: &[&str],
+) -> String {
+    use berth_testkit::aws_sdk_ecs::types::Attribute;
+    let mut register = ecs
+        .register_container_instance()
+        .cluster(cluster)
+        .total_resources(integer_resource("CPU", cpu))
+        .total_resources(integer_resource("MEMORY", memory))
+        .attributes(
+            Attribute::builder()
+                .name("ecs.availability-zone")
+                .value(zone)
+                .build()
+                .unwrap(),
+        );
+    for c in capabilities {
+        register = register.attributes(Attribute::builder().name(*c).build().unwrap());
+    }
+    register
+        .send()
+        .await
+        .unwrap()
+        .container_instance
+        .unwrap()
+        .container_instance_arn
+        .unwrap()
+}
