@@ -415,6 +415,38 @@ impl Drop for AgentProcess {
     }
 }
 
+/// Cluster `e2e`, and repository `repo` with a busybox image per `(tag, page)` pushed through
+/// `docker` (and removed from the engine, so tasks pull it); returns the image references.
+async fn cluster_and_images(server: &TestServer, repo: &str, tags: &[(&str, &str)]) -> Vec<String> {
+    server
+        .ecs()
+        .create_cluster()
+        .cluster_name("e2e")
+        .send()
+        .await
+        .unwrap();
+    server
+        .ecr()
+        .create_repository()
+        .repository_name(repo)
+        .send()
+        .await
+        .unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let host = format!("127.0.0.1:{}", server.port);
+    let (_, pw) = server.registry_login().await;
+    run(docker(config.path()).args(["login", "-u", "AWS", "-p", &pw, &host]));
+    let mut images = Vec::new();
+    for (tag, page) in tags {
+        let image = format!("{host}/{repo}:{tag}");
+        import_busybox(config.path(), &image, page);
+        run(docker(config.path()).args(["push", &image]));
+        run(docker(config.path()).args(["rmi", &image]));
+        images.push(image);
+    }
+    images
+}
+
 /// The container instances of `cluster` (none if it does not exist yet).
 async fn instances(ecs: &berth_testkit::aws_sdk_ecs::Client, cluster: &str) -> Vec<String> {
     match ecs.list_container_instances().cluster(cluster).send().await {
@@ -513,26 +545,10 @@ async fn agent_runs_tasks_on_docker() {
     require_docker_engine();
     let server = start();
     let ecs = server.ecs();
-    ecs.create_cluster()
-        .cluster_name("e2e")
-        .send()
+    let image = cluster_and_images(&server, "e2e/web", &[("1", "served by a berth task\n")])
         .await
-        .unwrap();
-    server
-        .ecr()
-        .create_repository()
-        .repository_name("e2e/web")
-        .send()
-        .await
-        .unwrap();
-    let config = tempfile::tempdir().unwrap();
+        .remove(0);
     let host = format!("127.0.0.1:{}", server.port);
-    let image = format!("{host}/e2e/web:1");
-    import_busybox(config.path(), &image, "served by a berth task\n");
-    let (_, pw) = server.registry_login().await;
-    run(docker(config.path()).args(["login", "-u", "AWS", "-p", &pw, &host]));
-    run(docker(config.path()).args(["push", &image]));
-    run(docker(config.path()).args(["rmi", &image]));
 
     let state = tempfile::tempdir().unwrap();
     let mut agent = AgentProcess::start(&server, state.path());
@@ -1348,28 +1364,13 @@ async fn service_on_docker_heals_rolls_and_rolls_back() {
         ..Default::default()
     });
     let ecs = server.ecs();
-    ecs.create_cluster()
-        .cluster_name("e2e")
-        .send()
-        .await
-        .unwrap();
-    server
-        .ecr()
-        .create_repository()
-        .repository_name("e2e/svc")
-        .send()
-        .await
-        .unwrap();
-    let config = tempfile::tempdir().unwrap();
+    cluster_and_images(
+        &server,
+        "e2e/svc",
+        &[("1", "version 1\n"), ("2", "version 2\n")],
+    )
+    .await;
     let host = format!("127.0.0.1:{}", server.port);
-    let (_, pw) = server.registry_login().await;
-    run(docker(config.path()).args(["login", "-u", "AWS", "-p", &pw, &host]));
-    for (tag, page) in [("1", "version 1\n"), ("2", "version 2\n")] {
-        let image = format!("{host}/e2e/svc:{tag}");
-        import_busybox(config.path(), &image, page);
-        run(docker(config.path()).args(["push", &image]));
-        run(docker(config.path()).args(["rmi", &image]));
-    }
     for tag in ["1", "2", "missing"] {
         ecs.register_task_definition()
             .family("svc")
