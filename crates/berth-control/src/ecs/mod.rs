@@ -289,6 +289,34 @@ impl Ecs {
             .collect()
     }
 
+    /// One page of `items` (sorted by `key`, filtered in memory), as ARNs.
+    fn page_in_memory<T>(
+        &self,
+        scope: &str,
+        page: &PageRequest,
+        (default, max): (i32, i32),
+        items: &[T],
+        key: impl Fn(&T) -> &str,
+        arn: impl Fn(&T) -> String,
+    ) -> Result<Page<String>, Error> {
+        let (limit, after) = self.page_start(scope, page, default, max)?;
+        let start = match after {
+            Some(a) => items
+                .iter()
+                .position(|x| key(x) > a.as_str())
+                .unwrap_or(items.len()),
+            None => 0,
+        };
+        let slice: Vec<&T> = items.iter().skip(start).take(limit).collect();
+        let next_token = (start + slice.len() < items.len())
+            .then(|| slice.last().map(|x| self.pager.encode(scope, key(x))))
+            .flatten();
+        Ok(Page {
+            items: slice.into_iter().map(arn).collect(),
+            next_token,
+        })
+    }
+
     /// Resolves a page request into a store listing: limit, start key.
     fn page_start(
         &self,

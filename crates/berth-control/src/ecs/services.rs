@@ -644,18 +644,13 @@ impl Ecs {
             .filter(|s| scheduling_strategy.is_none_or(|x| s.scheduling_strategy == x))
             .collect();
         let scope = format!("ListServices\n{cluster}\n{launch_type:?}\n{scheduling_strategy:?}");
-        let (limit, after) = self.page_start(&scope, page, 10, 100)?;
-        let start = match after {
-            Some(a) => items.iter().position(|s| s.name > a).unwrap_or(items.len()),
-            None => 0,
-        };
-        let slice: Vec<&Service> = items.iter().skip(start).take(limit).collect();
-        let next_token = (start + slice.len() < items.len())
-            .then(|| slice.last().map(|s| self.pager.encode(&scope, &s.name)))
-            .flatten();
-        Ok(Page {
-            items: slice.iter().map(|s| self.service_arn(s)).collect(),
-            next_token,
-        })
+        self.page_in_memory(
+            &scope,
+            page,
+            (10, 100),
+            &items,
+            |s| &s.name,
+            |s| self.service_arn(s),
+        )
     }
 }

@@ -584,19 +584,14 @@ impl Ecs {
             "ListTasks\n{cluster}\n{instance:?}\n{:?}\n{:?}\n{service_group:?}\n{}\n{:?}",
             q.family, q.started_by, q.desired_stopped, q.launch_type
         );
-        let (limit, after) = self.page_start(&scope, &q.page, 100, 100)?;
-        let start = match after {
-            Some(a) => items.iter().position(|t| t.id > a).unwrap_or(items.len()),
-            None => 0,
-        };
-        let slice: Vec<&Task> = items.iter().skip(start).take(limit).collect();
-        let next_token = (start + slice.len() < items.len())
-            .then(|| slice.last().map(|t| self.pager.encode(&scope, &t.id)))
-            .flatten();
-        Ok(Page {
-            items: slice.iter().map(|t| self.task_arn(t)).collect(),
-            next_token,
-        })
+        self.page_in_memory(
+            &scope,
+            &q.page,
+            (100, 100),
+            &items,
+            |t| &t.id,
+            |t| self.task_arn(t),
+        )
     }
 
     /// `StopTask`: desired STOPPED with `UserInitiated`; the agent stops the containers and
