@@ -1085,6 +1085,9 @@ pub async fn call(
                 container_instances: Option<Vec<String>>,
                 #[serde(default)]
                 tags: Vec<WireTag>,
+                propagate_tags: Option<String>,
+                #[serde(default, rename = "enableECSManagedTags")]
+                enable_ecs_managed_tags: bool,
             }
             let i: In = input(v)?;
             if i.started_by.as_ref().is_some_and(|s| s.len() > 128) {
@@ -1122,6 +1125,8 @@ pub async fn call(
                         .map_err(Error::InvalidParameter)?,
                     instances: if start { i.container_instances } else { None },
                     tags: tags(i.tags),
+                    propagate_tags: i.propagate_tags,
+                    managed_tags: i.enable_ecs_managed_tags,
                 })
                 .await?;
             let out: Vec<Value> = tasks.iter().map(|t| task_out(state, t, false)).collect();

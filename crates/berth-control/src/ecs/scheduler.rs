@@ -362,6 +362,8 @@ impl ServiceScheduler {
                 } else {
                     Vec::new()
                 },
+                propagate_tags: Some(svc.propagate_tags.clone()),
+                managed_tags: svc.enable_ecs_managed_tags,
             };
             launches.spawn(async move { ecs.task_run(run).await });
         }

@@ -41,6 +41,12 @@ pub struct RunTask {
     /// StartTask: the instances to use (no placement).
     pub instances: Option<Vec<String>>,
     pub tags: Vec<Tag>,
+    /// `propagateTags`: `TASK_DEFINITION` copies the task definition's tags to the tasks
+    /// (`SERVICE` is resolved by the service scheduler, which passes the service's tags).
+    pub propagate_tags: Option<String>,
+    /// `enableECSManagedTags`: `aws:ecs:clusterName` (and, for service tasks,
+    /// `aws:ecs:serviceName`) are added.
+    pub managed_tags: bool,
 }
 
 /// ListTasks filters.
@@ -330,6 +336,19 @@ impl Ecs {
             )));
         }
         validate_tags(&cmd.tags)?;
+        match cmd.propagate_tags.as_deref() {
+            None | Some("NONE" | "TASK_DEFINITION") => {}
+            Some("SERVICE")
+                if cmd
+                    .group
+                    .as_deref()
+                    .is_some_and(|g| g.starts_with("service:")) => {}
+            Some(other) => {
+                return Err(Error::InvalidParameter(format!(
+                    "propagateTags {other} is not valid for a task that is not part of a service."
+                )));
+            }
+        }
         let td = self
             .task_definition_describe(&cmd.task_definition)
             .map_err(|_| Error::InvalidParameter("TaskDefinition not found.".into()))?;
@@ -408,6 +427,27 @@ impl Ecs {
         };
         let count = cmd.count as usize;
         let now = Timestamp::now();
+        let mut tags = cmd.tags.clone();
+        if cmd.propagate_tags.as_deref() == Some("TASK_DEFINITION") {
+            berth_types::tags_merge(&mut tags, td.tags.clone());
+        }
+        if cmd.managed_tags {
+            let mut managed = vec![Tag {
+                key: "aws:ecs:clusterName".into(),
+                value: cluster.to_string(),
+            }];
+            if let Some(service) = cmd
+                .group
+                .as_deref()
+                .and_then(|g| g.strip_prefix("service:"))
+            {
+                managed.push(Tag {
+                    key: "aws:ecs:serviceName".into(),
+                    value: service.to_string(),
+                });
+            }
+            berth_types::tags_merge(&mut tags, managed);
+        }
         let new_task = |inst: &ContainerInstance| Task {
             id: random_hex(),
             cluster: cluster.clone(),
@@ -443,7 +483,7 @@ impl Ecs {
             execution_stopped_at: None,
             stop_code: None,
             stopped_reason: None,
-            tags: cmd.tags.clone(),
+            tags: tags.clone(),
             version: 1,
             private_ipv4_address: None,
         };

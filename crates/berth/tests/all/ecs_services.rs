@@ -925,3 +925,89 @@ async fn service_replaces_unhealthy_tasks_and_throttles_failing_launches() {
     assert_eq!(s.deployments()[0].failed_tasks(), 3);
     assert_eq!(s.pending_count() + s.running_count(), 0);
 }
+
+#[tokio::test]
+async fn service_and_run_task_tags_propagate_and_managed_tags_are_added() {
+    use berth_testkit::aws_sdk_ecs::types::{PropagateTags, TaskField};
+    let server = server();
+    let ecs = server.ecs();
+    setup(&ecs, 1).await;
+    ecs.tag_resource()
+        .resource_arn(
+            ecs.describe_task_definition()
+                .task_definition("web:1")
+                .send()
+                .await
+                .unwrap()
+                .task_definition()
+                .unwrap()
+                .task_definition_arn()
+                .unwrap(),
+        )
+        .tags(Tag::builder().key("from").value("definition").build())
+        .send()
+        .await
+        .unwrap();
+    ecs.create_service()
+        .cluster(CLUSTER)
+        .service_name("web")
+        .task_definition("web:1")
+        .desired_count(1)
+        .tags(Tag::builder().key("from").value("service").build())
+        .propagate_tags(PropagateTags::Service)
+        .enable_ecs_managed_tags(true)
+        .send()
+        .await
+        .unwrap();
+    drive(&ecs, "steady", stable).await;
+    let standalone = ecs
+        .run_task()
+        .cluster(CLUSTER)
+        .task_definition("web:1")
+        .propagate_tags(PropagateTags::TaskDefinition)
+        .enable_ecs_managed_tags(true)
+        .send()
+        .await
+        .unwrap()
+        .tasks()[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    let arns: Vec<String> = tasks(&ecs, DesiredStatus::Running)
+        .await
+        .iter()
+        .map(|t| t.task_arn().unwrap().to_string())
+        .collect();
+    let described = ecs
+        .describe_tasks()
+        .cluster(CLUSTER)
+        .set_tasks(Some(arns))
+        .include(TaskField::Tags)
+        .send()
+        .await
+        .unwrap();
+    for t in described.tasks() {
+        let tags: BTreeMap<&str, &str> = t
+            .tags()
+            .iter()
+            .map(|x| (x.key().unwrap(), x.value().unwrap()))
+            .collect();
+        assert_eq!(tags.get("aws:ecs:clusterName"), Some(&CLUSTER));
+        if t.task_arn() == Some(standalone.as_str()) {
+            assert_eq!(tags.get("from"), Some(&"definition"));
+            assert!(!tags.contains_key("aws:ecs:serviceName"));
+        } else {
+            assert_eq!(tags.get("from"), Some(&"service"));
+            assert_eq!(tags.get("aws:ecs:serviceName"), Some(&"web"));
+        }
+    }
+    let err = ecs
+        .run_task()
+        .cluster(CLUSTER)
+        .task_definition("web:1")
+        .propagate_tags(PropagateTags::Service)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidParameterException");
+}
