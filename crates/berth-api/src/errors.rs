@@ -73,6 +73,7 @@ pub fn ecs_error(e: Error, request_id: &str) -> ApiError {
             ApiError::new("ClusterContainsServicesException", 400, e.to_string())
         }
         Error::ServiceNotFound => ApiError::new("ServiceNotFoundException", 400, e.to_string()),
+        Error::Elb { message, .. } => ApiError::new("InvalidParameterException", 400, message),
         Error::ServiceNotActive => ApiError::new("ServiceNotActiveException", 400, e.to_string()),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
     }
@@ -113,7 +114,8 @@ pub fn ecr_error(e: Error, request_id: &str) -> ApiError {
         | Error::ClusterContainsTasks
         | Error::ClusterContainsServices
         | Error::ServiceNotFound
-        | Error::ServiceNotActive => ApiError::new("InvalidParameterException", 400, m),
+        | Error::ServiceNotActive
+        | Error::Elb { .. } => ApiError::new("InvalidParameterException", 400, m),
         Error::LimitExceeded(_) => ApiError::new("LimitExceededException", 400, m),
         Error::NotImplemented(_) => ApiError::new("NotImplemented", 501, m),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
@@ -140,7 +142,8 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
         | Error::ClusterContainsTasks
         | Error::ClusterContainsServices
         | Error::ServiceNotFound
-        | Error::ServiceNotActive => (400, "UNSUPPORTED", m),
+        | Error::ServiceNotActive
+        | Error::Elb { .. } => (400, "UNSUPPORTED", m),
         Error::ImageTagImmutable(_) => (400, "TAG_INVALID", m),
         Error::UploadNotFound => (404, "BLOB_UPLOAD_UNKNOWN", m),
         Error::UploadOutOfOrder(_) => (416, "BLOB_UPLOAD_INVALID", m),
@@ -161,9 +164,10 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
     }
 }
 
-/// Domain errors of query-protocol services (STS today).
+/// Domain errors of query-protocol services (STS, ELBv2).
 pub fn query_error(e: Error, request_id: &str) -> ApiError {
     match e {
+        Error::Elb { code, message } => ApiError::new(code.as_str(), 400, message),
         Error::InvalidParameter(m) | Error::Client(m) => ApiError::new("ValidationError", 400, m),
         Error::ClusterNotFound | Error::ResourceNotFound(_) => {
             ApiError::new("ValidationError", 400, e.to_string())

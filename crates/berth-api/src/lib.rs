@@ -12,6 +12,7 @@ pub mod auth;
 mod compat;
 mod ecr;
 mod ecs;
+mod elbv2;
 pub mod errors;
 mod protocol;
 mod registry;
@@ -43,6 +44,7 @@ struct Inner {
     scope: Scope,
     keys: Keys,
     ecs: Ecs,
+    elb: berth_control::elb::Elb,
     registry: berth_registry::Registry,
     store: Store,
     pager: Pager,
@@ -76,6 +78,12 @@ impl ApiState {
     pub fn new(c: ApiConfig) -> Self {
         let pager = Pager::new(c.paging_key);
         let ecs = Ecs::new(c.scope.clone(), c.store.clone(), pager.clone());
+        let elb = berth_control::elb::Elb::new(
+            c.scope.clone(),
+            c.store.clone(),
+            pager.clone(),
+            host_name(&c.registry_host),
+        );
         let registry = berth_registry::Registry::new(
             c.scope.clone(),
             c.store.clone(),
@@ -87,6 +95,7 @@ impl ApiState {
                 scope: c.scope,
                 keys: c.keys,
                 ecs,
+                elb,
                 registry,
                 store: c.store,
                 pager,
@@ -110,6 +119,17 @@ impl ApiState {
     /// The registry domain (for its background reconcilers).
     pub fn registry(&self) -> &berth_registry::Registry {
         &self.inner.registry
+    }
+}
+
+/// The host part of `host[:port]` (load balancers' DNS name: a name that resolves here).
+fn host_name(host_port: &str) -> String {
+    if let Ok(addr) = host_port.parse::<std::net::SocketAddr>() {
+        return addr.ip().to_string();
+    }
+    match host_port.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_string(),
+        _ => host_port.to_string(),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use crate::errors::{self, ApiError};
 use crate::protocol::{self, Proto};
-use crate::{ApiState, MAX_BODY, auth, ecr, ecs, registry, sts};
+use crate::{ApiState, MAX_BODY, auth, ecr, ecs, elbv2, registry, sts};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use berth_aws::sigv4::{self, Request as SigRequest};
@@ -122,11 +122,8 @@ pub fn support(service: Service, operation: &str) -> Support {
         Service::Ecs => ECS_SUPPORT,
         Service::Sts => STS_SUPPORT,
         Service::Ecr => ecr::SUPPORT,
-        Service::Elbv2
-        | Service::ApplicationAutoScaling
-        | Service::CloudWatch
-        | Service::Logs
-        | Service::Iam => &[],
+        Service::Elbv2 => elbv2::SUPPORT,
+        Service::ApplicationAutoScaling | Service::CloudWatch | Service::Logs | Service::Iam => &[],
     };
     table
         .iter()
@@ -358,11 +355,12 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         Service::Ecr => ecr::call(state, &principal, &operation, value)
             .await
             .map_err(|e| errors::ecr_error(e, &request_id)),
-        Service::Elbv2
-        | Service::ApplicationAutoScaling
-        | Service::CloudWatch
-        | Service::Logs
-        | Service::Iam => Err(errors::not_implemented(service, &operation)),
+        Service::Elbv2 => elbv2::call(state, &operation, value)
+            .await
+            .map_err(|e| errors::query_error(e, &request_id)),
+        Service::ApplicationAutoScaling | Service::CloudWatch | Service::Logs | Service::Iam => {
+            Err(errors::not_implemented(service, &operation))
+        }
     };
     match result {
         Ok(output) => protocol::success(proto, &operation, output, &request_id),

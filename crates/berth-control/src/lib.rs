@@ -8,6 +8,7 @@
 //! Must not: see wire types, speak HTTP, or pick a storage backend.
 
 pub mod ecs;
+pub mod elb;
 pub mod paging;
 pub mod placement;
 pub mod rollout;

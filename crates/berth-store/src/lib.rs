@@ -34,6 +34,14 @@ pub enum Kind {
     Task,
     /// An ECS service: `cluster\nname`; the status column holds its status.
     Service,
+    /// An application load balancer, by name.
+    LoadBalancer,
+    /// A target group, by name.
+    TargetGroup,
+    /// A listener: `load-balancer-name\nid`.
+    Listener,
+    /// A listener rule: `load-balancer-name\nlistener-id\nid`.
+    Rule,
     /// An ECR repository, keyed by name.
     Repository,
     /// An image (manifest) in a repository: `repo\ndigest`.
@@ -58,6 +66,10 @@ impl Kind {
             Kind::ContainerInstance => "container-instance",
             Kind::Task => "task",
             Kind::Service => "service",
+            Kind::LoadBalancer => "load-balancer",
+            Kind::TargetGroup => "target-group",
+            Kind::Listener => "listener",
+            Kind::Rule => "listener-rule",
             Kind::Repository => "repository",
             Kind::Image => "image",
             Kind::ImageTag => "image-tag",

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use aws_sdk_ecr;
 pub use aws_sdk_ecs;
+pub use aws_sdk_elasticloadbalancingv2;
 pub use aws_sdk_sts;
 
 /// The root keys every test server starts with.
@@ -262,6 +263,10 @@ impl TestServer {
         let decoded = String::from_utf8(raw).expect("utf-8 token");
         let (user, password) = decoded.split_once(':').expect("AWS:<password>");
         (user.to_string(), password.to_string())
+    }
+
+    pub fn elbv2(&self) -> aws_sdk_elasticloadbalancingv2::Client {
+        aws_sdk_elasticloadbalancingv2::Client::new(&self.sdk_config())
     }
 
     pub fn sts(&self) -> aws_sdk_sts::Client {

@@ -90,6 +90,10 @@ pub enum Error {
     #[error("Service was not ACTIVE.")]
     ServiceNotActive,
 
+    /// An Elastic Load Balancing error with its modeled code (`LoadBalancerNotFound`, …).
+    #[error("{message}")]
+    Elb { code: ElbCode, message: String },
+
     #[error("{0}")]
     LimitExceeded(String),
     /// A conditional write lost a race and should be retried by the app layer.
@@ -106,5 +110,75 @@ pub enum Error {
 impl Error {
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Error::Internal(e.to_string())
+    }
+}
+
+/// The Elastic Load Balancing error codes Berth returns (the `error.code` of the model's
+/// exception shapes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElbCode {
+    LoadBalancerNotFound,
+    TargetGroupNotFound,
+    ListenerNotFound,
+    RuleNotFound,
+    DuplicateLoadBalancerName,
+    DuplicateTargetGroupName,
+    DuplicateListener,
+    DuplicateTagKeys,
+    PriorityInUse,
+    ResourceInUse,
+    InvalidTarget,
+    InvalidConfigurationRequest,
+    InvalidLoadBalancerAction,
+    TargetGroupAssociationLimit,
+    OperationNotPermitted,
+    UnsupportedProtocol,
+    TooManyTags,
+    TooManyTargets,
+    TooManyLoadBalancers,
+    TooManyTargetGroups,
+    TooManyListeners,
+    TooManyRules,
+    TooManyActions,
+}
+
+impl ElbCode {
+    pub fn as_str(self) -> &'static str {
+        use ElbCode::*;
+        match self {
+            LoadBalancerNotFound => "LoadBalancerNotFound",
+            TargetGroupNotFound => "TargetGroupNotFound",
+            ListenerNotFound => "ListenerNotFound",
+            RuleNotFound => "RuleNotFound",
+            DuplicateLoadBalancerName => "DuplicateLoadBalancerName",
+            DuplicateTargetGroupName => "DuplicateTargetGroupName",
+            DuplicateListener => "DuplicateListener",
+            DuplicateTagKeys => "DuplicateTagKeys",
+            PriorityInUse => "PriorityInUse",
+            ResourceInUse => "ResourceInUse",
+            InvalidTarget => "InvalidTarget",
+            InvalidConfigurationRequest => "InvalidConfigurationRequest",
+            InvalidLoadBalancerAction => "InvalidLoadBalancerAction",
+            TargetGroupAssociationLimit => "TargetGroupAssociationLimit",
+            OperationNotPermitted => "OperationNotPermitted",
+            UnsupportedProtocol => "UnsupportedProtocol",
+            TooManyTags => "TooManyTags",
+            TooManyTargets => "TooManyTargets",
+            TooManyLoadBalancers => "TooManyLoadBalancers",
+            TooManyTargetGroups => "TooManyTargetGroups",
+            TooManyListeners => "TooManyListeners",
+            TooManyRules => "TooManyRules",
+            TooManyActions => "TooManyActions",
+        }
+    }
+}
+
+impl Error {
+    /// An Elastic Load Balancing error.
+    pub fn elb(code: ElbCode, message: impl Into<String>) -> Self {
+        Error::Elb {
+            code,
+            message: message.into(),
+        }
     }
 }

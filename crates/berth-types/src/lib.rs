@@ -4,11 +4,12 @@
 //! No I/O, no wire formats: `berth-api` converts wire shapes to and from these types.
 
 pub mod ecs;
+pub mod elb;
 mod error;
 mod ids;
 pub mod oci;
 
-pub use error::Error;
+pub use error::{ElbCode, Error};
 pub use ids::{AccountId, Arn, Generation, Region, Timestamp};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

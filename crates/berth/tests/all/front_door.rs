@@ -227,7 +227,7 @@ async fn query_protocol_works_through_the_sts_sdk_and_errors_are_xml() {
         "POST",
         &url,
         &form,
-        b"Action=DescribeLoadBalancers&Version=2015-12-01",
+        b"Action=DescribeSSLPolicies&Version=2015-12-01",
     )
     .send()
     .await;

@@ -10,6 +10,7 @@ mod ecs_services;
 mod ecs_settings;
 mod ecs_task_definitions;
 mod ecs_tasks;
+mod elbv2;
 mod front_door;
 mod persistence;
 mod registry;
