@@ -11,6 +11,7 @@ pub mod ecs;
 pub mod elb;
 pub mod paging;
 pub mod placement;
+mod records;
 pub mod rollout;
 
 pub use berth_types::Scope;

@@ -25,10 +25,10 @@ pub use tasks::{ContainerReport, ListTasks, MAX_RUN_COUNT, RunTask, TaskReport};
 
 use crate::Scope;
 use crate::paging::{Page, PageRequest, Pager};
-use berth_store::{Kind, ListQuery, Record, Store, Tx};
+use crate::records::{load, save};
+use berth_store::{Kind, ListQuery, Record, Store};
 use berth_types::ecs::{ClusterName, Family, Service};
 use berth_types::{Arn, Error, Tag};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Tags per resource (spec/ecs.md §10).
@@ -403,34 +403,5 @@ pub fn validate_tags(tags: &[Tag]) -> Result<(), Error> {
             ));
         }
     }
-    Ok(())
-}
-
-/// Decodes a stored record into a domain value with its generation.
-fn load<T: DeserializeOwned>(
-    rec: Option<Record>,
-) -> Result<Option<(berth_types::Generation, T)>, Error> {
-    rec.map(|r| {
-        serde_json::from_str(&r.doc)
-            .map(|v| (r.generation, v))
-            .map_err(|e| Error::internal(format!("corrupt {} record: {e}", r.key)))
-    })
-    .transpose()
-}
-
-/// Stores a domain value: insert when `expected` is `None`, else a conditional update.
-fn save<T: Serialize>(
-    tx: &mut Tx<'_>,
-    kind: Kind,
-    key: &str,
-    status: Option<&str>,
-    value: &T,
-    expected: Option<berth_types::Generation>,
-) -> Result<(), Error> {
-    let doc = serde_json::to_string(value).map_err(Error::internal)?;
-    match expected {
-        None => tx.insert(kind, key, status, &doc)?,
-        Some(g) => tx.update(kind, key, g, status, &doc)?,
-    };
     Ok(())
 }

@@ -11,7 +11,7 @@ use super::capacity::{InstanceUsage, usage};
 use super::{Ecs, Failure, load, save, validate_tags};
 use crate::paging::{Page, PageRequest};
 use crate::placement::{self, Constraint, Strategy, TaskShape};
-use berth_store::{Kind, ListQuery, Tx};
+use berth_store::{Kind, Tx};
 use berth_types::ecs::{
     ClusterName, ContainerInstance, Task, TaskContainer, TaskDefinition, TaskDefinitionStatus,
     TaskStatus,
@@ -251,17 +251,10 @@ fn list_prefix<T: serde::de::DeserializeOwned>(
     kind: Kind,
     prefix: &str,
 ) -> Result<Vec<T>, Error> {
-    tx.list(
-        kind,
-        &ListQuery {
-            prefix,
-            limit: usize::MAX >> 1,
-            ..Default::default()
-        },
-    )?
-    .into_iter()
-    .map(|r| load::<T>(Some(r)).map(|x| x.expect("record given").1))
-    .collect()
+    Ok(crate::records::all(tx, kind, prefix)?
+        .into_iter()
+        .map(|(_, x)| x)
+        .collect())
 }
 
 fn save_task(

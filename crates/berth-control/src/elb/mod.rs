@@ -9,11 +9,11 @@ pub use listeners::{CreateListener, CreateRule};
 pub use target_groups::{CreateTargetGroup, ModifyTargetGroup, TargetHealth};
 
 use crate::paging::{Page, PageRequest, Pager};
-use berth_store::{Kind, ListQuery, Record, Store, Tx};
+use crate::records::{all, load};
+use berth_store::{Kind, ListQuery, Store, Tx};
 use berth_types::elb::{Listener, LoadBalancer, Rule, TargetGroup};
 use berth_types::{ElbCode, Error, Generation, Scope, Tag, Timestamp};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 
 /// Tags per resource.
@@ -55,15 +55,7 @@ fn valid_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-fn load<T: DeserializeOwned>(rec: Option<Record>) -> Result<Option<(Generation, T)>, Error> {
-    rec.map(|r| {
-        serde_json::from_str(&r.doc)
-            .map(|v| (r.generation, v))
-            .map_err(|e| Error::internal(format!("corrupt {} record: {e}", r.key)))
-    })
-    .transpose()
-}
-
+/// Stores an ELB record (no status column).
 fn save<T: Serialize>(
     tx: &mut Tx<'_>,
     kind: Kind,
@@ -71,33 +63,7 @@ fn save<T: Serialize>(
     value: &T,
     expected: Option<Generation>,
 ) -> Result<(), Error> {
-    let doc = serde_json::to_string(value).map_err(Error::internal)?;
-    match expected {
-        None => tx.insert(kind, key, None, &doc)?,
-        Some(g) => tx.update(kind, key, g, None, &doc)?,
-    };
-    Ok(())
-}
-
-fn all<T: DeserializeOwned>(
-    tx: &Tx<'_>,
-    kind: Kind,
-    prefix: &str,
-) -> Result<Vec<(String, T)>, Error> {
-    tx.list(
-        kind,
-        &ListQuery {
-            prefix,
-            limit: usize::MAX >> 1,
-            ..Default::default()
-        },
-    )?
-    .into_iter()
-    .map(|r| {
-        let key = r.key.clone();
-        load::<T>(Some(r)).map(|x| (key, x.expect("record given").1))
-    })
-    .collect()
+    crate::records::save(tx, kind, key, None, value, expected)
 }
 
 /// Tag rules shared by every ELB resource.
