@@ -116,6 +116,11 @@ impl ApiState {
         &self.inner.ecs
     }
 
+    /// The ELB domain (for the load balancer's data plane).
+    pub fn elb(&self) -> &berth_control::elb::Elb {
+        &self.inner.elb
+    }
+
     /// The registry domain (for its background reconcilers).
     pub fn registry(&self) -> &berth_registry::Registry {
         &self.inner.registry

@@ -49,6 +49,10 @@ pub struct Target {
     pub registered_at: Timestamp,
     /// Deregistered: shown `draining` until then, then removed.
     pub draining_until: Option<Timestamp>,
+    /// What the data plane's health checks last found: `healthy` or `unhealthy` and the
+    /// reason code (none until the first transition: `initial`).
+    #[serde(default)]
+    pub health: Option<(String, Option<String>)>,
 }
 
 /// A target group. Stored under its name.

@@ -90,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Up(args) => {
             let mut config = args.resolve()?;
             config.local_agent = !args.no_agent;
+            config.load_balancer = true;
             serve::run(config, serve::shutdown_signal()).await?;
         }
         Command::Server(args) => {

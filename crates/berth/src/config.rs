@@ -66,6 +66,9 @@ pub struct ServerArgs {
     /// Seconds without a heartbeat after which an instance's tasks are stopped [default: 300].
     #[arg(long, env = "BERTH_AGENT_LOST_TIMEOUT", value_name = "SECONDS")]
     pub agent_lost_timeout: Option<u64>,
+    /// `berth up` only: the address load balancer listeners bind [default: 127.0.0.1].
+    #[arg(long, env = "BERTH_LB_BIND", value_name = "IP")]
+    pub lb_bind: Option<std::net::IpAddr>,
     /// Milliseconds between service scheduler passes [default: 1000].
     #[arg(long, env = "BERTH_SCHEDULER_INTERVAL_MS", value_name = "MILLISECONDS")]
     pub scheduler_interval_ms: Option<u64>,
@@ -100,6 +103,7 @@ pub struct FileConfig {
     pub agent_lost_timeout: Option<u64>,
     pub scheduler_interval_ms: Option<u64>,
     pub task_healthy_after: Option<u64>,
+    pub lb_bind: Option<std::net::IpAddr>,
 }
 
 /// The resolved settings.
@@ -117,6 +121,10 @@ pub struct ServerConfig {
     pub gc_grace: std::time::Duration,
     /// Run a node agent in-process against the local Docker Engine (`berth up`).
     pub local_agent: bool,
+    /// Run the load balancer's data plane in-process (`berth up`).
+    pub load_balancer: bool,
+    /// The address load balancer listeners bind.
+    pub lb_bind: std::net::IpAddr,
     pub agent_timeout: std::time::Duration,
     pub agent_lost_timeout: std::time::Duration,
     pub scheduler_interval: std::time::Duration,
@@ -200,6 +208,11 @@ impl ServerArgs {
                 self.gc_grace.or(file.gc_grace).unwrap_or(3600),
             ),
             local_agent: false,
+            load_balancer: false,
+            lb_bind: self
+                .lb_bind
+                .or(file.lb_bind)
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
             agent_timeout: std::time::Duration::from_secs(
                 self.agent_timeout
                     .or(file.agent_timeout)

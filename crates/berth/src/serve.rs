@@ -207,6 +207,14 @@ pub async fn run(
             }
         }
     });
+    let load_balancer = config.load_balancer.then(|| {
+        crate::lb::spawn(
+            state.elb().clone(),
+            &store,
+            config.lb_bind,
+            std::net::IpAddr::from([127, 0, 0, 1]),
+        )
+    });
     let app = berth_api::router(state);
     let endpoint = config.endpoint_url(bound);
     if created {
@@ -286,6 +294,9 @@ pub async fn run(
     gc.abort();
     liveness.abort();
     scheduler.abort();
+    if let Some(lb) = load_balancer {
+        lb.abort();
+    }
     if let Some(a) = local_agent {
         a.abort();
     }

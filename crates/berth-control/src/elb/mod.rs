@@ -6,7 +6,7 @@ mod listeners;
 mod target_groups;
 
 pub use listeners::{CreateListener, CreateRule};
-pub use target_groups::{CreateTargetGroup, ModifyTargetGroup, TargetHealth};
+pub use target_groups::{CreateTargetGroup, ElbConfig, ModifyTargetGroup, TargetHealth};
 
 use crate::paging::{Page, PageRequest, Pager};
 use crate::records::{all, load};

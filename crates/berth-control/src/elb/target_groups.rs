@@ -4,7 +4,7 @@ use super::listeners::load_balancers_using;
 use super::{Elb, all, check_tags, in_range, is_bool, load, random_id, save, valid_name};
 use crate::paging::{Page, PageRequest};
 use berth_store::{Kind, ListQuery, Tx};
-use berth_types::elb::{HealthCheck, LoadBalancer, Target, TargetGroup};
+use berth_types::elb::{HealthCheck, Listener, LoadBalancer, Rule, Target, TargetGroup};
 use berth_types::{ElbCode, Error, Generation, Tag, Timestamp};
 use std::collections::BTreeMap;
 
@@ -283,54 +283,18 @@ impl Elb {
 
     /// Every target group, with the load balancers using each (their ARNs).
     fn tg_all(&self) -> Result<Vec<(TargetGroup, Vec<String>)>, Error> {
-        let this = self.clone();
-        self.store.read(|r| {
-            let groups: Vec<TargetGroup> = r
-                .list(
-                    Kind::TargetGroup,
-                    &ListQuery {
-                        limit: usize::MAX >> 1,
-                        ..Default::default()
-                    },
-                )?
-                .into_iter()
-                .map(|rec| load::<TargetGroup>(Some(rec)).map(|x| x.expect("given").1))
-                .collect::<Result<_, _>>()?;
-            let rules = r.list(
-                Kind::Rule,
-                &ListQuery {
-                    limit: usize::MAX >> 1,
-                    ..Default::default()
-                },
-            )?;
-            let lbs = r.list(
-                Kind::LoadBalancer,
-                &ListQuery {
-                    limit: usize::MAX >> 1,
-                    ..Default::default()
-                },
-            )?;
-            let lbs: Vec<LoadBalancer> = lbs
-                .into_iter()
-                .map(|rec| load::<LoadBalancer>(Some(rec)).map(|x| x.expect("given").1))
-                .collect::<Result<_, _>>()?;
-            let rules = rules
-                .into_iter()
-                .map(|rec| load::<berth_types::elb::Rule>(Some(rec)).map(|x| x.expect("given").1))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(groups
-                .into_iter()
-                .map(|tg| {
-                    let arn = this.target_group_arn(&tg);
-                    let users = load_balancers_using(&rules, &arn)
-                        .into_iter()
-                        .filter_map(|name| lbs.iter().find(|lb| lb.name == name))
-                        .map(|lb| this.load_balancer_arn(lb))
-                        .collect();
-                    (tg, users)
-                })
-                .collect())
-        })
+        let c = self.data_plane_config()?;
+        Ok(c.target_groups
+            .into_iter()
+            .map(|(arn, tg)| {
+                let users = load_balancers_using(&c.rules, &arn)
+                    .into_iter()
+                    .filter_map(|name| c.load_balancers.iter().find(|lb| lb.name == name))
+                    .map(|lb| self.load_balancer_arn(lb))
+                    .collect();
+                (tg, users)
+            })
+            .collect())
     }
 
     /// `DescribeTargetGroups`: by load balancer, by ARNs, by names, or all (paged).
@@ -504,6 +468,7 @@ impl Elb {
                             availability_zone: zone,
                             registered_at: now,
                             draining_until: None,
+                            health: None,
                         }),
                     }
                 }
@@ -588,11 +553,25 @@ impl Elb {
                     ),
                 )
             } else {
-                (
-                    "initial",
-                    Some("Elb.InitialHealthChecking"),
-                    Some("Initial health checks in progress"),
-                )
+                match t.health.as_ref().map(|(s, r)| (s.as_str(), r.as_deref())) {
+                    Some(("healthy", _)) => ("healthy", None, None),
+                    Some(("unhealthy", reason)) => {
+                        let (reason, description) = match reason {
+                            Some("Target.Timeout") => ("Target.Timeout", "Request timed out"),
+                            Some("Target.ResponseCodeMismatch") => (
+                                "Target.ResponseCodeMismatch",
+                                "Health checks failed with a status code outside the matcher",
+                            ),
+                            _ => ("Target.FailedHealthChecks", "Health checks failed"),
+                        };
+                        ("unhealthy", Some(reason), Some(description))
+                    }
+                    _ => (
+                        "initial",
+                        Some("Elb.InitialHealthChecking"),
+                        Some("Initial health checks in progress"),
+                    ),
+                }
             };
             TargetHealth {
                 id: t.id.clone(),
@@ -626,6 +605,78 @@ impl Elb {
             })
             .collect())
     }
+}
+
+impl Elb {
+    /// The data plane's health checks moved a target to `state` (`healthy` / `unhealthy` /
+    /// `initial`) for `reason`.
+    pub async fn targets_report_health(
+        &self,
+        arn: &str,
+        id: &str,
+        port: i64,
+        state: &str,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
+        let this = self.clone();
+        let (arn, id) = (arn.to_string(), id.to_string());
+        let health = (state.to_string(), reason.map(str::to_string));
+        self.store
+            .write(move |tx| {
+                let (g, mut tg) = this.tg_get(tx, &arn)?;
+                let Some(t) = tg.targets.iter_mut().find(|t| t.id == id && t.port == port) else {
+                    return Ok(());
+                };
+                if t.health.as_ref() == Some(&health) {
+                    return Ok(());
+                }
+                t.health = Some(health);
+                save(tx, Kind::TargetGroup, &tg.name, &tg, Some(g))
+            })
+            .await
+    }
+
+    /// Everything the data plane needs (one consistent read).
+    pub fn data_plane_config(&self) -> Result<ElbConfig, Error> {
+        let this = self.clone();
+        self.store.read(|r| {
+            fn every<T: serde::de::DeserializeOwned>(
+                r: &berth_store::Reader<'_>,
+                kind: Kind,
+            ) -> Result<Vec<T>, Error> {
+                r.list(
+                    kind,
+                    &ListQuery {
+                        limit: usize::MAX >> 1,
+                        ..Default::default()
+                    },
+                )?
+                .into_iter()
+                .map(|rec| load::<T>(Some(rec)).map(|x| x.expect("given").1))
+                .collect()
+            }
+            let groups: Vec<TargetGroup> = every(r, Kind::TargetGroup)?;
+            Ok(ElbConfig {
+                load_balancers: every(r, Kind::LoadBalancer)?,
+                listeners: every(r, Kind::Listener)?,
+                rules: every(r, Kind::Rule)?,
+                target_groups: groups
+                    .into_iter()
+                    .map(|tg| (this.target_group_arn(&tg), tg))
+                    .collect(),
+            })
+        })
+    }
+}
+
+/// Every ELB resource, as the data plane reads them.
+#[derive(Debug, Clone, Default)]
+pub struct ElbConfig {
+    pub load_balancers: Vec<LoadBalancer>,
+    pub listeners: Vec<Listener>,
+    pub rules: Vec<Rule>,
+    /// With their ARNs.
+    pub target_groups: Vec<(String, TargetGroup)>,
 }
 
 fn not_found(what: &str) -> Error {

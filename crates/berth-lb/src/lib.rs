@@ -1,0 +1,459 @@
+//! `berth-lb`: the load balancer's data plane (DESIGN.md §4.5). The control plane's listeners,
+//! rules and target groups are compiled into a [`Snapshot`] swapped atomically behind an
+//! `ArcSwap` (the request path takes no lock); each listener binds its port; active health
+//! checks run per target and their transitions are reported back through a [`HealthSink`].
+
+pub mod health;
+mod proxy;
+pub mod rules;
+
+use arc_swap::ArcSwap;
+use berth_types::elb::{Listener, LoadBalancer, Rule, TargetGroup};
+use rules::Condition;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU8, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Health states a target moves through (spec A.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Health {
+    Initial = 0,
+    Healthy = 1,
+    Unhealthy = 2,
+}
+
+/// A target's live state, shared by every snapshot that contains it.
+#[derive(Debug, Default)]
+pub struct TargetState {
+    health: AtomicU8,
+    /// Requests in flight (least outstanding requests).
+    pub outstanding: AtomicUsize,
+}
+
+impl TargetState {
+    pub fn health(&self) -> Health {
+        match self.health.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => Health::Healthy,
+            2 => Health::Unhealthy,
+            _ => Health::Initial,
+        }
+    }
+
+    fn set(&self, h: Health) {
+        self.health
+            .store(h as u8, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A target as the request path sees it.
+#[derive(Debug, Clone)]
+pub struct TargetConf {
+    pub id: String,
+    pub port: i64,
+    pub addr: SocketAddr,
+    /// Deregistered: no new requests.
+    pub draining: bool,
+    pub state: Arc<TargetState>,
+}
+
+/// `round_robin` or `least_outstanding_requests`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    RoundRobin,
+    LeastOutstanding,
+}
+
+/// A target group's health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConf {
+    pub path: String,
+    /// A fixed port, or `None` for each target's own port.
+    pub port: Option<u16>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    /// Status codes that pass: single codes and inclusive ranges.
+    pub matcher: Vec<(u16, u16)>,
+}
+
+/// A target group as the request path sees it.
+#[derive(Debug)]
+pub struct GroupConf {
+    pub arn: String,
+    pub targets: Vec<TargetConf>,
+    pub algorithm: Algorithm,
+    pub health: HealthConf,
+    /// Round-robin position.
+    next: AtomicUsize,
+}
+
+/// What a rule does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionConf {
+    /// Weighted target groups.
+    Forward(Vec<(String, u32)>),
+    Redirect {
+        protocol: String,
+        host: String,
+        port: String,
+        path: String,
+        query: String,
+        status: u16,
+    },
+    Fixed {
+        status: u16,
+        content_type: Option<String>,
+        body: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleConf {
+    pub conditions: Vec<Condition>,
+    pub action: ActionConf,
+}
+
+/// A listener: rules by priority, the default last.
+#[derive(Debug, Clone)]
+pub struct ListenerConf {
+    pub port: u16,
+    pub rules: Vec<RuleConf>,
+    /// The load balancer's `idle_timeout.timeout_seconds`: how long a target may stay silent.
+    pub idle_timeout: Duration,
+}
+
+/// Everything the request path needs, swapped as a whole.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub listeners: BTreeMap<u16, ListenerConf>,
+    pub groups: HashMap<String, Arc<GroupConf>>,
+}
+
+/// Receives health transitions: `(target group ARN, target id, port, state, reason)`.
+pub type HealthSink = Arc<dyn Fn(&str, &str, i64, Health, Option<&'static str>) + Send + Sync>;
+
+/// The control plane's configuration, as the data plane compiles it.
+pub struct Desired<'a> {
+    pub load_balancers: &'a [LoadBalancer],
+    pub listeners: &'a [Listener],
+    pub rules: &'a [Rule],
+    pub target_groups: &'a [(String, TargetGroup)],
+    /// The address of an `instance` target (by id).
+    pub instance_address: &'a (dyn Fn(&str) -> Option<IpAddr> + Send + Sync),
+}
+
+fn action_from_api(a: &Value) -> Option<ActionConf> {
+    let text = |p: &str, default: &str| {
+        a.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
+    Some(match a.get("Type")?.as_str()? {
+        "forward" => {
+            let mut groups: Vec<(String, u32)> = a
+                .pointer("/ForwardConfig/TargetGroups")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|g| {
+                    Some((
+                        g.get("TargetGroupArn")?.as_str()?.to_string(),
+                        g.get("Weight").and_then(Value::as_u64).unwrap_or(1) as u32,
+                    ))
+                })
+                .collect();
+            if let Some(arn) = a.get("TargetGroupArn").and_then(Value::as_str)
+                && !groups.iter().any(|(g, _)| g == arn)
+            {
+                groups.push((arn.to_string(), 1));
+            }
+            ActionConf::Forward(groups)
+        }
+        "redirect" => ActionConf::Redirect {
+            protocol: text("/RedirectConfig/Protocol", "#{protocol}"),
+            host: text("/RedirectConfig/Host", "#{host}"),
+            port: text("/RedirectConfig/Port", "#{port}"),
+            path: text("/RedirectConfig/Path", "/#{path}"),
+            query: text("/RedirectConfig/Query", "#{query}"),
+            status: if text("/RedirectConfig/StatusCode", "HTTP_302") == "HTTP_301" {
+                301
+            } else {
+                302
+            },
+        },
+        "fixed-response" => ActionConf::Fixed {
+            status: text("/FixedResponseConfig/StatusCode", "200")
+                .parse()
+                .ok()?,
+            content_type: a
+                .pointer("/FixedResponseConfig/ContentType")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            body: text("/FixedResponseConfig/MessageBody", ""),
+        },
+        _ => return None,
+    })
+}
+
+fn matcher(m: &str) -> Vec<(u16, u16)> {
+    m.split(',')
+        .filter_map(|part| match part.split_once('-') {
+            Some((a, b)) => Some((a.trim().parse().ok()?, b.trim().parse().ok()?)),
+            None => part.trim().parse().ok().map(|c| (c, c)),
+        })
+        .collect()
+}
+
+impl Snapshot {
+    /// Compiles the control plane's configuration, keeping the live state of targets that are
+    /// already known (`previous`).
+    pub fn compile(d: &Desired<'_>, previous: &Snapshot) -> Snapshot {
+        let mut out = Snapshot::default();
+        for (arn, tg) in d.target_groups {
+            let old = previous.groups.get(arn);
+            let targets = tg
+                .targets
+                .iter()
+                .filter_map(|t| {
+                    let ip =
+                        t.id.parse::<IpAddr>()
+                            .ok()
+                            .or_else(|| (d.instance_address)(&t.id))?;
+                    let port = u16::try_from(t.port).ok()?;
+                    let state = old
+                        .and_then(|g| g.targets.iter().find(|x| x.id == t.id && x.port == t.port))
+                        .map(|x| x.state.clone())
+                        .unwrap_or_default();
+                    Some(TargetConf {
+                        id: t.id.clone(),
+                        port: t.port,
+                        addr: SocketAddr::new(ip, port),
+                        draining: t.draining_until.is_some(),
+                        state,
+                    })
+                })
+                .collect();
+            let h = &tg.health_check;
+            let algorithm = match tg
+                .attributes
+                .get("load_balancing.algorithm.type")
+                .map(String::as_str)
+            {
+                Some("least_outstanding_requests") => Algorithm::LeastOutstanding,
+                _ => Algorithm::RoundRobin,
+            };
+            out.groups.insert(
+                arn.clone(),
+                Arc::new(GroupConf {
+                    arn: arn.clone(),
+                    targets,
+                    algorithm,
+                    health: HealthConf {
+                        path: h.path.clone(),
+                        port: h.port.parse().ok(),
+                        interval: Duration::from_secs(h.interval_seconds.max(1) as u64),
+                        timeout: Duration::from_secs(h.timeout_seconds.max(1) as u64),
+                        healthy_threshold: h.healthy_threshold.max(1) as u32,
+                        unhealthy_threshold: h.unhealthy_threshold.max(1) as u32,
+                        matcher: matcher(&h.matcher),
+                    },
+                    next: AtomicUsize::new(0),
+                }),
+            );
+        }
+        for l in d.listeners {
+            let Ok(port) = u16::try_from(l.port) else {
+                continue;
+            };
+            let idle = d
+                .load_balancers
+                .iter()
+                .find(|lb| lb.name == l.load_balancer)
+                .and_then(|lb| lb.attributes.get("idle_timeout.timeout_seconds"))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(60);
+            let mut rules: Vec<&Rule> = d
+                .rules
+                .iter()
+                .filter(|r| r.load_balancer == l.load_balancer && r.listener_id == l.id)
+                .collect();
+            rules.sort_by_key(|r| r.priority.unwrap_or(u32::MAX));
+            let rules = rules
+                .into_iter()
+                .filter_map(|r| {
+                    Some(RuleConf {
+                        conditions: r
+                            .conditions
+                            .iter()
+                            .map(Condition::from_api)
+                            .collect::<Option<Vec<_>>>()?,
+                        action: action_from_api(r.actions.last()?)?,
+                    })
+                })
+                .collect();
+            out.listeners.insert(
+                port,
+                ListenerConf {
+                    port,
+                    rules,
+                    idle_timeout: Duration::from_secs(idle),
+                },
+            );
+        }
+        out
+    }
+
+    /// The target groups some listener forwards to (their targets are health checked).
+    fn groups_in_use(&self) -> Vec<Arc<GroupConf>> {
+        let mut arns: Vec<&String> = self
+            .listeners
+            .values()
+            .flat_map(|l| &l.rules)
+            .filter_map(|r| match &r.action {
+                ActionConf::Forward(groups) => Some(groups.iter().map(|(arn, _)| arn)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        arns.sort();
+        arns.dedup();
+        arns.into_iter()
+            .filter_map(|a| self.groups.get(a).cloned())
+            .collect()
+    }
+}
+
+/// The running data plane: the current snapshot, a task per bound listener port and per
+/// health-checked target.
+pub struct DataPlane {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    bind: IpAddr,
+    sink: HealthSink,
+    client: proxy::Client,
+    tasks: Mutex<Tasks>,
+}
+
+#[derive(Default)]
+struct Tasks {
+    listeners: HashMap<u16, JoinHandle<()>>,
+    checks: HashMap<(String, String, i64), (HealthConf, JoinHandle<()>)>,
+}
+
+impl DataPlane {
+    /// A data plane binding listeners on `bind` (e.g. 127.0.0.1).
+    pub fn new(bind: IpAddr, sink: HealthSink) -> Arc<DataPlane> {
+        Arc::new(DataPlane {
+            snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
+            bind,
+            sink,
+            client: proxy::client(),
+            tasks: Mutex::new(Tasks::default()),
+        })
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Compiles and applies the control plane's configuration: swaps the snapshot, binds new
+    /// listener ports, stops removed ones, and starts or stops health checks. Returns the
+    /// ports it could not bind.
+    pub async fn apply(self: &Arc<Self>, desired: &Desired<'_>) -> Vec<(u16, String)> {
+        let next = Arc::new(Snapshot::compile(desired, &self.snapshot.load()));
+        self.snapshot.store(next.clone());
+        let mut failed = Vec::new();
+        let wanted: Vec<u16> = next.listeners.keys().copied().collect();
+        let to_bind: Vec<u16> = {
+            let mut tasks = self.tasks.lock().expect("tasks");
+            tasks.listeners.retain(|port, task| {
+                let keep = wanted.contains(port);
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+            wanted
+                .iter()
+                .copied()
+                .filter(|p| !tasks.listeners.contains_key(p))
+                .collect()
+        };
+        for port in to_bind {
+            match tokio::net::TcpListener::bind(SocketAddr::new(self.bind, port)).await {
+                Ok(socket) => {
+                    let task = tokio::spawn(proxy::serve(
+                        socket,
+                        port,
+                        self.snapshot.clone(),
+                        self.client.clone(),
+                    ));
+                    self.tasks
+                        .lock()
+                        .expect("tasks")
+                        .listeners
+                        .insert(port, task);
+                }
+                Err(e) => failed.push((port, e.to_string())),
+            }
+        }
+        self.restart_checks(&next);
+        failed
+    }
+
+    fn restart_checks(&self, snap: &Snapshot) {
+        let mut want: HashMap<(String, String, i64), (HealthConf, TargetConf)> = HashMap::new();
+        for g in snap.groups_in_use() {
+            for t in g.targets.iter().filter(|t| !t.draining) {
+                want.insert(
+                    (g.arn.clone(), t.id.clone(), t.port),
+                    (g.health.clone(), t.clone()),
+                );
+            }
+        }
+        let mut tasks = self.tasks.lock().expect("tasks");
+        tasks.checks.retain(|key, (conf, task)| {
+            let keep = want.get(key).is_some_and(|(c, _)| c == conf);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (key, (conf, target)) in want {
+            if tasks.checks.contains_key(&key) {
+                continue;
+            }
+            let task = tokio::spawn(health::check(
+                key.0.clone(),
+                target,
+                conf.clone(),
+                self.sink.clone(),
+            ));
+            tasks.checks.insert(key, (conf, task));
+        }
+    }
+
+    /// Stops every listener and health check.
+    pub fn stop(&self) {
+        let mut tasks = self.tasks.lock().expect("tasks");
+        for (_, t) in tasks.listeners.drain() {
+            t.abort();
+        }
+        for (_, (_, t)) in tasks.checks.drain() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,442 @@
+//! The request path: accept, match the listener's rules, act (forward, redirect,
+//! fixed-response) and proxy to a target over pooled connections (spec A.5).
+
+use crate::rules::Request;
+use crate::{ActionConf, Algorithm, GroupConf, Health, ListenerConf, Snapshot, TargetConf};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
+
+/// Headers a client may send: 64 KiB in all (requests beyond get 431).
+const MAX_HEADERS: usize = 64 * 1024;
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting to a target may take (then 504).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) fn client() -> Client {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build(http)
+}
+
+fn full(status: StatusCode, content_type: Option<&str>, body: impl Into<Bytes>) -> Response<Body> {
+    let mut res = Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *res.status_mut() = status;
+    if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(c).ok()) {
+        res.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    res
+}
+
+fn error(status: StatusCode) -> Response<Body> {
+    let text = format!(
+        "<html><body><h1>{} {}</h1></body></html>\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    full(status, Some("text/html"), text)
+}
+
+/// A connection whose first bytes were read ahead.
+struct Prefixed {
+    prefix: Bytes,
+    stream: tokio::net::TcpStream,
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(n);
+            buf.put_slice(&chunk);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Whether a request head frames its body two ways (`Content-Length` and
+/// `Transfer-Encoding`): how requests are smuggled past proxies.
+fn framed_twice(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let has = |name: &str| text.split("\r\n").skip(1).any(|l| l.starts_with(name));
+    has("content-length:") && has("transfer-encoding:")
+}
+
+/// Reads the connection's first request head (bounded in time and size) and refuses it with
+/// 400 if it is framed twice (hyper would quietly prefer `Transfer-Encoding`); otherwise hands
+/// the connection on with those bytes replayed. A client silent past the header timeout is
+/// dropped.
+async fn first_head(mut stream: tokio::net::TcpStream) -> Option<Prefixed> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::with_capacity(4096);
+    let read = async {
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                return Some(end);
+            }
+            if buf.len() > MAX_HEADERS {
+                return Some(buf.len());
+            }
+        }
+    };
+    let end = tokio::time::timeout(HEADER_TIMEOUT, read).await.ok()??;
+    if framed_twice(&buf[..end]) {
+        let _ = stream
+            .write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
+            .await;
+        return None;
+    }
+    Some(Prefixed {
+        prefix: Bytes::from(buf),
+        stream,
+    })
+}
+
+/// Serves one listener port until aborted.
+pub(crate) async fn serve(
+    socket: tokio::net::TcpListener,
+    port: u16,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    client: Client,
+) {
+    loop {
+        let Ok((stream, peer)) = socket.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (snapshot, client) = (snapshot.clone(), client.clone());
+        tokio::spawn(async move {
+            let Some(stream) = first_head(stream).await else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let (snapshot, client) = (snapshot.clone(), client.clone());
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        handle(req, peer, port, &snapshot, &client).await,
+                    )
+                }
+            });
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEADERS);
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    req: http::Request<Incoming>,
+    peer: SocketAddr,
+    port: u16,
+    snapshot: &ArcSwap<Snapshot>,
+    client: &Client,
+) -> Response<Body> {
+    let snap = snapshot.load_full();
+    let Some(listener) = snap.listeners.get(&port) else {
+        return error(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
+        .to_string();
+    let action = {
+        let view = Request {
+            host: &host,
+            path: req.uri().path(),
+            query: req.uri().query().unwrap_or(""),
+            method: req.method().as_str(),
+            headers: req.headers(),
+            client: peer.ip(),
+        };
+        listener
+            .rules
+            .iter()
+            .find(|r| r.conditions.iter().all(|c| c.matches(&view)))
+            .map(|r| r.action.clone())
+    };
+    match action {
+        None => error(StatusCode::SERVICE_UNAVAILABLE),
+        Some(ActionConf::Fixed {
+            status,
+            content_type,
+            body,
+        }) => full(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            content_type.as_deref(),
+            body,
+        ),
+        Some(ActionConf::Redirect {
+            protocol,
+            host: to_host,
+            port: to_port,
+            path,
+            query,
+            status,
+        }) => redirect(
+            &req,
+            &host,
+            port,
+            (&protocol, &to_host, &to_port, &path, &query),
+            status,
+        ),
+        Some(ActionConf::Forward(groups)) => {
+            let Some(group) = pick_group(&snap, &groups) else {
+                return error(StatusCode::SERVICE_UNAVAILABLE);
+            };
+            forward(req, peer, listener, &group, client).await
+        }
+    }
+}
+
+/// The redirect's `Location`, with `#{protocol}`, `#{host}`, `#{port}`, `#{path}` (without
+/// its leading `/`) and `#{query}` replaced by the request's.
+fn redirect(
+    req: &http::Request<Incoming>,
+    host: &str,
+    port: u16,
+    (protocol, to_host, to_port, path, query): (&str, &str, &str, &str, &str),
+    status: u16,
+) -> Response<Body> {
+    let bare_host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let fill = |s: &str| {
+        s.replace("#{protocol}", "http")
+            .replace("#{host}", bare_host)
+            .replace("#{port}", &port.to_string())
+            .replace("#{path}", req.uri().path().trim_start_matches('/'))
+            .replace("#{query}", req.uri().query().unwrap_or(""))
+    };
+    let (scheme, to_host, to_port, path, query) = (
+        fill(protocol).to_ascii_lowercase(),
+        fill(to_host),
+        fill(to_port),
+        fill(path),
+        fill(query),
+    );
+    let default_port =
+        (scheme == "http" && to_port == "80") || (scheme == "https" && to_port == "443");
+    let mut location = format!("{scheme}://{to_host}");
+    if !default_port {
+        location.push(':');
+        location.push_str(&to_port);
+    }
+    location.push_str(&path);
+    if !query.is_empty() {
+        location.push('?');
+        location.push_str(&query);
+    }
+    let mut res = full(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND),
+        None,
+        Bytes::new(),
+    );
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// A weighted random choice among the action's target groups.
+fn pick_group(snap: &Snapshot, groups: &[(String, u32)]) -> Option<Arc<GroupConf>> {
+    let total: u32 = groups.iter().map(|(_, w)| *w).sum();
+    let chosen = if groups.len() == 1 || total == 0 {
+        &groups.first()?.0
+    } else {
+        let mut roll = rand::random_range(0..total);
+        let mut chosen = &groups[0].0;
+        for (arn, w) in groups {
+            if roll < *w {
+                chosen = arn;
+                break;
+            }
+            roll -= w;
+        }
+        chosen
+    };
+    snap.groups.get(chosen).cloned()
+}
+
+/// A target for the next request: healthy ones if any (else all registered — fail open),
+/// never a draining one, never `except`.
+fn pick_target<'a>(group: &'a GroupConf, except: Option<&TargetConf>) -> Option<&'a TargetConf> {
+    let usable =
+        |t: &&TargetConf| !t.draining && except.is_none_or(|e| e.id != t.id || e.port != t.port);
+    let healthy: Vec<&TargetConf> = group
+        .targets
+        .iter()
+        .filter(usable)
+        .filter(|t| t.state.health() == Health::Healthy)
+        .collect();
+    let pool: Vec<&TargetConf> = if healthy.is_empty() {
+        group.targets.iter().filter(usable).collect()
+    } else {
+        healthy
+    };
+    if pool.is_empty() {
+        return None;
+    }
+    Some(match group.algorithm {
+        Algorithm::RoundRobin => pool[group.next.fetch_add(1, Ordering::Relaxed) % pool.len()],
+        Algorithm::LeastOutstanding => pool
+            .into_iter()
+            .min_by_key(|t| t.state.outstanding.load(Ordering::Relaxed))
+            .expect("not empty"),
+    })
+}
+
+/// Hop-by-hop headers, not forwarded.
+const HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+async fn forward(
+    req: http::Request<Incoming>,
+    peer: SocketAddr,
+    listener: &ListenerConf,
+    group: &GroupConf,
+    client: &Client,
+) -> Response<Body> {
+    let Some(first) = pick_target(group, None) else {
+        return error(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let (mut parts, body) = req.into_parts();
+    for h in HOP {
+        parts.headers.remove(*h);
+    }
+    let xff = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(prior) => format!("{prior}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        parts.headers.insert("x-forwarded-for", v);
+    }
+    parts
+        .headers
+        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    parts
+        .headers
+        .insert("x-forwarded-port", HeaderValue::from(listener.port));
+    // A request without a body can be sent again to another target if the first refuses.
+    let bodiless = parts.method == http::Method::GET
+        || parts.method == http::Method::HEAD
+        || parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let send = |target: &TargetConf, body: Body| {
+        let mut out = http::Request::from_parts(parts.clone(), body);
+        *out.uri_mut() = format!("http://{}{}", target.addr, path)
+            .parse()
+            .unwrap_or_default();
+        let state = target.state.clone();
+        state.outstanding.fetch_add(1, Ordering::Relaxed);
+        let fut = client.request(out);
+        let idle = listener.idle_timeout;
+        async move {
+            let r = tokio::time::timeout(idle, fut).await;
+            state.outstanding.fetch_sub(1, Ordering::Relaxed);
+            r
+        }
+    };
+    let first_body: Body = if bodiless {
+        Empty::new().map_err(|never| match never {}).boxed()
+    } else {
+        body.boxed()
+    };
+    let outcome = send(first, first_body).await;
+    let refused = |e: &hyper_util::client::legacy::Error| e.is_connect();
+    let outcome = match outcome {
+        Ok(Err(e)) if refused(&e) && bodiless => match pick_target(group, Some(first)) {
+            Some(second) => {
+                send(second, Empty::new().map_err(|never| match never {}).boxed()).await
+            }
+            None => Ok(Err(e)),
+        },
+        other => other,
+    };
+    match outcome {
+        Ok(Ok(res)) => res.map(|b| b.boxed()),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "target failed");
+            error(StatusCode::BAD_GATEWAY)
+        }
+        Err(_) => error(StatusCode::GATEWAY_TIMEOUT),
+    }
+}

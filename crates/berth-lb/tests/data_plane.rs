@@ -1,0 +1,426 @@
+//! The data plane with in-process backends: rule matching, balancing, health transitions,
+//! draining, 502/503/504, the retry on a refused connection, and request smuggling attempts.
+
+use berth_lb::{DataPlane, Desired, Health, HealthSink};
+use berth_types::Timestamp;
+use berth_types::elb::{HealthCheck, Listener, LoadBalancer, Rule, Target, TargetGroup};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// A backend answering its name (and the X-Forwarded-* it saw); `/health` answers `health`;
+/// `/slow` takes 3 s.
+struct Backend {
+    port: u16,
+    hits: Arc<AtomicUsize>,
+    health: Arc<AtomicU16>,
+}
+
+async fn backend(name: &'static str) -> Backend {
+    let socket = tokio::net::TcpListener::bind((LOCAL, 0)).await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let health = Arc::new(AtomicU16::new(200));
+    let (h, s) = (hits.clone(), health.clone());
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = socket.accept().await.unwrap();
+            let (h, s) = (h.clone(), s.clone());
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (h, s) = (h.clone(), s.clone());
+                        async move {
+                            let path = req.uri().path().to_string();
+                            if path == "/health" {
+                                let mut res = http::Response::new(Full::new(bytes::Bytes::new()));
+                                *res.status_mut() =
+                                    http::StatusCode::from_u16(s.load(Ordering::Relaxed)).unwrap();
+                                return Ok::<_, std::convert::Infallible>(res);
+                            }
+                            if path == "/slow" {
+                                tokio::time::sleep(Duration::from_secs(3)).await;
+                            }
+                            h.fetch_add(1, Ordering::Relaxed);
+                            let seen = |n: &str| {
+                                req.headers()
+                                    .get(n)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("")
+                                    .to_string()
+                            };
+                            let body = format!(
+                                "{name} xff={} proto={} port={}",
+                                seen("x-forwarded-for"),
+                                seen("x-forwarded-proto"),
+                                seen("x-forwarded-port")
+                            );
+                            Ok(http::Response::new(Full::new(bytes::Bytes::from(body))))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Backend { port, hits, health }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind((LOCAL, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn target(port: u16, draining: bool) -> Target {
+    Target {
+        id: "127.0.0.1".into(),
+        port: port as i64,
+        availability_zone: None,
+        registered_at: Timestamp(0),
+        draining_until: draining.then_some(Timestamp(i64::MAX)),
+        health: None,
+    }
+}
+
+fn group(name: &str, targets: Vec<Target>) -> (String, TargetGroup) {
+    (
+        format!("arn:tg/{name}"),
+        TargetGroup {
+            name: name.into(),
+            id: "0".into(),
+            protocol: "HTTP".into(),
+            port: 80,
+            protocol_version: "HTTP1".into(),
+            target_type: "ip".into(),
+            vpc_id: None,
+            health_check: HealthCheck {
+                protocol: "HTTP".into(),
+                port: "traffic-port".into(),
+                path: "/health".into(),
+                interval_seconds: 1,
+                timeout_seconds: 1,
+                healthy_threshold: 2,
+                unhealthy_threshold: 2,
+                matcher: "200-299".into(),
+            },
+            attributes: BTreeMap::new(),
+            tags: Vec::new(),
+            targets,
+            created_at: Timestamp(0),
+        },
+    )
+}
+
+fn load_balancer(idle_timeout: &str) -> LoadBalancer {
+    LoadBalancer {
+        name: "lb".into(),
+        id: "0".into(),
+        scheme: "internal".into(),
+        ip_address_type: "ipv4".into(),
+        dns_name: "localhost".into(),
+        subnets: Vec::new(),
+        security_groups: Vec::new(),
+        attributes: [(
+            "idle_timeout.timeout_seconds".to_string(),
+            idle_timeout.to_string(),
+        )]
+        .into_iter()
+        .collect(),
+        tags: Vec::new(),
+        created_at: Timestamp(0),
+    }
+}
+
+fn rule(priority: Option<u32>, conditions: Vec<Value>, action: Value) -> Rule {
+    Rule {
+        id: format!("{priority:?}"),
+        load_balancer: "lb".into(),
+        load_balancer_id: "0".into(),
+        listener_id: "l".into(),
+        priority,
+        conditions,
+        actions: vec![action],
+        tags: Vec::new(),
+    }
+}
+
+fn forward(group: &str) -> Value {
+    json!({"Type": "forward", "TargetGroupArn": format!("arn:tg/{group}")})
+}
+
+type Transitions = Arc<Mutex<Vec<(u16, Health, Option<&'static str>)>>>;
+
+/// A data plane with one listener on a free port running `rules` over `groups`.
+async fn plane(
+    rules: Vec<Rule>,
+    groups: Vec<(String, TargetGroup)>,
+    idle_timeout: &str,
+) -> (Arc<DataPlane>, u16, Transitions) {
+    let seen: Transitions = Arc::default();
+    let s = seen.clone();
+    let sink: HealthSink = Arc::new(move |_, _, port, h, reason| {
+        s.lock().unwrap().push((port as u16, h, reason));
+    });
+    let plane = DataPlane::new(LOCAL, sink);
+    let port = free_port();
+    let listener = Listener {
+        id: "l".into(),
+        load_balancer: "lb".into(),
+        load_balancer_id: "0".into(),
+        protocol: "HTTP".into(),
+        port: port as i64,
+        default_actions: Vec::new(),
+        tags: Vec::new(),
+    };
+    let failed = plane
+        .apply(&Desired {
+            load_balancers: &[load_balancer(idle_timeout)],
+            listeners: &[listener],
+            rules: &rules,
+            target_groups: &groups,
+            instance_address: &|_| None,
+        })
+        .await;
+    assert!(failed.is_empty(), "{failed:?}");
+    (plane, port, seen)
+}
+
+/// Sends raw bytes and reads the whole response (the request asks to close).
+async fn raw(port: u16, request: &[u8]) -> String {
+    let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn get(port: u16, path: &str, host: &str) -> (u16, String) {
+    let text = raw(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await;
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn lb_routes_by_rules_and_balances_round_robin() {
+    let a: Vec<Backend> = vec![
+        backend("a0").await,
+        backend("a1").await,
+        backend("a2").await,
+    ];
+    let b = backend("b").await;
+    let rules = vec![
+        rule(
+            Some(1),
+            vec![json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/b/*"]}})],
+            forward("b"),
+        ),
+        rule(
+            Some(2),
+            vec![json!({"Field": "host-header", "HostHeaderConfig": {"Values": ["*.fixed.test"]}})],
+            json!({"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "418", "ContentType": "text/plain", "MessageBody": "teapot"}}),
+        ),
+        rule(
+            Some(3),
+            vec![
+                json!({"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "go", "Value": "v2"}]}}),
+            ],
+            json!({"Type": "redirect", "RedirectConfig": {"Path": "/v2/#{path}", "StatusCode": "HTTP_301"}}),
+        ),
+        rule(None, vec![], forward("a")),
+    ];
+    let groups = vec![
+        group("a", a.iter().map(|x| target(x.port, false)).collect()),
+        group("b", vec![target(b.port, false)]),
+    ];
+    let (_plane, port, _) = plane(rules, groups, "60").await;
+    for _ in 0..30 {
+        let (status, body) = get(port, "/", "app.test").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("xff=127.0.0.1 proto=http"), "{body}");
+        assert!(body.contains(&format!("port={port}")), "{body}");
+    }
+    let hits: Vec<usize> = a.iter().map(|x| x.hits.load(Ordering::Relaxed)).collect();
+    assert_eq!(hits, [10, 10, 10], "round robin");
+    let (status, body) = get(port, "/b/x", "app.test").await;
+    assert_eq!((status, body.starts_with("b ")), (200, true));
+    let (status, body) = get(port, "/", "www.FIXED.test").await;
+    assert_eq!((status, body.as_str()), (418, "teapot"));
+    let text = raw(
+        port,
+        b"GET /docs?go=v2 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 301"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains(&format!("location: http://app.test:{port}/v2/docs?go=v2")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn lb_health_checks_move_targets_and_report_transitions() {
+    let good = backend("good").await;
+    let flaky = backend("flaky").await;
+    let groups = vec![group(
+        "a",
+        vec![target(good.port, false), target(flaky.port, false)],
+    )];
+    let (plane, port, seen) = plane(vec![rule(None, vec![], forward("a"))], groups, "60").await;
+    let healthy = |p: u16| {
+        let seen = seen.clone();
+        move || {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|(x, _, _)| *x == p)
+                .map(|t| t.1)
+                == Some(Health::Healthy)
+        }
+    };
+    until("both healthy", || {
+        healthy(good.port)() && healthy(flaky.port)()
+    })
+    .await;
+    flaky.health.store(500, Ordering::Relaxed);
+    let s = seen.clone();
+    let fp = flaky.port;
+    until("flaky unhealthy", move || {
+        s.lock()
+            .unwrap()
+            .contains(&(fp, Health::Unhealthy, Some("Target.ResponseCodeMismatch")))
+    })
+    .await;
+    let before = flaky.hits.load(Ordering::Relaxed);
+    for _ in 0..10 {
+        assert_eq!(get(port, "/", "x").await.0, 200);
+    }
+    assert_eq!(
+        flaky.hits.load(Ordering::Relaxed),
+        before,
+        "no traffic to an unhealthy target"
+    );
+    // It comes back after `healthy_threshold` passes.
+    flaky.health.store(200, Ordering::Relaxed);
+    until("flaky healthy again", healthy(flaky.port)).await;
+    drop(plane);
+}
+
+#[tokio::test]
+async fn lb_errors_retry_and_draining() {
+    // No target: 503.
+    let (_p1, port, _) = plane(
+        vec![rule(None, vec![], forward("a"))],
+        vec![group("a", vec![])],
+        "60",
+    )
+    .await;
+    assert_eq!(get(port, "/", "x").await.0, 503);
+    // Only a target that refuses: 502; with a working one too, the refused request is retried.
+    let closed = free_port();
+    let (_p2, port, _) = plane(
+        vec![rule(None, vec![], forward("a"))],
+        vec![group("a", vec![target(closed, false)])],
+        "60",
+    )
+    .await;
+    assert_eq!(get(port, "/", "x").await.0, 502);
+    let up = backend("up").await;
+    let (_p3, port, _) = plane(
+        vec![rule(None, vec![], forward("a"))],
+        vec![group(
+            "a",
+            vec![target(closed, false), target(up.port, false)],
+        )],
+        "60",
+    )
+    .await;
+    for _ in 0..6 {
+        assert_eq!(get(port, "/", "x").await.0, 200);
+    }
+    // A target silent past the idle timeout: 504.
+    let slow = backend("slow").await;
+    let (_p4, port, _) = plane(
+        vec![rule(None, vec![], forward("a"))],
+        vec![group("a", vec![target(slow.port, false)])],
+        "1",
+    )
+    .await;
+    assert_eq!(get(port, "/slow", "x").await.0, 504);
+    // A draining target gets no new requests.
+    let stay = backend("stay").await;
+    let leave = backend("leave").await;
+    let (_p5, port, _) = plane(
+        vec![rule(None, vec![], forward("a"))],
+        vec![group(
+            "a",
+            vec![target(stay.port, false), target(leave.port, true)],
+        )],
+        "60",
+    )
+    .await;
+    for _ in 0..6 {
+        assert_eq!(get(port, "/", "x").await.0, 200);
+    }
+    assert_eq!(leave.hits.load(Ordering::Relaxed), 0);
+    assert_eq!(stay.hits.load(Ordering::Relaxed), 6);
+}
+
+#[tokio::test]
+async fn lb_rejects_smuggling_and_oversized_headers() {
+    let up = backend("up").await;
+    let (_p, port, _) = plane(
+        vec![rule(None, vec![], forward("a"))],
+        vec![group("a", vec![target(up.port, false)])],
+        "60",
+    )
+    .await;
+    let smuggle = raw(
+        port,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert!(smuggle.starts_with("HTTP/1.1 400"), "{smuggle}");
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let answer = raw(port, big.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_eq!(
+        up.hits.load(Ordering::Relaxed),
+        0,
+        "nothing reached the backend"
+    );
+    let _ = SocketAddr::new(LOCAL, 0);
+}
