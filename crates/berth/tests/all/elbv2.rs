@@ -770,3 +770,174 @@ async fn elbv2_listeners_and_rules() {
         .await
         .unwrap();
 }
+
+/// A tiny HTTP backend on loopback answering `name` to every request (health checks too);
+/// counts the requests that are not health checks.
+async fn backend(name: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = socket.accept().await else {
+                return;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if !String::from_utf8_lossy(&head).contains("ELB-HealthChecker") {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
+                    name.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (port, hits)
+}
+
+#[tokio::test]
+async fn elbv2_traffic_flows_through_a_listener_to_healthy_targets() {
+    use std::sync::atomic::Ordering;
+    let server = start();
+    let elb = server.elbv2();
+    let (p1, hits1) = backend("one").await;
+    let (p2, hits2) = backend("two").await;
+    let tg = elb
+        .create_target_group()
+        .name("web")
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .vpc_id("vpc-1")
+        .target_type(TargetTypeEnum::Ip)
+        .health_check_interval_seconds(5)
+        .health_check_timeout_seconds(2)
+        .healthy_threshold_count(2)
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let target = |port: u16| {
+        TargetDescription::builder()
+            .id("127.0.0.1")
+            .port(port as i32)
+            .build()
+    };
+    elb.register_targets()
+        .target_group_arn(&tg)
+        .targets(target(p1))
+        .targets(target(p2))
+        .send()
+        .await
+        .unwrap();
+    let lb = load_balancer(&elb, "front").await;
+    let port = free_port();
+    let l = listener(&elb, &lb, port, forward(&tg)).await;
+    elb.create_rule()
+        .listener_arn(&l)
+        .priority(1)
+        .conditions(
+            RuleCondition::builder()
+                .field("path-pattern")
+                .path_pattern_config(
+                    PathPatternConditionConfig::builder()
+                        .values("/ping")
+                        .build(),
+                )
+                .build(),
+        )
+        .actions(fixed("200"))
+        .send()
+        .await
+        .unwrap();
+    berth_testkit::until(
+        std::time::Duration::from_secs(20),
+        "both targets healthy",
+        || async {
+            let h = elb
+                .describe_target_health()
+                .target_group_arn(&tg)
+                .send()
+                .await
+                .unwrap();
+            h.target_health_descriptions().len() == 2
+                && h.target_health_descriptions().iter().all(|d| {
+                    d.target_health().unwrap().state() == Some(&TargetHealthStateEnum::Healthy)
+                })
+        },
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{port}/");
+    for _ in 0..20 {
+        let r = reqwest::get(&url).await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(
+        (hits1.load(Ordering::Relaxed), hits2.load(Ordering::Relaxed)),
+        (10, 10),
+        "round robin over the healthy targets"
+    );
+    let fixed_body = reqwest::get(format!("http://127.0.0.1:{port}/ping"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(fixed_body, "fixed");
+    // Deregistered: draining, and no new requests.
+    elb.deregister_targets()
+        .target_group_arn(&tg)
+        .targets(target(p2))
+        .send()
+        .await
+        .unwrap();
+    berth_testkit::until(
+        std::time::Duration::from_secs(10),
+        "the config to reach the data plane",
+        || async {
+            let before = hits2.load(Ordering::Relaxed);
+            reqwest::get(&url).await.unwrap();
+            reqwest::get(&url).await.unwrap();
+            hits2.load(Ordering::Relaxed) == before
+        },
+    )
+    .await;
+    let before = hits2.load(Ordering::Relaxed);
+    for _ in 0..10 {
+        assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    }
+    assert_eq!(hits2.load(Ordering::Relaxed), before);
+    // A listener moved to another port is served there.
+    let moved = free_port();
+    elb.modify_listener()
+        .listener_arn(&l)
+        .port(moved)
+        .send()
+        .await
+        .unwrap();
+    berth_testkit::until(
+        std::time::Duration::from_secs(10),
+        "the moved listener",
+        || async {
+            reqwest::get(format!("http://127.0.0.1:{moved}/ping"))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
+}
