@@ -11,6 +11,7 @@ use berth_control::ecs::{
     ContainerReport, CreateCluster, CreateService, DeploymentConfiguration, Ecs, ListTasks,
     RegisterInstance, RegisterTaskDefinition, ServiceScheduler, TaskReport, UpdateService,
 };
+use berth_control::elb::Elb;
 use berth_control::paging::{PageRequest, Pager};
 use berth_store::Store;
 use berth_types::ecs::{ClusterName, InstanceAttribute, InstanceResource, TaskStatus};
@@ -125,7 +126,8 @@ async fn main() {
         account: AccountId::parse("000000000000").unwrap(),
         region: Region::parse("us-east-1").unwrap(),
     };
-    let ecs = Ecs::new(scope, store, Pager::new([7; 32]));
+    let ecs = Ecs::new(scope.clone(), store.clone(), Pager::new([7; 32]));
+    let elb = Elb::new(scope, store, Pager::new([7; 32]), "127.0.0.1".into());
     let cluster = ClusterName::parse("bench").unwrap();
     ecs.cluster_create(CreateCluster {
         name: Some("bench".into()),
@@ -167,7 +169,7 @@ async fn main() {
         .await
         .unwrap();
     }
-    let scheduler = ServiceScheduler::new(ecs.clone(), Duration::ZERO);
+    let scheduler = ServiceScheduler::new(ecs.clone(), elb, Duration::ZERO);
     ecs.service_create(CreateService {
         cluster: Some("bench".into()),
         name: "web".into(),

@@ -194,8 +194,11 @@ pub async fn run(
             }
         }
     });
-    let scheduler =
-        berth_control::ecs::ServiceScheduler::new(state.ecs().clone(), config.task_healthy_after);
+    let scheduler = berth_control::ecs::ServiceScheduler::new(
+        state.ecs().clone(),
+        state.elb().clone(),
+        config.task_healthy_after,
+    );
     let scheduler_interval = config.scheduler_interval;
     let scheduler = tokio::spawn(async move {
         let mut tick = tokio::time::interval(scheduler_interval);

@@ -10,6 +10,7 @@ mod scheduler;
 mod service_tasks;
 mod services;
 mod settings;
+mod targets;
 mod task_definitions;
 mod tasks;
 

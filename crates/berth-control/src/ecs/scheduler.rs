@@ -7,19 +7,23 @@
 use super::instances::InstanceFacts;
 use super::service_tasks::ServiceTask;
 use super::services::{self, deploy, new_deployment, push_event};
+use super::targets::{Binding, Targets};
 use super::{Ecs, RunTask, load};
+use crate::elb::Elb;
 use crate::placement::{self, Constraint, query};
 use crate::rollout::{self, Bounds, Live, StopWhy};
 use berth_store::{Kind, ListQuery};
 use berth_types::ecs::{InstanceStatus, Service, Task, TaskStatus};
 use berth_types::{Error, Timestamp};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// The scheduler's settings.
 #[derive(Clone)]
 pub struct ServiceScheduler {
     ecs: Ecs,
+    /// Where service tasks are registered as load balancer targets.
+    elb: Elb,
     /// A RUNNING task without a container health check counts as healthy after this long
     /// (AWS: 40 s).
     pub healthy_after: Duration,
@@ -73,11 +77,17 @@ struct Fleet {
     active: BTreeSet<String>,
     /// DAEMON: the ACTIVE, connected instances meeting the service's constraints.
     eligible: Vec<String>,
+    /// Instance id → node id (what `instance` targets name).
+    nodes: HashMap<String, String>,
 }
 
 impl ServiceScheduler {
-    pub fn new(ecs: Ecs, healthy_after: Duration) -> Self {
-        ServiceScheduler { ecs, healthy_after }
+    pub fn new(ecs: Ecs, elb: Elb, healthy_after: Duration) -> Self {
+        ServiceScheduler {
+            ecs,
+            elb,
+            healthy_after,
+        }
     }
 
     /// One pass over every ACTIVE or DRAINING service. Returns how many services changed.
@@ -150,6 +160,10 @@ impl ServiceScheduler {
                             })
                         })
                         .map(|i| i.id.clone())
+                        .collect(),
+                    nodes: instances
+                        .iter()
+                        .map(|i| (i.id.clone(), i.ec2_instance_id.clone()))
                         .collect(),
                 }
             });
@@ -254,6 +268,38 @@ impl ServiceScheduler {
         let may_start = !draining && !out.trip && primary.rollout_state != "FAILED" && !throttled;
 
         let grace = svc.health_check_grace_period_seconds as i64 * 1000;
+        let groups = if svc.load_balancers.is_empty() {
+            HashMap::new()
+        } else {
+            self.elb
+                .data_plane_config()?
+                .target_groups
+                .into_iter()
+                .collect()
+        };
+        let targets = Targets::new(&svc, groups, &fleet.nodes);
+        // Healthy per spec §7.4: the container health check (or 40 s RUNNING) and, with load
+        // balancers, a healthy target in every target group; a task draining its targets is
+        // on its way out.
+        let healthy = |t: &ServiceTask| {
+            self.healthy(t, now)
+                && (!targets.any() || (targets.healthy(t, now) && !targets.draining(t, now)))
+        };
+        let past_grace = |t: &ServiceTask| t.started_at.is_some_and(|s| now.0 - s.0 >= grace);
+        let mut unhealthy_reason: HashMap<String, String> = HashMap::new();
+        for t in live
+            .iter()
+            .filter(|t| t.last_status == TaskStatus::Running && past_grace(t))
+        {
+            if t.health_status() == "UNHEALTHY" {
+                unhealthy_reason.insert(t.id.clone(), "Task failed container health checks".into());
+            } else if let Some(group) = targets.unhealthy_in(t, now) {
+                unhealthy_reason.insert(
+                    t.id.clone(),
+                    format!("Task failed ELB health checks in (target-group {group})"),
+                );
+            }
+        }
         let mut start_on: Vec<Option<String>> = Vec::new();
         let stops: Vec<(String, StopWhy)>;
         let mut stuck = false;
@@ -290,10 +336,8 @@ impl ServiceScheduler {
                 .map(|t| Live {
                     id: t.id.clone(),
                     primary: of_primary(t),
-                    healthy: self.healthy(t, now),
-                    failing: t.last_status == TaskStatus::Running
-                        && t.health_status() == "UNHEALTHY"
-                        && t.started_at.is_some_and(|s| now.0 - s.0 >= grace),
+                    healthy: healthy(t),
+                    failing: unhealthy_reason.contains_key(&t.id),
                     draining: !t
                         .container_instance
                         .as_ref()
@@ -311,24 +355,61 @@ impl ServiceScheduler {
             ));
         }
 
-        // Act: stops first (they free room), then starts, all launches at once.
-        let reason = |why: StopWhy| match why {
+        // Act: stops first (they free room), then starts, all launches at once. A task with
+        // registered targets is deregistered first and stopped once they have drained.
+        let reason = |id: &str, why: StopWhy| match why {
             StopWhy::Replaced | StopWhy::ScaleIn => {
                 format!("Scaling activity initiated by (deployment {})", primary.id)
             }
             StopWhy::Draining => "Container instance is draining".to_string(),
-            StopWhy::Unhealthy => "Task failed container health checks".to_string(),
+            StopWhy::Unhealthy => unhealthy_reason
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| "Task failed container health checks".into()),
         };
-        if !stops.is_empty() {
-            let stopped = ecs
-                .tasks_stop_by_scheduler(
-                    &cluster,
-                    stops
-                        .iter()
-                        .map(|(id, why)| (id.clone(), reason(*why)))
-                        .collect(),
-                )
+        let mut to_drain = Vec::new();
+        let mut stop_now = Vec::new();
+        for (id, why) in &stops {
+            let Some(t) = tasks.iter().find(|t| &t.id == id) else {
+                continue;
+            };
+            if targets.any() {
+                let registered = targets.registered(t, now);
+                if !registered.is_empty() {
+                    to_drain.push(registered);
+                    continue;
+                }
+                if targets.draining(t, now) {
+                    continue;
+                }
+            }
+            stop_now.push((id.clone(), reason(id, *why)));
+        }
+        if !to_drain.is_empty() {
+            out.events.push(format!(
+                "(service {name}) has begun draining connections on {} tasks.",
+                to_drain.len()
+            ));
+            self.deregister(&name, to_drain.into_iter().flatten().collect(), &mut out)
                 .await?;
+        }
+        if targets.any() {
+            // Register RUNNING tasks' targets; deregister those of tasks that are gone.
+            let mut register = Vec::new();
+            let mut gone = Vec::new();
+            for t in &tasks {
+                let stopping = stops.iter().any(|(id, _)| id == &t.id);
+                if t.last_status == TaskStatus::Running && !t.desired_stopped && !stopping {
+                    register.extend(targets.missing(t, now));
+                } else if t.desired_stopped || t.last_status == TaskStatus::Stopped {
+                    gone.extend(targets.registered(t, now));
+                }
+            }
+            self.register(&name, register, &mut out).await?;
+            self.deregister(&name, gone, &mut out).await?;
+        }
+        if !stop_now.is_empty() {
+            let stopped = ecs.tasks_stop_by_scheduler(&cluster, stop_now).await?;
             if !stopped.is_empty() {
                 out.events.push(format!(
                     "(service {name}) has stopped {} running tasks: {}.",
@@ -393,10 +474,7 @@ impl ServiceScheduler {
         if let Some(f) = unplaced {
             out.events.push(unplaced_message(&name, &f));
         }
-        let healthy_primary = live
-            .iter()
-            .filter(|t| of_primary(t) && self.healthy(t, now))
-            .count() as u32;
+        let healthy_primary = live.iter().filter(|t| of_primary(t) && healthy(t)).count() as u32;
         let want = out.daemon_desired.unwrap_or(svc.desired_count);
         out.steady = !draining
             && started.is_empty()
@@ -409,6 +487,45 @@ impl ServiceScheduler {
             Some(e) => Err(e),
             None => Ok(changed),
         }
+    }
+
+    /// Registers targets, one call per target group, with the AWS event.
+    async fn register(
+        &self,
+        service: &str,
+        bindings: Vec<Binding>,
+        out: &mut Outcome,
+    ) -> Result<(), Error> {
+        for (group, list) in by_group(bindings) {
+            let n = list.len();
+            let targets = list
+                .into_iter()
+                .map(|b| (b.id, Some(b.port), None))
+                .collect();
+            self.elb.targets_register(&group, targets).await?;
+            out.events.push(format!(
+                "(service {service}) registered {n} targets in (target-group {group})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Deregisters targets (they drain for the group's deregistration delay).
+    async fn deregister(
+        &self,
+        service: &str,
+        bindings: Vec<Binding>,
+        out: &mut Outcome,
+    ) -> Result<(), Error> {
+        for (group, list) in by_group(bindings) {
+            let n = list.len();
+            let targets = list.into_iter().map(|b| (b.id, Some(b.port))).collect();
+            self.elb.targets_deregister(&group, targets).await?;
+            out.events.push(format!(
+                "(service {service}) deregistered {n} targets in (target-group {group})"
+            ));
+        }
+        Ok(())
     }
 
     fn strategies(&self, svc: &Service) -> Result<Vec<placement::Strategy>, Error> {
@@ -526,6 +643,16 @@ fn apply(s: &mut Service, out: &Outcome) {
             d.pending_count = 0;
         }
     }
+}
+
+fn by_group(bindings: Vec<Binding>) -> BTreeMap<String, Vec<Binding>> {
+    let mut out: BTreeMap<String, Vec<Binding>> = BTreeMap::new();
+    for b in bindings {
+        if !out.get(&b.group).is_some_and(|l| l.contains(&b)) {
+            out.entry(b.group.clone()).or_default().push(b);
+        }
+    }
+    out
 }
 
 fn task_list(tasks: &[Task]) -> String {

@@ -26,13 +26,20 @@ pub(super) struct ServiceTask {
     pub started_at: Option<Timestamp>,
     pub stopped_at: Option<Timestamp>,
     pub stop_code: Option<String>,
-    containers: Vec<Checked>,
+    /// awsvpc: the task's own address.
+    #[serde(default)]
+    pub private_ipv4_address: Option<String>,
+    pub containers: Vec<ServiceContainer>,
 }
 
+/// What the scheduler needs of a service task's container.
 #[derive(Debug, Clone, Deserialize)]
-struct Checked {
+pub(super) struct ServiceContainer {
+    pub name: String,
     essential: bool,
     health_status: Option<String>,
+    /// `{containerPort, hostPort, …}` as the agent reported them.
+    pub network_bindings: Vec<serde_json::Value>,
 }
 
 impl ServiceTask {

@@ -1011,3 +1011,228 @@ async fn service_and_run_task_tags_propagate_and_managed_tags_are_added() {
         .unwrap_err();
     assert_eq!(code(&err), "InvalidParameterException");
 }
+
+/// A service behind a load balancer, with simulated agents whose "containers" are in-test
+/// HTTP backends: tasks are registered as they run, traffic reaches them, and a rolling
+/// deployment drains old targets before stopping their tasks — with zero failed requests.
+#[tokio::test]
+async fn service_behind_a_load_balancer_rolls_with_zero_failed_requests() {
+    use berth_testkit::aws_sdk_ecs::types::{LoadBalancer, NetworkBinding, PortMapping};
+    use berth_testkit::aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, ProtocolEnum, TargetGroupAttribute, TargetHealthStateEnum,
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let server = server();
+    let ecs = server.ecs();
+    let elb = server.elbv2();
+    setup(&ecs, 2).await;
+    for image in ["web:a", "web:b"] {
+        ecs.register_task_definition()
+            .family("lbweb")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image(image)
+                    .memory(64)
+                    .port_mappings(
+                        PortMapping::builder()
+                            .container_port(80)
+                            .host_port(0)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let tg = elb
+        .create_target_group()
+        .name("lbweb")
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .vpc_id("vpc-1")
+        .health_check_interval_seconds(5)
+        .health_check_timeout_seconds(2)
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    elb.modify_target_group_attributes()
+        .target_group_arn(&tg)
+        .attributes(
+            TargetGroupAttribute::builder()
+                .key("deregistration_delay.timeout_seconds")
+                .value("1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let lb = elb
+        .create_load_balancer()
+        .name("front")
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let port = crate::elbv2::free_port();
+    elb.create_listener()
+        .load_balancer_arn(&lb)
+        .protocol(ProtocolEnum::Http)
+        .port(port)
+        .default_actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&tg)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ecs.create_service()
+        .cluster(CLUSTER)
+        .service_name("web")
+        .task_definition("lbweb:1")
+        .desired_count(2)
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(&tg)
+                .container_name("app")
+                .container_port(80)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // The simulated agent: a backend per running task, gone when the task stops.
+    let backends: std::sync::Mutex<BTreeMap<String, crate::elbv2::Backend>> = Default::default();
+    let agent = || async {
+        for t in tasks(&ecs, DesiredStatus::Running).await {
+            if t.last_status() != Some("PROVISIONING") {
+                continue;
+            }
+            let arn = t.task_arn().unwrap().to_string();
+            let image = t.containers()[0].image().unwrap().to_string();
+            let b = crate::elbv2::backend(&image).await;
+            let host_port = b.port as i32;
+            backends.lock().unwrap().insert(arn.clone(), b);
+            ecs.submit_task_state_change()
+                .cluster(CLUSTER)
+                .task(&arn)
+                .status("RUNNING")
+                .containers(
+                    ContainerStateChange::builder()
+                        .container_name("app")
+                        .status("RUNNING")
+                        .network_bindings(
+                            NetworkBinding::builder()
+                                .bind_ip("0.0.0.0")
+                                .container_port(80)
+                                .host_port(host_port)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+        for t in tasks(&ecs, DesiredStatus::Stopped).await {
+            if t.last_status() != Some("STOPPED") {
+                backends.lock().unwrap().remove(t.task_arn().unwrap());
+                exit(&ecs, t.task_arn().unwrap(), 0).await;
+            }
+        }
+    };
+    let url = format!("http://127.0.0.1:{port}/");
+    let (served, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let request = || async {
+        match reqwest::get(&url).await {
+            Ok(r) if r.status() == 200 => {
+                served.fetch_add(1, Ordering::Relaxed);
+                r.text().await.unwrap()
+            }
+            other => {
+                failed.fetch_add(1, Ordering::Relaxed);
+                format!("{other:?}")
+            }
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        agent().await;
+        let s = service(&ecs, "web").await;
+        let h = elb
+            .describe_target_health()
+            .target_group_arn(&tg)
+            .send()
+            .await
+            .unwrap();
+        let healthy = h
+            .target_health_descriptions()
+            .iter()
+            .filter(|d| d.target_health().unwrap().state() == Some(&TargetHealthStateEnum::Healthy))
+            .count();
+        if stable(&s) && healthy == 2 && messages(&s).iter().any(|m| m.contains("steady state")) {
+            assert!(
+                messages(&s)
+                    .iter()
+                    .any(|m| m.contains("registered 1 targets in (target-group")
+                        || m.contains("registered 2 targets in (target-group"))
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no steady state: {s:#?} {h:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for _ in 0..20 {
+        assert_eq!(request().await, "web:a");
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0);
+
+    // A rolling deployment while requests keep coming: none fails.
+    ecs.update_service()
+        .cluster(CLUSTER)
+        .service("web")
+        .task_definition("lbweb:2")
+        .send()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        agent().await;
+        for _ in 0..5 {
+            request().await;
+        }
+        let s = service(&ecs, "web").await;
+        let done = stable(&s)
+            && s.deployments()[0].rollout_state().map(|r| r.as_str()) == Some("COMPLETED");
+        if done && request().await == "web:b" && request().await == "web:b" {
+            assert!(
+                messages(&s)
+                    .iter()
+                    .any(|m| m.contains("has begun draining connections on"))
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "deployment: {s:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed requests during the deployment"
+    );
+    assert!(served.load(Ordering::Relaxed) > 20);
+}

@@ -78,7 +78,7 @@ async fn listener(elb: &Client, lb: &str, port: i32, action: Action) -> String {
 }
 
 /// A free loopback port for a listener (binding it is the data plane's job).
-fn free_port() -> i32 {
+pub(crate) fn free_port() -> i32 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -771,20 +771,33 @@ async fn elbv2_listeners_and_rules() {
         .unwrap();
 }
 
-/// A tiny HTTP backend on loopback answering `name` to every request (health checks too);
-/// counts the requests that are not health checks.
-async fn backend(name: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// A tiny HTTP backend on loopback answering `name` to every request (health checks too); it
+/// counts the requests that are not health checks and stops serving when dropped.
+pub(crate) struct Backend {
+    pub port: u16,
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub(crate) async fn backend(name: &str) -> Backend {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = socket.local_addr().unwrap().port();
     let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = hits.clone();
-    tokio::spawn(async move {
+    let name = name.to_string();
+    let task = tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = socket.accept().await else {
                 return;
             };
-            let counter = counter.clone();
+            let (counter, name) = (counter.clone(), name.clone());
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -805,7 +818,7 @@ async fn backend(name: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::
             });
         }
     });
-    (port, hits)
+    Backend { port, hits, task }
 }
 
 #[tokio::test]
@@ -813,8 +826,9 @@ async fn elbv2_traffic_flows_through_a_listener_to_healthy_targets() {
     use std::sync::atomic::Ordering;
     let server = start();
     let elb = server.elbv2();
-    let (p1, hits1) = backend("one").await;
-    let (p2, hits2) = backend("two").await;
+    let one = backend("one").await;
+    let two = backend("two").await;
+    let (p1, hits1, p2, hits2) = (one.port, one.hits.clone(), two.port, two.hits.clone());
     let tg = elb
         .create_target_group()
         .name("web")
