@@ -33,6 +33,9 @@ pub struct TargetState {
     health: AtomicU8,
     /// Requests in flight (least outstanding requests).
     pub outstanding: AtomicUsize,
+    /// A request to it failed without a response: avoided until then (ms since the epoch)
+    /// unless nothing else is left — passive failure detection between health checks.
+    pub avoid_until: std::sync::atomic::AtomicI64,
 }
 
 impl TargetState {

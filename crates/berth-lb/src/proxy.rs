@@ -319,21 +319,37 @@ fn pick_group(snap: &Snapshot, groups: &[(String, u32)]) -> Option<Arc<GroupConf
     snap.groups.get(chosen).cloned()
 }
 
-/// A target for the next request: healthy ones if any (else all registered — fail open),
-/// never a draining one, never `except`.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// How long a target that failed a request is avoided.
+const AVOID_MS: i64 = 5_000;
+
+/// A target for the next request, never a draining one nor `except`: a healthy one that has
+/// not just failed; else any that has not just failed (fail open); else any.
 fn pick_target<'a>(group: &'a GroupConf, except: Option<&TargetConf>) -> Option<&'a TargetConf> {
-    let usable =
-        |t: &&TargetConf| !t.draining && except.is_none_or(|e| e.id != t.id || e.port != t.port);
-    let healthy: Vec<&TargetConf> = group
+    let now = now_ms();
+    let candidates: Vec<&TargetConf> = group
         .targets
         .iter()
-        .filter(usable)
-        .filter(|t| t.state.health() == Health::Healthy)
+        .filter(|t| !t.draining && except.is_none_or(|e| e.id != t.id || e.port != t.port))
         .collect();
-    let pool: Vec<&TargetConf> = if healthy.is_empty() {
-        group.targets.iter().filter(usable).collect()
-    } else {
+    let fresh = |t: &&&TargetConf| t.state.avoid_until.load(Ordering::Relaxed) <= now;
+    let healthy: Vec<&TargetConf> = candidates
+        .iter()
+        .filter(fresh)
+        .filter(|t| t.state.health() == Health::Healthy)
+        .copied()
+        .collect();
+    let pool = if !healthy.is_empty() {
         healthy
+    } else if candidates.iter().any(|t| fresh(&t)) {
+        candidates.iter().filter(fresh).copied().collect()
+    } else {
+        candidates
     };
     if pool.is_empty() {
         return None;
@@ -421,14 +437,29 @@ async fn forward(
         body.boxed()
     };
     let outcome = send(first, first_body).await;
-    let refused = |e: &hyper_util::client::legacy::Error| e.is_connect();
+    // No response at all (refused, reset, closed): the target is avoided for a while, and a
+    // request without a body is sent once more to another target.
     let outcome = match outcome {
-        Ok(Err(e)) if refused(&e) && bodiless => match pick_target(group, Some(first)) {
-            Some(second) => {
-                send(second, Empty::new().map_err(|never| match never {}).boxed()).await
+        Ok(Err(e)) => {
+            first
+                .state
+                .avoid_until
+                .store(now_ms() + AVOID_MS, Ordering::Relaxed);
+            match pick_target(group, Some(first)).filter(|_| bodiless) {
+                Some(second) => {
+                    let retried =
+                        send(second, Empty::new().map_err(|never| match never {}).boxed()).await;
+                    if matches!(retried, Ok(Err(_))) {
+                        second
+                            .state
+                            .avoid_until
+                            .store(now_ms() + AVOID_MS, Ordering::Relaxed);
+                    }
+                    retried
+                }
+                None => Ok(Err(e)),
             }
-            None => Ok(Err(e)),
-        },
+        }
         other => other,
     };
     match outcome {

@@ -52,10 +52,22 @@ fn import_busybox_into(mut docker: Command, reference: &str, page: &str) {
     std::fs::create_dir_all(root.path().join("bin")).unwrap();
     std::fs::create_dir_all(root.path().join("www")).unwrap();
     std::fs::copy(busybox, root.path().join("bin/busybox")).unwrap();
-    for applet in ["sh", "cat", "echo", "httpd", "sleep", "wget", "grep"] {
+    for applet in [
+        "sh", "cat", "echo", "httpd", "sleep", "wget", "grep", "hostname",
+    ] {
         std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).unwrap();
     }
     std::fs::write(root.path().join("www/index.html"), page).unwrap();
+    // `/cgi-bin/host` answers the container's hostname (which task served a request).
+    std::fs::create_dir_all(root.path().join("www/cgi-bin")).unwrap();
+    let script = root.path().join("www/cgi-bin/host");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'Content-Type: text/plain'\necho\nhostname\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let tar = run(Command::new("tar")
         .arg("-C")
         .arg(root.path())
@@ -1615,4 +1627,319 @@ async fn service_on_docker_heals_rolls_and_rolls_back() {
         serving().await.is_empty()
     })
     .await;
+}
+
+/// The `aws` CLI against `server` (JSON output parsed; `null` when it prints nothing).
+fn aws(server: &TestServer, args: &[&str]) -> Value {
+    let out = run(Command::new(require_program("aws", HOW))
+        .args(args)
+        .args([
+            "--endpoint-url",
+            &server.endpoint,
+            "--region",
+            REGION,
+            "--output",
+            "json",
+        ])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+        .env_remove("AWS_PROFILE"));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// DESIGN.md §1 end to end with the `aws` CLI and Docker: an image pushed to Berth, a 3-task
+/// service behind a load balancer listener; 100 requests reach all 3 tasks; a rolling
+/// deployment under continuous traffic fails no request; a `docker kill` costs at most the
+/// requests in flight to that task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walkthrough_service_behind_a_load_balancer_on_docker() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    require_docker_engine();
+    let server = crate::start_with(berth_testkit::Options {
+        args: vec![
+            "--scheduler-interval-ms".into(),
+            "200".into(),
+            "--task-healthy-after".into(),
+            "1".into(),
+        ],
+        ..Default::default()
+    });
+    let images = cluster_and_images(
+        &server,
+        "e2e/site",
+        &[("1", "site version 1\n"), ("2", "site version 2\n")],
+    )
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let _agent = AgentProcess::start(&server, state.path());
+    let ecs = server.ecs();
+    berth_testkit::until(
+        std::time::Duration::from_secs(30),
+        "the agent to register",
+        || async { !instances(&ecs, "e2e").await.is_empty() },
+    )
+    .await;
+    for image in &images {
+        let definitions = json!([{
+            "name": "web", "image": image, "memory": 32, "stopTimeout": 2,
+            "portMappings": [{"containerPort": 8080, "hostPort": 0}],
+        }]);
+        aws(
+            &server,
+            &[
+                "ecs",
+                "register-task-definition",
+                "--family",
+                "site",
+                "--container-definitions",
+                &definitions.to_string(),
+            ],
+        );
+    }
+    let lb = aws(
+        &server,
+        &[
+            "elbv2",
+            "create-load-balancer",
+            "--name",
+            "site",
+            "--subnets",
+            "subnet-1",
+        ],
+    )["LoadBalancers"][0]["LoadBalancerArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tg = aws(
+        &server,
+        &[
+            "elbv2",
+            "create-target-group",
+            "--name",
+            "site",
+            "--protocol",
+            "HTTP",
+            "--port",
+            "80",
+            "--vpc-id",
+            "vpc-1",
+            "--health-check-interval-seconds",
+            "5",
+            "--health-check-timeout-seconds",
+            "2",
+        ],
+    )["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    aws(
+        &server,
+        &[
+            "elbv2",
+            "modify-target-group-attributes",
+            "--target-group-arn",
+            &tg,
+            "--attributes",
+            "Key=deregistration_delay.timeout_seconds,Value=2",
+        ],
+    );
+    let port = crate::elbv2::free_port().to_string();
+    aws(
+        &server,
+        &[
+            "elbv2",
+            "create-listener",
+            "--load-balancer-arn",
+            &lb,
+            "--protocol",
+            "HTTP",
+            "--port",
+            &port,
+            "--default-actions",
+            &format!("Type=forward,TargetGroupArn={tg}"),
+        ],
+    );
+    aws(
+        &server,
+        &[
+            "ecs",
+            "create-service",
+            "--cluster",
+            "e2e",
+            "--service-name",
+            "site",
+            "--task-definition",
+            "site:1",
+            "--desired-count",
+            "3",
+            "--load-balancers",
+            &format!("targetGroupArn={tg},containerName=web,containerPort=8080"),
+        ],
+    );
+    aws(
+        &server,
+        &[
+            "ecs",
+            "wait",
+            "services-stable",
+            "--cluster",
+            "e2e",
+            "--services",
+            "site",
+        ],
+    );
+    let healthy = || {
+        let h = aws(
+            &server,
+            &["elbv2", "describe-target-health", "--target-group-arn", &tg],
+        );
+        h["TargetHealthDescriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["TargetHealth"]["State"] == "healthy")
+            .count()
+    };
+    berth_testkit::until(
+        std::time::Duration::from_secs(60),
+        "3 healthy targets",
+        || async { healthy() == 3 },
+    )
+    .await;
+
+    // 100 requests: all 200, and all 3 tasks answer (each container's hostname differs).
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut hosts = std::collections::BTreeSet::new();
+    for _ in 0..100 {
+        let r = reqwest::get(format!("{url}cgi-bin/host")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        hosts.insert(r.text().await.unwrap());
+    }
+    assert_eq!(hosts.len(), 3, "{hosts:?}");
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().text().await.unwrap(),
+        "site version 1\n"
+    );
+
+    // Continuous traffic from here on.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (ok, bad) = (
+        std::sync::Arc::new(AtomicUsize::new(0)),
+        std::sync::Arc::new(AtomicUsize::new(0)),
+    );
+    let client = {
+        let (stop, ok, bad, url) = (stop.clone(), ok.clone(), bad.clone(), url.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match http.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        bad.fetch_add(1, Ordering::Relaxed);
+                        failures.push(format!("{other:?}"));
+                    }
+                }
+            }
+            failures
+        })
+    };
+    aws(
+        &server,
+        &[
+            "ecs",
+            "update-service",
+            "--cluster",
+            "e2e",
+            "--service",
+            "site",
+            "--task-definition",
+            "site:2",
+        ],
+    );
+    aws(
+        &server,
+        &[
+            "ecs",
+            "wait",
+            "services-stable",
+            "--cluster",
+            "e2e",
+            "--services",
+            "site",
+        ],
+    );
+    berth_testkit::until(
+        std::time::Duration::from_secs(60),
+        "version 2 behind the listener",
+        || async {
+            reqwest::get(&url).await.unwrap().text().await.unwrap() == "site version 2\n"
+                && reqwest::get(&url).await.unwrap().text().await.unwrap() == "site version 2\n"
+        },
+    )
+    .await;
+    assert_eq!(
+        bad.load(Ordering::Relaxed),
+        0,
+        "failed requests during the rolling deployment"
+    );
+
+    // docker kill one task's container: at most the requests in flight to it fail.
+    let arns = aws(
+        &server,
+        &[
+            "ecs",
+            "list-tasks",
+            "--cluster",
+            "e2e",
+            "--service-name",
+            "site",
+        ],
+    )["taskArns"]
+        .clone();
+    let first = arns[0].as_str().unwrap().to_string();
+    let described = aws(
+        &server,
+        &[
+            "ecs",
+            "describe-tasks",
+            "--cluster",
+            "e2e",
+            "--tasks",
+            &first,
+        ],
+    );
+    let container = described["tasks"][0]["containers"][0]["runtimeId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = bad.load(Ordering::Relaxed);
+    run(Command::new("docker").args(["kill", &container]));
+    berth_testkit::until(
+        std::time::Duration::from_secs(60),
+        "the service to replace the killed task",
+        || async {
+            let tasks = aws(
+                &server,
+                &[
+                    "ecs",
+                    "list-tasks",
+                    "--cluster",
+                    "e2e",
+                    "--service-name",
+                    "site",
+                ],
+            );
+            let list = tasks["taskArns"].as_array().unwrap().clone();
+            list.len() == 3 && !list.iter().any(|t| t == &first) && healthy() == 3
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let failures = client.await.unwrap();
+    let lost = bad.load(Ordering::Relaxed) - before;
+    assert!(lost <= 2, "the kill cost {lost} requests: {failures:?}");
+    assert!(ok.load(Ordering::Relaxed) > 50);
 }
