@@ -339,14 +339,52 @@ pub struct DataPlane {
     snapshot: Arc<ArcSwap<Snapshot>>,
     bind: IpAddr,
     sink: HealthSink,
-    client: proxy::Client,
+    /// One single-threaded runtime per core: every listener port is bound once per worker
+    /// (`SO_REUSEPORT`), so a connection, its requests and its pooled target connections stay
+    /// on one thread (no cross-thread wake-ups on the request path).
+    workers: Vec<tokio::runtime::Handle>,
     tasks: Mutex<Tasks>,
 }
 
 #[derive(Default)]
 struct Tasks {
-    listeners: HashMap<u16, JoinHandle<()>>,
+    /// Per port, the accept loop on each worker.
+    listeners: HashMap<u16, Vec<JoinHandle<()>>>,
     checks: HashMap<(String, String, i64), (HealthConf, JoinHandle<()>)>,
+}
+
+/// Starts `n` worker threads, each driving a current-thread runtime until the process ends.
+fn start_workers(n: usize) -> Vec<tokio::runtime::Handle> {
+    (0..n)
+        .map(|i| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name(format!("berth-lb-{i}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a load balancer runtime");
+                    tx.send(rt.handle().clone()).expect("handle");
+                    rt.block_on(std::future::pending::<()>());
+                })
+                .expect("a load balancer thread");
+            rx.recv().expect("a worker handle")
+        })
+        .collect()
+}
+
+/// Binds `addr` with `SO_REUSEPORT` (every worker binds the same port).
+fn bind_shared(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 impl DataPlane {
@@ -356,7 +394,11 @@ impl DataPlane {
             snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             bind,
             sink,
-            client: proxy::client(),
+            workers: start_workers(
+                std::thread::available_parallelism()
+                    .map_or(2, |n| n.get())
+                    .clamp(1, 8),
+            ),
             tasks: Mutex::new(Tasks::default()),
         })
     }
@@ -376,10 +418,10 @@ impl DataPlane {
         let wanted: Vec<u16> = next.listeners.keys().copied().collect();
         let to_bind: Vec<u16> = {
             let mut tasks = self.tasks.lock().expect("tasks");
-            tasks.listeners.retain(|port, task| {
+            tasks.listeners.retain(|port, per_worker| {
                 let keep = wanted.contains(port);
                 if !keep {
-                    task.abort();
+                    per_worker.iter().for_each(JoinHandle::abort);
                 }
                 keep
             });
@@ -390,22 +432,37 @@ impl DataPlane {
                 .collect()
         };
         for port in to_bind {
-            match tokio::net::TcpListener::bind(SocketAddr::new(self.bind, port)).await {
-                Ok(socket) => {
-                    let task = tokio::spawn(proxy::serve(
-                        socket,
-                        port,
-                        self.snapshot.clone(),
-                        self.client.clone(),
-                    ));
-                    self.tasks
-                        .lock()
-                        .expect("tasks")
-                        .listeners
-                        .insert(port, task);
-                }
-                Err(e) => failed.push((port, e.to_string())),
+            // A plain bind first: a port another process holds is refused cleanly (and
+            // SO_REUSEPORT sockets of other users never share it).
+            let addr = SocketAddr::new(self.bind, port);
+            if let Err(e) = std::net::TcpListener::bind(addr) {
+                failed.push((port, e.to_string()));
+                continue;
             }
+            let mut per_worker = Vec::new();
+            for worker in &self.workers {
+                let (bound, snapshot) = (tokio::sync::oneshot::channel(), self.snapshot.clone());
+                let (report, outcome) = bound;
+                per_worker.push(worker.spawn(async move {
+                    match bind_shared(addr) {
+                        Ok(socket) => {
+                            let _ = report.send(Ok(()));
+                            proxy::serve(socket, port, snapshot, proxy::client()).await;
+                        }
+                        Err(e) => {
+                            let _ = report.send(Err(e.to_string()));
+                        }
+                    }
+                }));
+                if let Ok(Err(e)) = outcome.await {
+                    failed.push((port, e));
+                }
+            }
+            self.tasks
+                .lock()
+                .expect("tasks")
+                .listeners
+                .insert(port, per_worker);
         }
         self.restart_checks(&next);
         failed
@@ -446,8 +503,8 @@ impl DataPlane {
     /// Stops every listener and health check.
     pub fn stop(&self) {
         let mut tasks = self.tasks.lock().expect("tasks");
-        for (_, t) in tasks.listeners.drain() {
-            t.abort();
+        for (_, per_worker) in tasks.listeners.drain() {
+            per_worker.iter().for_each(JoinHandle::abort);
         }
         for (_, (_, t)) in tasks.checks.drain() {
             t.abort();

@@ -114,16 +114,19 @@ fn framed_twice(head: &[u8]) -> bool {
 /// the connection on with those bytes replayed. A client silent past the header timeout is
 /// dropped.
 async fn first_head(mut stream: tokio::net::TcpStream) -> Option<Prefixed> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = Vec::with_capacity(4096);
+    use tokio::io::AsyncWriteExt;
+    // Nothing is allocated until the client sends: idle connections stay small.
+    let mut buf: Vec<u8> = Vec::new();
     let read = async {
         loop {
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
+            stream.readable().await.ok()?;
+            buf.reserve(4096);
+            match stream.try_read_buf(&mut buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return None,
             }
-            buf.extend_from_slice(&chunk[..n]);
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 return Some(end);
             }
@@ -164,25 +167,35 @@ pub(crate) async fn serve(
             let Some(stream) = first_head(stream).await else {
                 return;
             };
-            let service = hyper::service::service_fn(move |req| {
-                let (snapshot, client) = (snapshot.clone(), client.clone());
-                async move {
-                    Ok::<_, std::convert::Infallible>(
-                        handle(req, peer, port, &snapshot, &client).await,
-                    )
-                }
-            });
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(MAX_HEADERS);
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            // Boxed: the task stays small while the connection waits for its first request.
+            Box::pin(connection(stream, peer, port, snapshot, client)).await;
         });
     }
+}
+
+/// Serves one client connection (HTTP/1.1 keep-alive, or HTTP/2 without TLS).
+async fn connection(
+    stream: Prefixed,
+    peer: SocketAddr,
+    port: u16,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    client: Client,
+) {
+    let service = hyper::service::service_fn(move |req| {
+        let (snapshot, client) = (snapshot.clone(), client.clone());
+        async move {
+            Ok::<_, std::convert::Infallible>(handle(req, peer, port, &snapshot, &client).await)
+        }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADERS);
+    let _ = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 async fn handle(

@@ -37,7 +37,10 @@ fn wait_http(port: u16, path: &str) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "nothing answers 200 on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing answers 200 on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -71,7 +74,10 @@ fn main() {
         ),
     )
     .unwrap();
-    let mut children = vec![spawn("nginx", &["-c", &d.join("backend.conf").to_string_lossy()])];
+    let mut children = vec![spawn(
+        "nginx",
+        &["-c", &d.join("backend.conf").to_string_lossy()],
+    )];
     wait_http(backend, "/");
 
     // nginx as a reverse proxy (2 workers, keep-alive upstream).
@@ -87,7 +93,10 @@ fn main() {
         ),
     )
     .unwrap();
-    children.push(spawn("nginx", &["-c", &d.join("proxy.conf").to_string_lossy()]));
+    children.push(spawn(
+        "nginx",
+        &["-c", &d.join("proxy.conf").to_string_lossy()],
+    ));
     // haproxy (2 threads, connection reuse).
     let haproxy = free_port();
     std::fs::write(
@@ -98,7 +107,10 @@ fn main() {
         ),
     )
     .unwrap();
-    children.push(spawn("haproxy", &["-f", &d.join("haproxy.cfg").to_string_lossy()]));
+    children.push(spawn(
+        "haproxy",
+        &["-f", &d.join("haproxy.cfg").to_string_lossy()],
+    ));
     wait_http(nginx, "/");
     wait_http(haproxy, "/");
 
@@ -108,12 +120,23 @@ fn main() {
     let aws = |args: &[&str]| -> serde_json::Value {
         let out = Command::new(aws_bin)
             .args(args)
-            .args(["--endpoint-url", &endpoint, "--region", "us-east-1", "--output", "json"])
+            .args([
+                "--endpoint-url",
+                &endpoint,
+                "--region",
+                "us-east-1",
+                "--output",
+                "json",
+            ])
             .env("AWS_ACCESS_KEY_ID", KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .output()
             .expect("aws");
-        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap_or_default()
     };
     let lb = aws(&["elbv2", "create-load-balancer", "--name", "bench"])["LoadBalancers"][0]
@@ -122,21 +145,46 @@ fn main() {
         .unwrap()
         .to_string();
     let tg = aws(&[
-        "elbv2", "create-target-group", "--name", "bench", "--protocol", "HTTP", "--port", "80",
-        "--vpc-id", "vpc-1", "--target-type", "ip", "--health-check-interval-seconds", "5",
-        "--health-check-timeout-seconds", "2",
+        "elbv2",
+        "create-target-group",
+        "--name",
+        "bench",
+        "--protocol",
+        "HTTP",
+        "--port",
+        "80",
+        "--vpc-id",
+        "vpc-1",
+        "--target-type",
+        "ip",
+        "--health-check-interval-seconds",
+        "5",
+        "--health-check-timeout-seconds",
+        "2",
     ])["TargetGroups"][0]["TargetGroupArn"]
         .as_str()
         .unwrap()
         .to_string();
     aws(&[
-        "elbv2", "register-targets", "--target-group-arn", &tg, "--targets",
+        "elbv2",
+        "register-targets",
+        "--target-group-arn",
+        &tg,
+        "--targets",
         &format!("Id=127.0.0.1,Port={backend}"),
     ]);
     let listener = free_port();
     aws(&[
-        "elbv2", "create-listener", "--load-balancer-arn", &lb, "--protocol", "HTTP", "--port",
-        &listener.to_string(), "--default-actions", &format!("Type=forward,TargetGroupArn={tg}"),
+        "elbv2",
+        "create-listener",
+        "--load-balancer-arn",
+        &lb,
+        "--protocol",
+        "HTTP",
+        "--port",
+        &listener.to_string(),
+        "--default-actions",
+        &format!("Type=forward,TargetGroupArn={tg}"),
     ]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -144,7 +192,10 @@ fn main() {
         if h["TargetHealthDescriptions"][0]["TargetHealth"]["State"] == "healthy" {
             break;
         }
-        assert!(Instant::now() < deadline, "the target never became healthy: {h}");
+        assert!(
+            Instant::now() < deadline,
+            "the target never became healthy: {h}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     wait_http(listener, "/");
@@ -158,14 +209,20 @@ fn main() {
     let via_nginx = run_wrk(nginx, seconds);
     let via_haproxy = run_wrk(haproxy, seconds);
     let via_berth = run_wrk(listener, seconds);
-    println!("{:<24} {:>10} {:>10} {:>8}", "", "req/s", "p99 ms", "non-2xx");
+    println!(
+        "{:<24} {:>10} {:>10} {:>8}",
+        "", "req/s", "p99 ms", "non-2xx"
+    );
     for (name, r) in [
         ("backend (direct)", &direct),
         ("nginx as proxy", &via_nginx),
         ("haproxy", &via_haproxy),
         ("berth listener", &via_berth),
     ] {
-        println!("{name:<24} {:>10.0} {:>10.2} {:>8}", r.rps, r.p99_ms, r.non2xx);
+        println!(
+            "{name:<24} {:>10.0} {:>10.2} {:>8}",
+            r.rps, r.p99_ms, r.non2xx
+        );
     }
     let best = via_nginx.rps.max(via_haproxy.rps);
     println!(
