@@ -92,6 +92,9 @@ pub struct GroupConf {
     pub targets: Vec<TargetConf>,
     pub algorithm: Algorithm,
     pub health: HealthConf,
+    /// `stickiness.enabled` with `lb_cookie`: how long the `AWSALB` cookie binds a client to
+    /// its target.
+    pub sticky: Option<Duration>,
     /// Round-robin position.
     next: AtomicUsize,
 }
@@ -258,6 +261,16 @@ impl Snapshot {
                     arn: arn.clone(),
                     targets,
                     algorithm,
+                    sticky: (tg.attributes.get("stickiness.enabled").map(String::as_str)
+                        == Some("true"))
+                    .then(|| {
+                        let secs = tg
+                            .attributes
+                            .get("stickiness.lb_cookie.duration_seconds")
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(86_400);
+                        Duration::from_secs(secs)
+                    }),
                     health: HealthConf {
                         path: h.path.clone(),
                         port: h.port.parse().ok(),

@@ -376,6 +376,29 @@ fn pick_target<'a>(group: &'a GroupConf, except: Option<&TargetConf>) -> Option<
     })
 }
 
+/// The stickiness cookie (the name ALB uses).
+const STICKY_COOKIE: &str = "AWSALB";
+
+/// The cookie value naming a target: its id and port, hex-encoded.
+fn sticky_value(t: &TargetConf) -> String {
+    format!("{}:{}", t.id, t.port)
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
 /// Hop-by-hop headers, not forwarded.
 const HOP: &[&str] = &[
     "connection",
@@ -393,12 +416,29 @@ async fn forward(
     group: &GroupConf,
     client: &Client,
 ) -> Response<Body> {
-    let Some(first) = pick_target(group, None) else {
+    // lb_cookie stickiness: the target the client's AWSALB cookie names, while it is usable.
+    let sticky = group.sticky.and_then(|_| {
+        let wanted = cookie(req.headers(), STICKY_COOKIE)?;
+        group.targets.iter().find(|t| {
+            !t.draining && t.state.health() != Health::Unhealthy && sticky_value(t) == wanted
+        })
+    });
+    let Some(first) = sticky.or_else(|| pick_target(group, None)) else {
         return error(StatusCode::SERVICE_UNAVAILABLE);
     };
     let (mut parts, body) = req.into_parts();
     for h in HOP {
         parts.headers.remove(*h);
+    }
+    // Targets speak HTTP/1.1, whatever the client spoke (HTTP/2 carries the host in the URI).
+    parts.version = http::Version::HTTP_11;
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(header::HOST, v);
     }
     let xff = match parts
         .headers
@@ -414,6 +454,23 @@ async fn forward(
     parts
         .headers
         .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    // X-Amzn-Trace-Id: Root=1-<epoch seconds, hex>-<96 random bits>; an existing one gets Self=.
+    let trace = format!(
+        "1-{:08x}-{:024x}",
+        now_ms() / 1000,
+        rand::random::<u128>() >> 32
+    );
+    let trace = match parts
+        .headers
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(prior) => format!("Self={trace};{prior}"),
+        None => format!("Root={trace}"),
+    };
+    if let Ok(v) = HeaderValue::from_str(&trace) {
+        parts.headers.insert("x-amzn-trace-id", v);
+    }
     parts
         .headers
         .insert("x-forwarded-port", HeaderValue::from(listener.port));
@@ -476,7 +533,20 @@ async fn forward(
         other => other,
     };
     match outcome {
-        Ok(Ok(res)) => res.map(|b| b.boxed()),
+        Ok(Ok(res)) => {
+            let mut res = res.map(|b| b.boxed());
+            if let Some(duration) = group.sticky {
+                let value = format!(
+                    "{STICKY_COOKIE}={}; Max-Age={}; Path=/",
+                    sticky_value(first),
+                    duration.as_secs()
+                );
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    res.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            res
+        }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "target failed");
             error(StatusCode::BAD_GATEWAY)

@@ -58,10 +58,11 @@ async fn backend(name: &'static str) -> Backend {
                                     .to_string()
                             };
                             let body = format!(
-                                "{name} xff={} proto={} port={}",
+                                "{name} xff={} proto={} port={} trace={}",
                                 seen("x-forwarded-for"),
                                 seen("x-forwarded-proto"),
-                                seen("x-forwarded-port")
+                                seen("x-forwarded-port"),
+                                seen("x-amzn-trace-id")
                             );
                             Ok(http::Response::new(Full::new(bytes::Bytes::from(body))))
                         }
@@ -92,6 +93,12 @@ fn target(port: u16, draining: bool) -> Target {
         draining_until: draining.then_some(Timestamp(i64::MAX)),
         health: None,
     }
+}
+
+fn sticky(mut g: (String, TargetGroup)) -> (String, TargetGroup) {
+    g.1.attributes
+        .insert("stickiness.enabled".into(), "true".into());
+    g
 }
 
 fn group(name: &str, targets: Vec<Target>) -> (String, TargetGroup) {
@@ -423,4 +430,98 @@ async fn lb_rejects_smuggling_and_oversized_headers() {
         "nothing reached the backend"
     );
     let _ = SocketAddr::new(LOCAL, 0);
+}
+
+#[tokio::test]
+async fn lb_sticky_sessions_weights_trace_ids_and_h2c() {
+    let a: Vec<Backend> = vec![
+        backend("a0").await,
+        backend("a1").await,
+        backend("a2").await,
+    ];
+    let b = backend("b").await;
+    let weighted = json!({"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": "arn:tg/a", "Weight": 3},
+        {"TargetGroupArn": "arn:tg/b", "Weight": 1},
+    ]}});
+    let rules = vec![
+        rule(
+            Some(1),
+            vec![json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/sticky"]}})],
+            forward("a"),
+        ),
+        rule(None, vec![], weighted),
+    ];
+    let groups = vec![
+        sticky(group(
+            "a",
+            a.iter().map(|x| target(x.port, false)).collect(),
+        )),
+        group("b", vec![target(b.port, false)]),
+    ];
+    let (_plane, port, _) = plane(rules, groups, "60").await;
+
+    // The first answer sets AWSALB; with it, every request reaches the same target.
+    let first = raw(
+        port,
+        b"GET /sticky HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let cookie = first
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie:")
+                .then(|| l[11..].trim().to_string())
+        })
+        .expect("a stickiness cookie");
+    assert!(
+        cookie.starts_with("AWSALB=") && cookie.contains("Max-Age=86400"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let served = first
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    for _ in 0..10 {
+        let text = raw(
+            port,
+            format!(
+                "GET /sticky HTTP/1.1\r\nHost: x\r\nCookie: {pair}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+        let body = text.split("\r\n\r\n").nth(1).unwrap();
+        assert!(body.starts_with(&format!("{served} ")), "{body}");
+        assert!(body.contains("trace=Root=1-"), "{body}");
+    }
+
+    // Weighted forward: about 3 requests in 4 go to group a.
+    for _ in 0..400 {
+        assert_eq!(get(port, "/", "x").await.0, 200);
+    }
+    let to_b = b.hits.load(Ordering::Relaxed);
+    assert!((60..=140).contains(&to_b), "group b got {to_b} of 400");
+
+    // HTTP/2 without TLS (prior knowledge).
+    let stream = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://127.0.0.1:{port}/"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.version(), http::Version::HTTP_2);
 }
