@@ -17,7 +17,17 @@ pub struct Control {
 
 impl Control {
     pub fn new(config: &AgentConfig) -> Self {
-        let endpoint = config.endpoint.trim_end_matches('/').to_string();
+        Self::connect(
+            &config.endpoint,
+            &config.access_key_id,
+            &config.secret_access_key,
+            &config.region,
+        )
+    }
+
+    /// A client of the server at `endpoint` with these credentials.
+    pub fn connect(endpoint: &str, access_key_id: &str, secret: &str, region: &str) -> Self {
+        let endpoint = endpoint.trim_end_matches('/').to_string();
         let host = endpoint
             .split_once("://")
             .map_or(endpoint.as_str(), |(_, h)| h)
@@ -27,9 +37,9 @@ impl Control {
             http: reqwest::Client::new(),
             endpoint,
             host,
-            access_key_id: config.access_key_id.clone(),
-            secret: config.secret_access_key.clone(),
-            region: config.region.clone(),
+            access_key_id: access_key_id.to_string(),
+            secret: secret.to_string(),
+            region: region.to_string(),
         }
     }
 
@@ -67,6 +77,17 @@ impl Control {
 
     /// A signed call to an agent endpoint (`/agent/v1/…`).
     async fn agent_call(&self, path: &str, body: &Value) -> Result<Value, AgentError> {
+        self.node_call("ecs", path, body).await
+    }
+
+    /// A signed JSON `POST` to a node endpoint of the server (`/agent/v1/…`, `/lb/v1/…`),
+    /// signed for `service`.
+    pub async fn node_call(
+        &self,
+        service: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, AgentError> {
         let payload = serde_json::to_vec(body).expect("JSON value");
         let headers = [
             ("content-type", "application/json"),
@@ -76,7 +97,7 @@ impl Control {
             access_key_id: &self.access_key_id,
             secret: &self.secret,
             region: &self.region,
-            service: "ecs",
+            service,
         };
         let signed = sign_request(
             &key,

@@ -11,7 +11,7 @@
 //! Talks to the control plane only through its public API (no shared code beyond the wire
 //! crate's SigV4 math).
 
-mod control;
+pub mod control;
 mod docker;
 mod metadata;
 

@@ -194,6 +194,9 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
     if path == AGENT_HEARTBEAT || path == AGENT_CHANGES {
         return agent_call(state, path, &sig, &body, &request_id).await;
     }
+    if path == LB_CONFIG || path == LB_HEALTH {
+        return lb_call(state, path, &sig, &body, &request_id).await;
+    }
     if path == "/_berth/reset" {
         return if state.inner.reset_enabled && parts.method == Method::POST {
             reset(state, &sig, &request_id).await
@@ -397,6 +400,76 @@ pub const AGENT_HEARTBEAT: &str = "/agent/v1/heartbeat";
 /// `{"generation": n}` as soon as the instance's desired tasks changed since `since` (or after
 /// 20 s).
 pub const AGENT_CHANGES: &str = "/agent/v1/changes";
+
+/// A load balancer node (`berth lb`) fetches the ELB configuration: `POST {}` (SigV4 for
+/// `elasticloadbalancing`) answers every load balancer, listener, rule and target group.
+pub const LB_CONFIG: &str = "/lb/v1/config";
+/// A load balancer node reports a health transition: `POST {targetGroupArn, id, port, state,
+/// reason}`.
+pub const LB_HEALTH: &str = "/lb/v1/health";
+
+/// The load balancer node endpoints: signed like every call, JSON in and out.
+async fn lb_call(
+    state: &ApiState,
+    path: &str,
+    sig: &SigRequest<'_>,
+    body: &[u8],
+    request_id: &str,
+) -> Response<Body> {
+    let proto = Proto::Json(Service::Ecs);
+    let principal = sigv4::parse(sig).and_then(|claim| {
+        auth::authenticate(
+            state.scope(),
+            &state.inner.keys,
+            sig,
+            &claim,
+            "elasticloadbalancing",
+            OffsetDateTime::now_utc(),
+        )
+    });
+    if let Err(e) = principal {
+        return protocol::error(proto, errors::auth_error(&e, true), request_id);
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Report {
+        target_group_arn: String,
+        id: String,
+        port: i64,
+        state: String,
+        reason: Option<String>,
+    }
+    let elb = &state.inner.elb;
+    let result = if path == LB_CONFIG {
+        elb.data_plane_config()
+            .and_then(|c| serde_json::to_value(c).map_err(berth_types::Error::internal))
+    } else {
+        match serde_json::from_slice::<Report>(body) {
+            Ok(r) => elb
+                .targets_report_health(
+                    &r.target_group_arn,
+                    &r.id,
+                    r.port,
+                    &r.state,
+                    r.reason.as_deref(),
+                )
+                .await
+                .map(|()| Value::Object(Default::default())),
+            Err(e) => Err(berth_types::Error::InvalidParameter(format!(
+                "Malformed health report: {e}"
+            ))),
+        }
+    };
+    match result {
+        Ok(v) => Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .header("x-amzn-RequestId", request_id)
+            .body(Body::from(v.to_string()))
+            .expect("valid response"),
+        Err(e) => protocol::error(proto, errors::ecs_error(e, request_id), request_id),
+    }
+}
 
 /// The agent endpoints (DESIGN.md §4): signed like every call, JSON in and out, ECS errors.
 async fn agent_call(

@@ -30,6 +30,26 @@ pub enum Command {
     /// cluster and run the tasks placed on it. Credentials come from AWS_ACCESS_KEY_ID and
     /// AWS_SECRET_ACCESS_KEY (as for any AWS client).
     Agent(AgentArgs),
+    /// Run a load balancer node: serve the ELBv2 listeners of a Berth server on this host
+    /// (`berth up` runs one in-process). Credentials come from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY.
+    Lb(LbArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LbArgs {
+    /// The Berth endpoint.
+    #[arg(long, env = "BERTH_ENDPOINT", default_value = "http://127.0.0.1:4566")]
+    pub endpoint: String,
+    /// The region of the endpoint.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// The address listeners bind.
+    #[arg(long, env = "BERTH_LB_BIND", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// The address `instance` targets are reached at (the container instances' host).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub instance_address: std::net::IpAddr,
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,7 +110,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Up(args) => {
             let mut config = args.resolve()?;
             config.local_agent = !args.no_agent;
-            config.load_balancer = true;
+            config.load_balancer = !args.no_lb;
             serve::run(config, serve::shutdown_signal()).await?;
         }
         Command::Server(args) => {
@@ -99,6 +119,25 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Credentials(args) => credentials(args)?,
         Command::Agent(args) => agent(args).await?,
+        Command::Lb(args) => {
+            let key = |name: &str| {
+                std::env::var(name).map_err(|_| {
+                    format!("{name} is not set: the load balancer signs its calls with it")
+                })
+            };
+            let control = berth_agent::control::Control::connect(
+                &args.endpoint,
+                &key("AWS_ACCESS_KEY_ID")?,
+                &key("AWS_SECRET_ACCESS_KEY")?,
+                &args.region,
+            );
+            let source = std::sync::Arc::new(crate::lb::Remote(control));
+            let never = std::sync::Arc::new(tokio::sync::Notify::new());
+            tokio::select! {
+                () = crate::lb::run(source, never, args.bind, args.instance_address) => {}
+                () = serve::shutdown_signal() => {}
+            }
+        }
     }
     Ok(())
 }

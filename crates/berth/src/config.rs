@@ -59,6 +59,10 @@ pub struct ServerArgs {
     /// `berth up` only: do not run the local agent even when a Docker Engine is reachable.
     #[arg(long, env = "BERTH_NO_AGENT")]
     pub no_agent: bool,
+    /// `berth up` only: do not run the load balancer in-process (a `berth lb` serves the
+    /// listeners instead).
+    #[arg(long, env = "BERTH_NO_LB")]
+    pub no_lb: bool,
     /// Seconds without a heartbeat after which an instance's agent counts as disconnected
     /// (`agentConnected=false`, no new placements) [default: 30].
     #[arg(long, env = "BERTH_AGENT_TIMEOUT", value_name = "SECONDS")]

@@ -1,16 +1,88 @@
-//! The load balancer's data plane in this process (`berth up`): fed by the control plane's
-//! ELB records (rebuilt as soon as one changes, and every second for draining deadlines);
-//! health transitions are written back so DescribeTargetHealth shows them.
+//! The load balancer's data plane as a node: in `berth up` it reads the control plane's ELB
+//! records in-process (rebuilt as soon as one changes); `berth lb` fetches them from a server
+//! (`/lb/v1/config`). Either way the configuration is re-read every second (draining
+//! deadlines) and health transitions are written back so DescribeTargetHealth shows them.
 
-use berth_control::elb::Elb;
+use berth_control::elb::{Elb, ElbConfig};
 use berth_lb::{DataPlane, Desired, Health, HealthSink};
 use berth_store::{Kind, Store, Watcher};
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// Wakes the feeder when an ELB record changes.
+/// Where a load balancer node gets its configuration and reports health.
+pub trait Source: Send + Sync + 'static {
+    fn config(&self) -> impl Future<Output = Result<ElbConfig, String>> + Send;
+    fn report(
+        &self,
+        group: String,
+        id: String,
+        port: i64,
+        state: &'static str,
+        reason: Option<&'static str>,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The control plane in this process.
+struct Local(Elb);
+
+impl Source for Local {
+    async fn config(&self) -> Result<ElbConfig, String> {
+        self.0.data_plane_config().map_err(|e| e.to_string())
+    }
+    async fn report(
+        &self,
+        group: String,
+        id: String,
+        port: i64,
+        state: &'static str,
+        reason: Option<&'static str>,
+    ) -> Result<(), String> {
+        self.0
+            .targets_report_health(&group, &id, port, state, reason)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A Berth server, over its signed node endpoints.
+pub struct Remote(pub berth_agent::control::Control);
+
+impl Source for Remote {
+    async fn config(&self) -> Result<ElbConfig, String> {
+        let v = self
+            .0
+            .node_call(
+                "elasticloadbalancing",
+                "/lb/v1/config",
+                &serde_json::json!({}),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+    async fn report(
+        &self,
+        group: String,
+        id: String,
+        port: i64,
+        state: &'static str,
+        reason: Option<&'static str>,
+    ) -> Result<(), String> {
+        let body = serde_json::json!({
+            "targetGroupArn": group, "id": id, "port": port, "state": state, "reason": reason,
+        });
+        self.0
+            .node_call("elasticloadbalancing", "/lb/v1/health", &body)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Wakes the node when an ELB record changes (in-process only).
 struct ElbChanges(Arc<Notify>);
 
 impl Watcher for ElbChanges {
@@ -28,58 +100,61 @@ impl Watcher for ElbChanges {
     }
 }
 
-/// Runs the data plane: listeners bind on `bind`; `instance` targets are reached at
-/// `instance_ip` (every instance of `berth up` is this machine).
+/// Runs the data plane in this process (`berth up`): listeners bind on `bind`; `instance`
+/// targets are reached at `instance_ip` (every instance of `berth up` is this machine).
 pub fn spawn(elb: Elb, store: &Store, bind: IpAddr, instance_ip: IpAddr) -> JoinHandle<()> {
     let changed = Arc::new(Notify::new());
     store.watch(Arc::new(ElbChanges(changed.clone())));
-    tokio::spawn(async move {
-        let reporter = elb.clone();
-        let sink: HealthSink = Arc::new(move |group, id, port, health, reason| {
-            let (elb, group, id) = (reporter.clone(), group.to_string(), id.to_string());
-            let state = match health {
-                Health::Healthy => "healthy",
-                Health::Unhealthy => "unhealthy",
-                Health::Initial => "initial",
-            };
-            tokio::spawn(async move {
-                if let Err(e) = elb
-                    .targets_report_health(&group, &id, port, state, reason)
-                    .await
-                {
-                    tracing::warn!(error = %e, "recording a target's health failed");
-                }
-            });
+    tokio::spawn(run(Arc::new(Local(elb)), changed, bind, instance_ip))
+}
+
+/// Runs the data plane against `source` until the task is dropped; `changed` wakes it early.
+pub async fn run<S: Source>(
+    source: Arc<S>,
+    changed: Arc<Notify>,
+    bind: IpAddr,
+    instance_ip: IpAddr,
+) {
+    let reporter = source.clone();
+    let sink: HealthSink = Arc::new(move |group, id, port, health, reason| {
+        let (source, group, id) = (reporter.clone(), group.to_string(), id.to_string());
+        let state = match health {
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+            Health::Initial => "initial",
+        };
+        tokio::spawn(async move {
+            if let Err(e) = source.report(group, id, port, state, reason).await {
+                tracing::warn!(error = %e, "recording a target's health failed");
+            }
         });
-        let plane = DataPlane::new(bind, sink);
-        let mut unbound: Vec<(u16, String)> = Vec::new();
-        loop {
-            match elb.data_plane_config() {
-                Ok(c) => {
-                    let failed = plane
-                        .apply(&Desired {
-                            load_balancers: &c.load_balancers,
-                            listeners: &c.listeners,
-                            rules: &c.rules,
-                            target_groups: &c.target_groups,
-                            instance_address: &|_| Some(instance_ip),
-                        })
-                        .await;
-                    if failed != unbound {
-                        for (port, e) in &failed {
-                            tracing::warn!(port, error = %e, "a listener's port cannot be bound");
-                        }
-                        unbound = failed;
+    });
+    let plane = DataPlane::new(bind, sink);
+    let mut unbound: Vec<(u16, String)> = Vec::new();
+    loop {
+        match source.config().await {
+            Ok(c) => {
+                let failed = plane
+                    .apply(&Desired {
+                        load_balancers: &c.load_balancers,
+                        listeners: &c.listeners,
+                        rules: &c.rules,
+                        target_groups: &c.target_groups,
+                        instance_address: &|_| Some(instance_ip),
+                    })
+                    .await;
+                if failed != unbound {
+                    for (port, e) in &failed {
+                        tracing::warn!(port, error = %e, "a listener's port cannot be bound");
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the load balancer configuration failed")
+                    unbound = failed;
                 }
             }
-            tokio::select! {
-                () = changed.notified() => {}
-                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            }
+            Err(e) => tracing::warn!(error = %e, "reading the load balancer configuration failed"),
         }
-    })
+        tokio::select! {
+            () = changed.notified() => {}
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
 }

@@ -669,8 +669,8 @@ impl Elb {
     }
 }
 
-/// Every ELB resource, as the data plane reads them.
-#[derive(Debug, Clone, Default)]
+/// Every ELB resource, as the data plane reads them (also what `berth lb` fetches).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ElbConfig {
     pub load_balancers: Vec<LoadBalancer>,
     pub listeners: Vec<Listener>,

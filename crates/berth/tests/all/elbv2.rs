@@ -955,3 +955,73 @@ async fn elbv2_traffic_flows_through_a_listener_to_healthy_targets() {
     )
     .await;
 }
+
+/// `berth lb` as its own process, fed by a server (`berth up --no-lb`): it serves the
+/// listeners and reports target health back.
+#[tokio::test]
+async fn elbv2_a_separate_berth_lb_serves_the_listeners() {
+    let server = crate::start_with(berth_testkit::Options {
+        args: vec!["--no-lb".into()],
+        ..Default::default()
+    });
+    let elb = server.elbv2();
+    let site = backend("separate").await;
+    let tg = target_group(&elb, "web", TargetTypeEnum::Ip).await;
+    elb.register_targets()
+        .target_group_arn(&tg)
+        .targets(
+            TargetDescription::builder()
+                .id("127.0.0.1")
+                .port(site.port as i32)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let lb = load_balancer(&elb, "front").await;
+    let port = free_port();
+    listener(&elb, &lb, port, forward(&tg)).await;
+    let url = format!("http://127.0.0.1:{port}/");
+    assert!(reqwest::get(&url).await.is_err(), "nothing serves it yet");
+    /// Stops the node process (by its PID) however the test ends.
+    struct Node(std::process::Child);
+    impl Drop for Node {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _node = Node(
+        std::process::Command::new(crate::BIN)
+            .args(["lb", "--endpoint", &server.endpoint, "--bind", "127.0.0.1"])
+            .env("AWS_ACCESS_KEY_ID", berth_testkit::ACCESS_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", berth_testkit::SECRET_ACCESS_KEY)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    berth_testkit::until(
+        std::time::Duration::from_secs(20),
+        "the separate load balancer to serve and report health",
+        || async {
+            let served = match reqwest::get(&url).await {
+                Ok(r) => r.text().await.unwrap_or_default() == "separate",
+                Err(_) => false,
+            };
+            let health = elb
+                .describe_target_health()
+                .target_group_arn(&tg)
+                .send()
+                .await
+                .unwrap();
+            served
+                && health.target_health_descriptions()[0]
+                    .target_health()
+                    .unwrap()
+                    .state()
+                    == Some(&TargetHealthStateEnum::Healthy)
+        },
+    )
+    .await;
+}
