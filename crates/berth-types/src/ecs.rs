@@ -427,6 +427,10 @@ pub struct Task {
     /// awsvpc: the task's own address (its "ENI"), once the agent reports it.
     #[serde(default)]
     pub private_ipv4_address: Option<String>,
+    /// Set by the service scheduler when it deregistered the task's load balancer targets to
+    /// stop it: the reason it will be stopped with once they have drained.
+    #[serde(default)]
+    pub drain_reason: Option<String>,
 }
 
 /// A service (spec/ecs.md §7). Stored under `cluster\nname`; the status column is `status`.
@@ -569,6 +573,7 @@ mod tests {
             tags: vec![],
             version: 1,
             private_ipv4_address: None,
+            drain_reason: None,
         };
         assert_eq!(task(vec![c(true, None)]).health_status(), "UNKNOWN");
         assert_eq!(

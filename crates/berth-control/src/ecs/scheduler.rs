@@ -338,10 +338,11 @@ impl ServiceScheduler {
                     primary: of_primary(t),
                     healthy: healthy(t),
                     failing: unhealthy_reason.contains_key(&t.id),
-                    draining: !t
-                        .container_instance
-                        .as_ref()
-                        .is_some_and(|i| fleet.active.contains(i)),
+                    draining: t.drain_reason.is_some()
+                        || !t
+                            .container_instance
+                            .as_ref()
+                            .is_some_and(|i| fleet.active.contains(i)),
                 })
                 .collect();
             let step = rollout::replica_step(&bounds, &views, may_start);
@@ -368,22 +369,31 @@ impl ServiceScheduler {
                 .unwrap_or_else(|| "Task failed container health checks".into()),
         };
         let mut to_drain = Vec::new();
+        let mut marks = Vec::new();
         let mut stop_now = Vec::new();
         for (id, why) in &stops {
             let Some(t) = tasks.iter().find(|t| &t.id == id) else {
                 continue;
             };
+            // The reason is fixed when draining starts (the cause may be gone by the end).
+            let reason = t.drain_reason.clone().unwrap_or_else(|| reason(id, *why));
             if targets.any() {
                 let registered = targets.registered(t, now);
                 if !registered.is_empty() {
                     to_drain.push(registered);
+                    if t.drain_reason.is_none() {
+                        marks.push((id.clone(), reason));
+                    }
                     continue;
                 }
                 if targets.draining(t, now) {
                     continue;
                 }
             }
-            stop_now.push((id.clone(), reason(id, *why)));
+            stop_now.push((id.clone(), reason));
+        }
+        if !marks.is_empty() {
+            ecs.tasks_mark_draining(&cluster, marks).await?;
         }
         if !to_drain.is_empty() {
             out.events.push(format!(
@@ -398,7 +408,7 @@ impl ServiceScheduler {
             let mut register = Vec::new();
             let mut gone = Vec::new();
             for t in &tasks {
-                let stopping = stops.iter().any(|(id, _)| id == &t.id);
+                let stopping = t.drain_reason.is_some() || stops.iter().any(|(id, _)| id == &t.id);
                 if t.last_status == TaskStatus::Running && !t.desired_stopped && !stopping {
                     register.extend(targets.missing(t, now));
                 } else if t.desired_stopped || t.last_status == TaskStatus::Stopped {

@@ -29,6 +29,9 @@ pub(super) struct ServiceTask {
     /// awsvpc: the task's own address.
     #[serde(default)]
     pub private_ipv4_address: Option<String>,
+    /// Being stopped once its load balancer targets have drained, for this reason.
+    #[serde(default)]
+    pub drain_reason: Option<String>,
     pub containers: Vec<ServiceContainer>,
 }
 

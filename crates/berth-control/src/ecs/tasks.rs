@@ -479,6 +479,7 @@ impl Ecs {
             tags: tags.clone(),
             version: 1,
             private_ipv4_address: None,
+            drain_reason: None,
         };
         let instance_arn = |id: &str| {
             self.scope
@@ -801,6 +802,32 @@ pub(super) fn stop_in_tx(
 }
 
 impl Ecs {
+    /// Records that tasks are being drained from their load balancers before they are stopped
+    /// (each with the reason they will be stopped with).
+    pub(super) async fn tasks_mark_draining(
+        &self,
+        cluster: &ClusterName,
+        marks: Vec<(String, String)>,
+    ) -> Result<(), Error> {
+        let c = cluster.clone();
+        self.store
+            .write(move |tx| {
+                for (id, reason) in marks {
+                    let k = key(&c, &id);
+                    let Some((g, mut t)) = load::<Task>(tx.get(Kind::Task, &k)?)? else {
+                        continue;
+                    };
+                    if t.drain_reason.is_none() && !t.desired_stopped {
+                        t.drain_reason = Some(reason);
+                        t.version += 1;
+                        save_task(tx, &t, Some(g))?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
     /// Stops tasks for the service scheduler (`ServiceSchedulerInitiated`), each with its
     /// reason, in one write. Tasks already stopping are left as they are.
     pub(super) async fn tasks_stop_by_scheduler(

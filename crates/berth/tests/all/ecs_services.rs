@@ -1235,4 +1235,32 @@ async fn service_behind_a_load_balancer_rolls_with_zero_failed_requests() {
         "failed requests during the deployment"
     );
     assert!(served.load(Ordering::Relaxed) > 20);
+
+    // A task whose target fails its health checks (past the grace period) is replaced.
+    let victim = tasks(&ecs, DesiredStatus::Running).await[0]
+        .task_arn()
+        .unwrap()
+        .to_string();
+    backends.lock().unwrap()[&victim]
+        .healthy
+        .store(false, Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        agent().await;
+        let stopped = tasks(&ecs, DesiredStatus::Stopped).await;
+        let replaced = stopped.iter().any(|t| {
+            t.task_arn() == Some(victim.as_str())
+                && t.stopped_reason().is_some_and(|r| {
+                    r.starts_with("Task failed ELB health checks in (target-group ")
+                })
+        });
+        if replaced && stable(&service(&ecs, "web").await) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unhealthy task was not replaced"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -776,6 +776,8 @@ async fn elbv2_listeners_and_rules() {
 pub(crate) struct Backend {
     pub port: u16,
     pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// When false, it answers 500 to everything.
+    pub healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -791,13 +793,15 @@ pub(crate) async fn backend(name: &str) -> Backend {
     let port = socket.local_addr().unwrap().port();
     let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = hits.clone();
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let ok = healthy.clone();
     let name = name.to_string();
     let task = tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = socket.accept().await else {
                 return;
             };
-            let (counter, name) = (counter.clone(), name.clone());
+            let (counter, name, ok) = (counter.clone(), name.clone(), ok.clone());
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -810,15 +814,25 @@ pub(crate) async fn backend(name: &str) -> Backend {
                 if !String::from_utf8_lossy(&head).contains("ELB-HealthChecker") {
                     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
+                let status = if ok.load(std::sync::atomic::Ordering::Relaxed) {
+                    "200 OK"
+                } else {
+                    "500 Internal Server Error"
+                };
                 let reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
                     name.len()
                 );
                 let _ = stream.write_all(reply.as_bytes()).await;
             });
         }
     });
-    Backend { port, hits, task }
+    Backend {
+        port,
+        hits,
+        healthy,
+        task,
+    }
 }
 
 #[tokio::test]
