@@ -401,6 +401,51 @@ pub const AGENT_HEARTBEAT: &str = "/agent/v1/heartbeat";
 /// 20 s).
 pub const AGENT_CHANGES: &str = "/agent/v1/changes";
 
+/// Authenticates a node endpoint call (SigV4 for `service`): the error response if it fails.
+fn node_auth(
+    state: &ApiState,
+    sig: &SigRequest<'_>,
+    service: &str,
+    request_id: &str,
+) -> Option<Response<Body>> {
+    sigv4::parse(sig)
+        .and_then(|claim| {
+            auth::authenticate(
+                state.scope(),
+                &state.inner.keys,
+                sig,
+                &claim,
+                service,
+                OffsetDateTime::now_utc(),
+            )
+        })
+        .err()
+        .map(|e| {
+            protocol::error(
+                Proto::Json(Service::Ecs),
+                errors::auth_error(&e, true),
+                request_id,
+            )
+        })
+}
+
+/// A node endpoint's JSON answer, or its error in the ECS shape.
+fn node_response(result: Result<Value, berth_types::Error>, request_id: &str) -> Response<Body> {
+    match result {
+        Ok(v) => Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .header("x-amzn-RequestId", request_id)
+            .body(Body::from(v.to_string()))
+            .expect("valid response"),
+        Err(e) => protocol::error(
+            Proto::Json(Service::Ecs),
+            errors::ecs_error(e, request_id),
+            request_id,
+        ),
+    }
+}
+
 /// A load balancer node (`berth lb`) fetches the ELB configuration: `POST {}` (SigV4 for
 /// `elasticloadbalancing`) answers every load balancer, listener, rule and target group.
 pub const LB_CONFIG: &str = "/lb/v1/config";
@@ -416,19 +461,8 @@ async fn lb_call(
     body: &[u8],
     request_id: &str,
 ) -> Response<Body> {
-    let proto = Proto::Json(Service::Ecs);
-    let principal = sigv4::parse(sig).and_then(|claim| {
-        auth::authenticate(
-            state.scope(),
-            &state.inner.keys,
-            sig,
-            &claim,
-            "elasticloadbalancing",
-            OffsetDateTime::now_utc(),
-        )
-    });
-    if let Err(e) = principal {
-        return protocol::error(proto, errors::auth_error(&e, true), request_id);
+    if let Some(denied) = node_auth(state, sig, "elasticloadbalancing", request_id) {
+        return denied;
     }
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -460,15 +494,7 @@ async fn lb_call(
             ))),
         }
     };
-    match result {
-        Ok(v) => Response::builder()
-            .status(StatusCode::OK)
-            .header("content-type", "application/json")
-            .header("x-amzn-RequestId", request_id)
-            .body(Body::from(v.to_string()))
-            .expect("valid response"),
-        Err(e) => protocol::error(proto, errors::ecs_error(e, request_id), request_id),
-    }
+    node_response(result, request_id)
 }
 
 /// The agent endpoints (DESIGN.md §4): signed like every call, JSON in and out, ECS errors.
@@ -480,18 +506,8 @@ async fn agent_call(
     request_id: &str,
 ) -> Response<Body> {
     let proto = Proto::Json(Service::Ecs);
-    let principal = sigv4::parse(sig).and_then(|claim| {
-        auth::authenticate(
-            state.scope(),
-            &state.inner.keys,
-            sig,
-            &claim,
-            "ecs",
-            OffsetDateTime::now_utc(),
-        )
-    });
-    if let Err(e) = principal {
-        return protocol::error(proto, errors::auth_error(&e, true), request_id);
+    if let Some(denied) = node_auth(state, sig, "ecs", request_id) {
+        return denied;
     }
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -531,15 +547,7 @@ async fn agent_call(
             .map(|g| serde_json::json!({"generation": g})),
         Err(e) => Err(e),
     };
-    match result {
-        Ok(v) => Response::builder()
-            .status(StatusCode::OK)
-            .header("content-type", "application/json")
-            .header("x-amzn-RequestId", request_id)
-            .body(Body::from(v.to_string()))
-            .expect("valid response"),
-        Err(e) => protocol::error(proto, errors::ecs_error(e, request_id), request_id),
-    }
+    node_response(result, request_id)
 }
 
 /// `POST /_berth/reset` (ephemeral servers only): signed by a known key, empties all state.
