@@ -114,9 +114,21 @@ fn main() {
     wait_http(nginx, "/");
     wait_http(haproxy, "/");
 
-    // Berth: a load balancer, a target group with the backend, a listener.
-    let berth = start_berth(berth_bin, &d.join("data"));
+    // Berth: the server without its in-process load balancer, and a `berth lb` node (so the
+    // load balancer's own memory is measured); a load balancer, a target group with the
+    // backend, a listener.
+    let berth = start_berth_env(berth_bin, &d.join("data"), &[("BERTH_NO_LB", "true")]);
     let endpoint = format!("http://127.0.0.1:{}", berth.port);
+    let mut node = Command::new(berth_bin)
+        .args(["lb", "--endpoint", &endpoint, "--bind", "127.0.0.1"])
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("BERTH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("berth lb");
+    let node_pid = node.id();
     let aws = |args: &[&str]| -> serde_json::Value {
         let out = Command::new(aws_bin)
             .args(args)
@@ -199,7 +211,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(200));
     }
     wait_http(listener, "/");
-    let rss_idle = rss_mib(berth.child.id());
+    let rss_idle = rss_mib(node_pid);
 
     // Warm up, then measure each.
     for port in [backend, nginx, haproxy, listener] {
@@ -217,7 +229,7 @@ fn main() {
         ("backend (direct)", &direct),
         ("nginx as proxy", &via_nginx),
         ("haproxy", &via_haproxy),
-        ("berth listener", &via_berth),
+        ("berth lb listener", &via_berth),
     ] {
         println!(
             "{name:<24} {:>10.0} {:>10.2} {:>8}",
@@ -244,11 +256,13 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(2));
     println!(
-        "berth RSS: {rss_idle:.1} MiB idle, {:.1} MiB with {} idle client connections",
-        rss_mib(berth.child.id()),
+        "berth lb RSS: {rss_idle:.1} MiB idle, {:.1} MiB with {} idle client connections",
+        rss_mib(node_pid),
         idle.len()
     );
     drop(idle);
+    let _ = node.kill();
+    let _ = node.wait();
     for mut c in children {
         let _ = c.kill();
         let _ = c.wait();

@@ -34,9 +34,15 @@ pub fn free_port() -> u16 {
 }
 
 pub fn start_berth(bin: &str, dir: &std::path::Path) -> Target {
+    start_berth_env(bin, dir, &[])
+}
+
+/// `berth up` with extra environment (settings such as `BERTH_NO_LB`).
+pub fn start_berth_env(bin: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> Target {
     let mut child = Command::new(bin)
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .envs(env.iter().copied())
         .env("BERTH_ROOT_ACCESS_KEY_ID", KEY_ID)
         .env("BERTH_ROOT_SECRET_ACCESS_KEY", SECRET)
         .env("BERTH_LOG", "warn,berth::serve=info")
