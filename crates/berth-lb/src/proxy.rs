@@ -229,7 +229,7 @@ async fn handle(
             .rules
             .iter()
             .find(|r| r.conditions.iter().all(|c| c.matches(&view)))
-            .map(|r| r.action.clone())
+            .map(|r| &r.action)
     };
     match action {
         None => error(StatusCode::SERVICE_UNAVAILABLE),
@@ -238,9 +238,9 @@ async fn handle(
             content_type,
             body,
         }) => full(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
             content_type.as_deref(),
-            body,
+            Bytes::copy_from_slice(body.as_bytes()),
         ),
         Some(ActionConf::Redirect {
             protocol,
@@ -253,11 +253,11 @@ async fn handle(
             &req,
             &host,
             port,
-            (&protocol, &to_host, &to_port, &path, &query),
-            status,
+            (protocol, to_host, to_port, path, query),
+            *status,
         ),
         Some(ActionConf::Forward(groups)) => {
-            let Some(group) = pick_group(&snap, &groups) else {
+            let Some(group) = pick_group(&snap, groups) else {
                 return error(StatusCode::SERVICE_UNAVAILABLE);
             };
             forward(req, peer, listener, &group, client).await
@@ -345,35 +345,23 @@ const AVOID_MS: i64 = 5_000;
 /// not just failed; else any that has not just failed (fail open); else any.
 fn pick_target<'a>(group: &'a GroupConf, except: Option<&TargetConf>) -> Option<&'a TargetConf> {
     let now = now_ms();
-    let candidates: Vec<&TargetConf> = group
-        .targets
+    let usable =
+        |t: &TargetConf| !t.draining && except.is_none_or(|e| e.id != t.id || e.port != t.port);
+    let fresh = |t: &TargetConf| usable(t) && t.state.avoid_until.load(Ordering::Relaxed) <= now;
+    let healthy = |t: &TargetConf| fresh(t) && t.state.health() == Health::Healthy;
+    // The first non-empty tier, chosen without allocating (this runs for every request).
+    let tiers: [&dyn Fn(&TargetConf) -> bool; 3] = [&healthy, &fresh, &usable];
+    let (tier, n) = tiers
         .iter()
-        .filter(|t| !t.draining && except.is_none_or(|e| e.id != t.id || e.port != t.port))
-        .collect();
-    let fresh = |t: &&&TargetConf| t.state.avoid_until.load(Ordering::Relaxed) <= now;
-    let healthy: Vec<&TargetConf> = candidates
-        .iter()
-        .filter(fresh)
-        .filter(|t| t.state.health() == Health::Healthy)
-        .copied()
-        .collect();
-    let pool = if !healthy.is_empty() {
-        healthy
-    } else if candidates.iter().any(|t| fresh(&t)) {
-        candidates.iter().filter(fresh).copied().collect()
-    } else {
-        candidates
-    };
-    if pool.is_empty() {
-        return None;
+        .map(|f| (*f, group.targets.iter().filter(|t| f(t)).count()))
+        .find(|(_, n)| *n > 0)?;
+    let mut pool = group.targets.iter().filter(|t| tier(t));
+    match group.algorithm {
+        Algorithm::RoundRobin => pool.nth(group.next.fetch_add(1, Ordering::Relaxed) % n),
+        Algorithm::LeastOutstanding => {
+            pool.min_by_key(|t| t.state.outstanding.load(Ordering::Relaxed))
+        }
     }
-    Some(match group.algorithm {
-        Algorithm::RoundRobin => pool[group.next.fetch_add(1, Ordering::Relaxed) % pool.len()],
-        Algorithm::LeastOutstanding => pool
-            .into_iter()
-            .min_by_key(|t| t.state.outstanding.load(Ordering::Relaxed))
-            .expect("not empty"),
-    })
 }
 
 /// The stickiness cookie (the name ALB uses).
