@@ -244,6 +244,7 @@ fn main() {
     );
 
     // 10,000 idle client connections on the listener.
+    let rss_loaded = rss_mib(node_pid);
     let mut idle = Vec::with_capacity(10_000);
     for _ in 0..10_000 {
         match std::net::TcpStream::connect(("127.0.0.1", listener)) {
@@ -256,7 +257,7 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(2));
     println!(
-        "berth lb RSS: {rss_idle:.1} MiB idle, {:.1} MiB with {} idle client connections",
+        "berth lb RSS: {rss_idle:.1} MiB idle, {rss_loaded:.1} MiB after the runs, {:.1} MiB with {} idle client connections",
         rss_mib(node_pid),
         idle.len()
     );
