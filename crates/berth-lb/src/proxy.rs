@@ -124,7 +124,13 @@ async fn first_head(mut stream: tokio::net::TcpStream) -> Option<Prefixed> {
             match stream.try_read_buf(&mut buf) {
                 Ok(0) => return None,
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // A spurious wake-up: give the buffer back while the client stays idle.
+                    if buf.is_empty() {
+                        buf = Vec::new();
+                    }
+                    continue;
+                }
                 Err(_) => return None,
             }
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -157,6 +163,8 @@ pub(crate) async fn serve(
     snapshot: Arc<ArcSwap<Snapshot>>,
     client: Client,
 ) {
+    // Shared by reference: a connection's task then holds a pointer, not a client.
+    let client = Arc::new(client);
     loop {
         let Ok((stream, peer)) = socket.accept().await else {
             continue;
@@ -179,7 +187,7 @@ async fn connection(
     peer: SocketAddr,
     port: u16,
     snapshot: Arc<ArcSwap<Snapshot>>,
-    client: Client,
+    client: Arc<Client>,
 ) {
     let service = hyper::service::service_fn(move |req| {
         let (snapshot, client) = (snapshot.clone(), client.clone());
