@@ -14,8 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-const HEALTH: &str =
-    "targets in use report `initial` until the data plane's health checks arrive (next work item)";
+const HEALTH: &str = "initial, healthy, unhealthy, draining and unused with AWS's reason codes, from the data plane's checks; never unhealthy.draining or unavailable";
 
 pub const SUPPORT: &[(&str, Support)] = &[
     (
@@ -43,11 +42,15 @@ pub const SUPPORT: &[(&str, Support)] = &[
     ("DeleteTargetGroup", Support::Implemented),
     (
         "DescribeTargetGroupAttributes",
-        Support::Partial("deregistration delay, algorithm, slow start, lb_cookie stickiness"),
+        Support::Partial(
+            "deregistration delay, algorithm and lb_cookie stickiness are applied; slow start is validated and stored but not applied yet",
+        ),
     ),
     (
         "ModifyTargetGroupAttributes",
-        Support::Partial("deregistration delay, algorithm, slow start, lb_cookie stickiness"),
+        Support::Partial(
+            "deregistration delay, algorithm and lb_cookie stickiness are applied; slow start is validated and stored but not applied yet",
+        ),
     ),
     (
         "CreateListener",

@@ -96,7 +96,7 @@ const ECS_SUPPORT: &[(&str, Support)] = &[
     (
         "CreateService",
         Support::Partial(
-            "REPLICA and DAEMON with the ECS deployment controller and launchType; loadBalancers are stored (wired by the load balancer work); no capacity providers, service discovery or Service Connect",
+            "REPLICA and DAEMON with the ECS deployment controller and launchType; loadBalancers register tasks with ELBv2 target groups; no capacity providers, service discovery or Service Connect",
         ),
     ),
     (
