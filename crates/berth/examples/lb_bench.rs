@@ -264,8 +264,12 @@ fn main() {
     drop(idle);
     let _ = node.kill();
     let _ = node.wait();
+    // SIGTERM, not SIGKILL: nginx's master then stops its workers too (a killed master leaves
+    // them running).
     for mut c in children {
-        let _ = c.kill();
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
         let _ = c.wait();
     }
 }
