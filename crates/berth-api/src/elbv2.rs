@@ -437,9 +437,7 @@ pub async fn call(state: &ApiState, operation: &str, v: Value) -> Result<Value, 
                 listener_arns: Vec<String>,
             }
             let i: In = input(v)?;
-            let ls = elb
-                .listener_describe(i.load_balancer_arn, i.listener_arns)
-                .await?;
+            let ls = elb.listener_describe(i.load_balancer_arn, i.listener_arns)?;
             Ok(json!({"Listeners": ls.iter().map(|l| listener_out(state, l)).collect::<Vec<_>>()}))
         }
         "ModifyListener" => {
@@ -493,7 +491,7 @@ pub async fn call(state: &ApiState, operation: &str, v: Value) -> Result<Value, 
                 rule_arns: Vec<String>,
             }
             let i: In = input(v)?;
-            let rules = elb.rule_describe(i.listener_arn, i.rule_arns).await?;
+            let rules = elb.rule_describe(i.listener_arn, i.rule_arns)?;
             Ok(json!({"Rules": rules.iter().map(|r| rule_out(state, r)).collect::<Vec<_>>()}))
         }
         "ModifyRule" => {

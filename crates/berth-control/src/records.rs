@@ -1,20 +1,21 @@
 //! Domain values as store records: JSON documents with a generation.
 
-use berth_store::{Kind, ListQuery, Record, Tx};
+use berth_store::{Kind, ListQuery, Read, Record, Tx};
 use berth_types::{Error, Generation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// Decodes a record's document (`key` names it in the error).
+pub(crate) fn decode<T: DeserializeOwned>(doc: &str, key: &str) -> Result<T, Error> {
+    serde_json::from_str(doc).map_err(|e| Error::internal(format!("corrupt {key} record: {e}")))
+}
 
 /// Decodes a stored record into a domain value with its generation.
 pub(crate) fn load<T: DeserializeOwned>(
     rec: Option<Record>,
 ) -> Result<Option<(Generation, T)>, Error> {
-    rec.map(|r| {
-        serde_json::from_str(&r.doc)
-            .map(|v| (r.generation, v))
-            .map_err(|e| Error::internal(format!("corrupt {} record: {e}", r.key)))
-    })
-    .transpose()
+    rec.map(|r| decode(&r.doc, &r.key).map(|v| (r.generation, v)))
+        .transpose()
 }
 
 /// Stores a domain value: insert when `expected` is `None`, else a conditional update.
@@ -36,22 +37,30 @@ pub(crate) fn save<T: Serialize>(
 
 /// Every record of `kind` whose key starts with `prefix`, decoded, with its key.
 pub(crate) fn all<T: DeserializeOwned>(
-    tx: &Tx<'_>,
+    r: &impl Read,
     kind: Kind,
     prefix: &str,
 ) -> Result<Vec<(String, T)>, Error> {
-    tx.list(
+    all_with(r, kind, prefix, None)
+}
+
+/// As [`all`], only those whose status column is `status` (when given).
+pub(crate) fn all_with<T: DeserializeOwned>(
+    r: &impl Read,
+    kind: Kind,
+    prefix: &str,
+    status: Option<&str>,
+) -> Result<Vec<(String, T)>, Error> {
+    r.list(
         kind,
         &ListQuery {
             prefix,
+            status,
             limit: usize::MAX >> 1,
             ..Default::default()
         },
     )?
     .into_iter()
-    .map(|r| {
-        let key = r.key.clone();
-        load::<T>(Some(r)).map(|x| (key, x.expect("record given").1))
-    })
+    .map(|r| decode(&r.doc, &r.key).map(|x| (r.key, x)))
     .collect()
 }

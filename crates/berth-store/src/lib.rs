@@ -80,6 +80,13 @@ impl Kind {
     }
 }
 
+/// The reads a write transaction ([`Tx`]) and a [`Reader`] share, so a lookup is written once
+/// for both.
+pub trait Read {
+    fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, berth_types::Error>;
+    fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, berth_types::Error>;
+}
+
 /// An in-memory view kept in step with the records of some kinds (e.g. the control plane's
 /// per-cluster capacity). Called on the writer thread: `changed` for each record a write job
 /// inserted, updated (`Some(doc)`) or deleted (`None`), as soon as that job succeeds — so later

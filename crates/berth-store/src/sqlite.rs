@@ -1,7 +1,7 @@
 //! The embedded backend: SQLite in WAL mode, one writer thread with group commit, a pool of
 //! reader connections.
 
-use crate::{Kind, ListQuery, Record, StoreError, Watcher};
+use crate::{Kind, ListQuery, Read, Record, StoreError, Watcher};
 use berth_types::{Error, Generation};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -481,6 +481,24 @@ impl Reader<'_> {
 
     pub fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
         list(self.conn, kind, q)
+    }
+}
+
+impl Read for Tx<'_> {
+    fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
+        Tx::get(self, kind, key)
+    }
+    fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
+        Tx::list(self, kind, q)
+    }
+}
+
+impl Read for Reader<'_> {
+    fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
+        Reader::get(self, kind, key)
+    }
+    fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
+        Reader::list(self, kind, q)
     }
 }
 

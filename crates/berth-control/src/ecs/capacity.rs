@@ -12,7 +12,8 @@
 //! every plan made before is void (an epoch counter), so nothing is placed on a stale view.
 
 use crate::placement::{Candidate, Fleet};
-use berth_store::{Kind, ListQuery, Tx, Watcher};
+use crate::records::{all, decode};
+use berth_store::{Kind, Tx, Watcher};
 use berth_types::Error;
 use berth_types::ecs::{ClusterName, ContainerInstance, InstanceStatus, Task, TaskStatus};
 use serde::Deserialize;
@@ -238,33 +239,17 @@ impl View {
 
     fn load(tx: &Tx<'_>, cluster: &ClusterName) -> Result<View, Error> {
         let prefix = format!("{cluster}\n");
-        let all = |kind| {
-            tx.list(
-                kind,
-                &ListQuery {
-                    prefix: &prefix,
-                    limit: usize::MAX >> 1,
-                    ..Default::default()
-                },
-            )
-        };
         let mut view = View::default();
-        for r in all(Kind::Task)? {
-            let hold: Hold = decode(&r.doc, &r.key)?;
-            view.put_task(task_id(&r.key), Some(hold));
+        for (key, hold) in all::<Hold>(tx, Kind::Task, &prefix)? {
+            view.put_task(task_id(&key), Some(hold));
         }
-        for r in all(Kind::ContainerInstance)? {
-            let inst: ContainerInstance = decode(&r.doc, &r.key)?;
+        for (_, inst) in all::<ContainerInstance>(tx, Kind::ContainerInstance, &prefix)? {
             if inst.status.is_registered() {
                 view.put_instance(inst);
             }
         }
         Ok(view)
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(doc: &str, key: &str) -> Result<T, Error> {
-    serde_json::from_str(doc).map_err(|e| Error::internal(format!("corrupt record {key}: {e}")))
 }
 
 fn task_id(key: &str) -> &str {

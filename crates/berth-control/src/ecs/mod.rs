@@ -274,20 +274,10 @@ impl Ecs {
         status: Option<&str>,
     ) -> Result<Vec<T>, Error> {
         let prefix = format!("{cluster}\n");
-        let rows = self.store.read(|r| {
-            r.list(
-                kind,
-                &ListQuery {
-                    prefix: &prefix,
-                    status,
-                    limit: usize::MAX >> 1,
-                    ..Default::default()
-                },
-            )
-        })?;
-        rows.into_iter()
-            .map(|r| load::<T>(Some(r)).map(|x| x.expect("record given").1))
-            .collect()
+        let all = self
+            .store
+            .read(|r| crate::records::all_with(r, kind, &prefix, status))?;
+        Ok(all.into_iter().map(|(_, x)| x).collect())
     }
 
     /// One page of `items` (sorted by `key`, filtered in memory), as ARNs.

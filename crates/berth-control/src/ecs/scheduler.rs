@@ -400,8 +400,13 @@ impl ServiceScheduler {
                 "(service {name}) has begun draining connections on {} tasks.",
                 to_drain.len()
             ));
-            self.deregister(&name, to_drain.into_iter().flatten().collect(), &mut out)
-                .await?;
+            self.retarget(
+                &name,
+                to_drain.into_iter().flatten().collect(),
+                false,
+                &mut out,
+            )
+            .await?;
         }
         if targets.any() {
             // Register RUNNING tasks' targets; deregister those of tasks that are gone.
@@ -415,8 +420,8 @@ impl ServiceScheduler {
                     gone.extend(targets.registered(t, now));
                 }
             }
-            self.register(&name, register, &mut out).await?;
-            self.deregister(&name, gone, &mut out).await?;
+            self.retarget(&name, register, true, &mut out).await?;
+            self.retarget(&name, gone, false, &mut out).await?;
         }
         if !stop_now.is_empty() {
             let stopped = ecs.tasks_stop_by_scheduler(&cluster, stop_now).await?;
@@ -499,40 +504,31 @@ impl ServiceScheduler {
         }
     }
 
-    /// Registers targets, one call per target group, with the AWS event.
-    async fn register(
+    /// Registers targets (`register`) or deregisters them (they drain for the group's
+    /// deregistration delay): one call per target group, with the AWS event.
+    async fn retarget(
         &self,
         service: &str,
         bindings: Vec<Binding>,
+        register: bool,
         out: &mut Outcome,
     ) -> Result<(), Error> {
         for (group, list) in by_group(bindings) {
             let n = list.len();
-            let targets = list
-                .into_iter()
-                .map(|b| (b.id, Some(b.port), None))
-                .collect();
-            self.elb.targets_register(&group, targets).await?;
+            let verb = if register {
+                let targets = list
+                    .into_iter()
+                    .map(|b| (b.id, Some(b.port), None))
+                    .collect();
+                self.elb.targets_register(&group, targets).await?;
+                "registered"
+            } else {
+                let targets = list.into_iter().map(|b| (b.id, Some(b.port))).collect();
+                self.elb.targets_deregister(&group, targets).await?;
+                "deregistered"
+            };
             out.events.push(format!(
-                "(service {service}) registered {n} targets in (target-group {group})"
-            ));
-        }
-        Ok(())
-    }
-
-    /// Deregisters targets (they drain for the group's deregistration delay).
-    async fn deregister(
-        &self,
-        service: &str,
-        bindings: Vec<Binding>,
-        out: &mut Outcome,
-    ) -> Result<(), Error> {
-        for (group, list) in by_group(bindings) {
-            let n = list.len();
-            let targets = list.into_iter().map(|b| (b.id, Some(b.port))).collect();
-            self.elb.targets_deregister(&group, targets).await?;
-            out.events.push(format!(
-                "(service {service}) deregistered {n} targets in (target-group {group})"
+                "(service {service}) {verb} {n} targets in (target-group {group})"
             ));
         }
         Ok(())

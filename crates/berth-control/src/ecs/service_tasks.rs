@@ -6,7 +6,8 @@
 //! every later change reaches them) and updated as each write job succeeds; a batch that fails
 //! to commit drops them all, and the next pass rebuilds them.
 
-use berth_store::{Kind, ListQuery, Tx, Watcher};
+use crate::records::{all, decode};
+use berth_store::{Kind, Tx, Watcher};
 use berth_types::ecs::{ClusterName, TaskStatus, task_health};
 use berth_types::{Error, Timestamp};
 use serde::Deserialize;
@@ -71,10 +72,6 @@ pub(super) struct ServiceTasks {
     clusters: Mutex<Clusters>,
 }
 
-fn decode(doc: &str, key: &str) -> Result<ServiceTask, Error> {
-    serde_json::from_str(doc).map_err(|e| Error::internal(format!("corrupt record {key}: {e}")))
-}
-
 impl ServiceTasks {
     /// Builds `cluster`'s entries from the store unless they exist. Call it inside a write job.
     pub fn load(&self, tx: &Tx<'_>, cluster: &ClusterName) -> Result<(), Error> {
@@ -82,17 +79,8 @@ impl ServiceTasks {
         if clusters.contains_key(cluster.as_str()) {
             return Ok(());
         }
-        let rows = tx.list(
-            Kind::Task,
-            &ListQuery {
-                prefix: &format!("{cluster}\n"),
-                limit: usize::MAX >> 1,
-                ..Default::default()
-            },
-        )?;
         let mut services: HashMap<String, BTreeMap<String, ServiceTask>> = HashMap::new();
-        for r in rows {
-            let t = decode(&r.doc, &r.key)?;
+        for (_, t) in all::<ServiceTask>(tx, Kind::Task, &format!("{cluster}\n"))? {
             if let Some(name) = t.group.strip_prefix("service:") {
                 services
                     .entry(name.to_string())
@@ -144,7 +132,7 @@ impl Watcher for ServiceTasks {
         let Some(services) = clusters.get_mut(cluster) else {
             return;
         };
-        match doc.map(|d| decode(d, key)) {
+        match doc.map(|d| decode::<ServiceTask>(d, key)) {
             Some(Ok(t)) => {
                 if let Some(name) = t.group.strip_prefix("service:") {
                     services

@@ -1,7 +1,7 @@
 //! Listeners, rules and their actions and conditions (spec/elb-…md A.4).
 
 use super::{Elb, all, check_tags, load, random_id, save};
-use berth_store::{Kind, Tx};
+use berth_store::{Kind, Read};
 use berth_types::elb::{Listener, LoadBalancer, Rule};
 use berth_types::{ElbCode, Error, Generation, Tag};
 use serde_json::Value;
@@ -123,7 +123,7 @@ impl Elb {
         }
     }
 
-    fn listener_get(&self, tx: &Tx<'_>, arn: &str) -> Result<(Generation, Listener), Error> {
+    fn listener_get(&self, tx: &impl Read, arn: &str) -> Result<(Generation, Listener), Error> {
         let (lb, lb_id, id) = self.listener_ref(arn)?;
         match load::<Listener>(tx.get(Kind::Listener, &format!("{lb}\n{id}"))?)? {
             Some((g, l)) if l.load_balancer_id == lb_id => Ok((g, l)),
@@ -139,7 +139,7 @@ impl Elb {
         }
     }
 
-    fn rule_get(&self, tx: &Tx<'_>, arn: &str) -> Result<(Generation, Rule), Error> {
+    fn rule_get(&self, tx: &impl Read, arn: &str) -> Result<(Generation, Rule), Error> {
         let key = self.rule_key(arn)?;
         load::<Rule>(tx.get(Kind::Rule, &key)?)?.ok_or_else(|| rule_not_found(arn))
     }
@@ -148,7 +148,7 @@ impl Elb {
     /// used by no other load balancer.
     fn check_actions(
         &self,
-        tx: &Tx<'_>,
+        tx: &impl Read,
         lb: &LoadBalancer,
         actions: &[Value],
     ) -> Result<(), Error> {
@@ -324,7 +324,7 @@ impl Elb {
     }
 
     /// `DescribeListeners`: of a load balancer, or by ARNs.
-    pub async fn listener_describe(
+    pub fn listener_describe(
         &self,
         load_balancer: Option<String>,
         arns: Vec<String>,
@@ -334,10 +334,9 @@ impl Elb {
                 "LoadBalancerArn or ListenerArns must be specified".into(),
             ));
         }
-        let this = self.clone();
-        self.read_tx(move |tx| match &load_balancer {
+        self.store.read(|tx| match &load_balancer {
             Some(arn) => {
-                let (_, lb) = this.lb_get(tx, arn)?;
+                let (_, lb) = self.lb_get(tx, arn)?;
                 Ok(
                     all::<Listener>(tx, Kind::Listener, &format!("{}\n", lb.name))?
                         .into_iter()
@@ -347,10 +346,9 @@ impl Elb {
             }
             None => arns
                 .iter()
-                .map(|arn| this.listener_get(tx, arn).map(|(_, l)| l))
+                .map(|arn| self.listener_get(tx, arn).map(|(_, l)| l))
                 .collect(),
         })
-        .await
     }
 
     /// `ModifyListener`: port and default actions (the default rule follows).
@@ -485,7 +483,7 @@ impl Elb {
     }
 
     /// `DescribeRules`: of a listener (by priority, the default last), or by ARNs.
-    pub async fn rule_describe(
+    pub fn rule_describe(
         &self,
         listener: Option<String>,
         arns: Vec<String>,
@@ -495,11 +493,10 @@ impl Elb {
                 "ListenerArn or RuleArns must be specified".into(),
             ));
         }
-        let this = self.clone();
-        self.read_tx(move |tx| {
+        self.store.read(|tx| {
             let mut rules: Vec<Rule> = match &listener {
                 Some(arn) => {
-                    let (_, l) = this.listener_get(tx, arn)?;
+                    let (_, l) = self.listener_get(tx, arn)?;
                     all::<Rule>(tx, Kind::Rule, &format!("{}\n{}\n", l.load_balancer, l.id))?
                         .into_iter()
                         .map(|(_, r)| r)
@@ -507,7 +504,7 @@ impl Elb {
                 }
                 None => arns
                     .iter()
-                    .map(|arn| this.rule_get(tx, arn).map(|(_, r)| r))
+                    .map(|arn| self.rule_get(tx, arn).map(|(_, r)| r))
                     .collect::<Result<_, _>>()?,
             };
             if listener.is_some() {
@@ -515,7 +512,6 @@ impl Elb {
             }
             Ok(rules)
         })
-        .await
     }
 
     /// `ModifyRule`: conditions and actions (a default rule's actions only; the listener's
@@ -627,14 +623,6 @@ impl Elb {
                 Ok(changed)
             })
             .await
-    }
-
-    /// Runs a read that needs the same lookups as the writes (a write job that writes nothing).
-    async fn read_tx<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Tx<'_>) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, Error> {
-        self.store.write(move |tx| f(tx)).await
     }
 }
 

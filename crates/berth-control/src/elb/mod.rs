@@ -10,7 +10,7 @@ pub use target_groups::{CreateTargetGroup, ElbConfig, ModifyTargetGroup, TargetH
 
 use crate::paging::{Page, PageRequest, Pager};
 use crate::records::{all, load};
-use berth_store::{Kind, ListQuery, Store, Tx};
+use berth_store::{Kind, Read, Store, Tx};
 use berth_types::elb::{Listener, LoadBalancer, Rule, TargetGroup};
 use berth_types::{ElbCode, Error, Generation, Scope, Tag, Timestamp};
 use serde::Serialize;
@@ -185,7 +185,7 @@ impl Elb {
     /// The load balancer a listener or rule belongs to (by name and id).
     fn lb_of(
         &self,
-        tx: &Tx<'_>,
+        tx: &impl Read,
         name: &str,
         id: &str,
     ) -> Result<(Generation, LoadBalancer), Error> {
@@ -193,7 +193,7 @@ impl Elb {
     }
 
     /// Reads a load balancer by ARN inside a transaction.
-    fn lb_get(&self, tx: &Tx<'_>, arn: &str) -> Result<(Generation, LoadBalancer), Error> {
+    fn lb_get(&self, tx: &impl Read, arn: &str) -> Result<(Generation, LoadBalancer), Error> {
         let (name, id) = self.lb_ref(arn)?;
         match load::<LoadBalancer>(tx.get(Kind::LoadBalancer, name)?)? {
             Some((g, lb)) if lb.id == id => Ok((g, lb)),
@@ -271,18 +271,10 @@ impl Elb {
     ) -> Result<Page<LoadBalancer>, Error> {
         let all: Vec<LoadBalancer> = self
             .store
-            .read(|r| {
-                r.list(
-                    Kind::LoadBalancer,
-                    &ListQuery {
-                        limit: usize::MAX >> 1,
-                        ..Default::default()
-                    },
-                )
-            })?
+            .read(|r| all::<LoadBalancer>(r, Kind::LoadBalancer, ""))?
             .into_iter()
-            .map(|r| load::<LoadBalancer>(Some(r)).map(|x| x.expect("record given").1))
-            .collect::<Result<_, _>>()?;
+            .map(|(_, lb)| lb)
+            .collect();
         if !arns.is_empty() || !names.is_empty() {
             let mut out = Vec::new();
             for arn in arns {

@@ -3,7 +3,7 @@
 use super::listeners::load_balancers_using;
 use super::{Elb, all, check_tags, in_range, is_bool, load, random_id, save, valid_name};
 use crate::paging::{Page, PageRequest};
-use berth_store::{Kind, ListQuery, Tx};
+use berth_store::{Kind, Read};
 use berth_types::elb::{HealthCheck, Listener, LoadBalancer, Rule, Target, TargetGroup};
 use berth_types::{ElbCode, Error, Generation, Tag, Timestamp};
 use std::collections::BTreeMap;
@@ -192,7 +192,7 @@ impl Elb {
 
     pub(super) fn tg_get(
         &self,
-        tx: &Tx<'_>,
+        tx: &impl Read,
         arn: &str,
     ) -> Result<(Generation, TargetGroup), Error> {
         let (name, id) = self.tg_ref(arn)?;
@@ -641,19 +641,10 @@ impl Elb {
         let this = self.clone();
         self.store.read(|r| {
             fn every<T: serde::de::DeserializeOwned>(
-                r: &berth_store::Reader<'_>,
+                r: &impl Read,
                 kind: Kind,
             ) -> Result<Vec<T>, Error> {
-                r.list(
-                    kind,
-                    &ListQuery {
-                        limit: usize::MAX >> 1,
-                        ..Default::default()
-                    },
-                )?
-                .into_iter()
-                .map(|rec| load::<T>(Some(rec)).map(|x| x.expect("given").1))
-                .collect()
+                Ok(all(r, kind, "")?.into_iter().map(|(_, x)| x).collect())
             }
             let groups: Vec<TargetGroup> = every(r, Kind::TargetGroup)?;
             Ok(ElbConfig {
