@@ -3,6 +3,7 @@
 //! `ArcSwap` (the request path takes no lock); each listener binds its port; active health
 //! checks run per target and their transitions are reported back through a [`HealthSink`].
 
+mod h1;
 pub mod health;
 mod proxy;
 pub mod rules;

@@ -1,7 +1,7 @@
 //! The request path: accept, match the listener's rules, act (forward, redirect,
 //! fixed-response) and proxy to a target over pooled connections (spec A.5).
 
-use crate::rules::Request;
+use crate::rules::{Headers, Request};
 use crate::{ActionConf, Algorithm, GroupConf, Health, ListenerConf, Snapshot, TargetConf};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -19,11 +19,11 @@ type Body = BoxBody<Bytes, hyper::Error>;
 pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
 
 /// Headers a client may send: 64 KiB in all (requests beyond get 431).
-const MAX_HEADERS: usize = 64 * 1024;
+pub(crate) const MAX_HEADERS: usize = 64 * 1024;
 /// How long a client may take to send its request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connecting to a target may take (then 504).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn client() -> Client {
     let mut http = HttpConnector::new();
@@ -48,19 +48,23 @@ fn full(status: StatusCode, content_type: Option<&str>, body: impl Into<Bytes>) 
     res
 }
 
-fn error(status: StatusCode) -> Response<Body> {
-    let text = format!(
+/// The body of an error the load balancer itself answers.
+pub(crate) fn error_page(status: StatusCode) -> String {
+    format!(
         "<html><body><h1>{} {}</h1></body></html>\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or("")
-    );
-    full(status, Some("text/html"), text)
+    )
+}
+
+fn error(status: StatusCode) -> Response<Body> {
+    full(status, Some("text/html"), error_page(status))
 }
 
 /// A connection whose first bytes were read ahead.
-struct Prefixed {
-    prefix: Bytes,
-    stream: tokio::net::TcpStream,
+pub(crate) struct Prefixed {
+    pub(crate) prefix: Bytes,
+    pub(crate) stream: tokio::net::TcpStream,
 }
 
 impl tokio::io::AsyncRead for Prefixed {
@@ -101,61 +105,6 @@ impl tokio::io::AsyncWrite for Prefixed {
     }
 }
 
-/// Whether a request head frames its body two ways (`Content-Length` and
-/// `Transfer-Encoding`): how requests are smuggled past proxies.
-fn framed_twice(head: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
-    let has = |name: &str| text.split("\r\n").skip(1).any(|l| l.starts_with(name));
-    has("content-length:") && has("transfer-encoding:")
-}
-
-/// Reads the connection's first request head (bounded in time and size) and refuses it with
-/// 400 if it is framed twice (hyper would quietly prefer `Transfer-Encoding`); otherwise hands
-/// the connection on with those bytes replayed. A client silent past the header timeout is
-/// dropped.
-async fn first_head(mut stream: tokio::net::TcpStream) -> Option<Prefixed> {
-    use tokio::io::AsyncWriteExt;
-    // Nothing is allocated until the client sends: idle connections stay small.
-    let mut buf: Vec<u8> = Vec::new();
-    let read = async {
-        loop {
-            stream.readable().await.ok()?;
-            buf.reserve(4096);
-            match stream.try_read_buf(&mut buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    // A spurious wake-up: give the buffer back while the client stays idle.
-                    if buf.is_empty() {
-                        buf = Vec::new();
-                    }
-                    continue;
-                }
-                Err(_) => return None,
-            }
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                return Some(end);
-            }
-            if buf.len() > MAX_HEADERS {
-                return Some(buf.len());
-            }
-        }
-    };
-    let end = tokio::time::timeout(HEADER_TIMEOUT, read).await.ok()??;
-    if framed_twice(&buf[..end]) {
-        let _ = stream
-            .write_all(
-                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            )
-            .await;
-        return None;
-    }
-    Some(Prefixed {
-        prefix: Bytes::from(buf),
-        stream,
-    })
-}
-
 /// Serves one listener port until aborted.
 pub(crate) async fn serve(
     socket: tokio::net::TcpListener,
@@ -170,19 +119,19 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (snapshot, client) = (snapshot.clone(), client.clone());
-        tokio::spawn(async move {
-            let Some(stream) = first_head(stream).await else {
-                return;
-            };
-            // Boxed: the task stays small while the connection waits for its first request.
-            Box::pin(connection(stream, peer, port, snapshot, client)).await;
-        });
+        tokio::spawn(crate::h1::connection(
+            stream,
+            peer,
+            port,
+            snapshot.clone(),
+            client.clone(),
+        ));
     }
 }
 
-/// Serves one client connection (HTTP/1.1 keep-alive, or HTTP/2 without TLS).
-async fn connection(
+/// Serves the rest of a client connection with hyper: HTTP/2 without TLS, and the HTTP/1
+/// requests the hand-written path leaves to it (see `h1`).
+pub(crate) async fn connection(
     stream: Prefixed,
     peer: SocketAddr,
     port: u16,
@@ -257,13 +206,26 @@ async fn handle(
             path,
             query,
             status,
-        }) => redirect(
-            &req,
-            &host,
-            port,
-            (protocol, to_host, to_port, path, query),
-            *status,
-        ),
+        }) => {
+            let to = location(
+                (
+                    &host,
+                    port,
+                    req.uri().path(),
+                    req.uri().query().unwrap_or(""),
+                ),
+                (protocol, to_host, to_port, path, query),
+            );
+            let mut res = full(
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
+                None,
+                Bytes::new(),
+            );
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            res
+        }
         Some(ActionConf::Forward(groups)) => {
             let Some(group) = pick_group(&snap, groups) else {
                 return error(StatusCode::SERVICE_UNAVAILABLE);
@@ -275,20 +237,17 @@ async fn handle(
 
 /// The redirect's `Location`, with `#{protocol}`, `#{host}`, `#{port}`, `#{path}` (without
 /// its leading `/`) and `#{query}` replaced by the request's.
-fn redirect(
-    req: &http::Request<Incoming>,
-    host: &str,
-    port: u16,
+pub(crate) fn location(
+    (host, port, req_path, req_query): (&str, u16, &str, &str),
     (protocol, to_host, to_port, path, query): (&str, &str, &str, &str, &str),
-    status: u16,
-) -> Response<Body> {
+) -> String {
     let bare_host = host.rsplit_once(':').map_or(host, |(h, _)| h);
     let fill = |s: &str| {
         s.replace("#{protocol}", "http")
             .replace("#{host}", bare_host)
             .replace("#{port}", &port.to_string())
-            .replace("#{path}", req.uri().path().trim_start_matches('/'))
-            .replace("#{query}", req.uri().query().unwrap_or(""))
+            .replace("#{path}", req_path.trim_start_matches('/'))
+            .replace("#{query}", req_query)
     };
     let (scheme, to_host, to_port, path, query) = (
         fill(protocol).to_ascii_lowercase(),
@@ -309,19 +268,11 @@ fn redirect(
         location.push('?');
         location.push_str(&query);
     }
-    let mut res = full(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND),
-        None,
-        Bytes::new(),
-    );
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    res
+    location
 }
 
 /// A weighted random choice among the action's target groups.
-fn pick_group(snap: &Snapshot, groups: &[(String, u32)]) -> Option<Arc<GroupConf>> {
+pub(crate) fn pick_group(snap: &Snapshot, groups: &[(String, u32)]) -> Option<Arc<GroupConf>> {
     let total: u32 = groups.iter().map(|(_, w)| *w).sum();
     let chosen = if groups.len() == 1 || total == 0 {
         &groups.first()?.0
@@ -340,18 +291,21 @@ fn pick_group(snap: &Snapshot, groups: &[(String, u32)]) -> Option<Arc<GroupConf
     snap.groups.get(chosen).cloned()
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// How long a target that failed a request is avoided.
-const AVOID_MS: i64 = 5_000;
+pub(crate) const AVOID_MS: i64 = 5_000;
 
 /// A target for the next request, never a draining one nor `except`: a healthy one that has
 /// not just failed; else any that has not just failed (fail open); else any.
-fn pick_target<'a>(group: &'a GroupConf, except: Option<&TargetConf>) -> Option<&'a TargetConf> {
+pub(crate) fn pick_target<'a>(
+    group: &'a GroupConf,
+    except: Option<&TargetConf>,
+) -> Option<&'a TargetConf> {
     let now = now_ms();
     let usable =
         |t: &TargetConf| !t.draining && except.is_none_or(|e| e.id != t.id || e.port != t.port);
@@ -373,30 +327,42 @@ fn pick_target<'a>(group: &'a GroupConf, except: Option<&TargetConf>) -> Option<
 }
 
 /// The stickiness cookie (the name ALB uses).
-const STICKY_COOKIE: &str = "AWSALB";
+pub(crate) const STICKY_COOKIE: &str = "AWSALB";
 
 /// The cookie value naming a target: its id and port, hex-encoded.
-fn sticky_value(t: &TargetConf) -> String {
+pub(crate) fn sticky_value(t: &TargetConf) -> String {
     format!("{}:{}", t.id, t.port)
         .bytes()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+/// The target the client's `AWSALB` cookie names (lb_cookie stickiness), while it is usable.
+pub(crate) fn sticky_target<'a>(
+    group: &'a GroupConf,
+    headers: &dyn Headers,
+) -> Option<&'a TargetConf> {
+    group.sticky?;
+    let mut found = None;
+    headers.any_value("cookie", &mut |v| {
+        found = v
+            .split(';')
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == STICKY_COOKIE)
+            .and_then(|(_, wanted)| {
+                group.targets.iter().find(|t| {
+                    !t.draining
+                        && t.state.health() != Health::Unhealthy
+                        && sticky_value(t) == wanted
+                })
+            });
+        found.is_some()
+    });
+    found
 }
 
 /// Hop-by-hop headers, not forwarded.
-const HOP: &[&str] = &[
+pub(crate) const HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -412,13 +378,7 @@ async fn forward(
     group: &GroupConf,
     client: &Client,
 ) -> Response<Body> {
-    // lb_cookie stickiness: the target the client's AWSALB cookie names, while it is usable.
-    let sticky = group.sticky.and_then(|_| {
-        let wanted = cookie(req.headers(), STICKY_COOKIE)?;
-        group.targets.iter().find(|t| {
-            !t.draining && t.state.health() != Health::Unhealthy && sticky_value(t) == wanted
-        })
-    });
+    let sticky = sticky_target(group, req.headers());
     let Some(first) = sticky.or_else(|| pick_target(group, None)) else {
         return error(StatusCode::SERVICE_UNAVAILABLE);
     };

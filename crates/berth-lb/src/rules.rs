@@ -28,8 +28,32 @@ pub struct Request<'a> {
     pub path: &'a str,
     pub query: &'a str,
     pub method: &'a str,
-    pub headers: &'a http::HeaderMap,
+    pub headers: &'a dyn Headers,
     pub client: IpAddr,
+}
+
+/// A request's header fields, however they were parsed.
+pub trait Headers {
+    /// Whether some value of field `name` (lower case) satisfies `f`.
+    fn any_value(&self, name: &str, f: &mut dyn FnMut(&str) -> bool) -> bool;
+}
+
+impl Headers for http::HeaderMap {
+    fn any_value(&self, name: &str, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(f)
+    }
+}
+
+impl Headers for &[httparse::Header<'_>] {
+    fn any_value(&self, name: &str, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+            .any(f)
+    }
 }
 
 /// `*` matches any run (also empty), `?` one character; `fold` compares case-insensitively.
@@ -127,10 +151,7 @@ impl Condition {
             Condition::Path(globs) => globs.iter().any(|g| glob(g, r.path, false)),
             Condition::Header(name, globs) => r
                 .headers
-                .get_all(name.as_str())
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .any(|v| globs.iter().any(|g| glob(g, v, true))),
+                .any_value(name, &mut |v| globs.iter().any(|g| glob(g, v, true))),
             Condition::Method(methods) => methods.iter().any(|m| m == r.method),
             Condition::Query(pairs) => {
                 let params: Vec<(String, String)> = r
@@ -264,6 +285,16 @@ mod tests {
         assert!(Condition::Query(vec![(None, "a".into())]).matches(&r));
         assert!(Condition::SourceIp(vec![("10.0.0.0".parse().unwrap(), 8)]).matches(&r));
         assert!(!Condition::SourceIp(vec![("192.168.0.0".parse().unwrap(), 16)]).matches(&r));
+        let parsed = [httparse::Header {
+            name: "X-Canary",
+            value: b"YES",
+        }];
+        let r = Request {
+            headers: &&parsed[..],
+            ..r
+        };
+        assert!(Condition::Header("x-canary".into(), vec!["yes".into()]).matches(&r));
+        assert!(!Condition::Header("x-other".into(), vec!["*".into()]).matches(&r));
         let api = serde_json::json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/v1/*"]}});
         assert_eq!(
             Condition::from_api(&api),

@@ -49,6 +49,11 @@ async fn backend(name: &'static str) -> Backend {
                             if path == "/slow" {
                                 tokio::time::sleep(Duration::from_secs(3)).await;
                             }
+                            if path == "/echo" {
+                                use http_body_util::BodyExt;
+                                let body = req.into_body().collect().await.unwrap().to_bytes();
+                                return Ok(http::Response::new(Full::new(body)));
+                            }
                             h.fetch_add(1, Ordering::Relaxed);
                             let seen = |n: &str| {
                                 req.headers()
@@ -524,4 +529,158 @@ async fn lb_sticky_sessions_weights_trace_ids_and_h2c() {
     let res = send.send_request(req).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.version(), http::Version::HTTP_2);
+}
+
+/// A backend speaking raw HTTP/1.1: every request (without a body) gets a chunked answer with
+/// a trailer, on a kept-alive connection. Returns its port and the most `/chunked` requests
+/// one connection carried.
+async fn chunked_backend() -> (u16, Arc<AtomicUsize>) {
+    let socket = tokio::net::TcpListener::bind((LOCAL, 0)).await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let most = Arc::new(AtomicUsize::new(0));
+    let m = most.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = socket.accept().await.unwrap();
+            let m = m.clone();
+            tokio::spawn(async move {
+                let (mut buf, mut served) = (Vec::new(), 0);
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        if buf.starts_with(b"GET /chunked ") {
+                            served += 1;
+                            m.fetch_max(served, Ordering::Relaxed);
+                        }
+                        buf.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-sum: 11\r\n\r\n";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    let mut chunk = [0u8; 4096];
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (port, most)
+}
+
+/// Reads from `s` until `done` holds for what was read (bounded in time).
+async fn read_until(s: &mut tokio::net::TcpStream, done: impl Fn(&str) -> bool) -> String {
+    let mut out = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 65536];
+        while !done(&String::from_utf8_lossy(&out)) {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn lb_streams_bodies_keeps_connections_and_drops_silent_clients() {
+    let up = backend("up").await;
+    let (chunked, most_on_one_connection) = chunked_backend().await;
+    let rules = vec![
+        rule(
+            Some(1),
+            vec![json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/chunked"]}})],
+            forward("c"),
+        ),
+        rule(None, vec![], forward("a")),
+    ];
+    let groups = vec![
+        group("a", vec![target(up.port, false)]),
+        group("c", vec![target(chunked, false)]),
+    ];
+    let (_plane, port, _) = plane(rules, groups, "1").await;
+    let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
+
+    // Three requests in one write (pipelined) get three answers, in order.
+    s.write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_until(&mut s, |t| t.matches("up xff=").count() == 3).await;
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 3, "{text}");
+
+    // A chunked answer passes through whole, trailer included, and the connection (both
+    // sides) is kept: two requests, one target connection.
+    for _ in 0..2 {
+        s.write_all(b"GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let text = read_until(&mut s, |t| t.ends_with("x-sum: 11\r\n\r\n")).await;
+        assert!(
+            text.contains("transfer-encoding: chunked")
+                || text.contains("Transfer-Encoding: chunked"),
+            "{text}"
+        );
+        assert!(
+            text.contains("5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n"),
+            "{text}"
+        );
+    }
+    assert_eq!(most_on_one_connection.load(Ordering::Relaxed), 2);
+
+    // A body larger than any buffer goes up and comes back whole; HEAD gets no body.
+    let body: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    s.write_all(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    s.write_all(&body).await.unwrap();
+    let mut answer = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 65536];
+        loop {
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed early");
+            answer.extend_from_slice(&chunk[..n]);
+            if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n")
+                && answer.len() >= end + 4 + body.len()
+            {
+                return end + 4;
+            }
+        }
+    };
+    let start = tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .unwrap();
+    assert_eq!(&answer[start..], &body[..], "the echo came back whole");
+    s.write_all(b"HEAD /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /after-head HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_until(&mut s, |t| t.contains("up xff=")).await;
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    assert!(
+        text.split("\r\n\r\n")
+            .nth(1)
+            .unwrap()
+            .starts_with("HTTP/1.1 200"),
+        "no body after HEAD: {text}"
+    );
+
+    // Silent clients are dropped after the idle timeout (1 s here): one that sends nothing,
+    // one that stops in the middle of its head.
+    for opening in [&b""[..], b"GET / HTTP/1.1\r\nHost: x\r\n"] {
+        let mut idle = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
+        idle.write_all(opening).await.unwrap();
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut rest)).await;
+        assert!(matches!(closed, Ok(Ok(0))), "the silent client was dropped");
+    }
 }
