@@ -57,12 +57,16 @@ mod tests {
 
     #[test]
     fn compatibility_page_is_up_to_date() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/compatibility.md");
+        // The crate's directory as cargo gives it when running the test: a test binary reused
+        // from a shared target directory may have been built in another checkout.
+        let dir = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+        let path = format!("{dir}/../../docs/compatibility.md");
         let expected = render_markdown();
         if std::env::var_os("BERTH_BLESS").is_some() {
-            std::fs::write(path, &expected).unwrap();
+            std::fs::write(&path, &expected).unwrap();
         }
-        let actual = std::fs::read_to_string(path).unwrap_or_default();
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             actual == expected,
             "docs/compatibility.md is stale: run `BERTH_BLESS=1 cargo test -p berth-api` and commit it"
