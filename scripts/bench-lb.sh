@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load balancer benchmark: Berth's listener vs nginx and haproxy as reverse proxies to the same
 # nginx backend, with wrk (see docs/benchmarks.md). Installs nginx, haproxy, wrk (Debian) and
-# awscli (private virtualenv); builds Berth in release mode. Args: [SECONDS].
+# awscli (private virtualenv); builds Berth in release mode. Args: [SECONDS] [ROUNDS].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/berth-target}"
@@ -17,4 +17,4 @@ if [ ! -x "$TOOLS/venv/bin/aws" ]; then
 fi
 ulimit -n "$(ulimit -Hn)"
 cargo build --release --locked -p berth --bin berth --example lb_bench
-"$CARGO_TARGET_DIR/release/examples/lb_bench" "$CARGO_TARGET_DIR/release/berth" "$TOOLS/venv/bin/aws" "${1:-10}"
+"$CARGO_TARGET_DIR/release/examples/lb_bench" "$CARGO_TARGET_DIR/release/berth" "$TOOLS/venv/bin/aws" "${1:-10}" "${2:-3}"

@@ -104,20 +104,32 @@ async fn read_head(
                 .get_or_insert_with(|| tokio::time::Instant::now() + idle.min(HEADER_TIMEOUT));
         }
         let until = head_until.unwrap_or(idle_until);
-        tokio::time::timeout_at(until, stream.readable())
+        let n = tokio::time::timeout_at(until, read_some(stream, buf))
             .await
             .ok()?
             .ok()?;
+        if n == 0 {
+            return None;
+        }
+    }
+}
+
+/// Reads what the client sent. The buffer is allocated only once the socket is readable, and
+/// given back if that was a spurious wake-up. A short read marks the socket drained (tokio's
+/// `poll_read`), so the next wait costs no extra `recv`.
+async fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        std::task::ready!(stream.poll_read_ready(cx))?;
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ);
         }
-        match stream.try_read_buf(buf) {
-            Ok(0) => return None,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return None,
+        let polled = tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut *stream), cx, buf);
+        if polled.is_pending() && buf.is_empty() {
+            *buf = Vec::new();
         }
-    }
+        polled
+    })
+    .await
 }
 
 /// What one request head asks for, decided without waiting.
@@ -398,15 +410,17 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
         listener.port
     );
     // Root=1-<epoch seconds, hex>-<96 random bits>; an existing one gets Self= before it.
-    let id = (now_ms() / 1000, rand::random::<u128>() >> 32);
-    match trace {
-        Some(prior) => {
-            let _ = write!(head, "Self=1-{:08x}-{:024x};", id.0, id.1);
-            head.extend_from_slice(prior);
-        }
-        None => {
-            let _ = write!(head, "Root=1-{:08x}-{:024x}", id.0, id.1);
-        }
+    head.extend_from_slice(if trace.is_some() {
+        b"Self=1-"
+    } else {
+        b"Root=1-"
+    });
+    push_hex(&mut head, (now_ms() / 1000) as u128, 8);
+    head.push(b'-');
+    push_hex(&mut head, rand::random::<u128>(), 24);
+    if let Some(prior) = trace {
+        head.push(b';');
+        head.extend_from_slice(prior);
     }
     head.extend_from_slice(b"\r\n\r\n");
     head.extend_from_slice(&buf[n..used]);
@@ -420,6 +434,16 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
         idle: listener.idle_timeout,
     };
     Some((Plan::Forward(Box::new(forward)), used))
+}
+
+/// Appends the low `digits` hex digits of `value`.
+fn push_hex(out: &mut Vec<u8>, value: u128, digits: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend(
+        (0..digits)
+            .rev()
+            .map(|i| HEX[((value >> (i * 4)) & 0xf) as usize]),
+    );
 }
 
 /// A connection to a target, with its read buffer.
@@ -992,6 +1016,14 @@ mod tests {
             Body::new(Framing::UntilClose).feed(b"xyz"),
             Some((3, false))
         );
+    }
+
+    #[test]
+    fn h1_hex_digits() {
+        let mut out = Vec::new();
+        push_hex(&mut out, 0x6a1b_2c3d, 8);
+        push_hex(&mut out, 0xabc, 6);
+        assert_eq!(out, b"6a1b2c3d000abc");
     }
 
     #[test]

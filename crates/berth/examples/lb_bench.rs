@@ -1,11 +1,12 @@
 //! Load balancer benchmark: Berth's listener vs nginx and haproxy (Debian) as reverse proxies to
 //! the same nginx backend, same machine, same run, with `wrk` (2 threads, 64 connections).
-//! Prints req/s and p99 of each (and of the backend hit directly), the ratio to the better
-//! peer, the p99 Berth adds over the backend, and Berth's RSS idle and with 10,000 idle client
-//! connections open on its listener.
+//! The proxies run in interleaved rounds; it prints req/s and p99 of each run (and of the
+//! backend hit directly), their medians, the ratio of the medians to the better peer (and per
+//! round), the p99 Berth adds over the backend, and Berth's RSS idle and with 10,000 idle
+//! client connections open on its listener.
 //!
-//! Run with `scripts/bench-lb.sh [SECONDS]` (it installs nginx, haproxy and wrk).
-//! Usage: lb_bench BERTH_BIN AWS_BIN [SECONDS]
+//! Run with `scripts/bench-lb.sh [SECONDS] [ROUNDS]` (it installs nginx, haproxy and wrk).
+//! Usage: lb_bench BERTH_BIN AWS_BIN [SECONDS] [ROUNDS]
 
 #[path = "bench_common/mod.rs"]
 mod common;
@@ -56,9 +57,10 @@ fn run_wrk(port: u16, seconds: u32) -> WrkResult {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: lb_bench BERTH_BIN AWS_BIN [SECONDS]";
+    let usage = "usage: lb_bench BERTH_BIN AWS_BIN [SECONDS] [ROUNDS]";
     let (berth_bin, aws_bin) = (args.get(1).expect(usage), args.get(2).expect(usage));
     let seconds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let rounds: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
 
@@ -213,34 +215,60 @@ fn main() {
     wait_http(listener, "/");
     let rss_idle = rss_mib(node_pid);
 
-    // Warm up, then measure each.
+    // Warm up, then measure the backend once and the three proxies in interleaved rounds (the
+    // order rotating), so drift on the shared machine falls on all of them alike.
     for port in [backend, nginx, haproxy, listener] {
         run_wrk(port, 2);
     }
     let direct = run_wrk(backend, seconds);
-    let via_nginx = run_wrk(nginx, seconds);
-    let via_haproxy = run_wrk(haproxy, seconds);
-    let via_berth = run_wrk(listener, seconds);
+    let proxies = [
+        ("nginx as proxy", nginx),
+        ("haproxy", haproxy),
+        ("berth lb listener", listener),
+    ];
+    let mut runs: Vec<Vec<WrkResult>> = proxies.iter().map(|_| Vec::new()).collect();
     println!(
-        "{:<24} {:>10} {:>10} {:>8}",
-        "", "req/s", "p99 ms", "non-2xx"
+        "{:<24} {:>5} {:>10} {:>10} {:>8}",
+        "", "round", "req/s", "p99 ms", "non-2xx"
     );
-    for (name, r) in [
-        ("backend (direct)", &direct),
-        ("nginx as proxy", &via_nginx),
-        ("haproxy", &via_haproxy),
-        ("berth lb listener", &via_berth),
-    ] {
+    let row = |name: &str, round: &str, r: &WrkResult| {
         println!(
-            "{name:<24} {:>10.0} {:>10.2} {:>8}",
+            "{name:<24} {round:>5} {:>10.0} {:>10.2} {:>8}",
             r.rps, r.p99_ms, r.non2xx
         );
+    };
+    row("backend (direct)", "-", &direct);
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        for k in 0..proxies.len() {
+            let i = (round + k) % proxies.len();
+            let r = run_wrk(proxies[i].1, seconds);
+            row(proxies[i].0, &(round + 1).to_string(), &r);
+            runs[i].push(r);
+        }
+        let best = runs[0][round].rps.max(runs[1][round].rps);
+        ratios.push(runs[2][round].rps / best);
     }
-    let best = via_nginx.rps.max(via_haproxy.rps);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rps = |i: usize| median(runs[i].iter().map(|r| r.rps).collect());
+    let p99 = |i: usize| median(runs[i].iter().map(|r| r.p99_ms).collect());
+    for (i, (name, _)) in proxies.iter().enumerate() {
+        println!("{name:<24} {:>5} {:>10.0} {:>10.2}", "med", rps(i), p99(i));
+    }
+    let mut sorted = ratios.clone();
+    sorted.sort_by(f64::total_cmp);
     println!(
-        "berth / better of nginx and haproxy: {:.2}x; p99 added over the backend: {:.2} ms",
-        via_berth.rps / best,
-        via_berth.p99_ms - direct.p99_ms
+        "berth / better of nginx and haproxy: {:.2}x (medians); per round {}; p99 added over the backend: {:.2} ms",
+        rps(2) / rps(0).max(rps(1)),
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}x"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        p99(2) - direct.p99_ms
     );
 
     // 10,000 idle client connections on the listener.
