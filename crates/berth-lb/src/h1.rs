@@ -60,7 +60,7 @@ pub(crate) async fn connection(
             return;
         };
         let keep = match plan {
-            Plan::Answer { bytes, close } => stream.write_all(&bytes).await.is_ok() && !close,
+            Plan::Answer { bytes, close } => write(&mut stream, &bytes, idle).await && !close,
             Plan::Forward(f) => Box::pin(forward(&mut stream, &mut buf, f)).await,
             Plan::Fallback => {
                 let prefixed = proxy::Prefixed {
@@ -72,9 +72,35 @@ pub(crate) async fn connection(
             }
         };
         if !keep {
+            Box::pin(linger(&mut stream)).await;
             return;
         }
     }
+}
+
+/// How long a closing connection's late bytes are read and dropped.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Closes our side first (FIN), then reads and drops what the client still sends for a moment:
+/// closing on unread bytes would reset the connection, and a reset can destroy the answer
+/// before the client reads it.
+async fn linger(stream: &mut TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// Writes all of `bytes`, unless the peer stops reading for `idle`.
+async fn write(stream: &mut TcpStream, bytes: &[u8], idle: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(idle, stream.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Reads until `decide` makes a plan of the buffered head (it returns `None` while the head is
@@ -302,6 +328,10 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
     let f = Fields::scan(headers);
     // Framed two ways (how requests are smuggled past proxies), or framed wrongly: refused.
     if f.bad_length || (f.length.is_some() && f.chunked_or_coded) {
+        return refuse(StatusCode::BAD_REQUEST, buf);
+    }
+    // HTTP/1.1 requires a Host.
+    if req.version == Some(1) && f.host.is_none() {
         return refuse(StatusCode::BAD_REQUEST, buf);
     }
     if req.version != Some(1)
@@ -584,10 +614,9 @@ async fn send(
     client_buf: &mut Vec<u8>,
     cookie: Option<&str>,
 ) -> Result<ResponseHead, Failed> {
-    up.stream
-        .write_all(&f.head)
-        .await
-        .map_err(|_| Failed::NoResponse)?;
+    if !write(&mut up.stream, &f.head, f.idle).await {
+        return Err(Failed::NoResponse);
+    }
     let mut remaining = f.remaining;
     while remaining > 0 {
         // The head's buffer is empty by now: the body's rest arrives in it.
@@ -600,10 +629,9 @@ async fn send(
             _ => return Err(Failed::Broken),
         };
         let take = remaining.min(n as u64) as usize;
-        up.stream
-            .write_all(&client_buf[..take])
-            .await
-            .map_err(|_| Failed::Broken)?;
+        if !write(&mut up.stream, &client_buf[..take], f.idle).await {
+            return Err(Failed::Broken);
+        }
         client_buf.drain(..take);
         remaining -= take as u64;
     }
@@ -665,6 +693,12 @@ fn response_head(
             }
             continue;
         }
+        // Framed by Transfer-Encoding, a Content-Length is dropped (a client must never see
+        // both).
+        let coded = res
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
         let mut framing = Framing::UntilClose;
         let mut close = res.version != Some(1);
         let mut length = None;
@@ -684,6 +718,9 @@ fn response_head(
                     Framing::UntilClose
                 };
             } else if name.eq_ignore_ascii_case("content-length") {
+                if coded {
+                    continue;
+                }
                 length = std::str::from_utf8(h.value.trim_ascii())
                     .ok()
                     .and_then(|s| s.parse::<u64>().ok());
@@ -788,7 +825,7 @@ async fn forward(client: &mut TcpStream, client_buf: &mut Vec<u8>, f: Box<Forwar
     };
     out.extend_from_slice(&avail[..take]);
     let mut reusable = !head.close && take == avail.len();
-    if client.write_all(&out).await.is_err() {
+    if !write(client, &out, f.idle).await {
         return false;
     }
     drop(out);
@@ -812,7 +849,7 @@ async fn forward(client: &mut TcpStream, client_buf: &mut Vec<u8>, f: Box<Forwar
         };
         done = end;
         reusable &= take == up.buf.len();
-        if client.write_all(&up.buf[..take]).await.is_err() {
+        if !write(client, &up.buf[..take], f.idle).await {
             return false;
         }
     }
@@ -827,7 +864,7 @@ async fn forward(client: &mut TcpStream, client_buf: &mut Vec<u8>, f: Box<Forwar
 async fn reply(client: &mut TcpStream, status: StatusCode, f: &Forward) -> bool {
     let close = f.close || f.remaining > 0;
     let bytes = error(status, close, f.head_only);
-    client.write_all(&bytes).await.is_ok() && !close
+    write(client, &bytes, f.idle).await && !close
 }
 
 /// Tracks where a response body ends as its bytes pass through.

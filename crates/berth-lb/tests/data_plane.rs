@@ -429,6 +429,8 @@ async fn lb_rejects_smuggling_and_oversized_headers() {
     );
     let answer = raw(port, big.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let hostless = raw(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+    assert!(hostless.starts_with("HTTP/1.1 400"), "{hostless}");
     assert_eq!(
         up.hits.load(Ordering::Relaxed),
         0,
@@ -532,7 +534,7 @@ async fn lb_sticky_sessions_weights_trace_ids_and_h2c() {
 }
 
 /// A backend speaking raw HTTP/1.1: every request (without a body) gets a chunked answer with
-/// a trailer, on a kept-alive connection. Returns its port and the most `/chunked` requests
+/// a trailer (and a bogus Content-Length beside it), on a kept-alive connection. Returns its port and the most `/chunked` requests
 /// one connection carried.
 async fn chunked_backend() -> (u16, Arc<AtomicUsize>) {
     let socket = tokio::net::TcpListener::bind((LOCAL, 0)).await.unwrap();
@@ -552,7 +554,7 @@ async fn chunked_backend() -> (u16, Arc<AtomicUsize>) {
                             m.fetch_max(served, Ordering::Relaxed);
                         }
                         buf.drain(..end + 4);
-                        let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-sum: 11\r\n\r\n";
+                        let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 999\r\nTrailer: x-sum\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-sum: 11\r\n\r\n";
                         if stream.write_all(answer).await.is_err() {
                             return;
                         }
@@ -626,6 +628,10 @@ async fn lb_streams_bodies_keeps_connections_and_drops_silent_clients() {
         assert!(
             text.contains("5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n"),
             "{text}"
+        );
+        assert!(
+            !text.to_ascii_lowercase().contains("content-length"),
+            "never both framings: {text}"
         );
     }
     assert_eq!(most_on_one_connection.load(Ordering::Relaxed), 2);
