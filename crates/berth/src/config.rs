@@ -80,6 +80,9 @@ pub struct ServerArgs {
     /// counts as healthy [default: 40, as AWS].
     #[arg(long, env = "BERTH_TASK_HEALTHY_AFTER", value_name = "SECONDS")]
     pub task_healthy_after: Option<u64>,
+    /// Seconds a STOPPED task stays describable before it is forgotten [default: 3600, as AWS].
+    #[arg(long, env = "BERTH_STOPPED_TASK_RETENTION", value_name = "SECONDS")]
+    pub stopped_task_retention: Option<u64>,
     /// Seconds between registry garbage-collection passes [default: 600].
     #[arg(long, env = "BERTH_GC_INTERVAL", value_name = "SECONDS")]
     pub gc_interval: Option<u64>,
@@ -107,6 +110,7 @@ pub struct FileConfig {
     pub agent_lost_timeout: Option<u64>,
     pub scheduler_interval_ms: Option<u64>,
     pub task_healthy_after: Option<u64>,
+    pub stopped_task_retention: Option<u64>,
     pub lb_bind: Option<std::net::IpAddr>,
 }
 
@@ -133,6 +137,7 @@ pub struct ServerConfig {
     pub agent_lost_timeout: std::time::Duration,
     pub scheduler_interval: std::time::Duration,
     pub task_healthy_after: std::time::Duration,
+    pub stopped_task_retention: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +244,11 @@ impl ServerArgs {
                 self.task_healthy_after
                     .or(file.task_healthy_after)
                     .unwrap_or(40),
+            ),
+            stopped_task_retention: std::time::Duration::from_secs(
+                self.stopped_task_retention
+                    .or(file.stopped_task_retention)
+                    .unwrap_or(3600),
             ),
         })
     }

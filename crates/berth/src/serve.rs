@@ -194,6 +194,23 @@ pub async fn run(
             }
         }
     });
+    // Stopped tasks are forgotten once past their retention, checked a few times per period.
+    let ecs = state.ecs().clone();
+    let retention = config.stopped_task_retention;
+    let purge = tokio::spawn(async move {
+        let every = (retention / 4).clamp(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(60),
+        );
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = ecs.task_purge_stopped(retention).await {
+                tracing::warn!(error = %e, "purging stopped tasks failed; retrying next pass");
+            }
+        }
+    });
     let scheduler = berth_control::ecs::ServiceScheduler::new(
         state.ecs().clone(),
         state.elb().clone(),
@@ -296,6 +313,7 @@ pub async fn run(
     }
     gc.abort();
     liveness.abort();
+    purge.abort();
     scheduler.abort();
     if let Some(lb) = load_balancer {
         lb.abort();

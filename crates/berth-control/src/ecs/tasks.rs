@@ -11,7 +11,7 @@ use super::capacity::{InstanceUsage, usage};
 use super::{Ecs, Failure, load, save, validate_tags};
 use crate::paging::{Page, PageRequest};
 use crate::placement::{self, Constraint, Strategy, TaskShape};
-use berth_store::{Kind, Tx};
+use berth_store::{Kind, ListQuery, Tx};
 use berth_types::ecs::{
     ClusterName, ContainerInstance, Task, TaskContainer, TaskDefinition, TaskDefinitionStatus,
     TaskStatus,
@@ -626,6 +626,48 @@ impl Ecs {
             |t| &t.id,
             |t| self.task_arn(t),
         )
+    }
+
+    /// Forgets the tasks that have been STOPPED for longer than `retention` (AWS keeps stopped
+    /// tasks describable for at least an hour, then they vanish): without this the store, and
+    /// every listing, would grow with each task ever run. Returns how many were forgotten.
+    pub async fn task_purge_stopped(&self, retention: std::time::Duration) -> Result<usize, Error> {
+        let cutoff = Timestamp(Timestamp::now().0 - retention.as_millis() as i64);
+        let expired = move |t: &Task| {
+            t.last_status == TaskStatus::Stopped && t.stopped_at.is_some_and(|at| at < cutoff)
+        };
+        // Only the tasks meant to be stopped are read (the store indexes them).
+        let query = ListQuery {
+            status: Some("STOPPED"),
+            limit: usize::MAX >> 1,
+            ..Default::default()
+        };
+        let old: Vec<String> = self
+            .store
+            .read(|r| r.list(Kind::Task, &query))?
+            .into_iter()
+            .filter_map(|rec| Some((rec.key.clone(), load::<Task>(Some(rec)).ok()??.1)))
+            .filter(|(_, t)| expired(t))
+            .map(|(k, _)| k)
+            .collect();
+        if old.is_empty() {
+            return Ok(0);
+        }
+        self.store
+            .write(move |tx| {
+                let mut n = 0;
+                for k in &old {
+                    // Still there and still expired (a report may have raced the read).
+                    if let Some((g, t)) = load::<Task>(tx.get(Kind::Task, k)?)?
+                        && expired(&t)
+                    {
+                        tx.delete(Kind::Task, k, g)?;
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })
+            .await
     }
 
     /// `StopTask`: desired STOPPED with `UserInitiated`; the agent stops the containers and

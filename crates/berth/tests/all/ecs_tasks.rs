@@ -751,3 +751,92 @@ async fn agents_are_told_of_changes_at_once() {
         "StopTask is a change too"
     );
 }
+
+#[tokio::test]
+async fn stopped_tasks_are_forgotten_after_their_retention() {
+    let server = crate::start_with(berth_testkit::Options {
+        args: vec!["--stopped-task-retention".into(), "2".into()],
+        ..Default::default()
+    });
+    let ecs = server.ecs();
+    let (a, _) = setup(&ecs).await;
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let run = ecs
+            .start_task()
+            .cluster("work")
+            .task_definition("app")
+            .container_instances(&a)
+            .send()
+            .await
+            .unwrap();
+        tasks.push(run.tasks()[0].task_arn().unwrap().to_string());
+    }
+    // The first stops (reported by its agent); the second keeps running.
+    ecs.stop_task()
+        .cluster("work")
+        .task(&tasks[0])
+        .send()
+        .await
+        .unwrap();
+    ecs.submit_task_state_change()
+        .cluster("work")
+        .task(&tasks[0])
+        .status("STOPPED")
+        .containers(
+            ContainerStateChange::builder()
+                .container_name("web")
+                .status("STOPPED")
+                .exit_code(0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let described = |arn: String| {
+        let ecs = ecs.clone();
+        async move {
+            let d = ecs
+                .describe_tasks()
+                .cluster("work")
+                .tasks(arn)
+                .send()
+                .await
+                .unwrap();
+            let status = d
+                .tasks()
+                .first()
+                .and_then(|t| t.last_status().map(String::from));
+            let missing = d
+                .failures()
+                .first()
+                .and_then(|f| f.reason().map(String::from));
+            (status, missing)
+        }
+    };
+    assert_eq!(
+        described(tasks[0].clone()).await.0.as_deref(),
+        Some("STOPPED"),
+        "describable at first"
+    );
+    until("the stopped task to be forgotten", || {
+        let d = described(tasks[0].clone());
+        async move { d.await.1.as_deref() == Some("MISSING") }
+    })
+    .await;
+    let stopped = ecs
+        .list_tasks()
+        .cluster("work")
+        .desired_status(DesiredStatus::Stopped)
+        .send()
+        .await
+        .unwrap();
+    assert!(stopped.task_arns().is_empty());
+    assert_eq!(
+        described(tasks[1].clone()).await.0.as_deref(),
+        Some("PROVISIONING"),
+        "a task that has not stopped stays"
+    );
+    // The forgotten task holds nothing: the instance's memory is back to one task's worth.
+    assert_eq!(remaining_memory(&ecs, &a).await, 1024 - 256);
+}
