@@ -43,13 +43,13 @@ pub const SUPPORT: &[(&str, Support)] = &[
     (
         "DescribeTargetGroupAttributes",
         Support::Partial(
-            "deregistration delay, algorithm and lb_cookie stickiness are applied; slow start is validated and stored but not applied yet",
+            "deregistration delay, algorithm (round_robin / least_outstanding_requests), lb_cookie stickiness and slow start are applied; app_cookie, weighted_random and target_group_health.* are refused; cross-zone is stored only (one zone)",
         ),
     ),
     (
         "ModifyTargetGroupAttributes",
         Support::Partial(
-            "deregistration delay, algorithm and lb_cookie stickiness are applied; slow start is validated and stored but not applied yet",
+            "deregistration delay, algorithm (round_robin / least_outstanding_requests), lb_cookie stickiness and slow start are applied; app_cookie, weighted_random and target_group_health.* are refused; cross-zone is stored only (one zone)",
         ),
     ),
     (

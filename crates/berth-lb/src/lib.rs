@@ -37,6 +37,8 @@ pub struct TargetState {
     /// A request to it failed without a response: avoided until then (ms since the epoch)
     /// unless nothing else is left — passive failure detection between health checks.
     pub avoid_until: std::sync::atomic::AtomicI64,
+    /// When it last became healthy (ms since the epoch): slow start ramps up from there.
+    pub healthy_since: std::sync::atomic::AtomicI64,
 }
 
 impl TargetState {
@@ -49,6 +51,10 @@ impl TargetState {
     }
 
     fn set(&self, h: Health) {
+        if h == Health::Healthy && self.health() != Health::Healthy {
+            self.healthy_since
+                .store(proxy::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        }
         self.health
             .store(h as u8, std::sync::atomic::Ordering::Relaxed);
     }
@@ -96,6 +102,9 @@ pub struct GroupConf {
     /// `stickiness.enabled` with `lb_cookie`: how long the `AWSALB` cookie binds a client to
     /// its target.
     pub sticky: Option<Duration>,
+    /// `slow_start.duration_seconds`: how long a target that became healthy takes to get its
+    /// full share of requests (round robin only).
+    pub slow_start: Option<Duration>,
     /// Round-robin position.
     next: AtomicUsize,
 }
@@ -272,6 +281,12 @@ impl Snapshot {
                             .unwrap_or(86_400);
                         Duration::from_secs(secs)
                     }),
+                    slow_start: tg
+                        .attributes
+                        .get("slow_start.duration_seconds")
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .filter(|s| *s > 0)
+                        .map(Duration::from_secs),
                     health: HealthConf {
                         path: h.path.clone(),
                         port: h.port.parse().ok(),

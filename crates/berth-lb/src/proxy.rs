@@ -318,6 +318,34 @@ pub(crate) fn pick_target<'a>(
         .map(|f| (*f, group.targets.iter().filter(|t| f(t)).count()))
         .find(|(_, n)| *n > 0)?;
     let mut pool = group.targets.iter().filter(|t| tier(t));
+    if let Some(ramp) = group.slow_start
+        && group.algorithm == Algorithm::RoundRobin
+    {
+        // Slow start: a target that became healthy less than `ramp` ago gets a share growing
+        // linearly from 0 — while some target past its ramp takes the rest.
+        let ramp = ramp.as_millis() as f64;
+        let share = |t: &TargetConf| {
+            let since = t.state.healthy_since.load(Ordering::Relaxed);
+            let warm = (now - since) as f64 / ramp;
+            if t.state.health() == Health::Healthy && warm < 1.0 {
+                warm.max(0.0)
+            } else {
+                1.0
+            }
+        };
+        let pool = || group.targets.iter().filter(|t| tier(t));
+        if pool().any(|t| share(t) < 1.0) && pool().any(|t| share(t) >= 1.0) {
+            let total: f64 = pool().map(share).sum();
+            let mut roll = rand::random::<f64>() * total;
+            for t in pool() {
+                roll -= share(t);
+                if roll < 0.0 {
+                    return Some(t);
+                }
+            }
+            return pool().filter(|t| share(t) >= 1.0).last();
+        }
+    }
     match group.algorithm {
         Algorithm::RoundRobin => pool.nth(group.next.fetch_add(1, Ordering::Relaxed) % n),
         Algorithm::LeastOutstanding => {

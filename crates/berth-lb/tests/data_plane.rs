@@ -690,3 +690,58 @@ async fn lb_streams_bodies_keeps_connections_and_drops_silent_clients() {
         assert!(matches!(closed, Ok(Ok(0))), "the silent client was dropped");
     }
 }
+
+#[tokio::test]
+async fn lb_slow_start_ramps_a_newly_healthy_target_up() {
+    let warm = backend("warm").await;
+    let new = backend("new").await;
+    let mut g = group("a", vec![target(warm.port, false), target(new.port, false)]);
+    g.1.attributes
+        .insert("slow_start.duration_seconds".into(), "30".into());
+    let (plane, port, seen) = plane(vec![rule(None, vec![], forward("a"))], vec![g], "60").await;
+    until("both healthy", || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, h, _)| *h == Health::Healthy)
+            .count()
+            == 2
+    })
+    .await;
+    // Both became healthy just now (both in slow start: no one to take the rest, so even
+    // shares). Make one healthy for a minute already, then the other ramps from ~0.
+    let snapshot = plane.snapshot();
+    let targets = &snapshot.groups["arn:tg/a"].targets;
+    let since = |p: u16| {
+        &targets
+            .iter()
+            .find(|t| t.port == p as i64)
+            .unwrap()
+            .state
+            .healthy_since
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    since(warm.port).store(now - 60_000, Ordering::Relaxed);
+    since(new.port).store(now - 3_000, Ordering::Relaxed);
+    for _ in 0..200 {
+        assert_eq!(get(port, "/", "x").await.0, 200);
+    }
+    let early = new.hits.load(Ordering::Relaxed);
+    assert!(
+        early < 50,
+        "a target 3 s into a 30 s slow start got {early} of 200"
+    );
+    // Past its ramp it gets its full share.
+    since(new.port).store(now - 31_000, Ordering::Relaxed);
+    for _ in 0..200 {
+        assert_eq!(get(port, "/", "x").await.0, 200);
+    }
+    let late = new.hits.load(Ordering::Relaxed) - early;
+    assert!(
+        (90..=110).contains(&late),
+        "round robin again: {late} of 200"
+    );
+}
