@@ -1943,3 +1943,248 @@ async fn walkthrough_service_behind_a_load_balancer_on_docker() {
     assert!(lost <= 2, "the kill cost {lost} requests: {failures:?}");
     assert!(ok.load(Ordering::Relaxed) > 50);
 }
+
+/// A service in `awsvpc` mode behind an `ip` target group: each task is registered by its own
+/// address and the container port, requests through the listener reach every task, and
+/// scaling in deregisters the stopped task's address while the rest keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awsvpc_service_registers_task_addresses_as_ip_targets() {
+    require_docker_engine();
+    let server = crate::start_with(berth_testkit::Options {
+        args: vec![
+            "--scheduler-interval-ms".into(),
+            "200".into(),
+            "--task-healthy-after".into(),
+            "1".into(),
+        ],
+        ..Default::default()
+    });
+    let images = cluster_and_images(&server, "e2e/vpc", &[("1", "vpc page\n")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let _agent = AgentProcess::start(&server, state.path());
+    let ecs = server.ecs();
+    berth_testkit::until(
+        std::time::Duration::from_secs(30),
+        "the agent to register",
+        || async { !instances(&ecs, "e2e").await.is_empty() },
+    )
+    .await;
+    let definitions = json!([{
+        "name": "web", "image": images[0], "memory": 32, "stopTimeout": 2,
+        "portMappings": [{"containerPort": 8080}],
+    }]);
+    aws(
+        &server,
+        &[
+            "ecs",
+            "register-task-definition",
+            "--family",
+            "vpc",
+            "--network-mode",
+            "awsvpc",
+            "--container-definitions",
+            &definitions.to_string(),
+        ],
+    );
+    let lb = aws(
+        &server,
+        &[
+            "elbv2",
+            "create-load-balancer",
+            "--name",
+            "vpc",
+            "--subnets",
+            "subnet-1",
+        ],
+    )["LoadBalancers"][0]["LoadBalancerArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tg = aws(
+        &server,
+        &[
+            "elbv2",
+            "create-target-group",
+            "--name",
+            "vpc",
+            "--protocol",
+            "HTTP",
+            "--port",
+            "8080",
+            "--vpc-id",
+            "vpc-1",
+            "--target-type",
+            "ip",
+            "--health-check-interval-seconds",
+            "5",
+            "--health-check-timeout-seconds",
+            "2",
+        ],
+    )["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    aws(
+        &server,
+        &[
+            "elbv2",
+            "modify-target-group-attributes",
+            "--target-group-arn",
+            &tg,
+            "--attributes",
+            "Key=deregistration_delay.timeout_seconds,Value=2",
+        ],
+    );
+    let port = crate::elbv2::free_port().to_string();
+    aws(
+        &server,
+        &[
+            "elbv2",
+            "create-listener",
+            "--load-balancer-arn",
+            &lb,
+            "--protocol",
+            "HTTP",
+            "--port",
+            &port,
+            "--default-actions",
+            &format!("Type=forward,TargetGroupArn={tg}"),
+        ],
+    );
+    aws(
+        &server,
+        &[
+            "ecs",
+            "create-service",
+            "--cluster",
+            "e2e",
+            "--service-name",
+            "vpc",
+            "--task-definition",
+            "vpc",
+            "--desired-count",
+            "2",
+            "--network-configuration",
+            "awsvpcConfiguration={subnets=[subnet-1]}",
+            "--load-balancers",
+            &format!("targetGroupArn={tg},containerName=web,containerPort=8080"),
+        ],
+    );
+    aws(
+        &server,
+        &[
+            "ecs",
+            "wait",
+            "services-stable",
+            "--cluster",
+            "e2e",
+            "--services",
+            "vpc",
+        ],
+    );
+    // (address, port) of the healthy targets, and of every target.
+    let targets = |state: Option<&str>| -> std::collections::BTreeSet<(String, i64)> {
+        aws(
+            &server,
+            &["elbv2", "describe-target-health", "--target-group-arn", &tg],
+        )["TargetHealthDescriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| state.is_none_or(|s| d["TargetHealth"]["State"] == s))
+            .map(|d| {
+                (
+                    d["Target"]["Id"].as_str().unwrap().to_string(),
+                    d["Target"]["Port"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    berth_testkit::until(
+        std::time::Duration::from_secs(60),
+        "2 healthy targets",
+        || async { targets(Some("healthy")).len() == 2 },
+    )
+    .await;
+    // The targets are the tasks' own addresses (their ENIs) and the container port.
+    let addresses = || -> std::collections::BTreeSet<(String, i64)> {
+        let arns = aws(
+            &server,
+            &[
+                "ecs",
+                "list-tasks",
+                "--cluster",
+                "e2e",
+                "--service-name",
+                "vpc",
+            ],
+        )["taskArns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect::<Vec<_>>();
+        let mut args = vec!["ecs", "describe-tasks", "--cluster", "e2e", "--tasks"];
+        args.extend(arns.iter().map(String::as_str));
+        aws(&server, &args)["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let ip = t["attachments"][0]["details"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|d| d["name"] == "privateIPv4Address")
+                    .unwrap()["value"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                (ip, 8080)
+            })
+            .collect()
+    };
+    let healthy = targets(Some("healthy"));
+    assert_eq!(healthy, addresses());
+    assert!(
+        healthy.iter().all(|(ip, _)| ip != "127.0.0.1"),
+        "{healthy:?}"
+    );
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut hosts = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let r = reqwest::get(format!("{url}cgi-bin/host")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        hosts.insert(r.text().await.unwrap());
+    }
+    assert_eq!(hosts.len(), 2, "{hosts:?}");
+
+    // Scaling in: the stopped task's address leaves the target group; the other serves.
+    aws(
+        &server,
+        &[
+            "ecs",
+            "update-service",
+            "--cluster",
+            "e2e",
+            "--service",
+            "vpc",
+            "--desired-count",
+            "1",
+        ],
+    );
+    berth_testkit::until(
+        std::time::Duration::from_secs(60),
+        "one target left, the remaining task's",
+        || async {
+            let all = targets(None);
+            all.len() == 1 && all == addresses()
+        },
+    )
+    .await;
+    for _ in 0..10 {
+        let r = reqwest::get(&url).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "vpc page\n");
+    }
+}
