@@ -159,57 +159,41 @@ pub async fn run(
         endpoint: config.endpoint_url(bound),
         reset_enabled: config.ephemeral,
     });
-    let collector = berth_registry::BlobCollector::new(
+    let collector = Arc::new(berth_registry::BlobCollector::new(
         state.registry().clone(),
         config.gc_grace,
         UPLOAD_EXPIRY,
+    ));
+    let gc = periodic(
+        config.gc_interval,
+        "registry garbage collection",
+        move || {
+            let collector = collector.clone();
+            async move { collector.activate().await.map(drop) }
+        },
     );
-    let gc_interval = config.gc_interval;
-    let gc = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(gc_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = collector.activate().await {
-                tracing::warn!(error = %e, "registry garbage collection failed; retrying next pass");
-            }
-        }
-    });
-    let liveness = berth_control::ecs::InstanceLiveness::new(
+    let liveness = Arc::new(berth_control::ecs::InstanceLiveness::new(
         state.ecs().clone(),
         config.agent_timeout,
         config.agent_lost_timeout,
+    ));
+    let every = (config.agent_timeout / 2).clamp(
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(5),
     );
-    let liveness = tokio::spawn(async move {
-        let every = (liveness.disconnect_after / 2).clamp(
-            std::time::Duration::from_millis(200),
-            std::time::Duration::from_secs(5),
-        );
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = liveness.activate().await {
-                tracing::warn!(error = %e, "instance liveness pass failed; retrying next pass");
-            }
-        }
+    let liveness = periodic(every, "instance liveness pass", move || {
+        let liveness = liveness.clone();
+        async move { liveness.activate().await.map(drop) }
     });
     // Stopped tasks are forgotten once past their retention, checked a few times per period.
-    let ecs = state.ecs().clone();
-    let retention = config.stopped_task_retention;
-    let purge = tokio::spawn(async move {
-        let every = (retention / 4).clamp(
-            std::time::Duration::from_millis(200),
-            std::time::Duration::from_secs(60),
-        );
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = ecs.task_purge_stopped(retention).await {
-                tracing::warn!(error = %e, "purging stopped tasks failed; retrying next pass");
-            }
-        }
+    let (ecs, retention) = (state.ecs().clone(), config.stopped_task_retention);
+    let every = (retention / 4).clamp(
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(60),
+    );
+    let purge = periodic(every, "purging stopped tasks", move || {
+        let ecs = ecs.clone();
+        async move { ecs.task_purge_stopped(retention).await.map(drop) }
     });
     let scheduler = berth_control::ecs::ServiceScheduler::new(
         state.ecs().clone(),
@@ -340,4 +324,27 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term.recv() => {},
     }
+}
+
+/// Runs `pass` every `period` until aborted; a failed pass is logged and the next one is the
+/// retry.
+fn periodic<F, Fut>(
+    period: std::time::Duration,
+    what: &'static str,
+    mut pass: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), berth_types::Error>> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = pass().await {
+                tracing::warn!(error = %e, "{what} failed; retrying next pass");
+            }
+        }
+    })
 }

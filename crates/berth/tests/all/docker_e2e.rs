@@ -1647,6 +1647,91 @@ fn aws(server: &TestServer, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
+/// A load balancer, an HTTP target group (`target_group`: its port and further arguments;
+/// health checks every 5 s, a 2 s deregistration delay) and a listener on a free port
+/// forwarding to it, all named `name`, made with the aws CLI. Returns the target group's ARN and
+/// the listener's port.
+fn load_balancer(server: &TestServer, name: &str, target_group: &[&str]) -> (String, String) {
+    let lb = aws(
+        server,
+        &[
+            "elbv2",
+            "create-load-balancer",
+            "--name",
+            name,
+            "--subnets",
+            "subnet-1",
+        ],
+    )["LoadBalancers"][0]["LoadBalancerArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut args = vec![
+        "elbv2",
+        "create-target-group",
+        "--name",
+        name,
+        "--protocol",
+        "HTTP",
+        "--vpc-id",
+        "vpc-1",
+        "--health-check-interval-seconds",
+        "5",
+        "--health-check-timeout-seconds",
+        "2",
+    ];
+    args.extend_from_slice(target_group);
+    let tg = aws(server, &args)["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    aws(
+        server,
+        &[
+            "elbv2",
+            "modify-target-group-attributes",
+            "--target-group-arn",
+            &tg,
+            "--attributes",
+            "Key=deregistration_delay.timeout_seconds,Value=2",
+        ],
+    );
+    let port = crate::elbv2::free_port().to_string();
+    let forward = format!("Type=forward,TargetGroupArn={tg}");
+    aws(
+        server,
+        &[
+            "elbv2",
+            "create-listener",
+            "--load-balancer-arn",
+            &lb,
+            "--protocol",
+            "HTTP",
+            "--port",
+            &port,
+            "--default-actions",
+            &forward,
+        ],
+    );
+    (tg, port)
+}
+
+/// `aws ecs wait services-stable` for service `name` of cluster `e2e`.
+fn services_stable(server: &TestServer, name: &str) {
+    aws(
+        server,
+        &[
+            "ecs",
+            "wait",
+            "services-stable",
+            "--cluster",
+            "e2e",
+            "--services",
+            name,
+        ],
+    );
+}
+
 /// DESIGN.md §1 end to end with the `aws` CLI and Docker: an image pushed to Berth, a 3-task
 /// service behind a load balancer listener; 100 requests reach all 3 tasks; a rolling
 /// deployment under continuous traffic fails no request; a `docker kill` costs at most the
@@ -1696,69 +1781,7 @@ async fn walkthrough_service_behind_a_load_balancer_on_docker() {
             ],
         );
     }
-    let lb = aws(
-        &server,
-        &[
-            "elbv2",
-            "create-load-balancer",
-            "--name",
-            "site",
-            "--subnets",
-            "subnet-1",
-        ],
-    )["LoadBalancers"][0]["LoadBalancerArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tg = aws(
-        &server,
-        &[
-            "elbv2",
-            "create-target-group",
-            "--name",
-            "site",
-            "--protocol",
-            "HTTP",
-            "--port",
-            "80",
-            "--vpc-id",
-            "vpc-1",
-            "--health-check-interval-seconds",
-            "5",
-            "--health-check-timeout-seconds",
-            "2",
-        ],
-    )["TargetGroups"][0]["TargetGroupArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    aws(
-        &server,
-        &[
-            "elbv2",
-            "modify-target-group-attributes",
-            "--target-group-arn",
-            &tg,
-            "--attributes",
-            "Key=deregistration_delay.timeout_seconds,Value=2",
-        ],
-    );
-    let port = crate::elbv2::free_port().to_string();
-    aws(
-        &server,
-        &[
-            "elbv2",
-            "create-listener",
-            "--load-balancer-arn",
-            &lb,
-            "--protocol",
-            "HTTP",
-            "--port",
-            &port,
-            "--default-actions",
-            &format!("Type=forward,TargetGroupArn={tg}"),
-        ],
-    );
+    let (tg, port) = load_balancer(&server, "site", &["--port", "80"]);
     aws(
         &server,
         &[
@@ -1776,18 +1799,7 @@ async fn walkthrough_service_behind_a_load_balancer_on_docker() {
             &format!("targetGroupArn={tg},containerName=web,containerPort=8080"),
         ],
     );
-    aws(
-        &server,
-        &[
-            "ecs",
-            "wait",
-            "services-stable",
-            "--cluster",
-            "e2e",
-            "--services",
-            "site",
-        ],
-    );
+    services_stable(&server, "site");
     let healthy = || {
         let h = aws(
             &server,
@@ -1859,18 +1871,7 @@ async fn walkthrough_service_behind_a_load_balancer_on_docker() {
             "site:2",
         ],
     );
-    aws(
-        &server,
-        &[
-            "ecs",
-            "wait",
-            "services-stable",
-            "--cluster",
-            "e2e",
-            "--services",
-            "site",
-        ],
-    );
+    services_stable(&server, "site");
     berth_testkit::until(
         std::time::Duration::from_secs(60),
         "version 2 behind the listener",
@@ -1986,71 +1987,7 @@ async fn awsvpc_service_registers_task_addresses_as_ip_targets() {
             &definitions.to_string(),
         ],
     );
-    let lb = aws(
-        &server,
-        &[
-            "elbv2",
-            "create-load-balancer",
-            "--name",
-            "vpc",
-            "--subnets",
-            "subnet-1",
-        ],
-    )["LoadBalancers"][0]["LoadBalancerArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tg = aws(
-        &server,
-        &[
-            "elbv2",
-            "create-target-group",
-            "--name",
-            "vpc",
-            "--protocol",
-            "HTTP",
-            "--port",
-            "8080",
-            "--vpc-id",
-            "vpc-1",
-            "--target-type",
-            "ip",
-            "--health-check-interval-seconds",
-            "5",
-            "--health-check-timeout-seconds",
-            "2",
-        ],
-    )["TargetGroups"][0]["TargetGroupArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    aws(
-        &server,
-        &[
-            "elbv2",
-            "modify-target-group-attributes",
-            "--target-group-arn",
-            &tg,
-            "--attributes",
-            "Key=deregistration_delay.timeout_seconds,Value=2",
-        ],
-    );
-    let port = crate::elbv2::free_port().to_string();
-    aws(
-        &server,
-        &[
-            "elbv2",
-            "create-listener",
-            "--load-balancer-arn",
-            &lb,
-            "--protocol",
-            "HTTP",
-            "--port",
-            &port,
-            "--default-actions",
-            &format!("Type=forward,TargetGroupArn={tg}"),
-        ],
-    );
+    let (tg, port) = load_balancer(&server, "vpc", &["--port", "8080", "--target-type", "ip"]);
     aws(
         &server,
         &[
@@ -2070,18 +2007,7 @@ async fn awsvpc_service_registers_task_addresses_as_ip_targets() {
             &format!("targetGroupArn={tg},containerName=web,containerPort=8080"),
         ],
     );
-    aws(
-        &server,
-        &[
-            "ecs",
-            "wait",
-            "services-stable",
-            "--cluster",
-            "e2e",
-            "--services",
-            "vpc",
-        ],
-    );
+    services_stable(&server, "vpc");
     // (address, port) of the healthy targets, and of every target.
     let targets = |state: Option<&str>| -> std::collections::BTreeSet<(String, i64)> {
         aws(

@@ -42,6 +42,24 @@ async fn setup(ecs: &Client) -> (String, String) {
     (a, b)
 }
 
+/// The simulated agent reports `task`'s container exited 0 and the task STOPPED.
+async fn report_stopped(ecs: &Client, task: &str) {
+    ecs.submit_task_state_change()
+        .cluster("work")
+        .task(task)
+        .status("STOPPED")
+        .containers(
+            ContainerStateChange::builder()
+                .container_name("web")
+                .status("STOPPED")
+                .exit_code(0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 async fn remaining_memory(ecs: &Client, arn: &str) -> i32 {
     let d = ecs
         .describe_container_instances()
@@ -319,20 +337,7 @@ async fn tasks_follow_the_lifecycle_an_agent_reports() {
         .await
         .unwrap();
     assert_eq!(to_stop.task_arns().len(), 1);
-    ecs.submit_task_state_change()
-        .cluster("work")
-        .task(&task)
-        .status("STOPPED")
-        .containers(
-            ContainerStateChange::builder()
-                .container_name("web")
-                .status("STOPPED")
-                .exit_code(0)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    report_stopped(&ecs, &task).await;
     let t = ecs
         .describe_tasks()
         .cluster("work")
@@ -779,20 +784,7 @@ async fn stopped_tasks_are_forgotten_after_their_retention() {
         .send()
         .await
         .unwrap();
-    ecs.submit_task_state_change()
-        .cluster("work")
-        .task(&tasks[0])
-        .status("STOPPED")
-        .containers(
-            ContainerStateChange::builder()
-                .container_name("web")
-                .status("STOPPED")
-                .exit_code(0)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    report_stopped(&ecs, &tasks[0]).await;
     let described = |arn: String| {
         let ecs = ecs.clone();
         async move {
