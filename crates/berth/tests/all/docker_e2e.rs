@@ -350,6 +350,19 @@ async fn skopeo_copies_multi_layer_and_multi_arch_images_both_ways() {
     run(docker(config.path()).args(["rmi", &local]));
 }
 
+/// A server whose service scheduler passes every 200 ms and counts a task healthy after 1 s.
+fn service_server() -> TestServer {
+    crate::start_with(berth_testkit::Options {
+        args: vec![
+            "--scheduler-interval-ms".into(),
+            "200".into(),
+            "--task-healthy-after".into(),
+            "1".into(),
+        ],
+        ..Default::default()
+    })
+}
+
 /// A `berth agent` process, killed when dropped.
 struct AgentProcess {
     child: std::process::Child,
@@ -360,6 +373,19 @@ struct AgentProcess {
 impl AgentProcess {
     fn start(server: &TestServer, state: &Path) -> AgentProcess {
         Self::spawn(server, state, &[])
+    }
+
+    /// An agent, once its instance has registered in cluster `e2e`.
+    async fn start_registered(server: &TestServer, state: &Path) -> AgentProcess {
+        let agent = Self::start(server, state);
+        let ecs = server.ecs();
+        berth_testkit::until(
+            std::time::Duration::from_secs(30),
+            "the agent to register",
+            || async { !instances(&ecs, "e2e").await.is_empty() },
+        )
+        .await;
+        agent
     }
 
     fn start_in_zone(server: &TestServer, state: &Path, zone: &str) -> AgentProcess {
@@ -563,13 +589,7 @@ async fn agent_runs_tasks_on_docker() {
     let host = format!("127.0.0.1:{}", server.port);
 
     let state = tempfile::tempdir().unwrap();
-    let mut agent = AgentProcess::start(&server, state.path());
-    berth_testkit::until(
-        std::time::Duration::from_secs(30),
-        "the agent to register",
-        || async { !instances(&ecs, "e2e").await.is_empty() },
-    )
-    .await;
+    let mut agent = AgentProcess::start_registered(&server, state.path()).await;
     let instance = instances(&ecs, "e2e").await.remove(0);
 
     let web = ContainerDefinition::builder()
@@ -1366,15 +1386,7 @@ async fn service_on_docker_heals_rolls_and_rolls_back() {
         PortMapping,
     };
     require_docker_engine();
-    let server = crate::start_with(berth_testkit::Options {
-        args: vec![
-            "--scheduler-interval-ms".into(),
-            "200".into(),
-            "--task-healthy-after".into(),
-            "1".into(),
-        ],
-        ..Default::default()
-    });
+    let server = service_server();
     let ecs = server.ecs();
     cluster_and_images(
         &server,
@@ -1405,13 +1417,7 @@ async fn service_on_docker_heals_rolls_and_rolls_back() {
             .unwrap();
     }
     let state = tempfile::tempdir().unwrap();
-    let _agent = AgentProcess::start(&server, state.path());
-    berth_testkit::until(
-        std::time::Duration::from_secs(30),
-        "the agent to register",
-        || async { !instances(&ecs, "e2e").await.is_empty() },
-    )
-    .await;
+    let _agent = AgentProcess::start_registered(&server, state.path()).await;
     ecs.create_service()
         .cluster("e2e")
         .service_name("svc")
@@ -1740,15 +1746,7 @@ fn services_stable(server: &TestServer, name: &str) {
 async fn walkthrough_service_behind_a_load_balancer_on_docker() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     require_docker_engine();
-    let server = crate::start_with(berth_testkit::Options {
-        args: vec![
-            "--scheduler-interval-ms".into(),
-            "200".into(),
-            "--task-healthy-after".into(),
-            "1".into(),
-        ],
-        ..Default::default()
-    });
+    let server = service_server();
     let images = cluster_and_images(
         &server,
         "e2e/site",
@@ -1756,14 +1754,7 @@ async fn walkthrough_service_behind_a_load_balancer_on_docker() {
     )
     .await;
     let state = tempfile::tempdir().unwrap();
-    let _agent = AgentProcess::start(&server, state.path());
-    let ecs = server.ecs();
-    berth_testkit::until(
-        std::time::Duration::from_secs(30),
-        "the agent to register",
-        || async { !instances(&ecs, "e2e").await.is_empty() },
-    )
-    .await;
+    let _agent = AgentProcess::start_registered(&server, state.path()).await;
     for image in &images {
         let definitions = json!([{
             "name": "web", "image": image, "memory": 32, "stopTimeout": 2,
@@ -1951,25 +1942,10 @@ async fn walkthrough_service_behind_a_load_balancer_on_docker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn awsvpc_service_registers_task_addresses_as_ip_targets() {
     require_docker_engine();
-    let server = crate::start_with(berth_testkit::Options {
-        args: vec![
-            "--scheduler-interval-ms".into(),
-            "200".into(),
-            "--task-healthy-after".into(),
-            "1".into(),
-        ],
-        ..Default::default()
-    });
+    let server = service_server();
     let images = cluster_and_images(&server, "e2e/vpc", &[("1", "vpc page\n")]).await;
     let state = tempfile::tempdir().unwrap();
-    let _agent = AgentProcess::start(&server, state.path());
-    let ecs = server.ecs();
-    berth_testkit::until(
-        std::time::Duration::from_secs(30),
-        "the agent to register",
-        || async { !instances(&ecs, "e2e").await.is_empty() },
-    )
-    .await;
+    let _agent = AgentProcess::start_registered(&server, state.path()).await;
     let definitions = json!([{
         "name": "web", "image": images[0], "memory": 32, "stopTimeout": 2,
         "portMappings": [{"containerPort": 8080}],
