@@ -102,7 +102,8 @@ fn main() {
 /// Checks the outcome through the API: no instance over-committed, every task's memory
 /// accounted for, and the zones within one count-10 call of each other.
 fn check(port: u16, placed: usize) {
-    let mut token: Option<String> = None;
+    let started = std::time::Instant::now();
+    let (mut token, mut pages): (Option<String>, usize) = (None, 0);
     let (mut used, mut per_zone) = (0i64, std::collections::BTreeMap::<String, i64>::new());
     loop {
         let page = ok(
@@ -140,11 +141,17 @@ fn check(port: u16, placed: usize) {
             used += on_it;
             *per_zone.entry(zone).or_default() += on_it / 128;
         }
+        pages += 1;
         token = page["nextToken"].as_str().map(str::to_string);
         if token.is_none() {
             break;
         }
     }
+    println!(
+        "read back through {pages} pages of ListContainerInstances + DescribeContainerInstances in {:.2} s ({:.1} ms a page)",
+        started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64() * 1000.0 / pages as f64
+    );
     assert_eq!(
         used,
         placed as i64 * 128,

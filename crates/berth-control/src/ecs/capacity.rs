@@ -189,6 +189,14 @@ impl View {
         &self.instances
     }
 
+    /// What the tasks holding resources use, per instance id.
+    pub fn usage(&self) -> BTreeMap<String, InstanceUsage> {
+        self.usage
+            .iter()
+            .map(|(id, u)| (id.clone(), u.clone()))
+            .collect()
+    }
+
     fn refresh(&mut self, id: &str) {
         if let Some(&i) = self.index.get(id) {
             self.fleet

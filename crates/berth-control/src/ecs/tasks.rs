@@ -311,12 +311,16 @@ impl Ecs {
         self.cluster_records(Kind::Task, cluster, None)
     }
 
-    /// What the tasks of a cluster use, per instance id.
+    /// What the tasks of a cluster use, per instance id: from the capacity view (kept in step
+    /// with the store) once placement has loaded it, else from the stored tasks.
     pub fn instance_usage(
         &self,
         cluster: &ClusterName,
     ) -> Result<BTreeMap<String, InstanceUsage>, Error> {
-        Ok(usage(&self.tasks_of(cluster)?))
+        match self.capacity.read(cluster, |v| v.usage()) {
+            Some(usage) => Ok(usage),
+            None => Ok(usage(&self.tasks_of(cluster)?)),
+        }
     }
 
     /// `RunTask` (placement by strategies and constraints) and `StartTask` (given instances).
