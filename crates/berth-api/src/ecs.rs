@@ -1171,18 +1171,20 @@ pub async fn call(
             }
             let i: In = input(v)?;
             let cluster = ecs.cluster_name(i.cluster.as_deref())?;
-            let page = ecs.task_list(
-                &cluster,
-                &ListTasks {
-                    container_instance: i.container_instance,
-                    family: i.family,
-                    started_by: i.started_by,
-                    service_name: i.service_name,
-                    desired_stopped: i.desired_status.as_deref() == Some("STOPPED"),
-                    launch_type: i.launch_type,
-                    page: i.paging.request(),
-                },
-            )?;
+            let page = ecs
+                .task_list(
+                    &cluster,
+                    &ListTasks {
+                        container_instance: i.container_instance,
+                        family: i.family,
+                        started_by: i.started_by,
+                        service_name: i.service_name,
+                        desired_stopped: i.desired_status.as_deref() == Some("STOPPED"),
+                        launch_type: i.launch_type,
+                        page: i.paging.request(),
+                    },
+                )
+                .await?;
             Ok(page_out("taskArns", page, Value::String))
         }
         "StopTask" => {

@@ -31,7 +31,7 @@ fn resource(name: &str, value: i64) -> InstanceResource {
 }
 
 /// Every task id of the cluster with the given desired status (all pages).
-fn task_ids(ecs: &Ecs, cluster: &ClusterName, stopped: bool) -> Vec<String> {
+async fn task_ids(ecs: &Ecs, cluster: &ClusterName, stopped: bool) -> Vec<String> {
     let mut out = Vec::new();
     let mut token = None;
     loop {
@@ -47,6 +47,7 @@ fn task_ids(ecs: &Ecs, cluster: &ClusterName, stopped: bool) -> Vec<String> {
                     ..Default::default()
                 },
             )
+            .await
             .unwrap();
         out.extend(
             page.items
@@ -64,7 +65,7 @@ fn task_ids(ecs: &Ecs, cluster: &ClusterName, stopped: bool) -> Vec<String> {
 async fn agents(ecs: &Ecs, cluster: &ClusterName) {
     let mut reports = tokio::task::JoinSet::new();
     for (stopped, status) in [(false, TaskStatus::Running), (true, TaskStatus::Stopped)] {
-        let ids = task_ids(ecs, cluster, stopped);
+        let ids = task_ids(ecs, cluster, stopped).await;
         let (tasks, _) = ecs.task_describe(cluster, &ids).unwrap();
         for t in tasks {
             if t.last_status == status {

@@ -104,6 +104,8 @@ fn main() {
 fn check(port: u16, placed: usize) {
     let started = std::time::Instant::now();
     let (mut token, mut pages): (Option<String>, usize) = (None, 0);
+    // The instance with the most tasks (binpack leaves many empty).
+    let mut busiest = (0i64, String::new());
     let (mut used, mut per_zone) = (0i64, std::collections::BTreeMap::<String, i64>::new());
     loop {
         let page = ok(
@@ -138,6 +140,12 @@ fn check(port: u16, placed: usize) {
                 .unwrap()
                 .to_string();
             let on_it = memory("registeredResources") - remaining;
+            if on_it > busiest.0 {
+                busiest = (
+                    on_it,
+                    ci["containerInstanceArn"].as_str().unwrap().to_string(),
+                );
+            }
             used += on_it;
             *per_zone.entry(zone).or_default() += on_it / 128;
         }
@@ -151,6 +159,26 @@ fn check(port: u16, placed: usize) {
         "read back through {pages} pages of ListContainerInstances + DescribeContainerInstances in {:.2} s ({:.1} ms a page)",
         started.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64() * 1000.0 / pages as f64
+    );
+    // What an agent's poll asks: the tasks to run on its instance.
+    let started = std::time::Instant::now();
+    let calls = 20;
+    for _ in 0..calls {
+        let out = ok(
+            port,
+            "ListTasks",
+            json!({"cluster": "bench", "containerInstance": busiest.1, "desiredStatus": "RUNNING"}),
+        );
+        // One page (at most 100) of the instance's tasks.
+        assert_eq!(
+            out["taskArns"].as_array().unwrap().len() as i64,
+            (busiest.0 / 128).min(100)
+        );
+    }
+    println!(
+        "ListTasks for one instance of {} tasks (an agent's poll): {:.1} ms a call",
+        busiest.0 / 128,
+        started.elapsed().as_secs_f64() * 1000.0 / calls as f64
     );
     assert_eq!(
         used,

@@ -22,7 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard};
 
-/// What a task holds on its instance (the fields of a task record placement needs).
+/// What a task holds on its instance (the fields of a task record placement needs), and what
+/// ListTasks filters on.
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct Hold {
     pub container_instance: Option<String>,
@@ -32,6 +33,34 @@ pub(super) struct Hold {
     pub tcp_ports: Vec<u16>,
     pub udp_ports: Vec<u16>,
     pub group: String,
+    pub family: String,
+    pub started_by: Option<String>,
+    pub launch_type: String,
+    pub desired_stopped: bool,
+}
+
+/// What ListTasks filters a task on.
+#[derive(Debug, Clone)]
+pub(super) struct Listed {
+    pub container_instance: Option<String>,
+    pub group: String,
+    pub family: String,
+    pub started_by: Option<String>,
+    pub launch_type: String,
+    pub desired_stopped: bool,
+}
+
+impl Listed {
+    fn of(h: &Hold) -> Listed {
+        Listed {
+            container_instance: h.container_instance.clone(),
+            group: h.group.clone(),
+            family: h.family.clone(),
+            started_by: h.started_by.clone(),
+            launch_type: h.launch_type.clone(),
+            desired_stopped: h.desired_stopped,
+        }
+    }
 }
 
 impl Hold {
@@ -44,6 +73,10 @@ impl Hold {
             tcp_ports: t.tcp_ports.clone(),
             udp_ports: t.udp_ports.clone(),
             group: t.group.clone(),
+            family: t.family.to_string(),
+            started_by: t.started_by.clone(),
+            launch_type: t.launch_type.clone(),
+            desired_stopped: t.desired_stopped,
         }
     }
 }
@@ -172,6 +205,8 @@ pub(super) struct View {
     usage: HashMap<String, InstanceUsage>,
     /// Tasks holding resources, by task id.
     holds: HashMap<String, Hold>,
+    /// Every stored task (not reservations), by id.
+    listed: BTreeMap<String, Listed>,
 }
 
 impl View {
@@ -187,6 +222,11 @@ impl View {
     /// The registered instances.
     pub fn instances(&self) -> &[ContainerInstance] {
         &self.instances
+    }
+
+    /// The stored tasks, in id order.
+    pub fn listed(&self) -> impl Iterator<Item = (&String, &Listed)> {
+        self.listed.iter()
     }
 
     /// What the tasks holding resources use, per instance id.
@@ -245,11 +285,20 @@ impl View {
         }
     }
 
+    /// A task record as stored (`None`: deleted).
+    fn stored_task(&mut self, task_id: &str, hold: Option<Hold>) {
+        match &hold {
+            Some(h) => self.listed.insert(task_id.to_string(), Listed::of(h)),
+            None => self.listed.remove(task_id),
+        };
+        self.put_task(task_id, hold);
+    }
+
     fn load(tx: &Tx<'_>, cluster: &ClusterName) -> Result<View, Error> {
         let prefix = format!("{cluster}\n");
         let mut view = View::default();
         for (key, hold) in all::<Hold>(tx, Kind::Task, &prefix)? {
-            view.put_task(task_id(&key), Some(hold));
+            view.stored_task(task_id(&key), Some(hold));
         }
         for (_, inst) in all::<ContainerInstance>(tx, Kind::ContainerInstance, &prefix)? {
             if inst.status.is_registered() {
@@ -395,7 +444,7 @@ impl Views {
                 Some(Err(e)) => return Err(e),
                 _ => view.remove_instance(id),
             },
-            _ => view.put_task(id, doc.map(|d| decode::<Hold>(d, key)).transpose()?),
+            _ => view.stored_task(id, doc.map(|d| decode::<Hold>(d, key)).transpose()?),
         }
         Ok(())
     }

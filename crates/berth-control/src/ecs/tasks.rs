@@ -7,7 +7,7 @@
 //! creation until it is STOPPED; placement reads instances and tasks and writes the new tasks in
 //! one transaction, so concurrent RunTask calls never over-commit an instance.
 
-use super::capacity::{InstanceUsage, usage};
+use super::capacity::{self, InstanceUsage, Listed, usage};
 use super::{Ecs, Failure, load, save, validate_tags};
 use crate::paging::{Page, PageRequest};
 use crate::placement::{self, Constraint, Strategy, TaskShape};
@@ -586,8 +586,14 @@ impl Ecs {
         })
     }
 
-    /// `ListTasks`.
-    pub fn task_list(&self, cluster: &ClusterName, q: &ListTasks) -> Result<Page<String>, Error> {
+    /// `ListTasks`, from the capacity view's index of the cluster's tasks (loaded from the
+    /// store on first use): the agents' polls cost a walk over small entries, not a decode of
+    /// every task record.
+    pub async fn task_list(
+        &self,
+        cluster: &ClusterName,
+        q: &ListTasks,
+    ) -> Result<Page<String>, Error> {
         self.cluster_get_active(cluster)?;
         let instance = match &q.container_instance {
             Some(g) => Some(
@@ -600,24 +606,32 @@ impl Ecs {
             None => None,
         };
         let service_group = q.service_name.as_ref().map(|s| format!("service:{s}"));
-        let items: Vec<Task> = self
-            .tasks_of(cluster)?
-            .into_iter()
-            .filter(|t| t.desired_stopped == q.desired_stopped)
-            .filter(|t| {
-                instance
+        let wanted = |t: &Listed| {
+            t.desired_stopped == q.desired_stopped
+                && instance
                     .as_ref()
                     .is_none_or(|i| t.container_instance.as_ref() == Some(i))
-            })
-            .filter(|t| q.family.as_ref().is_none_or(|f| t.family.as_str() == f))
-            .filter(|t| {
-                q.started_by
+                && q.family.as_ref().is_none_or(|f| &t.family == f)
+                && q.started_by
                     .as_ref()
                     .is_none_or(|s| t.started_by.as_ref() == Some(s))
-            })
-            .filter(|t| service_group.as_ref().is_none_or(|g| &t.group == g))
-            .filter(|t| q.launch_type.as_ref().is_none_or(|l| &t.launch_type == l))
-            .collect();
+                && service_group.as_ref().is_none_or(|g| &t.group == g)
+                && q.launch_type.as_ref().is_none_or(|l| &t.launch_type == l)
+        };
+        let select = |v: &capacity::View| -> Vec<String> {
+            v.listed()
+                .filter(|(_, t)| wanted(t))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let ids = match self.capacity.read(cluster, select) {
+            Some(ids) => ids,
+            None => {
+                let (capacity, c) = (self.capacity.clone(), cluster.clone());
+                self.store.write(move |tx| capacity.load(tx, &c)).await?;
+                self.capacity.read(cluster, select).unwrap_or_default()
+            }
+        };
         let scope = format!(
             "ListTasks\n{cluster}\n{instance:?}\n{:?}\n{:?}\n{service_group:?}\n{}\n{:?}",
             q.family, q.started_by, q.desired_stopped, q.launch_type
@@ -626,9 +640,9 @@ impl Ecs {
             &scope,
             &q.page,
             (100, 100),
-            &items,
-            |t| &t.id,
-            |t| self.task_arn(t),
+            &ids,
+            |id| id.as_str(),
+            |id| self.scope.arn("ecs", &format!("task/{cluster}/{id}")),
         )
     }
 
