@@ -23,9 +23,10 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// Read size (client and target buffers).
 const READ: usize = 8 * 1024;
@@ -514,6 +515,22 @@ fn checkin(addr: SocketAddr, mut up: Upstream) {
             idle.push((up, Instant::now()));
         }
     });
+}
+
+/// Closes this thread's pooled connections once they have been idle too long, every few
+/// seconds, forever: targets come and go (every task has its own address), and a connection to
+/// one that is gone would otherwise stay open until a request to that address came again.
+pub(crate) async fn tend_pool() {
+    let mut tick = tokio::time::interval(POOL_IDLE / 4);
+    loop {
+        tick.tick().await;
+        POOL.with_borrow_mut(|pool| {
+            pool.retain(|_, idle| {
+                idle.retain(|(_, since)| since.elapsed() < POOL_IDLE);
+                !idle.is_empty()
+            });
+        });
+    }
 }
 
 /// Forgets the pooled connections to `addr` (the target closed one under us).
@@ -1053,6 +1070,36 @@ mod tests {
             Body::new(Framing::UntilClose).feed(b"xyz"),
             Some((3, false))
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn h1_pooled_connections_idle_too_long_are_closed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut target_side, _) = listener.accept().await.unwrap();
+        checkin(
+            addr,
+            Upstream {
+                stream,
+                buf: Vec::new(),
+            },
+        );
+        let tend = tokio::spawn(tend_pool());
+        tokio::time::sleep(POOL_IDLE / 2).await;
+        assert!(
+            POOL.with_borrow(|p| p.contains_key(&addr)),
+            "kept while fresh"
+        );
+        tokio::time::sleep(POOL_IDLE).await;
+        assert!(POOL.with_borrow(|p| p.is_empty()), "closed once idle");
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            target_side.read(&mut byte).await.unwrap(),
+            0,
+            "the target sees EOF"
+        );
+        tend.abort();
     }
 
     #[test]

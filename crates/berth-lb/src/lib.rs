@@ -395,7 +395,8 @@ fn start_workers(n: usize) -> Vec<tokio::runtime::Handle> {
                         .build()
                         .expect("a load balancer runtime");
                     tx.send(rt.handle().clone()).expect("handle");
-                    rt.block_on(std::future::pending::<()>());
+                    // The thread's own work: closing its pooled target connections once idle.
+                    rt.block_on(h1::tend_pool());
                 })
                 .expect("a load balancer thread");
             rx.recv().expect("a worker handle")
