@@ -371,7 +371,7 @@ pub struct DataPlane {
     /// One single-threaded runtime per core: every listener port is bound once per worker
     /// (`SO_REUSEPORT`), so a connection, its requests and its pooled target connections stay
     /// on one thread (no cross-thread wake-ups on the request path).
-    workers: Vec<tokio::runtime::Handle>,
+    workers: Vec<Worker>,
     tasks: Mutex<Tasks>,
 }
 
@@ -383,10 +383,11 @@ struct Tasks {
 }
 
 /// Starts `n` worker threads, each driving a current-thread runtime until the process ends.
-fn start_workers(n: usize) -> Vec<tokio::runtime::Handle> {
+fn start_workers(n: usize) -> Vec<Worker> {
     (0..n)
         .map(|i| {
             let (tx, rx) = std::sync::mpsc::channel();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             std::thread::Builder::new()
                 .name(format!("berth-lb-{i}"))
                 .spawn(move || {
@@ -395,13 +396,28 @@ fn start_workers(n: usize) -> Vec<tokio::runtime::Handle> {
                         .build()
                         .expect("a load balancer runtime");
                     tx.send(rt.handle().clone()).expect("handle");
-                    // The thread's own work: closing its pooled target connections once idle.
-                    rt.block_on(h1::tend_pool());
+                    // The thread's own work: closing its pooled target connections once idle,
+                    // until the data plane is dropped (then its runtime and connections go).
+                    rt.block_on(async {
+                        tokio::select! {
+                            () = h1::tend_pool() => {}
+                            _ = stopped => {}
+                        }
+                    });
                 })
                 .expect("a load balancer thread");
-            rx.recv().expect("a worker handle")
+            Worker {
+                handle: rx.recv().expect("a worker handle"),
+                _stop: stop,
+            }
         })
         .collect()
+}
+
+/// A worker thread's runtime; dropping it ends the thread.
+struct Worker {
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// Binds `addr` with `SO_REUSEPORT` (every worker binds the same port).
@@ -470,7 +486,7 @@ impl DataPlane {
                 continue;
             }
             let mut per_worker = Vec::new();
-            for worker in &self.workers {
+            for worker in self.workers.iter().map(|w| &w.handle) {
                 let (bound, snapshot) = (tokio::sync::oneshot::channel(), self.snapshot.clone());
                 let (report, outcome) = bound;
                 per_worker.push(worker.spawn(async move {

@@ -603,7 +603,7 @@ async fn lb_streams_bodies_keeps_connections_and_drops_silent_clients() {
         group("a", vec![target(up.port, false)]),
         group("c", vec![target(chunked, false)]),
     ];
-    let (_plane, port, _) = plane(rules, groups, "1").await;
+    let (plane, port, _) = plane(rules, groups, "1").await;
     let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
 
     // Three requests in one write (pipelined) get three answers, in order.
@@ -689,6 +689,20 @@ async fn lb_streams_bodies_keeps_connections_and_drops_silent_clients() {
             tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut rest)).await;
         assert!(matches!(closed, Ok(Ok(0))), "the silent client was dropped");
     }
+
+    // A data plane dropped closes its connections too, not only its listeners.
+    s.write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    read_until(&mut s, |t| t.contains("up xff=")).await;
+    drop(plane);
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(_))), "closed with the data plane");
+    until("the listener closed", || {
+        std::net::TcpStream::connect((LOCAL, port)).is_err()
+    })
+    .await;
 }
 
 #[tokio::test]
