@@ -114,7 +114,7 @@ async fn read_head(
     idle: Duration,
     mut decide: impl FnMut(&[u8]) -> Option<(Plan, usize)>,
 ) -> Option<Plan> {
-    let idle_until = tokio::time::Instant::now() + idle;
+    let idle_until = Instant::now() + idle;
     let mut head_until = None;
     loop {
         if buf.is_empty() {
@@ -127,8 +127,7 @@ async fn read_head(
                 buf.drain(..used);
                 return Some(plan);
             }
-            head_until
-                .get_or_insert_with(|| tokio::time::Instant::now() + idle.min(HEADER_TIMEOUT));
+            head_until.get_or_insert_with(|| Instant::now() + idle.min(HEADER_TIMEOUT));
         }
         let until = head_until.unwrap_or(idle_until);
         let n = tokio::time::timeout_at(until, read_some(stream, buf))
@@ -594,6 +593,17 @@ async fn exchange(
     cookie: Option<&str>,
 ) -> Result<(Upstream, ResponseHead), Failed> {
     let mut pooled = checkout(target.addr);
+    // A request that cannot be sent again (its body streams from the client) only goes on a
+    // pooled connection the target has not closed meanwhile.
+    while f.remaining > 0
+        && let Some(up) = pooled.take()
+    {
+        if still_open(&up) {
+            pooled = Some(up);
+            break;
+        }
+        pooled = checkout(target.addr);
+    }
     loop {
         let reused = pooled.is_some();
         let mut up = match pooled.take() {
@@ -608,6 +618,12 @@ async fn exchange(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Whether an idle connection is still open: nothing to read, not even an end of stream.
+fn still_open(up: &Upstream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(up.stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 async fn connect(addr: SocketAddr) -> Result<Upstream, Failed> {
@@ -674,8 +690,9 @@ async fn send(
         .map_err(|_| Failed::Timeout)?
 }
 
-/// Parses the response head at the start of `buf` (dropping interim 1xx responses from it:
-/// then `len` is 0) and rewrites it for the client. `None` while incomplete.
+/// Parses the response head at the start of `buf`, past any interim (1xx) responses, and
+/// rewrites it for the client; `len` 0 when only interim responses came so far. `None` while
+/// incomplete.
 fn response_head(
     buf: &[u8],
     f: &Forward,

@@ -759,3 +759,84 @@ async fn lb_slow_start_ramps_a_newly_healthy_target_up() {
         "round robin again: {late} of 200"
     );
 }
+
+/// A target that closes every connection right after its answer (while saying keep-alive, as a
+/// target whose keep-alive ran out does); reports the body length of each request but health
+/// checks.
+async fn closing_backend() -> (u16, tokio::sync::mpsc::UnboundedReceiver<usize>) {
+    let socket = tokio::net::TcpListener::bind((LOCAL, 0)).await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = socket.accept().await.unwrap();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let end = loop {
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break end + 4;
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                while buf.len() < end + length {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+                drop(stream);
+                if !head.starts_with("get /health") {
+                    let _ = tx.send(length);
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn lb_sends_no_body_onto_a_target_connection_closed_meanwhile() {
+    let (target_port, mut seen) = closing_backend().await;
+    let (_plane, port, _) = plane(
+        vec![rule(None, vec![], forward("a"))],
+        vec![group("a", vec![target(target_port, false)])],
+        "60",
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
+    // The first request leaves a pooled connection the target then closes.
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_until(&mut s, |t| t.ends_with("ok")).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(seen.recv().await, Some(0));
+    // A body too large to hold whole: it must go on a live connection, not the closed one.
+    let body = vec![b'x'; 100_000];
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .await
+        .unwrap();
+    s.write_all(&body).await.unwrap();
+    let text = read_until(&mut s, |t| t.ends_with("ok") || t.contains("502")).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(seen.recv().await, Some(100_000));
+    // A bodiless one on the next closed connection is simply sent again on a new one.
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_until(&mut s, |t| t.ends_with("ok")).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
