@@ -5,9 +5,12 @@
 //! connections are pooled per worker thread, so a request touches no lock and wakes no other
 //! thread.
 //!
-//! What this path does not handle — HTTP/2 (h2c), HTTP/1.0, `Expect`, `Upgrade`, chunked
-//! request bodies, absolute-form targets — it hands, with the rest of the connection, to the
-//! general hyper stack (`proxy::connection`).
+//! An `Upgrade` (WebSocket) request is forwarded with its `Connection` and `Upgrade`; if the
+//! target answers `101`, the connection becomes a tunnel between client and target.
+//!
+//! What this path does not handle — HTTP/2 (h2c), HTTP/1.0, `Expect`, chunked request bodies,
+//! upgrades with a body, absolute-form targets — it hands, with the rest of the connection, to
+//! the general hyper stack (`proxy::connection`).
 
 use crate::proxy::{
     self, AVOID_MS, CONNECT_TIMEOUT, Client, HEADER_TIMEOUT, HOP, MAX_HEADERS, STICKY_COOKIE,
@@ -183,6 +186,9 @@ struct Forward {
     head_only: bool,
     /// The client asked to close after this response.
     close: bool,
+    /// The client asked to switch protocols (`Upgrade`): a `101` answer turns the connection
+    /// into a tunnel to the target.
+    upgrade: bool,
     /// The listener's idle timeout: how long the target may stay silent.
     idle: Duration,
 }
@@ -252,7 +258,10 @@ struct Fields<'a> {
     bad_length: bool,
     chunked_or_coded: bool,
     close: bool,
-    upgrade: bool,
+    /// `Connection: upgrade`.
+    connection_upgrade: bool,
+    /// The `Upgrade` field's value (the protocol asked for, e.g. `websocket`).
+    upgrade: Option<&'a [u8]>,
     expect: bool,
 }
 
@@ -277,9 +286,9 @@ impl<'a> Fields<'a> {
                 f.chunked_or_coded = true;
             } else if name.eq_ignore_ascii_case(b"connection") {
                 f.close |= has_token(h.value, "close");
-                f.upgrade |= has_token(h.value, "upgrade");
+                f.connection_upgrade |= has_token(h.value, "upgrade");
             } else if name.eq_ignore_ascii_case(b"upgrade") {
-                f.upgrade = true;
+                f.upgrade = Some(h.value);
             } else if name.eq_ignore_ascii_case(b"expect") {
                 f.expect = true;
             }
@@ -334,9 +343,12 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
     if req.version == Some(1) && f.host.is_none() {
         return refuse(StatusCode::BAD_REQUEST, buf);
     }
+    // An upgrade (WebSocket) is tunnelled once the target agrees; one with a body is left to
+    // the general stack.
+    let upgrade = f.upgrade.filter(|_| f.connection_upgrade);
     if req.version != Some(1)
         || f.chunked_or_coded
-        || f.upgrade
+        || (upgrade.is_some() && f.length.is_some_and(|l| l > 0))
         || f.expect
         || !target.starts_with('/')
     {
@@ -452,7 +464,13 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
         head.push(b';');
         head.extend_from_slice(prior);
     }
-    head.extend_from_slice(b"\r\n\r\n");
+    head.extend_from_slice(b"\r\n");
+    if let Some(protocol) = upgrade {
+        head.extend_from_slice(b"connection: upgrade\r\nupgrade: ");
+        head.extend_from_slice(protocol);
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
     head.extend_from_slice(&buf[n..used]);
     let forward = Forward {
         group,
@@ -461,6 +479,7 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
         remaining: length - in_buf as u64,
         head_only,
         close: f.close,
+        upgrade: upgrade.is_some(),
         idle: listener.idle_timeout,
     };
     Some((Plan::Forward(Box::new(forward)), used))
@@ -570,6 +589,8 @@ enum Framing {
     Length(u64),
     Chunked,
     UntilClose,
+    /// No body: the connection switched protocols and is tunnelled until either side closes.
+    Tunnel,
 }
 
 /// A target's response head, rewritten for the client.
@@ -711,8 +732,30 @@ fn response_head(
             Err(_) => return Err(Failed::Broken),
         };
         let status = res.code.ok_or(Failed::Broken)?;
+        if status == 101 && f.upgrade {
+            // The target switches protocols: its answer goes through whole (with its
+            // `Connection` and `Upgrade`), then the connection is a tunnel.
+            let mut bytes = Vec::with_capacity(n + 32);
+            let _ = write!(bytes, "HTTP/1.1 101 {}\r\n", res.reason.unwrap_or_default());
+            for h in res.headers.iter().filter(|h| {
+                !h.name.eq_ignore_ascii_case("keep-alive")
+                    && !h.name.eq_ignore_ascii_case("proxy-connection")
+            }) {
+                bytes.extend_from_slice(h.name.as_bytes());
+                bytes.extend_from_slice(b": ");
+                bytes.extend_from_slice(h.value);
+                bytes.extend_from_slice(b"\r\n");
+            }
+            bytes.extend_from_slice(b"\r\n");
+            return Ok(Some(ResponseHead {
+                bytes,
+                len: start + n,
+                framing: Framing::Tunnel,
+                close: true,
+            }));
+        }
         if (100..200).contains(&status) {
-            // 101 would switch protocols, which this path never asks for.
+            // 101 switches protocols, which only an upgrade request may be answered with.
             if status == 101 {
                 return Err(Failed::Broken);
             }
@@ -850,6 +893,11 @@ async fn forward(client: &mut TcpStream, client_buf: &mut Vec<u8>, f: Box<Forwar
             return reply(client, StatusCode::BAD_GATEWAY, &f).await;
         }
     };
+    if head.framing == Framing::Tunnel {
+        drop(in_flight);
+        tunnel(client, client_buf, up, head, f.idle).await;
+        return false;
+    }
     let close = f.close || head.framing == Framing::UntilClose;
     let mut out = head.bytes;
     let mut body = Body::new(head.framing);
@@ -894,6 +942,48 @@ async fn forward(client: &mut TcpStream, client_buf: &mut Vec<u8>, f: Box<Forwar
     !close
 }
 
+/// Relays a connection that switched protocols (a WebSocket): the target's `101` and whatever
+/// either side sent after it first, then bytes both ways until one side closes or both stay
+/// silent past the idle timeout.
+async fn tunnel(
+    client: &mut TcpStream,
+    client_buf: &mut Vec<u8>,
+    mut up: Upstream,
+    head: ResponseHead,
+    idle: Duration,
+) {
+    let mut out = head.bytes;
+    out.extend_from_slice(&up.buf[head.len..]);
+    if !write(client, &out, idle).await || !write(&mut up.stream, client_buf, idle).await {
+        return;
+    }
+    client_buf.clear();
+    let (mut from_client, mut to_client) = client.split();
+    let (mut from_target, mut to_target) = up.stream.split();
+    let (mut a, mut b) = (vec![0u8; READ], vec![0u8; READ]);
+    loop {
+        tokio::select! {
+            read = from_client.read(&mut a) => match read {
+                Ok(n) if n > 0 => {
+                    if to_target.write_all(&a[..n]).await.is_err() {
+                        return;
+                    }
+                }
+                _ => return,
+            },
+            read = from_target.read(&mut b) => match read {
+                Ok(n) if n > 0 => {
+                    if to_client.write_all(&b[..n]).await.is_err() {
+                        return;
+                    }
+                }
+                _ => return,
+            },
+            () = tokio::time::sleep(idle) => return,
+        }
+    }
+}
+
 /// Answers an error of the load balancer's own, closing when part of the body is unread.
 async fn reply(client: &mut TcpStream, status: StatusCode, f: &Forward) -> bool {
     let close = f.close || f.remaining > 0;
@@ -924,7 +1014,7 @@ impl Body {
     /// when the framing is broken.
     fn feed(&mut self, data: &[u8]) -> Option<(usize, bool)> {
         match self.framing {
-            Framing::Empty => Some((0, true)),
+            Framing::Empty | Framing::Tunnel => Some((0, true)),
             Framing::UntilClose => Some((data.len(), false)),
             Framing::Length(_) => {
                 let take = self.left.min(data.len() as u64);

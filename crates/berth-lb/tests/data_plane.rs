@@ -840,3 +840,93 @@ async fn lb_sends_no_body_onto_a_target_connection_closed_meanwhile() {
     let text = read_until(&mut s, |t| t.ends_with("ok")).await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
 }
+
+/// A target that switches protocols on `Upgrade: echo` (then echoes every byte, upper-cased)
+/// and answers anything else 200 before closing.
+async fn upgrade_backend() -> u16 {
+    let socket = tokio::net::TcpListener::bind((LOCAL, 0)).await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = socket.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let end = loop {
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break end + 4;
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                if !(head.contains("\r\nconnection: upgrade\r\n")
+                    && head.contains("\r\nupgrade: echo\r\n"))
+                {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+                    .await;
+                let mut pending = buf.split_off(end);
+                loop {
+                    if !pending.is_empty() {
+                        let upper = pending.to_ascii_uppercase();
+                        if stream.write_all(&upper).await.is_err() {
+                            return;
+                        }
+                        pending.clear();
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn lb_tunnels_upgraded_connections() {
+    let target_port = upgrade_backend().await;
+    let (_plane, port, _) = plane(
+        vec![rule(None, vec![], forward("a"))],
+        vec![group("a", vec![target(target_port, false)])],
+        "60",
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
+    // The first frame follows the request at once, before the 101 is back.
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello ",
+    )
+    .await
+    .unwrap();
+    let text = read_until(&mut s, |t| t.ends_with("HELLO ")).await;
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("upgrade: echo"),
+        "{text}"
+    );
+    for word in ["over ", "the tunnel"] {
+        s.write_all(word.as_bytes()).await.unwrap();
+        let echoed = read_until(&mut s, |t| t == word.to_ascii_uppercase()).await;
+        assert_eq!(echoed, word.to_ascii_uppercase());
+    }
+    // Without `Connection: upgrade` it is a plain request.
+    let plain = raw(
+        port,
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
+}
