@@ -12,9 +12,10 @@
 //! upgrades with a body, absolute-form targets — it hands, with the rest of the connection, to
 //! the general hyper stack (`proxy::connection`).
 
-use crate::proxy::{
-    self, AVOID_MS, CONNECT_TIMEOUT, Client, HEADER_TIMEOUT, HOP, MAX_HEADERS, STICKY_COOKIE,
-    error_page, location, now_ms, pick_group, pick_target, sticky_target, sticky_value,
+use crate::proxy::{self, Client};
+use crate::routing::{
+    AVOID_MS, CONNECT_TIMEOUT, HEADER_TIMEOUT, HOP, MAX_HEADERS, STICKY_COOKIE, error_page,
+    location, now_ms, pick_group, pick_target, sticky_target, sticky_value,
 };
 use crate::rules::Request;
 use crate::{ActionConf, GroupConf, Snapshot, TargetConf, TargetState};
@@ -41,6 +42,30 @@ const POOL_IDLE: Duration = Duration::from_secs(30);
 const POOL_MAX: usize = 256;
 /// The HTTP/2 connection preface (h2c with prior knowledge).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// Serves one listener port until aborted.
+pub(crate) async fn serve(
+    socket: tokio::net::TcpListener,
+    port: u16,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    client: Client,
+) {
+    // Shared by reference: a connection's task then holds a pointer, not a client.
+    let client = Arc::new(client);
+    loop {
+        let Ok((stream, peer)) = socket.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(
+            stream,
+            peer,
+            port,
+            snapshot.clone(),
+            client.clone(),
+        ));
+    }
+}
 
 /// Serves one client connection until it closes.
 pub(crate) async fn connection(

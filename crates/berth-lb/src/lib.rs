@@ -6,6 +6,7 @@
 mod h1;
 pub mod health;
 mod proxy;
+mod routing;
 pub mod rules;
 
 use arc_swap::ArcSwap;
@@ -53,7 +54,7 @@ impl TargetState {
     fn set(&self, h: Health) {
         if h == Health::Healthy && self.health() != Health::Healthy {
             self.healthy_since
-                .store(proxy::now_ms(), std::sync::atomic::Ordering::Relaxed);
+                .store(routing::now_ms(), std::sync::atomic::Ordering::Relaxed);
         }
         self.health
             .store(h as u8, std::sync::atomic::Ordering::Relaxed);
@@ -493,7 +494,7 @@ impl DataPlane {
                     match bind_shared(addr) {
                         Ok(socket) => {
                             let _ = report.send(Ok(()));
-                            proxy::serve(socket, port, snapshot, proxy::client()).await;
+                            h1::serve(socket, port, snapshot, proxy::client()).await;
                         }
                         Err(e) => {
                             let _ = report.send(Err(e.to_string()));

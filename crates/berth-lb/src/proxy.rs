@@ -1,8 +1,13 @@
-//! The request path: accept, match the listener's rules, act (forward, redirect,
-//! fixed-response) and proxy to a target over pooled connections (spec A.5).
+//! The general request path, on hyper: HTTP/2 without TLS (h2c) and the HTTP/1 requests the
+//! hand-written path (`h1`) leaves to it. It matches the listener's rules, acts (forward,
+//! redirect, fixed-response) and proxies to a target over hyper's pooled client (spec A.5).
 
-use crate::rules::{Headers, Request};
-use crate::{ActionConf, Algorithm, GroupConf, Health, ListenerConf, Snapshot, TargetConf};
+use crate::routing::{
+    AVOID_MS, CONNECT_TIMEOUT, HEADER_TIMEOUT, HOP, MAX_HEADERS, STICKY_COOKIE, error_page,
+    location, now_ms, pick_group, pick_target, sticky_target, sticky_value,
+};
+use crate::rules::Request;
+use crate::{ActionConf, GroupConf, ListenerConf, Snapshot, TargetConf};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -17,13 +22,6 @@ use std::time::Duration;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
-
-/// Headers a client may send: 64 KiB in all (requests beyond get 431).
-pub(crate) const MAX_HEADERS: usize = 64 * 1024;
-/// How long a client may take to send its request headers.
-pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long connecting to a target may take (then 504).
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn client() -> Client {
     let mut http = HttpConnector::new();
@@ -46,15 +44,6 @@ fn full(status: StatusCode, content_type: Option<&str>, body: impl Into<Bytes>) 
         res.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
     res
-}
-
-/// The body of an error the load balancer itself answers.
-pub(crate) fn error_page(status: StatusCode) -> String {
-    format!(
-        "<html><body><h1>{} {}</h1></body></html>\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    )
 }
 
 fn error(status: StatusCode) -> Response<Body> {
@@ -102,30 +91,6 @@ impl tokio::io::AsyncWrite for Prefixed {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-/// Serves one listener port until aborted.
-pub(crate) async fn serve(
-    socket: tokio::net::TcpListener,
-    port: u16,
-    snapshot: Arc<ArcSwap<Snapshot>>,
-    client: Client,
-) {
-    // Shared by reference: a connection's task then holds a pointer, not a client.
-    let client = Arc::new(client);
-    loop {
-        let Ok((stream, peer)) = socket.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(crate::h1::connection(
-            stream,
-            peer,
-            port,
-            snapshot.clone(),
-            client.clone(),
-        ));
     }
 }
 
@@ -234,170 +199,6 @@ async fn handle(
         }
     }
 }
-
-/// The redirect's `Location`, with `#{protocol}`, `#{host}`, `#{port}`, `#{path}` (without
-/// its leading `/`) and `#{query}` replaced by the request's.
-pub(crate) fn location(
-    (host, port, req_path, req_query): (&str, u16, &str, &str),
-    (protocol, to_host, to_port, path, query): (&str, &str, &str, &str, &str),
-) -> String {
-    let bare_host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    let fill = |s: &str| {
-        s.replace("#{protocol}", "http")
-            .replace("#{host}", bare_host)
-            .replace("#{port}", &port.to_string())
-            .replace("#{path}", req_path.trim_start_matches('/'))
-            .replace("#{query}", req_query)
-    };
-    let (scheme, to_host, to_port, path, query) = (
-        fill(protocol).to_ascii_lowercase(),
-        fill(to_host),
-        fill(to_port),
-        fill(path),
-        fill(query),
-    );
-    let default_port =
-        (scheme == "http" && to_port == "80") || (scheme == "https" && to_port == "443");
-    let mut location = format!("{scheme}://{to_host}");
-    if !default_port {
-        location.push(':');
-        location.push_str(&to_port);
-    }
-    location.push_str(&path);
-    if !query.is_empty() {
-        location.push('?');
-        location.push_str(&query);
-    }
-    location
-}
-
-/// A weighted random choice among the action's target groups.
-pub(crate) fn pick_group(snap: &Snapshot, groups: &[(String, u32)]) -> Option<Arc<GroupConf>> {
-    let total: u32 = groups.iter().map(|(_, w)| *w).sum();
-    let chosen = if groups.len() == 1 || total == 0 {
-        &groups.first()?.0
-    } else {
-        let mut roll = rand::random_range(0..total);
-        let mut chosen = &groups[0].0;
-        for (arn, w) in groups {
-            if roll < *w {
-                chosen = arn;
-                break;
-            }
-            roll -= w;
-        }
-        chosen
-    };
-    snap.groups.get(chosen).cloned()
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// How long a target that failed a request is avoided.
-pub(crate) const AVOID_MS: i64 = 5_000;
-
-/// A target for the next request, never a draining one nor `except`: a healthy one that has
-/// not just failed; else any that has not just failed (fail open); else any.
-pub(crate) fn pick_target<'a>(
-    group: &'a GroupConf,
-    except: Option<&TargetConf>,
-) -> Option<&'a TargetConf> {
-    let now = now_ms();
-    let usable =
-        |t: &TargetConf| !t.draining && except.is_none_or(|e| e.id != t.id || e.port != t.port);
-    let fresh = |t: &TargetConf| usable(t) && t.state.avoid_until.load(Ordering::Relaxed) <= now;
-    let healthy = |t: &TargetConf| fresh(t) && t.state.health() == Health::Healthy;
-    // The first non-empty tier, chosen without allocating (this runs for every request).
-    let tiers: [&dyn Fn(&TargetConf) -> bool; 3] = [&healthy, &fresh, &usable];
-    let (tier, n) = tiers
-        .iter()
-        .map(|f| (*f, group.targets.iter().filter(|t| f(t)).count()))
-        .find(|(_, n)| *n > 0)?;
-    let mut pool = group.targets.iter().filter(|t| tier(t));
-    if let Some(ramp) = group.slow_start
-        && group.algorithm == Algorithm::RoundRobin
-    {
-        // Slow start: a target that became healthy less than `ramp` ago gets a share growing
-        // linearly from 0 — while some target past its ramp takes the rest.
-        let ramp = ramp.as_millis() as f64;
-        let share = |t: &TargetConf| {
-            let since = t.state.healthy_since.load(Ordering::Relaxed);
-            let warm = (now - since) as f64 / ramp;
-            if t.state.health() == Health::Healthy && warm < 1.0 {
-                warm.max(0.0)
-            } else {
-                1.0
-            }
-        };
-        let pool = || group.targets.iter().filter(|t| tier(t));
-        if pool().any(|t| share(t) < 1.0) && pool().any(|t| share(t) >= 1.0) {
-            let total: f64 = pool().map(share).sum();
-            let mut roll = rand::random::<f64>() * total;
-            for t in pool() {
-                roll -= share(t);
-                if roll < 0.0 {
-                    return Some(t);
-                }
-            }
-            return pool().filter(|t| share(t) >= 1.0).last();
-        }
-    }
-    match group.algorithm {
-        Algorithm::RoundRobin => pool.nth(group.next.fetch_add(1, Ordering::Relaxed) % n),
-        Algorithm::LeastOutstanding => {
-            pool.min_by_key(|t| t.state.outstanding.load(Ordering::Relaxed))
-        }
-    }
-}
-
-/// The stickiness cookie (the name ALB uses).
-pub(crate) const STICKY_COOKIE: &str = "AWSALB";
-
-/// The cookie value naming a target: its id and port, hex-encoded.
-pub(crate) fn sticky_value(t: &TargetConf) -> String {
-    format!("{}:{}", t.id, t.port)
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The target the client's `AWSALB` cookie names (lb_cookie stickiness), while it is usable.
-pub(crate) fn sticky_target<'a>(
-    group: &'a GroupConf,
-    headers: &dyn Headers,
-) -> Option<&'a TargetConf> {
-    group.sticky?;
-    let mut found = None;
-    headers.any_value("cookie", &mut |v| {
-        found = v
-            .split(';')
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == STICKY_COOKIE)
-            .and_then(|(_, wanted)| {
-                group.targets.iter().find(|t| {
-                    !t.draining
-                        && t.state.health() != Health::Unhealthy
-                        && sticky_value(t) == wanted
-                })
-            });
-        found.is_some()
-    });
-    found
-}
-
-/// Hop-by-hop headers, not forwarded.
-pub(crate) const HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-];
 
 async fn forward(
     req: http::Request<Incoming>,
