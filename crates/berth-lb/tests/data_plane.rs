@@ -930,3 +930,43 @@ async fn lb_tunnels_upgraded_connections() {
     .await;
     assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
 }
+
+#[tokio::test]
+async fn lb_hands_what_it_does_not_frame_itself_to_the_general_stack() {
+    let up = backend("up").await;
+    let (_plane, port, _) = plane(
+        vec![rule(None, vec![], forward("a"))],
+        vec![group("a", vec![target(up.port, false)])],
+        "60",
+    )
+    .await;
+    // A chunked upload, after a request on the same connection (handed over mid-connection).
+    let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
+    s.write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    read_until(&mut s, |t| t.contains("up xff=")).await;
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let text = read_until(&mut s, |t| t.ends_with("hello world")).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // `Expect: 100-continue`: the client hears 100 before it sends the body.
+    let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let text = read_until(&mut s, |t| t.contains("\r\n\r\n")).await;
+    assert!(text.starts_with("HTTP/1.1 100"), "{text}");
+    s.write_all(b"ping").await.unwrap();
+    let text = read_until(&mut s, |t| t.ends_with("ping")).await;
+    assert!(text.contains("HTTP/1.1 200"), "{text}");
+    // HTTP/1.0.
+    let text = raw(port, b"GET /old HTTP/1.0\r\nHost: x\r\n\r\n").await;
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    assert!(text.contains("up xff=127.0.0.1"), "{text}");
+}
