@@ -760,6 +760,22 @@ async fn lb_slow_start_ramps_a_newly_healthy_target_up() {
     );
 }
 
+/// Reads `stream` into `buf` up to the end of a request head: the head (lower case) and where
+/// it ends in `buf`; `None` if the connection closed first.
+async fn head_of(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<(String, usize)> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end + 4]).to_ascii_lowercase();
+            return Some((head, end + 4));
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// A target that closes every connection right after its answer (while saying keep-alive, as a
 /// target whose keep-alive ran out does); reports the body length of each request but health
 /// checks.
@@ -774,16 +790,9 @@ async fn closing_backend() -> (u16, tokio::sync::mpsc::UnboundedReceiver<usize>)
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 65536];
-                let end = loop {
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break end + 4;
-                    }
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+                let Some((head, end)) = head_of(&mut stream, &mut buf).await else {
+                    return;
                 };
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
                 let length: usize = head
                     .lines()
                     .find_map(|l| l.strip_prefix("content-length:"))
@@ -851,17 +860,10 @@ async fn upgrade_backend() -> u16 {
             let (mut stream, _) = socket.accept().await.unwrap();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let end = loop {
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break end + 4;
-                    }
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+                let mut chunk = [0u8; 65536];
+                let Some((head, end)) = head_of(&mut stream, &mut buf).await else {
+                    return;
                 };
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
                 if !(head.contains("\r\nconnection: upgrade\r\n")
                     && head.contains("\r\nupgrade: echo\r\n"))
                 {
