@@ -15,7 +15,7 @@
 use crate::proxy::{self, Client};
 use crate::routing::{
     AVOID_MS, CONNECT_TIMEOUT, HEADER_TIMEOUT, HOP, MAX_HEADERS, STICKY_COOKIE, error_page,
-    location, now_ms, pick_group, pick_target, sticky_target, sticky_value,
+    location, now_ms, pick_group, pick_target, sticky_target, sticky_value, trace_id,
 };
 use crate::rules::Request;
 use crate::{ActionConf, GroupConf, Snapshot, TargetConf, TargetState};
@@ -476,19 +476,7 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
         peer.ip(),
         listener.port
     );
-    // Root=1-<epoch seconds, hex>-<96 random bits>; an existing one gets Self= before it.
-    head.extend_from_slice(if trace.is_some() {
-        b"Self=1-"
-    } else {
-        b"Root=1-"
-    });
-    push_hex(&mut head, (now_ms() / 1000) as u128, 8);
-    head.push(b'-');
-    push_hex(&mut head, rand::random::<u128>(), 24);
-    if let Some(prior) = trace {
-        head.push(b';');
-        head.extend_from_slice(prior);
-    }
+    trace_id(trace, &mut head);
     head.extend_from_slice(b"\r\n");
     if let Some(protocol) = upgrade {
         head.extend_from_slice(b"connection: upgrade\r\nupgrade: ");
@@ -508,16 +496,6 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
         idle: listener.idle_timeout,
     };
     Some((Plan::Forward(Box::new(forward)), used))
-}
-
-/// Appends the low `digits` hex digits of `value`.
-fn push_hex(out: &mut Vec<u8>, value: u128, digits: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.extend(
-        (0..digits)
-            .rev()
-            .map(|i| HEX[((value >> (i * 4)) & 0xf) as usize]),
-    );
 }
 
 /// A connection to a target, with its read buffer.
@@ -1232,14 +1210,6 @@ mod tests {
             "the target sees EOF"
         );
         tend.abort();
-    }
-
-    #[test]
-    fn h1_hex_digits() {
-        let mut out = Vec::new();
-        push_hex(&mut out, 0x6a1b_2c3d, 8);
-        push_hex(&mut out, 0xabc, 6);
-        assert_eq!(out, b"6a1b2c3d000abc");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::routing::{
     AVOID_MS, CONNECT_TIMEOUT, HEADER_TIMEOUT, HOP, MAX_HEADERS, STICKY_COOKIE, error_page,
-    location, now_ms, pick_group, pick_target, sticky_target, sticky_value,
+    location, now_ms, pick_group, pick_target, sticky_target, sticky_value, trace_id,
 };
 use crate::rules::Request;
 use crate::{ActionConf, GroupConf, ListenerConf, Snapshot, TargetConf};
@@ -239,21 +239,10 @@ async fn forward(
     parts
         .headers
         .insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    // X-Amzn-Trace-Id: Root=1-<epoch seconds, hex>-<96 random bits>; an existing one gets Self=.
-    let trace = format!(
-        "1-{:08x}-{:024x}",
-        now_ms() / 1000,
-        rand::random::<u128>() >> 32
-    );
-    let trace = match parts
-        .headers
-        .get("x-amzn-trace-id")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(prior) => format!("Self={trace};{prior}"),
-        None => format!("Root={trace}"),
-    };
-    if let Ok(v) = HeaderValue::from_str(&trace) {
+    let mut trace = Vec::new();
+    let prior = parts.headers.get("x-amzn-trace-id").map(|v| v.as_bytes());
+    trace_id(prior, &mut trace);
+    if let Ok(v) = HeaderValue::from_bytes(&trace) {
         parts.headers.insert("x-amzn-trace-id", v);
     }
     parts

@@ -188,3 +188,59 @@ pub(crate) const HOP: &[&str] = &[
     "trailer",
     "upgrade",
 ];
+
+/// Appends the `X-Amzn-Trace-Id` value for a request: `Root=1-<epoch seconds, hex>-<96 random
+/// bits>`, or, when the request already carries one (`prior`), `Self=1-…;` before it.
+pub(crate) fn trace_id(prior: Option<&[u8]>, out: &mut Vec<u8>) {
+    out.extend_from_slice(if prior.is_some() {
+        b"Self=1-"
+    } else {
+        b"Root=1-"
+    });
+    push_hex(out, (now_ms() / 1000) as u128, 8);
+    out.push(b'-');
+    push_hex(out, rand::random::<u128>(), 24);
+    if let Some(prior) = prior {
+        out.push(b';');
+        out.extend_from_slice(prior);
+    }
+}
+
+/// Appends the low `digits` hex digits of `value`.
+fn push_hex(out: &mut Vec<u8>, value: u128, digits: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend(
+        (0..digits)
+            .rev()
+            .map(|i| HEX[((value >> (i * 4)) & 0xf) as usize]),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_hex_digits_and_trace_ids() {
+        let mut out = Vec::new();
+        push_hex(&mut out, 0x6a1b_2c3d, 8);
+        push_hex(&mut out, 0xabc, 6);
+        assert_eq!(out, b"6a1b2c3d000abc");
+        let mut root = Vec::new();
+        trace_id(None, &mut root);
+        let root = String::from_utf8(root).unwrap();
+        let parts: Vec<&str> = root.trim_start_matches("Root=").split('-').collect();
+        assert_eq!(
+            (parts[0], parts[1].len(), parts[2].len()),
+            ("1", 8, 24),
+            "{root}"
+        );
+        let mut chained = Vec::new();
+        trace_id(Some(b"Root=1-abc-def"), &mut chained);
+        let chained = String::from_utf8(chained).unwrap();
+        assert!(
+            chained.starts_with("Self=1-") && chained.ends_with(";Root=1-abc-def"),
+            "{chained}"
+        );
+    }
+}

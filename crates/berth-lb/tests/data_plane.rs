@@ -209,6 +209,16 @@ async fn plane(
     (plane, port, seen)
 }
 
+/// A data plane whose one listener forwards everything to the target on `target_port`.
+async fn one_target(target_port: u16, idle_timeout: &str) -> (Arc<DataPlane>, u16, Transitions) {
+    plane(
+        vec![rule(None, vec![], forward("a"))],
+        vec![group("a", vec![target(target_port, false)])],
+        idle_timeout,
+    )
+    .await
+}
+
 /// Sends raw bytes and reads the whole response (the request asks to close).
 async fn raw(port: u16, request: &[u8]) -> String {
     let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
@@ -360,12 +370,7 @@ async fn lb_errors_retry_and_draining() {
     assert_eq!(get(port, "/", "x").await.0, 503);
     // Only a target that refuses: 502; with a working one too, the refused request is retried.
     let closed = free_port();
-    let (_p2, port, _) = plane(
-        vec![rule(None, vec![], forward("a"))],
-        vec![group("a", vec![target(closed, false)])],
-        "60",
-    )
-    .await;
+    let (_p2, port, _) = one_target(closed, "60").await;
     assert_eq!(get(port, "/", "x").await.0, 502);
     let up = backend("up").await;
     let (_p3, port, _) = plane(
@@ -382,12 +387,7 @@ async fn lb_errors_retry_and_draining() {
     }
     // A target silent past the idle timeout: 504.
     let slow = backend("slow").await;
-    let (_p4, port, _) = plane(
-        vec![rule(None, vec![], forward("a"))],
-        vec![group("a", vec![target(slow.port, false)])],
-        "1",
-    )
-    .await;
+    let (_p4, port, _) = one_target(slow.port, "1").await;
     assert_eq!(get(port, "/slow", "x").await.0, 504);
     // A draining target gets no new requests.
     let stay = backend("stay").await;
@@ -411,12 +411,7 @@ async fn lb_errors_retry_and_draining() {
 #[tokio::test]
 async fn lb_rejects_smuggling_and_oversized_headers() {
     let up = backend("up").await;
-    let (_p, port, _) = plane(
-        vec![rule(None, vec![], forward("a"))],
-        vec![group("a", vec![target(up.port, false)])],
-        "60",
-    )
-    .await;
+    let (_p, port, _) = one_target(up.port, "60").await;
     let smuggle = raw(
         port,
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -819,12 +814,7 @@ async fn closing_backend() -> (u16, tokio::sync::mpsc::UnboundedReceiver<usize>)
 #[tokio::test]
 async fn lb_sends_no_body_onto_a_target_connection_closed_meanwhile() {
     let (target_port, mut seen) = closing_backend().await;
-    let (_plane, port, _) = plane(
-        vec![rule(None, vec![], forward("a"))],
-        vec![group("a", vec![target(target_port, false)])],
-        "60",
-    )
-    .await;
+    let (_plane, port, _) = one_target(target_port, "60").await;
     let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
     // The first request leaves a pooled connection the target then closes.
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -900,12 +890,7 @@ async fn upgrade_backend() -> u16 {
 #[tokio::test]
 async fn lb_tunnels_upgraded_connections() {
     let target_port = upgrade_backend().await;
-    let (_plane, port, _) = plane(
-        vec![rule(None, vec![], forward("a"))],
-        vec![group("a", vec![target(target_port, false)])],
-        "60",
-    )
-    .await;
+    let (_plane, port, _) = one_target(target_port, "60").await;
     let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
     // The first frame follows the request at once, before the 101 is back.
     s.write_all(
@@ -936,12 +921,7 @@ async fn lb_tunnels_upgraded_connections() {
 #[tokio::test]
 async fn lb_hands_what_it_does_not_frame_itself_to_the_general_stack() {
     let up = backend("up").await;
-    let (_plane, port, _) = plane(
-        vec![rule(None, vec![], forward("a"))],
-        vec![group("a", vec![target(up.port, false)])],
-        "60",
-    )
-    .await;
+    let (_plane, port, _) = one_target(up.port, "60").await;
     // A chunked upload, after a request on the same connection (handed over mid-connection).
     let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
     s.write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")

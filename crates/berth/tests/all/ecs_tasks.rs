@@ -42,6 +42,19 @@ async fn setup(ecs: &Client) -> (String, String) {
     (a, b)
 }
 
+/// StartTask of `app` on `instance`; the task's ARN.
+async fn start_on(ecs: &Client, instance: &str) -> String {
+    let run = ecs
+        .start_task()
+        .cluster("work")
+        .task_definition("app")
+        .container_instances(instance)
+        .send()
+        .await
+        .unwrap();
+    run.tasks()[0].task_arn().unwrap().to_string()
+}
+
 /// The simulated agent reports `task`'s container exited 0 and the task STOPPED.
 async fn report_stopped(ecs: &Client, task: &str) {
     ecs.submit_task_state_change()
@@ -213,15 +226,7 @@ async fn tasks_follow_the_lifecycle_an_agent_reports() {
     let server = start();
     let ecs = server.ecs();
     let (a, _) = setup(&ecs).await;
-    let run = ecs
-        .start_task()
-        .cluster("work")
-        .task_definition("app")
-        .container_instances(&a)
-        .send()
-        .await
-        .unwrap();
-    let task = run.tasks()[0].task_arn().unwrap().to_string();
+    let task = start_on(&ecs, &a).await;
 
     // The simulated agent finds its work through ListTasks and reports.
     let mine = ecs
@@ -767,15 +772,7 @@ async fn stopped_tasks_are_forgotten_after_their_retention() {
     let (a, _) = setup(&ecs).await;
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let run = ecs
-            .start_task()
-            .cluster("work")
-            .task_definition("app")
-            .container_instances(&a)
-            .send()
-            .await
-            .unwrap();
-        tasks.push(run.tasks()[0].task_arn().unwrap().to_string());
+        tasks.push(start_on(&ecs, &a).await);
     }
     // The first stops (reported by its agent); the second keeps running.
     ecs.stop_task()
