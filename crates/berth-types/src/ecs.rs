@@ -431,6 +431,20 @@ pub struct Task {
     /// stop it: the reason it will be stopped with once they have drained.
     #[serde(default)]
     pub drain_reason: Option<String>,
+    /// The load balancer targets the service scheduler registered for this task. Recorded
+    /// before they are registered, so they are known (and deregistered) even after the
+    /// containers and their port bindings are gone.
+    #[serde(default)]
+    pub targets: Vec<TaskTarget>,
+}
+
+/// A task's target in one target group: `instance` targets are the node id and the host port
+/// bound to the container port, `ip` targets the task's address and the container port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TaskTarget {
+    pub target_group: String,
+    pub id: String,
+    pub port: i64,
 }
 
 /// A service (spec/ecs.md §7). Stored under `cluster\nname`; the status column is `status`.
@@ -574,6 +588,7 @@ mod tests {
             version: 1,
             private_ipv4_address: None,
             drain_reason: None,
+            targets: vec![],
         };
         assert_eq!(task(vec![c(true, None)]).health_status(), "UNKNOWN");
         assert_eq!(

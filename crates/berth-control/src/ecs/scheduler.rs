@@ -118,7 +118,11 @@ impl ServiceScheduler {
         Ok(changed)
     }
 
-    fn healthy(&self, t: &ServiceTask, now: Timestamp) -> bool {
+    /// Whether the task is healthy as far as its containers go (spec §7.4): RUNNING and its
+    /// essential containers' health check HEALTHY; without a health check, RUNNING for
+    /// `healthy_after` — unless the service has load balancers (`load_balanced`), whose target
+    /// health then decides alone (the caller checks it).
+    fn healthy(&self, t: &ServiceTask, now: Timestamp, load_balanced: bool) -> bool {
         if t.last_status != TaskStatus::Running || t.desired_stopped {
             return false;
         }
@@ -126,6 +130,7 @@ impl ServiceScheduler {
             "HEALTHY" => true,
             "UNHEALTHY" => false,
             _ if t.health_checked() => false,
+            _ if load_balanced => true,
             _ => t
                 .started_at
                 .is_some_and(|s| now.0 - s.0 >= self.healthy_after.as_millis() as i64),
@@ -278,11 +283,11 @@ impl ServiceScheduler {
                 .collect()
         };
         let targets = Targets::new(&svc, groups, &fleet.nodes);
-        // Healthy per spec §7.4: the container health check (or 40 s RUNNING) and, with load
-        // balancers, a healthy target in every target group; a task draining its targets is
-        // on its way out.
+        // Healthy per spec §7.4: the container health check if there is one and, with load
+        // balancers, a healthy target in every target group (without them, 40 s RUNNING
+        // stands in for a health check); a task draining its targets is on its way out.
         let healthy = |t: &ServiceTask| {
-            self.healthy(t, now)
+            self.healthy(t, now, targets.any())
                 && (!targets.any() || (targets.healthy(t, now) && !targets.draining(t, now)))
         };
         let past_grace = |t: &ServiceTask| t.started_at.is_some_and(|s| now.0 - s.0 >= grace);
@@ -409,17 +414,29 @@ impl ServiceScheduler {
             .await?;
         }
         if targets.any() {
-            // Register RUNNING tasks' targets; deregister those of tasks that are gone.
-            let mut register = Vec::new();
+            // Register RUNNING tasks' targets (recorded on the task first, so they are known
+            // however it ends); deregister those of tasks that are gone, whatever ended them,
+            // unless a task that stays has the same target (a reused host port).
+            let mut register: Vec<(String, Vec<Binding>)> = Vec::new();
+            let mut staying = BTreeSet::new();
             let mut gone = Vec::new();
             for t in &tasks {
                 let stopping = t.drain_reason.is_some() || stops.iter().any(|(id, _)| id == &t.id);
                 if t.last_status == TaskStatus::Running && !t.desired_stopped && !stopping {
-                    register.extend(targets.missing(t, now));
+                    staying.extend(targets.bindings(t));
+                    let missing = targets.missing(t, now);
+                    if !missing.is_empty() {
+                        register.push((t.id.clone(), missing));
+                    }
                 } else if t.desired_stopped || t.last_status == TaskStatus::Stopped {
                     gone.extend(targets.registered(t, now));
                 }
             }
+            gone.retain(|b| !staying.contains(b));
+            if !register.is_empty() {
+                ecs.tasks_record_targets(&cluster, register.clone()).await?;
+            }
+            let register = register.into_iter().flat_map(|(_, b)| b).collect();
             self.retarget(&name, register, true, &mut out).await?;
             self.retarget(&name, gone, false, &mut out).await?;
         }
@@ -654,8 +671,8 @@ fn apply(s: &mut Service, out: &Outcome) {
 fn by_group(bindings: Vec<Binding>) -> BTreeMap<String, Vec<Binding>> {
     let mut out: BTreeMap<String, Vec<Binding>> = BTreeMap::new();
     for b in bindings {
-        if !out.get(&b.group).is_some_and(|l| l.contains(&b)) {
-            out.entry(b.group.clone()).or_default().push(b);
+        if !out.get(&b.target_group).is_some_and(|l| l.contains(&b)) {
+            out.entry(b.target_group.clone()).or_default().push(b);
         }
     }
     out
@@ -682,7 +699,10 @@ fn unplaced_message(name: &str, f: &super::Failure) -> String {
             "is already using a port required by your task.".to_string()
         }
         "AGENT" => "encountered error \"AGENT\".".to_string(),
-        "ATTRIBUTE" => "is missing an attribute required by your task.".to_string(),
+        "ATTRIBUTE" => match &f.detail {
+            Some(d) => format!("is missing an attribute required by your task: {d}."),
+            None => "is missing an attribute required by your task.".to_string(),
+        },
         _ => return base,
     };
     format!("{base} The closest matching (container-instance {instance}) {why}")

@@ -8,7 +8,7 @@
 
 use crate::records::{all, decode};
 use berth_store::{Kind, Tx, Watcher};
-use berth_types::ecs::{ClusterName, TaskStatus, task_health};
+use berth_types::ecs::{ClusterName, TaskStatus, TaskTarget, task_health};
 use berth_types::{Error, Timestamp};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +33,9 @@ pub(super) struct ServiceTask {
     /// Being stopped once its load balancer targets have drained, for this reason.
     #[serde(default)]
     pub drain_reason: Option<String>,
+    /// The load balancer targets recorded for it.
+    #[serde(default)]
+    pub targets: Vec<TaskTarget>,
     pub containers: Vec<ServiceContainer>,
 }
 

@@ -5,18 +5,13 @@
 
 use super::service_tasks::ServiceTask;
 use berth_types::Timestamp;
-use berth_types::ecs::Service;
+use berth_types::ecs::{Service, TaskTarget};
 use berth_types::elb::TargetGroup;
 use serde_json::Value;
 use std::collections::HashMap;
 
 /// A task's target in one target group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Binding {
-    pub group: String,
-    pub id: String,
-    pub port: i64,
-}
+pub(super) type Binding = TaskTarget;
 
 /// Where a binding stands in its target group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +82,7 @@ impl<'a> Targets<'a> {
             };
             if let Some((id, port)) = target {
                 out.push(Binding {
-                    group: group.to_string(),
+                    target_group: group.to_string(),
                     id,
                     port,
                 });
@@ -96,10 +91,22 @@ impl<'a> Targets<'a> {
         out
     }
 
+    /// The task's targets as they were recorded when registered, and those it has now: once
+    /// its containers are gone, only the recorded ones are known.
+    fn known(&self, t: &ServiceTask) -> Vec<Binding> {
+        let mut all = t.targets.clone();
+        for b in self.bindings(t) {
+            if !all.contains(&b) {
+                all.push(b);
+            }
+        }
+        all
+    }
+
     pub fn standing(&self, b: &Binding, now: Timestamp) -> Standing {
         let Some(t) = self
             .groups
-            .get(&b.group)
+            .get(&b.target_group)
             .and_then(|g| g.targets.iter().find(|t| t.id == b.id && t.port == b.port))
         else {
             return Standing::Absent;
@@ -129,19 +136,19 @@ impl<'a> Targets<'a> {
         self.bindings(t)
             .into_iter()
             .find(|b| self.standing(b, now) == Standing::Registered(Some(false)))
-            .map(|b| b.group)
+            .map(|b| b.target_group)
     }
 
     /// Whether any of the task's targets is still draining.
     pub fn draining(&self, t: &ServiceTask, now: Timestamp) -> bool {
-        self.bindings(t)
+        self.known(t)
             .iter()
             .any(|b| matches!(self.standing(b, now), Standing::Draining(_)))
     }
 
     /// The task's targets that are registered (and not draining).
     pub fn registered(&self, t: &ServiceTask, now: Timestamp) -> Vec<Binding> {
-        self.bindings(t)
+        self.known(t)
             .into_iter()
             .filter(|b| matches!(self.standing(b, now), Standing::Registered(_)))
             .collect()

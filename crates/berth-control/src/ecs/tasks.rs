@@ -14,7 +14,7 @@ use crate::placement::{self, Constraint, Strategy, TaskShape};
 use berth_store::{Kind, ListQuery, Tx};
 use berth_types::ecs::{
     ClusterName, ContainerInstance, Task, TaskContainer, TaskDefinition, TaskDefinitionStatus,
-    TaskStatus,
+    TaskStatus, TaskTarget,
 };
 use berth_types::{Error, Tag, Timestamp};
 use serde_json::Value;
@@ -484,6 +484,7 @@ impl Ecs {
             version: 1,
             private_ipv4_address: None,
             drain_reason: None,
+            targets: Vec::new(),
         };
         let instance_arn = |id: &str| {
             self.scope
@@ -519,10 +520,19 @@ impl Ecs {
                             &constraints,
                             rand::random(),
                         );
-                        failures.extend(plan.failures.into_iter().map(|f| Failure {
-                            arn: f.instance.as_deref().map(instance_arn).unwrap_or_default(),
-                            reason: f.reason,
-                            detail: None,
+                        failures.extend(plan.failures.into_iter().map(|f| {
+                            let instance = f.instance.as_deref().and_then(|i| view.instance(i));
+                            let detail = (f.reason == "ATTRIBUTE")
+                                .then(|| {
+                                    let attributes = instance.map(|(_, i)| &i.attributes[..]);
+                                    missing_attributes(&task_shape.requires_attributes, attributes)
+                                })
+                                .flatten();
+                            Failure {
+                                arn: f.instance.as_deref().map(instance_arn).unwrap_or_default(),
+                                reason: f.reason,
+                                detail,
+                            }
                         }));
                         plan.placements
                             .into_iter()
@@ -825,6 +835,27 @@ impl Ecs {
     }
 }
 
+/// The `detail` of an `ATTRIBUTE` failure: which required attributes the instance lacks, and
+/// for a logging-driver capability, the `logDriver` that needs it.
+fn missing_attributes(
+    required: &[String],
+    have: Option<&[berth_types::ecs::InstanceAttribute]>,
+) -> Option<String> {
+    let missing: Vec<&str> = required
+        .iter()
+        .filter(|r| !have.is_some_and(|h| h.iter().any(|a| &a.name == *r)))
+        .map(String::as_str)
+        .collect();
+    let first = missing.first()?;
+    let why = match first.strip_prefix("com.amazonaws.ecs.capability.logging-driver.") {
+        Some(driver) => format!(
+            "logConfiguration.logDriver '{driver}' is not supported by the agent of this container instance"
+        ),
+        None => "the container instance lacks an attribute the task definition requires".into(),
+    };
+    Some(format!("{why} (missing: {})", missing.join(", ")))
+}
+
 /// Whether any task of `cluster` still holds resources (inside a transaction).
 pub(super) fn any_active(tx: &Tx<'_>, cluster: &ClusterName) -> Result<bool, Error> {
     let tasks: Vec<Task> = list_prefix(tx, Kind::Task, &format!("{cluster}\n"))?;
@@ -879,6 +910,37 @@ impl Ecs {
                     };
                     if t.drain_reason.is_none() && !t.desired_stopped {
                         t.drain_reason = Some(reason);
+                        t.version += 1;
+                        save_task(tx, &t, Some(g))?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Records load balancer targets on tasks before the scheduler registers them (each
+    /// task's list grows; a target already recorded is not repeated).
+    pub(super) async fn tasks_record_targets(
+        &self,
+        cluster: &ClusterName,
+        records: Vec<(String, Vec<TaskTarget>)>,
+    ) -> Result<(), Error> {
+        let c = cluster.clone();
+        self.store
+            .write(move |tx| {
+                for (id, targets) in records {
+                    let k = key(&c, &id);
+                    let Some((g, mut t)) = load::<Task>(tx.get(Kind::Task, &k)?)? else {
+                        continue;
+                    };
+                    let before = t.targets.len();
+                    for target in targets {
+                        if !t.targets.contains(&target) {
+                            t.targets.push(target);
+                        }
+                    }
+                    if t.targets.len() != before {
                         t.version += 1;
                         save_task(tx, &t, Some(g))?;
                     }

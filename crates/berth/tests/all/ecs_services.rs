@@ -126,7 +126,8 @@ async fn agent_pass(ecs: &Client) {
     }
 }
 
-/// The agent reports the task's container exited with `code`.
+/// The agent reports the task's container exited with `code` (and, as Docker shows a stopped
+/// container, without port bindings).
 async fn exit(ecs: &Client, task: &str, code: i32) {
     ecs.submit_task_state_change()
         .cluster(CLUSTER)
@@ -137,6 +138,7 @@ async fn exit(ecs: &Client, task: &str, code: i32) {
                 .container_name("app")
                 .status("STOPPED")
                 .exit_code(code)
+                .set_network_bindings(Some(Vec::new()))
                 .build(),
         )
         .send()
@@ -1263,4 +1265,302 @@ async fn service_behind_a_load_balancer_rolls_with_zero_failed_requests() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+/// However a service task ends — its container killed, its essential container exiting, its
+/// agent lost, or stopped by the user — its targets leave every target group it was
+/// registered in, even though its stopped containers no longer show the host ports (another
+/// container can later take such a port and must not get this service's traffic).
+#[tokio::test]
+async fn service_task_targets_are_deregistered_however_the_task_stops() {
+    use berth_testkit::aws_sdk_ecs::types::{LoadBalancer, NetworkBinding, PortMapping};
+    use berth_testkit::aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, ProtocolEnum, TargetGroupAttribute,
+    };
+    let server = crate::start_with(berth_testkit::Options {
+        args: [
+            "--scheduler-interval-ms",
+            "100",
+            "--agent-timeout",
+            "2",
+            "--agent-lost-timeout",
+            "3",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    });
+    let ecs = server.ecs();
+    let elb = server.elbv2();
+    setup(&ecs, 3).await;
+    ecs.register_task_definition()
+        .family("lbweb")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image("web:a")
+                .memory(64)
+                .port_mappings(
+                    PortMapping::builder()
+                        .container_port(80)
+                        .host_port(0)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let lb = elb
+        .create_load_balancer()
+        .name("front")
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    // Two target groups, both fed by the service: a task leaves both.
+    let mut groups = Vec::new();
+    for name in ["one", "two"] {
+        let tg = elb
+            .create_target_group()
+            .name(name)
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .vpc_id("vpc-1")
+            .health_check_interval_seconds(5)
+            .health_check_timeout_seconds(2)
+            .send()
+            .await
+            .unwrap()
+            .target_groups()[0]
+            .target_group_arn()
+            .unwrap()
+            .to_string();
+        elb.modify_target_group_attributes()
+            .target_group_arn(&tg)
+            .attributes(
+                TargetGroupAttribute::builder()
+                    .key("deregistration_delay.timeout_seconds")
+                    .value("0")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        elb.create_listener()
+            .load_balancer_arn(&lb)
+            .protocol(ProtocolEnum::Http)
+            .port(crate::elbv2::free_port())
+            .default_actions(
+                Action::builder()
+                    .r#type(ActionTypeEnum::Forward)
+                    .target_group_arn(&tg)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        groups.push(tg);
+    }
+    let mut create = ecs
+        .create_service()
+        .cluster(CLUSTER)
+        .service_name("web")
+        .task_definition("lbweb")
+        .desired_count(3);
+    for tg in &groups {
+        create = create.load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(tg)
+                .container_name("app")
+                .container_port(80)
+                .build(),
+        );
+    }
+    create.send().await.unwrap();
+
+    // The simulated agents: a backend per running task; a stopped task is reported as a
+    // stopped container shows — without port bindings. Instances heartbeat unless lost.
+    // (Stopped tasks' backends are kept, so no new task gets their ports.)
+    let backends: std::sync::Mutex<BTreeMap<String, crate::elbv2::Backend>> = Default::default();
+    let lost: std::sync::Mutex<Option<String>> = Default::default();
+    let instances = ecs
+        .list_container_instances()
+        .cluster(CLUSTER)
+        .send()
+        .await
+        .unwrap()
+        .container_instance_arns()
+        .to_vec();
+    let agent = || async {
+        for i in &instances {
+            if lost.lock().unwrap().as_deref() != Some(i.as_str()) {
+                heartbeat(&server, i).await;
+            }
+        }
+        for t in tasks(&ecs, DesiredStatus::Running).await {
+            if t.last_status() != Some("PROVISIONING") {
+                continue;
+            }
+            let arn = t.task_arn().unwrap().to_string();
+            let b = crate::elbv2::backend("web").await;
+            let host_port = b.port as i32;
+            backends.lock().unwrap().insert(arn.clone(), b);
+            ecs.submit_task_state_change()
+                .cluster(CLUSTER)
+                .task(&arn)
+                .status("RUNNING")
+                .containers(
+                    ContainerStateChange::builder()
+                        .container_name("app")
+                        .status("RUNNING")
+                        .network_bindings(
+                            NetworkBinding::builder()
+                                .bind_ip("0.0.0.0")
+                                .container_port(80)
+                                .host_port(host_port)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+        for t in tasks(&ecs, DesiredStatus::Stopped).await {
+            if t.last_status() != Some("STOPPED")
+                && lost.lock().unwrap().as_deref() != t.container_instance_arn()
+            {
+                exit(&ecs, t.task_arn().unwrap(), 0).await;
+            }
+        }
+    };
+    // The host ports registered in each group.
+    let registered = || async {
+        let mut all = Vec::new();
+        for tg in &groups {
+            let h = elb
+                .describe_target_health()
+                .target_group_arn(tg)
+                .send()
+                .await
+                .unwrap();
+            let ports: BTreeSet<i32> = h
+                .target_health_descriptions()
+                .iter()
+                .filter_map(|d| d.target()?.port())
+                .collect();
+            all.push(ports);
+        }
+        all
+    };
+    let host_port = |t: &Task| t.containers()[0].network_bindings()[0].host_port().unwrap();
+    // Until the service runs 3 tasks and every group holds exactly their ports.
+    let settle = |what: &'static str| {
+        let (ecs, agent, registered) = (&ecs, &agent, &registered);
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+            loop {
+                agent().await;
+                let live: Vec<Task> = tasks(ecs, DesiredStatus::Running)
+                    .await
+                    .into_iter()
+                    .filter(|t| t.last_status() == Some("RUNNING"))
+                    .collect();
+                let ports: BTreeSet<i32> = live.iter().map(host_port).collect();
+                let groups_now = registered().await;
+                if live.len() == 3 && groups_now.iter().all(|g| *g == ports) {
+                    return live;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{what}: tasks on {ports:?}, targets {groups_now:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let gone = |port: i32| {
+        let registered = &registered;
+        async move {
+            let groups_now = registered().await;
+            assert!(
+                groups_now.iter().all(|g| !g.contains(&port)),
+                "port {port} still registered: {groups_now:?}"
+            );
+        }
+    };
+
+    // Killed (exit 137) and exited on its own (exit 0): reported STOPPED without bindings.
+    for code in [137, 0] {
+        let live = settle("steady").await;
+        let victim = &live[0];
+        exit(&ecs, victim.task_arn().unwrap(), code).await;
+        let port = host_port(victim);
+        settle("replaced").await;
+        gone(port).await;
+    }
+    // Stopped by the user: the agent reports it stopped before any scheduler pass sees it.
+    let live = settle("steady").await;
+    let victim = &live[0];
+    ecs.stop_task()
+        .cluster(CLUSTER)
+        .task(victim.task_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    exit(&ecs, victim.task_arn().unwrap(), 0).await;
+    let port = host_port(victim);
+    settle("replaced after StopTask").await;
+    gone(port).await;
+    // Its agent lost: the instance's tasks are stopped by the control plane.
+    let live = settle("steady").await;
+    let instance = live[0].container_instance_arn().unwrap().to_string();
+    let on_instance: Vec<&Task> = live
+        .iter()
+        .filter(|t| t.container_instance_arn() == Some(instance.as_str()))
+        .collect();
+    let ports: Vec<i32> = on_instance.iter().map(|t| host_port(t)).collect();
+    let arns: BTreeSet<&str> = on_instance.iter().filter_map(|t| t.task_arn()).collect();
+    *lost.lock().unwrap() = Some(instance.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        agent().await;
+        let stopped = tasks(&ecs, DesiredStatus::Stopped).await;
+        let on_lost = stopped
+            .iter()
+            .filter(|t| t.task_arn().is_some_and(|a| arns.contains(a)))
+            .filter(|t| t.last_status() == Some("STOPPED"))
+            .count();
+        if on_lost == arns.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent was not lost"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    settle("replaced after the agent was lost").await;
+    for port in ports {
+        gone(port).await;
+    }
+}
+
+/// A simulated agent's check-in.
+async fn heartbeat(server: &berth_testkit::TestServer, instance: &str) {
+    let body = serde_json::json!({"cluster": CLUSTER, "containerInstance": instance});
+    let r = berth_testkit::signed(
+        &berth_testkit::Signing::root("ecs"),
+        "POST",
+        &format!("{}/agent/v1/heartbeat", server.endpoint),
+        &[("content-type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+    .send()
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -158,6 +158,41 @@ async fn tasks_are_placed_within_resources_and_fail_with_reasons() {
         run.failures()
     );
     assert_eq!(remaining_memory(&ecs, &a).await, 0);
+    // A log driver no agent supports: ATTRIBUTE, with a detail naming the driver.
+    use berth_testkit::aws_sdk_ecs::types::{LogConfiguration, LogDriver};
+    ecs.register_task_definition()
+        .family("logged")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("web")
+                .image("x")
+                .memory(16)
+                .log_configuration(
+                    LogConfiguration::builder()
+                        .log_driver(LogDriver::Splunk)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let run = ecs
+        .run_task()
+        .cluster("work")
+        .task_definition("logged")
+        .send()
+        .await
+        .unwrap();
+    assert!(run.tasks().is_empty());
+    let f = &run.failures()[0];
+    assert_eq!(f.reason(), Some("ATTRIBUTE"));
+    assert!(
+        f.detail().is_some_and(|d| d.contains("logDriver 'splunk'")
+            && d.contains("com.amazonaws.ecs.capability.logging-driver.splunk")),
+        "{f:?}"
+    );
     let c = ecs
         .describe_clusters()
         .clusters("work")
