@@ -307,7 +307,16 @@ fn reference(r: &str) -> Result<Reference, Fail> {
 }
 
 async fn manifest_get(state: &ApiState, name: &str, r: &str, head: bool) -> Reply {
-    let reference = reference(r)?;
+    // A reference that cannot name anything names no manifest (the conformance suite's
+    // expectation for GET and HEAD).
+    let reference = reference(r).map_err(|_| {
+        error_response(
+            404,
+            "MANIFEST_UNKNOWN",
+            &format!("manifest unknown: {r}"),
+            None,
+        )
+    })?;
     let registry = &state.inner.registry;
     let image = registry
         .image_resolve(name, &reference)
@@ -761,6 +770,9 @@ fn referrers(state: &ApiState, name: &str, d: &str, query: Option<&str>) -> Repl
             let mut m = json!({"mediaType": i.media_type, "digest": i.digest.as_str(), "size": i.manifest_size});
             if let Some(a) = artifact {
                 m["artifactType"] = Value::String(a);
+            }
+            if !i.annotations.is_empty() {
+                m["annotations"] = json!(i.annotations);
             }
             Some(m)
         })

@@ -197,6 +197,12 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
     if path == LB_CONFIG || path == LB_HEALTH {
         return lb_call(state, path, &sig, &body, &request_id).await;
     }
+    // Everything below needs a signature: an unsigned request is refused before anything
+    // else is looked at (what it names is not disclosed to an anonymous caller).
+    if let Err(e @ sigv4::AuthError::Missing) = sigv4::parse(&sig) {
+        let proto = unsigned_proto(&parts, &body);
+        return protocol::error(proto, errors::auth_error(&e, proto.is_json()), &request_id);
+    }
     if path == "/_berth/reset" {
         return if state.inner.reset_enabled && parts.method == Method::POST {
             reset(state, &sig, &request_id).await
@@ -369,6 +375,28 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         Ok(output) => protocol::success(proto, &operation, output, &request_id),
         Err(e) => protocol::error(proto, e, &request_id),
     }
+}
+
+/// The envelope to refuse an unsigned request in: its service's when it names one Berth
+/// serves, else the JSON one.
+fn unsigned_proto(parts: &axum::http::request::Parts, body: &[u8]) -> Proto {
+    if let Some(target) = parts.headers.get("x-amz-target") {
+        let prefix = target
+            .to_str()
+            .unwrap_or("")
+            .rsplit_once('.')
+            .map_or("", |p| p.0);
+        return Service::by_target_prefix(prefix).map_or(Proto::UnknownJson, Proto::Json);
+    }
+    let params = if parts.method == Method::POST && is_form(&parts.headers) {
+        query::parse_form(body)
+    } else {
+        query::parse_form(parts.uri.query().unwrap_or("").as_bytes())
+    };
+    params
+        .get("Version")
+        .and_then(|v| Service::by_query_version(v))
+        .map_or(Proto::UnknownJson, Proto::Query)
 }
 
 /// A request id in UUID form: a random per-process prefix and a counter. Unique, cheap (no

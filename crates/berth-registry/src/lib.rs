@@ -32,6 +32,7 @@ use berth_types::{Error, Generation, Scope, Tag, Timestamp};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Largest manifest accepted (bytes).
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
@@ -106,6 +107,9 @@ pub struct Image {
     pub subject: Option<Digest>,
     pub artifact_type: Option<String>,
     pub config_media_type: Option<String>,
+    /// The manifest's `annotations` (the referrers API lists them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Image {
@@ -599,6 +603,7 @@ impl Registry {
             subject: parsed.subject,
             artifact_type: parsed.artifact_type,
             config_media_type: parsed.config_media_type,
+            annotations: parsed.annotations,
         };
         self.store
             .write(move |tx| {

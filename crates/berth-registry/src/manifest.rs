@@ -4,6 +4,7 @@
 use berth_types::Error;
 use berth_types::oci::Digest;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// The manifest media types the registry accepts.
 pub struct MediaType;
@@ -40,6 +41,8 @@ pub struct ParsedManifest {
     pub subject: Option<Digest>,
     pub artifact_type: Option<String>,
     pub config_media_type: Option<String>,
+    /// The manifest's own `annotations` (string values only, as the spec defines them).
+    pub annotations: BTreeMap<String, String>,
 }
 
 fn invalid(m: impl Into<String>) -> Error {
@@ -101,6 +104,15 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest,
         subject,
         artifact_type,
         config_media_type: None,
+        annotations: v
+            .get("annotations")
+            .and_then(Value::as_object)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     if MediaType::is_index(&media_type) {
         let list = v

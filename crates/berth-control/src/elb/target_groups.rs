@@ -154,10 +154,9 @@ fn apply_health(h: &mut HealthCheck, m: &ModifyTargetGroup) -> Result<(), Error>
         }
         h.matcher = m.clone();
     }
-    if h.timeout_seconds >= h.interval_seconds {
-        return Err(Error::elb(
-            ElbCode::InvalidConfigurationRequest,
-            "Health check timeout must be smaller than the interval",
+    if h.interval_seconds <= h.timeout_seconds {
+        return Err(Error::InvalidParameter(
+            "Health check interval must be greater than the timeout.".into(),
         ));
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 use crate::{code, start};
 use berth_testkit::aws_sdk_elasticloadbalancingv2::Client;
+use berth_testkit::aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata as _;
 use berth_testkit::aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig,
     HostHeaderConditionConfig, HttpHeaderConditionConfig, HttpRequestMethodConditionConfig,
@@ -283,6 +284,40 @@ async fn elbv2_target_groups_targets_and_their_health() {
         .await
         .unwrap_err();
     assert_eq!(code(&err), "DuplicateTargetGroupName");
+    // The interval must exceed the timeout, on creation and on change; nothing is made.
+    for (interval, timeout) in [(5, 5), (6, 10)] {
+        let err = elb
+            .create_target_group()
+            .name("tight")
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id("vpc-1")
+            .health_check_interval_seconds(interval)
+            .health_check_timeout_seconds(timeout)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "ValidationError");
+        assert_eq!(
+            err.message(),
+            Some("Health check interval must be greater than the timeout.")
+        );
+    }
+    let err = elb
+        .modify_target_group()
+        .target_group_arn(&tg)
+        .health_check_timeout_seconds(30)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ValidationError");
+    assert!(
+        elb.describe_target_groups()
+            .names("tight")
+            .send()
+            .await
+            .is_err()
+    );
     let modified = elb
         .modify_target_group()
         .target_group_arn(&tg)

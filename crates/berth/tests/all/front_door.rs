@@ -111,6 +111,37 @@ async fn sigv4_rejects_wrong_secret_unknown_key_and_tampering() {
         (r.status, json_type(&r.body)),
         (400, "MissingAuthenticationTokenException".into())
     );
+    // Unsigned requests to paths that are not public are refused before anything else,
+    // whatever they name.
+    let http = reqwest::Client::new();
+    for (method, path, target) in [
+        ("GET", "/", None),
+        ("GET", "/metrics", None),
+        ("POST", "/", None),
+        ("POST", "/", Some("NoSuchService_20200101.ListThings")),
+        (
+            "POST",
+            "/",
+            Some("AmazonEC2ContainerServiceV20141113.NoSuchOperation"),
+        ),
+        ("POST", "/_berth/reset", None),
+    ] {
+        let mut req = http.request(
+            method.parse().unwrap(),
+            format!("{}{path}", server.endpoint),
+        );
+        if let Some(t) = target {
+            req = req.header("x-amz-target", t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_eq!(
+            (status, json_type(&body)),
+            (400, "MissingAuthenticationTokenException".into()),
+            "{method} {path} {target:?}"
+        );
+    }
 
     // Signed for another service.
     let r = ecs_request(

@@ -411,6 +411,25 @@ async fn registry_push_and_pull_with_every_upload_style() {
         (r.status().as_u16(), error_code(&r.text().await.unwrap())),
         (404, "MANIFEST_UNKNOWN".into())
     );
+    // A reference that is not a valid tag or digest names no manifest either.
+    for bad in [".INVALID_MANIFEST_NAME", "sha256:abc"] {
+        let r = reg
+            .req(Method::GET, &format!("/v2/{repo}/manifests/{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status().as_u16(), error_code(&r.text().await.unwrap())),
+            (404, "MANIFEST_UNKNOWN".into()),
+            "{bad}"
+        );
+        let r = reg
+            .req(Method::HEAD, &format!("/v2/{repo}/manifests/{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{bad}");
+    }
     assert_eq!(
         reg.req(Method::DELETE, &format!("/v2/{repo}/blobs/{d}"))
             .send()
@@ -652,7 +671,8 @@ async fn registry_mounts_across_repositories_and_lists_referrers() {
     let empty = reg.push_blob("src", b"{}").await;
     let sig = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sig",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
-        "layers": [], "subject": {"mediaType": DOCKER_V2, "digest": subject, "size": 1}});
+        "layers": [], "subject": {"mediaType": DOCKER_V2, "digest": subject, "size": 1},
+        "annotations": {"org.opencontainers.image.created": "2026-12-01T00:00:00Z", "signer": "ci"}});
     let sig_bytes = sig.to_string().into_bytes();
     let r = reg
         .put_manifest("src", &digest(&sig_bytes), OCI_MANIFEST, &sig_bytes)
@@ -666,12 +686,28 @@ async fn registry_mounts_across_repositories_and_lists_referrers() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], OCI_INDEX);
+    assert!(r.headers().get("oci-filters-applied").is_none());
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["manifests"][0]["digest"], digest(&sig_bytes));
     assert_eq!(
         v["manifests"][0]["artifactType"],
         "application/vnd.example.sig"
     );
+    assert_eq!(
+        v["manifests"][0]["annotations"],
+        json!({"org.opencontainers.image.created": "2026-12-01T00:00:00Z", "signer": "ci"})
+    );
+    let r = reg
+        .req(
+            Method::GET,
+            &format!("/v2/src/referrers/{subject}?artifactType=application/vnd.example.sig"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["oci-filters-applied"], "artifactType");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["manifests"][0]["digest"], digest(&sig_bytes));
     let r = reg
         .req(
             Method::GET,
