@@ -43,6 +43,19 @@ impl Control {
         }
     }
 
+    /// A request that got no answer; a refused or failed connection names the endpoint.
+    fn unreachable(&self, what: &str, e: reqwest::Error) -> AgentError {
+        if e.is_connect() {
+            AgentError::Control(format!(
+                "the Berth endpoint {} is unreachable ({what}: {}); is the server running there, and is --endpoint right?",
+                self.endpoint,
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string())
+            ))
+        } else {
+            AgentError::Control(format!("{what} to {}: {e}", self.endpoint))
+        }
+    }
+
     /// `host[:port]` of the endpoint (images from there are pulled with an ECR token).
     pub fn host(&self) -> &str {
         &self.host
@@ -118,7 +131,7 @@ impl Control {
             .body(payload)
             .send()
             .await
-            .map_err(|e| AgentError::Control(format!("{path}: {e}")))?;
+            .map_err(|e| self.unreachable(path, e))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if !status.is_success() {
@@ -174,7 +187,7 @@ impl Control {
             .body(payload)
             .send()
             .await
-            .map_err(|e| AgentError::Control(format!("{operation}: {e}")))?;
+            .map_err(|e| self.unreachable(operation, e))?;
         let status = resp.status();
         let text = resp
             .text()

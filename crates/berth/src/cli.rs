@@ -1,7 +1,7 @@
 //! The commands.
 
 use crate::config::ServerArgs;
-use crate::data_dir::read_credentials;
+use crate::data_dir::{read_credentials, recorded_endpoint};
 use crate::serve;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -91,7 +91,8 @@ pub struct CredentialsArgs {
     /// AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE).
     #[arg(long, value_name = "NAME")]
     pub aws_profile: Option<String>,
-    /// The endpoint URL to put in the profile [default: from --public-host / --listen].
+    /// The endpoint URL to put in the profile [default: the address the server on this data
+    /// directory recorded when it started, else from --public-host / --listen].
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
 }
@@ -185,6 +186,7 @@ fn credentials(args: CredentialsArgs) -> Result<(), Box<dyn std::error::Error>> 
     }
     let endpoint = args
         .endpoint_url
+        .or_else(|| recorded_endpoint(&config.data_dir))
         .unwrap_or_else(|| config.endpoint_url(config.listen));
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)

@@ -143,6 +143,29 @@ impl DataDir {
     }
 }
 
+/// Where a running server records the URL it serves (`berth credentials` reads it).
+pub fn endpoint_path(dir: &Path) -> PathBuf {
+    dir.join("endpoint")
+}
+
+impl DataDir {
+    /// Records the URL the server really listens on (a port chosen by the system included),
+    /// replacing the file atomically.
+    pub fn record_endpoint(&self, url: &str) -> Result<(), DataDirError> {
+        let path = endpoint_path(&self.path);
+        let tmp = self.path.join("endpoint.tmp");
+        std::fs::write(&tmp, format!("{url}\n")).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))
+    }
+}
+
+/// The URL the last server on this data directory recorded, if any.
+pub fn recorded_endpoint(dir: &Path) -> Option<String> {
+    let url = std::fs::read_to_string(endpoint_path(dir)).ok()?;
+    let url = url.trim();
+    (!url.is_empty()).then(|| url.to_string())
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StoredCredentials {

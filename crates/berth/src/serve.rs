@@ -221,6 +221,7 @@ pub async fn run(
     });
     let app = berth_api::router(state);
     let endpoint = config.endpoint_url(bound);
+    data_dir.record_endpoint(&endpoint)?;
     if created {
         eprintln!(
             "Generated root credentials (shown once; also in {}):\n  aws_access_key_id = {}\n  aws_secret_access_key = {}",

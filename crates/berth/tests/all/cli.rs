@@ -38,7 +38,6 @@ async fn cli_aws_walkthrough_with_a_berth_profile() {
     let out = Command::new(BIN)
         .args(["credentials", "--aws-profile", "berth", "--data-dir"])
         .arg(&server.data_dir)
-        .args(["--listen", &format!("127.0.0.1:{}", server.port)])
         .env("AWS_CONFIG_FILE", home.path().join("config"))
         .env(
             "AWS_SHARED_CREDENTIALS_FILE",
@@ -51,6 +50,8 @@ async fn cli_aws_walkthrough_with_a_berth_profile() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The profile names the address the server really listens on (it chose its port), as
+    // the server recorded it in its data directory.
     let config = std::fs::read_to_string(home.path().join("config")).unwrap();
     assert!(
         config.contains(&format!("endpoint_url = http://127.0.0.1:{}", server.port)),
