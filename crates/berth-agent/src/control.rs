@@ -61,36 +61,36 @@ impl Control {
         &self.host
     }
 
-    /// Checks in with the control plane.
-    pub async fn heartbeat(&self, cluster: &str, instance: &str) -> Result<(), AgentError> {
-        let body = serde_json::json!({"cluster": cluster, "containerInstance": instance});
-        self.agent_call("/agent/v1/heartbeat", &body)
-            .await
-            .map(|_| ())
-    }
-
-    /// Waits (at most `timeout`) for the instance's desired tasks to change from generation
-    /// `since`; returns the current generation.
-    pub async fn wait_changes(
+    /// A signed call to an agent endpoint (`berth-node-api::agent`), typed both ways.
+    pub async fn agent_call<T: serde::Serialize, U: serde::de::DeserializeOwned>(
         &self,
-        cluster: &str,
-        instance: &str,
-        since: u64,
-        timeout: std::time::Duration,
-    ) -> Result<u64, AgentError> {
-        let body = serde_json::json!({
-            "cluster": cluster,
-            "containerInstance": instance,
-            "since": since,
-            "timeoutMs": timeout.as_millis() as u64,
-        });
-        let out = self.agent_call("/agent/v1/changes", &body).await?;
-        Ok(out["generation"].as_u64().unwrap_or(0))
+        path: &str,
+        body: &T,
+    ) -> Result<U, AgentError> {
+        let body = serde_json::to_value(body).expect("serializable request");
+        let out = self.node_call("ecs", path, &body).await?;
+        serde_json::from_value(out)
+            .map_err(|e| AgentError::Control(format!("{path}: unexpected answer: {e}")))
     }
 
-    /// A signed call to an agent endpoint (`/agent/v1/…`).
-    async fn agent_call(&self, path: &str, body: &Value) -> Result<Value, AgentError> {
-        self.node_call("ecs", path, body).await
+    /// `AWS` and the password of an ECR authorization token (`GetAuthorizationToken`).
+    pub async fn registry_token(&self) -> Result<(String, String), AgentError> {
+        use base64::Engine;
+        let out = self
+            .call("ecr", "GetAuthorizationToken", serde_json::json!({}))
+            .await?;
+        let token = out["authorizationData"][0]["authorizationToken"]
+            .as_str()
+            .ok_or_else(|| AgentError::Control("GetAuthorizationToken returned no token".into()))?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| AgentError::Control("the authorization token is not base64".into()))?;
+        let (user, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| AgentError::Control("the authorization token has no user".into()))?;
+        Ok((user.to_string(), password.to_string()))
     }
 
     /// A signed JSON `POST` to a node endpoint of the server (`/agent/v1/…`, `/lb/v1/…`),

@@ -1,34 +1,57 @@
-//! `berth-agent`: the node agent. It registers its host as an ECS container instance, asks the
-//! control plane which tasks it should run (ListTasks/DescribeTasks for its instance), makes the
-//! Docker Engine match (pull, create, start, stop), and reports what it observes with
-//! `SubmitTaskStateChange` — every call SigV4-signed like any AWS client's.
+//! `berth-agent`: the node agent. It registers its host as an ECS container instance, follows
+//! its instance's desired-task document (the `berth-node-api` agent protocol: one long-poll
+//! that is also its heartbeat), makes the container engine match, and reports what it observes
+//! in batches.
 //!
-//! Containers carry labels (task ARN, container name, instance) so a restarted agent adopts
-//! what already runs and never starts a duplicate, and two agents sharing one engine each
-//! manage only their own containers. The instance ARN is kept in the state directory so a
-//! restart re-registers the same instance.
+//! Three loops that never wait for each other:
+//! - the **poller** long-polls the control plane for the document and keeps it in a ledger;
+//! - the **reconciler** looks at the engine (on every new document, every `poll_interval` and
+//!   every finished piece of work), decides per task what to do ([`plan`], pure), and hands
+//!   each piece of work to a worker on its own tokio task — starts, stops (each with its own
+//!   `stopTimeout`), health checks — at most `max_parallel` at once;
+//! - the **reporter** sends the workers' reports in batches and retries them.
 //!
-//! Talks to the control plane only through its public API (no shared code beyond the wire
-//! crate's SigV4 math).
+//! Containers carry the ECS agent's labels plus the instance's, so a restarted agent adopts
+//! what already runs and two agents sharing one engine each manage only their own. The engine
+//! is behind the [`Runtime`] trait (Docker in production, a fake in the unit tests).
+//!
+//! Talks to the control plane only through its public API and `berth-node-api` (no shared
+//! code beyond the wire crate's SigV4 math).
 
 pub mod control;
 mod docker;
+#[cfg(test)]
+mod fake;
+mod ledger;
 mod metadata;
+mod runtime;
+mod worker;
 
 pub use control::Control;
+pub use docker::Docker;
+pub use runtime::{Runtime, RuntimeError};
 
-use bollard::Docker;
+use berth_node_api::agent::{
+    self as node, Desired, DesiredStatus, HealthStatus, KnownStatus, ReportResult, ReportedStatus,
+    TaskReport, TaskSpec,
+};
+use runtime::{Container, RegistryAuth};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::{AbortHandle, Id, JoinSet};
+use worker::{Ctx, Registry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("control plane: {0}")]
     Control(String),
-    #[error("docker: {0}")]
-    Docker(#[from] bollard::errors::Error),
+    #[error("container engine: {0}")]
+    Runtime(#[from] RuntimeError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -46,23 +69,20 @@ pub struct AgentConfig {
     pub availability_zone: Option<String>,
     /// `unix:///var/run/docker.sock` style; default: the local engine.
     pub docker_host: Option<String>,
-    /// Where the agent keeps its instance ARN.
+    /// Where the agent keeps its instance ARN, metadata port and ledger.
     pub state_dir: PathBuf,
     /// Memory (MiB) kept for the host, not offered to tasks.
     pub memory_reserve_mib: u64,
+    /// How often the engine is looked at when nothing else happens.
     pub poll_interval: Duration,
+    /// Starts, stops and checks in flight at once.
+    pub max_parallel: usize,
 }
 
 /// The agent `berth up` runs in-process: if a Docker Engine is reachable, make sure the
 /// `default` cluster exists, register and run; otherwise say so once and do nothing.
 pub async fn run_local(config: AgentConfig) {
-    let reachable = async {
-        let docker = Docker::connect_with_local_defaults()?
-            .negotiate_version()
-            .await?;
-        docker.ping().await.map(|_| ())
-    };
-    if let Err(e) = reachable.await {
+    if let Err(e) = Docker::connect(config.docker_host.as_deref()).await {
         tracing::warn!(
             error = %e,
             "no Docker Engine is reachable: berth up runs without a local agent (start dockerd, or run `berth agent` on another host)"
@@ -115,31 +135,91 @@ fn host_memory_mib() -> u64 {
         .map_or(1024, |kb| kb / 1024)
 }
 
-/// A running agent.
-pub struct Agent {
-    config: AgentConfig,
-    control: Control,
-    docker: Docker,
-    node: docker::Node,
-    /// What the task metadata endpoint serves.
-    tasks: metadata::Tasks,
-    /// Task definitions by ARN (immutable apart from status).
-    definitions: HashMap<String, Value>,
+/// What the agent loop needs of the control plane.
+pub trait ControlPlane: Registry {
+    /// The instance's document once its generation differs from `generation` (waiting at
+    /// most `wait`), or `tasks: None`.
+    fn desired(
+        &self,
+        generation: u64,
+        wait: Duration,
+    ) -> impl Future<Output = Result<Desired, AgentError>> + Send;
+
+    fn report(
+        &self,
+        reports: Vec<TaskReport>,
+    ) -> impl Future<Output = Result<ReportResult, AgentError>> + Send;
 }
 
-impl Agent {
-    /// Connects to Docker and registers (or re-registers) the instance.
-    pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
-        let docker = match &config.docker_host {
-            Some(h) => Docker::connect_with_unix(
-                h.trim_start_matches("unix://"),
-                120,
-                bollard::API_DEFAULT_VERSION,
-            )?,
-            None => Docker::connect_with_local_defaults()?,
+/// A Berth server, over its signed agent endpoints.
+pub struct Remote {
+    control: Control,
+    instance: node::InstanceRef,
+}
+
+impl Registry for Remote {
+    async fn auth(&self, image: &str) -> Result<Option<RegistryAuth>, String> {
+        if !image.starts_with(&format!("{}/", self.control.host())) {
+            return Ok(None);
+        }
+        let (username, password) = self
+            .control
+            .registry_token()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(RegistryAuth {
+            username,
+            password,
+            server: self.control.host().to_string(),
+        }))
+    }
+}
+
+impl ControlPlane for Remote {
+    async fn desired(&self, generation: u64, wait: Duration) -> Result<Desired, AgentError> {
+        let request = node::DesiredRequest {
+            cluster: self.instance.cluster.clone(),
+            container_instance: self.instance.container_instance.clone(),
+            generation,
+            timeout_ms: wait.as_millis() as u64,
         };
-        let docker = docker.negotiate_version().await?;
-        let docker_version = docker.version().await?.version.unwrap_or_default();
+        self.control.agent_call(node::DESIRED, &request).await
+    }
+
+    async fn report(&self, reports: Vec<TaskReport>) -> Result<ReportResult, AgentError> {
+        let batch = node::ReportBatch {
+            cluster: self.instance.cluster.clone(),
+            container_instance: self.instance.container_instance.clone(),
+            reports,
+        };
+        self.control.agent_call(node::REPORT, &batch).await
+    }
+}
+
+impl<T: Registry> Registry for Arc<T> {
+    fn auth(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Result<Option<RegistryAuth>, String>> + Send {
+        (**self).auth(image)
+    }
+}
+
+/// A running agent.
+pub struct Agent<R: Runtime, C: ControlPlane> {
+    ctx: Arc<Ctx<R, Arc<C>>>,
+    control: Arc<C>,
+    /// What the task metadata endpoint serves.
+    tasks: metadata::Tasks,
+    ledger: Option<ledger::Ledger>,
+    poll_interval: Duration,
+}
+
+impl Agent<Docker, Remote> {
+    /// Connects to Docker and registers (or re-registers) the instance.
+    pub async fn start(config: AgentConfig) -> Result<Self, AgentError> {
+        let runtime = Docker::connect(config.docker_host.as_deref()).await?;
+        let docker_version = runtime.version().await?;
         let control = Control::new(&config);
         std::fs::create_dir_all(&config.state_dir)?;
         let state_file = config.state_dir.join("instance-arn");
@@ -202,177 +282,792 @@ impl Agent {
             .as_str()
             .ok_or_else(|| AgentError::Control("RegisterContainerInstance returned no ARN".into()))?
             .to_string();
+        if previous.as_deref() != Some(instance_arn.as_str()) {
+            // Another instance: the old ledger describes someone else's tasks.
+            let _ = std::fs::remove_file(config.state_dir.join("desired.json"));
+        }
         std::fs::write(&state_file, &instance_arn)?;
         tracing::info!(instance = %instance_arn, cluster = %config.cluster, "agent registered");
         let tasks = metadata::Tasks::default();
-        let metadata_port = metadata::serve(
-            docker.clone(),
+        let metadata = metadata::Metadata::start(
+            runtime.clone(),
             instance_arn.clone(),
             zone,
             tasks.clone(),
             &config.state_dir,
         )
         .await?;
-        Ok(Agent {
-            config,
+        let remote = Remote {
             control,
-            docker,
-            node: docker::Node {
-                instance: instance_arn,
-                metadata_port,
+            instance: node::InstanceRef {
+                cluster: config.cluster.clone(),
+                container_instance: instance_arn.clone(),
             },
-            tasks,
-            definitions: HashMap::new(),
-        })
+        };
+        let mut agent = Agent::new(
+            runtime,
+            Arc::new(remote),
+            &config.cluster,
+            &instance_arn,
+            &config,
+        );
+        agent.tasks = tasks;
+        agent.ledger = Some(ledger::Ledger::new(&config.state_dir));
+        Arc::get_mut(&mut agent.ctx)
+            .expect("not shared yet")
+            .metadata = Some(metadata);
+        Ok(agent)
+    }
+}
+
+/// What the reconciler knows of one task beyond the document.
+#[derive(Default)]
+struct Seen {
+    /// The last status the agent reported (the document's `known` may be older).
+    reported: Option<ReportedStatus>,
+    /// The last health reported per container.
+    health: BTreeMap<String, HealthStatus>,
+}
+
+/// Work in flight for a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    Start,
+    Stop,
+    Check,
+    Remove,
+}
+
+/// What a reconcile pass decides for one task (or one orphaned task's containers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Action {
+    Start,
+    /// Stop; with the reason when the task ended on its own.
+    Stop(Option<&'static str>),
+    Check,
+    /// Remove the task's containers without reporting (it is already STOPPED).
+    Remove,
+}
+
+/// The reason an essential container's exit gives its task.
+const ESSENTIAL_EXITED: &str = "Essential container in task exited";
+
+/// Decides what one task needs, from the document, what the agent reported, the engine's
+/// containers of the task and the work already in flight. Pure.
+fn plan(
+    task: &TaskSpec,
+    seen: Option<&Seen>,
+    mine: &[Container],
+    in_flight: Option<Work>,
+) -> Option<Action> {
+    let reported = seen.and_then(|s| s.reported).map(|r| match r {
+        ReportedStatus::Running => KnownStatus::Running,
+        ReportedStatus::Stopped => KnownStatus::Stopped,
+    });
+    let status = reported.map_or(task.known, |r| r.max(task.known));
+    match (task.desired, in_flight) {
+        // A stop overrides a start in flight (which is cancelled).
+        (DesiredStatus::Stopped, Some(Work::Start)) => Some(Action::Stop(None)),
+        (_, Some(_)) => None,
+        (DesiredStatus::Running, None) => match status {
+            KnownStatus::Pending => Some(Action::Start),
+            KnownStatus::Running => {
+                let gone = task
+                    .containers
+                    .iter()
+                    .filter(|c| c.essential)
+                    .any(|c| !mine.iter().any(|m| m.name == c.name && m.running));
+                if gone {
+                    Some(Action::Stop(Some(ESSENTIAL_EXITED)))
+                } else if task.containers.iter().any(|c| c.health_check.is_some()) {
+                    Some(Action::Check)
+                } else {
+                    None
+                }
+            }
+            KnownStatus::Stopped => (!mine.is_empty()).then_some(Action::Remove),
+        },
+        (DesiredStatus::Stopped, None) => match status {
+            KnownStatus::Stopped => (!mine.is_empty()).then_some(Action::Remove),
+            _ => Some(Action::Stop(None)),
+        },
+    }
+}
+
+/// The document the reconciler works from.
+#[derive(Clone, Default)]
+struct Current {
+    tasks: Arc<Vec<TaskSpec>>,
+    /// Confirmed by the control plane since the agent started (not only the ledger's): only
+    /// then are containers of tasks it does not list removed.
+    confirmed: bool,
+}
+
+impl<R: Runtime, C: ControlPlane> Agent<R, C> {
+    /// An agent of instance `instance_arn` on `runtime`, following `control`.
+    pub fn new(
+        runtime: R,
+        control: Arc<C>,
+        cluster: &str,
+        instance_arn: &str,
+        config: &AgentConfig,
+    ) -> Self {
+        Agent {
+            ctx: Arc::new(Ctx {
+                runtime,
+                registry: control.clone(),
+                instance_arn: instance_arn.to_string(),
+                cluster: cluster.to_string(),
+                metadata: None,
+                permits: Arc::new(Semaphore::new(config.max_parallel.max(1))),
+            }),
+            control,
+            tasks: Default::default(),
+            ledger: None,
+            poll_interval: config.poll_interval,
+        }
     }
 
     pub fn instance_arn(&self) -> &str {
-        &self.node.instance
+        &self.ctx.instance_arn
     }
 
-    /// Reconciles until `shutdown` resolves; each pass is the retry of the previous one.
-    /// Between passes it long-polls the control plane for changes to its tasks (so a RunTask or
-    /// StopTask is acted on at once) for at most `poll_interval`, after which it looks at Docker
-    /// again anyway.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Runs until `shutdown` resolves.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut generation = 0;
+        let ledger = self.ledger.take();
+        let from_ledger = ledger.as_ref().and_then(|l| l.load());
+        let generation = from_ledger.as_ref().map_or(0, |d| d.generation);
+        let (doc_tx, mut doc_rx) = watch::channel(Current {
+            tasks: Arc::new(from_ledger.and_then(|d| d.tasks).unwrap_or_default()),
+            confirmed: false,
+        });
+        let poller = tokio::spawn(poll(self.control.clone(), ledger, generation, doc_tx));
+        let (report_tx, report_rx) = mpsc::unbounded_channel();
+        let reporter = tokio::spawn(report(self.control.clone(), report_rx));
+        let mut tick = tokio::time::interval(self.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut work: JoinSet<(String, Option<TaskReport>)> = JoinSet::new();
+        let mut in_flight: HashMap<String, (Work, AbortHandle)> = HashMap::new();
+        let mut by_id: HashMap<Id, String> = HashMap::new();
+        let mut seen: HashMap<String, Seen> = HashMap::new();
+        let mut current = doc_rx.borrow().clone();
         loop {
-            if let Err(e) = self.reconcile().await {
-                tracing::warn!(error = %e, "reconcile pass failed; retrying");
-            }
-            let wait = self.control.wait_changes(
-                &self.config.cluster,
-                &self.node.instance,
-                generation,
-                self.config.poll_interval,
-            );
             tokio::select! {
-                r = wait => match r {
-                    Ok(g) => generation = g,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "waiting for changes failed");
-                        tokio::time::sleep(self.config.poll_interval).await;
+                changed = doc_rx.changed() => {
+                    if changed.is_err() {
+                        break;
                     }
-                },
-                () = &mut shutdown => return,
+                    current = doc_rx.borrow_and_update().clone();
+                    seen.retain(|arn, _| current.tasks.iter().any(|t| &t.arn == arn));
+                }
+                _ = tick.tick() => {}
+                Some(done) = work.join_next_with_id(), if !work.is_empty() => {
+                    let (id, result) = match done {
+                        Ok((id, r)) => (id, Some(r)),
+                        Err(e) => (e.id(), None),
+                    };
+                    let Some(arn) = by_id.remove(&id) else { continue };
+                    if in_flight.get(&arn).is_some_and(|(_, h)| h.id() == id) {
+                        in_flight.remove(&arn);
+                    }
+                    if let Some((_, Some(r))) = result {
+                        let s = seen.entry(arn).or_default();
+                        s.reported = Some(s.reported.map_or(r.status, |p| p.max(r.status)));
+                        for c in &r.containers {
+                            if let Some(h) = c.health {
+                                s.health.insert(c.name.clone(), h);
+                            }
+                        }
+                        let _ = report_tx.send(r);
+                    }
+                }
+                () = &mut shutdown => break,
+            }
+            self.publish(&current, &seen);
+            let containers = match self.ctx.runtime.containers(&self.ctx.instance_arn).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing the engine's containers failed; retrying");
+                    continue;
+                }
+            };
+            let mut by_task: HashMap<&str, Vec<Container>> = HashMap::new();
+            for c in &containers {
+                by_task.entry(&c.task_arn).or_default().push(c.clone());
+            }
+            for task in current.tasks.iter() {
+                let mine = by_task.remove(task.arn.as_str()).unwrap_or_default();
+                let flying = in_flight.get(&task.arn).map(|(w, _)| *w);
+                let Some(action) = plan(task, seen.get(&task.arn), &mine, flying) else {
+                    continue;
+                };
+                if flying == Some(Work::Start)
+                    && let Some((_, start)) = in_flight.get(&task.arn)
+                {
+                    // Cancelled mid-start; the stop below takes whatever it created.
+                    start.abort();
+                }
+                let (ctx, task) = (self.ctx.clone(), task.clone());
+                let arn = task.arn.clone();
+                let known_health = seen.get(&arn).map(|s| s.health.clone()).unwrap_or_else(|| {
+                    task.containers
+                        .iter()
+                        .filter_map(|c| Some((c.name.clone(), c.known_health?)))
+                        .collect()
+                });
+                let (kind, handle) = match action {
+                    Action::Start => (
+                        Work::Start,
+                        work.spawn(async move {
+                            let r = ctx.start_task(&task, &mine).await;
+                            (task.arn, Some(r))
+                        }),
+                    ),
+                    Action::Stop(reason) => (
+                        Work::Stop,
+                        work.spawn(async move {
+                            // What is there now (a cancelled start may have created more).
+                            let mine = ctx
+                                .runtime
+                                .containers(&ctx.instance_arn)
+                                .await
+                                .map(|l| l.into_iter().filter(|c| c.task_arn == task.arn).collect())
+                                .unwrap_or(mine);
+                            let mut r = ctx.stop_task(&task, &mine).await;
+                            r.reason = reason.map(str::to_string);
+                            (task.arn, Some(r))
+                        }),
+                    ),
+                    Action::Check => (
+                        Work::Check,
+                        work.spawn(async move {
+                            let r = ctx.check_health(&task, &mine, &known_health).await;
+                            (task.arn, r)
+                        }),
+                    ),
+                    Action::Remove => (
+                        Work::Remove,
+                        work.spawn(async move {
+                            ctx.remove_orphans(&mine).await;
+                            (task.arn, None)
+                        }),
+                    ),
+                };
+                by_id.insert(handle.id(), arn.clone());
+                in_flight.insert(arn, (kind, handle));
+            }
+            // Containers of tasks the control plane no longer has for this instance.
+            if current.confirmed {
+                for (arn, orphans) in by_task {
+                    if in_flight.contains_key(arn) {
+                        continue;
+                    }
+                    let ctx = self.ctx.clone();
+                    let arn = arn.to_string();
+                    let key = arn.clone();
+                    let handle = work.spawn(async move {
+                        ctx.remove_orphans(&orphans).await;
+                        (arn, None)
+                    });
+                    by_id.insert(handle.id(), key.clone());
+                    in_flight.insert(key, (Work::Remove, handle));
+                }
+            }
+        }
+        poller.abort();
+        reporter.abort();
+        work.abort_all();
+    }
+
+    /// Hands the metadata endpoint the tasks as the agent knows them.
+    fn publish(&self, current: &Current, seen: &HashMap<String, Seen>) {
+        let mut tasks = self.tasks.lock().expect("metadata tasks");
+        tasks.clear();
+        for t in current.tasks.iter() {
+            let known = seen
+                .get(&t.arn)
+                .and_then(|s| s.reported)
+                .map_or(t.known, |r| match r {
+                    ReportedStatus::Running => t.known.max(KnownStatus::Running),
+                    ReportedStatus::Stopped => KnownStatus::Stopped,
+                });
+            tasks.insert(t.id().to_string(), (t.clone(), known));
+        }
+    }
+}
+
+/// The poller: long-polls for the document, saves it in the ledger and hands it to the
+/// reconciler. A failed poll is retried after a pause growing to 5 s.
+async fn poll<C: ControlPlane>(
+    control: Arc<C>,
+    ledger: Option<ledger::Ledger>,
+    mut generation: u64,
+    out: watch::Sender<Current>,
+) {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match control
+            .desired(generation, Duration::from_millis(node::MAX_WAIT_MS))
+            .await
+        {
+            Ok(doc) => {
+                pause = Duration::from_millis(200);
+                match doc.tasks {
+                    Some(tasks) if doc.generation >= generation => {
+                        generation = doc.generation;
+                        let doc = Desired {
+                            tasks: Some(tasks),
+                            ..doc
+                        };
+                        if let Some(l) = &ledger
+                            && let Err(e) = l.save(&doc)
+                        {
+                            tracing::warn!(error = %e, "saving the agent's ledger failed");
+                        }
+                        let tasks = doc.tasks.unwrap_or_default();
+                        let _ = out.send(Current {
+                            tasks: Arc::new(tasks),
+                            confirmed: true,
+                        });
+                    }
+                    Some(_) => {
+                        tracing::debug!(generation = doc.generation, "ignoring an older document");
+                    }
+                    None => {
+                        out.send_if_modified(|c| !std::mem::replace(&mut c.confirmed, true));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "polling for desired tasks failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
             }
         }
     }
+}
 
-    async fn tasks(&self, desired: &str) -> Result<Vec<Value>, AgentError> {
-        let mut arns = Vec::new();
-        let mut token: Option<String> = None;
+/// The reporter: sends what the workers report, batched; a failed batch is retried (with what
+/// arrived meanwhile) after a pause growing to 5 s.
+async fn report<C: ControlPlane>(
+    control: Arc<C>,
+    mut reports: mpsc::UnboundedReceiver<TaskReport>,
+) {
+    const MAX_BATCH: usize = 100;
+    while let Some(first) = reports.recv().await {
+        let mut batch = vec![first];
+        let mut pause = Duration::from_millis(200);
         loop {
-            let mut body = json!({"cluster": self.config.cluster, "containerInstance": self.node.instance, "desiredStatus": desired});
-            if let Some(t) = &token {
-                body["nextToken"] = Value::String(t.clone());
+            while batch.len() < MAX_BATCH
+                && let Ok(r) = reports.try_recv()
+            {
+                batch.push(r);
             }
-            let out = self.control.call("ecs", "ListTasks", body).await?;
-            arns.extend(
-                out["taskArns"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string),
-            );
-            match out["nextToken"].as_str() {
-                Some(t) => token = Some(t.to_string()),
-                None => break,
+            match control.report(batch.clone()).await {
+                Ok(result) => {
+                    for r in result.rejected {
+                        tracing::warn!(task = %r.task_arn, reason = %r.reason, "the control plane refused a task report");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, reports = batch.len(), "reporting task states failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
             }
         }
-        let mut tasks = Vec::new();
-        for chunk in arns.chunks(100) {
-            let out = self
-                .control
-                .call(
-                    "ecs",
-                    "DescribeTasks",
-                    json!({"cluster": self.config.cluster, "tasks": chunk}),
-                )
-                .await?;
-            tasks.extend(out["tasks"].as_array().cloned().unwrap_or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::Fake;
+    use berth_node_api::agent::{ContainerSpec, NetworkMode};
+    use std::sync::Mutex;
+    use tokio::time::Instant;
+
+    pub(crate) fn container(name: &str, image: &str) -> ContainerSpec {
+        ContainerSpec {
+            name: name.into(),
+            image: image.into(),
+            essential: true,
+            command: None,
+            entry_point: None,
+            environment: vec![],
+            working_directory: None,
+            user: None,
+            cpu: 0,
+            memory: Some(64),
+            memory_reservation: None,
+            port_mappings: vec![],
+            mount_points: vec![],
+            ulimits: vec![],
+            health_check: None,
+            docker_labels: Default::default(),
+            privileged: false,
+            readonly_root_filesystem: false,
+            stop_timeout: None,
+            depends_on: vec![],
+            log_configuration: None,
+            known_health: None,
         }
-        Ok(tasks)
     }
 
-    async fn definition(&mut self, arn: &str) -> Result<Value, AgentError> {
-        if let Some(d) = self.definitions.get(arn) {
-            return Ok(d.clone());
+    pub(crate) fn task(n: usize, containers: Vec<ContainerSpec>) -> TaskSpec {
+        TaskSpec {
+            arn: format!(
+                "arn:aws:ecs:us-east-1:000000000000:task/c/{n:08x}{:024x}",
+                0
+            ),
+            cluster_arn: "arn:aws:ecs:us-east-1:000000000000:cluster/c".into(),
+            task_definition_arn: "arn:aws:ecs:us-east-1:000000000000:task-definition/f:1".into(),
+            family: "f".into(),
+            revision: 1,
+            desired: DesiredStatus::Running,
+            known: KnownStatus::Pending,
+            network_mode: NetworkMode::Bridge,
+            launch_type: "EC2".into(),
+            availability_zone: None,
+            cpu: None,
+            memory: None,
+            pull_started_at: None,
+            pull_stopped_at: None,
+            containers,
+            volumes: vec![],
         }
-        let out = self
-            .control
-            .call(
-                "ecs",
-                "DescribeTaskDefinition",
-                json!({"taskDefinition": arn}),
-            )
-            .await?;
-        let td = out["taskDefinition"].clone();
-        self.definitions.insert(arn.to_string(), td.clone());
-        Ok(td)
     }
 
-    /// One pass: start what should run, notice what exited, stop what should stop.
-    pub async fn reconcile(&mut self) -> Result<(), AgentError> {
-        self.control
-            .heartbeat(&self.config.cluster, &self.node.instance)
-            .await?;
-        let owned = docker::owned(&self.docker, &self.node.instance).await?;
-        let running = self.tasks("RUNNING").await?;
-        let stopping = self.tasks("STOPPED").await?;
-        *self.tasks.lock().unwrap() = running
+    /// A control plane in memory: the test sets the document; polls wait at most 5 s (the
+    /// server's cap inside its agent timeout) and are recorded, as are the reports.
+    #[derive(Default)]
+    struct FakeControl {
+        doc: Mutex<(u64, Vec<TaskSpec>)>,
+        changed: tokio::sync::Notify,
+        polls: Mutex<Vec<Instant>>,
+        reports: Mutex<Vec<TaskReport>>,
+    }
+
+    impl FakeControl {
+        fn set(&self, tasks: Vec<TaskSpec>) {
+            let mut d = self.doc.lock().unwrap();
+            d.0 += 1;
+            d.1 = tasks;
+            self.changed.notify_waiters();
+        }
+
+        fn stopped(&self) -> usize {
+            self.reports
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r.status == ReportedStatus::Stopped)
+                .count()
+        }
+    }
+
+    impl Registry for FakeControl {
+        async fn auth(&self, _: &str) -> Result<Option<RegistryAuth>, String> {
+            Ok(None)
+        }
+    }
+
+    impl ControlPlane for FakeControl {
+        async fn desired(&self, generation: u64, wait: Duration) -> Result<Desired, AgentError> {
+            self.polls.lock().unwrap().push(Instant::now());
+            let changed = self.changed.notified();
+            let current = self.doc.lock().unwrap().0;
+            if current == generation {
+                let _ = tokio::time::timeout(wait.min(Duration::from_secs(5)), changed).await;
+            }
+            let (g, tasks) = self.doc.lock().unwrap().clone();
+            Ok(Desired {
+                version: berth_node_api::VERSION,
+                generation: g,
+                tasks: (g != generation).then_some(tasks),
+            })
+        }
+
+        async fn report(&self, reports: Vec<TaskReport>) -> Result<ReportResult, AgentError> {
+            self.reports.lock().unwrap().extend(reports);
+            Ok(ReportResult::default())
+        }
+    }
+
+    /// Whatever runs the agent, waiting (in paused time) until `cond` holds.
+    async fn until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn config(max_parallel: usize) -> AgentConfig {
+        AgentConfig {
+            endpoint: String::new(),
+            cluster: "c".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            region: "us-east-1".into(),
+            attributes: vec![],
+            availability_zone: None,
+            docker_host: None,
+            state_dir: PathBuf::new(),
+            memory_reserve_mib: 0,
+            poll_interval: Duration::from_secs(1),
+            max_parallel,
+        }
+    }
+
+    /// Six tasks whose containers ignore SIGTERM and take their whole two-minute stopTimeout:
+    /// they stop together in about one stopTimeout, not six, and the agent's polls (its
+    /// heartbeat) keep coming every few seconds throughout.
+    #[tokio::test(start_paused = true)]
+    async fn agent_stops_tasks_in_parallel_and_keeps_polling() {
+        let fake = Fake::new();
+        fake.add_image("slow");
+        let control = Arc::new(FakeControl::default());
+        let mut spec = container("app", "slow");
+        spec.stop_timeout = Some(120);
+        let tasks: Vec<TaskSpec> = (0..6).map(|n| task(n, vec![spec.clone()])).collect();
+        control.set(tasks.clone());
+        let agent = Agent::new(
+            fake.clone(),
+            control.clone(),
+            "c",
+            "instance-1",
+            &config(10),
+        );
+        let running = tokio::spawn(agent.run(std::future::pending()));
+        let c = control.clone();
+        until("six RUNNING reports", Duration::from_secs(30), move || {
+            c.reports.lock().unwrap().len() == 6
+        })
+        .await;
+        let stop_all: Vec<TaskSpec> = tasks
             .iter()
-            .chain(&stopping)
-            .map(|t| {
-                let arn = t["taskArn"].as_str().unwrap_or_default();
-                (
-                    arn.rsplit('/').next().unwrap_or_default().to_string(),
-                    t.clone(),
-                )
+            .map(|t| TaskSpec {
+                desired: DesiredStatus::Stopped,
+                known: KnownStatus::Running,
+                ..t.clone()
             })
             .collect();
-        for task in running {
-            let arn = task["taskArn"].as_str().unwrap_or_default().to_string();
-            let status = task["lastStatus"].as_str().unwrap_or_default();
-            let td = self
-                .definition(task["taskDefinitionArn"].as_str().unwrap_or_default())
-                .await?;
-            let mine = owned.get(&arn).cloned().unwrap_or_default();
-            let report = match status {
-                "PROVISIONING" | "PENDING" | "ACTIVATING" => {
-                    docker::start_task(&self.docker, &self.control, &self.node, &task, &td, &mine)
-                        .await
-                }
-                "RUNNING" => docker::check_task(&self.docker, &task, &td, &mine).await?,
-                _ => None,
-            };
-            if let Some(r) = report {
-                self.report(&arn, r).await?;
-            }
+        let began = Instant::now();
+        control.set(stop_all);
+        let c = control.clone();
+        until("six STOPPED reports", Duration::from_secs(600), move || {
+            c.stopped() == 6
+        })
+        .await;
+        let took = began.elapsed();
+        assert!(
+            took >= Duration::from_secs(120) && took < Duration::from_secs(125),
+            "the stops took {took:?}"
+        );
+        let polls = control.polls.lock().unwrap().clone();
+        let during: Vec<&Instant> = polls.iter().filter(|p| **p >= began).collect();
+        let gaps = during.windows(2).map(|w| *w[1] - *w[0]);
+        assert!(
+            gaps.clone().all(|g| g <= Duration::from_secs(6)),
+            "a poll gap of {:?}",
+            gaps.max()
+        );
+        assert!(during.len() >= 20, "{} polls in two minutes", during.len());
+        for r in control
+            .reports
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.status == ReportedStatus::Stopped)
+        {
+            assert_eq!(
+                r.containers[0].exit_code,
+                Some(137),
+                "SIGKILLed after the timeout"
+            );
         }
-        for task in stopping {
-            if task["lastStatus"].as_str() == Some("STOPPED") {
-                continue;
-            }
-            let arn = task["taskArn"].as_str().unwrap_or_default().to_string();
-            let td = self
-                .definition(task["taskDefinitionArn"].as_str().unwrap_or_default())
-                .await?;
-            let mine = owned.get(&arn).cloned().unwrap_or_default();
-            let report = docker::stop_task(&self.docker, &td, &mine).await?;
-            self.report(&arn, report).await?;
-        }
-        Ok(())
+        assert_eq!(fake.count(), 0, "their containers are removed");
+        running.abort();
     }
 
-    async fn report(&self, task: &str, mut body: Value) -> Result<(), AgentError> {
-        body["cluster"] = Value::String(self.config.cluster.clone());
-        body["task"] = Value::String(task.to_string());
-        self.control
-            .call("ecs", "SubmitTaskStateChange", body)
-            .await?;
-        Ok(())
+    /// The bound on parallel work holds: with two permits, six slow stops take three rounds.
+    #[tokio::test(start_paused = true)]
+    async fn agent_bounds_parallel_work() {
+        let fake = Fake::new();
+        fake.add_image("slow");
+        let control = Arc::new(FakeControl::default());
+        let mut spec = container("app", "slow");
+        spec.stop_timeout = Some(10);
+        let tasks: Vec<TaskSpec> = (0..6).map(|n| task(n, vec![spec.clone()])).collect();
+        control.set(tasks.clone());
+        let agent = Agent::new(fake.clone(), control.clone(), "c", "instance-1", &config(2));
+        let running = tokio::spawn(agent.run(std::future::pending()));
+        let c = control.clone();
+        until("RUNNING", Duration::from_secs(30), move || {
+            c.reports.lock().unwrap().len() == 6
+        })
+        .await;
+        let began = Instant::now();
+        control.set(
+            tasks
+                .iter()
+                .map(|t| TaskSpec {
+                    desired: DesiredStatus::Stopped,
+                    ..t.clone()
+                })
+                .collect(),
+        );
+        let c = control.clone();
+        until("STOPPED", Duration::from_secs(600), move || {
+            c.stopped() == 6
+        })
+        .await;
+        let took = began.elapsed();
+        assert!(
+            took >= Duration::from_secs(30) && took < Duration::from_secs(35),
+            "{took:?}"
+        );
+        running.abort();
+    }
+
+    /// An essential container that exits stops its task (the others are stopped too) with
+    /// ECS's reason and the exit code; a restarted agent adopts running containers instead
+    /// of starting more, and removes containers of tasks the control plane no longer lists.
+    #[tokio::test(start_paused = true)]
+    async fn agent_adopts_stops_on_exit_and_removes_orphans() {
+        let fake = Fake::new();
+        fake.add_image("img");
+        let control = Arc::new(FakeControl::default());
+        let mut side = container("side", "img");
+        side.essential = false;
+        let t = task(1, vec![container("main", "img"), side]);
+        control.set(vec![t.clone()]);
+        let agent = Agent::new(fake.clone(), control.clone(), "c", "i", &config(10));
+        let running = tokio::spawn(agent.run(std::future::pending()));
+        let c = control.clone();
+        until("RUNNING", Duration::from_secs(30), move || {
+            c.reports.lock().unwrap().len() == 1
+        })
+        .await;
+        assert_eq!(fake.containers_of(&t.arn).len(), 2);
+        running.abort();
+
+        // A new agent (same instance) adopts the running containers, and removes the one of a
+        // task the control plane no longer lists for the instance.
+        fake.existing(
+            crate::worker::container_config(
+                &task(9, vec![container("gone", "img")]),
+                &container("gone", "img"),
+                "c",
+                "i",
+                "bridge".into(),
+                None,
+            ),
+            true,
+        );
+        let control = Arc::new(FakeControl::default());
+        control.set(vec![TaskSpec {
+            known: KnownStatus::Running,
+            ..t.clone()
+        }]);
+        let agent = Agent::new(fake.clone(), control.clone(), "c", "i", &config(10));
+        let running = tokio::spawn(agent.run(std::future::pending()));
+        let f = fake.clone();
+        until("the orphan removed", Duration::from_secs(60), move || {
+            f.containers_of(&task(9, vec![]).arn).is_empty()
+        })
+        .await;
+        let creates = fake.log().iter().filter(|l| *l == "create main").count();
+        assert_eq!(creates, 1, "adopted, not created again: {:?}", fake.log());
+        assert!(fake.log().contains(&"remove gone".to_string()));
+
+        // The essential container exits: the task stops, with the exit code and reason.
+        fake.exit(&t.arn, "main", 3);
+        let c = control.clone();
+        until("STOPPED", Duration::from_secs(60), move || c.stopped() == 1).await;
+        let r = control
+            .reports
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.status == ReportedStatus::Stopped)
+            .cloned()
+            .unwrap();
+        assert_eq!(r.reason.as_deref(), Some(ESSENTIAL_EXITED));
+        let main = r.containers.iter().find(|c| c.name == "main").unwrap();
+        assert_eq!(main.exit_code, Some(3));
+        assert!(fake.containers_of(&t.arn).is_empty());
+        running.abort();
+    }
+
+    #[test]
+    fn plan_follows_desired_and_observed_state() {
+        let t = task(1, vec![container("a", "img")]);
+        let up = Container {
+            id: "x".into(),
+            task_arn: t.arn.clone(),
+            name: "a".into(),
+            running: true,
+            created: false,
+        };
+        let down = Container {
+            running: false,
+            ..up.clone()
+        };
+        assert_eq!(plan(&t, None, &[], None), Some(Action::Start));
+        assert_eq!(plan(&t, None, &[], Some(Work::Start)), None);
+        let running = TaskSpec {
+            known: KnownStatus::Running,
+            ..t.clone()
+        };
+        assert_eq!(plan(&running, None, std::slice::from_ref(&up), None), None);
+        assert_eq!(
+            plan(&running, None, std::slice::from_ref(&down), None),
+            Some(Action::Stop(Some(ESSENTIAL_EXITED)))
+        );
+        // Reported RUNNING counts even when the document is older.
+        let seen = Seen {
+            reported: Some(ReportedStatus::Running),
+            ..Default::default()
+        };
+        assert_eq!(plan(&t, Some(&seen), std::slice::from_ref(&up), None), None);
+        let stopping = TaskSpec {
+            desired: DesiredStatus::Stopped,
+            ..t.clone()
+        };
+        assert_eq!(
+            plan(
+                &stopping,
+                None,
+                std::slice::from_ref(&up),
+                Some(Work::Start)
+            ),
+            Some(Action::Stop(None))
+        );
+        assert_eq!(
+            plan(&stopping, None, std::slice::from_ref(&up), Some(Work::Stop)),
+            None
+        );
+        let done = Seen {
+            reported: Some(ReportedStatus::Stopped),
+            ..Default::default()
+        };
+        assert_eq!(plan(&stopping, Some(&done), &[], None), None);
+        assert_eq!(
+            plan(&stopping, Some(&done), &[down], None),
+            Some(Action::Remove)
+        );
+        let mut checked = running.clone();
+        checked.containers[0].health_check = Some(node::HealthCheck {
+            command: vec!["CMD".into(), "true".into()],
+            interval: 5,
+            timeout: 2,
+            retries: 3,
+            start_period: 0,
+        });
+        assert_eq!(plan(&checked, None, &[up], None), Some(Action::Check));
     }
 }

@@ -1,75 +1,113 @@
 //! The task metadata endpoint v4 (`ECS_CONTAINER_METADATA_URI_V4`), served to containers.
 //!
 //! Each container gets `http://<host address on its network>:<port>/v4/<task id>/<container>`.
-//! A request is answered only when it comes from an address of that task's containers (or from
-//! loopback, for `host` network mode), so one task cannot read another's metadata.
+//! The endpoint listens only where containers reach it: the host's address on each Docker
+//! network a task uses (bound when the first such task starts) and loopback (for `host`
+//! network mode) — never on every address. A request is answered only when it comes from an
+//! address of that task's containers (or from loopback, for `host` mode), so one task cannot
+//! read another's metadata.
 
-use crate::docker::{self, label_of};
+use crate::runtime::{ContainerState, Runtime};
+use crate::worker::TASK_NETWORK;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bollard::Docker;
-use bollard::models::{ContainerInspectResponse, ContainerSummary};
-use bollard::query_parameters::{InspectContainerOptions, StatsOptions};
-use futures_util::StreamExt;
+use berth_node_api::agent::{DesiredStatus, KnownStatus, TaskSpec};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-/// The tasks of this instance as the control plane last described them, by task id.
-pub type Tasks = Arc<Mutex<HashMap<String, Value>>>;
+/// The tasks of this instance as the agent knows them, by task id.
+pub type Tasks = Arc<Mutex<HashMap<String, (TaskSpec, KnownStatus)>>>;
 
-#[derive(Clone)]
-struct Ctx {
-    docker: Docker,
+/// The endpoint: one port, listening on the addresses containers reach it on.
+pub struct Metadata<R> {
+    runtime: R,
     instance: String,
     zone: String,
     tasks: Tasks,
+    port: u16,
+    bound: tokio::sync::Mutex<HashSet<IpAddr>>,
 }
 
-/// Binds the endpoint on all addresses — containers reach it through their network's gateway —
-/// on the port the agent used before (kept in `state_dir`, so adopted containers' URIs stay
-/// valid), and serves it in the background. Returns the port.
-pub async fn serve(
-    docker: Docker,
-    instance: String,
-    zone: String,
-    tasks: Tasks,
-    state_dir: &std::path::Path,
-) -> std::io::Result<u16> {
-    let file = state_dir.join("metadata-port");
-    let previous: u16 = std::fs::read_to_string(&file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", previous)).await {
-        Ok(l) => l,
-        Err(_) => tokio::net::TcpListener::bind(("0.0.0.0", 0)).await?,
-    };
-    let port = listener.local_addr()?.port();
-    std::fs::write(&file, port.to_string())?;
-    let app = axum::Router::new()
-        .route("/v4/{task}/{container}", get(container))
-        .route("/v4/{task}/{container}/task", get(task))
-        .route("/v4/{task}/{container}/stats", get(container_stats))
-        .route("/v4/{task}/{container}/task/stats", get(task_stats))
-        .with_state(Ctx {
-            docker,
+impl<R: Runtime> Metadata<R> {
+    /// Listens on loopback on the port the agent used before (kept in `state_dir`, so adopted
+    /// containers' URIs stay valid), or a new one, and on the host's address on the networks
+    /// tasks already use.
+    pub async fn start(
+        runtime: R,
+        instance: String,
+        zone: String,
+        tasks: Tasks,
+        state_dir: &std::path::Path,
+    ) -> std::io::Result<Arc<Metadata<R>>> {
+        let file = state_dir.join("metadata-port");
+        let previous: u16 = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let listener = match tokio::net::TcpListener::bind((loopback, previous)).await {
+            Ok(l) => l,
+            Err(_) => tokio::net::TcpListener::bind((loopback, 0)).await?,
+        };
+        let port = listener.local_addr()?.port();
+        std::fs::write(&file, port.to_string())?;
+        let m = Arc::new(Metadata {
+            runtime,
             instance,
             zone,
             tasks,
+            port,
+            bound: tokio::sync::Mutex::new(HashSet::from([loopback])),
         });
-    tokio::spawn(async move {
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "the task metadata endpoint stopped");
+        m.serve(listener);
+        for network in ["bridge", TASK_NETWORK] {
+            if let Ok(Some(address)) = m.runtime.host_address(network).await
+                && let Err(e) = m.listen(IpAddr::V4(address)).await
+            {
+                tracing::warn!(network, %address, error = %e, "the task metadata endpoint cannot listen on this network's host address");
+            }
         }
-    });
-    Ok(port)
+        Ok(m)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Listens on `address` too (once).
+    pub async fn listen(self: &Arc<Self>, address: IpAddr) -> std::io::Result<()> {
+        let mut bound = self.bound.lock().await;
+        if bound.contains(&address) {
+            return Ok(());
+        }
+        let listener = tokio::net::TcpListener::bind((address, self.port)).await?;
+        self.serve(listener);
+        bound.insert(address);
+        tracing::info!(%address, port = self.port, "the task metadata endpoint listens");
+        Ok(())
+    }
+
+    fn serve(self: &Arc<Self>, listener: tokio::net::TcpListener) {
+        let app = axum::Router::new()
+            .route("/v4/{task}/{container}", get(container::<R>))
+            .route("/v4/{task}/{container}/task", get(task::<R>))
+            .route("/v4/{task}/{container}/stats", get(container_stats::<R>))
+            .route("/v4/{task}/{container}/task/stats", get(task_stats::<R>))
+            .with_state(self.clone());
+        tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "the task metadata endpoint stopped");
+            }
+        });
+    }
 }
 
+type Ctx<R> = State<Arc<Metadata<R>>>;
 type Peer = ConnectInfo<SocketAddr>;
 
 fn json_response(v: Value) -> Response {
@@ -80,49 +118,45 @@ fn json_response(v: Value) -> Response {
         .into_response()
 }
 
-/// The task's document and its containers, if `peer` may see them.
-async fn lookup(
-    ctx: &Ctx,
+fn not_found(what: &'static str) -> Response {
+    (StatusCode::NOT_FOUND, what).into_response()
+}
+
+/// The task and its containers (by ECS name), if `peer` may see them.
+async fn lookup<R: Runtime>(
+    m: &Metadata<R>,
     peer: SocketAddr,
     task_id: &str,
-) -> Result<(Value, Vec<ContainerSummary>), Response> {
-    let not_found = || (StatusCode::NOT_FOUND, "no such task on this instance").into_response();
-    let task = ctx
+) -> Result<(TaskSpec, KnownStatus, Vec<(String, ContainerState)>), Response> {
+    let (task, known) = m
         .tasks
         .lock()
         .unwrap()
         .get(task_id)
         .cloned()
-        .ok_or_else(not_found)?;
-    let arn = task["taskArn"].as_str().unwrap_or_default();
-    let containers = docker::owned(&ctx.docker, &ctx.instance)
+        .ok_or_else(|| not_found("no such task on this instance"))?;
+    let listed = m
+        .runtime
+        .containers(&m.instance)
         .await
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?
-        .remove(arn)
-        .ok_or_else(not_found)?;
-    // Inspect, not the listing: Docker's container list can lag a just-started container.
-    let mut allowed = false;
-    for c in &containers {
-        let Some(info) = inspect(ctx, c.id.as_deref().unwrap_or_default()).await else {
-            continue;
-        };
-        let host = info
-            .host_config
-            .as_ref()
-            .and_then(|h| h.network_mode.as_deref())
-            == Some("host");
-        let mut ips = info
-            .network_settings
-            .as_ref()
-            .and_then(|n| n.networks.as_ref())
-            .into_iter()
-            .flat_map(|n| n.values())
-            .filter_map(|e| e.ip_address.as_deref()?.parse::<IpAddr>().ok());
-        if (host && peer.ip().is_loopback()) || ips.any(|ip| ip == peer.ip()) {
-            allowed = true;
-            break;
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?;
+    // Inspect, not the listing: the engine's list can lag a just-started container.
+    let mut containers = Vec::new();
+    for c in listed.into_iter().filter(|c| c.task_arn == task.arn) {
+        if let Ok(Some(state)) = m.runtime.inspect(&c.id).await {
+            containers.push((c.name, state));
         }
     }
+    if containers.is_empty() {
+        return Err(not_found("no such task on this instance"));
+    }
+    let allowed = containers.iter().any(|(_, s)| {
+        (s.network_mode == "host" && peer.ip().is_loopback())
+            || s.networks
+                .values()
+                .flatten()
+                .any(|ip| IpAddr::V4(*ip) == peer.ip())
+    });
     if !allowed {
         return Err((
             StatusCode::FORBIDDEN,
@@ -130,196 +164,191 @@ async fn lookup(
         )
             .into_response());
     }
-    Ok((task, containers))
+    Ok((task, known, containers))
 }
 
-async fn inspect(ctx: &Ctx, id: &str) -> Option<ContainerInspectResponse> {
-    ctx.docker
-        .inspect_container(id, None::<InspectContainerOptions>)
-        .await
-        .ok()
+fn status_name(s: KnownStatus) -> &'static str {
+    match s {
+        KnownStatus::Pending => "PENDING",
+        KnownStatus::Running => "RUNNING",
+        KnownStatus::Stopped => "STOPPED",
+    }
 }
 
-fn named<'a>(containers: &'a [ContainerSummary], name: &str) -> Option<&'a ContainerSummary> {
-    containers
-        .iter()
-        .find(|c| label_of(c, docker::LABEL_CONTAINER) == Some(name))
+fn desired_name(d: DesiredStatus) -> &'static str {
+    match d {
+        DesiredStatus::Running => "RUNNING",
+        DesiredStatus::Stopped => "STOPPED",
+    }
 }
 
 /// One container in the v4 shape.
-fn container_json(info: &ContainerInspectResponse, task: &Value) -> Value {
-    let labels = info
-        .config
-        .as_ref()
-        .and_then(|c| c.labels.clone())
-        .unwrap_or_default();
-    let state = info.state.clone().unwrap_or_default();
-    let running = state.running.unwrap_or(false);
-    let started = state.started_at.clone().filter(|s| !s.starts_with("0001-"));
-    let known = if running {
+fn container_json(name: &str, s: &ContainerState, task: &TaskSpec) -> Value {
+    let known = if s.running {
         "RUNNING"
-    } else if started.is_some() {
+    } else if s.started_at.is_some() {
         "STOPPED"
     } else {
         "PENDING"
     };
-    let host = info.host_config.clone().unwrap_or_default();
-    let networks: Vec<Value> = info
-        .network_settings
-        .as_ref()
-        .and_then(|n| n.networks.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|(name, e)| {
-            let mode = match name.as_str() {
-                docker::TASK_NETWORK => "awsvpc",
-                other => other,
+    let networks: Vec<Value> = s
+        .networks
+        .iter()
+        .map(|(network, ip)| {
+            let mode = if network == TASK_NETWORK {
+                "awsvpc"
+            } else {
+                network
             };
-            json!({"NetworkMode": mode, "IPv4Addresses": [e.ip_address.clone().unwrap_or_default()]})
+            let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
+            json!({"NetworkMode": mode, "IPv4Addresses": [ip]})
         })
         .collect();
     let mut v = json!({
-        "DockerId": info.id,
-        "Name": labels.get(docker::LABEL_CONTAINER),
-        "DockerName": info.name.as_deref().unwrap_or_default().trim_start_matches('/'),
-        "Image": info.config.as_ref().and_then(|c| c.image.clone()),
-        "ImageID": info.image,
-        "Labels": labels,
-        "DesiredStatus": task["desiredStatus"],
+        "DockerId": s.id,
+        "Name": name,
+        "DockerName": s.docker_name,
+        "Image": s.image,
+        "ImageID": s.image_id,
+        "Labels": s.labels,
+        "DesiredStatus": desired_name(task.desired),
         "KnownStatus": known,
-        "Limits": {"CPU": host.cpu_shares.unwrap_or(0), "Memory": host.memory.unwrap_or(0) / (1024 * 1024)},
-        "CreatedAt": info.created,
+        "Limits": {"CPU": s.cpu_shares, "Memory": s.memory / (1024 * 1024)},
+        "CreatedAt": s.created_at,
         "Type": "NORMAL",
         "Networks": networks,
     });
-    if let Some(s) = started {
-        v["StartedAt"] = s.into();
+    if let Some(started) = &s.started_at {
+        v["StartedAt"] = started.clone().into();
     }
     if known == "STOPPED" {
-        v["ExitCode"] = state.exit_code.unwrap_or(0).into();
+        v["ExitCode"] = s.exit_code.unwrap_or(0).into();
     }
     v
 }
 
-async fn container(
-    State(ctx): State<Ctx>,
+/// Epoch milliseconds as RFC 3339.
+fn rfc3339(ms: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+async fn container<R: Runtime>(
+    State(m): Ctx<R>,
     ConnectInfo(peer): Peer,
     Path((task_id, name)): Path<(String, String)>,
 ) -> Response {
-    let (task, containers) = match lookup(&ctx, peer, &task_id).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let Some(id) = named(&containers, &name).and_then(|c| c.id.clone()) else {
-        return (StatusCode::NOT_FOUND, "no such container in this task").into_response();
-    };
-    match inspect(&ctx, &id).await {
-        Some(info) => json_response(container_json(&info, &task)),
-        None => (StatusCode::NOT_FOUND, "the container is gone").into_response(),
+    match lookup(&m, peer, &task_id).await {
+        Ok((task, _, containers)) => match containers.iter().find(|(n, _)| *n == name) {
+            Some((n, s)) => json_response(container_json(n, s, &task)),
+            None => not_found("no such container in this task"),
+        },
+        Err(r) => r,
     }
 }
 
-async fn task(
-    State(ctx): State<Ctx>,
+async fn task<R: Runtime>(
+    State(m): Ctx<R>,
     ConnectInfo(peer): Peer,
     Path((task_id, _)): Path<(String, String)>,
 ) -> Response {
-    let (task, containers) = match lookup(&ctx, peer, &task_id).await {
+    let (task, known, containers) = match lookup(&m, peer, &task_id).await {
         Ok(t) => t,
         Err(r) => return r,
     };
-    let mut list = Vec::new();
-    for c in &containers {
-        if let Some(info) = inspect(&ctx, c.id.as_deref().unwrap_or_default()).await {
-            list.push(container_json(&info, &task));
-        }
-    }
-    let td = task["taskDefinitionArn"].as_str().unwrap_or_default();
-    let (family, revision) = td
-        .rsplit('/')
-        .next()
-        .and_then(|fr| fr.rsplit_once(':'))
-        .unwrap_or_default();
+    let list: Vec<Value> = containers
+        .iter()
+        .map(|(n, s)| container_json(n, s, &task))
+        .collect();
     let mut v = json!({
-        "Cluster": task["clusterArn"],
-        "TaskARN": task["taskArn"],
-        "Family": family,
-        "Revision": revision,
-        "DesiredStatus": task["desiredStatus"],
-        "KnownStatus": task["lastStatus"],
+        "Cluster": task.cluster_arn,
+        "TaskARN": task.arn,
+        "Family": task.family,
+        "Revision": task.revision.to_string(),
+        "DesiredStatus": desired_name(task.desired),
+        "KnownStatus": status_name(known),
         "Containers": list,
-        "AvailabilityZone": task["availabilityZone"].as_str().unwrap_or(&ctx.zone),
-        "LaunchType": task["launchType"],
+        "AvailabilityZone": task.availability_zone.clone().unwrap_or_else(|| m.zone.clone()),
+        "LaunchType": task.launch_type,
     });
-    for (from, to) in [
-        ("pullStartedAt", "PullStartedAt"),
-        ("pullStoppedAt", "PullStoppedAt"),
-    ] {
-        if !task[from].is_null() {
-            v[to] = task[from].clone();
-        }
+    if let Some(t) = task.pull_started_at.and_then(rfc3339) {
+        v["PullStartedAt"] = t.into();
     }
-    let limit = |f: &str| task[f].as_str().and_then(|s| s.parse::<f64>().ok());
-    if let (Some(cpu), Some(memory)) = (limit("cpu"), limit("memory")) {
+    if let Some(t) = task.pull_stopped_at.and_then(rfc3339) {
+        v["PullStoppedAt"] = t.into();
+    }
+    let limit = |s: &Option<String>| s.as_deref().and_then(|s| s.parse::<f64>().ok());
+    if let (Some(cpu), Some(memory)) = (limit(&task.cpu), limit(&task.memory)) {
         v["Limits"] = json!({"CPU": cpu / 1024.0, "Memory": memory});
     }
     json_response(v)
 }
 
-async fn stats_of(ctx: &Ctx, id: &str) -> Value {
-    let options = StatsOptions {
-        stream: false,
-        one_shot: false,
-    };
-    match ctx.docker.stats(id, Some(options)).next().await {
-        Some(Ok(s)) => serde_json::to_value(s).unwrap_or(Value::Null),
-        _ => Value::Null,
-    }
-}
-
-async fn container_stats(
-    State(ctx): State<Ctx>,
+async fn container_stats<R: Runtime>(
+    State(m): Ctx<R>,
     ConnectInfo(peer): Peer,
     Path((task_id, name)): Path<(String, String)>,
 ) -> Response {
-    let (_, containers) = match lookup(&ctx, peer, &task_id).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match named(&containers, &name).and_then(|c| c.id.clone()) {
-        Some(id) => json_response(stats_of(&ctx, &id).await),
-        None => (StatusCode::NOT_FOUND, "no such container in this task").into_response(),
+    match lookup(&m, peer, &task_id).await {
+        Ok((_, _, containers)) => match containers.iter().find(|(n, _)| *n == name) {
+            Some((_, s)) => json_response(m.runtime.stats(&s.id).await.ok().flatten().into()),
+            None => not_found("no such container in this task"),
+        },
+        Err(r) => r,
     }
 }
 
-async fn task_stats(
-    State(ctx): State<Ctx>,
+async fn task_stats<R: Runtime>(
+    State(m): Ctx<R>,
     ConnectInfo(peer): Peer,
     Path((task_id, _)): Path<(String, String)>,
 ) -> Response {
-    let (_, containers) = match lookup(&ctx, peer, &task_id).await {
+    let (_, _, containers) = match lookup(&m, peer, &task_id).await {
         Ok(t) => t,
         Err(r) => return r,
     };
     let mut all = serde_json::Map::new();
-    for id in containers.iter().filter_map(|c| c.id.clone()) {
-        let s = stats_of(&ctx, &id).await;
-        all.insert(id, s);
+    for (_, s) in &containers {
+        let stats = m.runtime.stats(&s.id).await.ok().flatten();
+        all.insert(s.id.clone(), stats.into());
     }
     json_response(Value::Object(all))
 }
 
-/// The host's address on a Docker network (its gateway), where containers on it reach us.
-pub async fn gateway(docker: &Docker, network: &str) -> Option<String> {
-    let n = docker
-        .inspect_network(
-            network,
-            None::<bollard::query_parameters::InspectNetworkOptions>,
-        )
-        .await
-        .ok()?;
-    n.ipam?.config?.into_iter().find_map(|c| {
-        c.gateway
-            .filter(|g| g.parse::<std::net::Ipv4Addr>().is_ok())
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::labels;
+
+    #[test]
+    fn metadata_times_are_rfc3339() {
+        assert_eq!(
+            rfc3339(1_764_547_200_123).as_deref(),
+            Some("2025-12-01T00:00:00.123Z")
+        );
+    }
+
+    #[test]
+    fn container_labels_are_shown_as_set() {
+        let s = ContainerState {
+            id: "abc".into(),
+            labels: [(labels::TASK_ARN.to_string(), "arn".to_string())].into(),
+            running: true,
+            started_at: Some("2026-12-01T00:00:00Z".into()),
+            ..Default::default()
+        };
+        let task: TaskSpec = serde_json::from_value(json!({
+            "arn": "a", "clusterArn": "c", "taskDefinitionArn": "t", "family": "f",
+            "revision": 1, "desired": "RUNNING", "known": "RUNNING", "networkMode": "bridge",
+            "launchType": "EC2", "availabilityZone": null, "cpu": null, "memory": null,
+            "pullStartedAt": null, "pullStoppedAt": null, "containers": [], "volumes": []
+        }))
+        .unwrap();
+        let v = container_json("web", &s, &task);
+        assert_eq!(v["Labels"][labels::TASK_ARN], "arn");
+        assert_eq!(v["KnownStatus"], "RUNNING");
+        assert!(v.get("ExitCode").is_none());
+    }
 }

@@ -55,6 +55,9 @@ struct Inner {
     endpoint: String,
     /// `POST /_berth/reset` exists only for `--ephemeral` servers.
     reset_enabled: bool,
+    /// How long an agent may be silent before it counts as disconnected (its desired-state
+    /// polls stay well inside it).
+    agent_timeout: std::time::Duration,
 }
 
 /// What the API is built from.
@@ -72,6 +75,8 @@ pub struct ApiConfig {
     /// The URL clients reach this server at (`http(s)://host:port`), for URLs handed out.
     pub endpoint: String,
     pub reset_enabled: bool,
+    /// The server's `--agent-timeout`.
+    pub agent_timeout: std::time::Duration,
 }
 
 impl ApiState {
@@ -103,6 +108,7 @@ impl ApiState {
                 tokens: Default::default(),
                 endpoint: c.endpoint,
                 reset_enabled: c.reset_enabled,
+                agent_timeout: c.agent_timeout,
             }),
         }
     }

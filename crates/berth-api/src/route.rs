@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use berth_aws::sigv4::{self, Request as SigRequest};
 use berth_aws::validate::{Invalid, strip_nulls, validate};
 use berth_aws::{Protocol, Service, query};
+use berth_node_api::agent;
 use berth_types::Principal;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -191,7 +192,7 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         headers: &parts.headers,
         payload_sha256: &payload_sha256,
     };
-    if path == AGENT_HEARTBEAT || path == AGENT_CHANGES {
+    if [agent::HEARTBEAT, agent::DESIRED, agent::REPORT].contains(&path) {
         return agent_call(state, path, &sig, &body, &request_id).await;
     }
     if path == LB_CONFIG || path == LB_HEALTH {
@@ -422,13 +423,6 @@ enum Input {
     Query(query::Params),
 }
 
-/// The agent's check-in: `POST` a JSON `{cluster, containerInstance}`, SigV4-signed for `ecs`.
-pub const AGENT_HEARTBEAT: &str = "/agent/v1/heartbeat";
-/// The agent's long-poll: `POST {cluster, containerInstance, since}`; answers
-/// `{"generation": n}` as soon as the instance's desired tasks changed since `since` (or after
-/// 20 s).
-pub const AGENT_CHANGES: &str = "/agent/v1/changes";
-
 /// Authenticates a node endpoint call (SigV4 for `service`): the error response if it fails.
 fn node_auth(
     state: &ApiState,
@@ -525,7 +519,8 @@ async fn lb_call(
     node_response(result, request_id)
 }
 
-/// The agent endpoints (DESIGN.md §4): signed like every call, JSON in and out, ECS errors.
+/// The agent endpoints (`berth-node-api::agent`): signed like every call, typed JSON in and
+/// out, ECS errors.
 async fn agent_call(
     state: &ApiState,
     path: &str,
@@ -533,49 +528,53 @@ async fn agent_call(
     body: &[u8],
     request_id: &str,
 ) -> Response<Body> {
-    let proto = Proto::Json(Service::Ecs);
     if let Some(denied) = node_auth(state, sig, "ecs", request_id) {
         return denied;
     }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct AgentRequest {
-        cluster: Option<String>,
-        container_instance: String,
-        #[serde(default)]
-        since: u64,
-        /// How long the long-poll may wait, at most 20 s.
-        timeout_ms: Option<u64>,
-    }
-    let req: AgentRequest = match serde_json::from_slice(body) {
-        Ok(b) => b,
-        Err(e) => {
-            let e = ApiError::new(
-                "SerializationException",
-                400,
-                format!("Malformed agent request: {e}"),
-            );
-            return protocol::error(proto, e, request_id);
-        }
-    };
     let ecs = &state.inner.ecs;
-    let result = match ecs.cluster_name(req.cluster.as_deref()) {
-        Ok(cluster) if path == AGENT_HEARTBEAT => ecs
-            .instance_heartbeat(&cluster, &req.container_instance)
-            .await
-            .map(|()| Value::Object(Default::default())),
-        Ok(cluster) => ecs
-            .instance_wait(
-                &cluster,
-                &req.container_instance,
-                req.since,
-                std::time::Duration::from_millis(req.timeout_ms.unwrap_or(20_000).min(20_000)),
-            )
-            .await
-            .map(|g| serde_json::json!({"generation": g})),
-        Err(e) => Err(e),
+    let result = match path {
+        agent::DESIRED => match decode::<agent::DesiredRequest>(body) {
+            Ok(r) => match ecs.cluster_name(Some(&r.cluster)) {
+                Ok(cluster) => {
+                    // The poll is the agent's check-in: it never waits past a third of the
+                    // agent timeout.
+                    let wait =
+                        std::time::Duration::from_millis(r.timeout_ms.min(agent::MAX_WAIT_MS))
+                            .min(state.inner.agent_timeout / 3);
+                    ecs.instance_desired(&cluster, &r.container_instance, r.generation, wait)
+                        .await
+                        .and_then(to_json)
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
+        agent::REPORT => match decode::<agent::ReportBatch>(body) {
+            Ok(batch) => ecs.instance_report(batch).await.and_then(to_json),
+            Err(e) => Err(e),
+        },
+        _ => match decode::<agent::InstanceRef>(body) {
+            Ok(r) => match ecs.cluster_name(Some(&r.cluster)) {
+                Ok(cluster) => ecs
+                    .instance_heartbeat(&cluster, &r.container_instance)
+                    .await
+                    .map(|()| Value::Object(Default::default())),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
     };
     node_response(result, request_id)
+}
+
+/// A node request body: a malformed one is the caller's error.
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, berth_types::Error> {
+    serde_json::from_slice(body)
+        .map_err(|e| berth_types::Error::InvalidParameter(format!("Malformed node request: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(v: T) -> Result<Value, berth_types::Error> {
+    serde_json::to_value(v).map_err(berth_types::Error::internal)
 }
 
 /// `POST /_berth/reset` (ephemeral servers only): signed by a known key, empties all state.
@@ -636,6 +635,7 @@ mod tests {
             registry_host: "127.0.0.1:4566".into(),
             endpoint: "http://127.0.0.1:4566".into(),
             reset_enabled: false,
+            agent_timeout: std::time::Duration::from_secs(30),
         });
         let principal = crate::root_principal(&scope, &keys);
         for (service, table) in [

@@ -78,9 +78,14 @@ pub struct AgentArgs {
     /// Memory (MiB) kept for the host and not offered to tasks.
     #[arg(long, default_value_t = 256)]
     pub memory_reserve: u64,
-    /// Seconds between reconcile passes.
+    /// Seconds between looks at the Docker Engine when nothing else happens (the agent acts
+    /// on a new desired-task document at once).
     #[arg(long, default_value_t = 1.0)]
     pub poll_interval: f64,
+    /// Container starts, stops and checks run at once (each task's stop honours its own
+    /// stopTimeout).
+    #[arg(long, default_value_t = 10)]
+    pub max_parallel: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -167,6 +172,7 @@ async fn agent(args: AgentArgs) -> Result<(), Box<dyn std::error::Error>> {
         state_dir: args.state_dir,
         memory_reserve_mib: args.memory_reserve,
         poll_interval: std::time::Duration::from_secs_f64(args.poll_interval.max(0.05)),
+        max_parallel: args.max_parallel.max(1),
     };
     let agent = berth_agent::Agent::start(config).await?;
     agent.run(serve::shutdown_signal()).await;

@@ -158,6 +158,7 @@ pub async fn run(
             .unwrap_or_else(|| bound.to_string()),
         endpoint: config.endpoint_url(bound),
         reset_enabled: config.ephemeral,
+        agent_timeout: config.agent_timeout,
     });
     let collector = Arc::new(berth_registry::BlobCollector::new(
         state.registry().clone(),
@@ -262,6 +263,7 @@ pub async fn run(
             state_dir: data_dir.path().join("agent"),
             memory_reserve_mib: 256,
             poll_interval: std::time::Duration::from_secs(1),
+            max_parallel: 10,
         };
         Some(tokio::spawn(berth_agent::run_local(agent_config)))
     };

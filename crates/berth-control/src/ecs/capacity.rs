@@ -229,6 +229,15 @@ impl View {
         self.listed.iter()
     }
 
+    /// The tasks on instance `id` that are not STOPPED yet (what its agent runs or stops).
+    pub fn holding_on(&self, id: &str) -> Vec<String> {
+        self.holds
+            .iter()
+            .filter(|(_, h)| h.container_instance.as_deref() == Some(id))
+            .map(|(task, _)| task.clone())
+            .collect()
+    }
+
     /// What the tasks holding resources use, per instance id.
     pub fn usage(&self) -> BTreeMap<String, InstanceUsage> {
         self.usage

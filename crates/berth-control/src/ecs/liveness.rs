@@ -39,13 +39,26 @@ impl Heartbeats {
     }
 }
 
-/// Per-instance change counters: bumped when the control plane changes what an instance
-/// should run (tasks placed on it, tasks to stop), so its agent reacts at once instead of
-/// waiting for its next poll. Soft state: a restarted server starts again from 0, and an agent
-/// that is ahead of the counter is answered at once.
-#[derive(Default)]
+/// Per-instance generations of the desired-task document: bumped when the control plane
+/// changes what an instance should run (tasks placed on it, tasks to stop), so its agent's
+/// long-poll answers at once.
+///
+/// Soft state that still only grows across restarts: every counter starts at the process's
+/// start time in milliseconds times 1024, above anything an earlier process reached (which
+/// would have needed over 1024 changes per millisecond of its life). An agent's ledger
+/// generation is therefore never ahead of a restarted server's.
 pub struct Changes {
+    base: u64,
     senders: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes {
+            base: (Timestamp::now().0.max(0) as u64) << 10,
+            senders: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 impl Changes {
@@ -54,7 +67,7 @@ impl Changes {
             .lock()
             .expect("changes")
             .entry(key.to_string())
-            .or_insert_with(|| tokio::sync::watch::channel(0).0)
+            .or_insert_with(|| tokio::sync::watch::channel(self.base).0)
             .clone()
     }
 }
@@ -241,6 +254,9 @@ impl InstanceLiveness {
                 .await?;
             status.disconnected += d;
             status.tasks_stopped += stopped;
+            if stopped > 0 {
+                self.ecs.instance_changed(&inst.cluster, &inst.id);
+            }
         }
         if status != LivenessStatus::default() {
             tracing::info!(?status, "instance liveness");

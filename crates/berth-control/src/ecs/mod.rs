@@ -6,6 +6,7 @@ mod capacity;
 mod clusters;
 mod instances;
 mod liveness;
+mod node;
 mod scheduler;
 mod service_tasks;
 mod services;

@@ -87,7 +87,7 @@ pub struct TaskReport {
     pub execution_stopped_at: Option<Timestamp>,
 }
 
-fn key(cluster: &ClusterName, id: &str) -> String {
+pub(super) fn key(cluster: &ClusterName, id: &str) -> String {
     format!("{cluster}\n{id}")
 }
 
@@ -594,6 +594,21 @@ impl Ecs {
         self.describe_each(Kind::Task, "task", cluster, given, |g| {
             self.task_id(cluster, g)
         })
+    }
+
+    /// The ids of the tasks on instance `id` that are not STOPPED, from the capacity view.
+    pub(super) async fn instance_task_ids(
+        &self,
+        cluster: &ClusterName,
+        id: &str,
+    ) -> Result<Vec<String>, Error> {
+        let select = |v: &capacity::View| v.holding_on(id);
+        if let Some(ids) = self.capacity.read(cluster, select) {
+            return Ok(ids);
+        }
+        let (capacity, c) = (self.capacity.clone(), cluster.clone());
+        self.store.write(move |tx| capacity.load(tx, &c)).await?;
+        Ok(self.capacity.read(cluster, select).unwrap_or_default())
     }
 
     /// `ListTasks`, from the capacity view's index of the cluster's tasks (loaded from the

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
 
-const HOW: &str =
+pub(crate) const HOW: &str =
     "scripts/test.sh installs docker.io, skopeo and busybox-static and starts dockerd";
 
-fn run(cmd: &mut Command) -> Output {
+pub(crate) fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -25,13 +25,13 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 /// `docker` with its own config directory (logins stay inside the test).
-fn docker(config: &Path) -> Command {
+pub(crate) fn docker(config: &Path) -> Command {
     let mut c = Command::new(require_program("docker", HOW));
     c.env("DOCKER_CONFIG", config);
     c
 }
 
-fn require_docker_engine() {
+pub(crate) fn require_docker_engine() {
     let out = Command::new(require_program("docker", HOW))
         .arg("info")
         .output()
@@ -40,7 +40,7 @@ fn require_docker_engine() {
 }
 
 /// A busybox-static image imported into the local engine as `reference`.
-fn import_busybox(config: &Path, reference: &str, page: &str) {
+pub(crate) fn import_busybox(config: &Path, reference: &str, page: &str) {
     import_busybox_into(docker(config), reference, page)
 }
 
@@ -351,7 +351,7 @@ async fn skopeo_copies_multi_layer_and_multi_arch_images_both_ways() {
 }
 
 /// A server whose service scheduler passes every 200 ms and counts a task healthy after 1 s.
-fn service_server() -> TestServer {
+pub(crate) fn service_server() -> TestServer {
     crate::start_with(berth_testkit::Options {
         args: vec![
             "--scheduler-interval-ms".into(),
@@ -364,19 +364,19 @@ fn service_server() -> TestServer {
 }
 
 /// A `berth agent` process, killed when dropped.
-struct AgentProcess {
+pub(crate) struct AgentProcess {
     child: std::process::Child,
     log: std::path::PathBuf,
     state: std::path::PathBuf,
 }
 
 impl AgentProcess {
-    fn start(server: &TestServer, state: &Path) -> AgentProcess {
+    pub(crate) fn start(server: &TestServer, state: &Path) -> AgentProcess {
         Self::spawn(server, state, &[])
     }
 
     /// An agent, once its instance has registered in cluster `e2e`.
-    async fn start_registered(server: &TestServer, state: &Path) -> AgentProcess {
+    pub(crate) async fn start_registered(server: &TestServer, state: &Path) -> AgentProcess {
         let agent = Self::start(server, state);
         let ecs = server.ecs();
         berth_testkit::until(
@@ -393,7 +393,7 @@ impl AgentProcess {
     }
 
     /// `berth agent` for cluster `e2e` with `extra` arguments.
-    fn spawn(server: &TestServer, state: &Path, extra: &[&str]) -> AgentProcess {
+    pub(crate) fn spawn(server: &TestServer, state: &Path, extra: &[&str]) -> AgentProcess {
         let log = state.join("agent.log");
         std::fs::create_dir_all(state).unwrap();
         let child = Command::new(crate::BIN)
@@ -455,7 +455,11 @@ impl Drop for AgentProcess {
 
 /// Cluster `e2e`, and repository `repo` with a busybox image per `(tag, page)` pushed through
 /// `docker` (and removed from the engine, so tasks pull it); returns the image references.
-async fn cluster_and_images(server: &TestServer, repo: &str, tags: &[(&str, &str)]) -> Vec<String> {
+pub(crate) async fn cluster_and_images(
+    server: &TestServer,
+    repo: &str,
+    tags: &[(&str, &str)],
+) -> Vec<String> {
     server
         .ecs()
         .create_cluster()
@@ -486,7 +490,10 @@ async fn cluster_and_images(server: &TestServer, repo: &str, tags: &[(&str, &str
 }
 
 /// The container instances of `cluster` (none if it does not exist yet).
-async fn instances(ecs: &berth_testkit::aws_sdk_ecs::Client, cluster: &str) -> Vec<String> {
+pub(crate) async fn instances(
+    ecs: &berth_testkit::aws_sdk_ecs::Client,
+    cluster: &str,
+) -> Vec<String> {
     match ecs.list_container_instances().cluster(cluster).send().await {
         Ok(l) => l.container_instance_arns().to_vec(),
         Err(_) => Vec::new(),
@@ -494,7 +501,7 @@ async fn instances(ecs: &berth_testkit::aws_sdk_ecs::Client, cluster: &str) -> V
 }
 
 /// Polls DescribeTasks until `done` holds for the task (bounded).
-async fn wait_task(
+pub(crate) async fn wait_task(
     ecs: &berth_testkit::aws_sdk_ecs::Client,
     cluster: &str,
     task: &str,
@@ -714,13 +721,25 @@ async fn agent_runs_tasks_on_docker() {
         "ps",
         "-q",
         "--filter",
-        &format!("label=com.berth.task-arn={task}"),
+        &format!("label=com.amazonaws.ecs.task-arn={task}"),
     ]));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).lines().count(),
         1,
         "no duplicate container"
     );
+    // The container carries the ECS agent's labels.
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let labels: Value = serde_json::from_slice(
+        &run(Command::new("docker").args(["inspect", "--format", "{{json .Config.Labels}}", &id]))
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(labels["com.amazonaws.ecs.task-arn"], task.as_str());
+    assert_eq!(labels["com.amazonaws.ecs.cluster"], "e2e");
+    assert_eq!(labels["com.amazonaws.ecs.container-name"], "web");
+    assert_eq!(labels["com.amazonaws.ecs.task-definition-family"], "web");
+    assert_eq!(labels["com.amazonaws.ecs.task-definition-version"], "1");
     assert_eq!(
         page(format!("http://127.0.0.1:{port}/")).await,
         "served by a berth task\n"
@@ -903,6 +922,17 @@ async fn agent_runs_tasks_on_docker() {
     let task = run_one(&ecs, "meta").await;
     running(&ecs, &task).await;
     let port = std::fs::read_to_string(state.path().join("metadata-port")).unwrap();
+    // It listens where containers reach it (loopback, the bridge's host address), never on
+    // every address.
+    let listening = listening_addresses(port.trim().parse().unwrap());
+    assert!(
+        !listening.is_empty() && !listening.contains(&std::net::Ipv4Addr::UNSPECIFIED),
+        "{listening:?}"
+    );
+    assert!(
+        listening.contains(&std::net::Ipv4Addr::LOCALHOST),
+        "{listening:?}"
+    );
     let id = task.rsplit('/').next().unwrap();
     let outsider = reqwest::get(format!("http://127.0.0.1:{}/v4/{id}/probe", port.trim()))
         .await
@@ -942,6 +972,24 @@ async fn agent_runs_tasks_on_docker() {
     );
     assert_eq!(t.stop_code().map(|c| c.as_str()), Some("TaskFailedToStart"));
     agent.kill();
+}
+
+/// The IPv4 addresses with a listening TCP socket on `port` (from /proc/net/tcp).
+fn listening_addresses(port: u16) -> Vec<std::net::Ipv4Addr> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            let (address, p) = fields.get(1)?.split_once(':')?;
+            let listening = fields.get(3) == Some(&"0A");
+            (listening && u16::from_str_radix(p, 16).ok()? == port).then(|| {
+                // The kernel prints the address in host byte order.
+                std::net::Ipv4Addr::from(u32::from_be(u32::from_str_radix(address, 16).unwrap()))
+            })
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -1149,7 +1197,7 @@ async fn two_agents_share_one_engine() {
     }
     // Each container carries its own agent's instance.
     for t in run_out.tasks() {
-        let filter = format!("label=com.berth.task-arn={}", t.task_arn().unwrap());
+        let filter = format!("label=com.amazonaws.ecs.task-arn={}", t.task_arn().unwrap());
         let out = run(Command::new("docker").args([
             "ps",
             "-q",
@@ -1358,7 +1406,7 @@ async fn agent_recovers_when_the_docker_engine_restarts() {
         "ps",
         "-q",
         "--filter",
-        &format!("label=com.berth.task-arn={task}"),
+        &format!("label=com.amazonaws.ecs.task-arn={task}"),
     ]));
     if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
         let t = stopped(&ecs, &task).await;
@@ -1636,7 +1684,7 @@ async fn service_on_docker_heals_rolls_and_rolls_back() {
 }
 
 /// The `aws` CLI against `server` (JSON output parsed; `null` when it prints nothing).
-fn aws(server: &TestServer, args: &[&str]) -> Value {
+pub(crate) fn aws(server: &TestServer, args: &[&str]) -> Value {
     let out = run(Command::new(require_program("aws", HOW))
         .args(args)
         .args([
@@ -1657,7 +1705,11 @@ fn aws(server: &TestServer, args: &[&str]) -> Value {
 /// health checks every 5 s, a 2 s deregistration delay) and a listener on a free port
 /// forwarding to it, all named `name`, made with the aws CLI. Returns the target group's ARN and
 /// the listener's port.
-fn load_balancer(server: &TestServer, name: &str, target_group: &[&str]) -> (String, String) {
+pub(crate) fn load_balancer(
+    server: &TestServer,
+    name: &str,
+    target_group: &[&str],
+) -> (String, String) {
     let lb = aws(
         server,
         &[
@@ -1723,7 +1775,7 @@ fn load_balancer(server: &TestServer, name: &str, target_group: &[&str]) -> (Str
 }
 
 /// `aws ecs wait services-stable` for service `name` of cluster `e2e`.
-fn services_stable(server: &TestServer, name: &str) {
+pub(crate) fn services_stable(server: &TestServer, name: &str) {
     aws(
         server,
         &[
@@ -1926,6 +1978,20 @@ async fn walkthrough_service_behind_a_load_balancer_on_docker() {
             );
             let list = tasks["taskArns"].as_array().unwrap().clone();
             list.len() == 3 && !list.iter().any(|t| t == &first) && healthy() == 3
+        },
+    )
+    .await;
+    // The killed task left the target group (its host port may be reused by another
+    // container): only the three live tasks' targets remain.
+    berth_testkit::until(
+        std::time::Duration::from_secs(30),
+        "only the live targets registered",
+        || async {
+            let h = aws(
+                &server,
+                &["elbv2", "describe-target-health", "--target-group-arn", &tg],
+            );
+            h["TargetHealthDescriptions"].as_array().unwrap().len() == 3
         },
     )
     .await;

@@ -710,91 +710,115 @@ async fn instances_disconnect_when_agents_go_silent_and_their_tasks_stop() {
     );
 }
 
-async fn changes(
-    server: &berth_testkit::TestServer,
+/// A desired-state poll of `instance` holding `generation`, as an agent makes it.
+async fn desired(
+    endpoint: &str,
     instance: &str,
-    since: u64,
+    generation: u64,
     timeout_ms: u64,
-) -> u64 {
-    let body = format!(
-        r#"{{"cluster":"work","containerInstance":"{instance}","since":{since},"timeoutMs":{timeout_ms}}}"#
-    );
+) -> serde_json::Value {
+    let body = serde_json::json!({
+        "cluster": "work", "containerInstance": instance,
+        "generation": generation, "timeoutMs": timeout_ms,
+    });
     let r = berth_testkit::signed(
         &berth_testkit::Signing::root("ecs"),
         "POST",
-        &format!("{}/agent/v1/changes", server.endpoint),
+        &format!("{endpoint}/agent/v1/desired"),
         &[("content-type", "application/json")],
-        body.as_bytes(),
+        body.to_string().as_bytes(),
     )
     .send()
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["generation"]
-        .as_u64()
-        .unwrap()
+    serde_json::from_str(&r.body).unwrap()
 }
 
-/// Agents long-poll for changes to their instance: a RunTask placed on it (or a StopTask of
-/// one of its tasks) answers the poll at once.
+/// Agents long-poll their instance's desired-task document: the whole document at once when
+/// they hold another generation; a RunTask placed on the instance (or a StopTask of one of
+/// its tasks) answers a waiting poll at once; nothing changing answers no tasks.
 #[tokio::test]
-async fn agents_are_told_of_changes_at_once() {
+async fn agents_follow_their_desired_task_document() {
     let server = start();
     let ecs = server.ecs();
     let (a, _) = setup(&ecs).await;
-    // Nothing changes: the poll times out with the same generation.
-    assert_eq!(changes(&server, &a, 0, 200).await, 0);
+    let first = desired(&server.endpoint, &a, 0, 200).await;
+    assert_eq!(first["version"], 1);
+    assert_eq!(first["tasks"], serde_json::json!([]));
+    let generation = first["generation"].as_u64().unwrap();
+    assert!(generation > 0);
+    // Nothing changes: the poll waits, then answers the same generation and no tasks.
+    let same = desired(&server.endpoint, &a, generation, 200).await;
+    assert_eq!(same["generation"], generation);
+    assert!(same["tasks"].is_null(), "{same}");
+
     let started = std::time::Instant::now();
     let poll = {
-        let endpoint = server.endpoint.clone();
-        let a = a.clone();
-        tokio::spawn(async move {
-            let body = format!(
-                r#"{{"cluster":"work","containerInstance":"{a}","since":0,"timeoutMs":10000}}"#
-            );
-            berth_testkit::signed(
-                &berth_testkit::Signing::root("ecs"),
-                "POST",
-                &format!("{endpoint}/agent/v1/changes"),
-                &[("content-type", "application/json")],
-                body.as_bytes(),
-            )
-            .send()
-            .await
-        })
+        let (endpoint, a) = (server.endpoint.clone(), a.clone());
+        tokio::spawn(async move { desired(&endpoint, &a, generation, 10_000).await })
     };
     let run = ecs
         .start_task()
         .cluster("work")
         .task_definition("app")
         .container_instances(&a)
+        .overrides(
+            berth_testkit::aws_sdk_ecs::types::TaskOverride::builder()
+                .container_overrides(
+                    berth_testkit::aws_sdk_ecs::types::ContainerOverride::builder()
+                        .name("web")
+                        .command("/bin/run")
+                        .environment(
+                            berth_testkit::aws_sdk_ecs::types::KeyValuePair::builder()
+                                .name("MODE")
+                                .value("test")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
         .send()
         .await
         .unwrap();
-    let r = poll.await.unwrap();
-    assert_eq!(r.status, 200);
+    let doc = poll.await.unwrap();
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
         "answered when the task was placed"
     );
-    let generation: u64 = serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["generation"]
-        .as_u64()
-        .unwrap();
-    assert!(generation >= 1);
-    // An agent ahead of the counter (the server restarted) is answered at once.
+    let placed = doc["generation"].as_u64().unwrap();
+    assert!(placed > generation);
+    let task = &doc["tasks"][0];
+    let arn = run.tasks()[0].task_arn().unwrap();
+    assert_eq!(task["arn"], arn);
+    assert_eq!(task["desired"], "RUNNING");
+    assert_eq!(task["known"], "PENDING");
+    assert_eq!(task["family"], "app");
+    let web = &task["containers"][0];
+    assert_eq!(web["name"], "web");
     assert_eq!(
-        changes(&server, &a, generation + 100, 10_000).await,
-        generation
+        web["command"],
+        serde_json::json!(["/bin/run"]),
+        "overrides resolved"
     );
+    assert_eq!(
+        web["environment"],
+        serde_json::json!([{"name": "MODE", "value": "test"}])
+    );
+    // StopTask is a change too: the task stays in the document, to be stopped.
     ecs.stop_task()
         .cluster("work")
-        .task(run.tasks()[0].task_arn().unwrap())
+        .task(arn)
         .send()
         .await
         .unwrap();
-    assert!(
-        changes(&server, &a, generation, 10_000).await > generation,
-        "StopTask is a change too"
-    );
+    let doc = desired(&server.endpoint, &a, placed, 10_000).await;
+    assert!(doc["generation"].as_u64().unwrap() > placed);
+    assert_eq!(doc["tasks"][0]["desired"], "STOPPED");
+    // Once reported STOPPED it leaves the document.
+    report_stopped(&ecs, arn).await;
+    let doc = desired(&server.endpoint, &a, 0, 200).await;
+    assert_eq!(doc["tasks"], serde_json::json!([]));
 }
 
 #[tokio::test]
