@@ -11,7 +11,7 @@ use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryStateEnum, HealthConfig, HealthStatusEnum, HostConfig,
-    NetworkInspect, PortBinding, ResourcesUlimits,
+    HostConfigLogConfig, NetworkInspect, PortBinding, ResourcesUlimits,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, InspectNetworkOptions,
@@ -274,6 +274,10 @@ impl Runtime for Docker {
                         .collect(),
                 ),
                 readonly_rootfs: Some(c.readonly_root_filesystem),
+                log_config: c.log.map(|(driver, options)| HostConfigLogConfig {
+                    typ: Some(driver),
+                    config: Some(options.into_iter().collect()),
+                }),
                 ..Default::default()
             }),
             ..Default::default()

@@ -85,6 +85,8 @@ pub struct CreateContainer {
     pub binds: Vec<String>,
     pub ulimits: Vec<Ulimit>,
     pub readonly_root_filesystem: bool,
+    /// Docker's log driver and its options (`None`: the engine's default).
+    pub log: Option<(String, BTreeMap<String, String>)>,
 }
 
 /// Credentials for pulling from a registry.

@@ -22,6 +22,9 @@ use tokio::sync::Semaphore;
 /// The Docker network awsvpc tasks get their own addresses on.
 pub const TASK_NETWORK: &str = "berth-awsvpc";
 
+/// The log drivers the agent passes to the engine (it advertises their capabilities).
+pub const LOG_DRIVERS: &[&str] = &["json-file"];
+
 /// ECS's default `stopTimeout`.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -143,6 +146,16 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
                 let id = match found {
                     Some(c) => c.id.clone(),
                     None => {
+                        if let Some(l) = &spec.log_configuration
+                            && !LOG_DRIVERS.contains(&l.log_driver.as_str())
+                        {
+                            return Err(TaskError::Create(format!(
+                                "logConfiguration.logDriver '{}' of container {} is not supported by this agent (it supports {})",
+                                l.log_driver,
+                                spec.name,
+                                LOG_DRIVERS.join(", ")
+                            )));
+                        }
                         self.ensure_image(&spec.image).await?;
                         let network = match (task.network_mode, &namespace) {
                             (NetworkMode::Awsvpc, Some(first)) => format!("container:{first}"),
@@ -529,6 +542,10 @@ pub fn container_config(
         binds,
         ulimits: spec.ulimits.clone(),
         readonly_root_filesystem: spec.readonly_root_filesystem,
+        log: spec
+            .log_configuration
+            .as_ref()
+            .map(|l| (l.log_driver.clone(), l.options.clone())),
     }
 }
 
@@ -659,6 +676,28 @@ mod tests {
         let t = task(2, vec![container("a", "pulled:1")]);
         let r = ctx(&fake).start_task(&t, &[]).await;
         assert_eq!(r.status, ReportedStatus::Running);
+    }
+
+    /// A log driver the agent does not support fails the task with a reason naming it
+    /// (placement normally keeps such tasks away: the agent advertises only what it has).
+    #[tokio::test]
+    async fn worker_refuses_log_drivers_it_does_not_support() {
+        let fake = Fake::new();
+        fake.add_image("img");
+        let mut spec = container("a", "img");
+        spec.log_configuration = Some(berth_node_api::agent::LogConfiguration {
+            log_driver: "splunk".into(),
+            options: Default::default(),
+        });
+        let r = ctx(&fake).start_task(&task(1, vec![spec]), &[]).await;
+        assert_eq!(r.status, ReportedStatus::Stopped);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some(
+                "CannotCreateContainerError: logConfiguration.logDriver 'splunk' of container a is not supported by this agent (it supports json-file)"
+            )
+        );
+        assert_eq!(fake.count(), 0);
     }
 
     /// A container already there (a restart) is adopted, also under the labels older agents

@@ -143,3 +143,32 @@ async fn cli_aws_walkthrough_with_a_berth_profile() {
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("(ClientException)"));
 }
+
+/// `berth agent` pointed at an address where nothing listens says the endpoint is
+/// unreachable, and names it (not a bare connection error).
+#[tokio::test]
+async fn cli_agent_names_an_unreachable_endpoint() {
+    crate::docker_e2e::require_docker_engine();
+    let endpoint = format!("http://127.0.0.1:{}", crate::elbv2::free_port());
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "agent",
+            "--endpoint",
+            &endpoint,
+            "--cluster",
+            "c",
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .env("AWS_ACCESS_KEY_ID", berth_testkit::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", berth_testkit::SECRET_ACCESS_KEY)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the Berth endpoint {endpoint} is unreachable")),
+        "{stderr}"
+    );
+}

@@ -14,6 +14,7 @@ mod ecs_tasks;
 mod elbv2;
 mod front_door;
 mod persistence;
+mod readme;
 mod registry;
 mod server;
 
