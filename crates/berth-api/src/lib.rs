@@ -58,6 +58,7 @@ struct Inner {
     /// How long an agent may be silent before it counts as disconnected (its desired-state
     /// polls stay well inside it).
     agent_timeout: std::time::Duration,
+    background: Arc<berth_control::background::Driver>,
 }
 
 /// What the API is built from.
@@ -77,12 +78,19 @@ pub struct ApiConfig {
     pub reset_enabled: bool,
     /// The server's `--agent-timeout`.
     pub agent_timeout: std::time::Duration,
+    /// The background tasks (handlers wake them; root reads and activates them).
+    pub background: Arc<berth_control::background::Driver>,
 }
 
 impl ApiState {
     pub fn new(c: ApiConfig) -> Self {
         let pager = Pager::new(c.paging_key);
-        let ecs = Ecs::new(c.scope.clone(), c.store.clone(), pager.clone());
+        let ecs = Ecs::new(
+            c.scope.clone(),
+            c.store.clone(),
+            pager.clone(),
+            c.background.clone(),
+        );
         let elb = berth_control::elb::Elb::new(
             c.scope.clone(),
             c.store.clone(),
@@ -109,6 +117,7 @@ impl ApiState {
                 endpoint: c.endpoint,
                 reset_enabled: c.reset_enabled,
                 agent_timeout: c.agent_timeout,
+                background: c.background,
             }),
         }
     }
@@ -125,6 +134,11 @@ impl ApiState {
     /// The ELB domain (for the load balancer's data plane).
     pub fn elb(&self) -> &berth_control::elb::Elb {
         &self.inner.elb
+    }
+
+    /// The background tasks.
+    pub fn background(&self) -> &Arc<berth_control::background::Driver> {
+        &self.inner.background
     }
 
     /// The registry domain (for its background reconcilers).

@@ -204,6 +204,9 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         let proto = unsigned_proto(&parts, &body);
         return protocol::error(proto, errors::auth_error(&e, proto.is_json()), &request_id);
     }
+    if path == "/metrics" || path == OPS_STATUS || path.starts_with(OPS_ACTIVATE) {
+        return operator_call(state, &parts, &sig, &request_id).await;
+    }
     if path == "/_berth/reset" {
         return if state.inner.reset_enabled && parts.method == Method::POST {
             reset(state, &sig, &request_id).await
@@ -577,6 +580,103 @@ fn to_json<T: serde::Serialize>(v: T) -> Result<Value, berth_types::Error> {
     serde_json::to_value(v).map_err(berth_types::Error::internal)
 }
 
+/// `GET` (or `POST {}`) `/_berth/status`: the background tasks' statuses as JSON (root only).
+pub const OPS_STATUS: &str = "/_berth/status";
+/// `POST /_berth/background/<task>`: activates a background task now and answers its status
+/// once an activation that started after the request has finished (root only).
+pub const OPS_ACTIVATE: &str = "/_berth/background/";
+
+/// The operator endpoints: `/metrics` (Prometheus text), the status and activation of
+/// background tasks. Signed like every call, and for the account's root only.
+async fn operator_call(
+    state: &ApiState,
+    parts: &axum::http::request::Parts,
+    sig: &SigRequest<'_>,
+    request_id: &str,
+) -> Response<Body> {
+    let principal = sigv4::parse(sig).and_then(|claim| {
+        let service = claim.service.clone();
+        auth::authenticate(
+            state.scope(),
+            &state.inner.keys,
+            sig,
+            &claim,
+            &service,
+            OffsetDateTime::now_utc(),
+        )
+    });
+    let principal = match principal {
+        Ok(p) => p,
+        Err(e) => {
+            return protocol::error(Proto::UnknownJson, errors::auth_error(&e, true), request_id);
+        }
+    };
+    if principal.arn != state.scope().root_arn() {
+        let e = ApiError::new(
+            "AccessDeniedException",
+            403,
+            format!(
+                "{} may not read or activate the server's background tasks",
+                principal.arn
+            ),
+        );
+        return protocol::error(Proto::UnknownJson, e, request_id);
+    }
+    let driver = state.background();
+    let path = parts.uri.path();
+    if path == "/metrics" && parts.method == Method::GET {
+        let text = berth_control::background::prometheus(&driver.statuses());
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+            .body(Body::from(text))
+            .expect("valid response");
+    }
+    if path == OPS_STATUS && (parts.method == Method::GET || parts.method == Method::POST) {
+        let tasks: Vec<Value> = driver.statuses().iter().map(status_json).collect();
+        return node_response(
+            Ok(serde_json::json!({"backgroundTasks": tasks})),
+            request_id,
+        );
+    }
+    if let Some(name) = path.strip_prefix(OPS_ACTIVATE)
+        && parts.method == Method::POST
+    {
+        return match driver.task(name) {
+            Some(task) => {
+                node_response(Ok(status_json(&task.activate_and_wait().await)), request_id)
+            }
+            None => node_response(
+                Err(berth_types::Error::ResourceNotFound(format!(
+                    "There is no background task named {name}."
+                ))),
+                request_id,
+            ),
+        };
+    }
+    text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+}
+
+/// A background task's status as the operator endpoints show it.
+fn status_json(s: &berth_control::background::Status) -> Value {
+    let outcome = match &s.last_outcome {
+        None => Value::Null,
+        Some(Ok(counts)) => serde_json::json!({
+            "ok": counts.iter().map(|(k, v)| ((*k).to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>()
+        }),
+        Some(Err(e)) => serde_json::json!({"error": e}),
+    };
+    serde_json::json!({
+        "name": s.name,
+        "periodSeconds": s.period.as_secs_f64(),
+        "activations": s.activations,
+        "failures": s.failures,
+        "lastStarted": s.last_started.map(|t| t.epoch_seconds()),
+        "lastDurationSeconds": s.last_duration.map(|d| d.as_secs_f64()),
+        "lastOutcome": outcome,
+    })
+}
+
 /// `POST /_berth/reset` (ephemeral servers only): signed by a known key, empties all state.
 async fn reset(state: &ApiState, sig: &SigRequest<'_>, request_id: &str) -> Response<Body> {
     let proto = Proto::UnknownJson;
@@ -636,6 +736,7 @@ mod tests {
             endpoint: "http://127.0.0.1:4566".into(),
             reset_enabled: false,
             agent_timeout: std::time::Duration::from_secs(30),
+            background: Default::default(),
         });
         let principal = crate::root_principal(&scope, &keys);
         for (service, table) in [

@@ -127,7 +127,12 @@ async fn main() {
         account: AccountId::parse("000000000000").unwrap(),
         region: Region::parse("us-east-1").unwrap(),
     };
-    let ecs = Ecs::new(scope.clone(), store.clone(), Pager::new([7; 32]));
+    let ecs = Ecs::new(
+        scope.clone(),
+        store.clone(),
+        Pager::new([7; 32]),
+        Default::default(),
+    );
     let elb = Elb::new(scope, store, Pager::new([7; 32]), "127.0.0.1".into());
     let cluster = ClusterName::parse("bench").unwrap();
     ecs.cluster_create(CreateCluster {

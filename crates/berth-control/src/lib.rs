@@ -7,6 +7,7 @@
 //!
 //! Must not: see wire types, speak HTTP, or pick a storage backend.
 
+pub mod background;
 pub mod ecs;
 pub mod elb;
 pub mod paging;

@@ -53,6 +53,41 @@ pub struct TestServer {
     _log_dir: tempfile::TempDir,
 }
 
+/// A bound on a wait for something outside the test's control (a container, a health check,
+/// an engine): a polling loop checks its condition, then calls [`Deadline::next`], which
+/// fails the test once the time is up and otherwise waits a moment before the next look.
+pub struct Deadline {
+    until: Instant,
+    every: Duration,
+}
+
+impl Deadline {
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline {
+            until: Instant::now() + timeout,
+            every: Duration::from_millis(100),
+        }
+    }
+
+    /// Polls every `every` instead of 100 ms.
+    pub fn every(mut self, every: Duration) -> Deadline {
+        self.every = every;
+        self
+    }
+
+    /// Fails with `what` past the deadline; otherwise waits for the next look.
+    pub async fn next(&self, what: impl std::fmt::Display) {
+        assert!(Instant::now() < self.until, "timed out waiting for {what}");
+        tokio::time::sleep(self.every).await;
+    }
+
+    /// [`Deadline::next`] outside async code.
+    pub fn next_blocking(&self, what: impl std::fmt::Display) {
+        assert!(Instant::now() < self.until, "timed out waiting for {what}");
+        std::thread::sleep(self.every);
+    }
+}
+
 /// Polls `cond` every 20 ms until it holds or `timeout` passes.
 pub async fn wait_for<F: FnMut() -> bool>(timeout: Duration, what: &str, mut cond: F) {
     let deadline = Instant::now() + timeout;
@@ -273,6 +308,13 @@ impl TestServer {
         aws_sdk_sts::Client::new(&self.sdk_config())
     }
 
+    /// Activates background task `name` (`service-scheduler`, `instance-liveness`,
+    /// `registry-gc`, `stopped-task-purge`, …) and returns its status once an activation that
+    /// started after the call has finished: a test waits for a pass instead of sleeping.
+    pub async fn activate(&self, name: &str) -> serde_json::Value {
+        activate_at(&self.endpoint, name).await
+    }
+
     /// Keeps the temporary data directory (it is printed) instead of deleting it.
     fn keep(&mut self) {
         if let Some(t) = self.temp.take() {
@@ -293,6 +335,22 @@ impl Drop for TestServer {
             self.keep();
         }
     }
+}
+
+/// [`TestServer::activate`] for the server at `endpoint` (e.g. an SDK client's
+/// `config().endpoint_url()`).
+pub async fn activate_at(endpoint: &str, name: &str) -> serde_json::Value {
+    let r = signed(
+        &Signing::root("ecs"),
+        "POST",
+        &format!("{endpoint}/_berth/background/{name}"),
+        &[("content-type", "application/json")],
+        b"{}",
+    )
+    .send()
+    .await;
+    assert_eq!(r.status, 200, "activating {name}: {}", r.body);
+    serde_json::from_str(&r.body).expect("a status")
 }
 
 /// The `Authorization` value of HTTP Basic auth.

@@ -30,6 +30,10 @@ pub enum Command {
     /// cluster and run the tasks placed on it. Credentials come from AWS_ACCESS_KEY_ID and
     /// AWS_SECRET_ACCESS_KEY (as for any AWS client).
     Agent(AgentArgs),
+    /// Show what a running server's background tasks (the service scheduler, instance
+    /// liveness, the registry's garbage collector, …) last did. Reads the data directory's root
+    /// credentials and the address the server recorded there.
+    Status(StatusArgs),
     /// Run a load balancer node: serve the ELBv2 listeners of a Berth server on this host
     /// (`berth up` runs one in-process). Credentials come from AWS_ACCESS_KEY_ID and
     /// AWS_SECRET_ACCESS_KEY.
@@ -89,6 +93,15 @@ pub struct AgentArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The server's URL [default: the address recorded in the data directory].
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct CredentialsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
@@ -124,6 +137,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             serve::run(config, serve::shutdown_signal()).await?;
         }
         Command::Credentials(args) => credentials(args)?,
+        Command::Status(args) => status(args).await?,
         Command::Agent(args) => agent(args).await?,
         Command::Lb(args) => {
             let key = |name: &str| {
@@ -176,6 +190,58 @@ async fn agent(args: AgentArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let agent = berth_agent::Agent::start(config).await?;
     agent.run(serve::shutdown_signal()).await;
+    Ok(())
+}
+
+async fn status(args: StatusArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = args.server.resolve()?;
+    let pair = read_credentials(&config.data_dir)?;
+    let endpoint = args
+        .endpoint_url
+        .or_else(|| recorded_endpoint(&config.data_dir))
+        .unwrap_or_else(|| config.endpoint_url(config.listen));
+    let control = berth_agent::control::Control::connect(
+        &endpoint,
+        &pair.access_key_id,
+        &pair.secret_access_key,
+        config.region.as_str(),
+    );
+    let out = control
+        .node_call("ecs", "/_berth/status", &serde_json::json!({}))
+        .await?;
+    println!("Berth at {endpoint}\n");
+    println!(
+        "{:<22} {:>11} {:>8} {:>10} {:>11}  last outcome",
+        "background task", "activations", "failures", "last run", "took"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    for t in out["backgroundTasks"].as_array().into_iter().flatten() {
+        let ago = t["lastStarted"]
+            .as_f64()
+            .map_or("never".to_string(), |at| format!("{:.1} s ago", now - at));
+        let took = t["lastDurationSeconds"]
+            .as_f64()
+            .map_or("-".to_string(), |d| format!("{:.1} ms", d * 1000.0));
+        let outcome = match (&t["lastOutcome"]["ok"], &t["lastOutcome"]["error"]) {
+            (serde_json::Value::Object(counts), _) => counts
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (_, serde_json::Value::String(e)) => format!("FAILED: {e}"),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<22} {:>11} {:>8} {:>10} {:>11}  {outcome}",
+            t["name"].as_str().unwrap_or_default(),
+            t["activations"],
+            t["failures"],
+            ago,
+            took,
+        );
+    }
     Ok(())
 }
 

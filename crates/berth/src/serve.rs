@@ -145,6 +145,7 @@ pub async fn run(
             source,
         })?;
     let bound = listener.local_addr()?;
+    let background = Arc::new(berth_control::background::Driver::default());
     let state = ApiState::new(ApiConfig {
         scope,
         keys: Keys::new(root.clone()),
@@ -159,59 +160,9 @@ pub async fn run(
         endpoint: config.endpoint_url(bound),
         reset_enabled: config.ephemeral,
         agent_timeout: config.agent_timeout,
+        background: background.clone(),
     });
-    let collector = Arc::new(berth_registry::BlobCollector::new(
-        state.registry().clone(),
-        config.gc_grace,
-        UPLOAD_EXPIRY,
-    ));
-    let gc = periodic(
-        config.gc_interval,
-        "registry garbage collection",
-        move || {
-            let collector = collector.clone();
-            async move { collector.activate().await.map(drop) }
-        },
-    );
-    let liveness = Arc::new(berth_control::ecs::InstanceLiveness::new(
-        state.ecs().clone(),
-        config.agent_timeout,
-        config.agent_lost_timeout,
-    ));
-    let every = (config.agent_timeout / 2).clamp(
-        std::time::Duration::from_millis(200),
-        std::time::Duration::from_secs(5),
-    );
-    let liveness = periodic(every, "instance liveness pass", move || {
-        let liveness = liveness.clone();
-        async move { liveness.activate().await.map(drop) }
-    });
-    // Stopped tasks are forgotten once past their retention, checked a few times per period.
-    let (ecs, retention) = (state.ecs().clone(), config.stopped_task_retention);
-    let every = (retention / 4).clamp(
-        std::time::Duration::from_millis(200),
-        std::time::Duration::from_secs(60),
-    );
-    let purge = periodic(every, "purging stopped tasks", move || {
-        let ecs = ecs.clone();
-        async move { ecs.task_purge_stopped(retention).await.map(drop) }
-    });
-    let scheduler = berth_control::ecs::ServiceScheduler::new(
-        state.ecs().clone(),
-        state.elb().clone(),
-        config.task_healthy_after,
-    );
-    let scheduler_interval = config.scheduler_interval;
-    let scheduler = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(scheduler_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = scheduler.activate().await {
-                tracing::warn!(error = %e, "service scheduler pass failed; retrying next pass");
-            }
-        }
-    });
+    register_background_tasks(&background, &state, &config);
     let load_balancer = config.load_balancer.then(|| {
         crate::lb::spawn(
             state.elb().clone(),
@@ -298,10 +249,7 @@ pub async fn run(
             }
         }
     }
-    gc.abort();
-    liveness.abort();
-    purge.abort();
-    scheduler.abort();
+    background.shutdown();
     if let Some(lb) = load_balancer {
         lb.abort();
     }
@@ -329,25 +277,70 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs `pass` every `period` until aborted; a failed pass is logged and the next one is the
-/// retry.
-fn periodic<F, Fut>(
-    period: std::time::Duration,
-    what: &'static str,
-    mut pass: F,
-) -> tokio::task::JoinHandle<()>
-where
-    F: FnMut() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), berth_types::Error>> + Send,
-{
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = pass().await {
-                tracing::warn!(error = %e, "{what} failed; retrying next pass");
-            }
+/// The control plane's reconcilers, each on its timer and woken by the handlers that change
+/// what it acts on (see `berth_control::background`).
+fn register_background_tasks(
+    driver: &berth_control::background::Driver,
+    state: &ApiState,
+    config: &ServerConfig,
+) {
+    use berth_control::background::{
+        INSTANCE_LIVENESS, REGISTRY_GC, SERVICE_SCHEDULER, STOPPED_TASK_PURGE,
+    };
+    use std::time::Duration;
+    let collector = Arc::new(berth_registry::BlobCollector::new(
+        state.registry().clone(),
+        config.gc_grace,
+        UPLOAD_EXPIRY,
+    ));
+    driver.register(REGISTRY_GC, config.gc_interval, move || {
+        let collector = collector.clone();
+        async move {
+            let s = collector.activate().await?;
+            Ok(vec![
+                ("links removed", s.links_removed as u64),
+                ("blobs removed", s.blobs_removed as u64),
+                ("uploads expired", s.uploads_expired as u64),
+            ])
         }
-    })
+    });
+    let liveness = Arc::new(berth_control::ecs::InstanceLiveness::new(
+        state.ecs().clone(),
+        config.agent_timeout,
+        config.agent_lost_timeout,
+    ));
+    let every =
+        (config.agent_timeout / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    driver.register(INSTANCE_LIVENESS, every, move || {
+        let liveness = liveness.clone();
+        async move {
+            let s = liveness.activate().await?;
+            Ok(vec![
+                ("instances disconnected", s.disconnected as u64),
+                ("tasks stopped", s.tasks_stopped as u64),
+            ])
+        }
+    });
+    // Stopped tasks are forgotten once past their retention, checked a few times per period.
+    let (ecs, retention) = (state.ecs().clone(), config.stopped_task_retention);
+    let every = (retention / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
+    driver.register(STOPPED_TASK_PURGE, every, move || {
+        let ecs = ecs.clone();
+        async move {
+            let n = ecs.task_purge_stopped(retention).await?;
+            Ok(vec![("tasks forgotten", n as u64)])
+        }
+    });
+    let scheduler = Arc::new(berth_control::ecs::ServiceScheduler::new(
+        state.ecs().clone(),
+        state.elb().clone(),
+        config.task_healthy_after,
+    ));
+    driver.register(SERVICE_SCHEDULER, config.scheduler_interval, move || {
+        let scheduler = scheduler.clone();
+        async move {
+            let n = scheduler.activate().await?;
+            Ok(vec![("services changed", n as u64)])
+        }
+    });
 }

@@ -354,6 +354,7 @@ impl Ecs {
                 Ok(i)
             })
             .await
+            .inspect(|_| self.wake_scheduler())
     }
 
     /// `UpdateContainerInstancesState`: ACTIVE ⇄ DRAINING.
@@ -411,6 +412,7 @@ impl Ecs {
                 Ok((done, failures))
             })
             .await
+            .inspect(|_| self.wake_scheduler())
     }
 
     /// `PutAttributes` (on container instances).

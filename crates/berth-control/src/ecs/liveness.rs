@@ -256,6 +256,7 @@ impl InstanceLiveness {
             status.tasks_stopped += stopped;
             if stopped > 0 {
                 self.ecs.instance_changed(&inst.cluster, &inst.id);
+                self.ecs.wake_scheduler();
             }
         }
         if status != LivenessStatus::default() {

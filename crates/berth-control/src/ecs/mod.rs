@@ -59,6 +59,8 @@ pub struct Ecs {
     capacity: std::sync::Arc<capacity::Capacity>,
     /// Every service's tasks, kept in step with the store (the service scheduler reads them).
     service_tasks: std::sync::Arc<service_tasks::ServiceTasks>,
+    /// The background tasks handlers wake when they write intent.
+    background: std::sync::Arc<crate::background::Driver>,
 }
 
 /// What an ARN given to the tagging operations names.
@@ -69,7 +71,12 @@ enum Taggable {
 }
 
 impl Ecs {
-    pub fn new(scope: Scope, store: Store, pager: Pager) -> Self {
+    pub fn new(
+        scope: Scope,
+        store: Store,
+        pager: Pager,
+        background: std::sync::Arc<crate::background::Driver>,
+    ) -> Self {
         let capacity = std::sync::Arc::new(capacity::Capacity::default());
         store.watch(capacity.clone());
         let service_tasks = std::sync::Arc::new(service_tasks::ServiceTasks::default());
@@ -82,7 +89,14 @@ impl Ecs {
             changes: Default::default(),
             capacity,
             service_tasks,
+            background,
         }
+    }
+
+    /// Wakes the service scheduler (intent changed: a service, its tasks, its instances).
+    pub(crate) fn wake_scheduler(&self) {
+        self.background
+            .activate(crate::background::SERVICE_SCHEDULER);
     }
 
     pub fn scope(&self) -> &Scope {

@@ -453,6 +453,7 @@ impl Ecs {
                 }
             })
             .await
+            .inspect(|_| self.wake_scheduler())
     }
 
     /// `UpdateService`: a change of what runs (task definition, placement, load balancers,
@@ -574,6 +575,7 @@ impl Ecs {
                 Ok(s)
             })
             .await
+            .inspect(|_| self.wake_scheduler())
     }
 
     /// `DeleteService`: the service scales to zero (DRAINING), then becomes INACTIVE once its
@@ -606,6 +608,7 @@ impl Ecs {
                 Ok(s)
             })
             .await
+            .inspect(|_| self.wake_scheduler())
     }
 
     /// `DescribeServices`: found services (any status) and `MISSING` failures.

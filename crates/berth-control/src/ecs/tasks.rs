@@ -765,7 +765,8 @@ impl Ecs {
             .ok_or_else(|| Error::InvalidParameter(format!("Invalid task: {given}")))?
             .to_string();
         let cluster = cluster.clone();
-        self.store
+        let service_task = self
+            .store
             .write(move |tx| {
                 let (g, mut t) = load::<Task>(tx.get(Kind::Task, &key(&cluster, &id))?)?
                     .ok_or_else(|| {
@@ -844,9 +845,15 @@ impl Ecs {
                 t.pull_stopped_at = report.pull_stopped_at.or(t.pull_stopped_at);
                 t.execution_stopped_at = report.execution_stopped_at.or(t.execution_stopped_at);
                 t.version += 1;
-                save_task(tx, &t, Some(g))
+                save_task(tx, &t, Some(g))?;
+                Ok(t.group.starts_with("service:"))
             })
-            .await
+            .await?;
+        if service_task {
+            // A service task started, stopped or changed health: its service may act now.
+            self.wake_scheduler();
+        }
+        Ok(())
     }
 }
 

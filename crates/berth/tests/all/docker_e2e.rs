@@ -508,7 +508,7 @@ pub(crate) async fn wait_task(
     what: &str,
     done: impl Fn(&berth_testkit::aws_sdk_ecs::types::Task) -> bool,
 ) -> berth_testkit::aws_sdk_ecs::types::Task {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = berth_testkit::Deadline::after(std::time::Duration::from_secs(60));
     loop {
         let d = ecs
             .describe_tasks()
@@ -521,11 +521,9 @@ pub(crate) async fn wait_task(
         if done(&t) {
             return t;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "task did not reach {what} within 60 s: {t:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        deadline
+            .next(format_args!("the task to reach {what}: {t:?}"))
+            .await;
     }
 }
 
@@ -1296,14 +1294,12 @@ impl PrivateEngine {
     }
 
     fn wait_ready(&self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let deadline = berth_testkit::Deadline::after(std::time::Duration::from_secs(60));
         while !self.docker().arg("info").output().unwrap().status.success() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the private dockerd did not start: {}",
+            deadline.next_blocking(format_args!(
+                "the private dockerd to start: {}",
                 std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            ));
         }
     }
 
@@ -1618,7 +1614,7 @@ async fn service_on_docker_heals_rolls_and_rolls_back() {
         .send()
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let deadline = berth_testkit::Deadline::after(std::time::Duration::from_secs(90));
     loop {
         let now = serving().await;
         let answering = now
@@ -1645,8 +1641,7 @@ async fn service_on_docker_heals_rolls_and_rolls_back() {
         if rolled_back && stable_on("svc:2")().await {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no rollback: {s:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        deadline.next(format_args!("the rollback: {s:#?}")).await;
     }
     let stopped = ecs
         .list_tasks()

@@ -18,7 +18,7 @@ fn server() -> berth_testkit::TestServer {
     crate::start_with(berth_testkit::Options {
         args: vec![
             "--scheduler-interval-ms".into(),
-            "100".into(),
+            "3600000".into(),
             "--task-healthy-after".into(),
             "0".into(),
             "--agent-timeout".into(),
@@ -157,23 +157,35 @@ async fn service(ecs: &Client, name: &str) -> Service {
         .clone()
 }
 
+/// One pass of the service scheduler, now: the tests step it instead of waiting for its timer
+/// (their server's timer is an hour).
+async fn scheduler_pass(server: &berth_testkit::TestServer) {
+    server.activate("service-scheduler").await;
+}
+
 /// What `aws ecs wait services-stable` checks: one deployment, running == desired.
 fn stable(s: &Service) -> bool {
     s.deployments().len() == 1 && s.running_count() == s.desired_count()
 }
 
-/// Steps the simulated agent until `cond` holds for service `web` (bounded).
-async fn drive(ecs: &Client, what: &str, cond: impl Fn(&Service) -> bool) -> Service {
-    drive_service(ecs, "web", what, cond).await
+/// Steps the simulated agent and the scheduler until `cond` holds for service `web`
+/// (bounded).
+async fn drive(
+    server: &berth_testkit::TestServer,
+    what: &str,
+    cond: impl Fn(&Service) -> bool,
+) -> Service {
+    drive_service(server, "web", what, cond).await
 }
 
-/// Steps the simulated agent until `cond` holds for the service (bounded).
+/// Steps the simulated agent and the scheduler until `cond` holds for the service (bounded).
 async fn drive_service(
-    ecs: &Client,
+    server: &berth_testkit::TestServer,
     name: &str,
     what: &str,
     cond: impl Fn(&Service) -> bool,
 ) -> Service {
+    let ecs = &server.ecs();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         agent_pass(ecs).await;
@@ -185,7 +197,7 @@ async fn drive_service(
             std::time::Instant::now() < deadline,
             "timed out waiting for {what}: {s:#?}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scheduler_pass(server).await;
     }
 }
 
@@ -390,7 +402,7 @@ async fn service_api_shapes_and_bad_input() {
         .service
         .unwrap();
     assert_eq!(gone.status(), Some("DRAINING"));
-    let s = drive(&ecs, "INACTIVE", |s| s.status() == Some("INACTIVE")).await;
+    let s = drive(&server, "INACTIVE", |s| s.status() == Some("INACTIVE")).await;
     assert_eq!(s.running_count(), 0);
     assert!(
         ecs.list_services()
@@ -418,7 +430,7 @@ async fn service_reaches_steady_state_and_replaces_tasks_that_die() {
     let ecs = server.ecs();
     setup(&ecs, 3).await;
     create(&ecs, "web", 3, rolling(100, 200, None)).await;
-    let s = drive(&ecs, "steady state", |s| {
+    let s = drive(&server, "steady state", |s| {
         stable(s)
             && messages(s)
                 .iter()
@@ -448,7 +460,7 @@ async fn service_reaches_steady_state_and_replaces_tasks_that_die() {
     // A task dies: the scheduler replaces it.
     let dead = running[0].task_arn().unwrap().to_string();
     exit(&ecs, &dead, 1).await;
-    let s = drive(&ecs, "a replacement", |s| {
+    let s = drive(&server, "a replacement", |s| {
         stable(s)
             && messages(s)
                 .iter()
@@ -476,7 +488,10 @@ async fn service_reaches_steady_state_and_replaces_tasks_that_die() {
         .send()
         .await
         .unwrap();
-    let s = drive(&ecs, "5 running", |s| stable(s) && s.running_count() == 5).await;
+    let s = drive(&server, "5 running", |s| {
+        stable(s) && s.running_count() == 5
+    })
+    .await;
     assert_eq!(s.deployments().len(), 1);
     ecs.update_service()
         .cluster(CLUSTER)
@@ -485,7 +500,10 @@ async fn service_reaches_steady_state_and_replaces_tasks_that_die() {
         .send()
         .await
         .unwrap();
-    drive(&ecs, "2 running", |s| stable(s) && s.running_count() == 2).await;
+    drive(&server, "2 running", |s| {
+        stable(s) && s.running_count() == 2
+    })
+    .await;
     assert_eq!(tasks(&ecs, DesiredStatus::Running).await.len(), 2);
 }
 
@@ -495,7 +513,7 @@ async fn service_rolling_deployment_stays_within_bounds() {
     let ecs = server.ecs();
     setup(&ecs, 3).await;
     create(&ecs, "web", 3, rolling(100, 200, None)).await;
-    drive(&ecs, "steady", stable).await;
+    drive(&server, "steady", stable).await;
     let updated = ecs
         .update_service()
         .cluster(CLUSTER)
@@ -539,7 +557,7 @@ async fn service_rolling_deployment_stays_within_bounds() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "deployment: {s:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scheduler_pass(&server).await;
     }
     // forceNewDeployment redeploys the same revision; a desired-count change does not.
     let s = ecs
@@ -553,7 +571,7 @@ async fn service_rolling_deployment_stays_within_bounds() {
         .service
         .unwrap();
     assert_eq!(s.deployments().len(), 2);
-    drive(&ecs, "forced deployment done", |s| {
+    drive(&server, "forced deployment done", |s| {
         stable(s) && s.deployments()[0].rollout_state().map(|r| r.as_str()) == Some("COMPLETED")
     })
     .await;
@@ -567,7 +585,7 @@ async fn service_rolling_deployment_stays_within_bounds() {
         .send()
         .await
         .unwrap();
-    drive(&ecs, "one task", |s| stable(s) && s.running_count() == 1).await;
+    drive(&server, "one task", |s| stable(s) && s.running_count() == 1).await;
     ecs.update_service()
         .cluster(CLUSTER)
         .service("web")
@@ -575,7 +593,7 @@ async fn service_rolling_deployment_stays_within_bounds() {
         .send()
         .await
         .unwrap();
-    drive(&ecs, "back on web:1", |s| {
+    drive(&server, "back on web:1", |s| {
         stable(s) && s.task_definition().unwrap().ends_with("web:1")
     })
     .await;
@@ -588,7 +606,7 @@ async fn service_rolling_deployment_stays_within_bounds() {
         .send()
         .await
         .unwrap();
-    drive(&ecs, "the stuck event", |s| {
+    drive(&server, "the stuck event", |s| {
         messages(s)
             .iter()
             .any(|m| m.contains("was unable to stop or start tasks during a deployment"))
@@ -602,7 +620,7 @@ async fn service_circuit_breaker_with_and_without_rollback() {
     let ecs = server.ecs();
     setup(&ecs, 3).await;
     create(&ecs, "web", 2, rolling(100, 200, Some(true))).await;
-    drive(&ecs, "steady", stable).await;
+    drive(&server, "steady", stable).await;
     ecs.update_service()
         .cluster(CLUSTER)
         .service("web")
@@ -639,7 +657,7 @@ async fn service_circuit_breaker_with_and_without_rollback() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "rollback: {s:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scheduler_pass(&server).await;
     }
 
     // Without rollback the failed deployment stays PRIMARY and FAILED; old tasks stay.
@@ -651,7 +669,7 @@ async fn service_circuit_breaker_with_and_without_rollback() {
         .send()
         .await
         .unwrap();
-    let s = drive(&ecs, "failed deployment", |s| {
+    let s = drive(&server, "failed deployment", |s| {
         s.deployments()[0].rollout_state().map(|r| r.as_str()) == Some("FAILED")
     })
     .await;
@@ -677,7 +695,7 @@ async fn service_tasks_leave_draining_and_lost_instances_and_daemons_follow_inst
     let ecs = server.ecs();
     let instances = setup(&ecs, 3).await;
     create(&ecs, "web", 3, rolling(50, 200, None)).await;
-    drive(&ecs, "steady", stable).await;
+    drive(&server, "steady", stable).await;
     // A standalone task on the instance about to drain is left alone.
     let standalone = ecs
         .start_task()
@@ -707,14 +725,14 @@ async fn service_tasks_leave_draining_and_lost_instances_and_daemons_follow_inst
             })
             .count()
     };
-    drive(&ecs, "tasks off the draining instance", stable).await;
+    drive(&server, "tasks off the draining instance", stable).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while on_drained(&tasks(&ecs, DesiredStatus::Running).await) > 0 {
         agent_pass(&ecs).await;
         assert!(std::time::Instant::now() < deadline, "drain");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scheduler_pass(&server).await;
     }
-    let s = drive(&ecs, "stable after drain", stable).await;
+    let s = drive(&server, "stable after drain", stable).await;
     assert_eq!(s.running_count(), 3);
     let stopped = tasks(&ecs, DesiredStatus::Stopped).await;
     assert!(stopped.iter().any(|t| t.stop_code().map(|c| c.as_str())
@@ -742,7 +760,7 @@ async fn service_tasks_leave_draining_and_lost_instances_and_daemons_follow_inst
         .send()
         .await
         .unwrap();
-    drive(&ecs, "replacements after instance loss", |s| {
+    drive(&server, "replacements after instance loss", |s| {
         stable(s) && s.running_count() == 3
     })
     .await;
@@ -763,9 +781,15 @@ async fn service_tasks_leave_draining_and_lost_instances_and_daemons_follow_inst
         .await
         .unwrap();
     let active = |n: i32| move |s: &Service| stable(s) && s.desired_count() == n;
-    drive_service(&ecs, "agent", "one daemon per active instance", active(1)).await;
+    drive_service(
+        &server,
+        "agent",
+        "one daemon per active instance",
+        active(1),
+    )
+    .await;
     let joined = instance(&ecs, "us-east-1c").await;
-    drive_service(&ecs, "agent", "a daemon on the new instance", active(2)).await;
+    drive_service(&server, "agent", "a daemon on the new instance", active(2)).await;
     let per_instance: BTreeMap<String, usize> = tasks(&ecs, DesiredStatus::Running)
         .await
         .iter()
@@ -786,7 +810,7 @@ async fn service_tasks_leave_draining_and_lost_instances_and_daemons_follow_inst
         .await
         .unwrap();
     drive_service(
-        &ecs,
+        &server,
         "agent",
         "the daemon leaves the drained instance",
         active(1),
@@ -870,7 +894,7 @@ async fn service_replaces_unhealthy_tasks_and_throttles_failing_launches() {
                 tasks(&ecs, DesiredStatus::Running).await
             );
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scheduler_pass(&server).await;
     };
     loop {
         pass().await;
@@ -906,7 +930,7 @@ async fn service_replaces_unhealthy_tasks_and_throttles_failing_launches() {
         .send()
         .await
         .unwrap();
-    let s = drive_service(&ecs, "bad", "the throttle event", |s| {
+    let s = drive_service(&server, "bad", "the throttle event", |s| {
         messages(s)
             .iter()
             .any(|m| m == "(service bad) is unable to consistently start tasks successfully.")
@@ -921,7 +945,7 @@ async fn service_replaces_unhealthy_tasks_and_throttles_failing_launches() {
     // Held back: the next passes launch nothing (the back-off is 10 s after 3 failures).
     for _ in 0..5 {
         agent_pass(&ecs).await;
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        scheduler_pass(&server).await;
     }
     let s = service(&ecs, "bad").await;
     assert_eq!(s.deployments()[0].failed_tasks(), 3);
@@ -961,7 +985,7 @@ async fn service_and_run_task_tags_propagate_and_managed_tags_are_added() {
         .send()
         .await
         .unwrap();
-    drive(&ecs, "steady", stable).await;
+    drive(&server, "steady", stable).await;
     let standalone = ecs
         .run_task()
         .cluster(CLUSTER)
@@ -1196,7 +1220,7 @@ async fn service_behind_a_load_balancer_rolls_with_zero_failed_requests() {
             std::time::Instant::now() < deadline,
             "no steady state: {s:#?} {h:#?}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scheduler_pass(&server).await;
     }
     for _ in 0..20 {
         assert_eq!(request().await, "web:a");
@@ -1229,7 +1253,7 @@ async fn service_behind_a_load_balancer_rolls_with_zero_failed_requests() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "deployment: {s:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scheduler_pass(&server).await;
     }
     assert_eq!(
         failed.load(Ordering::Relaxed),
@@ -1263,7 +1287,7 @@ async fn service_behind_a_load_balancer_rolls_with_zero_failed_requests() {
             std::time::Instant::now() < deadline,
             "the unhealthy task was not replaced"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        scheduler_pass(&server).await;
     }
 }
 
@@ -1280,7 +1304,7 @@ async fn service_task_targets_are_deregistered_however_the_task_stops() {
     let server = crate::start_with(berth_testkit::Options {
         args: [
             "--scheduler-interval-ms",
-            "100",
+            "3600000",
             "--agent-timeout",
             "2",
             "--agent-lost-timeout",
@@ -1460,7 +1484,7 @@ async fn service_task_targets_are_deregistered_however_the_task_stops() {
     let host_port = |t: &Task| t.containers()[0].network_bindings()[0].host_port().unwrap();
     // Until the service runs 3 tasks and every group holds exactly their ports.
     let settle = |what: &'static str| {
-        let (ecs, agent, registered) = (&ecs, &agent, &registered);
+        let (ecs, agent, registered, server) = (&ecs, &agent, &registered, &server);
         async move {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
             loop {
@@ -1479,7 +1503,7 @@ async fn service_task_targets_are_deregistered_however_the_task_stops() {
                     std::time::Instant::now() < deadline,
                     "{what}: tasks on {ports:?}, targets {groups_now:?}"
                 );
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                scheduler_pass(server).await;
             }
         }
     };
@@ -1542,7 +1566,7 @@ async fn service_task_targets_are_deregistered_however_the_task_stops() {
             std::time::Instant::now() < deadline,
             "the agent was not lost"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        server.activate("instance-liveness").await;
     }
     settle("replaced after the agent was lost").await;
     for port in ports {

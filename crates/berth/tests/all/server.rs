@@ -272,3 +272,78 @@ async fn server_up_without_docker_starts_anyway_and_says_so_once() {
         1
     );
 }
+
+/// The background tasks report what they did: `/metrics` (Prometheus text) and
+/// `/_berth/status` for root, `berth status` from the data directory; a test (or an operator)
+/// activates one and gets the status of a pass that started after asking.
+#[tokio::test]
+async fn server_background_tasks_report_and_can_be_activated() {
+    let server = start();
+    let status = server.activate("service-scheduler").await;
+    assert_eq!(status["name"], "service-scheduler");
+    assert!(status["activations"].as_u64().unwrap() >= 1);
+    assert_eq!(status["lastOutcome"]["ok"]["services changed"], 0);
+    let again = server.activate("service-scheduler").await;
+    assert!(again["activations"].as_u64() > status["activations"].as_u64());
+    let metrics = berth_testkit::signed(
+        &berth_testkit::Signing::root("ecs"),
+        "GET",
+        &format!("{}/metrics", server.endpoint),
+        &[],
+        b"",
+    )
+    .send()
+    .await;
+    assert_eq!(metrics.status, 200);
+    assert_eq!(
+        metrics.headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    for task in [
+        "service-scheduler",
+        "instance-liveness",
+        "registry-gc",
+        "stopped-task-purge",
+    ] {
+        assert!(
+            metrics.body.contains(&format!(
+                "berth_background_activations_total{{task=\"{task}\"}}"
+            )),
+            "{}",
+            metrics.body
+        );
+    }
+    // An unknown task, and an unsigned read.
+    let r = berth_testkit::signed(
+        &berth_testkit::Signing::root("ecs"),
+        "POST",
+        &format!("{}/_berth/background/nothing", server.endpoint),
+        &[],
+        b"{}",
+    )
+    .send()
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = reqwest::get(format!("{}/_berth/status", server.endpoint))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // `berth status`, from the data directory alone.
+    let out = std::process::Command::new(crate::BIN)
+        .args(["status", "--data-dir"])
+        .arg(&server.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&server.endpoint), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("service-scheduler") && l.contains("services changed: 0")),
+        "{text}"
+    );
+}
