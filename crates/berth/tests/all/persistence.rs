@@ -133,3 +133,201 @@ async fn persistence_acknowledged_registrations_survive_kill_9() {
     // The next registration continues the sequence.
     assert_eq!(register(&ecs, "crash").await, revisions.len() as i32 + 1);
 }
+
+/// A data directory written by the Berth of before the typed core (`tests/fixtures/
+/// datadir-v1.tar.gz`, made by `tests/fixtures/make-datadir-v1.sh`, one of every kind of
+/// record) opens in this Berth: everything in it reads back as it was written, and the
+/// server carries on from it.
+#[tokio::test]
+async fn persistence_a_data_dir_of_the_previous_format_opens_and_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("tests/fixtures/datadir-v1.tar.gz");
+    let untar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(dir.path())
+        .arg("-xzf")
+        .arg(&fixture)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let data = dir.path().join("data");
+    let ids = std::fs::read_to_string(data.join("fixture-ids")).unwrap();
+    let (instance, task) = ids.trim().split_once(' ').unwrap();
+    let server = crate::start_with(berth_testkit::Options {
+        data_dir: Some(data.clone()),
+        ..Default::default()
+    });
+    let ecs = server.ecs();
+    let c = ecs
+        .describe_clusters()
+        .clusters("old")
+        .include(berth_testkit::aws_sdk_ecs::types::ClusterField::Settings)
+        .include(berth_testkit::aws_sdk_ecs::types::ClusterField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let cluster = &c.clusters()[0];
+    assert_eq!(cluster.status(), Some("ACTIVE"));
+    assert_eq!(cluster.settings()[0].value(), Some("enabled"));
+    assert_eq!(cluster.tags()[0].value(), Some("a"));
+    assert_eq!(cluster.registered_container_instances_count(), 1);
+    assert_eq!(cluster.running_tasks_count(), 1);
+    assert_eq!(cluster.active_services_count(), 1);
+    // The task definition, every member as it was registered.
+    let td = ecs
+        .describe_task_definition()
+        .task_definition("web:1")
+        .include(berth_testkit::aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let d = td.task_definition().unwrap();
+    assert_eq!((d.cpu(), d.memory()), (Some("256"), Some("512")));
+    let web = &d.container_definitions()[0];
+    assert_eq!(web.command(), ["/bin/httpd", "-f"]);
+    assert_eq!(web.environment()[0].value(), Some("1"));
+    assert_eq!(web.port_mappings()[0].container_port(), Some(8080));
+    assert_eq!(web.health_check().unwrap().retries(), Some(2));
+    assert_eq!(
+        web.linux_parameters().unwrap().init_process_enabled(),
+        Some(true)
+    );
+    assert_eq!(web.docker_labels().unwrap()["x"], "y");
+    assert_eq!(
+        web.log_configuration().unwrap().options().unwrap()["max-size"],
+        "1m"
+    );
+    assert_eq!(d.volumes()[0].host().unwrap().source_path(), Some("/tmp"));
+    assert_eq!(td.tags()[0].value(), Some("web"));
+    // Instances, tasks (one running with its port, one stopped), the service.
+    let i = ecs
+        .describe_container_instances()
+        .cluster("old")
+        .container_instances(instance)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(i.container_instances()[0].running_tasks_count(), 1);
+    let t = ecs
+        .describe_tasks()
+        .cluster("old")
+        .tasks(task)
+        .send()
+        .await
+        .unwrap();
+    let t = &t.tasks()[0];
+    assert_eq!(t.last_status(), Some("RUNNING"));
+    assert_eq!(
+        t.containers()[0].network_bindings()[0].host_port(),
+        Some(32768)
+    );
+    let stopped = ecs
+        .list_tasks()
+        .cluster("old")
+        .desired_status(berth_testkit::aws_sdk_ecs::types::DesiredStatus::Stopped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stopped.task_arns().len(), 1);
+    let s = ecs
+        .describe_services()
+        .cluster("old")
+        .services("svc")
+        .send()
+        .await
+        .unwrap();
+    let s = &s.services()[0];
+    assert_eq!(s.status(), Some("ACTIVE"));
+    assert_eq!(s.load_balancers()[0].container_port(), Some(8080));
+    assert_eq!(
+        s.placement_strategy()[0].field(),
+        Some("attribute:ecs.availability-zone")
+    );
+    // ELB: the load balancer, its listener and rule, the target group.
+    let elb = server.elbv2();
+    let lb = elb
+        .describe_load_balancers()
+        .names("old-lb")
+        .send()
+        .await
+        .unwrap();
+    let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(lb_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listeners.listeners()[0].port(), Some(18080));
+    let rules = elb
+        .describe_rules()
+        .listener_arn(listeners.listeners()[0].listener_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let rule = rules
+        .rules()
+        .iter()
+        .find(|r| r.priority() == Some("10"))
+        .unwrap();
+    assert_eq!(rule.conditions()[0].values(), ["/api/*"], "{rule:?}");
+    assert_eq!(
+        rule.actions()[0]
+            .fixed_response_config()
+            .unwrap()
+            .status_code(),
+        Some("404")
+    );
+    elb.describe_target_groups()
+        .names("old-tg")
+        .send()
+        .await
+        .unwrap();
+    // The registry: the repository, its image and its layer.
+    let ecr = server.ecr();
+    let img = ecr
+        .batch_get_image()
+        .repository_name("old/app")
+        .image_ids(
+            berth_testkit::aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("v1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        img.images()[0]
+            .image_manifest()
+            .unwrap()
+            .contains("application/vnd.oci.image.layer.v1.tar")
+    );
+    // And it carries on: a new revision, a task, a scaled service, a tag.
+    let rev = crate::register(&ecs, "web").await;
+    assert_eq!(rev, 2);
+    let run = ecs
+        .run_task()
+        .cluster("old")
+        .task_definition("web:1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run.tasks().len(), 1, "{:?}", run.failures());
+    ecs.update_service()
+        .cluster("old")
+        .service("svc")
+        .desired_count(0)
+        .send()
+        .await
+        .unwrap();
+    ecr.put_image()
+        .repository_name("old/app")
+        .image_tag("v2")
+        .image_manifest(img.images()[0].image_manifest().unwrap())
+        .send()
+        .await
+        .unwrap();
+}
