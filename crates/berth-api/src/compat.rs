@@ -9,7 +9,8 @@ pub fn render_markdown() -> String {
     let table = compatibility_table();
     let mut out = String::from(
         "# Compatibility\n\n\
-         Generated from the support tables in `crates/berth-api/src/route.rs` and the botocore models in\n\
+         Generated from the operation enums of `crates/berth-api` (`EcsOp`, `EcrOp`, `ElbOp`, `StsOp`: each\n\
+         operation's IAM action, access level and support) and the botocore models in\n\
          `crates/berth-aws/models/` by `cargo test -p berth-api` (set `BERTH_BLESS=1` to rewrite this file).\n\
          Every operation of every model is routable: an operation that is not implemented answers\n\
          `NotImplemented` (HTTP 501) in its protocol's error envelope, never a fake success.\n\n\
@@ -19,7 +20,7 @@ pub fn render_markdown() -> String {
         let count = |f: fn(&Support) -> bool| {
             table
                 .iter()
-                .filter(|(s, _, x)| *s == service && f(x))
+                .filter(|(s, _, x, _)| *s == service && f(x))
                 .count()
         };
         let _ = writeln!(
@@ -34,18 +35,22 @@ pub fn render_markdown() -> String {
     for service in Service::ALL {
         let _ = write!(
             out,
-            "\n## {} (`{}`, API version {})\n\n| operation | status | notes |\n|---|---|---|\n",
+            "\n## {} (`{}`, API version {})\n\n| operation | status | IAM action | access | notes |\n|---|---|---|---|---|\n",
             service.service_id(),
             service.signing_name(),
             service.api_version()
         );
-        for (_, name, support) in table.iter().filter(|(s, _, _)| *s == service) {
+        for (_, name, support, info) in table.iter().filter(|(s, _, _, _)| *s == service) {
             let (status, note) = match support {
                 Support::Implemented => ("implemented", ""),
                 Support::Partial(n) => ("partial", *n),
                 Support::NotImplemented => ("not implemented", ""),
             };
-            let _ = writeln!(out, "| {name} | {status} | {note} |");
+            let (action, access) = match info {
+                Some(i) => (format!("`{}`", i.action), i.access.as_str()),
+                None => (String::new(), ""),
+            };
+            let _ = writeln!(out, "| {name} | {status} | {action} | {access} | {note} |");
         }
     }
     out

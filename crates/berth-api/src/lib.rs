@@ -14,6 +14,7 @@ mod ecr;
 mod ecs;
 mod elbv2;
 pub mod errors;
+mod operation;
 mod protocol;
 mod registry;
 pub mod route;

@@ -4,7 +4,11 @@
 //! The support tables here are the single list of what Berth implements; the compatibility
 //! page is generated from them and the models (`compatibility_table`).
 
+use crate::ecr::EcrOp;
+use crate::ecs::EcsOp;
+use crate::elbv2::ElbOp;
 use crate::errors::{self, ApiError};
+pub use crate::operation::{Info, Support};
 use crate::protocol::{self, Proto};
 use crate::{ApiState, MAX_BODY, auth, ecr, ecs, elbv2, registry, sts};
 use axum::body::Body;
@@ -17,127 +21,68 @@ use berth_types::Principal;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-/// How far Berth implements one modeled operation.
+/// What one AWS API call is for: its operation, typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Support {
-    Implemented,
-    /// Implemented, with the limits the note gives.
-    Partial(&'static str),
-    NotImplemented,
+pub enum Op {
+    Ecs(EcsOp),
+    Ecr(EcrOp),
+    Elb(ElbOp),
+    Sts(StsOp),
 }
 
-const ECS_SUPPORT: &[(&str, Support)] = &[
-    ("CreateCluster", Support::Implemented),
-    ("DescribeClusters", Support::Implemented),
-    ("ListClusters", Support::Implemented),
-    ("DeleteCluster", Support::Implemented),
-    ("UpdateCluster", Support::Implemented),
-    ("UpdateClusterSettings", Support::Implemented),
-    ("RegisterTaskDefinition", Support::Implemented),
-    ("DescribeTaskDefinition", Support::Implemented),
-    ("ListTaskDefinitions", Support::Implemented),
-    ("ListTaskDefinitionFamilies", Support::Implemented),
-    ("DeregisterTaskDefinition", Support::Implemented),
-    (
-        "DeleteTaskDefinitions",
-        Support::Partial("revisions stay DELETE_IN_PROGRESS (describable); never purged yet"),
-    ),
-    (
-        "TagResource",
-        Support::Partial(
-            "clusters, task definitions and services (not yet tasks or container instances)",
-        ),
-    ),
-    (
-        "UntagResource",
-        Support::Partial(
-            "clusters, task definitions and services (not yet tasks or container instances)",
-        ),
-    ),
-    (
-        "ListTagsForResource",
-        Support::Partial(
-            "clusters, task definitions and services (not yet tasks or container instances)",
-        ),
-    ),
-    ("ListAccountSettings", Support::Implemented),
-    ("PutAccountSetting", Support::Implemented),
-    ("PutAccountSettingDefault", Support::Implemented),
-    ("RegisterContainerInstance", Support::Implemented),
-    ("DescribeContainerInstances", Support::Implemented),
-    ("ListContainerInstances", Support::Implemented),
-    ("DeregisterContainerInstance", Support::Implemented),
-    ("UpdateContainerInstancesState", Support::Implemented),
-    ("PutAttributes", Support::Implemented),
-    ("DeleteAttributes", Support::Implemented),
-    ("ListAttributes", Support::Implemented),
-    (
-        "RunTask",
-        Support::Partial(
-            "EC2/EXTERNAL/FARGATE with strategies and constraints; no capacity providers; repositoryCredentials needs Secrets Manager, which Berth does not provide",
-        ),
-    ),
-    (
-        "StartTask",
-        Support::Partial("as RunTask, on the given instances"),
-    ),
-    (
-        "StopTask",
-        Support::Partial("sets desiredStatus STOPPED; the agent stops the containers"),
-    ),
-    ("DescribeTasks", Support::Implemented),
-    ("ListTasks", Support::Implemented),
-    (
-        "SubmitTaskStateChange",
-        Support::Partial(
-            "task status, container states and timestamps; no attachments or managed agents",
-        ),
-    ),
-    ("SubmitContainerStateChange", Support::Implemented),
-    (
-        "CreateService",
-        Support::Partial(
-            "REPLICA and DAEMON with the ECS deployment controller and launchType; loadBalancers register tasks with ELBv2 target groups; no capacity providers, service discovery or Service Connect",
-        ),
-    ),
-    (
-        "UpdateService",
-        Support::Partial(
-            "task definition, desired count, forceNewDeployment, deployment configuration, placement, load balancers, network configuration",
-        ),
-    ),
-    ("DeleteService", Support::Implemented),
-    ("DescribeServices", Support::Implemented),
-    ("ListServices", Support::Implemented),
-    (
-        "ListServicesByNamespace",
-        Support::Partial("no service discovery yet: always an empty list"),
-    ),
-];
+impl Op {
+    /// The operation `name` of `service`, if Berth implements it.
+    pub fn parse(service: Service, name: &str) -> Option<Op> {
+        match service {
+            Service::Ecs => EcsOp::parse(name).map(Op::Ecs),
+            Service::Ecr => EcrOp::parse(name).map(Op::Ecr),
+            Service::Elbv2 => ElbOp::parse(name).map(Op::Elb),
+            Service::Sts => StsOp::parse(name).map(Op::Sts),
+            Service::ApplicationAutoScaling
+            | Service::CloudWatch
+            | Service::Logs
+            | Service::Iam => None,
+        }
+    }
 
-const STS_SUPPORT: &[(&str, Support)] = &[("GetCallerIdentity", Support::Implemented)];
+    pub fn info(self) -> Info {
+        match self {
+            Op::Ecs(o) => o.info(),
+            Op::Ecr(o) => o.info(),
+            Op::Elb(o) => o.info(),
+            Op::Sts(o) => o.info(),
+        }
+    }
+}
+
+crate::operation::operations! {
+    /// The STS operations Berth implements (awsQuery).
+    pub enum StsOp ("sts") {
+        GetCallerIdentity => Read, Any, Implemented;
+    }
+}
+
+/// What a handler gets: the server, the verified caller, the request's size.
+pub struct Cx<'a> {
+    pub state: &'a ApiState,
+    pub principal: &'a Principal,
+    pub body_len: usize,
+}
 
 /// What Berth does with `operation` of `service`.
 pub fn support(service: Service, operation: &str) -> Support {
-    let table = match service {
-        Service::Ecs => ECS_SUPPORT,
-        Service::Sts => STS_SUPPORT,
-        Service::Ecr => ecr::SUPPORT,
-        Service::Elbv2 => elbv2::SUPPORT,
-        Service::ApplicationAutoScaling | Service::CloudWatch | Service::Logs | Service::Iam => &[],
-    };
-    table
-        .iter()
-        .find(|(name, _)| *name == operation)
-        .map_or(Support::NotImplemented, |(_, s)| *s)
+    Op::parse(service, operation).map_or(Support::NotImplemented, |op| op.info().support)
 }
 
-/// Every operation of every model with its support, by service then name.
-pub fn compatibility_table() -> Vec<(Service, &'static str, Support)> {
+/// Every operation of every model with its support (and, for implemented ones, what is
+/// known of them), by service then name.
+pub fn compatibility_table() -> Vec<(Service, &'static str, Support, Option<Info>)> {
     let mut out = Vec::new();
     for service in Service::ALL {
         for name in service.model().operations.keys() {
-            out.push((service, name.as_str(), support(service, name)));
+            let info = Op::parse(service, name).map(Op::info);
+            let support = info.map_or(Support::NotImplemented, |i| i.support);
+            out.push((service, name.as_str(), support, info));
         }
     }
     out
@@ -166,7 +111,7 @@ fn query_has_action(query: Option<&str>) -> bool {
     query.is_some_and(|q| q.split('&').any(|p| p.starts_with("Action=")))
 }
 
-/// Handles one API request.
+/// Handles one request on the API listener.
 pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
     let request_id = request_id();
     let (parts, body) = req.into_parts();
@@ -200,9 +145,10 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
     }
     // Everything below needs a signature: an unsigned request is refused before anything
     // else is looked at (what it names is not disclosed to an anonymous caller).
-    if let Err(e @ sigv4::AuthError::Missing) = sigv4::parse(&sig) {
+    let claim = sigv4::parse(&sig);
+    if let Err(e @ sigv4::AuthError::Missing) = &claim {
         let proto = unsigned_proto(&parts, &body);
-        return protocol::error(proto, errors::auth_error(&e, proto.is_json()), &request_id);
+        return protocol::error(proto, errors::auth_error(e, proto.is_json()), &request_id);
     }
     if path == "/metrics" || path == OPS_STATUS || path.starts_with(OPS_ACTIVATE) {
         return operator_call(state, &parts, &sig, &request_id).await;
@@ -214,84 +160,130 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
             text(StatusCode::NOT_FOUND, "not found\n")
         };
     }
+    match aws_call(state, &parts, &body, &sig, claim, &request_id).await {
+        Ok(r) | Err(r) => r,
+    }
+}
 
-    // 1. Which service and operation (before authentication).
-    let (proto, operation, input) = if let Some(target) = parts.headers.get("x-amz-target") {
+/// An AWS API call: which operation (from the request alone), who calls, the decoded and
+/// validated input, the handler, the response envelope.
+async fn aws_call(
+    state: &ApiState,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    sig: &SigRequest<'_>,
+    claim: Result<sigv4::Claim, sigv4::AuthError>,
+    request_id: &str,
+) -> Result<Response<Body>, Response<Body>> {
+    let (proto, operation, input) =
+        identify(parts, body, sig).map_err(|(p, e)| protocol::error(p, e, request_id))?;
+    let service = proto.service().expect("known service");
+    let principal = claim
+        .and_then(|claim| {
+            auth::authenticate(
+                state.scope(),
+                &state.inner.keys,
+                sig,
+                &claim,
+                service.signing_name(),
+                OffsetDateTime::now_utc(),
+            )
+        })
+        .map_err(|e| {
+            tracing::debug!(request_id, error = %e, "authentication failed");
+            protocol::error(proto, errors::auth_error(&e, proto.is_json()), request_id)
+        })?;
+    let op = resolve(proto, &operation).map_err(|e| protocol::error(proto, e, request_id))?;
+    let value = decode(proto, &operation, input, body)
+        .map_err(|e| protocol::error(proto, e, request_id))?;
+    let cx = Cx {
+        state,
+        principal: &principal,
+        body_len: body.len(),
+    };
+    let result = match op {
+        Op::Ecs(op) => ecs::dispatch(&cx, op, value)
+            .await
+            .map_err(|e| errors::ecs_error(e, request_id)),
+        Op::Sts(op) => sts::dispatch(&cx, op).map_err(|e| errors::query_error(e, request_id)),
+        Op::Ecr(op) => ecr::dispatch(&cx, op, value)
+            .await
+            .map_err(|e| errors::ecr_error(e, request_id)),
+        Op::Elb(op) => elbv2::dispatch(&cx, op, value)
+            .await
+            .map_err(|e| errors::query_error(e, request_id)),
+    };
+    Ok(match result {
+        Ok(output) => protocol::success(proto, &operation, output, request_id),
+        Err(e) => protocol::error(proto, e, request_id),
+    })
+}
+
+/// Step 1: the service, protocol and operation name, from the request alone.
+fn identify(
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    sig: &SigRequest<'_>,
+) -> Result<(Proto, String, Input), (Proto, ApiError)> {
+    if let Some(target) = parts.headers.get("x-amz-target") {
         let target = target.to_str().unwrap_or("");
         let (prefix, op) = target.rsplit_once('.').unwrap_or(("", target));
-        match Service::by_target_prefix(prefix) {
-            Some(s) => (Proto::Json(s), op.to_string(), Input::Json),
+        return match Service::by_target_prefix(prefix) {
+            Some(s) => Ok((Proto::Json(s), op.to_string(), Input::Json)),
             None => {
                 let e = ApiError::new("UnknownOperationException", 400, "");
-                return protocol::error(Proto::UnknownJson, e, &request_id);
+                Err((Proto::UnknownJson, e))
             }
-        }
-    } else if (parts.method == Method::POST && is_form(&parts.headers))
-        || (parts.method == Method::GET && query_has_action(parts.uri.query()))
-    {
-        let params = if parts.method == Method::POST {
-            query::parse_form(&body)
-        } else {
-            query::parse_form(parts.uri.query().unwrap_or("").as_bytes())
         };
-        let service = params
-            .get("Version")
-            .and_then(|v| Service::by_query_version(v))
-            .or_else(|| {
-                sigv4::parse(&sig)
-                    .ok()
-                    .and_then(|c| Service::by_signing_name(&c.service))
-                    .filter(|s| s.protocol() == Protocol::Query)
-            });
-        let Some(service) = service else {
-            let e = ApiError::new(
-                "InvalidAction",
-                400,
-                "The request does not name a service Berth serves (Version parameter).",
-            );
-            return protocol::error(Proto::UnknownQuery, e, &request_id);
-        };
-        let Some(action) = params.get("Action").cloned() else {
-            let e = ApiError::new(
-                "MissingAction",
-                400,
-                "The request must contain the parameter Action.",
-            );
-            return protocol::error(Proto::Query(service), e, &request_id);
-        };
-        (Proto::Query(service), action, Input::Query(params))
-    } else {
+    }
+    let query = (parts.method == Method::POST && is_form(&parts.headers))
+        || (parts.method == Method::GET && query_has_action(parts.uri.query()));
+    if !query {
         let e = ApiError::new(
             "UnknownOperationException",
             400,
             "The request names no operation: send X-Amz-Target (JSON protocols) or Action and Version (query protocol).",
         );
-        return protocol::error(Proto::UnknownJson, e, &request_id);
+        return Err((Proto::UnknownJson, e));
+    }
+    let params = if parts.method == Method::POST {
+        query::parse_form(body)
+    } else {
+        query::parse_form(parts.uri.query().unwrap_or("").as_bytes())
     };
+    let service = params
+        .get("Version")
+        .and_then(|v| Service::by_query_version(v))
+        .or_else(|| {
+            sigv4::parse(sig)
+                .ok()
+                .and_then(|c| Service::by_signing_name(&c.service))
+                .filter(|s| s.protocol() == Protocol::Query)
+        });
+    let Some(service) = service else {
+        let e = ApiError::new(
+            "InvalidAction",
+            400,
+            "The request does not name a service Berth serves (Version parameter).",
+        );
+        return Err((Proto::UnknownQuery, e));
+    };
+    let Some(action) = params.get("Action").cloned() else {
+        let e = ApiError::new(
+            "MissingAction",
+            400,
+            "The request must contain the parameter Action.",
+        );
+        return Err((Proto::Query(service), e));
+    };
+    Ok((Proto::Query(service), action, Input::Query(params)))
+}
+
+/// Step 3: the operation, if the model has it and Berth implements it.
+fn resolve(proto: Proto, operation: &str) -> Result<Op, ApiError> {
     let service = proto.service().expect("known service");
-
-    // 2. Who is calling.
-    let principal = match sigv4::parse(&sig).and_then(|claim| {
-        auth::authenticate(
-            state.scope(),
-            &state.inner.keys,
-            &sig,
-            &claim,
-            service.signing_name(),
-            OffsetDateTime::now_utc(),
-        )
-    }) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::debug!(request_id, error = %e, "authentication failed");
-            return protocol::error(proto, errors::auth_error(&e, proto.is_json()), &request_id);
-        }
-    };
-
-    // 3. Which operation, and is it implemented.
-    let model = service.model();
-    let Some(op) = model.operation(&operation) else {
-        let e = if proto.is_json() {
+    if service.model().operation(operation).is_none() {
+        return Err(if proto.is_json() {
             ApiError::new("UnknownOperationException", 400, "")
         } else {
             ApiError::new(
@@ -299,86 +291,56 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
                 400,
                 format!("The action {operation} is not valid for this web service."),
             )
-        };
-        return protocol::error(proto, e, &request_id);
-    };
-    if support(service, &operation) == Support::NotImplemented {
-        return protocol::error(
-            proto,
-            errors::not_implemented(service, &operation),
-            &request_id,
-        );
+        });
     }
+    Op::parse(service, operation).ok_or_else(|| errors::not_implemented(service, operation))
+}
 
-    // 4. Decode and validate the input.
+/// Step 4: the input as JSON (awsQuery forms walked through the input shape), validated
+/// against the model, nulls removed.
+fn decode(proto: Proto, operation: &str, input: Input, body: &[u8]) -> Result<Value, ApiError> {
+    let service = proto.service().expect("known service");
+    let model = service.model();
+    let op = model.operation(operation).expect("resolved");
     let mut value = match input {
         Input::Json if body.is_empty() => Value::Object(Default::default()),
-        Input::Json => match serde_json::from_slice::<Value>(&body) {
+        Input::Json => match serde_json::from_slice::<Value>(body) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => {
-                let e = ApiError::new(
+                return Err(ApiError::new(
                     "SerializationException",
                     400,
                     "The request body must be a JSON object.",
-                );
-                return protocol::error(proto, e, &request_id);
+                ));
             }
             Err(err) => {
-                let e = ApiError::new(
+                return Err(ApiError::new(
                     "SerializationException",
                     400,
                     format!("Malformed JSON: {err}"),
-                );
-                return protocol::error(proto, e, &request_id);
+                ));
             }
         },
         Input::Query(params) => match &op.input {
             None => Value::Object(Default::default()),
-            Some(r) => match query::decode(model, &r.shape, &params) {
-                Ok(v) => v,
-                Err(bad) => {
-                    let e = ApiError::new(service.validation_error_code(), 400, bad.0);
-                    return protocol::error(proto, e, &request_id);
-                }
-            },
+            Some(r) => query::decode(model, &r.shape, &params)
+                .map_err(|bad| ApiError::new(service.validation_error_code(), 400, bad.0))?,
         },
     };
     if let Some(input_ref) = &op.input
         && let Err(invalid) = validate(model, &input_ref.shape, &value)
     {
-        let e = match invalid {
+        return Err(match invalid {
             Invalid::Serialization(m) if proto.is_json() => {
                 ApiError::new("SerializationException", 400, m)
             }
             Invalid::Serialization(m) | Invalid::Constraint(m) => {
                 ApiError::new(service.validation_error_code(), 400, m)
             }
-        };
-        return protocol::error(proto, e, &request_id);
+        });
     }
     strip_nulls(&mut value);
-
-    // 5. Call.
-    let result = match service {
-        Service::Ecs => ecs::call(state, &principal, &operation, value, body.len())
-            .await
-            .map_err(|e| errors::ecs_error(e, &request_id)),
-        Service::Sts => sts::call(state, &principal, &operation)
-            .map_err(|e| errors::query_error(e, &request_id)),
-        Service::Ecr => ecr::call(state, &principal, &operation, value)
-            .await
-            .map_err(|e| errors::ecr_error(e, &request_id)),
-        Service::Elbv2 => elbv2::call(state, &operation, value)
-            .await
-            .map_err(|e| errors::query_error(e, &request_id)),
-        Service::ApplicationAutoScaling | Service::CloudWatch | Service::Logs | Service::Iam => {
-            Err(errors::not_implemented(service, &operation))
-        }
-    };
-    match result {
-        Ok(output) => protocol::success(proto, &operation, output, &request_id),
-        Err(e) => protocol::error(proto, e, &request_id),
-    }
+    Ok(value)
 }
 
 /// The envelope to refuse an unsigned request in: its service's when it names one Berth
@@ -536,7 +498,7 @@ async fn agent_call(
     }
     let ecs = &state.inner.ecs;
     let result = match path {
-        agent::DESIRED => match decode::<agent::DesiredRequest>(body) {
+        agent::DESIRED => match node_body::<agent::DesiredRequest>(body) {
             Ok(r) => match ecs.cluster_name(Some(&r.cluster)) {
                 Ok(cluster) => {
                     // The poll is the agent's check-in: it never waits past a third of the
@@ -552,11 +514,11 @@ async fn agent_call(
             },
             Err(e) => Err(e),
         },
-        agent::REPORT => match decode::<agent::ReportBatch>(body) {
+        agent::REPORT => match node_body::<agent::ReportBatch>(body) {
             Ok(batch) => ecs.instance_report(batch).await.and_then(to_json),
             Err(e) => Err(e),
         },
-        _ => match decode::<agent::InstanceRef>(body) {
+        _ => match node_body::<agent::InstanceRef>(body) {
             Ok(r) => match ecs.cluster_name(Some(&r.cluster)) {
                 Ok(cluster) => ecs
                     .instance_heartbeat(&cluster, &r.container_instance)
@@ -571,7 +533,7 @@ async fn agent_call(
 }
 
 /// A node request body: a malformed one is the caller's error.
-fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, berth_types::Error> {
+fn node_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, berth_types::Error> {
     serde_json::from_slice(body)
         .map_err(|e| berth_types::Error::InvalidParameter(format!("Malformed node request: {e}")))
 }
@@ -706,75 +668,167 @@ async fn reset(state: &ApiState, sig: &SigRequest<'_>, request_id: &str) -> Resp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{KeyPair, Keys};
-    use berth_control::Scope;
+    use crate::operation::{Access, Place, Resource};
+    use serde_json::json;
 
-    /// Every operation the tables call implemented is really dispatched (an empty input may be
-    /// invalid, but it must never reach the not-implemented arm), and every table entry names a
-    /// modeled operation.
-    #[tokio::test]
-    async fn support_tables_match_the_dispatchers_and_the_models() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = berth_store::Store::open(&dir.path().join("db")).unwrap();
-        let scope = Scope {
-            account: berth_types::AccountId::parse("000000000000").unwrap(),
-            region: berth_types::Region::parse("us-east-1").unwrap(),
+    /// Every operation of every enum is one its service's model has (dispatch is an
+    /// exhaustive `match`, so every one is handled), and parses back from its name.
+    #[test]
+    fn operation_enums_match_the_models() {
+        let all: Vec<(Service, Op)> = EcsOp::ALL
+            .iter()
+            .map(|o| (Service::Ecs, Op::Ecs(*o)))
+            .chain(EcrOp::ALL.iter().map(|o| (Service::Ecr, Op::Ecr(*o))))
+            .chain(ElbOp::ALL.iter().map(|o| (Service::Elbv2, Op::Elb(*o))))
+            .chain(StsOp::ALL.iter().map(|o| (Service::Sts, Op::Sts(*o))))
+            .collect();
+        for (service, op) in all {
+            let info = op.info();
+            assert!(
+                service.model().operation(info.name).is_some(),
+                "{service:?} {} is not modeled",
+                info.name
+            );
+            assert_eq!(Op::parse(service, info.name), Some(op));
+            assert_ne!(info.support, Support::NotImplemented);
+        }
+    }
+
+    /// The router's table: service + name → operation, IAM action and access level.
+    #[test]
+    fn router_resolves_operations_by_table() {
+        let cases: &[(Service, &str, Option<&str>, Option<Access>)] = &[
+            (
+                Service::Ecs,
+                "RunTask",
+                Some("ecs:RunTask"),
+                Some(Access::Write),
+            ),
+            (
+                Service::Ecs,
+                "ListClusters",
+                Some("ecs:ListClusters"),
+                Some(Access::List),
+            ),
+            (
+                Service::Ecs,
+                "DescribeServices",
+                Some("ecs:DescribeServices"),
+                Some(Access::Read),
+            ),
+            (
+                Service::Ecs,
+                "TagResource",
+                Some("ecs:TagResource"),
+                Some(Access::Tagging),
+            ),
+            (Service::Ecs, "CreateTaskSet", None, None),
+            (Service::Ecs, "NoSuchThing", None, None),
+            (
+                Service::Ecr,
+                "PutImage",
+                Some("ecr:PutImage"),
+                Some(Access::Write),
+            ),
+            (
+                Service::Ecr,
+                "SetRepositoryPolicy",
+                Some("ecr:SetRepositoryPolicy"),
+                Some(Access::PermissionsManagement),
+            ),
+            (Service::Ecr, "PutLifecyclePolicy", None, None),
+            (
+                Service::Elbv2,
+                "CreateLoadBalancer",
+                Some("elasticloadbalancing:CreateLoadBalancer"),
+                Some(Access::Write),
+            ),
+            (
+                Service::Sts,
+                "GetCallerIdentity",
+                Some("sts:GetCallerIdentity"),
+                Some(Access::Read),
+            ),
+            (Service::Sts, "AssumeRole", None, None),
+            (Service::Iam, "CreateUser", None, None),
+        ];
+        for (service, name, action, access) in cases {
+            let info = Op::parse(*service, name).map(Op::info);
+            assert_eq!(info.map(|i| i.action), *action, "{service:?} {name}");
+            assert_eq!(info.map(|i| i.access), *access, "{service:?} {name}");
+            let expected = if action.is_some() {
+                "supported"
+            } else {
+                "not implemented"
+            };
+            let got = if support(*service, name) == Support::NotImplemented {
+                "not implemented"
+            } else {
+                "supported"
+            };
+            assert_eq!(got, expected, "{service:?} {name}");
+        }
+    }
+
+    /// Which resources an operation names, as IAM will check them.
+    #[test]
+    fn operations_name_their_resources_by_table() {
+        let place = Place {
+            account: "000000000000",
+            region: "eu-west-1",
         };
-        let keys = Keys::new(KeyPair {
-            access_key_id: "AKIAEXAMPLE000000000".into(),
-            secret_access_key: "x".repeat(40),
-        });
-        let blobs = berth_blob::BlobStore::open(&dir.path().join("blobs")).unwrap();
-        let state = ApiState::new(crate::ApiConfig {
-            scope: scope.clone(),
-            keys: keys.clone(),
-            store,
-            blobs,
-            paging_key: [0; 32],
-            token_key: [0; 32],
-            registry_host: "127.0.0.1:4566".into(),
-            endpoint: "http://127.0.0.1:4566".into(),
-            reset_enabled: false,
-            agent_timeout: std::time::Duration::from_secs(30),
-            background: Default::default(),
-        });
-        let principal = crate::root_principal(&scope, &keys);
-        for (service, table) in [
-            (Service::Ecs, ECS_SUPPORT),
-            (Service::Sts, STS_SUPPORT),
-            (Service::Ecr, ecr::SUPPORT),
-        ] {
-            for (name, support) in table {
-                assert!(
-                    service.model().operation(name).is_some(),
-                    "{service:?} {name} is not modeled"
-                );
-                assert_ne!(
-                    *support,
-                    Support::NotImplemented,
-                    "list only what is supported"
-                );
-                let result = match service {
-                    Service::Ecs => {
-                        ecs::call(
-                            &state,
-                            &principal,
-                            name,
-                            Value::Object(Default::default()),
-                            2,
-                        )
-                        .await
-                    }
-                    Service::Ecr => {
-                        ecr::call(&state, &principal, name, Value::Object(Default::default())).await
-                    }
-                    _ => sts::call(&state, &principal, name),
-                };
-                assert!(
-                    !matches!(result, Err(berth_types::Error::NotImplemented(_))),
-                    "{service:?} {name} is in the table but not dispatched"
-                );
-            }
+        let arn = |r: &str| format!("arn:aws:{r}");
+        let cases: Vec<(Op, serde_json::Value, Vec<String>)> = vec![
+            (Op::Ecs(EcsOp::ListClusters), json!({}), vec!["*".into()]),
+            (
+                Op::Ecs(EcsOp::DescribeClusters),
+                json!({"clusters": ["a", "arn:aws:ecs:eu-west-1:000000000000:cluster/b"]}),
+                vec![
+                    arn("ecs:eu-west-1:000000000000:cluster/a"),
+                    arn("ecs:eu-west-1:000000000000:cluster/b"),
+                ],
+            ),
+            (
+                Op::Ecs(EcsOp::DeleteCluster),
+                json!({}),
+                vec![arn("ecs:eu-west-1:000000000000:cluster/default")],
+            ),
+            (
+                Op::Ecs(EcsOp::RunTask),
+                json!({"cluster": "c", "taskDefinition": "web"}),
+                vec![arn("ecs:eu-west-1:000000000000:task-definition/web:*")],
+            ),
+            (
+                Op::Ecs(EcsOp::StopTask),
+                json!({"cluster": "c", "task": "0123"}),
+                vec![arn("ecs:eu-west-1:000000000000:task/c/0123")],
+            ),
+            (
+                Op::Ecs(EcsOp::DescribeServices),
+                json!({"cluster": "arn:aws:ecs:eu-west-1:000000000000:cluster/c", "services": ["s"]}),
+                vec![arn("ecs:eu-west-1:000000000000:service/c/s")],
+            ),
+            (
+                Op::Ecr(EcrOp::PutImage),
+                json!({"repositoryName": "app/web"}),
+                vec![arn("ecr:eu-west-1:000000000000:repository/app/web")],
+            ),
+            (
+                Op::Ecr(EcrOp::GetAuthorizationToken),
+                json!({}),
+                vec!["*".into()],
+            ),
+            (
+                Op::Elb(ElbOp::DeleteTargetGroup),
+                json!({"TargetGroupArn": "arn:aws:elasticloadbalancing:eu-west-1:000000000000:targetgroup/t/1"}),
+                vec![arn(
+                    "elasticloadbalancing:eu-west-1:000000000000:targetgroup/t/1",
+                )],
+            ),
+        ];
+        for (op, input, expected) in cases {
+            let resource: Resource = op.info().resource;
+            assert_eq!(resource.arns(&input, &place), expected, "{op:?}");
         }
     }
 }

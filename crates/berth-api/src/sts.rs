@@ -1,19 +1,17 @@
 //! STS: `GetCallerIdentity` (the first query-protocol operation; `aws sts get-caller-identity`
 //! is how users check their profile).
 
-use crate::ApiState;
-use berth_types::{Error, Principal};
+use crate::route::{Cx, StsOp};
+use berth_types::Error;
 use serde_json::{Value, json};
 
-pub fn call(_state: &ApiState, principal: &Principal, operation: &str) -> Result<Value, Error> {
-    match operation {
-        "GetCallerIdentity" => Ok(json!({
-            "Account": principal.account.as_str(),
-            "Arn": principal.arn,
-            "UserId": principal.account.as_str(),
+/// Runs one STS operation.
+pub fn dispatch(cx: &Cx<'_>, op: StsOp) -> Result<Value, Error> {
+    match op {
+        StsOp::GetCallerIdentity => Ok(json!({
+            "Account": cx.principal.account.as_str(),
+            "Arn": cx.principal.arn,
+            "UserId": cx.principal.account.as_str(),
         })),
-        other => Err(Error::NotImplemented(format!(
-            "Berth does not implement sts:{other} yet."
-        ))),
     }
 }

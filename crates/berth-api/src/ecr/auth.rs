@@ -1,0 +1,18 @@
+//! ECR auth: wire input → domain command, domain view → wire output.
+
+use super::*;
+
+/// `GetAuthorizationToken`.
+pub(super) async fn get_authorization_token(cx: &Cx<'_>, _: Value) -> Result<Value, Error> {
+    let registry = &cx.state.inner.registry;
+    let state = cx.state;
+    let principal = cx.principal;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (password, expires) = token::issue(&state.inner.token_key, principal, now);
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+    Ok(json!({"authorizationData": [{
+        "authorizationToken": token,
+        "expiresAt": expires,
+        "proxyEndpoint": format!("https://{}", registry.host()),
+    }]}))
+}

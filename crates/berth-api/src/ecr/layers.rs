@@ -1,0 +1,170 @@
+//! ECR layers: wire input → domain command, domain view → wire output.
+
+use super::*;
+
+/// `BatchCheckLayerAvailability`.
+pub(super) async fn batch_check_layer_availability(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
+    let registry = &cx.state.inner.registry;
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct In {
+        registry_id: Option<String>,
+        repository_name: String,
+        layer_digests: Vec<String>,
+    }
+    let i: In = input(v)?;
+    check_registry(cx, &i.registry_id)?;
+    registry.repository_get(&i.repository_name)?;
+    let mut layers = Vec::new();
+    let mut failures = Vec::new();
+    for d in &i.layer_digests {
+        let Some(digest) = Digest::parse(d) else {
+            failures.push(json!({"layerDigest": d, "failureCode": "InvalidLayerDigest", "failureReason": "Invalid layer digest"}));
+            continue;
+        };
+        match registry.blob_stat(&i.repository_name, &digest)? {
+            Some(size) => layers.push(
+                json!({"layerDigest": d, "layerAvailability": "AVAILABLE", "layerSize": size}),
+            ),
+            None => layers.push(json!({"layerDigest": d, "layerAvailability": "UNAVAILABLE"})),
+        }
+    }
+    Ok(json!({"layers": layers, "failures": failures}))
+}
+
+/// `InitiateLayerUpload`.
+pub(super) async fn initiate_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
+    let registry = &cx.state.inner.registry;
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct In {
+        registry_id: Option<String>,
+        repository_name: String,
+    }
+    let i: In = input(v)?;
+    check_registry(cx, &i.registry_id)?;
+    registry.repository_get(&i.repository_name)?;
+    let id = berth_blob::new_upload_id();
+    registry
+        .blobs()
+        .upload_start(&id)
+        .await
+        .map_err(blob_error)?;
+    Ok(json!({"uploadId": id, "partSize": PART_SIZE}))
+}
+
+/// `UploadLayerPart`.
+pub(super) async fn upload_layer_part(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
+    let registry = &cx.state.inner.registry;
+    let account = cx.state.scope().account.as_str();
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct In {
+        registry_id: Option<String>,
+        repository_name: String,
+        upload_id: String,
+        part_first_byte: i64,
+        part_last_byte: i64,
+        layer_part_blob: String,
+    }
+    let i: In = input(v)?;
+    check_registry(cx, &i.registry_id)?;
+    registry.repository_get(&i.repository_name)?;
+    let part = base64::engine::general_purpose::STANDARD
+        .decode(&i.layer_part_blob)
+        .map_err(|_| Error::InvalidParameter("layerPartBlob is not valid base64".into()))?;
+    if i.part_last_byte - i.part_first_byte + 1 != part.len() as i64 {
+        return Err(Error::UploadOutOfOrder(format!(
+            "partFirstByte {} and partLastByte {} do not span the {} bytes sent.",
+            i.part_first_byte,
+            i.part_last_byte,
+            part.len()
+        )));
+    }
+    let size = registry
+        .blobs()
+        .upload_append(&i.upload_id, i.part_first_byte.max(0) as u64, &part)
+        .await
+        .map_err(blob_error)?;
+    Ok(json!({
+        "registryId": account,
+        "repositoryName": i.repository_name,
+        "uploadId": i.upload_id,
+        "lastByteReceived": size as i64 - 1,
+    }))
+}
+
+/// `CompleteLayerUpload`.
+pub(super) async fn complete_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
+    let registry = &cx.state.inner.registry;
+    let account = cx.state.scope().account.as_str();
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct In {
+        registry_id: Option<String>,
+        repository_name: String,
+        upload_id: String,
+        layer_digests: Vec<String>,
+    }
+    let i: In = input(v)?;
+    check_registry(cx, &i.registry_id)?;
+    registry.repository_get(&i.repository_name)?;
+    let [d] = &i.layer_digests[..] else {
+        return Err(Error::InvalidParameter(
+            "layerDigests must name exactly one digest".into(),
+        ));
+    };
+    let d = Digest::parse(d)
+        .ok_or_else(|| Error::InvalidParameter(format!("Invalid layer digest '{d}'")))?;
+    let blobs = registry.blobs();
+    if blobs.upload_size(&i.upload_id).await.map_err(blob_error)? == 0 {
+        return Err(Error::EmptyUpload);
+    }
+    if registry.blob_stat(&i.repository_name, &d)?.is_some() {
+        let _ = blobs.upload_cancel(&i.upload_id).await;
+        return Err(Error::LayerAlreadyExists(format!(
+            "The layer '{d}' already exists in the repository with name '{}'",
+            i.repository_name
+        )));
+    }
+    registry
+        .upload_finish(&i.repository_name, &i.upload_id, &d)
+        .await
+        .map_err(|e| match e {
+            Error::DigestMismatch(m) => Error::LayerInvalid(m),
+            other => other,
+        })?;
+    Ok(json!({
+        "registryId": account,
+        "repositoryName": i.repository_name,
+        "uploadId": i.upload_id,
+        "layerDigest": d.as_str(),
+    }))
+}
+
+/// `GetDownloadUrlForLayer`.
+pub(super) async fn get_download_url_for_layer(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
+    let registry = &cx.state.inner.registry;
+    let state = cx.state;
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct In {
+        registry_id: Option<String>,
+        repository_name: String,
+        layer_digest: String,
+    }
+    let i: In = input(v)?;
+    check_registry(cx, &i.registry_id)?;
+    let d = Digest::parse(&i.layer_digest).ok_or_else(|| {
+        Error::InvalidParameter(format!("Invalid layer digest '{}'", i.layer_digest))
+    })?;
+    if registry.blob_stat(&i.repository_name, &d)?.is_none() {
+        return Err(Error::BlobUnknown(format!(
+            "The layer '{d}' does not exist in the repository with name '{}'",
+            i.repository_name
+        )));
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let url = crate::registry::layer_url(state, &i.repository_name, &d, now);
+    Ok(json!({"downloadUrl": url, "layerDigest": d.as_str()}))
+}

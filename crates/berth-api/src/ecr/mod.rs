@@ -1,0 +1,288 @@
+//! ECR over awsJson 1.1: repositories, images and authorization tokens, on the same registry
+//! domain as the `/v2/` API.
+
+use crate::ApiState;
+use crate::auth::token;
+use crate::route::Cx;
+use base64::Engine;
+use berth_registry::{CreateRepository, Image, Reference, Repository};
+use berth_types::oci::Digest;
+use berth_types::{Error, Tag};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+crate::operation::operations! {
+    /// The ECR operations Berth implements (awsJson 1.1).
+    pub enum EcrOp ("ecr") {
+        GetAuthorizationToken => Read, Any, Implemented;
+        CreateRepository => Write, Repository("repositoryName"),
+            Partial("repository tags are stored; creation templates are not supported");
+        DescribeRepositories => Read, Repository("repositoryNames"), Implemented;
+        DeleteRepository => Write, Repository("repositoryName"), Implemented;
+        ListImages => List, Repository("repositoryName"), Implemented;
+        DescribeImages => List, Repository("repositoryName"), Partial("no scan status or findings");
+        BatchGetImage => Read, Repository("repositoryName"),
+            Partial("returns manifests as stored; no media-type conversion");
+        PutImage => Write, Repository("repositoryName"), Implemented;
+        BatchDeleteImage => Write, Repository("repositoryName"), Implemented;
+        BatchCheckLayerAvailability => Read, Repository("repositoryName"), Implemented;
+        PutImageTagMutability => Write, Repository("repositoryName"), Implemented;
+        InitiateLayerUpload => Write, Repository("repositoryName"), Implemented;
+        UploadLayerPart => Write, Repository("repositoryName"), Implemented;
+        CompleteLayerUpload => Write, Repository("repositoryName"), Implemented;
+        GetDownloadUrlForLayer => Read, Repository("repositoryName"), Implemented;
+        SetRepositoryPolicy => PermissionsManagement, Repository("repositoryName"),
+            Partial("validated and stored; enforced once IAM lands");
+        GetRepositoryPolicy => Read, Repository("repositoryName"), Implemented;
+        DeleteRepositoryPolicy => PermissionsManagement, Repository("repositoryName"), Implemented;
+        DescribeRegistry => Read, Any,
+            Partial("no replication: the configuration is always empty");
+        TagResource => Tagging, Arns("resourceArn"), Implemented;
+        UntagResource => Tagging, Arns("resourceArn"), Implemented;
+        ListTagsForResource => Read, Arns("resourceArn"), Implemented;
+    }
+}
+
+/// Checks that `text` is an IAM policy document: a JSON object with a `Statement` (one or a
+/// list) whose entries have an `Effect` of Allow or Deny and an `Action` or `NotAction`.
+fn validate_policy(text: &str) -> Result<(), Error> {
+    let invalid = |why: &str| {
+        Error::InvalidParameter(format!(
+            "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid repository policy provided': {why}"
+        ))
+    };
+    let v: Value = serde_json::from_str(text).map_err(|e| invalid(&format!("not JSON ({e})")))?;
+    let statements = match v.get("Statement") {
+        Some(Value::Array(a)) if !a.is_empty() => a.clone(),
+        Some(o @ Value::Object(_)) => vec![o.clone()],
+        _ => return Err(invalid("a non-empty Statement is required")),
+    };
+    for st in &statements {
+        match st.get("Effect").and_then(Value::as_str) {
+            Some("Allow" | "Deny") => {}
+            _ => return Err(invalid("each statement needs an Effect of Allow or Deny")),
+        }
+        if st.get("Action").is_none() && st.get("NotAction").is_none() {
+            return Err(invalid("each statement needs an Action or NotAction"));
+        }
+        if st.get("Principal").is_none() && st.get("NotPrincipal").is_none() {
+            return Err(invalid("a repository policy statement needs a Principal"));
+        }
+    }
+    Ok(())
+}
+
+/// ECR's tag rules: keys 1–128 characters, values up to 256, no `aws:` prefix, at most 50.
+fn check_tags(tags: &[Tag]) -> Result<(), Error> {
+    for t in tags {
+        if t.key.is_empty() || t.key.chars().count() > 128 || t.value.chars().count() > 256 {
+            return Err(Error::TagInvalid(
+                "Tag keys must be 1-128 characters and tag values at most 256 characters.".into(),
+            ));
+        }
+        if t.key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(Error::TagInvalid(
+                "Tag keys starting with 'aws:' are reserved.".into(),
+            ));
+        }
+    }
+    if tags.len() > 50 {
+        return Err(Error::TooManyTags(
+            "A repository can have at most 50 tags.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The repository a tagging ARN names.
+fn arn_repository<'a>(state: &ApiState, arn: &'a str) -> Result<&'a str, Error> {
+    let prefix = state.scope().arn("ecr", "repository/");
+    arn.strip_prefix(&prefix).ok_or_else(|| {
+        Error::InvalidParameter(format!(
+            "Invalid parameter at 'resourceArn': '{arn}' is not a repository of this registry"
+        ))
+    })
+}
+
+/// The part size `InitiateLayerUpload` suggests (bytes).
+const PART_SIZE: i64 = 10 * 1024 * 1024;
+
+fn blob_error(e: berth_blob::BlobError) -> Error {
+    match e {
+        berth_blob::BlobError::UploadNotFound => Error::UploadNotFound,
+        berth_blob::BlobError::OutOfOrder { given, size } => Error::UploadOutOfOrder(format!(
+            "The part starts at byte {given}, but {size} bytes have been received (last valid byte {}).",
+            size as i64 - 1
+        )),
+        berth_blob::BlobError::DigestMismatch { actual } => Error::LayerInvalid(format!(
+            "The layer's digest is {actual}, not the one given."
+        )),
+        other => Error::internal(other),
+    }
+}
+
+fn input<T: DeserializeOwned>(v: Value) -> Result<T, Error> {
+    serde_json::from_value(v).map_err(|e| Error::InvalidParameter(format!("Invalid request: {e}")))
+}
+
+#[derive(Deserialize)]
+struct WireTag {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "Value", default)]
+    value: String,
+}
+
+fn wire_tags(wire: Vec<WireTag>) -> Vec<Tag> {
+    wire.into_iter()
+        .map(|t| Tag {
+            key: t.key,
+            value: t.value,
+        })
+        .collect()
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct ImageId {
+    image_digest: Option<String>,
+    image_tag: Option<String>,
+}
+
+fn repository_out(state: &ApiState, r: &Repository) -> Value {
+    let registry = &state.inner.registry;
+    let mut v = json!({
+        "repositoryArn": registry.repository_arn(&r.name),
+        "registryId": state.scope().account.as_str(),
+        "repositoryName": r.name.as_str(),
+        "repositoryUri": registry.repository_uri(&r.name),
+        "createdAt": r.created_at.epoch_seconds(),
+        "imageTagMutability": r.tag_mutability,
+        "imageScanningConfiguration": r.scanning,
+        "encryptionConfiguration": r.encryption,
+    });
+    if !r.tag_mutability_exclusions.is_empty() {
+        v["imageTagMutabilityExclusionFilters"] = Value::Array(r.tag_mutability_exclusions.clone());
+    }
+    v
+}
+
+fn image_detail(state: &ApiState, repo: &str, i: &Image) -> Value {
+    let mut v = json!({
+        "registryId": state.scope().account.as_str(),
+        "repositoryName": repo,
+        "imageDigest": i.digest.as_str(),
+        "imageSizeInBytes": i.image_size,
+        "imagePushedAt": i.pushed_at.epoch_seconds(),
+        "imageManifestMediaType": i.media_type,
+    });
+    if !i.tags.is_empty() {
+        v["imageTags"] = json!(i.tags);
+    }
+    if let Some(a) = i.artifact_type.as_ref().or(i.config_media_type.as_ref()) {
+        v["artifactMediaType"] = Value::String(a.clone());
+    }
+    if let Some(t) = i.last_pull {
+        v["lastRecordedPullTime"] = t.epoch_seconds().into();
+    }
+    v
+}
+
+fn image_reference(id: &ImageId) -> Result<Reference, (&'static str, String)> {
+    match (&id.image_digest, &id.image_tag) {
+        (None, None) => Err((
+            "MissingDigestAndTag",
+            "Invalid request parameters: both tag and digest cannot be null".into(),
+        )),
+        (Some(d), _) => Digest::parse(d).map(Reference::Digest).ok_or((
+            "InvalidImageDigest",
+            format!("Invalid parameter: imageDigest '{d}'"),
+        )),
+        (None, Some(t)) if berth_types::oci::is_tag(t) => Ok(Reference::Tag(t.clone())),
+        (None, Some(t)) => Err((
+            "InvalidImageTag",
+            format!("Invalid parameter: imageTag '{t}'"),
+        )),
+    }
+}
+
+fn image_id_out(id: &ImageId) -> Value {
+    let mut v = json!({});
+    if let Some(d) = &id.image_digest {
+        v["imageDigest"] = Value::String(d.clone());
+    }
+    if let Some(t) = &id.image_tag {
+        v["imageTag"] = Value::String(t.clone());
+    }
+    v
+}
+
+/// An image id matched against a stored image (tag and digest must agree when both given).
+fn resolve(state: &ApiState, repo: &str, id: &ImageId) -> Result<Image, (&'static str, String)> {
+    let reference = image_reference(id)?;
+    let image = state
+        .inner
+        .registry
+        .image_resolve(repo, &reference)
+        .map_err(|e| ("ImageNotFound", e.to_string()))?;
+    if let (Some(t), Some(_)) = (&id.image_tag, &id.image_digest)
+        && !image.tags.contains(t)
+    {
+        return Err((
+            "ImageTagDoesNotMatchDigest",
+            "Invalid parameter: the tag does not name that digest".into(),
+        ));
+    }
+    Ok(image)
+}
+
+fn failure(id: &ImageId, code: &str, reason: String) -> Value {
+    json!({"imageId": image_id_out(id), "failureCode": code, "failureReason": reason})
+}
+
+mod auth;
+mod images;
+mod layers;
+mod policies;
+mod repositories;
+mod tags;
+
+/// A `registryId` other than this account's is refused.
+fn check_registry(cx: &Cx<'_>, id: &Option<String>) -> Result<(), Error> {
+    let account = cx.state.scope().account.as_str();
+    match id {
+        Some(r) if r != account => Err(Error::InvalidParameter(format!(
+            "Invalid parameter at 'registryId': this registry is '{account}', not '{r}'"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Runs one ECR operation.
+pub async fn dispatch(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Value, Error> {
+    match op {
+        EcrOp::GetAuthorizationToken => auth::get_authorization_token(cx, v).await,
+        EcrOp::CreateRepository => repositories::create_repository(cx, v).await,
+        EcrOp::DescribeRepositories => repositories::describe_repositories(cx, v).await,
+        EcrOp::DeleteRepository => repositories::delete_repository(cx, v).await,
+        EcrOp::PutImageTagMutability => repositories::put_image_tag_mutability(cx, v).await,
+        EcrOp::ListImages => images::list_images(cx, op, v).await,
+        EcrOp::DescribeImages => images::list_images(cx, op, v).await,
+        EcrOp::BatchGetImage => images::batch_get_image(cx, v).await,
+        EcrOp::PutImage => images::put_image(cx, v).await,
+        EcrOp::BatchDeleteImage => images::batch_delete_image(cx, v).await,
+        EcrOp::BatchCheckLayerAvailability => layers::batch_check_layer_availability(cx, v).await,
+        EcrOp::InitiateLayerUpload => layers::initiate_layer_upload(cx, v).await,
+        EcrOp::UploadLayerPart => layers::upload_layer_part(cx, v).await,
+        EcrOp::CompleteLayerUpload => layers::complete_layer_upload(cx, v).await,
+        EcrOp::GetDownloadUrlForLayer => layers::get_download_url_for_layer(cx, v).await,
+        EcrOp::SetRepositoryPolicy => policies::set_repository_policy(cx, op, v).await,
+        EcrOp::GetRepositoryPolicy => policies::set_repository_policy(cx, op, v).await,
+        EcrOp::DeleteRepositoryPolicy => policies::set_repository_policy(cx, op, v).await,
+        EcrOp::DescribeRegistry => repositories::describe_registry(cx, v).await,
+        EcrOp::TagResource => tags::tag_resource(cx, op, v).await,
+        EcrOp::UntagResource => tags::tag_resource(cx, op, v).await,
+        EcrOp::ListTagsForResource => tags::tag_resource(cx, op, v).await,
+    }
+}
