@@ -41,7 +41,8 @@ impl Keys {
     }
 }
 
-/// Verifies `req` as a request for the service signed as `signing_name`.
+/// Verifies `req` as a request for the service signed as `signing_name`, in any region (the
+/// region signed for is the region the call acts in).
 pub fn authenticate(
     scope: &Scope,
     keys: &Keys,
@@ -53,10 +54,14 @@ pub fn authenticate(
     let secret = keys
         .secret(&claim.access_key_id)
         .ok_or(AuthError::UnknownAccessKey)?;
-    sigv4::check_claim(claim, now, signing_name, |r| r == scope.region.as_str())?;
+    sigv4::check_claim(claim, now, signing_name, |r| {
+        berth_types::Region::parse(r).is_ok()
+    })?;
     sigv4::verify(req, claim, secret)?;
     Ok(Principal {
         account: scope.account.clone(),
+        region: berth_types::Region::parse(&claim.region)
+            .map_err(|_| AuthError::Incomplete("invalid region".into()))?,
         arn: scope.root_arn(),
         access_key_id: claim.access_key_id.clone(),
     })
@@ -64,10 +69,12 @@ pub fn authenticate(
 
 /// ECR authorization tokens: the password half of `AWS:<password>` for `docker login`.
 ///
-/// `password = base64url(JSON {k: access key id, e: expiry epoch seconds, n: nonce}) "." base64url(HMAC-SHA256)`
+/// `password = base64url(JSON {k: access key id, r: region, e: expiry epoch seconds, n: nonce}) "." base64url(HMAC-SHA256)`
 /// under a per-data-directory key. No `:` appears in it (the awscli splits on colons). The
-/// token carries the identity that asked; each registry request re-checks that the access key
-/// still exists.
+/// token carries the identity that asked and the region it was issued in (ECR's tokens are per
+/// region: the registry requests it authorizes reach that region's repositories); each
+/// registry request re-checks that the access key still exists. A token from before regions
+/// (no `r`) is the home region's.
 pub mod token {
     use super::Keys;
     use base64::Engine;
@@ -84,6 +91,8 @@ pub mod token {
     #[derive(Serialize, Deserialize)]
     struct Claims {
         k: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        r: Option<String>,
         e: i64,
         n: String,
     }
@@ -100,6 +109,7 @@ pub mod token {
         let nonce: [u8; 12] = rand::random();
         let claims = Claims {
             k: principal.access_key_id.clone(),
+            r: Some(principal.region.as_str().to_string()),
             e: expires,
             n: URL_SAFE_NO_PAD.encode(nonce),
         };
@@ -192,8 +202,13 @@ pub mod token {
         if keys.secret(&claims.k).is_none() {
             return Err(TokenError::Invalid);
         }
+        let region = match claims.r {
+            Some(r) => berth_types::Region::parse(&r).map_err(|_| TokenError::Invalid)?,
+            None => scope.region.clone(),
+        };
         Ok(Principal {
             account: scope.account.clone(),
+            region,
             arn: scope.root_arn(),
             access_key_id: claims.k,
         })

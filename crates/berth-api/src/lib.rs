@@ -41,14 +41,28 @@ pub struct ApiState {
     inner: Arc<Inner>,
 }
 
+/// One region's control plane: its domain handles over its partition of the store. Every
+/// region a request names gets one, made on first use.
+pub struct Regional {
+    pub scope: Scope,
+    pub ecs: Ecs,
+    pub elb: berth_control::elb::Elb,
+    pub registry: berth_registry::Registry,
+    /// Pagination tokens of this region's listings (keyed per region: a token of one region
+    /// is refused in another).
+    pub pager: Pager,
+}
+
 struct Inner {
+    /// The account, and the home region: where records from before regions belong, and the
+    /// default of `berth credentials` and the local agent.
     scope: Scope,
     keys: Keys,
-    ecs: Ecs,
-    elb: berth_control::elb::Elb,
-    registry: berth_registry::Registry,
     store: Store,
-    pager: Pager,
+    blobs: berth_blob::BlobStore,
+    paging_key: [u8; 32],
+    registry_host: String,
+    regions: std::sync::RwLock<std::collections::HashMap<String, Arc<Regional>>>,
     /// Key of registry (ECR) authorization tokens and layer download URLs.
     token_key: [u8; 32],
     tokens: auth::token::VerifiedTokens,
@@ -64,8 +78,10 @@ struct Inner {
 
 /// What the API is built from.
 pub struct ApiConfig {
+    /// The account and the home region.
     pub scope: Scope,
     pub keys: Keys,
+    /// The whole store (every region's partition).
     pub store: Store,
     pub blobs: berth_blob::BlobStore,
     /// Key of pagination tokens.
@@ -84,35 +100,18 @@ pub struct ApiConfig {
 }
 
 impl ApiState {
+    /// The API over `c.store`, with a control plane for the home region and for every region
+    /// the store has records of.
     pub fn new(c: ApiConfig) -> Self {
-        let pager = Pager::new(c.paging_key);
-        let ecs = Ecs::new(
-            c.scope.clone(),
-            c.store.clone(),
-            pager.clone(),
-            c.background.clone(),
-        );
-        let elb = berth_control::elb::Elb::new(
-            c.scope.clone(),
-            c.store.clone(),
-            pager.clone(),
-            host_name(&c.registry_host),
-        );
-        let registry = berth_registry::Registry::new(
-            c.scope.clone(),
-            c.store.clone(),
-            c.blobs,
-            c.registry_host,
-        );
-        ApiState {
+        let state = ApiState {
             inner: Arc::new(Inner {
                 scope: c.scope,
                 keys: c.keys,
-                ecs,
-                elb,
-                registry,
                 store: c.store,
-                pager,
+                blobs: c.blobs,
+                paging_key: c.paging_key,
+                registry_host: c.registry_host,
+                regions: Default::default(),
                 token_key: c.token_key,
                 tokens: Default::default(),
                 endpoint: c.endpoint,
@@ -120,21 +119,90 @@ impl ApiState {
                 agent_timeout: c.agent_timeout,
                 background: c.background,
             }),
+        };
+        state.home();
+        for r in state.inner.store.regions().unwrap_or_default() {
+            if let Ok(region) = berth_types::Region::parse(&r) {
+                state.region(&region);
+            }
         }
+        state
     }
 
+    /// The account and the home region.
     pub fn scope(&self) -> &Scope {
         &self.inner.scope
     }
 
-    /// The ECS domain (for its background reconcilers).
-    pub fn ecs(&self) -> &Ecs {
-        &self.inner.ecs
+    /// The control plane of `region` (made on first use).
+    pub fn region(&self, region: &berth_types::Region) -> Arc<Regional> {
+        if let Some(r) = self
+            .inner
+            .regions
+            .read()
+            .expect("regions")
+            .get(region.as_str())
+        {
+            return r.clone();
+        }
+        let mut regions = self.inner.regions.write().expect("regions");
+        regions
+            .entry(region.as_str().to_string())
+            .or_insert_with(|| Arc::new(self.make_region(region)))
+            .clone()
     }
 
-    /// The ELB domain (for the load balancer's data plane).
-    pub fn elb(&self) -> &berth_control::elb::Elb {
-        &self.inner.elb
+    fn make_region(&self, region: &berth_types::Region) -> Regional {
+        let c = &self.inner;
+        let scope = Scope {
+            account: c.scope.account.clone(),
+            region: region.clone(),
+        };
+        let store = c.store.in_region(region.as_str());
+        let pager = Pager::new(region_key(&c.paging_key, region.as_str()));
+        Regional {
+            ecs: Ecs::new(
+                scope.clone(),
+                store.clone(),
+                pager.clone(),
+                c.background.clone(),
+            ),
+            elb: berth_control::elb::Elb::new(
+                scope.clone(),
+                store.clone(),
+                pager.clone(),
+                host_name(&c.registry_host),
+            ),
+            registry: berth_registry::Registry::new(
+                scope.clone(),
+                store,
+                c.blobs.clone(),
+                c.registry_host.clone(),
+            ),
+            pager,
+            scope,
+        }
+    }
+
+    /// The home region's control plane.
+    pub fn home(&self) -> Arc<Regional> {
+        self.region(&self.inner.scope.region.clone())
+    }
+
+    /// Every region's control plane so far (for the background tasks).
+    pub fn regions(&self) -> Vec<Arc<Regional>> {
+        self.inner
+            .regions
+            .read()
+            .expect("regions")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The key of registry authorization tokens and layer URLs.
+    pub(crate) fn token_key(&self) -> &[u8; 32] {
+        &self.inner.token_key
     }
 
     /// The background tasks.
@@ -142,10 +210,30 @@ impl ApiState {
         &self.inner.background
     }
 
-    /// The registry domain (for its background reconcilers).
-    pub fn registry(&self) -> &berth_registry::Registry {
-        &self.inner.registry
+    /// A registry over every region's records (keys carry their region): for what spans
+    /// regions, like collecting the content they share.
+    pub fn registry_of_every_region(&self) -> berth_registry::Registry {
+        berth_registry::Registry::new(
+            self.inner.scope.clone(),
+            self.inner.store.clone(),
+            self.inner.blobs.clone(),
+            self.inner.registry_host.clone(),
+        )
     }
+
+    /// The store (every region's partition: for what is shared, like the registry's content).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+}
+
+/// A region's own key, derived from a server-wide one.
+fn region_key(key: &[u8; 32], region: &str) -> [u8; 32] {
+    use hmac::Mac;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    m.update(b"region\0");
+    m.update(region.as_bytes());
+    m.finalize().into_bytes().into()
 }
 
 /// The host part of `host[:port]` (load balancers' DNS name: a name that resolves here).
@@ -175,6 +263,7 @@ async fn handle(State(state): State<ApiState>, req: Request<Body>) -> Response<B
 pub fn root_principal(scope: &Scope, keys: &Keys) -> Principal {
     Principal {
         account: scope.account.clone(),
+        region: scope.region.clone(),
         arn: scope.root_arn(),
         access_key_id: keys.root_access_key_id().to_string(),
     }

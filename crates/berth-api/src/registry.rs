@@ -4,9 +4,9 @@
 //! Paths are parsed by hand from the right (`<name>` may contain slashes). Request bodies are
 //! streamed to the blob store, never buffered whole (manifests, at most 4 MiB, excepted).
 
-use crate::ApiState;
 use crate::auth::token::TokenError;
 use crate::errors::oci_error;
+use crate::{ApiState, Regional};
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Response, StatusCode};
@@ -75,7 +75,7 @@ fn form_urlencoded_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_
 fn challenge(state: &ApiState) -> String {
     format!(
         "Basic realm=\"https://{}/\",service=\"ecr.amazonaws.com\"",
-        state.inner.registry.host()
+        state.inner.registry_host
     )
 }
 
@@ -176,7 +176,10 @@ pub async fn handle(state: &ApiState, parts: Parts, body: Body) -> Response<Body
         Ok(p) => p,
         Err(f) => return *f.0,
     };
-    let _ = principal; // Authorization per repository arrives with IAM; the caller is known.
+    // The region the caller's token was issued in: its repositories are the ones addressed.
+    // (Authorization per repository arrives with IAM; the caller is known.)
+    let region = state.region(&principal.region);
+    let state = &*region;
     let Some(route) = parse_route(parts.uri.path()) else {
         return *error_response(404, "NAME_UNKNOWN", "no such registry endpoint", None).0;
     };
@@ -251,11 +254,10 @@ fn page_size(query: Option<&str>) -> Result<Option<usize>, Fail> {
     }
 }
 
-fn catalog(state: &ApiState, query: Option<&str>) -> Reply {
+fn catalog(state: &Regional, query: Option<&str>) -> Reply {
     let n = page_size(query)?.unwrap_or(1000).min(1000);
     let last = query_param(query, "last");
     let repos = state
-        .inner
         .registry
         .repository_list(last.as_deref(), n)
         .map_err(domain_error)?;
@@ -271,11 +273,10 @@ fn catalog(state: &ApiState, query: Option<&str>) -> Reply {
     Ok(resp)
 }
 
-fn tags(state: &ApiState, name: &str, query: Option<&str>) -> Reply {
+fn tags(state: &Regional, name: &str, query: Option<&str>) -> Reply {
     let n = page_size(query)?.unwrap_or(usize::MAX >> 1);
     let last = query_param(query, "last");
     let tags = state
-        .inner
         .registry
         .tags_list(name, last.as_deref(), n)
         .map_err(domain_error)?;
@@ -306,7 +307,7 @@ fn reference(r: &str) -> Result<Reference, Fail> {
     })
 }
 
-async fn manifest_get(state: &ApiState, name: &str, r: &str, head: bool) -> Reply {
+async fn manifest_get(state: &Regional, name: &str, r: &str, head: bool) -> Reply {
     // A reference that cannot name anything names no manifest (the conformance suite's
     // expectation for GET and HEAD).
     let reference = reference(r).map_err(|_| {
@@ -317,7 +318,7 @@ async fn manifest_get(state: &ApiState, name: &str, r: &str, head: bool) -> Repl
             None,
         )
     })?;
-    let registry = &state.inner.registry;
+    let registry = &state.registry;
     let image = registry
         .image_resolve(name, &reference)
         .map_err(domain_error)?;
@@ -337,11 +338,11 @@ async fn manifest_get(state: &ApiState, name: &str, r: &str, head: bool) -> Repl
 }
 
 /// Notes the pull in the background (`lastRecordedPullTime`); the response does not wait.
-pub fn record_pull(state: &ApiState, repo: &str, image: berth_registry::Image) {
+pub fn record_pull(state: &Regional, repo: &str, image: berth_registry::Image) {
     if !image.pull_is_stale(berth_types::Timestamp::now()) {
         return;
     }
-    let registry = state.inner.registry.clone();
+    let registry = state.registry.clone();
     let repo = repo.to_string();
     tokio::spawn(async move {
         if let Err(e) = registry.image_pulled(&repo, &image).await {
@@ -359,7 +360,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<Option<bytes::Bytes>, 
 }
 
 async fn manifest_put(
-    state: &ApiState,
+    state: &Regional,
     name: &str,
     r: &str,
     headers: &HeaderMap,
@@ -376,7 +377,6 @@ async fn manifest_put(
     };
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
     let image = state
-        .inner
         .registry
         .manifest_put(name, &reference, content_type, bytes)
         .await
@@ -391,10 +391,9 @@ async fn manifest_put(
     Ok(b.body(Body::empty()).expect("valid response"))
 }
 
-async fn manifest_delete(state: &ApiState, name: &str, r: &str) -> Reply {
+async fn manifest_delete(state: &Regional, name: &str, r: &str) -> Reply {
     let reference = reference(r)?;
     state
-        .inner
         .registry
         .image_delete(name, &reference)
         .await
@@ -428,10 +427,10 @@ fn parse_range(h: &str, size: u64) -> Option<(u64, u64)> {
     (start <= end && end < size).then_some((start, end))
 }
 
-async fn blob_get(state: &ApiState, name: &str, d: &str, headers: &HeaderMap, head: bool) -> Reply {
+async fn blob_get(state: &Regional, name: &str, d: &str, headers: &HeaderMap, head: bool) -> Reply {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let d = digest(d)?;
-    let registry = &state.inner.registry;
+    let registry = &state.registry;
     let unknown = || {
         error_response(
             404,
@@ -491,10 +490,9 @@ async fn blob_get(state: &ApiState, name: &str, d: &str, headers: &HeaderMap, he
     }
 }
 
-async fn blob_delete(state: &ApiState, name: &str, d: &str) -> Reply {
+async fn blob_delete(state: &Regional, name: &str, d: &str) -> Reply {
     let d = digest(d)?;
     state
-        .inner
         .registry
         .blob_unlink(name, &d)
         .await
@@ -524,8 +522,8 @@ fn blob_error(e: BlobError) -> Fail {
 }
 
 /// Streams `body` onto the end of upload `id`, which must be `offset` bytes long.
-async fn append_body(state: &ApiState, id: &str, offset: u64, mut body: Body) -> Result<u64, Fail> {
-    let blobs = state.inner.registry.blobs();
+async fn append_body(state: &Regional, id: &str, offset: u64, mut body: Body) -> Result<u64, Fail> {
+    let blobs = state.registry.blobs();
     let mut w = blobs.upload_writer(id, offset).await.map_err(blob_error)?;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| {
@@ -572,9 +570,8 @@ fn blob_created(name: &str, d: &Digest) -> Response<Body> {
 }
 
 /// Commits upload `id` as `d` and makes it visible in `name`.
-async fn commit(state: &ApiState, name: &str, id: &str, d: &Digest) -> Reply {
+async fn commit(state: &Regional, name: &str, id: &str, d: &Digest) -> Reply {
     state
-        .inner
         .registry
         .upload_finish(name, id, d)
         .await
@@ -583,13 +580,13 @@ async fn commit(state: &ApiState, name: &str, id: &str, d: &Digest) -> Reply {
 }
 
 async fn upload_start(
-    state: &ApiState,
+    state: &Regional,
     name: &str,
     query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
 ) -> Reply {
-    let registry = &state.inner.registry;
+    let registry = &state.registry;
     registry.repository_get(name).map_err(domain_error)?;
     if let (Some(mount), from) = (query_param(query, "mount"), query_param(query, "from")) {
         let d = digest(&mount)?;
@@ -634,13 +631,13 @@ async fn upload_start(
 }
 
 async fn upload_patch(
-    state: &ApiState,
+    state: &Regional,
     name: &str,
     id: &str,
     headers: &HeaderMap,
     body: Body,
 ) -> Reply {
-    let blobs = state.inner.registry.blobs();
+    let blobs = state.registry.blobs();
     let size = blobs.upload_size(id).await.map_err(blob_error)?;
     let offset = match headers.get("content-range").and_then(|v| v.to_str().ok()) {
         None => size,
@@ -668,7 +665,7 @@ async fn upload_patch(
 }
 
 async fn upload_put(
-    state: &ApiState,
+    state: &Regional,
     name: &str,
     id: &str,
     query: Option<&str>,
@@ -684,12 +681,12 @@ async fn upload_put(
         ));
     };
     let d = digest(&d)?;
-    let blobs = state.inner.registry.blobs();
+    let blobs = state.registry.blobs();
     let size = blobs.upload_size(id).await.map_err(blob_error)?;
     let body = if size == 0 {
         match small_body(headers, body).await? {
             Ok(bytes) => {
-                let registry = &state.inner.registry;
+                let registry = &state.registry;
                 let _ = registry.blobs().upload_cancel(id).await;
                 registry
                     .content_put(name, &d, bytes)
@@ -727,9 +724,8 @@ async fn small_body(headers: &HeaderMap, body: Body) -> Result<Result<bytes::Byt
     }
 }
 
-async fn upload_status(state: &ApiState, name: &str, id: &str) -> Reply {
+async fn upload_status(state: &Regional, name: &str, id: &str) -> Reply {
     let size = state
-        .inner
         .registry
         .blobs()
         .upload_size(id)
@@ -738,9 +734,8 @@ async fn upload_status(state: &ApiState, name: &str, id: &str) -> Reply {
     Ok(upload_accepted(name, id, size, StatusCode::NO_CONTENT))
 }
 
-async fn upload_cancel(state: &ApiState, _name: &str, id: &str) -> Reply {
+async fn upload_cancel(state: &Regional, _name: &str, id: &str) -> Reply {
     state
-        .inner
         .registry
         .blobs()
         .upload_cancel(id)
@@ -751,14 +746,10 @@ async fn upload_cancel(state: &ApiState, _name: &str, id: &str) -> Reply {
         .expect("valid response"))
 }
 
-fn referrers(state: &ApiState, name: &str, d: &str, query: Option<&str>) -> Reply {
+fn referrers(state: &Regional, name: &str, d: &str, query: Option<&str>) -> Reply {
     let d = digest(d)?;
     let filter = query_param(query, "artifactType");
-    let images = state
-        .inner
-        .registry
-        .images_list(name)
-        .map_err(domain_error)?;
+    let images = state.registry.images_list(name).map_err(domain_error)?;
     let manifests: Vec<Value> = images
         .iter()
         .filter(|i| i.subject.as_ref() == Some(&d))
@@ -793,25 +784,38 @@ pub const LAYER_URL_PREFIX: &str = "/_berth/layers/";
 /// How long a layer download URL is valid (seconds).
 pub const LAYER_URL_VALIDITY: i64 = 3600;
 
-fn layer_signature(key: &[u8; 32], repo: &str, digest: &str, expires: i64) -> String {
+fn layer_signature(key: &[u8; 32], region: &str, repo: &str, digest: &str, expires: i64) -> String {
     use hmac::{Hmac, Mac};
     let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
-    m.update(format!("{repo}\n{digest}\n{expires}").as_bytes());
+    m.update(format!("{region}\n{repo}\n{digest}\n{expires}").as_bytes());
     hex::encode(m.finalize().into_bytes())
 }
 
 /// A URL that serves one layer of one repository, without other credentials, until it expires
 /// (like the presigned S3 URL ECR returns).
-pub fn layer_url(state: &ApiState, repo: &str, digest: &Digest, now: i64) -> String {
+pub fn layer_url(
+    state: &ApiState,
+    region: &berth_types::Region,
+    repo: &str,
+    digest: &Digest,
+    now: i64,
+) -> String {
     let expires = now + LAYER_URL_VALIDITY;
-    let sig = layer_signature(&state.inner.token_key, repo, digest.as_str(), expires);
+    let region = region.as_str();
+    let sig = layer_signature(
+        &state.inner.token_key,
+        region,
+        repo,
+        digest.as_str(),
+        expires,
+    );
     format!(
-        "{}{LAYER_URL_PREFIX}{repo}/{digest}?expires={expires}&signature={sig}",
+        "{}{LAYER_URL_PREFIX}{repo}/{digest}?region={region}&expires={expires}&signature={sig}",
         state.inner.endpoint
     )
 }
 
-/// `GET /_berth/layers/<repo>/<digest>?expires=&signature=`.
+/// `GET /_berth/layers/<repo>/<digest>?region=&expires=&signature=`.
 pub async fn layer_download(
     state: &ApiState,
     rest: &str,
@@ -835,7 +839,12 @@ pub async fn layer_download(
     let Some(expires) = expires else {
         return denied();
     };
-    let expected = layer_signature(&state.inner.token_key, repo, d, expires);
+    let Some(region) =
+        query_param(query, "region").and_then(|r| berth_types::Region::parse(&r).ok())
+    else {
+        return denied();
+    };
+    let expected = layer_signature(&state.inner.token_key, region.as_str(), repo, d, expires);
     let same = expected.len() == given.len()
         && expected
             .bytes()
@@ -845,7 +854,7 @@ pub async fn layer_download(
     if !same || time::OffsetDateTime::now_utc().unix_timestamp() >= expires {
         return denied();
     }
-    blob_get(state, repo, d, headers, false)
+    blob_get(&state.region(&region), repo, d, headers, false)
         .await
         .unwrap_or_else(|f| *f.0)
 }

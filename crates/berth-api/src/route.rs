@@ -10,7 +10,7 @@ use crate::elbv2::ElbOp;
 use crate::errors::{self, ApiError};
 pub use crate::operation::{Info, Support};
 use crate::protocol::{self, Proto};
-use crate::{ApiState, MAX_BODY, auth, ecr, ecs, elbv2, registry, sts};
+use crate::{ApiState, MAX_BODY, Regional, auth, ecr, ecs, elbv2, registry, sts};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use berth_aws::sigv4::{self, Request as SigRequest};
@@ -19,6 +19,7 @@ use berth_aws::{Protocol, Service, query};
 use berth_node_api::agent;
 use berth_types::Principal;
 use serde_json::Value;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// What one AWS API call is for: its operation, typed.
@@ -62,9 +63,11 @@ crate::operation::operations! {
     }
 }
 
-/// What a handler gets: the server, the verified caller, the request's size.
+/// What a handler gets: the server, the region the request was signed for, the verified
+/// caller, the request's size.
 pub struct Cx<'a> {
     pub state: &'a ApiState,
+    pub region: Arc<Regional>,
     pub principal: &'a Principal,
     pub body_len: usize,
 }
@@ -198,6 +201,7 @@ async fn aws_call(
         .map_err(|e| protocol::error(proto, e, request_id))?;
     let cx = Cx {
         state,
+        region: state.region(&principal.region),
         principal: &principal,
         body_len: body.len(),
     };
@@ -389,12 +393,15 @@ enum Input {
 }
 
 /// Authenticates a node endpoint call (SigV4 for `service`): the error response if it fails.
+/// A node acts in the region it signs for (an agent's cluster, a load balancer node's
+/// listeners, are that region's): its control plane, or the error response.
+#[allow(clippy::result_large_err)]
 fn node_auth(
     state: &ApiState,
     sig: &SigRequest<'_>,
     service: &str,
     request_id: &str,
-) -> Option<Response<Body>> {
+) -> Result<Arc<Regional>, Response<Body>> {
     sigv4::parse(sig)
         .and_then(|claim| {
             auth::authenticate(
@@ -406,8 +413,8 @@ fn node_auth(
                 OffsetDateTime::now_utc(),
             )
         })
-        .err()
-        .map(|e| {
+        .map(|p| state.region(&p.region))
+        .map_err(|e| {
             protocol::error(
                 Proto::Json(Service::Ecs),
                 errors::auth_error(&e, true),
@@ -448,9 +455,10 @@ async fn lb_call(
     body: &[u8],
     request_id: &str,
 ) -> Response<Body> {
-    if let Some(denied) = node_auth(state, sig, "elasticloadbalancing", request_id) {
-        return denied;
-    }
+    let region = match node_auth(state, sig, "elasticloadbalancing", request_id) {
+        Ok(r) => r,
+        Err(denied) => return denied,
+    };
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Report {
@@ -460,7 +468,7 @@ async fn lb_call(
         state: String,
         reason: Option<String>,
     }
-    let elb = &state.inner.elb;
+    let elb = &region.elb;
     let result = if path == LB_CONFIG {
         elb.data_plane_config()
             .and_then(|c| serde_json::to_value(c).map_err(berth_types::Error::internal))
@@ -493,10 +501,11 @@ async fn agent_call(
     body: &[u8],
     request_id: &str,
 ) -> Response<Body> {
-    if let Some(denied) = node_auth(state, sig, "ecs", request_id) {
-        return denied;
-    }
-    let ecs = &state.inner.ecs;
+    let region = match node_auth(state, sig, "ecs", request_id) {
+        Ok(r) => r,
+        Err(denied) => return denied,
+    };
+    let ecs = &region.ecs;
     let result = match path {
         agent::DESIRED => match node_body::<agent::DesiredRequest>(body) {
             Ok(r) => match ecs.cluster_name(Some(&r.cluster)) {

@@ -157,6 +157,7 @@ async fn main() {
     }
     let principal = Principal {
         account: AccountId::parse("000000000000").unwrap(),
+        region: berth_types::Region::parse("us-east-1").unwrap(),
         arn: "arn:aws:iam::000000000000:root".into(),
         access_key_id: "bench".into(),
     };

@@ -12,6 +12,13 @@
 //! * Reads go through [`Store::read`] on a pool of WAL reader connections; they see every
 //!   acknowledged write.
 //!
+//! * **Regions**: a store handle is for one region ([`Store::in_region`]); records of regional
+//!   kinds are kept under `region \t key`, so every region has its own clusters, repositories,
+//!   load balancers, … with the same names possible in each, while blob content and server-wide
+//!   values are shared. Domain code sees only its region's keys, unprefixed; watchers see only
+//!   their region's changes. Records written before regions existed belong to the data
+//!   directory's home region ([`Store::assign_home_region`]).
+//!
 //! The app layer (`berth-control`) maps domain types to records; this crate knows no
 //! resource types. A PostgreSQL backend implements the same record operations.
 
@@ -57,6 +64,12 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Records of these kinds belong to a region (AWS partitions resources by region); the
+    /// others — content-addressed blobs, server-wide values — are shared by every region.
+    pub fn is_regional(self) -> bool {
+        !matches!(self, Kind::Content | Kind::Meta)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Cluster => "cluster",

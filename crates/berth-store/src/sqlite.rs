@@ -100,10 +100,42 @@ impl Cache {
     }
 }
 
-/// The embedded store. Cheap to clone.
+/// The embedded store, as one region sees it. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// The region regional records are read and written in (`None`: a server-wide handle,
+    /// which sees regional keys with their region prefix).
+    region: Option<Arc<str>>,
+}
+
+/// Separates a regional record's region from its key (no name or id contains a tab).
+const REGION_SEP: char = '\t';
+
+/// The key a record of `kind` is stored under in `region`.
+fn stored_key<'a>(
+    region: &Option<Arc<str>>,
+    kind: Kind,
+    key: &'a str,
+) -> std::borrow::Cow<'a, str> {
+    match region {
+        Some(r) if kind.is_regional() => format!("{r}{REGION_SEP}{key}").into(),
+        _ => key.into(),
+    }
+}
+
+/// A stored record's key as its region sees it.
+fn region_key(region: &Option<Arc<str>>, kind: Kind, mut r: Record) -> Record {
+    if let Some(reg) = region
+        && kind.is_regional()
+        && let Some(rest) = r
+            .key
+            .strip_prefix(&**reg)
+            .and_then(|k| k.strip_prefix(REGION_SEP))
+    {
+        r.key = rest.to_string();
+    }
+    r
 }
 
 struct Inner {
@@ -166,7 +198,69 @@ impl Store {
                 cache,
                 watchers,
             }),
+            region: None,
         })
+    }
+
+    /// The same store as region `region` sees it.
+    pub fn in_region(&self, region: &str) -> Store {
+        Store {
+            inner: self.inner.clone(),
+            region: Some(region.into()),
+        }
+    }
+
+    /// The regions that have records.
+    pub fn regions(&self) -> Result<Vec<String>, Error> {
+        let unscoped = Store {
+            inner: self.inner.clone(),
+            region: None,
+        };
+        unscoped.read(|r| {
+            let mut stmt = r
+                .conn
+                .prepare(
+                    "SELECT DISTINCT substr(key, 1, instr(key, char(9)) - 1) FROM records
+                     WHERE instr(key, char(9)) > 0",
+                )
+                .map_err(StoreError::from)?;
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(StoreError::from)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| StoreError::from(e).into())
+        })
+    }
+
+    /// Gives records of regional kinds written before regions existed (no region in their
+    /// key) to `region`: a data directory's resources stay where its server's `--region` put
+    /// them. Idempotent; a no-op once done.
+    pub async fn assign_home_region(&self, region: &str) -> Result<usize, Error> {
+        let region = region.to_string();
+        let global: Vec<&'static str> = [Kind::Content, Kind::Meta]
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
+        let unscoped = Store {
+            inner: self.inner.clone(),
+            region: None,
+        };
+        unscoped
+            .write(move |tx| {
+                let n = tx
+                    .conn
+                    .execute(
+                        "UPDATE records SET key = ?1 || char(9) || key
+                         WHERE instr(key, char(9)) = 0 AND kind NOT IN (?2, ?3)",
+                        params![region, global[0], global[1]],
+                    )
+                    .map_err(StoreError::from)?;
+                if n > 0 {
+                    *tx.cleared = true;
+                }
+                Ok(n)
+            })
+            .await
     }
 
     /// Runs `f` in a write transaction and returns its result once the transaction is durable.
@@ -177,7 +271,9 @@ impl Store {
         F: FnOnce(&mut Tx<'_>) -> Result<T, Error> + Send + 'static,
     {
         let (done, wait) = oneshot::channel::<Result<T, Error>>();
+        let region = self.region.clone();
         let job: Job = Box::new(move |tx: &mut Tx<'_>| {
+            tx.region = region;
             let result = tx.savepoint(f);
             Box::new(move |committed: Result<(), Error>| {
                 let _ = done.send(committed.and(result));
@@ -207,6 +303,7 @@ impl Store {
         let result = f(&Reader {
             conn: &conn,
             cache: &self.inner.cache,
+            region: &self.region,
         });
         let mut pool = self.inner.readers.lock().expect("reader pool");
         if pool.len() < 16 {
@@ -215,8 +312,16 @@ impl Store {
         result
     }
 
-    /// Registers a [`Watcher`]; it sees every change written from the next batch on.
+    /// Registers a [`Watcher`]; it sees every change of this handle's region (its keys
+    /// without the region) written from the next batch on.
     pub fn watch(&self, watcher: Arc<dyn Watcher>) {
+        let watcher: Arc<dyn Watcher> = match &self.region {
+            Some(region) => Arc::new(RegionalWatcher {
+                prefix: format!("{region}{REGION_SEP}"),
+                inner: watcher,
+            }),
+            None => watcher,
+        };
         self.inner
             .watchers
             .write()
@@ -227,6 +332,28 @@ impl Store {
     /// Stops the writer after the jobs already queued; later writes fail with `Closed`.
     pub fn close(&self) {
         self.inner.writer.lock().expect("writer lock").take();
+    }
+}
+
+/// A watcher of one region: sees that region's changes of regional kinds, keys unprefixed.
+struct RegionalWatcher {
+    prefix: String,
+    inner: Arc<dyn Watcher>,
+}
+
+impl Watcher for RegionalWatcher {
+    fn watches(&self, kind: Kind) -> bool {
+        self.inner.watches(kind)
+    }
+    fn changed(&self, kind: Kind, key: &str, doc: Option<&str>) {
+        if !kind.is_regional() {
+            self.inner.changed(kind, key, doc);
+        } else if let Some(rest) = key.strip_prefix(&self.prefix) {
+            self.inner.changed(kind, rest, doc);
+        }
+    }
+    fn reset(&self) {
+        self.inner.reset();
     }
 }
 
@@ -252,6 +379,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, cache: &Cache, wat
                     cleared: &mut cleared,
                     watchers: &watching,
                     changes: Vec::new(),
+                    region: None,
                 };
                 for job in batch.drain(..) {
                     done.push(job(&mut tx));
@@ -341,6 +469,8 @@ pub struct Tx<'c> {
     watchers: &'c [Arc<dyn Watcher>],
     /// The current job's changes of watched kinds, delivered when it succeeds.
     changes: Vec<(Kind, String, Option<String>)>,
+    /// The current job's region.
+    region: Option<Arc<str>>,
 }
 
 impl Tx<'_> {
@@ -379,11 +509,12 @@ impl Tx<'_> {
     }
 
     pub fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
-        get(self.conn, kind, key)
+        let stored = stored_key(&self.region, kind, key);
+        Ok(get(self.conn, kind, &stored)?.map(|r| region_key(&self.region, kind, r)))
     }
 
     pub fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
-        list(self.conn, kind, q)
+        list_in(self.conn, &self.region, kind, q)
     }
 
     /// Creates a record; `Conflict` if one exists under that key.
@@ -394,18 +525,19 @@ impl Tx<'_> {
         status: Option<&str>,
         doc: &str,
     ) -> Result<Generation, Error> {
+        let key = stored_key(&self.region, kind, key);
         let n = self
             .conn
             .prepare_cached(
                 "INSERT INTO records (kind, key, generation, status, doc) VALUES (?1, ?2, 1, ?3, ?4)
                  ON CONFLICT DO NOTHING",
             )
-            .and_then(|mut s| s.execute(params![kind.as_str(), key, status, doc]))
+            .and_then(|mut s| s.execute(params![kind.as_str(), &*key, status, doc]))
             .map_err(StoreError::from)?;
         if n == 0 {
             return Err(Error::Conflict);
         }
-        self.changed(kind, key, Some(doc));
+        self.changed(kind, &key, Some(doc));
         Ok(Generation(1))
     }
 
@@ -418,6 +550,7 @@ impl Tx<'_> {
         status: Option<&str>,
         doc: &str,
     ) -> Result<Generation, Error> {
+        let key = stored_key(&self.region, kind, key);
         let n = self
             .conn
             .prepare_cached(
@@ -425,27 +558,34 @@ impl Tx<'_> {
                  WHERE kind = ?1 AND key = ?2 AND generation = ?5",
             )
             .and_then(|mut s| {
-                s.execute(params![kind.as_str(), key, status, doc, expected.0 as i64])
+                s.execute(params![
+                    kind.as_str(),
+                    &*key,
+                    status,
+                    doc,
+                    expected.0 as i64
+                ])
             })
             .map_err(StoreError::from)?;
         if n == 0 {
             return Err(Error::Conflict);
         }
-        self.changed(kind, key, Some(doc));
+        self.changed(kind, &key, Some(doc));
         Ok(Generation(expected.0 + 1))
     }
 
     /// Deletes a record if it is still at `expected`.
     pub fn delete(&mut self, kind: Kind, key: &str, expected: Generation) -> Result<(), Error> {
+        let key = stored_key(&self.region, kind, key);
         let n = self
             .conn
             .prepare_cached("DELETE FROM records WHERE kind = ?1 AND key = ?2 AND generation = ?3")
-            .and_then(|mut s| s.execute(params![kind.as_str(), key, expected.0 as i64]))
+            .and_then(|mut s| s.execute(params![kind.as_str(), &*key, expected.0 as i64]))
             .map_err(StoreError::from)?;
         if n == 0 {
             return Err(Error::Conflict);
         }
-        self.changed(kind, key, None);
+        self.changed(kind, &key, None);
         Ok(())
     }
 
@@ -463,25 +603,53 @@ impl Tx<'_> {
 pub struct Reader<'c> {
     conn: &'c Connection,
     cache: &'c Cache,
+    region: &'c Option<Arc<str>>,
 }
 
 impl Reader<'_> {
     /// A point read, served from the cache when it can be.
     pub fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
-        let epoch = match self.cache.lookup(kind, key) {
-            Ok(hit) => return Ok(Some(hit)),
+        let stored = stored_key(self.region, kind, key);
+        let epoch = match self.cache.lookup(kind, &stored) {
+            Ok(hit) => return Ok(Some(region_key(self.region, kind, hit))),
             Err(epoch) => epoch,
         };
-        let found = get(self.conn, kind, key)?;
+        let found = get(self.conn, kind, &stored)?;
         if let Some(r) = &found {
             self.cache.fill(kind, r, epoch);
         }
-        Ok(found)
+        Ok(found.map(|r| region_key(self.region, kind, r)))
     }
 
     pub fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
-        list(self.conn, kind, q)
+        list_in(self.conn, self.region, kind, q)
     }
+}
+
+/// A listing in `region`: the prefix and the `after` key are the region's, and so are the
+/// keys returned.
+fn list_in(
+    conn: &Connection,
+    region: &Option<Arc<str>>,
+    kind: Kind,
+    q: &ListQuery<'_>,
+) -> Result<Vec<Record>, Error> {
+    if region.is_none() || !kind.is_regional() {
+        return list(conn, kind, q);
+    }
+    let prefix = stored_key(region, kind, q.prefix);
+    let after = q.after.map(|a| stored_key(region, kind, a));
+    let scoped = ListQuery {
+        prefix: &prefix,
+        after: after.as_deref(),
+        status: q.status,
+        descending: q.descending,
+        limit: q.limit,
+    };
+    Ok(list(conn, kind, &scoped)?
+        .into_iter()
+        .map(|r| region_key(region, kind, r))
+        .collect())
 }
 
 impl Read for Tx<'_> {
@@ -712,5 +880,95 @@ mod tests {
             }),
             ["web:03", "wex:01"]
         );
+    }
+    #[derive(Default)]
+    struct Clusters(Mutex<Vec<String>>);
+
+    impl Watcher for Clusters {
+        fn watches(&self, kind: Kind) -> bool {
+            kind == Kind::Cluster
+        }
+        fn changed(&self, _: Kind, key: &str, _: Option<&str>) {
+            self.0.lock().unwrap().push(key.to_string());
+        }
+        fn reset(&self) {}
+    }
+
+    /// Regions hold their own records under the same keys; listings, point reads (cached or
+    /// not) and watchers of one never see another's; shared kinds are the same in every
+    /// region; records from before regions go to the home region.
+    #[tokio::test]
+    async fn store_regions_are_partitions_and_legacy_records_go_home() {
+        let (_dir, store) = store();
+        // Written before regions existed.
+        store
+            .write(|tx| tx.insert(Kind::Cluster, "old", None, "legacy"))
+            .await
+            .unwrap();
+        assert_eq!(store.assign_home_region("us-east-1").await.unwrap(), 1);
+        assert_eq!(
+            store.assign_home_region("us-east-1").await.unwrap(),
+            0,
+            "idempotent"
+        );
+        let (us, eu) = (store.in_region("us-east-1"), store.in_region("eu-west-1"));
+        let seen = Arc::new(Clusters::default());
+        eu.watch(seen.clone());
+        for (s, doc) in [(&us, "us"), (&eu, "eu")] {
+            s.write(move |tx| tx.insert(Kind::Cluster, "web", None, doc))
+                .await
+                .unwrap();
+        }
+        eu.write(|tx| tx.insert(Kind::Meta, "shared", None, "1"))
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            // The second round is served from the read cache.
+            let get = |s: &Store| s.read(|r| r.get(Kind::Cluster, "web")).unwrap().unwrap();
+            assert_eq!(
+                (get(&us).doc, get(&us).key),
+                ("us".to_string(), "web".to_string())
+            );
+            assert_eq!(get(&eu).doc, "eu");
+        }
+        let keys = |s: &Store| -> Vec<String> {
+            s.read(|r| {
+                r.list(
+                    Kind::Cluster,
+                    &ListQuery {
+                        limit: 10,
+                        ..Default::default()
+                    },
+                )
+            })
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect()
+        };
+        assert_eq!(keys(&us), ["old", "web"]);
+        assert_eq!(keys(&eu), ["web"]);
+        assert_eq!(
+            us.read(|r| r.get(Kind::Meta, "shared"))
+                .unwrap()
+                .unwrap()
+                .doc,
+            "1"
+        );
+        assert_eq!(*seen.0.lock().unwrap(), ["web"]);
+        let mut regions = store.regions().unwrap();
+        regions.sort();
+        assert_eq!(regions, ["eu-west-1", "us-east-1"]);
+        // Conditional writes and deletes stay in their region too.
+        let (g, _) = us
+            .read(|r| r.get(Kind::Cluster, "web"))
+            .unwrap()
+            .map(|r| (r.generation, r))
+            .unwrap();
+        us.write(move |tx| tx.delete(Kind::Cluster, "web", g))
+            .await
+            .unwrap();
+        assert_eq!(keys(&us), ["old"]);
+        assert_eq!(keys(&eu), ["web"]);
     }
 }

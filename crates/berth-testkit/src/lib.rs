@@ -254,11 +254,25 @@ impl TestServer {
 
     /// AWS SDK configuration for this server with the given keys.
     pub fn sdk_config_with(&self, access_key_id: &str, secret: &str) -> aws_config::SdkConfig {
+        self.sdk_config_for(access_key_id, secret, REGION)
+    }
+
+    /// AWS SDK configuration for this server, signing for `region`.
+    pub fn sdk_config_in(&self, region: &str) -> aws_config::SdkConfig {
+        self.sdk_config_for(ACCESS_KEY_ID, SECRET_ACCESS_KEY, region)
+    }
+
+    fn sdk_config_for(
+        &self,
+        access_key_id: &str,
+        secret: &str,
+        region: &str,
+    ) -> aws_config::SdkConfig {
         let creds =
             aws_credential_types::Credentials::new(access_key_id, secret, None, None, "berth-test");
         aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(REGION))
+            .region(aws_config::Region::new(region.to_string()))
             .endpoint_url(&self.endpoint)
             .credentials_provider(
                 aws_credential_types::provider::SharedCredentialsProvider::new(creds),
@@ -282,8 +296,13 @@ impl TestServer {
     /// `docker login` credentials for the registry: (user, password) from
     /// `GetAuthorizationToken`.
     pub async fn registry_login(&self) -> (String, String) {
-        let out = self
-            .ecr()
+        self.registry_login_in(REGION).await
+    }
+
+    /// [`TestServer::registry_login`] with a token issued in `region`: the registry requests
+    /// it authorizes reach that region's repositories.
+    pub async fn registry_login_in(&self, region: &str) -> (String, String) {
+        let out = aws_sdk_ecr::Client::new(&self.sdk_config_in(region))
             .get_authorization_token()
             .send()
             .await
@@ -377,6 +396,7 @@ pub struct Signing<'a> {
     pub time: SystemTime,
     /// `Some(expiry)`: a presigned URL instead of an `Authorization` header.
     pub presign: Option<Duration>,
+    pub region: &'a str,
 }
 
 impl Signing<'_> {
@@ -387,6 +407,7 @@ impl Signing<'_> {
             secret: SECRET_ACCESS_KEY,
             time: SystemTime::now(),
             presign: None,
+            region: REGION,
         }
     }
 }
@@ -412,7 +433,7 @@ pub fn signed(
     }
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
-        .region(REGION)
+        .region(s.region)
         .name(s.service)
         .time(s.time)
         .settings(settings)

@@ -39,6 +39,9 @@ impl Scope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub account: AccountId,
+    /// The region the request was signed for (for a registry token: the region it was issued
+    /// in): the region whose resources the call acts on.
+    pub region: Region,
     /// `arn:aws:iam::<account>:root` or `arn:aws:iam::<account>:user/<name>`.
     pub arn: String,
     pub access_key_id: String,

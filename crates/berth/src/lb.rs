@@ -108,6 +108,29 @@ pub fn spawn(elb: Elb, store: &Store, bind: IpAddr, instance_ip: IpAddr) -> Join
     tokio::spawn(run(Arc::new(Local(elb)), changed, bind, instance_ip))
 }
 
+/// One in-process data plane per region (load balancers, their listeners and target groups
+/// are each region's own), started as regions appear; listeners bind on `bind`.
+pub fn spawn_every_region(state: berth_api::ApiState, bind: IpAddr) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut planes: std::collections::HashMap<String, JoinHandle<()>> = Default::default();
+        loop {
+            for region in state.regions() {
+                planes
+                    .entry(region.scope.region.to_string())
+                    .or_insert_with(|| {
+                        spawn(
+                            region.elb.clone(),
+                            region.elb.store(),
+                            bind,
+                            IpAddr::from([127, 0, 0, 1]),
+                        )
+                    });
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    })
+}
+
 /// Runs the data plane against `source` until the task is dropped; `changed` wakes it early.
 pub async fn run<S: Source>(
     source: Arc<S>,

@@ -134,6 +134,11 @@ pub async fn run(
     let blobs = berth_blob::BlobStore::open(&data_dir.blobs())?;
     let paging_key = meta_key(&store, "paging-key").await?;
     let token_key = meta_key(&store, "registry-token-key").await?;
+    // Records from before regions belong to this server's region.
+    let moved = store.assign_home_region(config.region.as_str()).await?;
+    if moved > 0 {
+        tracing::info!(records = moved, region = %config.region, "records of the data directory assigned to the home region");
+    }
     let scope = Scope {
         account: config.account_id.clone(),
         region: config.region.clone(),
@@ -163,14 +168,9 @@ pub async fn run(
         background: background.clone(),
     });
     register_background_tasks(&background, &state, &config);
-    let load_balancer = config.load_balancer.then(|| {
-        crate::lb::spawn(
-            state.elb().clone(),
-            &store,
-            config.lb_bind,
-            std::net::IpAddr::from([127, 0, 0, 1]),
-        )
-    });
+    let load_balancer = config
+        .load_balancer
+        .then(|| crate::lb::spawn_every_region(state.clone(), config.lb_bind));
     let app = berth_api::router(state);
     let endpoint = config.endpoint_url(bound);
     data_dir.record_endpoint(&endpoint)?;
@@ -288,8 +288,9 @@ fn register_background_tasks(
         INSTANCE_LIVENESS, REGISTRY_GC, SERVICE_SCHEDULER, STOPPED_TASK_PURGE,
     };
     use std::time::Duration;
+    // The collector sees every region's images and links: content is shared by all.
     let collector = Arc::new(berth_registry::BlobCollector::new(
-        state.registry().clone(),
+        state.registry_of_every_region(),
         config.gc_grace,
         UPLOAD_EXPIRY,
     ));
@@ -304,43 +305,56 @@ fn register_background_tasks(
             ])
         }
     });
-    let liveness = Arc::new(berth_control::ecs::InstanceLiveness::new(
-        state.ecs().clone(),
-        config.agent_timeout,
-        config.agent_lost_timeout,
-    ));
+    let (api, lost) = (
+        state.clone(),
+        (config.agent_timeout, config.agent_lost_timeout),
+    );
     let every =
         (config.agent_timeout / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
     driver.register(INSTANCE_LIVENESS, every, move || {
-        let liveness = liveness.clone();
+        let api = api.clone();
         async move {
-            let s = liveness.activate().await?;
+            let (mut disconnected, mut stopped) = (0, 0);
+            for region in api.regions() {
+                let liveness =
+                    berth_control::ecs::InstanceLiveness::new(region.ecs.clone(), lost.0, lost.1);
+                let s = liveness.activate().await?;
+                disconnected += s.disconnected as u64;
+                stopped += s.tasks_stopped as u64;
+            }
             Ok(vec![
-                ("instances disconnected", s.disconnected as u64),
-                ("tasks stopped", s.tasks_stopped as u64),
+                ("instances disconnected", disconnected),
+                ("tasks stopped", stopped),
             ])
         }
     });
     // Stopped tasks are forgotten once past their retention, checked a few times per period.
-    let (ecs, retention) = (state.ecs().clone(), config.stopped_task_retention);
+    let (api, retention) = (state.clone(), config.stopped_task_retention);
     let every = (retention / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
     driver.register(STOPPED_TASK_PURGE, every, move || {
-        let ecs = ecs.clone();
+        let api = api.clone();
         async move {
-            let n = ecs.task_purge_stopped(retention).await?;
-            Ok(vec![("tasks forgotten", n as u64)])
+            let mut n = 0;
+            for region in api.regions() {
+                n += region.ecs.task_purge_stopped(retention).await? as u64;
+            }
+            Ok(vec![("tasks forgotten", n)])
         }
     });
-    let scheduler = Arc::new(berth_control::ecs::ServiceScheduler::new(
-        state.ecs().clone(),
-        state.elb().clone(),
-        config.task_healthy_after,
-    ));
+    let (api, healthy_after) = (state.clone(), config.task_healthy_after);
     driver.register(SERVICE_SCHEDULER, config.scheduler_interval, move || {
-        let scheduler = scheduler.clone();
+        let api = api.clone();
         async move {
-            let n = scheduler.activate().await?;
-            Ok(vec![("services changed", n as u64)])
+            let mut n = 0;
+            for region in api.regions() {
+                let scheduler = berth_control::ecs::ServiceScheduler::new(
+                    region.ecs.clone(),
+                    region.elb.clone(),
+                    healthy_after,
+                );
+                n += scheduler.activate().await? as u64;
+            }
+            Ok(vec![("services changed", n)])
         }
     });
 }

@@ -4,11 +4,9 @@ use super::*;
 
 /// `GetAuthorizationToken`.
 pub(super) async fn get_authorization_token(cx: &Cx<'_>, _: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let state = cx.state;
-    let principal = cx.principal;
+    let registry = &cx.region.registry;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let (password, expires) = token::issue(&state.inner.token_key, principal, now);
+    let (password, expires) = token::issue(cx.state.token_key(), cx.principal, now);
     let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
     Ok(json!({"authorizationData": [{
         "authorizationToken": token,

@@ -4,8 +4,8 @@ use super::*;
 
 /// `ListImages` / `DescribeImages`.
 pub(super) async fn list_images(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let state = cx.state;
+    let registry = &cx.region.registry;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -44,7 +44,7 @@ pub(super) async fn list_images(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Valu
     let scope = format!("{}\n{}\n{status}", op.name(), i.repository_name);
     let start = match &i.next_token {
         Some(t) => {
-            let last = state.inner.pager.decode(&scope, t)?;
+            let last = state.pager.decode(&scope, t)?;
             entries
                 .iter()
                 .position(|(k, _)| *k > last)
@@ -63,7 +63,7 @@ pub(super) async fn list_images(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Valu
     if start + page.len() < entries.len()
         && let Some((k, _)) = page.last()
     {
-        out["nextToken"] = Value::String(state.inner.pager.encode(&scope, k));
+        out["nextToken"] = Value::String(state.pager.encode(&scope, k));
     }
     Ok(out)
 }
@@ -71,7 +71,7 @@ pub(super) async fn list_images(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Valu
 /// What ListImages (one entry per image and tag) or DescribeImages (one per image) lists,
 /// with the tag status filter applied, in key order.
 fn image_entries(
-    state: &ApiState,
+    state: &Regional,
     op: EcrOp,
     repository: &str,
     images: &[Image],
@@ -110,9 +110,9 @@ fn image_entries(
 
 /// `BatchGetImage`.
 pub(super) async fn batch_get_image(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let account = cx.state.scope().account.as_str();
-    let state = cx.state;
+    let registry = &cx.region.registry;
+    let account = cx.region.scope.account.as_str();
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -162,8 +162,8 @@ pub(super) async fn batch_get_image(cx: &Cx<'_>, v: Value) -> Result<Value, Erro
 
 /// `PutImage`.
 pub(super) async fn put_image(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let account = cx.state.scope().account.as_str();
+    let registry = &cx.region.registry;
+    let account = cx.region.scope.account.as_str();
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -234,8 +234,8 @@ pub(super) async fn put_image(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
 
 /// `BatchDeleteImage`.
 pub(super) async fn batch_delete_image(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let state = cx.state;
+    let registry = &cx.region.registry;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {

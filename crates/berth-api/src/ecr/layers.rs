@@ -4,7 +4,7 @@ use super::*;
 
 /// `BatchCheckLayerAvailability`.
 pub(super) async fn batch_check_layer_availability(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
+    let registry = &cx.region.registry;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -34,7 +34,7 @@ pub(super) async fn batch_check_layer_availability(cx: &Cx<'_>, v: Value) -> Res
 
 /// `InitiateLayerUpload`.
 pub(super) async fn initiate_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
+    let registry = &cx.region.registry;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -55,8 +55,8 @@ pub(super) async fn initiate_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value
 
 /// `UploadLayerPart`.
 pub(super) async fn upload_layer_part(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let account = cx.state.scope().account.as_str();
+    let registry = &cx.region.registry;
+    let account = cx.region.scope.account.as_str();
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -96,8 +96,8 @@ pub(super) async fn upload_layer_part(cx: &Cx<'_>, v: Value) -> Result<Value, Er
 
 /// `CompleteLayerUpload`.
 pub(super) async fn complete_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let account = cx.state.scope().account.as_str();
+    let registry = &cx.region.registry;
+    let account = cx.region.scope.account.as_str();
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -144,8 +144,7 @@ pub(super) async fn complete_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value
 
 /// `GetDownloadUrlForLayer`.
 pub(super) async fn get_download_url_for_layer(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let state = cx.state;
+    let registry = &cx.region.registry;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -165,6 +164,12 @@ pub(super) async fn get_download_url_for_layer(cx: &Cx<'_>, v: Value) -> Result<
         )));
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let url = crate::registry::layer_url(state, &i.repository_name, &d, now);
+    let url = crate::registry::layer_url(
+        cx.state,
+        &cx.region.scope.region,
+        &i.repository_name,
+        &d,
+        now,
+    );
     Ok(json!({"downloadUrl": url, "layerDigest": d.as_str()}))
 }

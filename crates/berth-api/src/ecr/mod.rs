@@ -1,7 +1,7 @@
 //! ECR over awsJson 1.1: repositories, images and authorization tokens, on the same registry
 //! domain as the `/v2/` API.
 
-use crate::ApiState;
+use crate::Regional;
 use crate::auth::token;
 use crate::route::Cx;
 use base64::Engine;
@@ -96,8 +96,8 @@ fn check_tags(tags: &[Tag]) -> Result<(), Error> {
 }
 
 /// The repository a tagging ARN names.
-fn arn_repository<'a>(state: &ApiState, arn: &'a str) -> Result<&'a str, Error> {
-    let prefix = state.scope().arn("ecr", "repository/");
+fn arn_repository<'a>(state: &Regional, arn: &'a str) -> Result<&'a str, Error> {
+    let prefix = state.scope.arn("ecr", "repository/");
     arn.strip_prefix(&prefix).ok_or_else(|| {
         Error::InvalidParameter(format!(
             "Invalid parameter at 'resourceArn': '{arn}' is not a repository of this registry"
@@ -150,11 +150,11 @@ struct ImageId {
     image_tag: Option<String>,
 }
 
-fn repository_out(state: &ApiState, r: &Repository) -> Value {
-    let registry = &state.inner.registry;
+fn repository_out(state: &Regional, r: &Repository) -> Value {
+    let registry = &state.registry;
     let mut v = json!({
         "repositoryArn": registry.repository_arn(&r.name),
-        "registryId": state.scope().account.as_str(),
+        "registryId": state.scope.account.as_str(),
         "repositoryName": r.name.as_str(),
         "repositoryUri": registry.repository_uri(&r.name),
         "createdAt": r.created_at.epoch_seconds(),
@@ -168,9 +168,9 @@ fn repository_out(state: &ApiState, r: &Repository) -> Value {
     v
 }
 
-fn image_detail(state: &ApiState, repo: &str, i: &Image) -> Value {
+fn image_detail(state: &Regional, repo: &str, i: &Image) -> Value {
     let mut v = json!({
-        "registryId": state.scope().account.as_str(),
+        "registryId": state.scope.account.as_str(),
         "repositoryName": repo,
         "imageDigest": i.digest.as_str(),
         "imageSizeInBytes": i.image_size,
@@ -219,10 +219,9 @@ fn image_id_out(id: &ImageId) -> Value {
 }
 
 /// An image id matched against a stored image (tag and digest must agree when both given).
-fn resolve(state: &ApiState, repo: &str, id: &ImageId) -> Result<Image, (&'static str, String)> {
+fn resolve(state: &Regional, repo: &str, id: &ImageId) -> Result<Image, (&'static str, String)> {
     let reference = image_reference(id)?;
     let image = state
-        .inner
         .registry
         .image_resolve(repo, &reference)
         .map_err(|e| ("ImageNotFound", e.to_string()))?;
@@ -250,7 +249,7 @@ mod tags;
 
 /// A `registryId` other than this account's is refused.
 fn check_registry(cx: &Cx<'_>, id: &Option<String>) -> Result<(), Error> {
-    let account = cx.state.scope().account.as_str();
+    let account = cx.region.scope.account.as_str();
     match id {
         Some(r) if r != account => Err(Error::InvalidParameter(format!(
             "Invalid parameter at 'registryId': this registry is '{account}', not '{r}'"

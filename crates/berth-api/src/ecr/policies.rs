@@ -8,8 +8,8 @@ pub(super) async fn set_repository_policy(
     op: EcrOp,
     v: Value,
 ) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let account = cx.state.scope().account.as_str();
+    let registry = &cx.region.registry;
+    let account = cx.region.scope.account.as_str();
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {

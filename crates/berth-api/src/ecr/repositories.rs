@@ -4,8 +4,8 @@ use super::*;
 
 /// `CreateRepository`.
 pub(super) async fn create_repository(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let state = cx.state;
+    let registry = &cx.region.registry;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -47,8 +47,8 @@ pub(super) async fn create_repository(cx: &Cx<'_>, v: Value) -> Result<Value, Er
 
 /// `DescribeRepositories`.
 pub(super) async fn describe_repositories(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let state = cx.state;
+    let registry = &cx.region.registry;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -73,7 +73,7 @@ pub(super) async fn describe_repositories(cx: &Cx<'_>, v: Value) -> Result<Value
     }
     let limit = i.max_results.unwrap_or(1000) as usize;
     let after = match &i.next_token {
-        Some(t) => Some(state.inner.pager.decode("DescribeRepositories", t)?),
+        Some(t) => Some(state.pager.decode("DescribeRepositories", t)?),
         None => None,
     };
     let mut repos = registry.repository_list(after.as_deref(), limit + 1)?;
@@ -84,7 +84,6 @@ pub(super) async fn describe_repositories(cx: &Cx<'_>, v: Value) -> Result<Value
     if more && let Some(last) = repos.last() {
         out["nextToken"] = Value::String(
             state
-                .inner
                 .pager
                 .encode("DescribeRepositories", last.name.as_str()),
         );
@@ -94,8 +93,8 @@ pub(super) async fn describe_repositories(cx: &Cx<'_>, v: Value) -> Result<Value
 
 /// `DeleteRepository`.
 pub(super) async fn delete_repository(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let state = cx.state;
+    let registry = &cx.region.registry;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -114,8 +113,8 @@ pub(super) async fn delete_repository(cx: &Cx<'_>, v: Value) -> Result<Value, Er
 
 /// `PutImageTagMutability`.
 pub(super) async fn put_image_tag_mutability(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let account = cx.state.scope().account.as_str();
+    let registry = &cx.region.registry;
+    let account = cx.region.scope.account.as_str();
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -151,6 +150,6 @@ pub(super) async fn put_image_tag_mutability(cx: &Cx<'_>, v: Value) -> Result<Va
 
 /// `DescribeRegistry`.
 pub(super) async fn describe_registry(cx: &Cx<'_>, _: Value) -> Result<Value, Error> {
-    let account = cx.state.scope().account.as_str();
+    let account = cx.region.scope.account.as_str();
     Ok(json!({"registryId": account, "replicationConfiguration": {"rules": []}}))
 }

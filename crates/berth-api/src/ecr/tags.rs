@@ -4,8 +4,8 @@ use super::*;
 
 /// `TagResource` / `UntagResource` / `ListTagsForResource`.
 pub(super) async fn tag_resource(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Value, Error> {
-    let registry = &cx.state.inner.registry;
-    let state = cx.state;
+    let registry = &cx.region.registry;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {

@@ -4,8 +4,8 @@ use super::*;
 
 /// `CreateCluster`.
 pub(super) async fn create_cluster(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -38,8 +38,8 @@ pub(super) async fn create_cluster(cx: &Cx<'_>, v: Value) -> Result<Value, Error
 
 /// `DescribeClusters`.
 pub(super) async fn describe_clusters(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     struct In {
         #[serde(default)]
@@ -71,15 +71,15 @@ pub(super) async fn describe_clusters(cx: &Cx<'_>, v: Value) -> Result<Value, Er
 
 /// `ListClusters`.
 pub(super) async fn list_clusters(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     let page = ecs.cluster_list(&input::<Paging>(v)?.request())?;
     Ok(page_out("clusterArns", page, Value::String))
 }
 
 /// `DeleteCluster`.
 pub(super) async fn delete_cluster(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     struct In {
         cluster: String,
@@ -93,8 +93,8 @@ pub(super) async fn delete_cluster(cx: &Cx<'_>, v: Value) -> Result<Value, Error
 
 /// `UpdateCluster` / `UpdateClusterSettings`.
 pub(super) async fn update_cluster(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {

@@ -4,8 +4,8 @@ use super::*;
 
 /// `RegisterContainerInstance`.
 pub(super) async fn register_container_instance(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -55,8 +55,8 @@ pub(super) async fn register_container_instance(cx: &Cx<'_>, v: Value) -> Result
 
 /// `DescribeContainerInstances`.
 pub(super) async fn describe_container_instances(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -84,7 +84,7 @@ pub(super) async fn describe_container_instances(cx: &Cx<'_>, v: Value) -> Resul
 
 /// `ListContainerInstances`.
 pub(super) async fn list_container_instances(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -103,8 +103,8 @@ pub(super) async fn list_container_instances(cx: &Cx<'_>, v: Value) -> Result<Va
 
 /// `DeregisterContainerInstance`.
 pub(super) async fn deregister_container_instance(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -128,8 +128,8 @@ pub(super) async fn update_container_instances_state(
     cx: &Cx<'_>,
     v: Value,
 ) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -153,7 +153,7 @@ pub(super) async fn update_container_instances_state(
 
 /// `PutAttributes` / `DeleteAttributes`.
 pub(super) async fn put_attributes(cx: &Cx<'_>, op: EcsOp, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     #[derive(Deserialize)]
     struct In {
         cluster: Option<String>,
@@ -192,7 +192,7 @@ pub(super) async fn put_attributes(cx: &Cx<'_>, op: EcsOp, v: Value) -> Result<V
 
 /// `ListAttributes`.
 pub(super) async fn list_attributes(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {

@@ -3,7 +3,7 @@
 //! Inputs arrive validated against the model with nulls removed; the structs below name only
 //! the members each operation reads (AWS member names, via `rename_all = "camelCase"`).
 
-use crate::ApiState;
+use crate::Regional;
 use crate::route::Cx;
 use berth_control::ecs::{
     ContainerReport, CreateCluster, Failure, FamilyStatusFilter, InstanceUsage,
@@ -126,8 +126,8 @@ const ALL_PARTS: ClusterParts = ClusterParts {
     attachments: false,
 };
 
-fn cluster_out(state: &ApiState, c: &Cluster, parts: ClusterParts) -> Result<Value, Error> {
-    let ecs = &state.inner.ecs;
+fn cluster_out(state: &Regional, c: &Cluster, parts: ClusterParts) -> Result<Value, Error> {
+    let ecs = &state.ecs;
     let counts = ecs.cluster_counts(c)?;
     let mut m = json!({
         "clusterArn": ecs.cluster_arn(&c.name),
@@ -260,7 +260,7 @@ fn attribute_out(a: &TargetedAttribute) -> Value {
 }
 
 fn instance_out(
-    state: &ApiState,
+    state: &Regional,
     i: &ContainerInstance,
     usage: Option<&InstanceUsage>,
     with_tags: bool,
@@ -287,7 +287,7 @@ fn instance_out(
         })
         .collect();
     let mut v = json!({
-        "containerInstanceArn": state.inner.ecs.instance_arn(i),
+        "containerInstanceArn": state.ecs.instance_arn(i),
         "ec2InstanceId": i.ec2_instance_id,
         "version": i.version,
         "status": i.status.as_str(),
@@ -319,8 +319,8 @@ fn ts(t: Option<Timestamp>) -> Option<f64> {
 }
 
 /// One container of a task in the API's shape.
-fn container_out(state: &ApiState, t: &Task, c: &berth_types::ecs::TaskContainer) -> Value {
-    let ecs = &state.inner.ecs;
+fn container_out(state: &Regional, t: &Task, c: &berth_types::ecs::TaskContainer) -> Value {
+    let ecs = &state.ecs;
     let mut v = json!({
         "containerArn": ecs.container_arn(t, c),
         "taskArn": ecs.task_arn(t),
@@ -374,8 +374,8 @@ fn eni_out(v: &mut Value, t: &Task, ip: &str) {
     }
 }
 
-fn task_out(state: &ApiState, t: &Task, with_tags: bool) -> Value {
-    let ecs = &state.inner.ecs;
+fn task_out(state: &Regional, t: &Task, with_tags: bool) -> Value {
+    let ecs = &state.ecs;
     let task_arn = ecs.task_arn(t);
     let containers: Vec<Value> = t
         .containers
@@ -435,8 +435,8 @@ fn task_out(state: &ApiState, t: &Task, with_tags: bool) -> Value {
     v
 }
 
-fn service_out(state: &ApiState, s: &Service, with_tags: bool) -> Value {
-    let ecs = &state.inner.ecs;
+fn service_out(state: &Regional, s: &Service, with_tags: bool) -> Value {
+    let ecs = &state.ecs;
     let deployments: Vec<Value> = s
         .deployments
         .iter()
@@ -563,9 +563,9 @@ fn instance_status(s: &str) -> Result<InstanceStatus, Error> {
     }
 }
 
-fn task_definition_out(state: &ApiState, td: &TaskDefinition) -> Value {
+fn task_definition_out(state: &Regional, td: &TaskDefinition) -> Value {
     let mut m = td.spec.clone();
-    let ecs = &state.inner.ecs;
+    let ecs = &state.ecs;
     m.insert(
         "taskDefinitionArn".into(),
         ecs.task_definition_arn(&td.family, td.revision).into(),

@@ -4,8 +4,8 @@ use super::*;
 
 /// `CreateService`.
 pub(super) async fn create_service(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -65,8 +65,8 @@ pub(super) async fn create_service(cx: &Cx<'_>, v: Value) -> Result<Value, Error
 
 /// `UpdateService`.
 pub(super) async fn update_service(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -112,8 +112,8 @@ pub(super) async fn update_service(cx: &Cx<'_>, v: Value) -> Result<Value, Error
 
 /// `DeleteService`.
 pub(super) async fn delete_service(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     struct In {
         cluster: Option<String>,
@@ -130,8 +130,8 @@ pub(super) async fn delete_service(cx: &Cx<'_>, v: Value) -> Result<Value, Error
 
 /// `DescribeServices`.
 pub(super) async fn describe_services(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     struct In {
         cluster: Option<String>,
@@ -157,7 +157,7 @@ pub(super) async fn describe_services(cx: &Cx<'_>, v: Value) -> Result<Value, Er
 
 /// `ListServices`.
 pub(super) async fn list_services(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {

@@ -4,7 +4,7 @@ use super::*;
 
 /// `ListAccountSettings`.
 pub(super) async fn list_account_settings(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     let principal = cx.principal;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -40,7 +40,7 @@ pub(super) async fn list_account_settings(cx: &Cx<'_>, v: Value) -> Result<Value
 
 /// `PutAccountSetting` / `PutAccountSettingDefault`.
 pub(super) async fn put_account_setting(cx: &Cx<'_>, op: EcsOp, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     let principal = cx.principal;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]

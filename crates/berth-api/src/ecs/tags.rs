@@ -4,7 +4,7 @@ use super::*;
 
 /// `TagResource`.
 pub(super) async fn tag_resource(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -18,7 +18,7 @@ pub(super) async fn tag_resource(cx: &Cx<'_>, v: Value) -> Result<Value, Error> 
 
 /// `UntagResource`.
 pub(super) async fn untag_resource(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -32,7 +32,7 @@ pub(super) async fn untag_resource(cx: &Cx<'_>, v: Value) -> Result<Value, Error
 
 /// `ListTagsForResource`.
 pub(super) async fn list_tags_for_resource(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {

@@ -4,8 +4,8 @@ use super::*;
 
 /// `RegisterTaskDefinition`.
 pub(super) async fn register_task_definition(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     let principal = cx.principal;
     let body_len = cx.body_len;
     let Value::Object(mut spec) = v else {
@@ -37,8 +37,8 @@ pub(super) async fn register_task_definition(cx: &Cx<'_>, v: Value) -> Result<Va
 
 /// `DescribeTaskDefinition`.
 pub(super) async fn describe_task_definition(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -57,7 +57,7 @@ pub(super) async fn describe_task_definition(cx: &Cx<'_>, v: Value) -> Result<Va
 
 /// `ListTaskDefinitions`.
 pub(super) async fn list_task_definitions(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -79,7 +79,7 @@ pub(super) async fn list_task_definitions(cx: &Cx<'_>, v: Value) -> Result<Value
 
 /// `ListTaskDefinitionFamilies`.
 pub(super) async fn list_task_definition_families(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -100,8 +100,8 @@ pub(super) async fn list_task_definition_families(cx: &Cx<'_>, v: Value) -> Resu
 
 /// `DeregisterTaskDefinition`.
 pub(super) async fn deregister_task_definition(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -114,8 +114,8 @@ pub(super) async fn deregister_task_definition(cx: &Cx<'_>, v: Value) -> Result<
 
 /// `DeleteTaskDefinitions`.
 pub(super) async fn delete_task_definitions(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {

@@ -4,8 +4,8 @@ use super::*;
 
 /// `RunTask` / `StartTask`.
 pub(super) async fn run_task(cx: &Cx<'_>, op: EcsOp, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -73,8 +73,8 @@ pub(super) async fn run_task(cx: &Cx<'_>, op: EcsOp, v: Value) -> Result<Value, 
 
 /// `DescribeTasks`.
 pub(super) async fn describe_tasks(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     struct In {
         cluster: Option<String>,
@@ -100,7 +100,7 @@ pub(super) async fn describe_tasks(cx: &Cx<'_>, v: Value) -> Result<Value, Error
 
 /// `ListTasks`.
 pub(super) async fn list_tasks(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
@@ -135,8 +135,8 @@ pub(super) async fn list_tasks(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
 
 /// `StopTask`.
 pub(super) async fn stop_task(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
-    let state = cx.state;
+    let ecs = &cx.region.ecs;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     struct In {
         cluster: Option<String>,
@@ -155,7 +155,7 @@ pub(super) async fn submit_task_state_change(
     op: EcsOp,
     v: Value,
 ) -> Result<Value, Error> {
-    let ecs = &cx.state.inner.ecs;
+    let ecs = &cx.region.ecs;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {

@@ -4,8 +4,8 @@ use super::*;
 
 /// `CreateListener`.
 pub(super) async fn create_listener(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -32,8 +32,8 @@ pub(super) async fn create_listener(cx: &Cx<'_>, v: Value) -> Result<Value, Erro
 
 /// `DescribeListeners`.
 pub(super) async fn describe_listeners(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -48,8 +48,8 @@ pub(super) async fn describe_listeners(cx: &Cx<'_>, v: Value) -> Result<Value, E
 
 /// `ModifyListener`.
 pub(super) async fn modify_listener(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -67,15 +67,15 @@ pub(super) async fn modify_listener(cx: &Cx<'_>, v: Value) -> Result<Value, Erro
 
 /// `DeleteListener`.
 pub(super) async fn delete_listener(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     elb.listener_delete(&string(&v, "ListenerArn")).await?;
     Ok(json!({}))
 }
 
 /// `CreateRule`.
 pub(super) async fn create_rule(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -101,8 +101,8 @@ pub(super) async fn create_rule(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
 
 /// `DescribeRules`.
 pub(super) async fn describe_rules(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -117,8 +117,8 @@ pub(super) async fn describe_rules(cx: &Cx<'_>, v: Value) -> Result<Value, Error
 
 /// `ModifyRule`.
 pub(super) async fn modify_rule(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -135,15 +135,15 @@ pub(super) async fn modify_rule(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
 
 /// `DeleteRule`.
 pub(super) async fn delete_rule(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     elb.rule_delete(&string(&v, "RuleArn")).await?;
     Ok(json!({}))
 }
 
 /// `SetRulePriorities`.
 pub(super) async fn set_rule_priorities(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Pair {

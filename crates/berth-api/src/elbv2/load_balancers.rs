@@ -4,8 +4,8 @@ use super::*;
 
 /// `CreateLoadBalancer`.
 pub(super) async fn create_load_balancer(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -37,8 +37,8 @@ pub(super) async fn create_load_balancer(cx: &Cx<'_>, v: Value) -> Result<Value,
 
 /// `DescribeLoadBalancers`.
 pub(super) async fn describe_load_balancers(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -64,7 +64,7 @@ pub(super) async fn describe_load_balancers(cx: &Cx<'_>, v: Value) -> Result<Val
 
 /// `DeleteLoadBalancer`.
 pub(super) async fn delete_load_balancer(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     let arn = string(&v, "LoadBalancerArn");
     elb.lb_delete(&arn).await?;
     Ok(json!({}))
@@ -75,7 +75,7 @@ pub(super) async fn describe_load_balancer_attributes(
     cx: &Cx<'_>,
     v: Value,
 ) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     Ok(attributes_out(
         &elb.lb_attributes(&string(&v, "LoadBalancerArn"))?,
     ))
@@ -83,7 +83,7 @@ pub(super) async fn describe_load_balancer_attributes(
 
 /// `ModifyLoadBalancerAttributes`.
 pub(super) async fn modify_load_balancer_attributes(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     let attrs = attributes_in(&v)?;
     let all = elb
         .lb_modify_attributes(&string(&v, "LoadBalancerArn"), attrs)

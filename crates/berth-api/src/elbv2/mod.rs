@@ -1,7 +1,7 @@
 //! Elastic Load Balancing v2 over awsQuery: the router decodes the form into the model's
 //! shapes (PascalCase members, lists as arrays) and encodes the returned value as XML.
 
-use crate::ApiState;
+use crate::Regional;
 use crate::route::Cx;
 use berth_control::elb::{
     CreateListener, CreateLoadBalancer, CreateRule, CreateTargetGroup, ModifyTargetGroup,
@@ -111,9 +111,9 @@ fn page(marker: Option<String>, size: Option<i32>) -> PageRequest {
     }
 }
 
-fn load_balancer_out(state: &ApiState, lb: &LoadBalancer) -> Value {
+fn load_balancer_out(state: &Regional, lb: &LoadBalancer) -> Value {
     json!({
-        "LoadBalancerArn": state.inner.elb.load_balancer_arn(lb),
+        "LoadBalancerArn": state.elb.load_balancer_arn(lb),
         "DNSName": lb.dns_name,
         "CanonicalHostedZoneId": "Z00BERTH",
         "CreatedTime": lb.created_at.epoch_seconds(),
@@ -122,16 +122,16 @@ fn load_balancer_out(state: &ApiState, lb: &LoadBalancer) -> Value {
         "VpcId": "vpc-berth",
         "State": {"Code": "active"},
         "Type": "application",
-        "AvailabilityZones": lb.subnets.iter().map(|s| json!({"ZoneName": state.scope().region.as_str(), "SubnetId": s})).collect::<Vec<_>>(),
+        "AvailabilityZones": lb.subnets.iter().map(|s| json!({"ZoneName": state.scope.region.as_str(), "SubnetId": s})).collect::<Vec<_>>(),
         "SecurityGroups": lb.security_groups,
         "IpAddressType": lb.ip_address_type,
     })
 }
 
-fn target_group_out(state: &ApiState, tg: &TargetGroup, users: &[String]) -> Value {
+fn target_group_out(state: &Regional, tg: &TargetGroup, users: &[String]) -> Value {
     let h = &tg.health_check;
     json!({
-        "TargetGroupArn": state.inner.elb.target_group_arn(tg),
+        "TargetGroupArn": state.elb.target_group_arn(tg),
         "TargetGroupName": tg.name,
         "Protocol": tg.protocol,
         "Port": tg.port,
@@ -152,8 +152,8 @@ fn target_group_out(state: &ApiState, tg: &TargetGroup, users: &[String]) -> Val
     })
 }
 
-fn listener_out(state: &ApiState, l: &Listener) -> Value {
-    let elb = &state.inner.elb;
+fn listener_out(state: &Regional, l: &Listener) -> Value {
+    let elb = &state.elb;
     json!({
         "ListenerArn": elb.listener_arn(l),
         "LoadBalancerArn": elb.lb_arn(&l.load_balancer, &l.load_balancer_id),
@@ -163,9 +163,9 @@ fn listener_out(state: &ApiState, l: &Listener) -> Value {
     })
 }
 
-fn rule_out(state: &ApiState, r: &Rule) -> Value {
+fn rule_out(state: &Regional, r: &Rule) -> Value {
     json!({
-        "RuleArn": state.inner.elb.rule_arn(r),
+        "RuleArn": state.elb.rule_arn(r),
         "Priority": r.priority.map_or_else(|| "default".to_string(), |p| p.to_string()),
         "Conditions": r.conditions,
         "Actions": r.actions,

@@ -4,7 +4,7 @@ use super::*;
 
 /// `AddTags`.
 pub(super) async fn add_tags(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -18,7 +18,7 @@ pub(super) async fn add_tags(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
 
 /// `RemoveTags`.
 pub(super) async fn remove_tags(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -32,7 +32,7 @@ pub(super) async fn remove_tags(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
 
 /// `DescribeTags`.
 pub(super) async fn describe_tags(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {

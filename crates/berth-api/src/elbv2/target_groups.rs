@@ -4,8 +4,8 @@ use super::*;
 
 /// `CreateTargetGroup`.
 pub(super) async fn create_target_group(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     let health = health_in(&v)?;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
@@ -37,8 +37,8 @@ pub(super) async fn create_target_group(cx: &Cx<'_>, v: Value) -> Result<Value, 
 
 /// `DescribeTargetGroups`.
 pub(super) async fn describe_target_groups(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -66,8 +66,8 @@ pub(super) async fn describe_target_groups(cx: &Cx<'_>, v: Value) -> Result<Valu
 
 /// `ModifyTargetGroup`.
 pub(super) async fn modify_target_group(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
-    let state = cx.state;
+    let elb = &cx.region.elb;
+    let state = &*cx.region;
     let tg = elb
         .tg_modify(&string(&v, "TargetGroupArn"), health_in(&v)?)
         .await?;
@@ -87,7 +87,7 @@ pub(super) async fn modify_target_group(cx: &Cx<'_>, v: Value) -> Result<Value, 
 
 /// `DeleteTargetGroup`.
 pub(super) async fn delete_target_group(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     elb.tg_delete(&string(&v, "TargetGroupArn")).await?;
     Ok(json!({}))
 }
@@ -97,7 +97,7 @@ pub(super) async fn describe_target_group_attributes(
     cx: &Cx<'_>,
     v: Value,
 ) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     Ok(attributes_out(
         &elb.tg_attributes(&string(&v, "TargetGroupArn"))?,
     ))
@@ -105,7 +105,7 @@ pub(super) async fn describe_target_group_attributes(
 
 /// `ModifyTargetGroupAttributes`.
 pub(super) async fn modify_target_group_attributes(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     let attrs = attributes_in(&v)?;
     let all = elb
         .tg_modify_attributes(&string(&v, "TargetGroupArn"), attrs)
@@ -115,7 +115,7 @@ pub(super) async fn modify_target_group_attributes(cx: &Cx<'_>, v: Value) -> Res
 
 /// `RegisterTargets` / `DeregisterTargets`.
 pub(super) async fn register_targets(cx: &Cx<'_>, op: ElbOp, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -139,7 +139,7 @@ pub(super) async fn register_targets(cx: &Cx<'_>, op: ElbOp, v: Value) -> Result
 
 /// `DescribeTargetHealth`.
 pub(super) async fn describe_target_health(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    let elb = &cx.state.inner.elb;
+    let elb = &cx.region.elb;
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {

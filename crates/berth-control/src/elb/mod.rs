@@ -137,6 +137,11 @@ impl Elb {
         self.scope.arn("elasticloadbalancing", resource)
     }
 
+    /// The store this region's ELB records live in (the data plane watches it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn load_balancer_arn(&self, lb: &LoadBalancer) -> String {
         self.lb_arn(&lb.name, &lb.id)
     }

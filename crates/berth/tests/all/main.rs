@@ -15,6 +15,7 @@ mod elbv2;
 mod front_door;
 mod persistence;
 mod readme;
+mod regions;
 mod registry;
 mod server;
 

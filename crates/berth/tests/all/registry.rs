@@ -24,7 +24,12 @@ pub struct Reg {
 
 impl Reg {
     pub async fn login(server: &TestServer) -> Reg {
-        let (user, password) = server.registry_login().await;
+        Self::login_in(server, berth_testkit::REGION).await
+    }
+
+    /// With a token issued in `region`.
+    pub async fn login_in(server: &TestServer, region: &str) -> Reg {
+        let (user, password) = server.registry_login_in(region).await;
         Reg {
             base: server.endpoint.clone(),
             user,
