@@ -369,22 +369,9 @@ fn unsigned_proto(parts: &axum::http::request::Parts, body: &[u8]) -> Proto {
         .map_or(Proto::UnknownJson, Proto::Query)
 }
 
-/// A request id in UUID form: a random per-process prefix and a counter. Unique, cheap (no
-/// system call per request), and sortable within one process's log.
+/// A request id: a random (v4) UUID, as AWS's are.
 fn request_id() -> String {
-    use std::sync::LazyLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let (a, c) = (*PREFIX, COUNTER.fetch_add(1, Ordering::Relaxed));
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xffff,
-        (c >> 48) & 0xffff,
-        c & 0xffff_ffff_ffff
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 enum Input {

@@ -169,7 +169,6 @@ pub fn daemon_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
 
     fn live(id: usize, primary: bool, healthy: bool) -> Live {
         Live {
@@ -237,84 +236,92 @@ mod tests {
         assert_eq!(stopped.len(), 2);
     }
 
-    /// For any service state the plan never starts beyond the maximum nor stops a healthy task
-    /// below the minimum, and makes progress whenever the bounds allow any.
-    #[test]
-    fn rollout_properties_hold_for_random_states() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        for round in 0..5000 {
-            let b = bounds(
-                rng.random_range(0..12),
-                rng.random_range(0..=100),
-                rng.random_range(100..=200),
-            );
-            let n = rng.random_range(0..20);
-            let tasks: Vec<Live> = (0..n)
-                .map(|i| Live {
+    fn live_task() -> impl proptest::strategy::Strategy<Value = (bool, bool, bool, bool)> {
+        (
+            proptest::bool::weighted(0.5),
+            proptest::bool::weighted(0.7),
+            proptest::bool::weighted(0.1),
+            proptest::bool::weighted(0.1),
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+
+        /// For any service state the plan never starts beyond the maximum nor stops a healthy
+        /// task below the minimum, and makes progress whenever the bounds allow any.
+        #[test]
+        fn rollout_properties_hold_for_random_states(
+            desired in 0u32..12,
+            min in 0u32..=100,
+            max in 100u32..=200,
+            raw in proptest::collection::vec(live_task(), 0..20),
+        ) {
+            let b = bounds(desired, min, max);
+            let tasks: Vec<Live> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(primary, healthy, failing, draining))| Live {
                     id: format!("t{i}"),
-                    primary: rng.random_bool(0.5),
-                    healthy: rng.random_bool(0.7),
-                    failing: rng.random_bool(0.1),
-                    draining: rng.random_bool(0.1),
-                })
-                .map(|mut t| {
-                    t.healthy &= !t.failing;
-                    t
+                    primary,
+                    healthy: healthy && !failing,
+                    failing,
+                    draining,
                 })
                 .collect();
             let s = replica_step(&b, &tasks, true);
             let total = tasks.len() as u32;
-            assert!(
-                s.start == 0 || total + s.start <= b.upper(),
-                "round {round}: starts beyond the maximum"
-            );
+            proptest::prop_assert!(s.start == 0 || total + s.start <= b.upper(), "starts beyond the maximum");
             let healthy = tasks.iter().filter(|t| t.healthy).count() as u32;
             let stopped_healthy = s
                 .stop
                 .iter()
                 .filter(|(id, _)| tasks.iter().any(|t| &t.id == id && t.healthy))
                 .count() as u32;
-            assert!(
+            proptest::prop_assert!(
                 stopped_healthy == 0 || healthy - stopped_healthy >= b.lower(),
-                "round {round}: drops below the minimum healthy"
+                "drops below the minimum healthy"
             );
             let mut ids: Vec<&String> = s.stop.iter().map(|(id, _)| id).collect();
             ids.dedup();
-            assert_eq!(ids.len(), s.stop.len(), "round {round}: stops a task twice");
+            proptest::prop_assert_eq!(ids.len(), s.stop.len(), "stops a task twice");
             let primary_ok = tasks
                 .iter()
                 .filter(|t| t.primary && !t.failing && !t.draining)
                 .count() as u32;
             if primary_ok < b.desired && total < b.upper() {
-                assert!(s.start > 0, "round {round}: no progress");
+                proptest::prop_assert!(s.start > 0, "no progress");
             }
-            assert!(
+            proptest::prop_assert!(
                 s.stop.iter().all(|(id, _)| {
                     let t = tasks.iter().find(|t| &t.id == id).unwrap();
                     t.failing || t.draining || !t.primary || primary_ok > b.desired
                 }),
-                "round {round}: stops a task it should keep"
+                "stops a task it should keep"
             );
         }
-    }
 
-    #[test]
-    fn rollout_daemon_keeps_one_primary_task_per_eligible_instance() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        for _ in 0..2000 {
-            let instances: Vec<String> = (0..rng.random_range(0..6))
-                .map(|i| format!("i{i}"))
-                .collect();
+        /// A DAEMON pass leaves at most one task per eligible instance, all of the PRIMARY
+        /// deployment, and nothing on instances that are not eligible.
+        #[test]
+        fn rollout_daemon_keeps_one_primary_task_per_eligible_instance(
+            instances in 0usize..6,
+            eligible_mask in proptest::collection::vec(proptest::bool::weighted(0.7), 6),
+            raw in proptest::collection::vec((0usize..6, proptest::bool::weighted(0.6)), 0..10),
+        ) {
+            let instances: Vec<String> = (0..instances).map(|i| format!("i{i}")).collect();
             let eligible: Vec<String> = instances
                 .iter()
-                .filter(|_| rng.random_bool(0.7))
-                .cloned()
+                .zip(&eligible_mask)
+                .filter(|(_, e)| **e)
+                .map(|(i, _)| i.clone())
                 .collect();
-            let tasks: Vec<(String, String, bool)> = (0..rng.random_range(0..10))
+            let tasks: Vec<(String, String, bool)> = raw
+                .iter()
+                .enumerate()
                 .filter(|_| !instances.is_empty())
-                .map(|n| {
-                    let i = &instances[rng.random_range(0..instances.len())];
-                    (format!("t{n}"), i.clone(), rng.random_bool(0.6))
+                .map(|(n, (i, primary))| {
+                    (format!("t{n}"), instances[i % instances.len()].clone(), *primary)
                 })
                 .collect();
             let (start, stop) = daemon_step(&eligible, &tasks);
@@ -325,16 +332,13 @@ mod tests {
                     .collect::<Vec<_>>();
                 let starts = start.iter().filter(|s| *s == i).count();
                 if eligible.contains(i) {
-                    assert!(kept.len() + starts <= 1, "at most one task per instance");
-                    assert!(kept.iter().all(|t| t.2), "old tasks go");
+                    proptest::prop_assert!(kept.len() + starts <= 1, "at most one task per instance");
+                    proptest::prop_assert!(kept.iter().all(|t| t.2), "old tasks go");
                     if !tasks.iter().any(|t| &t.1 == i) {
-                        assert_eq!(starts, 1, "an empty eligible instance gets its task");
+                        proptest::prop_assert_eq!(starts, 1, "an empty eligible instance gets its task");
                     }
                 } else {
-                    assert!(
-                        kept.is_empty() && starts == 0,
-                        "nothing on ineligible instances"
-                    );
+                    proptest::prop_assert!(kept.is_empty() && starts == 0, "nothing on ineligible instances");
                 }
             }
         }

@@ -76,17 +76,19 @@ impl Timestamp {
     }
 }
 
-/// An ARN split into its parts: `arn:aws:<service>:<region>:<account>:<resource>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Arn {
-    pub service: String,
-    pub region: String,
-    pub account: String,
-    pub resource: String,
+/// An ARN's parts, borrowed from the string: the one ARN parser every crate uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArnRef<'a> {
+    pub service: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub resource: &'a str,
 }
 
-impl Arn {
-    pub fn parse(s: &str) -> Option<Arn> {
+impl<'a> ArnRef<'a> {
+    /// `arn:aws:<service>:<region>:<account>:<resource>` (region and account may be empty, as
+    /// in IAM's); `None` for anything else.
+    pub fn parse(s: &'a str) -> Option<ArnRef<'a>> {
         let mut parts = s.splitn(6, ':');
         let (Some("arn"), Some("aws"), Some(service), Some(region), Some(account), Some(resource)) = (
             parts.next(),
@@ -101,22 +103,19 @@ impl Arn {
         if service.is_empty() || resource.is_empty() {
             return None;
         }
-        Some(Arn {
-            service: service.into(),
-            region: region.into(),
-            account: account.into(),
-            resource: resource.into(),
+        Some(ArnRef {
+            service,
+            region,
+            account,
+            resource,
         })
     }
-}
 
-impl fmt::Display for Arn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "arn:aws:{}:{}:{}:{}",
-            self.service, self.region, self.account, self.resource
-        )
+    /// The resource path after `<kind>/` (`cluster/web` → `web`).
+    pub fn path_of(&self, kind: &str) -> Option<&'a str> {
+        self.resource
+            .strip_prefix(kind)
+            .and_then(|r| r.strip_prefix('/'))
     }
 }
 
@@ -131,12 +130,23 @@ mod tests {
         assert!(AccountId::parse("00000000000a").is_err());
         assert!(Region::parse("eu-west-3").is_ok());
         assert!(Region::parse("EU").is_err());
-        let arn = Arn::parse("arn:aws:ecs:us-east-1:000000000000:task-definition/web:3").unwrap();
-        assert_eq!(arn.resource, "task-definition/web:3");
+        let arn =
+            ArnRef::parse("arn:aws:ecs:us-east-1:000000000000:task-definition/web:3").unwrap();
+        let r = ArnRef::parse("arn:aws:ecs:us-east-1:000000000000:cluster/web").unwrap();
         assert_eq!(
-            arn.to_string(),
-            "arn:aws:ecs:us-east-1:000000000000:task-definition/web:3"
+            (r.service, r.region, r.account),
+            ("ecs", "us-east-1", "000000000000")
         );
-        assert!(Arn::parse("arn:aws:ecs:us-east-1").is_none());
+        assert_eq!(r.path_of("cluster"), Some("web"));
+        assert_eq!(r.path_of("task"), None);
+        assert_eq!(
+            ArnRef::parse("arn:aws:iam::000000000000:root")
+                .unwrap()
+                .region,
+            ""
+        );
+        assert_eq!(arn.resource, "task-definition/web:3");
+        assert!(ArnRef::parse("arn:aws:ecs:us-east-1").is_none());
+        assert!(ArnRef::parse("arn:aws::us-east-1:0:x").is_none());
     }
 }

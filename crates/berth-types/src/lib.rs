@@ -10,7 +10,7 @@ mod ids;
 pub mod oci;
 
 pub use error::{ElbCode, Error};
-pub use ids::{AccountId, Arn, Generation, Region, Timestamp};
+pub use ids::{AccountId, ArnRef, Generation, Region, Timestamp};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -28,6 +28,17 @@ impl Scope {
             "arn:aws:{service}:{}:{}:{resource}",
             self.region, self.account
         )
+    }
+
+    /// The resource path after `<kind>/` of an ARN of `service` in this account and region
+    /// (`arn:aws:ecs:<region>:<account>:cluster/web` → `web`); `None` for any other string.
+    pub fn arn_resource<'a>(&self, service: &str, kind: &str, arn: &'a str) -> Option<&'a str> {
+        let a = ArnRef::parse(arn)?;
+        (a.service == service
+            && a.region == self.region.as_str()
+            && a.account == self.account.as_str())
+        .then(|| a.path_of(kind))
+        .flatten()
     }
 
     pub fn root_arn(&self) -> String {

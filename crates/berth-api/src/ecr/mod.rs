@@ -97,12 +97,14 @@ fn check_tags(tags: &[Tag]) -> Result<(), Error> {
 
 /// The repository a tagging ARN names.
 fn arn_repository<'a>(state: &Regional, arn: &'a str) -> Result<&'a str, Error> {
-    let prefix = state.scope.arn("ecr", "repository/");
-    arn.strip_prefix(&prefix).ok_or_else(|| {
-        Error::InvalidParameter(format!(
-            "Invalid parameter at 'resourceArn': '{arn}' is not a repository of this registry"
-        ))
-    })
+    state
+        .scope
+        .arn_resource("ecr", "repository", arn)
+        .ok_or_else(|| {
+            Error::InvalidParameter(format!(
+                "Invalid parameter at 'resourceArn': '{arn}' is not a repository of this registry"
+            ))
+        })
 }
 
 /// The part size `InitiateLayerUpload` suggests (bytes).

@@ -94,12 +94,12 @@ impl Ecs {
         let Some(given) = given else {
             return Ok(ClusterName::default_cluster());
         };
-        let name = match given.strip_prefix("arn:") {
-            Some(_) => {
-                let prefix = self.scope.arn("ecs", "cluster/");
-                given.strip_prefix(&prefix).ok_or(Error::ClusterNotFound)?
-            }
-            None => given,
+        let name = match given.starts_with("arn:") {
+            true => self
+                .scope
+                .arn_resource("ecs", "cluster", given)
+                .ok_or(Error::ClusterNotFound)?,
+            false => given,
         };
         ClusterName::parse(name)
     }

@@ -135,16 +135,18 @@ impl Ecs {
 
     /// The instance id named by an id or an ARN of this cluster.
     pub(super) fn instance_id<'a>(&self, cluster: &ClusterName, given: &'a str) -> Option<&'a str> {
-        let id = match given.strip_prefix("arn:") {
-            Some(_) => {
-                let rest = given.rsplit_once(":container-instance/")?.1;
+        let id = match given.starts_with("arn:") {
+            true => {
+                let rest = self
+                    .scope
+                    .arn_resource("ecs", "container-instance", given)?;
                 match rest.split_once('/') {
                     Some((c, id)) if c == cluster.as_str() => id,
                     Some(_) => return None,
                     None => rest,
                 }
             }
-            None => given,
+            false => given,
         };
         (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
     }

@@ -30,7 +30,7 @@ use crate::paging::{Page, PageRequest, Pager};
 use crate::records::{load, save};
 use berth_store::{Kind, ListQuery, Record, Store};
 use berth_types::ecs::{ClusterName, Family, Service};
-use berth_types::{Arn, Error, Tag};
+use berth_types::{Error, Tag};
 use serde::de::DeserializeOwned;
 
 /// Tags per resource (spec/ecs.md §10).
@@ -114,7 +114,7 @@ impl Ecs {
 
     fn taggable(&self, arn: &str) -> Result<Taggable, Error> {
         let invalid = || Error::InvalidParameter(format!("Invalid resource ARN: {arn}"));
-        let parsed = Arn::parse(arn).ok_or_else(invalid)?;
+        let parsed = berth_types::ArnRef::parse(arn).ok_or_else(invalid)?;
         if parsed.service != "ecs" {
             return Err(invalid());
         }

@@ -126,18 +126,10 @@ pub(super) fn push_event(s: &mut Service, message: String) {
     {
         return;
     }
-    let h = format!("{:032x}", rand::random::<u128>());
     s.events.insert(
         0,
         ServiceEvent {
-            id: format!(
-                "{}-{}-{}-{}-{}",
-                &h[..8],
-                &h[8..12],
-                &h[12..16],
-                &h[16..20],
-                &h[20..]
-            ),
+            id: uuid::Uuid::new_v4().to_string(),
             created_at: now,
             message,
         },
@@ -264,16 +256,14 @@ impl Ecs {
 
     /// The service name given as a name or an ARN of this cluster.
     fn service_name<'a>(&self, cluster: &ClusterName, given: &'a str) -> Option<&'a str> {
-        match given.strip_prefix("arn:") {
-            Some(_) => {
-                let rest = given.rsplit_once(":service/")?.1;
-                match rest.split_once('/') {
-                    Some((c, n)) if c == cluster.as_str() => Some(n),
-                    Some(_) => None,
-                    None => Some(rest),
-                }
-            }
-            None => Some(given),
+        if !given.starts_with("arn:") {
+            return Some(given);
+        }
+        let rest = self.scope.arn_resource("ecs", "service", given)?;
+        match rest.split_once('/') {
+            Some((c, n)) if c == cluster.as_str() => Some(n),
+            Some(_) => None,
+            None => Some(rest),
         }
     }
 

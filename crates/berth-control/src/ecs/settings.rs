@@ -81,11 +81,13 @@ impl Ecs {
 
     /// The principal ARNs this account's settings may name: root, users and roles.
     fn check_principal(&self, arn: &str) -> Result<(), Error> {
-        let prefix = format!("arn:aws:iam::{}:", self.scope.account);
         let ok = arn == self.scope.root_arn()
-            || arn
-                .strip_prefix(&prefix)
-                .is_some_and(|r| (r.starts_with("user/") || r.starts_with("role/")) && r.len() > 5);
+            || berth_types::ArnRef::parse(arn).is_some_and(|a| {
+                a.service == "iam"
+                    && a.region.is_empty()
+                    && a.account == self.scope.account.as_str()
+                    && (a.path_of("user").is_some() || a.path_of("role").is_some())
+            });
         if ok {
             Ok(())
         } else {

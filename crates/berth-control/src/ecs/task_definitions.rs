@@ -411,12 +411,12 @@ fn requires_attributes(spec: &Map<String, Value>) -> Vec<String> {
 impl Ecs {
     fn reference(&self, given: &str) -> Result<Reference, Error> {
         let invalid = || client(format!("Invalid task definition reference: '{given}'."));
-        let body = match given.strip_prefix("arn:") {
-            Some(_) => {
-                let prefix = self.scope.arn("ecs", "task-definition/");
-                given.strip_prefix(&prefix).ok_or_else(invalid)?
-            }
-            None => given,
+        let body = match given.starts_with("arn:") {
+            true => self
+                .scope
+                .arn_resource("ecs", "task-definition", given)
+                .ok_or_else(invalid)?,
+            false => given,
         };
         match body.rsplit_once(':') {
             Some((family, rev)) => {

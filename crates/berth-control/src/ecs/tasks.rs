@@ -96,18 +96,6 @@ fn random_hex() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-fn uuid() -> String {
-    let h = random_hex();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
 fn int(v: Option<&Value>) -> Option<i64> {
     v.and_then(Value::as_i64).filter(|n| *n > 0)
 }
@@ -211,7 +199,7 @@ fn shape(td: &TaskDefinition, overrides: &Option<Value>) -> Result<Shaped, Error
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string(),
-            uuid: uuid(),
+            uuid: uuid::Uuid::new_v4().to_string(),
             last_status: "PENDING".into(),
             essential: c.get("essential").and_then(Value::as_bool).unwrap_or(true),
             exit_code: None,
@@ -292,16 +280,16 @@ impl Ecs {
 
     /// The task id named by an id or an ARN of this cluster.
     fn task_id<'a>(&self, cluster: &ClusterName, given: &'a str) -> Option<&'a str> {
-        let id = match given.strip_prefix("arn:") {
-            Some(_) => {
-                let rest = given.rsplit_once(":task/")?.1;
+        let id = match given.starts_with("arn:") {
+            true => {
+                let rest = self.scope.arn_resource("ecs", "task", given)?;
                 match rest.split_once('/') {
                     Some((c, id)) if c == cluster.as_str() => id,
                     Some(_) => return None,
                     None => rest,
                 }
             }
-            None => given,
+            false => given,
         };
         (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
     }
@@ -466,7 +454,7 @@ impl Ecs {
             containers: containers
                 .iter()
                 .map(|c| TaskContainer {
-                    uuid: uuid(),
+                    uuid: uuid::Uuid::new_v4().to_string(),
                     ..c.clone()
                 })
                 .collect(),

@@ -171,8 +171,8 @@ impl Elb {
 
     /// The parts after `<kind>/` of an ARN of ours, if it names `kind`.
     fn arn_parts<'a>(&self, arn: &'a str, kind: &str) -> Option<Vec<&'a str>> {
-        let prefix = self.arn(&format!("{kind}/"));
-        arn.strip_prefix(&prefix)
+        self.scope
+            .arn_resource("elasticloadbalancing", kind, arn)
             .map(|rest| rest.split('/').collect())
     }
 

@@ -623,56 +623,71 @@ mod tests {
         assert!(Strategy::parse("pack", None).is_err());
     }
 
-    /// Property test over random clusters and requests (seeded, no I/O): resources never go
-    /// negative, constraints always hold, only ACTIVE connected instances are used, and a task
-    /// is only refused when no instance could take it.
-    #[test]
-    fn placement_properties_hold_for_random_clusters() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-        for round in 0..500 {
-            let n = rng.random_range(0..12);
-            let cands: Vec<Candidate> = (0..n)
-                .map(|i| {
-                    let mut c = instance(
-                        &format!("i{i}"),
-                        ["z1", "z2", "z3"][i % 3],
-                        rng.random_range(0..4096),
-                        rng.random_range(0..8192),
-                    );
-                    c.active = rng.random_bool(0.9);
-                    c.agent_connected = rng.random_bool(0.9);
-                    if rng.random_bool(0.3) {
+    /// A random instance: (cpu, memory, active, connected, port 80 taken, service tasks on it,
+    /// in stack prod).
+    fn random_instance()
+    -> impl proptest::strategy::Strategy<Value = (i64, i64, bool, bool, bool, Option<u32>, bool)>
+    {
+        use proptest::bool::weighted;
+        (
+            0i64..4096,
+            0i64..8192,
+            weighted(0.9),
+            weighted(0.9),
+            weighted(0.3),
+            proptest::option::weighted(0.3, 0u32..3),
+            weighted(0.5),
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(500))]
+
+        /// Over random clusters and requests (no I/O): resources never go negative,
+        /// constraints always hold, only ACTIVE connected instances are used, and a task is
+        /// only refused when no instance could take it.
+        #[test]
+        fn placement_properties_hold_for_random_clusters(
+            raw in proptest::collection::vec(random_instance(), 0..12),
+            (cpu, memory, port) in (0i64..1024, 1i64..2048, proptest::bool::weighted(0.3)),
+            (distinct, member) in (proptest::bool::weighted(0.3), proptest::bool::weighted(0.3)),
+            strategy in 0usize..4,
+            count in 1usize..10,
+            seed in proptest::num::u64::ANY,
+        ) {
+            let cands: Vec<Candidate> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(cpu, memory, active, connected, taken, group, prod))| {
+                    let mut c = instance(&format!("i{i}"), ["z1", "z2", "z3"][i % 3], cpu, memory);
+                    c.active = active;
+                    c.agent_connected = connected;
+                    if taken {
                         c.reserved_tcp.insert(80);
                     }
-                    if rng.random_bool(0.3) {
-                        c.groups
-                            .insert("service:web".into(), rng.random_range(0..3));
+                    if let Some(n) = group {
+                        c.groups.insert("service:web".into(), n);
                     }
-                    if rng.random_bool(0.5) {
+                    if prod {
                         c.attributes.insert("stack".into(), "prod".into());
                     }
                     c
                 })
                 .collect();
             let t = TaskShape {
-                tcp_ports: if rng.random_bool(0.3) {
-                    vec![80]
-                } else {
-                    vec![]
-                },
-                ..task(rng.random_range(0..1024), rng.random_range(1..2048))
+                tcp_ports: if port { vec![80] } else { vec![] },
+                ..task(cpu, memory)
             };
             let mut constraints = Vec::new();
-            if rng.random_bool(0.3) {
+            if distinct {
                 constraints.push(Constraint::DistinctInstance);
             }
-            let member = rng.random_bool(0.3);
             if member {
                 constraints.push(Constraint::MemberOf(
                     query::parse("attribute:stack == prod").unwrap(),
                 ));
             }
-            let strategies = match round % 4 {
+            let strategies = match strategy {
                 0 => vec![Strategy::Binpack(Resource::Memory)],
                 1 => vec![
                     Strategy::Spread(SpreadField::Attribute("ecs.availability-zone".into())),
@@ -681,53 +696,40 @@ mod tests {
                 2 => vec![Strategy::Random],
                 _ => vec![],
             };
-            let count = rng.random_range(1..10);
-            let p = plan(
-                &Fleet::new(cands.clone()),
-                &t,
-                count,
-                &strategies,
-                &constraints,
-                round,
-            );
+            let p = plan(&Fleet::new(cands.clone()), &t, count, &strategies, &constraints, seed);
             // Replay the plan and check every invariant.
             let mut state = cands.clone();
             for &i in &p.placements {
                 let c = &mut state[i];
-                assert!(c.active && c.agent_connected, "round {round}");
+                proptest::prop_assert!(c.active && c.agent_connected);
                 if member {
-                    assert_eq!(c.attributes.get("stack").map(String::as_str), Some("prod"));
+                    proptest::prop_assert_eq!(c.attributes.get("stack").map(String::as_str), Some("prod"));
                 }
-                if constraints.contains(&Constraint::DistinctInstance) {
-                    assert_eq!(
-                        c.groups.get("service:web").copied().unwrap_or(0),
-                        0,
-                        "round {round}"
-                    );
+                if distinct {
+                    proptest::prop_assert_eq!(c.groups.get("service:web").copied().unwrap_or(0), 0);
                 }
-                assert!(!t.tcp_ports.iter().any(|p| c.reserved_tcp.contains(p)));
+                proptest::prop_assert!(!t.tcp_ports.iter().any(|p| c.reserved_tcp.contains(p)));
                 c.remaining_cpu -= t.cpu;
                 c.remaining_memory -= t.memory;
-                assert!(
+                proptest::prop_assert!(
                     c.remaining_cpu >= 0 && c.remaining_memory >= 0,
-                    "round {round}: negative resources"
+                    "negative resources"
                 );
                 c.reserved_tcp.extend(t.tcp_ports.iter().copied());
                 *c.groups.entry("service:web".into()).or_default() += 1;
             }
-            assert!(p.placements.len() <= count);
+            proptest::prop_assert!(p.placements.len() <= count);
             if p.placements.len() < count {
                 // Nothing left could have taken the next task.
-                assert!(
+                proptest::prop_assert!(
                     state
                         .iter()
                         .filter(|c| c.active)
-                        .all(|c| blocker(c, &t, &constraints).is_some()),
-                    "round {round}"
+                        .all(|c| blocker(c, &t, &constraints).is_some())
                 );
-                assert!(!p.failures.is_empty());
+                proptest::prop_assert!(!p.failures.is_empty());
             } else {
-                assert!(p.failures.is_empty());
+                proptest::prop_assert!(p.failures.is_empty());
             }
         }
     }
