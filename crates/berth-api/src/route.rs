@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use berth_aws::sigv4::{self, Request as SigRequest};
 use berth_aws::validate::{Invalid, strip_nulls, validate};
 use berth_aws::{Protocol, Service, query};
-use berth_node_api::agent;
+use berth_node_api::{agent, lb};
 use berth_types::Principal;
 use serde_json::Value;
 use std::sync::Arc;
@@ -143,7 +143,7 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
     if [agent::HEARTBEAT, agent::DESIRED, agent::REPORT].contains(&path) {
         return agent_call(state, path, &sig, &body, &request_id).await;
     }
-    if path == LB_CONFIG || path == LB_HEALTH {
+    if path == lb::CONFIG || path == lb::HEALTH {
         return lb_call(state, path, &sig, &body, &request_id).await;
     }
     // Everything below needs a signature: an unsigned request is refused before anything
@@ -427,13 +427,6 @@ fn node_response(result: Result<Value, berth_types::Error>, request_id: &str) ->
     }
 }
 
-/// A load balancer node (`berth lb`) fetches the ELB configuration: `POST {}` (SigV4 for
-/// `elasticloadbalancing`) answers every load balancer, listener, rule and target group.
-pub const LB_CONFIG: &str = "/lb/v1/config";
-/// A load balancer node reports a health transition: `POST {targetGroupArn, id, port, state,
-/// reason}`.
-pub const LB_HEALTH: &str = "/lb/v1/health";
-
 /// The load balancer node endpoints: signed like every call, JSON in and out.
 async fn lb_call(
     state: &ApiState,
@@ -446,34 +439,17 @@ async fn lb_call(
         Ok(r) => r,
         Err(denied) => return denied,
     };
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Report {
-        target_group_arn: String,
-        id: String,
-        port: i64,
-        state: String,
-        reason: Option<String>,
-    }
     let elb = &region.elb;
-    let result = if path == LB_CONFIG {
-        elb.data_plane_config()
+    let result = if path == lb::CONFIG {
+        elb.node_config()
             .and_then(|c| serde_json::to_value(c).map_err(berth_types::Error::internal))
     } else {
-        match serde_json::from_slice::<Report>(body) {
+        match node_body::<lb::HealthReport>(body) {
             Ok(r) => elb
-                .targets_report_health(
-                    &r.target_group_arn,
-                    &r.id,
-                    r.port,
-                    &r.state,
-                    r.reason.as_deref(),
-                )
+                .node_health(r)
                 .await
                 .map(|()| Value::Object(Default::default())),
-            Err(e) => Err(berth_types::Error::InvalidParameter(format!(
-                "Malformed health report: {e}"
-            ))),
+            Err(e) => Err(e),
         }
     };
     node_response(result, request_id)

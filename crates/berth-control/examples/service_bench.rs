@@ -169,7 +169,7 @@ async fn main() {
             RegisterTaskDefinition {
                 family: "web".into(),
                 tags: Vec::new(),
-                spec: spec.as_object().unwrap().clone(),
+                spec: serde_json::from_value(spec.clone()).unwrap(),
             },
             0,
         )

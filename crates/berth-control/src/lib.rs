@@ -10,6 +10,7 @@
 pub mod background;
 pub mod ecs;
 pub mod elb;
+pub mod format;
 pub mod paging;
 pub mod placement;
 mod records;

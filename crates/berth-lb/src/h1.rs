@@ -18,8 +18,9 @@ use crate::routing::{
     location, now_ms, pick_group, pick_target, sticky_target, sticky_value, trace_id,
 };
 use crate::rules::Request;
-use crate::{ActionConf, GroupConf, Snapshot, TargetConf, TargetState};
+use crate::{GroupConf, Snapshot, TargetConf, TargetState};
 use arc_swap::ArcSwap;
+use berth_node_api::lb;
 use http::StatusCode;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -410,7 +411,7 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
         .map(|r| &r.action);
     let groups = match action {
         None => return answered(error(StatusCode::SERVICE_UNAVAILABLE, close, head_only)),
-        Some(ActionConf::Fixed {
+        Some(lb::Action::FixedResponse {
             status,
             content_type,
             body,
@@ -425,7 +426,7 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
                 head_only,
             ));
         }
-        Some(ActionConf::Redirect {
+        Some(lb::Action::Redirect {
             protocol,
             host: to_host,
             port: to_port,
@@ -440,7 +441,7 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND);
             return answered(answer(status, (None, Some(&to)), b"", close, head_only));
         }
-        Some(ActionConf::Forward(groups)) => groups,
+        Some(lb::Action::Forward { groups }) => groups,
     };
     let Some(group) = pick_group(snap, groups) else {
         return answered(error(StatusCode::SERVICE_UNAVAILABLE, close, head_only));

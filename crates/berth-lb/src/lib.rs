@@ -10,9 +10,8 @@ mod routing;
 pub mod rules;
 
 use arc_swap::ArcSwap;
-use berth_types::elb::{Listener, LoadBalancer, Rule, TargetGroup};
+use berth_node_api::lb;
 use rules::Condition;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, AtomicUsize};
@@ -110,30 +109,11 @@ pub struct GroupConf {
     next: AtomicUsize,
 }
 
-/// What a rule does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ActionConf {
-    /// Weighted target groups.
-    Forward(Vec<(String, u32)>),
-    Redirect {
-        protocol: String,
-        host: String,
-        port: String,
-        path: String,
-        query: String,
-        status: u16,
-    },
-    Fixed {
-        status: u16,
-        content_type: Option<String>,
-        body: String,
-    },
-}
-
 #[derive(Debug, Clone)]
 pub struct RuleConf {
     pub conditions: Vec<Condition>,
-    pub action: ActionConf,
+    /// What the rule does (the node protocol's action, used as is).
+    pub action: lb::Action,
 }
 
 /// A listener: rules by priority, the default last.
@@ -155,188 +135,83 @@ pub struct Snapshot {
 /// Receives health transitions: `(target group ARN, target id, port, state, reason)`.
 pub type HealthSink = Arc<dyn Fn(&str, &str, i64, Health, Option<&'static str>) + Send + Sync>;
 
-/// The control plane's configuration, as the data plane compiles it.
-pub struct Desired<'a> {
-    pub load_balancers: &'a [LoadBalancer],
-    pub listeners: &'a [Listener],
-    pub rules: &'a [Rule],
-    pub target_groups: &'a [(String, TargetGroup)],
-    /// The address of an `instance` target (by id).
-    pub instance_address: &'a (dyn Fn(&str) -> Option<IpAddr> + Send + Sync),
-}
-
-fn action_from_api(a: &Value) -> Option<ActionConf> {
-    let text = |p: &str, default: &str| {
-        a.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or(default)
-            .to_string()
-    };
-    Some(match a.get("Type")?.as_str()? {
-        "forward" => {
-            let mut groups: Vec<(String, u32)> = a
-                .pointer("/ForwardConfig/TargetGroups")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|g| {
-                    Some((
-                        g.get("TargetGroupArn")?.as_str()?.to_string(),
-                        g.get("Weight").and_then(Value::as_u64).unwrap_or(1) as u32,
-                    ))
-                })
-                .collect();
-            if let Some(arn) = a.get("TargetGroupArn").and_then(Value::as_str)
-                && !groups.iter().any(|(g, _)| g == arn)
-            {
-                groups.push((arn.to_string(), 1));
-            }
-            ActionConf::Forward(groups)
-        }
-        "redirect" => ActionConf::Redirect {
-            protocol: text("/RedirectConfig/Protocol", "#{protocol}"),
-            host: text("/RedirectConfig/Host", "#{host}"),
-            port: text("/RedirectConfig/Port", "#{port}"),
-            path: text("/RedirectConfig/Path", "/#{path}"),
-            query: text("/RedirectConfig/Query", "#{query}"),
-            status: if text("/RedirectConfig/StatusCode", "HTTP_302") == "HTTP_301" {
-                301
-            } else {
-                302
-            },
-        },
-        "fixed-response" => ActionConf::Fixed {
-            status: text("/FixedResponseConfig/StatusCode", "200")
-                .parse()
-                .ok()?,
-            content_type: a
-                .pointer("/FixedResponseConfig/ContentType")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            body: text("/FixedResponseConfig/MessageBody", ""),
-        },
-        _ => return None,
-    })
-}
-
-fn matcher(m: &str) -> Vec<(u16, u16)> {
-    m.split(',')
-        .filter_map(|part| match part.split_once('-') {
-            Some((a, b)) => Some((a.trim().parse().ok()?, b.trim().parse().ok()?)),
-            None => part.trim().parse().ok().map(|c| (c, c)),
-        })
-        .collect()
-}
+/// Resolves an `instance` target's id to its address.
+pub type InstanceAddress<'a> = &'a (dyn Fn(&str) -> Option<IpAddr> + Send + Sync);
 
 impl Snapshot {
     /// Compiles the control plane's configuration, keeping the live state of targets that are
     /// already known (`previous`).
-    pub fn compile(d: &Desired<'_>, previous: &Snapshot) -> Snapshot {
+    pub fn compile(
+        config: &lb::Config,
+        instance_address: InstanceAddress<'_>,
+        previous: &Snapshot,
+    ) -> Snapshot {
         let mut out = Snapshot::default();
-        for (arn, tg) in d.target_groups {
-            let old = previous.groups.get(arn);
+        for tg in &config.target_groups {
+            let old = previous.groups.get(&tg.arn);
             let targets = tg
                 .targets
                 .iter()
                 .filter_map(|t| {
-                    let ip =
-                        t.id.parse::<IpAddr>()
-                            .ok()
-                            .or_else(|| (d.instance_address)(&t.id))?;
-                    let port = u16::try_from(t.port).ok()?;
+                    let ip = t.ip.or_else(|| instance_address(&t.id))?;
+                    let port = i64::from(t.port);
                     let state = old
-                        .and_then(|g| g.targets.iter().find(|x| x.id == t.id && x.port == t.port))
+                        .and_then(|g| g.targets.iter().find(|x| x.id == t.id && x.port == port))
                         .map(|x| x.state.clone())
                         .unwrap_or_default();
                     Some(TargetConf {
                         id: t.id.clone(),
-                        port: t.port,
-                        addr: SocketAddr::new(ip, port),
-                        draining: t.draining_until.is_some(),
+                        port,
+                        addr: SocketAddr::new(ip, t.port),
+                        draining: t.draining,
                         state,
                     })
                 })
                 .collect();
             let h = &tg.health_check;
-            let algorithm = match tg
-                .attributes
-                .get("load_balancing.algorithm.type")
-                .map(String::as_str)
-            {
-                Some("least_outstanding_requests") => Algorithm::LeastOutstanding,
-                _ => Algorithm::RoundRobin,
-            };
+            let seconds = |n: u32| Duration::from_secs(n.max(1).into());
             out.groups.insert(
-                arn.clone(),
+                tg.arn.clone(),
                 Arc::new(GroupConf {
-                    arn: arn.clone(),
+                    arn: tg.arn.clone(),
                     targets,
-                    algorithm,
-                    sticky: (tg.attributes.get("stickiness.enabled").map(String::as_str)
-                        == Some("true"))
-                    .then(|| {
-                        let secs = tg
-                            .attributes
-                            .get("stickiness.lb_cookie.duration_seconds")
-                            .and_then(|s| s.parse().ok())
-                            .unwrap_or(86_400);
-                        Duration::from_secs(secs)
-                    }),
+                    algorithm: match tg.algorithm {
+                        lb::Algorithm::RoundRobin => Algorithm::RoundRobin,
+                        lb::Algorithm::LeastOutstandingRequests => Algorithm::LeastOutstanding,
+                    },
+                    sticky: tg.stickiness_seconds.map(Duration::from_secs),
                     slow_start: tg
-                        .attributes
-                        .get("slow_start.duration_seconds")
-                        .and_then(|s| s.parse::<u64>().ok())
+                        .slow_start_seconds
                         .filter(|s| *s > 0)
                         .map(Duration::from_secs),
                     health: HealthConf {
                         path: h.path.clone(),
-                        port: h.port.parse().ok(),
-                        interval: Duration::from_secs(h.interval_seconds.max(1) as u64),
-                        timeout: Duration::from_secs(h.timeout_seconds.max(1) as u64),
-                        healthy_threshold: h.healthy_threshold.max(1) as u32,
-                        unhealthy_threshold: h.unhealthy_threshold.max(1) as u32,
-                        matcher: matcher(&h.matcher),
+                        port: h.port,
+                        interval: seconds(h.interval_seconds),
+                        timeout: seconds(h.timeout_seconds),
+                        healthy_threshold: h.healthy_threshold.max(1),
+                        unhealthy_threshold: h.unhealthy_threshold.max(1),
+                        matcher: h.matcher.clone(),
                     },
                     next: AtomicUsize::new(0),
                 }),
             );
         }
-        for l in d.listeners {
-            let Ok(port) = u16::try_from(l.port) else {
-                continue;
-            };
-            let idle = d
-                .load_balancers
-                .iter()
-                .find(|lb| lb.name == l.load_balancer)
-                .and_then(|lb| lb.attributes.get("idle_timeout.timeout_seconds"))
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(60);
-            let mut rules: Vec<&Rule> = d
+        for l in &config.listeners {
+            let rules = l
                 .rules
                 .iter()
-                .filter(|r| r.load_balancer == l.load_balancer && r.listener_id == l.id)
-                .collect();
-            rules.sort_by_key(|r| r.priority.unwrap_or(u32::MAX));
-            let rules = rules
-                .into_iter()
-                .filter_map(|r| {
-                    Some(RuleConf {
-                        conditions: r
-                            .conditions
-                            .iter()
-                            .map(Condition::from_api)
-                            .collect::<Option<Vec<_>>>()?,
-                        action: action_from_api(r.actions.last()?)?,
-                    })
+                .map(|r| RuleConf {
+                    conditions: r.conditions.iter().map(Condition::compile).collect(),
+                    action: r.action.clone(),
                 })
                 .collect();
             out.listeners.insert(
-                port,
+                l.port,
                 ListenerConf {
-                    port,
+                    port: l.port,
                     rules,
-                    idle_timeout: Duration::from_secs(idle),
+                    idle_timeout: Duration::from_secs(l.idle_timeout_seconds),
                 },
             );
         }
@@ -350,7 +225,7 @@ impl Snapshot {
             .values()
             .flat_map(|l| &l.rules)
             .filter_map(|r| match &r.action {
-                ActionConf::Forward(groups) => Some(groups.iter().map(|(arn, _)| arn)),
+                lb::Action::Forward { groups } => Some(groups.iter().map(|g| &g.target_group_arn)),
                 _ => None,
             })
             .flatten()
@@ -458,8 +333,16 @@ impl DataPlane {
     /// Compiles and applies the control plane's configuration: swaps the snapshot, binds new
     /// listener ports, stops removed ones, and starts or stops health checks. Returns the
     /// ports it could not bind.
-    pub async fn apply(self: &Arc<Self>, desired: &Desired<'_>) -> Vec<(u16, String)> {
-        let next = Arc::new(Snapshot::compile(desired, &self.snapshot.load()));
+    pub async fn apply(
+        self: &Arc<Self>,
+        config: &lb::Config,
+        instance_address: InstanceAddress<'_>,
+    ) -> Vec<(u16, String)> {
+        let next = Arc::new(Snapshot::compile(
+            config,
+            instance_address,
+            &self.snapshot.load(),
+        ));
         self.snapshot.store(next.clone());
         let mut failed = Vec::new();
         let wanted: Vec<u16> = next.listeners.keys().copied().collect();

@@ -7,8 +7,9 @@ use crate::routing::{
     location, now_ms, pick_group, pick_target, sticky_target, sticky_value, trace_id,
 };
 use crate::rules::Request;
-use crate::{ActionConf, GroupConf, ListenerConf, Snapshot, TargetConf};
+use crate::{GroupConf, ListenerConf, Snapshot, TargetConf};
 use arc_swap::ArcSwap;
+use berth_node_api::lb;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
@@ -155,7 +156,7 @@ async fn handle(
     };
     match action {
         None => error(StatusCode::SERVICE_UNAVAILABLE),
-        Some(ActionConf::Fixed {
+        Some(lb::Action::FixedResponse {
             status,
             content_type,
             body,
@@ -164,7 +165,7 @@ async fn handle(
             content_type.as_deref(),
             Bytes::copy_from_slice(body.as_bytes()),
         ),
-        Some(ActionConf::Redirect {
+        Some(lb::Action::Redirect {
             protocol,
             host: to_host,
             port: to_port,
@@ -191,7 +192,7 @@ async fn handle(
             }
             res
         }
-        Some(ActionConf::Forward(groups)) => {
+        Some(lb::Action::Forward { groups }) => {
             let Some(group) = pick_group(&snap, groups) else {
                 return error(StatusCode::SERVICE_UNAVAILABLE);
             };

@@ -4,6 +4,7 @@
 
 use crate::rules::Headers;
 use crate::{Algorithm, GroupConf, Health, Snapshot, TargetConf};
+use berth_node_api::lb;
 use http::StatusCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -62,19 +63,19 @@ pub(crate) fn location(
 }
 
 /// A weighted random choice among the action's target groups.
-pub(crate) fn pick_group(snap: &Snapshot, groups: &[(String, u32)]) -> Option<Arc<GroupConf>> {
-    let total: u32 = groups.iter().map(|(_, w)| *w).sum();
+pub(crate) fn pick_group(snap: &Snapshot, groups: &[lb::WeightedGroup]) -> Option<Arc<GroupConf>> {
+    let total: u32 = groups.iter().map(|g| g.weight).sum();
     let chosen = if groups.len() == 1 || total == 0 {
-        &groups.first()?.0
+        &groups.first()?.target_group_arn
     } else {
         let mut roll = rand::random_range(0..total);
-        let mut chosen = &groups[0].0;
-        for (arn, w) in groups {
-            if roll < *w {
-                chosen = arn;
+        let mut chosen = &groups[0].target_group_arn;
+        for g in groups {
+            if roll < g.weight {
+                chosen = &g.target_group_arn;
                 break;
             }
-            roll -= w;
+            roll -= g.weight;
         }
         chosen
     };

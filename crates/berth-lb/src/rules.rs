@@ -1,7 +1,7 @@
 //! Listener rules compiled for the request path, and their matching (spec/elb-…md A.4): pure,
 //! no I/O.
 
-use serde_json::Value;
+use berth_node_api::lb;
 use std::net::IpAddr;
 
 /// One rule condition. Values within a condition are alternatives (OR); a rule's conditions
@@ -173,51 +173,23 @@ impl Condition {
         }
     }
 
-    /// From the API shape (`Field` and its `…Config`, or the legacy `Values`).
-    pub fn from_api(c: &Value) -> Option<Condition> {
-        let strings = |v: Option<&Value>| -> Vec<String> {
-            v.and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        };
-        let values = |config: &str| {
-            let from_config = strings(c.pointer(&format!("/{config}/Values")));
-            if from_config.is_empty() {
-                strings(c.get("Values"))
-            } else {
-                from_config
+    /// From the node protocol's condition (source-ip blocks that do not parse match nothing).
+    pub fn compile(c: &lb::Condition) -> Condition {
+        match c {
+            lb::Condition::HostHeader { values } => Condition::Host(values.clone()),
+            lb::Condition::PathPattern { values } => Condition::Path(values.clone()),
+            lb::Condition::HttpHeader { name, values } => {
+                Condition::Header(name.to_ascii_lowercase(), values.clone())
             }
-        };
-        Some(match c.get("Field").and_then(Value::as_str)? {
-            "host-header" => Condition::Host(values("HostHeaderConfig")),
-            "path-pattern" => Condition::Path(values("PathPatternConfig")),
-            "http-header" => Condition::Header(
-                c.pointer("/HttpHeaderConfig/HttpHeaderName")?
-                    .as_str()?
-                    .to_ascii_lowercase(),
-                values("HttpHeaderConfig"),
-            ),
-            "http-request-method" => Condition::Method(values("HttpRequestMethodConfig")),
-            "query-string" => Condition::Query(
-                c.pointer("/QueryStringConfig/Values")?
-                    .as_array()?
+            lb::Condition::HttpRequestMethod { values } => Condition::Method(values.clone()),
+            lb::Condition::QueryString { values } => Condition::Query(
+                values
                     .iter()
-                    .map(|kv| {
-                        (
-                            kv.get("Key").and_then(Value::as_str).map(str::to_string),
-                            kv.get("Value")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_string(),
-                        )
-                    })
+                    .map(|p| (p.key.clone(), p.value.clone()))
                     .collect(),
             ),
-            "source-ip" => Condition::SourceIp(
-                values("SourceIpConfig")
+            lb::Condition::SourceIp { values } => Condition::SourceIp(
+                values
                     .iter()
                     .filter_map(|cidr| {
                         let (ip, bits) = cidr.split_once('/').unwrap_or((cidr, "128"));
@@ -227,8 +199,7 @@ impl Condition {
                     })
                     .collect(),
             ),
-            _ => return None,
-        })
+        }
     }
 }
 
@@ -295,15 +266,27 @@ mod tests {
         };
         assert!(Condition::Header("x-canary".into(), vec!["yes".into()]).matches(&r));
         assert!(!Condition::Header("x-other".into(), vec!["*".into()]).matches(&r));
-        let api = serde_json::json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/v1/*"]}});
+        let header = lb::Condition::HttpHeader {
+            name: "X-Canary".into(),
+            values: vec!["yes".into()],
+        };
         assert_eq!(
-            Condition::from_api(&api),
-            Some(Condition::Path(vec!["/v1/*".into()]))
+            Condition::compile(&header),
+            Condition::Header("x-canary".into(), vec!["yes".into()])
         );
-        let legacy = serde_json::json!({"Field": "host-header", "Values": ["a.com"]});
+        let blocks = lb::Condition::SourceIp {
+            values: vec!["10.0.0.0/8".into(), "::1".into()],
+        };
         assert_eq!(
-            Condition::from_api(&legacy),
-            Some(Condition::Host(vec!["a.com".into()]))
+            Condition::compile(&blocks),
+            Condition::SourceIp(vec![
+                ("10.0.0.0".parse().unwrap(), 8),
+                ("::1".parse().unwrap(), 128)
+            ])
         );
+        let bad = lb::Condition::SourceIp {
+            values: vec!["not-an-ip/8".into()],
+        };
+        assert_eq!(Condition::compile(&bad), Condition::SourceIp(vec![]));
     }
 }

@@ -1,13 +1,13 @@
 //! The data plane with in-process backends: rule matching, balancing, health transitions,
 //! draining, 502/503/504, the retry on a refused connection, and request smuggling attempts.
 
-use berth_lb::{DataPlane, Desired, Health, HealthSink};
-use berth_types::Timestamp;
-use berth_types::elb::{HealthCheck, Listener, LoadBalancer, Rule, Target, TargetGroup};
+use berth_lb::{DataPlane, Health, HealthSink};
+use berth_node_api::lb::{
+    Action, Algorithm, Condition, Config, HealthCheck, Listener, QueryPair, Rule, Target,
+    TargetGroup, WeightedGroup,
+};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -92,84 +92,53 @@ fn free_port() -> u16 {
 fn target(port: u16, draining: bool) -> Target {
     Target {
         id: "127.0.0.1".into(),
-        port: port as i64,
-        availability_zone: None,
-        registered_at: Timestamp(0),
-        draining_until: draining.then_some(Timestamp(i64::MAX)),
-        health: None,
+        port,
+        ip: Some(LOCAL),
+        draining,
     }
 }
 
-fn sticky(mut g: (String, TargetGroup)) -> (String, TargetGroup) {
-    g.1.attributes
-        .insert("stickiness.enabled".into(), "true".into());
+fn sticky(mut g: TargetGroup) -> TargetGroup {
+    g.stickiness_seconds = Some(86_400);
     g
 }
 
-fn group(name: &str, targets: Vec<Target>) -> (String, TargetGroup) {
-    (
-        format!("arn:tg/{name}"),
-        TargetGroup {
-            name: name.into(),
-            id: "0".into(),
-            protocol: "HTTP".into(),
-            port: 80,
-            protocol_version: "HTTP1".into(),
-            target_type: "ip".into(),
-            vpc_id: None,
-            health_check: HealthCheck {
-                protocol: "HTTP".into(),
-                port: "traffic-port".into(),
-                path: "/health".into(),
-                interval_seconds: 1,
-                timeout_seconds: 1,
-                healthy_threshold: 2,
-                unhealthy_threshold: 2,
-                matcher: "200-299".into(),
-            },
-            attributes: BTreeMap::new(),
-            tags: Vec::new(),
-            targets,
-            created_at: Timestamp(0),
+fn group(name: &str, targets: Vec<Target>) -> TargetGroup {
+    TargetGroup {
+        arn: format!("arn:tg/{name}"),
+        algorithm: Algorithm::RoundRobin,
+        stickiness_seconds: None,
+        slow_start_seconds: None,
+        health_check: HealthCheck {
+            path: "/health".into(),
+            port: None,
+            interval_seconds: 1,
+            timeout_seconds: 1,
+            healthy_threshold: 2,
+            unhealthy_threshold: 2,
+            matcher: vec![(200, 299)],
         },
-    )
-}
-
-fn load_balancer(idle_timeout: &str) -> LoadBalancer {
-    LoadBalancer {
-        name: "lb".into(),
-        id: "0".into(),
-        scheme: "internal".into(),
-        ip_address_type: "ipv4".into(),
-        dns_name: "localhost".into(),
-        subnets: Vec::new(),
-        security_groups: Vec::new(),
-        attributes: [(
-            "idle_timeout.timeout_seconds".to_string(),
-            idle_timeout.to_string(),
-        )]
-        .into_iter()
-        .collect(),
-        tags: Vec::new(),
-        created_at: Timestamp(0),
+        targets,
     }
 }
 
-fn rule(priority: Option<u32>, conditions: Vec<Value>, action: Value) -> Rule {
-    Rule {
-        id: format!("{priority:?}"),
-        load_balancer: "lb".into(),
-        load_balancer_id: "0".into(),
-        listener_id: "l".into(),
-        priority,
-        conditions,
-        actions: vec![action],
-        tags: Vec::new(),
+fn rule(conditions: Vec<Condition>, action: Action) -> Rule {
+    Rule { conditions, action }
+}
+
+fn forward(group: &str) -> Action {
+    Action::Forward {
+        groups: vec![WeightedGroup {
+            target_group_arn: format!("arn:tg/{group}"),
+            weight: 1,
+        }],
     }
 }
 
-fn forward(group: &str) -> Value {
-    json!({"Type": "forward", "TargetGroupArn": format!("arn:tg/{group}")})
+fn path(pattern: &str) -> Condition {
+    Condition::PathPattern {
+        values: vec![pattern.into()],
+    }
 }
 
 type Transitions = Arc<Mutex<Vec<(u16, Health, Option<&'static str>)>>>;
@@ -177,8 +146,8 @@ type Transitions = Arc<Mutex<Vec<(u16, Health, Option<&'static str>)>>>;
 /// A data plane with one listener on a free port running `rules` over `groups`.
 async fn plane(
     rules: Vec<Rule>,
-    groups: Vec<(String, TargetGroup)>,
-    idle_timeout: &str,
+    groups: Vec<TargetGroup>,
+    idle_timeout: u64,
 ) -> (Arc<DataPlane>, u16, Transitions) {
     let seen: Transitions = Arc::default();
     let s = seen.clone();
@@ -187,32 +156,24 @@ async fn plane(
     });
     let plane = DataPlane::new(LOCAL, sink);
     let port = free_port();
-    let listener = Listener {
-        id: "l".into(),
-        load_balancer: "lb".into(),
-        load_balancer_id: "0".into(),
-        protocol: "HTTP".into(),
-        port: port as i64,
-        default_actions: Vec::new(),
-        tags: Vec::new(),
+    let config = Config {
+        version: berth_node_api::VERSION,
+        listeners: vec![Listener {
+            port,
+            rules,
+            idle_timeout_seconds: idle_timeout,
+        }],
+        target_groups: groups,
     };
-    let failed = plane
-        .apply(&Desired {
-            load_balancers: &[load_balancer(idle_timeout)],
-            listeners: &[listener],
-            rules: &rules,
-            target_groups: &groups,
-            instance_address: &|_| None,
-        })
-        .await;
+    let failed = plane.apply(&config, &|_| None).await;
     assert!(failed.is_empty(), "{failed:?}");
     (plane, port, seen)
 }
 
 /// A data plane whose one listener forwards everything to the target on `target_port`.
-async fn one_target(target_port: u16, idle_timeout: &str) -> (Arc<DataPlane>, u16, Transitions) {
+async fn one_target(target_port: u16, idle_timeout: u64) -> (Arc<DataPlane>, u16, Transitions) {
     plane(
-        vec![rule(None, vec![], forward("a"))],
+        vec![rule(vec![], forward("a"))],
         vec![group("a", vec![target(target_port, false)])],
         idle_timeout,
     )
@@ -260,30 +221,40 @@ async fn lb_routes_by_rules_and_balances_round_robin() {
     ];
     let b = backend("b").await;
     let rules = vec![
+        rule(vec![path("/b/*")], forward("b")),
         rule(
-            Some(1),
-            vec![json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/b/*"]}})],
-            forward("b"),
+            vec![Condition::HostHeader {
+                values: vec!["*.fixed.test".into()],
+            }],
+            Action::FixedResponse {
+                status: 418,
+                content_type: Some("text/plain".into()),
+                body: "teapot".into(),
+            },
         ),
         rule(
-            Some(2),
-            vec![json!({"Field": "host-header", "HostHeaderConfig": {"Values": ["*.fixed.test"]}})],
-            json!({"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "418", "ContentType": "text/plain", "MessageBody": "teapot"}}),
+            vec![Condition::QueryString {
+                values: vec![QueryPair {
+                    key: Some("go".into()),
+                    value: "v2".into(),
+                }],
+            }],
+            Action::Redirect {
+                protocol: "#{protocol}".into(),
+                host: "#{host}".into(),
+                port: "#{port}".into(),
+                path: "/v2/#{path}".into(),
+                query: "#{query}".into(),
+                status: 301,
+            },
         ),
-        rule(
-            Some(3),
-            vec![
-                json!({"Field": "query-string", "QueryStringConfig": {"Values": [{"Key": "go", "Value": "v2"}]}}),
-            ],
-            json!({"Type": "redirect", "RedirectConfig": {"Path": "/v2/#{path}", "StatusCode": "HTTP_301"}}),
-        ),
-        rule(None, vec![], forward("a")),
+        rule(vec![], forward("a")),
     ];
     let groups = vec![
         group("a", a.iter().map(|x| target(x.port, false)).collect()),
         group("b", vec![target(b.port, false)]),
     ];
-    let (_plane, port, _) = plane(rules, groups, "60").await;
+    let (_plane, port, _) = plane(rules, groups, 60).await;
     for _ in 0..30 {
         let (status, body) = get(port, "/", "app.test").await;
         assert_eq!(status, 200);
@@ -317,7 +288,7 @@ async fn lb_health_checks_move_targets_and_report_transitions() {
         "a",
         vec![target(good.port, false), target(flaky.port, false)],
     )];
-    let (plane, port, seen) = plane(vec![rule(None, vec![], forward("a"))], groups, "60").await;
+    let (plane, port, seen) = plane(vec![rule(vec![], forward("a"))], groups, 60).await;
     let healthy = |p: u16| {
         let seen = seen.clone();
         move || {
@@ -362,24 +333,24 @@ async fn lb_health_checks_move_targets_and_report_transitions() {
 async fn lb_errors_retry_and_draining() {
     // No target: 503.
     let (_p1, port, _) = plane(
-        vec![rule(None, vec![], forward("a"))],
+        vec![rule(vec![], forward("a"))],
         vec![group("a", vec![])],
-        "60",
+        60,
     )
     .await;
     assert_eq!(get(port, "/", "x").await.0, 503);
     // Only a target that refuses: 502; with a working one too, the refused request is retried.
     let closed = free_port();
-    let (_p2, port, _) = one_target(closed, "60").await;
+    let (_p2, port, _) = one_target(closed, 60).await;
     assert_eq!(get(port, "/", "x").await.0, 502);
     let up = backend("up").await;
     let (_p3, port, _) = plane(
-        vec![rule(None, vec![], forward("a"))],
+        vec![rule(vec![], forward("a"))],
         vec![group(
             "a",
             vec![target(closed, false), target(up.port, false)],
         )],
-        "60",
+        60,
     )
     .await;
     for _ in 0..6 {
@@ -387,18 +358,18 @@ async fn lb_errors_retry_and_draining() {
     }
     // A target silent past the idle timeout: 504.
     let slow = backend("slow").await;
-    let (_p4, port, _) = one_target(slow.port, "1").await;
+    let (_p4, port, _) = one_target(slow.port, 1).await;
     assert_eq!(get(port, "/slow", "x").await.0, 504);
     // A draining target gets no new requests.
     let stay = backend("stay").await;
     let leave = backend("leave").await;
     let (_p5, port, _) = plane(
-        vec![rule(None, vec![], forward("a"))],
+        vec![rule(vec![], forward("a"))],
         vec![group(
             "a",
             vec![target(stay.port, false), target(leave.port, true)],
         )],
-        "60",
+        60,
     )
     .await;
     for _ in 0..6 {
@@ -411,7 +382,7 @@ async fn lb_errors_retry_and_draining() {
 #[tokio::test]
 async fn lb_rejects_smuggling_and_oversized_headers() {
     let up = backend("up").await;
-    let (_p, port, _) = one_target(up.port, "60").await;
+    let (_p, port, _) = one_target(up.port, 60).await;
     let smuggle = raw(
         port,
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -442,17 +413,21 @@ async fn lb_sticky_sessions_weights_trace_ids_and_h2c() {
         backend("a2").await,
     ];
     let b = backend("b").await;
-    let weighted = json!({"Type": "forward", "ForwardConfig": {"TargetGroups": [
-        {"TargetGroupArn": "arn:tg/a", "Weight": 3},
-        {"TargetGroupArn": "arn:tg/b", "Weight": 1},
-    ]}});
+    let weighted = Action::Forward {
+        groups: vec![
+            WeightedGroup {
+                target_group_arn: "arn:tg/a".into(),
+                weight: 3,
+            },
+            WeightedGroup {
+                target_group_arn: "arn:tg/b".into(),
+                weight: 1,
+            },
+        ],
+    };
     let rules = vec![
-        rule(
-            Some(1),
-            vec![json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/sticky"]}})],
-            forward("a"),
-        ),
-        rule(None, vec![], weighted),
+        rule(vec![path("/sticky")], forward("a")),
+        rule(vec![], weighted),
     ];
     let groups = vec![
         sticky(group(
@@ -461,7 +436,7 @@ async fn lb_sticky_sessions_weights_trace_ids_and_h2c() {
         )),
         group("b", vec![target(b.port, false)]),
     ];
-    let (_plane, port, _) = plane(rules, groups, "60").await;
+    let (_plane, port, _) = plane(rules, groups, 60).await;
 
     // The first answer sets AWSALB; with it, every request reaches the same target.
     let first = raw(
@@ -587,18 +562,14 @@ async fn lb_streams_bodies_keeps_connections_and_drops_silent_clients() {
     let up = backend("up").await;
     let (chunked, most_on_one_connection) = chunked_backend().await;
     let rules = vec![
-        rule(
-            Some(1),
-            vec![json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/chunked"]}})],
-            forward("c"),
-        ),
-        rule(None, vec![], forward("a")),
+        rule(vec![path("/chunked")], forward("c")),
+        rule(vec![], forward("a")),
     ];
     let groups = vec![
         group("a", vec![target(up.port, false)]),
         group("c", vec![target(chunked, false)]),
     ];
-    let (plane, port, _) = plane(rules, groups, "1").await;
+    let (plane, port, _) = plane(rules, groups, 1).await;
     let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
 
     // Three requests in one write (pipelined) get three answers, in order.
@@ -705,9 +676,8 @@ async fn lb_slow_start_ramps_a_newly_healthy_target_up() {
     let warm = backend("warm").await;
     let new = backend("new").await;
     let mut g = group("a", vec![target(warm.port, false), target(new.port, false)]);
-    g.1.attributes
-        .insert("slow_start.duration_seconds".into(), "30".into());
-    let (plane, port, seen) = plane(vec![rule(None, vec![], forward("a"))], vec![g], "60").await;
+    g.slow_start_seconds = Some(30);
+    let (plane, port, seen) = plane(vec![rule(vec![], forward("a"))], vec![g], 60).await;
     until("both healthy", || {
         seen.lock()
             .unwrap()
@@ -814,7 +784,7 @@ async fn closing_backend() -> (u16, tokio::sync::mpsc::UnboundedReceiver<usize>)
 #[tokio::test]
 async fn lb_sends_no_body_onto_a_target_connection_closed_meanwhile() {
     let (target_port, mut seen) = closing_backend().await;
-    let (_plane, port, _) = one_target(target_port, "60").await;
+    let (_plane, port, _) = one_target(target_port, 60).await;
     let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
     // The first request leaves a pooled connection the target then closes.
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -890,7 +860,7 @@ async fn upgrade_backend() -> u16 {
 #[tokio::test]
 async fn lb_tunnels_upgraded_connections() {
     let target_port = upgrade_backend().await;
-    let (_plane, port, _) = one_target(target_port, "60").await;
+    let (_plane, port, _) = one_target(target_port, 60).await;
     let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
     // The first frame follows the request at once, before the 101 is back.
     s.write_all(
@@ -921,7 +891,7 @@ async fn lb_tunnels_upgraded_connections() {
 #[tokio::test]
 async fn lb_hands_what_it_does_not_frame_itself_to_the_general_stack() {
     let up = backend("up").await;
-    let (_plane, port, _) = one_target(up.port, "60").await;
+    let (_plane, port, _) = one_target(up.port, 60).await;
     // A chunked upload, after a request on the same connection (handed over mid-connection).
     let mut s = tokio::net::TcpStream::connect((LOCAL, port)).await.unwrap();
     s.write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -1,13 +1,13 @@
 //! ECS resources as the domain sees them (spec/ecs.md §1, §2, §4).
 //!
-//! Where AWS accepts large free-form documents that Berth stores and returns as given
-//! (container definitions, cluster configuration), the domain keeps them as JSON values and
-//! interprets only the fields it needs; the wire crate has already checked them against the
-//! model.
+//! Where AWS accepts documents that Berth stores and returns as given (container definitions,
+//! overrides, cluster configuration, a service's load balancers), the domain keeps them as the
+//! typed shapes of [`crate::shapes::ecs`] — every modeled member — and interprets the ones it
+//! needs.
 
+use crate::shapes::ecs as shapes;
 use crate::{Error, Tag, Timestamp};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use std::fmt;
 
 /// `[A-Za-z0-9_-]{1,255}`: the rule for cluster, family, container and service names.
@@ -85,13 +85,10 @@ pub struct Cluster {
     pub name: ClusterName,
     pub status: ClusterStatus,
     pub settings: Vec<ClusterSetting>,
-    /// `ClusterConfiguration`, stored as given.
-    pub configuration: Option<Value>,
+    pub configuration: Option<shapes::ClusterConfiguration>,
     pub capacity_providers: Vec<String>,
-    /// `CapacityProviderStrategyItem` list, stored as given.
-    pub default_capacity_provider_strategy: Vec<Value>,
-    /// `ClusterServiceConnectDefaults`, stored as given.
-    pub service_connect_defaults: Option<Value>,
+    pub default_capacity_provider_strategy: Vec<shapes::CapacityProviderStrategyItem>,
+    pub service_connect_defaults: Option<shapes::ClusterServiceConnectDefaultsRequest>,
     pub tags: Vec<Tag>,
     pub created_at: Timestamp,
 }
@@ -152,7 +149,7 @@ pub struct TaskDefinition {
     pub status: TaskDefinitionStatus,
     /// Every member of the registration request except `family` and `tags`, as given (task
     /// `cpu`/`memory` normalized to units and MiB, as AWS does).
-    pub spec: Map<String, Value>,
+    pub spec: crate::shapes::ecs::TaskDefinitionSpec,
     /// Attribute names an instance must carry to run this task definition.
     pub requires_attributes: Vec<String>,
     pub compatibilities: Vec<String>,
@@ -239,8 +236,7 @@ pub struct ContainerInstance {
     pub agent_connected: bool,
     pub registered_resources: Vec<InstanceResource>,
     pub attributes: Vec<InstanceAttribute>,
-    /// `versionInfo` as given (agentVersion, agentHash, dockerVersion).
-    pub version_info: Option<Value>,
+    pub version_info: Option<shapes::VersionInfo>,
     pub registered_at: Timestamp,
     pub tags: Vec<Tag>,
     /// Bumped on every change, reported as `version`.
@@ -376,8 +372,8 @@ pub struct TaskContainer {
     pub exit_code: Option<i64>,
     pub reason: Option<String>,
     pub runtime_id: Option<String>,
-    /// `NetworkBinding`s as the agent reported them.
-    pub network_bindings: Vec<Value>,
+    /// The port bindings the agent reported.
+    pub network_bindings: Vec<shapes::NetworkBinding>,
     pub health_status: Option<String>,
     pub cpu: Option<i64>,
     pub memory: Option<i64>,
@@ -396,8 +392,7 @@ pub struct Task {
     pub group: String,
     pub started_by: Option<String>,
     pub launch_type: String,
-    /// `TaskOverride`, stored as given.
-    pub overrides: Option<Value>,
+    pub overrides: Option<shapes::TaskOverride>,
     pub last_status: TaskStatus,
     /// `RUNNING` or `STOPPED`; only ever moves to STOPPED.
     pub desired_stopped: bool,
@@ -461,17 +456,16 @@ pub struct Service {
     /// The PRIMARY deployment's task definition.
     pub family: Family,
     pub revision: u32,
-    /// `placementStrategy` / `placementConstraints` as given.
-    pub placement_strategy: Vec<Value>,
-    pub placement_constraints: Vec<Value>,
+    pub placement_strategy: Vec<shapes::PlacementStrategy>,
+    pub placement_constraints: Vec<shapes::PlacementConstraint>,
     pub minimum_healthy_percent: u32,
     pub maximum_percent: u32,
     pub circuit_breaker_enable: bool,
     pub circuit_breaker_rollback: bool,
     pub health_check_grace_period_seconds: u32,
-    /// `loadBalancers` as given (wired by the load balancer).
-    pub load_balancers: Vec<Value>,
-    pub network_configuration: Option<Value>,
+    /// The target groups its tasks are registered in.
+    pub load_balancers: Vec<shapes::LoadBalancer>,
+    pub network_configuration: Option<shapes::NetworkConfiguration>,
     pub tags: Vec<Tag>,
     /// `propagateTags`: `NONE`, `SERVICE` or `TASK_DEFINITION`.
     pub propagate_tags: String,

@@ -1,11 +1,10 @@
 //! Elastic Load Balancing (application load balancers) domain types (spec/elb-…md Part A).
-//! Actions and rule conditions are kept in the API's shape (`Type`, `TargetGroupArn`,
-//! `ForwardConfig`, `Field`, `PathPatternConfig`, …): the control plane validates them and the
-//! data plane reads them.
+//! Actions and rule conditions are the typed shapes of [`crate::shapes::elb`] (every modeled
+//! member): the control plane validates them and compiles them for the data plane.
 
+use crate::shapes::elb::{Action, RuleCondition};
 use crate::{Tag, Timestamp};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// An application load balancer. Stored under its name.
@@ -81,8 +80,7 @@ pub struct Listener {
     pub load_balancer_id: String,
     pub protocol: String,
     pub port: i64,
-    /// `DefaultActions` as given (API shape).
-    pub default_actions: Vec<Value>,
+    pub default_actions: Vec<Action>,
     pub tags: Vec<Tag>,
 }
 
@@ -95,8 +93,7 @@ pub struct Rule {
     pub load_balancer_id: String,
     pub listener_id: String,
     pub priority: Option<u32>,
-    /// `Conditions` and `Actions` as given (API shape).
-    pub conditions: Vec<Value>,
-    pub actions: Vec<Value>,
+    pub conditions: Vec<RuleCondition>,
+    pub actions: Vec<Action>,
     pub tags: Vec<Tag>,
 }

@@ -8,6 +8,7 @@ pub mod elb;
 mod error;
 mod ids;
 pub mod oci;
+pub mod shapes;
 
 pub use error::{ElbCode, Error};
 pub use ids::{AccountId, ArnRef, Generation, Region, Timestamp};

@@ -1,10 +1,12 @@
-//! The load balancer's data plane as a node: in `berth up` it reads the control plane's ELB
-//! records in-process (rebuilt as soon as one changes); `berth lb` fetches them from a server
-//! (`/lb/v1/config`). Either way the configuration is re-read every second (draining
-//! deadlines) and health transitions are written back so DescribeTargetHealth shows them.
+//! The load balancer's data plane as a node: its configuration is the node protocol's
+//! (`berth-node-api::lb`) document, compiled by the control plane — in-process in `berth up`
+//! (rebuilt as soon as an ELB record changes), fetched from a server by `berth lb`
+//! (`/lb/v1/config`). Either way it is re-read every second (draining deadlines) and health
+//! transitions are reported back so DescribeTargetHealth shows them.
 
-use berth_control::elb::{Elb, ElbConfig};
-use berth_lb::{DataPlane, Desired, Health, HealthSink};
+use berth_control::elb::Elb;
+use berth_lb::{DataPlane, Health, HealthSink};
+use berth_node_api::lb;
 use berth_store::{Kind, Store, Watcher};
 use std::future::Future;
 use std::net::IpAddr;
@@ -14,36 +16,19 @@ use tokio::task::JoinHandle;
 
 /// Where a load balancer node gets its configuration and reports health.
 pub trait Source: Send + Sync + 'static {
-    fn config(&self) -> impl Future<Output = Result<ElbConfig, String>> + Send;
-    fn report(
-        &self,
-        group: String,
-        id: String,
-        port: i64,
-        state: &'static str,
-        reason: Option<&'static str>,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    fn config(&self) -> impl Future<Output = Result<lb::Config, String>> + Send;
+    fn report(&self, r: lb::HealthReport) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// The control plane in this process.
 struct Local(Elb);
 
 impl Source for Local {
-    async fn config(&self) -> Result<ElbConfig, String> {
-        self.0.data_plane_config().map_err(|e| e.to_string())
+    async fn config(&self) -> Result<lb::Config, String> {
+        self.0.node_config().map_err(|e| e.to_string())
     }
-    async fn report(
-        &self,
-        group: String,
-        id: String,
-        port: i64,
-        state: &'static str,
-        reason: Option<&'static str>,
-    ) -> Result<(), String> {
-        self.0
-            .targets_report_health(&group, &id, port, state, reason)
-            .await
-            .map_err(|e| e.to_string())
+    async fn report(&self, r: lb::HealthReport) -> Result<(), String> {
+        self.0.node_health(r).await.map_err(|e| e.to_string())
     }
 }
 
@@ -51,31 +36,18 @@ impl Source for Local {
 pub struct Remote(pub berth_agent::control::Control);
 
 impl Source for Remote {
-    async fn config(&self) -> Result<ElbConfig, String> {
+    async fn config(&self) -> Result<lb::Config, String> {
         let v = self
             .0
-            .node_call(
-                "elasticloadbalancing",
-                "/lb/v1/config",
-                &serde_json::json!({}),
-            )
+            .node_call("elasticloadbalancing", lb::CONFIG, &serde_json::json!({}))
             .await
             .map_err(|e| e.to_string())?;
         serde_json::from_value(v).map_err(|e| e.to_string())
     }
-    async fn report(
-        &self,
-        group: String,
-        id: String,
-        port: i64,
-        state: &'static str,
-        reason: Option<&'static str>,
-    ) -> Result<(), String> {
-        let body = serde_json::json!({
-            "targetGroupArn": group, "id": id, "port": port, "state": state, "reason": reason,
-        });
+    async fn report(&self, r: lb::HealthReport) -> Result<(), String> {
+        let body = serde_json::to_value(r).map_err(|e| e.to_string())?;
         self.0
-            .node_call("elasticloadbalancing", "/lb/v1/health", &body)
+            .node_call("elasticloadbalancing", lb::HEALTH, &body)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -140,14 +112,23 @@ pub async fn run<S: Source>(
 ) {
     let reporter = source.clone();
     let sink: HealthSink = Arc::new(move |group, id, port, health, reason| {
-        let (source, group, id) = (reporter.clone(), group.to_string(), id.to_string());
-        let state = match health {
-            Health::Healthy => "healthy",
-            Health::Unhealthy => "unhealthy",
-            Health::Initial => "initial",
+        let Ok(port) = u16::try_from(port) else {
+            return;
         };
+        let report = lb::HealthReport {
+            target_group_arn: group.to_string(),
+            id: id.to_string(),
+            port,
+            state: match health {
+                Health::Healthy => lb::TargetHealth::Healthy,
+                Health::Unhealthy => lb::TargetHealth::Unhealthy,
+                Health::Initial => lb::TargetHealth::Initial,
+            },
+            reason: reason.map(str::to_string),
+        };
+        let source = reporter.clone();
         tokio::spawn(async move {
-            if let Err(e) = source.report(group, id, port, state, reason).await {
+            if let Err(e) = source.report(report).await {
                 tracing::warn!(error = %e, "recording a target's health failed");
             }
         });
@@ -157,15 +138,7 @@ pub async fn run<S: Source>(
     loop {
         match source.config().await {
             Ok(c) => {
-                let failed = plane
-                    .apply(&Desired {
-                        load_balancers: &c.load_balancers,
-                        listeners: &c.listeners,
-                        rules: &c.rules,
-                        target_groups: &c.target_groups,
-                        instance_address: &|_| Some(instance_ip),
-                    })
-                    .await;
+                let failed = plane.apply(&c, &|_| Some(instance_ip)).await;
                 if failed != unbound {
                     for (port, e) in &failed {
                         tracing::warn!(port, error = %e, "a listener's port cannot be bound");

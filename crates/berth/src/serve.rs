@@ -134,10 +134,17 @@ pub async fn run(
     let blobs = berth_blob::BlobStore::open(&data_dir.blobs())?;
     let paging_key = meta_key(&store, "paging-key").await?;
     let token_key = meta_key(&store, "registry-token-key").await?;
-    // Records from before regions belong to this server's region.
-    let moved = store.assign_home_region(config.region.as_str()).await?;
-    if moved > 0 {
-        tracing::info!(records = moved, region = %config.region, "records of the data directory assigned to the home region");
+    // Older data directories are brought to this build's record format (records from before
+    // regions belong to this server's region).
+    let migrated = berth_control::format::migrate(&store, config.region.as_str()).await?;
+    if migrated.from != migrated.to {
+        tracing::info!(
+            from = migrated.from,
+            to = migrated.to,
+            records_moved = migrated.moved,
+            region = %config.region,
+            "data directory migrated to the current record format"
+        );
     }
     let scope = Scope {
         account: config.account_id.clone(),

@@ -1,6 +1,9 @@
 //! ECS clusters: wire input → domain command, domain view → wire output.
 
 use super::*;
+use berth_types::shapes::ecs::{
+    CapacityProviderStrategyItem, ClusterConfiguration, ClusterServiceConnectDefaultsRequest,
+};
 
 /// `CreateCluster`.
 pub(super) async fn create_cluster(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
@@ -14,12 +17,12 @@ pub(super) async fn create_cluster(cx: &Cx<'_>, v: Value) -> Result<Value, Error
         tags: Vec<WireTag>,
         #[serde(default)]
         settings: Vec<WireSetting>,
-        configuration: Option<Value>,
+        configuration: Option<ClusterConfiguration>,
         #[serde(default)]
         capacity_providers: Vec<String>,
         #[serde(default)]
-        default_capacity_provider_strategy: Vec<Value>,
-        service_connect_defaults: Option<Value>,
+        default_capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+        service_connect_defaults: Option<ClusterServiceConnectDefaultsRequest>,
     }
     let i: In = input(v)?;
     let c = ecs
@@ -100,8 +103,8 @@ pub(super) async fn update_cluster(cx: &Cx<'_>, v: Value) -> Result<Value, Error
     struct In {
         cluster: String,
         settings: Option<Vec<WireSetting>>,
-        configuration: Option<Value>,
-        service_connect_defaults: Option<Value>,
+        configuration: Option<ClusterConfiguration>,
+        service_connect_defaults: Option<ClusterServiceConnectDefaultsRequest>,
     }
     let i: In = input(v)?;
     let c = ecs

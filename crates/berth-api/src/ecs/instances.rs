@@ -1,6 +1,7 @@
 //! ECS instances: wire input → domain command, domain view → wire output.
 
 use super::*;
+use berth_types::shapes::ecs::VersionInfo;
 
 /// `RegisterContainerInstance`.
 pub(super) async fn register_container_instance(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
@@ -14,7 +15,7 @@ pub(super) async fn register_container_instance(cx: &Cx<'_>, v: Value) -> Result
         container_instance_arn: Option<String>,
         #[serde(default)]
         total_resources: Vec<WireResource>,
-        version_info: Option<Value>,
+        version_info: Option<VersionInfo>,
         #[serde(default)]
         attributes: Vec<WireAttribute>,
         #[serde(default)]

@@ -151,10 +151,10 @@ fn cluster_out(state: &Regional, c: &Cluster, parts: ClusterParts) -> Result<Val
     if parts.configuration
         && let Some(conf) = &c.configuration
     {
-        m["configuration"] = conf.clone();
+        m["configuration"] = json!(conf);
     }
     if let Some(d) = &c.service_connect_defaults {
-        m["serviceConnectDefaults"] = d.clone();
+        m["serviceConnectDefaults"] = json!(d);
     }
     if parts.tags {
         m["tags"] = tags_out(&c.tags);
@@ -306,7 +306,7 @@ fn instance_out(
         "registeredAt": i.registered_at.epoch_seconds(),
     });
     if let Some(vi) = &i.version_info {
-        v["versionInfo"] = vi.clone();
+        v["versionInfo"] = json!(vi);
     }
     if with_tags {
         v["tags"] = tags_out(&i.tags);
@@ -386,7 +386,7 @@ fn task_out(state: &Regional, t: &Task, with_tags: bool) -> Value {
         "taskArn": task_arn,
         "clusterArn": ecs.cluster_arn(&t.cluster),
         "taskDefinitionArn": ecs.task_definition_arn(&t.family, t.revision),
-        "overrides": t.overrides.clone().unwrap_or_else(|| json!({"containerOverrides": []})),
+        "overrides": t.overrides.as_ref().map_or_else(|| json!({"containerOverrides": []}), |o| json!(o)),
         "lastStatus": t.last_status.as_str(),
         "desiredStatus": if t.desired_stopped { "STOPPED" } else { "RUNNING" },
         "cpu": t.cpu_spec.clone().unwrap_or_else(|| t.cpu.to_string()),
@@ -456,7 +456,7 @@ fn service_out(state: &Regional, s: &Service, with_tags: bool) -> Value {
                 "rolloutStateReason": d.rollout_state_reason,
             });
             if let Some(n) = &s.network_configuration {
-                v["networkConfiguration"] = n.clone();
+                v["networkConfiguration"] = json!(n);
             }
             v
         })
@@ -502,7 +502,7 @@ fn service_out(state: &Regional, s: &Service, with_tags: bool) -> Value {
         v["healthCheckGracePeriodSeconds"] = s.health_check_grace_period_seconds.into();
     }
     if let Some(n) = &s.network_configuration {
-        v["networkConfiguration"] = n.clone();
+        v["networkConfiguration"] = json!(n);
     }
     if with_tags {
         v["tags"] = tags_out(&s.tags);
@@ -542,7 +542,7 @@ struct WireContainerChange {
     status: Option<String>,
     reason: Option<String>,
     runtime_id: Option<String>,
-    network_bindings: Option<Vec<Value>>,
+    network_bindings: Option<Vec<berth_types::shapes::ecs::NetworkBinding>>,
     /// Not in the AWS model: Berth's agent reports container health here.
     health_status: Option<String>,
     /// Not in the AWS model: Berth's agent reports an awsvpc task's address here.
@@ -564,7 +564,9 @@ fn instance_status(s: &str) -> Result<InstanceStatus, Error> {
 }
 
 fn task_definition_out(state: &Regional, td: &TaskDefinition) -> Value {
-    let mut m = td.spec.clone();
+    let Ok(Value::Object(mut m)) = serde_json::to_value(&td.spec) else {
+        unreachable!("a task definition's spec is a JSON object");
+    };
     let ecs = &state.ecs;
     m.insert(
         "taskDefinitionArn".into(),

@@ -1,6 +1,9 @@
 //! ECS services: wire input → domain command, domain view → wire output.
 
 use super::*;
+use berth_types::shapes::ecs::{
+    LoadBalancer, NetworkConfiguration, PlacementConstraint, PlacementStrategy,
+};
 
 /// `CreateService`.
 pub(super) async fn create_service(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
@@ -16,15 +19,15 @@ pub(super) async fn create_service(cx: &Cx<'_>, v: Value) -> Result<Value, Error
         launch_type: Option<String>,
         scheduling_strategy: Option<String>,
         #[serde(default)]
-        placement_strategy: Vec<Value>,
+        placement_strategy: Vec<PlacementStrategy>,
         #[serde(default)]
-        placement_constraints: Vec<Value>,
+        placement_constraints: Vec<PlacementConstraint>,
         deployment_configuration: Option<WireDeploymentConfiguration>,
         deployment_controller: Option<Value>,
         health_check_grace_period_seconds: Option<i64>,
         #[serde(default)]
-        load_balancers: Vec<Value>,
-        network_configuration: Option<Value>,
+        load_balancers: Vec<LoadBalancer>,
+        network_configuration: Option<NetworkConfiguration>,
         #[serde(default)]
         tags: Vec<WireTag>,
         propagate_tags: Option<String>,
@@ -77,11 +80,11 @@ pub(super) async fn update_service(cx: &Cx<'_>, v: Value) -> Result<Value, Error
         #[serde(default)]
         force_new_deployment: bool,
         deployment_configuration: Option<WireDeploymentConfiguration>,
-        placement_strategy: Option<Vec<Value>>,
-        placement_constraints: Option<Vec<Value>>,
+        placement_strategy: Option<Vec<PlacementStrategy>>,
+        placement_constraints: Option<Vec<PlacementConstraint>>,
         health_check_grace_period_seconds: Option<i64>,
-        load_balancers: Option<Vec<Value>>,
-        network_configuration: Option<Value>,
+        load_balancers: Option<Vec<LoadBalancer>>,
+        network_configuration: Option<NetworkConfiguration>,
         propagate_tags: Option<String>,
         #[serde(rename = "enableECSManagedTags")]
         enable_ecs_managed_tags: Option<bool>,

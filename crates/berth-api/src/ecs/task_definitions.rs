@@ -27,7 +27,7 @@ pub(super) async fn register_task_definition(cx: &Cx<'_>, v: Value) -> Result<Va
             RegisterTaskDefinition {
                 family,
                 tags: tags(wire_tags),
-                spec,
+                spec: input(Value::Object(spec))?,
             },
             body_len,
         )

@@ -1,6 +1,9 @@
 //! ECS tasks: wire input → domain command, domain view → wire output.
 
 use super::*;
+use berth_types::shapes::ecs::{
+    NetworkBinding, PlacementConstraint, PlacementStrategy, TaskOverride,
+};
 
 /// `RunTask` / `StartTask`.
 pub(super) async fn run_task(cx: &Cx<'_>, op: EcsOp, v: Value) -> Result<Value, Error> {
@@ -15,11 +18,11 @@ pub(super) async fn run_task(cx: &Cx<'_>, op: EcsOp, v: Value) -> Result<Value, 
         launch_type: Option<String>,
         group: Option<String>,
         started_by: Option<String>,
-        overrides: Option<Value>,
+        overrides: Option<TaskOverride>,
         #[serde(default)]
-        placement_strategy: Vec<Value>,
+        placement_strategy: Vec<PlacementStrategy>,
         #[serde(default)]
-        placement_constraints: Vec<Value>,
+        placement_constraints: Vec<PlacementConstraint>,
         container_instances: Option<Vec<String>>,
         #[serde(default)]
         tags: Vec<WireTag>,
@@ -172,7 +175,7 @@ pub(super) async fn submit_task_state_change(
         container_name: Option<String>,
         exit_code: Option<i64>,
         runtime_id: Option<String>,
-        network_bindings: Option<Vec<Value>>,
+        network_bindings: Option<Vec<NetworkBinding>>,
     }
     let i: In = input(v)?;
     let cluster = ecs.cluster_name(i.cluster.as_deref())?;

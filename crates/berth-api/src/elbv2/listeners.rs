@@ -1,6 +1,7 @@
 //! ELBv2 listeners: wire input → domain command, domain view → wire output.
 
 use super::*;
+use berth_types::shapes::elb::{Action, RuleCondition};
 
 /// `CreateListener`.
 pub(super) async fn create_listener(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
@@ -13,7 +14,7 @@ pub(super) async fn create_listener(cx: &Cx<'_>, v: Value) -> Result<Value, Erro
         protocol: Option<String>,
         port: Option<i64>,
         #[serde(default)]
-        default_actions: Vec<Value>,
+        default_actions: Vec<Action>,
         #[serde(default)]
         tags: Vec<WireTag>,
     }
@@ -56,7 +57,7 @@ pub(super) async fn modify_listener(cx: &Cx<'_>, v: Value) -> Result<Value, Erro
         listener_arn: String,
         port: Option<i64>,
         protocol: Option<String>,
-        default_actions: Option<Vec<Value>>,
+        default_actions: Option<Vec<Action>>,
     }
     let i: In = input(v)?;
     let l = elb
@@ -81,8 +82,8 @@ pub(super) async fn create_rule(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
     struct In {
         listener_arn: String,
         priority: i64,
-        conditions: Vec<Value>,
-        actions: Vec<Value>,
+        conditions: Vec<RuleCondition>,
+        actions: Vec<Action>,
         #[serde(default)]
         tags: Vec<WireTag>,
     }
@@ -123,8 +124,8 @@ pub(super) async fn modify_rule(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
     #[serde(rename_all = "PascalCase")]
     struct In {
         rule_arn: String,
-        conditions: Option<Vec<Value>>,
-        actions: Option<Vec<Value>>,
+        conditions: Option<Vec<RuleCondition>>,
+        actions: Option<Vec<Action>>,
     }
     let i: In = input(v)?;
     let r = elb

@@ -17,7 +17,6 @@ use berth_store::{Kind, Tx, Watcher};
 use berth_types::Error;
 use berth_types::ecs::{ClusterName, ContainerInstance, InstanceStatus, Task, TaskStatus};
 use serde::Deserialize;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard};
@@ -176,9 +175,7 @@ fn candidate(i: &ContainerInstance, u: Option<&InstanceUsage>) -> Candidate {
         agent_version: i
             .version_info
             .as_ref()
-            .and_then(|v| v.get("agentVersion"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
+            .and_then(|v| v.agent_version.clone()),
         ec2_instance_id: Some(i.ec2_instance_id.clone()),
         registered_at: i.registered_at.0,
         remaining_cpu: resource(i, "CPU") - u.cpu,

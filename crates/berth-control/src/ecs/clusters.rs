@@ -4,8 +4,10 @@ use super::{Ecs, Failure, load, validate_tags};
 use crate::paging::{Page, PageRequest};
 use berth_store::{Kind, ListQuery, Tx};
 use berth_types::ecs::{Cluster, ClusterName, ClusterSetting, ClusterStatus};
+use berth_types::shapes::ecs::{
+    CapacityProviderStrategyItem, ClusterConfiguration, ClusterServiceConnectDefaultsRequest,
+};
 use berth_types::{Error, Generation, Tag, Timestamp};
-use serde_json::Value;
 
 /// `CreateCluster` in domain terms.
 #[derive(Debug, Clone, Default)]
@@ -13,18 +15,18 @@ pub struct CreateCluster {
     pub name: Option<String>,
     pub tags: Vec<Tag>,
     pub settings: Vec<ClusterSetting>,
-    pub configuration: Option<Value>,
+    pub configuration: Option<ClusterConfiguration>,
     pub capacity_providers: Vec<String>,
-    pub default_capacity_provider_strategy: Vec<Value>,
-    pub service_connect_defaults: Option<Value>,
+    pub default_capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    pub service_connect_defaults: Option<ClusterServiceConnectDefaultsRequest>,
 }
 
 /// `UpdateCluster` / `UpdateClusterSettings` in domain terms: `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateCluster {
     pub settings: Option<Vec<ClusterSetting>>,
-    pub configuration: Option<Value>,
-    pub service_connect_defaults: Option<Value>,
+    pub configuration: Option<ClusterConfiguration>,
+    pub service_connect_defaults: Option<ClusterServiceConnectDefaultsRequest>,
 }
 
 /// The derived counters of a cluster. Services arrive with the service work; until then their
@@ -134,10 +136,7 @@ impl Ecs {
             }
         }
         for item in &cmd.default_capacity_provider_strategy {
-            let provider = item
-                .get("capacityProvider")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let provider = item.capacity_provider.as_str();
             if !cmd.capacity_providers.iter().any(|p| p == provider) {
                 return Err(Error::InvalidParameter(format!(
                     "The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider '{provider}' with the cluster and try again."

@@ -12,7 +12,6 @@ use berth_types::ecs::{
     ClusterName, ContainerInstance, InstanceAttribute, InstanceResource, InstanceStatus,
 };
 use berth_types::{Error, Generation, Tag, Timestamp};
-use serde_json::Value;
 
 /// Custom attributes a container instance may carry (built-in `ecs.*` ones do not count).
 pub const MAX_CUSTOM_ATTRIBUTES: usize = 10;
@@ -27,7 +26,7 @@ pub struct RegisterInstance {
     pub ec2_instance_id: Option<String>,
     pub total_resources: Vec<InstanceResource>,
     pub attributes: Vec<InstanceAttribute>,
-    pub version_info: Option<Value>,
+    pub version_info: Option<berth_types::shapes::ecs::VersionInfo>,
     pub tags: Vec<Tag>,
 }
 
@@ -106,9 +105,7 @@ impl Facts for InstanceFacts<'_> {
         self.0
             .version_info
             .as_ref()
-            .and_then(|v| v.get("agentVersion"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
+            .and_then(|v| v.agent_version.clone())
     }
     fn ec2_instance_id(&self) -> Option<String> {
         Some(self.0.ec2_instance_id.clone())

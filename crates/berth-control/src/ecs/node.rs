@@ -15,9 +15,8 @@ use berth_node_api::agent::{
 };
 use berth_store::Kind;
 use berth_types::ecs::{ClusterName, Task, TaskDefinition, TaskStatus};
+use berth_types::shapes::ecs::{self as shapes, ContainerDefinition, ContainerOverride};
 use berth_types::{Error, Timestamp};
-use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 impl Ecs {
@@ -62,7 +61,7 @@ impl Ecs {
             }
             let td =
                 self.task_definition_describe(&format!("{}:{}", task.family, task.revision))?;
-            tasks.push(self.task_spec(&task, &td)?);
+            tasks.push(self.task_spec(&task, &td));
         }
         Ok(Desired {
             version: berth_node_api::VERSION,
@@ -89,58 +88,52 @@ impl Ecs {
     }
 
     /// The task's agent document: its containers as its task definition and overrides make them.
-    fn task_spec(&self, task: &Task, td: &TaskDefinition) -> Result<TaskSpec, Error> {
+    fn task_spec(&self, task: &Task, td: &TaskDefinition) -> TaskSpec {
         let spec = &td.spec;
-        let network_mode = match spec.get("networkMode").and_then(Value::as_str) {
-            None | Some("bridge") => NetworkMode::Bridge,
-            Some("host") => NetworkMode::Host,
-            Some("awsvpc") => NetworkMode::Awsvpc,
-            Some("none") => NetworkMode::None,
-            Some(other) => {
-                return Err(Error::internal(format!("unknown network mode {other}")));
-            }
+        let network_mode = match spec.network_mode {
+            None | Some(shapes::NetworkMode::Bridge) => NetworkMode::Bridge,
+            Some(shapes::NetworkMode::Host) => NetworkMode::Host,
+            Some(shapes::NetworkMode::Awsvpc) => NetworkMode::Awsvpc,
+            Some(shapes::NetworkMode::None) => NetworkMode::None,
         };
         // A task-level memory size (FARGATE-style definitions) bounds containers that set none.
         let task_memory = spec
-            .get("memory")
+            .memory
+            .as_ref()
             .and(task.memory_spec.as_deref())
             .and_then(|m| m.parse::<u32>().ok());
         let overrides = task
             .overrides
             .as_ref()
-            .and_then(|o| o.get("containerOverrides"))
-            .and_then(Value::as_array);
-        let mut containers = Vec::new();
-        for def in array(spec.get("containerDefinitions")) {
-            let Some(def) = def.as_object() else { continue };
-            let name = string(def.get("name")).unwrap_or_default();
-            let o = overrides
-                .into_iter()
-                .flatten()
-                .find(|o| o.get("name").and_then(Value::as_str) == Some(name.as_str()))
-                .and_then(Value::as_object);
-            let known = task.containers.iter().find(|c| c.name == name);
-            containers.push(container_spec(def, o, task_memory, known)?);
-        }
-        let volumes = array(spec.get("volumes"))
+            .and_then(|o| o.container_overrides.as_deref())
+            .unwrap_or_default();
+        let containers = spec
+            .container_definitions
+            .iter()
+            .map(|def| {
+                let name = def.name.as_deref().unwrap_or_default();
+                let o = overrides.iter().find(|o| o.name.as_deref() == Some(name));
+                let known = task.containers.iter().find(|c| c.name == name);
+                container_spec(def, o, task_memory, known)
+            })
+            .collect();
+        let volumes = spec
+            .volumes
+            .iter()
+            .flatten()
             .filter_map(|v| {
-                let name = string(v.get("name"))?;
-                let source = match v.get("host").and_then(|h| h.get("sourcePath")) {
-                    Some(p) => VolumeSource::Host {
-                        source_path: string(Some(p))?,
-                    },
+                let name = v.name.clone()?;
+                let source = match v.host.as_ref().and_then(|h| h.source_path.clone()) {
+                    Some(source_path) => VolumeSource::Host { source_path },
                     None => VolumeSource::Docker {
-                        shared: v
-                            .get("dockerVolumeConfiguration")
-                            .and_then(|d| d.get("scope"))
-                            .and_then(Value::as_str)
-                            == Some("shared"),
+                        shared: v.docker_volume_configuration.as_ref().and_then(|d| d.scope)
+                            == Some(shapes::Scope::Shared),
                     },
                 };
                 Some(Volume { name, source })
             })
             .collect();
-        Ok(TaskSpec {
+        TaskSpec {
             arn: self.task_arn(task),
             cluster_arn: self.cluster_arn(&task.cluster),
             task_definition_arn: self.task_definition_arn(&task.family, task.revision),
@@ -161,7 +154,7 @@ impl Ecs {
             pull_stopped_at: task.pull_stopped_at.map(|t| t.0),
             containers,
             volumes,
-        })
+        }
     }
 }
 
@@ -178,136 +171,94 @@ fn known_status(s: TaskStatus) -> KnownStatus {
     }
 }
 
-fn array(v: Option<&Value>) -> impl Iterator<Item = &Value> {
-    v.and_then(Value::as_array).into_iter().flatten()
-}
-
-fn string(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str).map(str::to_string)
-}
-
-fn strings(v: Option<&Value>) -> Option<Vec<String>> {
-    v.and_then(Value::as_array).map(|a| {
-        a.iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect()
-    })
-}
-
-fn positive(v: Option<&Value>) -> Option<u32> {
-    v.and_then(Value::as_i64)
-        .filter(|n| *n > 0)
-        .and_then(|n| u32::try_from(n).ok())
+fn positive(v: Option<i32>) -> Option<u32> {
+    v.filter(|n| *n > 0).and_then(|n| u32::try_from(n).ok())
 }
 
 /// A container definition with its override (command, environment, cpu, memory) applied.
 fn container_spec(
-    def: &Map<String, Value>,
-    o: Option<&Map<String, Value>>,
+    def: &ContainerDefinition,
+    o: Option<&ContainerOverride>,
     task_memory: Option<u32>,
     known: Option<&berth_types::ecs::TaskContainer>,
-) -> Result<ContainerSpec, Error> {
-    let pick = |field: &str| {
-        o.and_then(|o| o.get(field))
-            .filter(|v| !v.is_null())
-            .or(def.get(field))
-    };
-    let name = string(def.get("name")).unwrap_or_default();
+) -> ContainerSpec {
     let mut environment: Vec<KeyValue> = Vec::new();
-    for list in [def.get("environment"), o.and_then(|o| o.get("environment"))] {
-        for e in array(list) {
-            if let (Some(name), Some(value)) = (string(e.get("name")), string(e.get("value"))) {
+    for list in [&def.environment, &o.and_then(|o| o.environment.clone())] {
+        for e in list.iter().flatten() {
+            if let (Some(name), Some(value)) = (e.name.clone(), e.value.clone()) {
                 environment.retain(|kv| kv.name != name);
                 environment.push(KeyValue { name, value });
             }
         }
     }
-    let port_mappings = array(def.get("portMappings"))
+    let port_mappings = def
+        .port_mappings
+        .iter()
+        .flatten()
         .filter_map(|pm| {
-            let container_port = u16::try_from(pm.get("containerPort")?.as_i64()?).ok()?;
             Some(PortMapping {
-                container_port,
+                container_port: u16::try_from(pm.container_port?).ok()?,
                 host_port: pm
-                    .get("hostPort")
-                    .and_then(Value::as_i64)
+                    .host_port
                     .and_then(|p| u16::try_from(p).ok())
                     .unwrap_or(0),
-                protocol: match pm.get("protocol").and_then(Value::as_str) {
-                    Some("udp") => Protocol::Udp,
+                protocol: match pm.protocol {
+                    Some(shapes::TransportProtocol::Udp) => Protocol::Udp,
                     _ => Protocol::Tcp,
                 },
             })
         })
         .collect();
-    let mount_points = array(def.get("mountPoints"))
+    let mount_points = def
+        .mount_points
+        .iter()
+        .flatten()
         .filter_map(|m| {
             Some(MountPoint {
-                source_volume: string(m.get("sourceVolume"))?,
-                container_path: string(m.get("containerPath"))?,
-                read_only: m.get("readOnly").and_then(Value::as_bool) == Some(true),
+                source_volume: m.source_volume.clone()?,
+                container_path: m.container_path.clone()?,
+                read_only: m.read_only == Some(true),
             })
         })
         .collect();
-    let ulimits = array(def.get("ulimits"))
-        .filter_map(|u| {
-            Some(Ulimit {
-                name: string(u.get("name"))?,
-                soft_limit: u.get("softLimit")?.as_i64()?,
-                hard_limit: u.get("hardLimit")?.as_i64()?,
-            })
+    let ulimits = def
+        .ulimits
+        .iter()
+        .flatten()
+        .map(|u| Ulimit {
+            name: u.name.as_str().to_string(),
+            soft_limit: u.soft_limit.into(),
+            hard_limit: u.hard_limit.into(),
         })
         .collect();
-    let health_check = match def.get("healthCheck") {
-        Some(h) => {
-            let seconds = |field: &str, default: u32| {
-                h.get(field)
-                    .and_then(Value::as_i64)
-                    .and_then(|n| u32::try_from(n).ok())
-                    .unwrap_or(default)
-            };
-            Some(HealthCheck {
-                command: strings(h.get("command")).unwrap_or_default(),
-                interval: seconds("interval", 30),
-                timeout: seconds("timeout", 5),
-                retries: seconds("retries", 3),
-                start_period: seconds("startPeriod", 0),
-            })
+    let health_check = def.health_check.as_ref().map(|h| {
+        let seconds =
+            |v: Option<i32>, default: u32| v.and_then(|n| u32::try_from(n).ok()).unwrap_or(default);
+        HealthCheck {
+            command: h.command.clone(),
+            interval: seconds(h.interval, 30),
+            timeout: seconds(h.timeout, 5),
+            retries: seconds(h.retries, 3),
+            start_period: seconds(h.start_period, 0),
         }
-        None => None,
-    };
-    let mut depends_on = Vec::new();
-    for d in array(def.get("dependsOn")) {
-        let condition = match d.get("condition").and_then(Value::as_str) {
-            None | Some("START") => Condition::Start,
-            Some("COMPLETE") => Condition::Complete,
-            Some("SUCCESS") => Condition::Success,
-            Some("HEALTHY") => Condition::Healthy,
-            Some(other) => {
-                return Err(Error::internal(format!(
-                    "unknown dependency condition {other}"
-                )));
-            }
-        };
-        if let Some(container_name) = string(d.get("containerName")) {
-            depends_on.push(Dependency {
-                container_name,
-                condition,
-            });
-        }
-    }
-    let labels = |v: Option<&Value>| -> BTreeMap<String, String> {
-        v.and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-            .collect()
-    };
-    let log_configuration = def.get("logConfiguration").and_then(|l| {
-        Some(LogConfiguration {
-            log_driver: string(l.get("logDriver"))?,
-            options: labels(l.get("options")),
+    });
+    let depends_on = def
+        .depends_on
+        .iter()
+        .flatten()
+        .map(|d| Dependency {
+            container_name: d.container_name.clone(),
+            condition: match d.condition {
+                shapes::ContainerCondition::Start => Condition::Start,
+                shapes::ContainerCondition::Complete => Condition::Complete,
+                shapes::ContainerCondition::Success => Condition::Success,
+                shapes::ContainerCondition::Healthy => Condition::Healthy,
+            },
         })
+        .collect();
+    let log_configuration = def.log_configuration.as_ref().map(|l| LogConfiguration {
+        log_driver: l.log_driver.as_str().to_string(),
+        options: l.options.clone().unwrap_or_default(),
     });
     let known_health = known
         .and_then(|c| c.health_status.as_deref())
@@ -316,37 +267,35 @@ fn container_spec(
             "UNHEALTHY" => node::HealthStatus::Unhealthy,
             _ => node::HealthStatus::Unknown,
         });
-    Ok(ContainerSpec {
-        image: string(def.get("image")).unwrap_or_default(),
-        essential: def
-            .get("essential")
-            .and_then(Value::as_bool)
-            .unwrap_or(true),
-        command: strings(pick("command")),
-        entry_point: strings(def.get("entryPoint")),
+    ContainerSpec {
+        name: def.name.clone().unwrap_or_default(),
+        image: def.image.clone().unwrap_or_default(),
+        essential: def.essential.unwrap_or(true),
+        command: o
+            .and_then(|o| o.command.clone())
+            .or_else(|| def.command.clone()),
+        entry_point: def.entry_point.clone(),
         environment,
-        working_directory: string(def.get("workingDirectory")),
-        user: string(def.get("user")),
-        cpu: positive(pick("cpu")).unwrap_or(0),
-        memory: positive(pick("memory")).or(task_memory),
-        memory_reservation: positive(pick("memoryReservation")),
+        working_directory: def.working_directory.clone(),
+        user: def.user.clone(),
+        cpu: positive(o.and_then(|o| o.cpu).or(def.cpu)).unwrap_or(0),
+        memory: positive(o.and_then(|o| o.memory).or(def.memory)).or(task_memory),
+        memory_reservation: positive(
+            o.and_then(|o| o.memory_reservation)
+                .or(def.memory_reservation),
+        ),
         port_mappings,
         mount_points,
         ulimits,
         health_check,
-        docker_labels: labels(def.get("dockerLabels")),
-        privileged: def.get("privileged").and_then(Value::as_bool) == Some(true),
-        readonly_root_filesystem: def.get("readonlyRootFilesystem").and_then(Value::as_bool)
-            == Some(true),
-        stop_timeout: def
-            .get("stopTimeout")
-            .and_then(Value::as_i64)
-            .and_then(|n| u32::try_from(n).ok()),
+        docker_labels: def.docker_labels.clone().unwrap_or_default(),
+        privileged: def.privileged == Some(true),
+        readonly_root_filesystem: def.readonly_root_filesystem == Some(true),
+        stop_timeout: def.stop_timeout.and_then(|n| u32::try_from(n).ok()),
         depends_on,
         log_configuration,
         known_health,
-        name,
-    })
+    }
 }
 
 /// A report in the domain's terms.
@@ -373,13 +322,15 @@ fn task_report(r: node::TaskReport) -> TaskReport {
                 network_bindings: Some(
                     c.network_bindings
                         .iter()
-                        .map(|b| {
-                            serde_json::json!({
-                                "bindIP": b.bind_ip,
-                                "containerPort": b.container_port,
-                                "hostPort": b.host_port,
-                                "protocol": b.protocol.as_str(),
-                            })
+                        .map(|b| shapes::NetworkBinding {
+                            bind_ip: Some(b.bind_ip.clone()),
+                            container_port: Some(b.container_port.into()),
+                            host_port: Some(b.host_port.into()),
+                            protocol: Some(match b.protocol {
+                                Protocol::Udp => shapes::TransportProtocol::Udp,
+                                Protocol::Tcp => shapes::TransportProtocol::Tcp,
+                            }),
+                            ..Default::default()
                         })
                         .collect(),
                 ),

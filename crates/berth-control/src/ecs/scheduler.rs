@@ -468,11 +468,7 @@ impl ServiceScheduler {
         let groups = if svc.load_balancers.is_empty() {
             HashMap::new()
         } else {
-            self.elb
-                .data_plane_config()?
-                .target_groups
-                .into_iter()
-                .collect()
+            self.elb.records()?.target_groups.into_iter().collect()
         };
         let ecs = &self.ecs;
         for _ in 0..3 {

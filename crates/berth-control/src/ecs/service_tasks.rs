@@ -46,7 +46,7 @@ pub(super) struct ServiceContainer {
     essential: bool,
     health_status: Option<String>,
     /// `{containerPort, hostPort, …}` as the agent reported them.
-    pub network_bindings: Vec<serde_json::Value>,
+    pub network_bindings: Vec<berth_types::shapes::ecs::NetworkBinding>,
 }
 
 impl ServiceTask {

@@ -11,8 +11,10 @@ use berth_store::{Kind, ListQuery, Tx};
 use berth_types::ecs::{
     ClusterName, Deployment, Service, ServiceEvent, TaskDefinition, TaskDefinitionStatus,
 };
+use berth_types::shapes::ecs::{
+    LoadBalancer, NetworkConfiguration, PlacementConstraint, PlacementStrategy,
+};
 use berth_types::{Error, Generation, Tag, Timestamp};
-use serde_json::Value;
 
 /// Events a service keeps (newest first).
 pub const MAX_EVENTS: usize = 100;
@@ -26,13 +28,13 @@ pub struct CreateService {
     pub desired_count: Option<i64>,
     pub launch_type: Option<String>,
     pub scheduling_strategy: Option<String>,
-    pub placement_strategy: Vec<Value>,
-    pub placement_constraints: Vec<Value>,
+    pub placement_strategy: Vec<PlacementStrategy>,
+    pub placement_constraints: Vec<PlacementConstraint>,
     pub deployment_configuration: Option<DeploymentConfiguration>,
     pub deployment_controller: Option<String>,
     pub health_check_grace_period_seconds: Option<i64>,
-    pub load_balancers: Vec<Value>,
-    pub network_configuration: Option<Value>,
+    pub load_balancers: Vec<LoadBalancer>,
+    pub network_configuration: Option<NetworkConfiguration>,
     pub tags: Vec<Tag>,
     pub propagate_tags: Option<String>,
     pub enable_ecs_managed_tags: bool,
@@ -54,11 +56,11 @@ pub struct UpdateService {
     pub desired_count: Option<i64>,
     pub force_new_deployment: bool,
     pub deployment_configuration: Option<DeploymentConfiguration>,
-    pub placement_strategy: Option<Vec<Value>>,
-    pub placement_constraints: Option<Vec<Value>>,
+    pub placement_strategy: Option<Vec<PlacementStrategy>>,
+    pub placement_constraints: Option<Vec<PlacementConstraint>>,
     pub health_check_grace_period_seconds: Option<i64>,
-    pub load_balancers: Option<Vec<Value>>,
-    pub network_configuration: Option<Value>,
+    pub load_balancers: Option<Vec<LoadBalancer>>,
+    pub network_configuration: Option<NetworkConfiguration>,
     pub propagate_tags: Option<String>,
     pub enable_ecs_managed_tags: Option<bool>,
 }
@@ -189,7 +191,10 @@ fn check_percentages(strategy: &str, min: i64, max: i64) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_placement(strategy: &[Value], constraints: &[Value]) -> Result<(), Error> {
+fn check_placement(
+    strategy: &[PlacementStrategy],
+    constraints: &[PlacementConstraint],
+) -> Result<(), Error> {
     if strategy.len() > 5 {
         return Err(Error::InvalidParameter(
             "At most 5 placement strategies.".into(),
@@ -206,39 +211,30 @@ fn check_placement(strategy: &[Value], constraints: &[Value]) -> Result<(), Erro
 }
 
 /// Each `loadBalancers` entry names a container and a port its definition maps.
-fn check_load_balancers(td: &TaskDefinition, lbs: &[Value]) -> Result<(), Error> {
+fn check_load_balancers(td: &TaskDefinition, lbs: &[LoadBalancer]) -> Result<(), Error> {
     if lbs.len() > 5 {
         return Err(Error::InvalidParameter(
             "A service can have at most 5 target groups.".into(),
         ));
     }
     for lb in lbs {
-        let name = lb
-            .get("containerName")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let port = lb
-            .get("containerPort")
-            .and_then(Value::as_i64)
-            .unwrap_or(-1);
+        let name = lb.container_name.as_deref().unwrap_or("");
+        let port = lb.container_port.unwrap_or(-1);
         let container = td
             .spec
-            .get("containerDefinitions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+            .container_definitions
+            .iter()
+            .find(|c| c.name.as_deref() == Some(name))
             .ok_or_else(|| {
                 Error::InvalidParameter(format!(
                     "The container {name} does not exist in the task definition."
                 ))
             })?;
         let mapped = container
-            .get("portMappings")
-            .and_then(Value::as_array)
-            .into_iter()
+            .port_mappings
+            .iter()
             .flatten()
-            .any(|pm| pm.get("containerPort").and_then(Value::as_i64) == Some(port));
+            .any(|pm| pm.container_port == Some(port));
         if !mapped {
             return Err(Error::InvalidParameter(format!(
                 "The container {name} did not have a container port {port} defined."
@@ -379,8 +375,14 @@ impl Ecs {
         if placement_strategy.is_empty() && !daemon {
             // The default: spread across zones, then across instances.
             placement_strategy = vec![
-                serde_json::json!({"type": "spread", "field": "attribute:ecs.availability-zone"}),
-                serde_json::json!({"type": "spread", "field": "instanceId"}),
+                PlacementStrategy {
+                    r#type: Some(berth_types::shapes::ecs::PlacementStrategyType::Spread),
+                    field: Some("attribute:ecs.availability-zone".into()),
+                },
+                PlacementStrategy {
+                    r#type: Some(berth_types::shapes::ecs::PlacementStrategyType::Spread),
+                    field: Some("instanceId".into()),
+                },
             ];
         }
         let mut service = Service {

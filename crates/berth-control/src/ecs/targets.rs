@@ -7,7 +7,6 @@ use super::service_tasks::ServiceTask;
 use berth_types::Timestamp;
 use berth_types::ecs::{Service, TaskTarget};
 use berth_types::elb::TargetGroup;
-use serde_json::Value;
 use std::collections::HashMap;
 
 /// A task's target in one target group.
@@ -55,9 +54,9 @@ impl<'a> Targets<'a> {
         let mut out = Vec::new();
         for lb in &self.service.load_balancers {
             let (Some(group), Some(container), Some(port)) = (
-                lb.get("targetGroupArn").and_then(Value::as_str),
-                lb.get("containerName").and_then(Value::as_str),
-                lb.get("containerPort").and_then(Value::as_i64),
+                lb.target_group_arn.as_deref(),
+                lb.container_name.as_deref(),
+                lb.container_port.map(i64::from),
             ) else {
                 continue;
             };
@@ -72,8 +71,8 @@ impl<'a> Targets<'a> {
                     .iter()
                     .filter(|c| c.name == container)
                     .flat_map(|c| &c.network_bindings)
-                    .find(|b| b.get("containerPort").and_then(Value::as_i64) == Some(port))
-                    .and_then(|b| b.get("hostPort").and_then(Value::as_i64));
+                    .find(|b| b.container_port.map(i64::from) == Some(port))
+                    .and_then(|b| b.host_port.map(i64::from));
                 let node = t
                     .container_instance
                     .as_ref()

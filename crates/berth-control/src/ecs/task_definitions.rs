@@ -11,9 +11,11 @@ use super::{Ecs, Failure, load, save, validate_tags};
 use crate::paging::{Page, PageRequest};
 use berth_store::{Kind, ListQuery, Tx};
 use berth_types::ecs::{Family, TaskDefinition, TaskDefinitionStatus};
+use berth_types::shapes::ecs::{
+    Compatibility, ContainerDefinition, LogDriver, NetworkMode, TaskDefinitionSpec,
+};
 use berth_types::{Error, Generation, Principal, Tag, Timestamp};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use std::collections::HashSet;
 
 /// Largest registration body AWS accepts.
@@ -26,7 +28,7 @@ const MAX_CONTAINERS: usize = 10;
 pub struct RegisterTaskDefinition {
     pub family: String,
     pub tags: Vec<Tag>,
-    pub spec: Map<String, Value>,
+    pub spec: TaskDefinitionSpec,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -128,32 +130,17 @@ fn fargate_pair_ok(cpu: u64, memory: u64) -> bool {
     }
 }
 
-fn int(v: Option<&Value>) -> Option<i64> {
-    v.and_then(Value::as_i64)
-}
-
 /// Checks the rules AWS applies beyond the model and fills in the normalized task cpu/memory.
-fn check_spec(spec: &mut Map<String, Value>) -> Result<(), Error> {
-    for field in ["cpu", "memory"] {
-        if let Some(Value::String(s)) = spec.get(field) {
-            let normalized = normalize_units(s, field)?;
-            spec.insert(field.into(), Value::String(normalized));
-        }
+fn check_spec(spec: &mut TaskDefinitionSpec) -> Result<(), Error> {
+    if let Some(cpu) = &spec.cpu {
+        spec.cpu = Some(normalize_units(cpu, "cpu")?);
     }
-    let task_memory = spec
-        .get("memory")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse::<u64>().ok());
-    let network_mode = spec
-        .get("networkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("bridge")
-        .to_string();
-    let containers = spec
-        .get("containerDefinitions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    if let Some(memory) = &spec.memory {
+        spec.memory = Some(normalize_units(memory, "memory")?);
+    }
+    let task_memory = spec.memory.as_deref().and_then(|s| s.parse::<u64>().ok());
+    let network_mode = spec.network_mode.unwrap_or(NetworkMode::Bridge);
+    let containers = &spec.container_definitions;
     if containers.is_empty() {
         return Err(client("Container list cannot be empty."));
     }
@@ -165,88 +152,21 @@ fn check_spec(spec: &mut Map<String, Value>) -> Result<(), Error> {
     let mut names = HashSet::new();
     let mut any_essential = false;
     let mut container_memory = 0u64;
-    for c in &containers {
-        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
-        if name.is_empty() {
-            return Err(client("Container.name should not be null or empty."));
-        }
-        if !berth_types::ecs::is_ecs_name(name) {
-            return Err(client(format!(
-                "Container name '{name}' is invalid: up to 255 letters, numbers, hyphens and underscores are allowed."
-            )));
-        }
-        if !names.insert(name.to_string()) {
-            return Err(client(format!(
-                "Duplicate container name '{name}': container names must be unique within a task definition."
-            )));
-        }
-        if c.get("image")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            return Err(client("Container.image should not be null or empty."));
-        }
-        any_essential |= c.get("essential").and_then(Value::as_bool).unwrap_or(true);
-        let memory = int(c.get("memory")).filter(|m| *m > 0);
-        let reservation = int(c.get("memoryReservation")).filter(|m| *m > 0);
-        if task_memory.is_none() && memory.is_none() && reservation.is_none() {
-            return Err(client(format!(
-                "Invalid setting for container '{name}'. At least one of 'memory' or 'memoryReservation' must be specified."
-            )));
-        }
-        if let (Some(m), Some(r)) = (memory, reservation)
-            && m < r
-        {
-            return Err(client(format!(
-                "Invalid setting for container '{name}'. 'memory' must be greater than or equal to 'memoryReservation'."
-            )));
-        }
-        if let Some(m) = memory.or(reservation)
-            && m < 6
-        {
-            return Err(client(format!(
-                "Invalid 'memory' setting for container '{name}'. The minimum is 6 MiB."
-            )));
-        }
+    for c in containers {
+        let name = c.name.as_deref().unwrap_or("");
+        check_container(c, name, &mut names, task_memory.is_some(), network_mode)?;
+        any_essential |= c.essential.unwrap_or(true);
+        let memory = c.memory.filter(|m| *m > 0);
+        let reservation = c.memory_reservation.filter(|m| *m > 0);
         container_memory += memory.or(reservation).unwrap_or(0) as u64;
-        for pm in c
-            .get("portMappings")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let cp = int(pm.get("containerPort"));
-            let hp = int(pm.get("hostPort")).filter(|h| *h != 0);
-            match network_mode.as_str() {
-                "host" | "awsvpc" if hp.is_some() && hp != cp => {
-                    return Err(client(format!(
-                        "When networkMode={network_mode}, the host ports and container ports in port mappings must match."
-                    )));
-                }
-                "none" => {
-                    return Err(client(
-                        "Port mappings are not allowed when networkMode=none.",
-                    ));
-                }
-                _ => {}
-            }
-        }
     }
-    for c in &containers {
-        for dep in c
-            .get("dependsOn")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let target = dep
-                .get("containerName")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if !names.contains(target) {
+    for c in containers {
+        for dep in c.depends_on.iter().flatten() {
+            if !names.contains(dep.container_name.as_str()) {
                 return Err(client(format!(
-                    "Container '{}' depends on container '{target}', which is not in the task definition.",
-                    c.get("name").and_then(Value::as_str).unwrap_or("")
+                    "Container '{}' depends on container '{}', which is not in the task definition.",
+                    c.name.as_deref().unwrap_or(""),
+                    dep.container_name
                 )));
             }
         }
@@ -261,15 +181,9 @@ fn check_spec(spec: &mut Map<String, Value>) -> Result<(), Error> {
             "The sum of the containers' memory ({container_memory} MiB) exceeds the task memory ({tm} MiB)."
         )));
     }
-    let requires: Vec<&str> = spec
-        .get("requiresCompatibilities")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if requires.contains(&"FARGATE") {
-        if network_mode != "awsvpc" {
+    let requires = spec.requires_compatibilities.as_deref().unwrap_or_default();
+    if requires.contains(&Compatibility::Fargate) {
+        if network_mode != NetworkMode::Awsvpc {
             return Err(client("Fargate only supports network mode 'awsvpc'."));
         }
         let (cpu, mem) = fargate_size(spec)
@@ -280,7 +194,7 @@ fn check_spec(spec: &mut Map<String, Value>) -> Result<(), Error> {
             )));
         }
     }
-    if requires.contains(&"EXTERNAL") && network_mode == "awsvpc" {
+    if requires.contains(&Compatibility::External) && network_mode == NetworkMode::Awsvpc {
         return Err(client(
             "Task definitions for EXTERNAL do not support network mode 'awsvpc'.",
         ));
@@ -288,120 +202,148 @@ fn check_spec(spec: &mut Map<String, Value>) -> Result<(), Error> {
     Ok(())
 }
 
-fn fargate_size(spec: &Map<String, Value>) -> Option<(u64, u64)> {
-    let get = |f: &str| {
-        spec.get(f)
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<u64>().ok())
-    };
-    Some((get("cpu")?, get("memory")?))
+/// One container's rules: a unique valid name, an image, memory that adds up, port mappings
+/// the network mode allows.
+fn check_container<'a>(
+    c: &'a ContainerDefinition,
+    name: &'a str,
+    names: &mut HashSet<&'a str>,
+    task_memory: bool,
+    network_mode: NetworkMode,
+) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(client("Container.name should not be null or empty."));
+    }
+    if !berth_types::ecs::is_ecs_name(name) {
+        return Err(client(format!(
+            "Container name '{name}' is invalid: up to 255 letters, numbers, hyphens and underscores are allowed."
+        )));
+    }
+    if !names.insert(name) {
+        return Err(client(format!(
+            "Duplicate container name '{name}': container names must be unique within a task definition."
+        )));
+    }
+    if c.image.as_deref().is_none_or(str::is_empty) {
+        return Err(client("Container.image should not be null or empty."));
+    }
+    let memory = c.memory.filter(|m| *m > 0);
+    let reservation = c.memory_reservation.filter(|m| *m > 0);
+    if !task_memory && memory.is_none() && reservation.is_none() {
+        return Err(client(format!(
+            "Invalid setting for container '{name}'. At least one of 'memory' or 'memoryReservation' must be specified."
+        )));
+    }
+    if let (Some(m), Some(r)) = (memory, reservation)
+        && m < r
+    {
+        return Err(client(format!(
+            "Invalid setting for container '{name}'. 'memory' must be greater than or equal to 'memoryReservation'."
+        )));
+    }
+    if let Some(m) = memory.or(reservation)
+        && m < 6
+    {
+        return Err(client(format!(
+            "Invalid 'memory' setting for container '{name}'. The minimum is 6 MiB."
+        )));
+    }
+    for pm in c.port_mappings.iter().flatten() {
+        let hp = pm.host_port.filter(|h| *h != 0);
+        match network_mode {
+            NetworkMode::Host | NetworkMode::Awsvpc if hp.is_some() && hp != pm.container_port => {
+                return Err(client(format!(
+                    "When networkMode={}, the host ports and container ports in port mappings must match.",
+                    network_mode.as_str()
+                )));
+            }
+            NetworkMode::None => {
+                return Err(client(
+                    "Port mappings are not allowed when networkMode=none.",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn fargate_size(spec: &TaskDefinitionSpec) -> Option<(u64, u64)> {
+    let get = |f: &Option<String>| f.as_deref().and_then(|s| s.parse::<u64>().ok());
+    Some((get(&spec.cpu)?, get(&spec.memory)?))
 }
 
 /// The launch types this task definition can run on.
-fn compatibilities(spec: &Map<String, Value>) -> Vec<String> {
-    let network_mode = spec
-        .get("networkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("bridge");
+fn compatibilities(spec: &TaskDefinitionSpec) -> Vec<String> {
+    let awsvpc = spec.network_mode == Some(NetworkMode::Awsvpc);
     let mut out = vec!["EC2".to_string()];
-    if network_mode != "awsvpc" {
+    if !awsvpc {
         out.push("EXTERNAL".into());
     }
     let privileged = spec
-        .get("containerDefinitions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|c| c.get("privileged").and_then(Value::as_bool) == Some(true));
-    if network_mode == "awsvpc"
-        && !privileged
-        && fargate_size(spec).is_some_and(|(c, m)| fargate_pair_ok(c, m))
-    {
+        .container_definitions
+        .iter()
+        .any(|c| c.privileged == Some(true));
+    if awsvpc && !privileged && fargate_size(spec).is_some_and(|(c, m)| fargate_pair_ok(c, m)) {
         out.push("FARGATE".into());
     }
     out
 }
 
 /// The instance attributes the task definition needs, as the ECS agent names them.
-fn requires_attributes(spec: &Map<String, Value>) -> Vec<String> {
+fn requires_attributes(spec: &TaskDefinitionSpec) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut add = |s: String| {
-        if !out.contains(&s) {
-            out.push(s);
+    let mut add = |s: &str| {
+        if !out.iter().any(|x| x == s) {
+            out.push(s.to_string());
         }
     };
-    if spec.contains_key("networkMode") {
-        add("com.amazonaws.ecs.capability.docker-remote-api.1.18".into());
+    if spec.network_mode.is_some() {
+        add("com.amazonaws.ecs.capability.docker-remote-api.1.18");
     }
-    if spec.get("networkMode").and_then(Value::as_str) == Some("awsvpc") {
-        add("ecs.capability.task-eni".into());
+    if spec.network_mode == Some(NetworkMode::Awsvpc) {
+        add("ecs.capability.task-eni");
     }
-    if spec.contains_key("taskRoleArn") {
-        add("com.amazonaws.ecs.capability.task-iam-role".into());
+    if spec.task_role_arn.is_some() {
+        add("com.amazonaws.ecs.capability.task-iam-role");
     }
-    let execution_role = spec.contains_key("executionRoleArn");
-    for c in spec
-        .get("containerDefinitions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(driver) = c
-            .get("logConfiguration")
-            .and_then(|l| l.get("logDriver"))
-            .and_then(Value::as_str)
-        {
-            add(format!(
+    let execution_role = spec.execution_role_arn.is_some();
+    for c in &spec.container_definitions {
+        if let Some(l) = &c.log_configuration {
+            let driver = l.log_driver.as_str();
+            add(&format!(
                 "com.amazonaws.ecs.capability.logging-driver.{driver}"
             ));
-            if driver == "awslogs" && execution_role {
-                add("ecs.capability.execution-role-awslogs".into());
+            if l.log_driver == LogDriver::Awslogs && execution_role {
+                add("ecs.capability.execution-role-awslogs");
             }
         }
-        if c.get("healthCheck").is_some() {
-            add("ecs.capability.container-health-check".into());
+        if c.health_check.is_some() {
+            add("ecs.capability.container-health-check");
         }
-        if c.get("dependsOn")
-            .and_then(Value::as_array)
-            .is_some_and(|d| !d.is_empty())
-        {
-            add("ecs.capability.container-ordering".into());
+        if c.depends_on.as_ref().is_some_and(|d| !d.is_empty()) {
+            add("ecs.capability.container-ordering");
         }
-        if c.get("memoryReservation").is_some() {
-            add("com.amazonaws.ecs.capability.docker-remote-api.1.21".into());
+        if c.memory_reservation.is_some() {
+            add("com.amazonaws.ecs.capability.docker-remote-api.1.21");
         }
-        if c.get("dockerLabels").is_some() {
-            add("com.amazonaws.ecs.capability.docker-remote-api.1.18".into());
+        if c.docker_labels.is_some() {
+            add("com.amazonaws.ecs.capability.docker-remote-api.1.18");
         }
-        if c.get("image")
-            .and_then(Value::as_str)
-            .is_some_and(|i| i.contains(".dkr.ecr."))
-        {
-            add("com.amazonaws.ecs.capability.ecr-auth".into());
+        if c.image.as_deref().is_some_and(|i| i.contains(".dkr.ecr.")) {
+            add("com.amazonaws.ecs.capability.ecr-auth");
             if execution_role {
-                add("ecs.capability.execution-role-ecr-pull".into());
+                add("ecs.capability.execution-role-ecr-pull");
             }
         }
-        if c.get("repositoryCredentials").is_some() {
-            add(
-                "com.amazonaws.ecs.capability.private-registry-authentication.secretsmanager"
-                    .into(),
-            );
+        if c.repository_credentials.is_some() {
+            add("com.amazonaws.ecs.capability.private-registry-authentication.secretsmanager");
         }
-        for secret in c
-            .get("secrets")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let from = secret
-                .get("valueFrom")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if from.contains(":secretsmanager:") {
-                add("ecs.capability.secrets.asm.environment-variables".into());
+        for secret in c.secrets.iter().flatten() {
+            if secret.value_from.contains(":secretsmanager:") {
+                add("ecs.capability.secrets.asm.environment-variables");
             } else {
-                add("ecs.capability.secrets.ssm.environment-variables".into());
+                add("ecs.capability.secrets.ssm.environment-variables");
             }
         }
     }
@@ -730,8 +672,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn spec(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn spec(v: serde_json::Value) -> TaskDefinitionSpec {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]

@@ -16,8 +16,10 @@ use berth_types::ecs::{
     ClusterName, ContainerInstance, Task, TaskContainer, TaskDefinition, TaskDefinitionStatus,
     TaskStatus, TaskTarget,
 };
+use berth_types::shapes::ecs::{
+    ContainerOverride, NetworkBinding, NetworkMode, TaskOverride, TransportProtocol,
+};
 use berth_types::{Error, Tag, Timestamp};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Plans a RunTask makes before giving up on concurrent changes invalidating them.
@@ -35,7 +37,7 @@ pub struct RunTask {
     pub launch_type: Option<String>,
     pub group: Option<String>,
     pub started_by: Option<String>,
-    pub overrides: Option<Value>,
+    pub overrides: Option<TaskOverride>,
     pub strategies: Vec<Strategy>,
     pub constraints: Vec<Constraint>,
     /// StartTask: the instances to use (no placement).
@@ -69,7 +71,7 @@ pub struct ContainerReport {
     pub exit_code: Option<i64>,
     pub reason: Option<String>,
     pub runtime_id: Option<String>,
-    pub network_bindings: Option<Vec<Value>>,
+    pub network_bindings: Option<Vec<NetworkBinding>>,
     /// `HEALTHY`, `UNHEALTHY` or `UNKNOWN` (Berth's agent adds it to its reports).
     pub health_status: Option<String>,
     /// awsvpc: the task's address (Berth's agent adds it to its reports).
@@ -96,18 +98,17 @@ fn random_hex() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-fn int(v: Option<&Value>) -> Option<i64> {
-    v.and_then(Value::as_i64).filter(|n| *n > 0)
-}
-
 /// The override of container `name`, if any.
-fn container_override<'a>(overrides: &'a Option<Value>, name: &str) -> Option<&'a Value> {
+fn container_override<'a>(
+    overrides: &'a Option<TaskOverride>,
+    name: &str,
+) -> Option<&'a ContainerOverride> {
     overrides
         .as_ref()?
-        .get("containerOverrides")?
-        .as_array()?
+        .container_overrides
+        .as_ref()?
         .iter()
-        .find(|o| o.get("name").and_then(Value::as_str) == Some(name))
+        .find(|o| o.name.as_deref() == Some(name))
 }
 
 /// What a task of a task definition is: what it reserves, its containers, and the task-level
@@ -120,73 +121,51 @@ struct Shaped {
 }
 
 /// What a task of `td` (with `overrides`) reserves, and its containers.
-fn shape(td: &TaskDefinition, overrides: &Option<Value>) -> Result<Shaped, Error> {
-    let containers = td
-        .spec
-        .get("containerDefinitions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if let Some(list) = overrides
+fn shape(td: &TaskDefinition, overrides: &Option<TaskOverride>) -> Result<Shaped, Error> {
+    let containers = &td.spec.container_definitions;
+    let given = overrides
         .as_ref()
-        .and_then(|o| o.get("containerOverrides"))
-        .and_then(Value::as_array)
-    {
-        for o in list {
-            let name = o.get("name").and_then(Value::as_str).unwrap_or("");
-            if !containers
-                .iter()
-                .any(|c| c.get("name").and_then(Value::as_str) == Some(name))
-            {
-                return Err(Error::InvalidParameter(format!(
-                    "Override for container named {name} is not a container in the TaskDefinition."
-                )));
-            }
+        .and_then(|o| o.container_overrides.as_ref());
+    for o in given.into_iter().flatten() {
+        let name = o.name.as_deref().unwrap_or("");
+        if !containers.iter().any(|c| c.name.as_deref() == Some(name)) {
+            return Err(Error::InvalidParameter(format!(
+                "Override for container named {name} is not a container in the TaskDefinition."
+            )));
         }
     }
-    let network_mode = td
-        .spec
-        .get("networkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("bridge");
-    let task_level = |field: &str| -> Option<String> {
-        overrides
-            .as_ref()
-            .and_then(|o| o.get(field))
-            .and_then(Value::as_str)
-            .or_else(|| td.spec.get(field).and_then(Value::as_str))
-            .map(str::to_string)
-    };
-    let (cpu_spec, memory_spec) = (task_level("cpu"), task_level("memory"));
+    let network_mode = td.spec.network_mode.unwrap_or(NetworkMode::Bridge);
+    let cpu_spec = overrides
+        .as_ref()
+        .and_then(|o| o.cpu.clone())
+        .or_else(|| td.spec.cpu.clone());
+    let memory_spec = overrides
+        .as_ref()
+        .and_then(|o| o.memory.clone())
+        .or_else(|| td.spec.memory.clone());
+    let positive = |v: Option<i32>| v.filter(|n| *n > 0).map(i64::from);
     let mut out = Vec::new();
     let (mut cpu, mut memory) = (0i64, 0i64);
     let (mut tcp, mut udp) = (Vec::new(), Vec::new());
-    for c in &containers {
-        let name = c
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+    for c in containers {
+        let name = c.name.clone().unwrap_or_default();
         let o = container_override(overrides, &name);
-        let pick = |field: &str| int(o.and_then(|o| o.get(field))).or_else(|| int(c.get(field)));
-        let (ccpu, cmem, cres) = (pick("cpu"), pick("memory"), pick("memoryReservation"));
+        let ccpu = positive(o.and_then(|o| o.cpu)).or(positive(c.cpu));
+        let cmem = positive(o.and_then(|o| o.memory)).or(positive(c.memory));
+        let cres =
+            positive(o.and_then(|o| o.memory_reservation)).or(positive(c.memory_reservation));
         cpu += ccpu.unwrap_or(0);
         memory += cres.or(cmem).unwrap_or(0);
-        if network_mode != "awsvpc" && network_mode != "none" {
-            for pm in c
-                .get("portMappings")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let host = int(pm.get("hostPort")).or(if network_mode == "host" {
-                    int(pm.get("containerPort"))
+        if network_mode != NetworkMode::Awsvpc && network_mode != NetworkMode::None {
+            for pm in c.port_mappings.iter().flatten() {
+                let host = positive(pm.host_port).or(if network_mode == NetworkMode::Host {
+                    positive(pm.container_port)
                 } else {
                     None
                 });
                 if let Some(p) = host.and_then(|p| u16::try_from(p).ok()) {
-                    match pm.get("protocol").and_then(Value::as_str) {
-                        Some("udp") => udp.push(p),
+                    match pm.protocol {
+                        Some(TransportProtocol::Udp) => udp.push(p),
                         _ => tcp.push(p),
                     }
                 }
@@ -194,19 +173,15 @@ fn shape(td: &TaskDefinition, overrides: &Option<Value>) -> Result<Shaped, Error
         }
         out.push(TaskContainer {
             name,
-            image: c
-                .get("image")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+            image: c.image.clone().unwrap_or_default(),
             uuid: uuid::Uuid::new_v4().to_string(),
             last_status: "PENDING".into(),
-            essential: c.get("essential").and_then(Value::as_bool).unwrap_or(true),
+            essential: c.essential.unwrap_or(true),
             exit_code: None,
             reason: None,
             runtime_id: None,
             network_bindings: Vec::new(),
-            health_status: c.get("healthCheck").map(|_| "UNKNOWN".to_string()),
+            health_status: c.health_check.as_ref().map(|_| "UNKNOWN".to_string()),
             cpu: ccpu,
             memory: cmem,
             memory_reservation: cres,
@@ -352,14 +327,8 @@ impl Ecs {
             ));
         }
         let mut constraints = cmd.constraints.clone();
-        for c in td
-            .spec
-            .get("placementConstraints")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(expr) = c.get("expression").and_then(Value::as_str) {
+        for c in td.spec.placement_constraints.iter().flatten() {
+            if let Some(expr) = &c.expression {
                 let e = placement::query::parse(expr).map_err(|e| {
                     Error::InvalidParameter(format!("Invalid placement constraint expression: {e}"))
                 })?;

@@ -3,8 +3,8 @@
 use super::{Elb, all, check_tags, load, random_id, save};
 use berth_store::{Kind, Read};
 use berth_types::elb::{Listener, LoadBalancer, Rule};
+use berth_types::shapes::elb::{Action, ActionTypeEnum, RuleCondition};
 use berth_types::{ElbCode, Error, Generation, Tag};
-use serde_json::Value;
 
 /// Listeners per load balancer, rules per load balancer (not counting default rules), target
 /// groups per forward action.
@@ -18,7 +18,7 @@ pub struct CreateListener {
     pub load_balancer: String,
     pub protocol: Option<String>,
     pub port: Option<i64>,
-    pub default_actions: Vec<Value>,
+    pub default_actions: Vec<Action>,
     pub tags: Vec<Tag>,
 }
 
@@ -27,25 +27,20 @@ pub struct CreateListener {
 pub struct CreateRule {
     pub listener: String,
     pub priority: i64,
-    pub conditions: Vec<Value>,
-    pub actions: Vec<Value>,
+    pub conditions: Vec<RuleCondition>,
+    pub actions: Vec<Action>,
     pub tags: Vec<Tag>,
 }
 
 /// The target group ARNs an action forwards to.
-fn forwards_to(action: &Value) -> Vec<&str> {
-    let mut out: Vec<&str> = action
-        .get("TargetGroupArn")
-        .and_then(Value::as_str)
-        .into_iter()
-        .collect();
+fn forwards_to(action: &Action) -> Vec<&str> {
+    let mut out: Vec<&str> = action.target_group_arn.as_deref().into_iter().collect();
     out.extend(
         action
-            .pointer("/ForwardConfig/TargetGroups")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|g| g.get("TargetGroupArn").and_then(Value::as_str)),
+            .forward_config
+            .iter()
+            .flat_map(|f| f.target_groups.iter().flatten())
+            .filter_map(|g| g.target_group_arn.as_deref()),
     );
     out
 }
@@ -67,36 +62,52 @@ fn invalid_action(message: impl Into<String>) -> Error {
 }
 
 /// Conditions: known fields, values present, at most 5 values in all.
-fn check_conditions(conditions: &[Value]) -> Result<(), Error> {
+fn check_conditions(conditions: &[RuleCondition]) -> Result<(), Error> {
     let mut values = 0;
     for c in conditions {
-        let field = c.get("Field").and_then(Value::as_str).unwrap_or("");
+        let field = c.field.as_deref().unwrap_or("");
         let config = match field {
-            "host-header" => "HostHeaderConfig",
-            "path-pattern" => "PathPatternConfig",
-            "http-header" => "HttpHeaderConfig",
-            "http-request-method" => "HttpRequestMethodConfig",
-            "query-string" => "QueryStringConfig",
-            "source-ip" => "SourceIpConfig",
+            "host-header" => c
+                .host_header_config
+                .as_ref()
+                .and_then(|h| h.values.as_ref()),
+            "path-pattern" => c
+                .path_pattern_config
+                .as_ref()
+                .and_then(|p| p.values.as_ref()),
+            "http-header" => c
+                .http_header_config
+                .as_ref()
+                .and_then(|h| h.values.as_ref()),
+            "http-request-method" => c
+                .http_request_method_config
+                .as_ref()
+                .and_then(|m| m.values.as_ref()),
+            "source-ip" => c.source_ip_config.as_ref().and_then(|s| s.values.as_ref()),
+            "query-string" => None,
             other => {
                 return Err(Error::InvalidParameter(format!(
                     "Condition field '{other}' is not valid"
                 )));
             }
         };
-        let n = c
-            .pointer(&format!("/{config}/Values"))
-            .or_else(|| c.get("Values"))
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
+        let n = match field {
+            "query-string" => c
+                .query_string_config
+                .as_ref()
+                .and_then(|q| q.values.as_ref())
+                .map_or(0, Vec::len),
+            _ => config.or(c.values.as_ref()).map_or(0, Vec::len),
+        };
         if n == 0 {
             return Err(Error::InvalidParameter(format!(
                 "A '{field}' condition needs at least one value"
             )));
         }
         if field == "http-header"
-            && c.pointer("/HttpHeaderConfig/HttpHeaderName")
-                .and_then(Value::as_str)
+            && c.http_header_config
+                .as_ref()
+                .and_then(|h| h.http_header_name.as_deref())
                 .is_none_or(str::is_empty)
         {
             return Err(Error::InvalidParameter(
@@ -150,7 +161,7 @@ impl Elb {
         &self,
         tx: &impl Read,
         lb: &LoadBalancer,
-        actions: &[Value],
+        actions: &[Action],
     ) -> Result<(), Error> {
         if actions.is_empty() {
             return Err(invalid_action("At least one action is required"));
@@ -166,8 +177,8 @@ impl Elb {
             .map(|(_, r)| r)
             .collect();
         for a in actions {
-            match a.get("Type").and_then(Value::as_str) {
-                Some("forward") => {
+            match a.r#type {
+                ActionTypeEnum::Forward => {
                     let groups = forwards_to(a);
                     if groups.is_empty() {
                         return Err(invalid_action(
@@ -194,21 +205,17 @@ impl Elb {
                         }
                     }
                 }
-                Some("redirect") => {
-                    let code = a
-                        .pointer("/RedirectConfig/StatusCode")
-                        .and_then(Value::as_str);
-                    if !matches!(code, Some("HTTP_301" | "HTTP_302")) {
+                ActionTypeEnum::Redirect => {
+                    // The model's status code enum is exactly HTTP_301 and HTTP_302.
+                    if a.redirect_config.is_none() {
                         return Err(invalid_action(
                             "A redirect action needs RedirectConfig.StatusCode HTTP_301 or HTTP_302",
                         ));
                     }
                 }
-                Some("fixed-response") => {
-                    let code = a
-                        .pointer("/FixedResponseConfig/StatusCode")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
+                ActionTypeEnum::FixedResponse => {
+                    let config = a.fixed_response_config.as_ref();
+                    let code = config.map_or("", |f| f.status_code.as_str());
                     let valid = code.len() == 3
                         && code.bytes().all(|b| b.is_ascii_digit())
                         && matches!(code.as_bytes()[0], b'2' | b'4' | b'5');
@@ -217,17 +224,15 @@ impl Elb {
                             "A fixed-response action needs a 2XX, 4XX or 5XX status code",
                         ));
                     }
-                    let body = a
-                        .pointer("/FixedResponseConfig/MessageBody")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
+                    let body = config.and_then(|f| f.message_body.as_deref()).unwrap_or("");
                     if body.len() > 1024 {
                         return Err(invalid_action("MessageBody can be at most 1024 characters"));
                     }
                 }
                 other => {
                     return Err(invalid_action(format!(
-                        "Berth does not support action type {other:?}"
+                        "Berth does not support action type {:?}",
+                        other.as_str()
                     )));
                 }
             }
@@ -357,7 +362,7 @@ impl Elb {
         arn: &str,
         port: Option<i64>,
         protocol: Option<String>,
-        default_actions: Option<Vec<Value>>,
+        default_actions: Option<Vec<Action>>,
     ) -> Result<Listener, Error> {
         if protocol.as_deref().is_some_and(|p| p != "HTTP") {
             return Err(Error::elb(
@@ -519,8 +524,8 @@ impl Elb {
     pub async fn rule_modify(
         &self,
         arn: &str,
-        conditions: Option<Vec<Value>>,
-        actions: Option<Vec<Value>>,
+        conditions: Option<Vec<RuleCondition>>,
+        actions: Option<Vec<Action>>,
     ) -> Result<Rule, Error> {
         if let Some(c) = &conditions {
             check_conditions(c)?;

@@ -3,10 +3,11 @@
 //! intent; the data plane (listeners' ports, health checks) reads it.
 
 mod listeners;
+mod node;
 mod target_groups;
 
 pub use listeners::{CreateListener, CreateRule};
-pub use target_groups::{CreateTargetGroup, ElbConfig, ModifyTargetGroup, TargetHealth};
+pub use target_groups::{CreateTargetGroup, ModifyTargetGroup, TargetHealth};
 
 use crate::paging::{Page, PageRequest, Pager};
 use crate::records::{all, load};

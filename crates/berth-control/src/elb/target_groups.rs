@@ -282,7 +282,7 @@ impl Elb {
 
     /// Every target group, with the load balancers using each (their ARNs).
     fn tg_all(&self) -> Result<Vec<(TargetGroup, Vec<String>)>, Error> {
-        let c = self.data_plane_config()?;
+        let c = self.records()?;
         Ok(c.target_groups
             .into_iter()
             .map(|(arn, tg)| {
@@ -635,8 +635,8 @@ impl Elb {
             .await
     }
 
-    /// Everything the data plane needs (one consistent read).
-    pub fn data_plane_config(&self) -> Result<ElbConfig, Error> {
+    /// Every ELB record of the region (one consistent read).
+    pub(crate) fn records(&self) -> Result<Records, Error> {
         let this = self.clone();
         self.store.read(|r| {
             fn every<T: serde::de::DeserializeOwned>(
@@ -646,7 +646,7 @@ impl Elb {
                 Ok(all(r, kind, "")?.into_iter().map(|(_, x)| x).collect())
             }
             let groups: Vec<TargetGroup> = every(r, Kind::TargetGroup)?;
-            Ok(ElbConfig {
+            Ok(Records {
                 load_balancers: every(r, Kind::LoadBalancer)?,
                 listeners: every(r, Kind::Listener)?,
                 rules: every(r, Kind::Rule)?,
@@ -659,9 +659,9 @@ impl Elb {
     }
 }
 
-/// Every ELB resource, as the data plane reads them (also what `berth lb` fetches).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct ElbConfig {
+/// Every ELB record of a region.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Records {
     pub load_balancers: Vec<LoadBalancer>,
     pub listeners: Vec<Listener>,
     pub rules: Vec<Rule>,

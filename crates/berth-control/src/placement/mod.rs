@@ -11,6 +11,7 @@
 
 pub mod query;
 
+use berth_types::shapes::ecs::{PlacementConstraint, PlacementConstraintType, PlacementStrategy};
 use query::{Expr, Facts};
 use rand::{Rng, SeedableRng};
 use std::cmp::Ordering;
@@ -209,30 +210,25 @@ pub enum Constraint {
     MemberOf(Expr),
 }
 
-/// `placementStrategy` in the API's form: `[{type, field}]`.
-pub fn strategies_from(list: &[serde_json::Value]) -> Result<Vec<Strategy>, String> {
+/// `placementStrategy` as the API gives it.
+pub fn strategies_from(list: &[PlacementStrategy]) -> Result<Vec<Strategy>, String> {
     list.iter()
-        .map(|p| {
-            Strategy::parse(
-                p.get("type").and_then(|v| v.as_str()).unwrap_or(""),
-                p.get("field").and_then(|v| v.as_str()),
-            )
-        })
+        .map(|p| Strategy::parse(p.r#type.map_or("", |t| t.as_str()), p.field.as_deref()))
         .collect()
 }
 
-/// `placementConstraints` in the API's form: `[{type, expression}]`.
-pub fn constraints_from(list: &[serde_json::Value]) -> Result<Vec<Constraint>, String> {
+/// `placementConstraints` as the API gives them.
+pub fn constraints_from(list: &[PlacementConstraint]) -> Result<Vec<Constraint>, String> {
     list.iter()
-        .map(|p| match p.get("type").and_then(|v| v.as_str()) {
-            Some("distinctInstance") => Ok(Constraint::DistinctInstance),
-            Some("memberOf") => {
-                let e = p.get("expression").and_then(|v| v.as_str()).unwrap_or("");
+        .map(|p| match p.r#type {
+            Some(PlacementConstraintType::DistinctInstance) => Ok(Constraint::DistinctInstance),
+            Some(PlacementConstraintType::MemberOf) => {
+                let e = p.expression.as_deref().unwrap_or("");
                 query::parse(e)
                     .map(Constraint::MemberOf)
                     .map_err(|err| format!("Invalid placement constraint expression '{e}': {err}"))
             }
-            other => Err(format!("Unknown placement constraint type {other:?}")),
+            None => Err("A placement constraint needs a type.".into()),
         })
         .collect()
 }

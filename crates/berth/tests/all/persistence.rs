@@ -156,8 +156,10 @@ async fn persistence_a_data_dir_of_the_previous_format_opens_and_keeps_working()
     let data = dir.path().join("data");
     let ids = std::fs::read_to_string(data.join("fixture-ids")).unwrap();
     let (instance, task) = ids.trim().split_once(' ').unwrap();
+    // The fixture's stopped task is as old as the fixture: kept past the default hour here.
     let server = crate::start_with(berth_testkit::Options {
         data_dir: Some(data.clone()),
+        args: vec!["--stopped-task-retention".into(), "3153600000".into()],
         ..Default::default()
     });
     let ecs = server.ecs();
