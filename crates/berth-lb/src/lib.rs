@@ -14,7 +14,7 @@ use berth_node_api::lb;
 use rules::Condition;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU8, AtomicUsize};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -43,7 +43,7 @@ pub struct TargetState {
 
 impl TargetState {
     pub fn health(&self) -> Health {
-        match self.health.load(std::sync::atomic::Ordering::Relaxed) {
+        match self.health.load(Ordering::Relaxed) {
             1 => Health::Healthy,
             2 => Health::Unhealthy,
             _ => Health::Initial,
@@ -53,10 +53,9 @@ impl TargetState {
     fn set(&self, h: Health) {
         if h == Health::Healthy && self.health() != Health::Healthy {
             self.healthy_since
-                .store(routing::now_ms(), std::sync::atomic::Ordering::Relaxed);
+                .store(routing::now_ms(), Ordering::Relaxed);
         }
-        self.health
-            .store(h as u8, std::sync::atomic::Ordering::Relaxed);
+        self.health.store(h as u8, Ordering::Relaxed);
     }
 }
 
@@ -193,7 +192,8 @@ impl Snapshot {
                         unhealthy_threshold: h.unhealthy_threshold.max(1),
                         matcher: h.matcher.clone(),
                     },
-                    next: AtomicUsize::new(0),
+                    // A new configuration continues the rotation where the old one was.
+                    next: AtomicUsize::new(old.map_or(0, |g| g.next.load(Ordering::Relaxed))),
                 }),
             );
         }
