@@ -1,10 +1,15 @@
-//! API throughput benchmark: Berth vs moto's server, same machine, same run.
+//! API throughput benchmark: Berth vs moto's server and vs a physical-limit anchor, same
+//! machine, same run.
 //!
 //! Run with `scripts/bench-api.sh` (it builds Berth in release mode and installs wrk and moto).
-//! Starts `berth up` and `moto_server` on loopback, prepares a cluster and a task definition on
-//! each, then drives each with `wrk` replaying one SigV4-signed request (32 connections, one wrk
-//! thread so the load generator leaves the server most of the 2 cores) and prints req/s, p99
-//! and the ratio, plus Berth's RSS idle and after the runs.
+//! Starts `berth up`, `moto_server` and the anchor — this program again (`--anchor`): a minimal
+//! hyper server on tokio's multi-threaded runtime that reads each request's body and answers a
+//! fixed 1 KiB JSON document, the least any server answering this POST must do — on loopback,
+//! prepares a cluster and a task definition on Berth and moto, then drives each with `wrk`
+//! replaying one SigV4-signed request (32 connections, one wrk thread so the load generator
+//! leaves the servers most of the 2 cores). Prints req/s, p99, the server's CPU time per
+//! request (user + system, all threads, from /proc), the ratios, and Berth's RSS idle and after
+//! the runs.
 //!
 //! Usage: api_bench BERTH_BIN MOTO_SERVER_BIN [SECONDS]
 
@@ -12,21 +17,25 @@
 mod common;
 
 use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let berth_bin = args
-        .get(1)
-        .expect("usage: api_bench BERTH_BIN MOTO_SERVER_BIN [SECONDS]");
-    let moto_bin = args
-        .get(2)
-        .expect("usage: api_bench BERTH_BIN MOTO_SERVER_BIN [SECONDS]");
+    if args.get(1).map(String::as_str) == Some("--anchor") {
+        anchor();
+        return;
+    }
+    let usage = "usage: api_bench BERTH_BIN MOTO_SERVER_BIN [SECONDS]";
+    let berth_bin = args.get(1).expect(usage);
+    let moto_bin = args.get(2).expect(usage);
     let seconds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10);
     let dir = tempfile::tempdir().unwrap();
 
     let berth = start_berth(berth_bin, &dir.path().join("data"));
     let moto = start_moto(moto_bin);
+    let anchor = start_anchor();
     let berth_pid = berth.child.id();
     std::thread::sleep(Duration::from_millis(500));
     let rss_idle = rss_mib(berth_pid);
@@ -46,31 +55,87 @@ fn main() {
         );
     }
 
-    println!("| workload | target | req/s | p99 ms | non-2xx |");
-    println!("|---|---|---|---|---|");
+    println!("| workload | target | req/s | p99 ms | CPU µs/request | non-2xx |");
+    println!("|---|---|---|---|---|---|");
     let mut results = Vec::new();
     for (op, body) in [
         ("DescribeTaskDefinition", r#"{"taskDefinition":"bench"}"#),
         ("RegisterTaskDefinition", TD),
     ] {
-        let mut pair = Vec::new();
-        for t in [&berth, &moto] {
+        let mut runs = Vec::new();
+        for t in [&berth, &moto, &anchor] {
+            let before = cpu_us(t.child.id());
             let r = wrk(t.port, op, body, seconds, dir.path());
+            let per_request = (cpu_us(t.child.id()) - before) as f64 / r.requests.max(1) as f64;
             println!(
-                "| {op} | {} | {:.0} | {:.2} | {} |",
+                "| {op} | {} | {:.0} | {:.2} | {per_request:.1} | {} |",
                 t.name, r.rps, r.p99_ms, r.non2xx
             );
-            pair.push(r);
+            runs.push((r, per_request));
         }
-        results.push((op, pair));
+        results.push((op, runs));
     }
     let rss_after = rss_mib(berth_pid);
     println!();
-    for (op, pair) in &results {
+    for (op, runs) in &results {
+        let (berth, moto, anchor) = (&runs[0], &runs[1], &runs[2]);
         println!(
-            "{op}: berth/moto = {:.1}x",
-            pair[0].rps / pair[1].rps.max(1.0)
+            "{op}: berth/moto = {:.1}x; berth/anchor = {:.2}x req/s, {:.2}x CPU per request",
+            berth.0.rps / moto.0.rps.max(1.0),
+            berth.0.rps / anchor.0.rps.max(1.0),
+            berth.1 / anchor.1.max(0.001),
         );
     }
     println!("berth RSS: idle {rss_idle:.1} MiB, after the runs {rss_after:.1} MiB");
+}
+
+/// This program as the anchor server; it prints its port.
+fn start_anchor() -> Target {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--anchor")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the anchor");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    Target {
+        name: "anchor",
+        port: line.trim().parse().expect("the anchor's port"),
+        child,
+    }
+}
+
+/// The anchor: reads each request whole and answers the same 1 KiB of JSON.
+#[tokio::main]
+async fn anchor() {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::{Bytes, Incoming};
+    let body = Bytes::from(format!(
+        r#"{{"taskDefinition":{{"padding":"{}"}}}}"#,
+        "x".repeat(990)
+    ));
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("{}", socket.local_addr().unwrap().port());
+    loop {
+        let Ok((stream, _)) = socket.accept().await else {
+            continue;
+        };
+        let body = body.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                let body = body.clone();
+                async move {
+                    let _ = req.into_body().collect().await;
+                    hyper::Response::builder()
+                        .header("content-type", "application/x-amz-json-1.1")
+                        .body(Full::new(body))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }

@@ -182,6 +182,8 @@ pub struct WrkResult {
     pub rps: f64,
     pub p99_ms: f64,
     pub non2xx: u64,
+    /// Requests completed in the run.
+    pub requests: u64,
 }
 
 pub fn lua_quote(s: &str) -> String {
@@ -233,10 +235,17 @@ pub fn parse_wrk(text: &str) -> WrkResult {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     WrkResult {
         rps,
         p99_ms: p99,
         non2xx,
+        requests,
     }
 }
 
@@ -249,6 +258,24 @@ pub fn parse_latency(v: &str) -> f64 {
         "s" => n * 1000.0,
         _ => f64::NAN,
     }
+}
+
+/// CPU time a process used so far (user + system, every thread), in microseconds.
+pub fn cpu_us(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of proc_pid_stat(5), the 12th and 13th after the
+    // name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    (ticks(11) + ticks(12)) * 1_000_000 / hz
 }
 
 pub fn rss_mib(pid: u32) -> f64 {
