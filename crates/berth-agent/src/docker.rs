@@ -11,11 +11,12 @@ use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryStateEnum, HealthConfig, HealthStatusEnum, HostConfig,
-    HostConfigLogConfig, NetworkInspect, PortBinding, ResourcesUlimits,
+    HostConfigLogConfig, Network, NetworkInspect, PortBinding, ResourcesUlimits,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, InspectNetworkOptions,
-    ListContainersOptions, RemoveContainerOptions, StatsOptions, StopContainerOptions,
+    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions, StatsOptions,
+    StopContainerOptions,
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -335,14 +336,9 @@ impl Runtime for Docker {
         }
     }
 
-    async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
-        if self
-            .0
-            .inspect_network(name, None::<InspectNetworkOptions>)
-            .await
-            .is_ok()
-        {
-            return Ok(());
+    async fn ensure_network(&self, name: &str) -> Result<String, RuntimeError> {
+        if let Some(id) = self.network_id(name).await? {
+            return Ok(id);
         }
         let created = self
             .0
@@ -357,13 +353,19 @@ impl Runtime for Docker {
             })
             .await;
         match created {
-            Ok(_) => Ok(()),
             // Another agent on the same engine created it first.
-            Err(BollardError::DockerResponseServerError {
+            Ok(_)
+            | Err(BollardError::DockerResponseServerError {
                 status_code: 409, ..
-            }) => Ok(()),
-            Err(e) => Err(engine(e)),
+            }) => {}
+            Err(e) => return Err(engine(e)),
         }
+        // Listed again: agents that raced each other see the same networks and choose the same.
+        self.network_id(name).await?.ok_or_else(|| {
+            RuntimeError::Engine(format!(
+                "network {name} vanished right after it was created"
+            ))
+        })
     }
 
     async fn host_address(&self, network: &str) -> Result<Option<Ipv4Addr>, RuntimeError> {
@@ -395,6 +397,45 @@ impl Runtime for Docker {
             None => Ok(None),
         }
     }
+}
+
+impl Docker {
+    /// The network named exactly `name` (the engine's name filter also matches parts of
+    /// names). Engines before API 1.44 let concurrent creates make several networks of one
+    /// name, and then refuse to use any of them by name: the oldest is chosen, by id, and the
+    /// others are removed when no container uses them.
+    async fn network_id(&self, name: &str) -> Result<Option<String>, RuntimeError> {
+        let options = ListNetworksOptions {
+            filters: Some(HashMap::from([(
+                "name".to_string(),
+                vec![name.to_string()],
+            )])),
+        };
+        let listed = self.0.list_networks(Some(options)).await.map_err(engine)?;
+        let Some(chosen) = oldest_named(&listed, name) else {
+            return Ok(None);
+        };
+        for n in listed.iter().filter(|n| n.name.as_deref() == Some(name)) {
+            let Some(id) = n.id.as_deref().filter(|id| *id != chosen) else {
+                continue;
+            };
+            match self.0.remove_network(id).await {
+                Ok(()) => tracing::info!(network = name, id, "removed a duplicate network"),
+                Err(e) => tracing::debug!(network = name, id, error = %e, "duplicate network kept"),
+            }
+        }
+        Ok(Some(chosen.to_string()))
+    }
+}
+
+/// The id of the oldest of `networks` named exactly `name` (ties: the smallest id).
+pub fn oldest_named<'a>(networks: &'a [Network], name: &str) -> Option<&'a str> {
+    networks
+        .iter()
+        .filter(|n| n.name.as_deref() == Some(name))
+        .filter_map(|n| Some((n.created.as_deref().unwrap_or_default(), n.id.as_deref()?)))
+        .min()
+        .map(|(_, id)| id)
 }
 
 /// The bridge option naming a network's host interface.
@@ -488,6 +529,20 @@ fn interface_address(name: &str) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_networks_resolve_to_the_oldest_of_the_exact_name() {
+        let listed: Vec<Network> = serde_json::from_str(
+            r#"[{"Name": "berth-awsvpc", "Id": "bbb", "Created": "2026-12-02T06:07:02.1Z"},
+                {"Name": "berth-awsvpc-old", "Id": "000", "Created": "2020-01-01T00:00:00Z"},
+                {"Name": "berth-awsvpc", "Id": "ccc", "Created": "2026-12-02T06:07:01.9Z"},
+                {"Name": "berth-awsvpc", "Id": "aaa", "Created": "2026-12-02T06:07:01.9Z"}]"#,
+        )
+        .unwrap();
+        assert_eq!(oldest_named(&listed, "berth-awsvpc"), Some("aaa"));
+        assert_eq!(oldest_named(&listed[..1], "berth-awsvpc"), Some("bbb"));
+        assert_eq!(oldest_named(&listed[1..2], "berth-awsvpc"), None);
+    }
 
     fn network(doc: &str) -> NetworkInspect {
         serde_json::from_str(doc).unwrap()

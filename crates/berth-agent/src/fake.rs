@@ -326,12 +326,12 @@ impl Runtime for Fake {
         Ok(())
     }
 
-    async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
+    async fn ensure_network(&self, name: &str) -> Result<String, RuntimeError> {
         self.state()
             .networks
             .entry(name.into())
             .or_insert(Some(Ipv4Addr::LOCALHOST));
-        Ok(())
+        Ok(name.into())
     }
 
     async fn host_address(&self, network: &str) -> Result<Option<Ipv4Addr>, RuntimeError> {

@@ -141,8 +141,12 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// Removing a gone container is not an error.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
-    /// Creates the bridge network `name` unless it exists.
-    fn ensure_network(&self, name: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// Creates the bridge network `name` unless it exists; returns the id to attach
+    /// containers by (a name can be ambiguous on the engine).
+    fn ensure_network(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<String, RuntimeError>> + Send;
 
     /// The host's address on network `name` (where its containers reach the host), if one can
     /// be found.

@@ -129,7 +129,14 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
         existing: &[Container],
     ) -> Result<HashMap<String, String>, TaskError> {
         let mut permit = Some(self.permits.acquire().await.expect("permits"));
-        let metadata = self.metadata_host(task).await?;
+        // awsvpc: the task network, by id.
+        let task_network = match task.network_mode {
+            NetworkMode::Awsvpc => Some(self.runtime.ensure_network(TASK_NETWORK).await.map_err(
+                |e| TaskError::Resources(format!("cannot create the task network: {e}")),
+            )?),
+            _ => None,
+        };
+        let metadata = self.metadata_host(task, task_network.as_deref()).await?;
         let mut started: HashMap<String, String> = HashMap::new();
         // awsvpc: the first container holds the task's address; the others join its namespace.
         let mut namespace: Option<String> = None;
@@ -159,7 +166,9 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
                         self.ensure_image(&spec.image).await?;
                         let network = match (task.network_mode, &namespace) {
                             (NetworkMode::Awsvpc, Some(first)) => format!("container:{first}"),
-                            (NetworkMode::Awsvpc, None) => TASK_NETWORK.into(),
+                            (NetworkMode::Awsvpc, None) => {
+                                task_network.clone().unwrap_or_else(|| TASK_NETWORK.into())
+                            }
                             (NetworkMode::Bridge, _) => "bridge".into(),
                             (NetworkMode::Host, _) => "host".into(),
                             (NetworkMode::None, _) => "none".into(),
@@ -204,7 +213,11 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
 
     /// The address and port the task's containers reach the metadata endpoint at, listening
     /// there.
-    async fn metadata_host(&self, task: &TaskSpec) -> Result<Option<(IpAddr, u16)>, TaskError> {
+    async fn metadata_host(
+        &self,
+        task: &TaskSpec,
+        task_network: Option<&str>,
+    ) -> Result<Option<(IpAddr, u16)>, TaskError> {
         let Some(metadata) = &self.metadata else {
             return Ok(None);
         };
@@ -212,15 +225,7 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
             NetworkMode::None => return Ok(None),
             NetworkMode::Host => return listen(metadata, IpAddr::V4(Ipv4Addr::LOCALHOST)).await,
             NetworkMode::Bridge => "bridge",
-            NetworkMode::Awsvpc => {
-                self.runtime
-                    .ensure_network(TASK_NETWORK)
-                    .await
-                    .map_err(|e| {
-                        TaskError::Resources(format!("cannot create the task network: {e}"))
-                    })?;
-                TASK_NETWORK
-            }
+            NetworkMode::Awsvpc => task_network.unwrap_or(TASK_NETWORK),
         };
         match self.runtime.host_address(network).await {
             Ok(Some(address)) => listen(metadata, IpAddr::V4(address)).await,
