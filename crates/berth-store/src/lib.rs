@@ -19,12 +19,19 @@
 //!   their region's changes. Records written before regions existed belong to the data
 //!   directory's home region ([`Store::assign_home_region`]).
 //!
+//! * **Engines**: the group commit, the cache, watchers and regions above are the store's
+//!   (`store.rs`); a database engine provides only the record operations on a connection and
+//!   transactions with savepoints (`backend.rs`). The embedded engine is SQLite (`sqlite.rs`);
+//!   `tests/conformance.rs` is the suite every engine must pass.
+//!
 //! The app layer (`berth-control`) maps domain types to records; this crate knows no
-//! resource types. A PostgreSQL backend implements the same record operations.
+//! resource types.
 
+mod backend;
 mod sqlite;
+mod store;
 
-pub use sqlite::{Reader, Store, Tx};
+pub use store::{Reader, Store, Tx};
 
 use berth_types::Generation;
 
@@ -141,6 +148,8 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
     #[error("the store has shut down")]
     Closed,
+    #[error("cannot start the store's writer thread: {0}")]
+    Thread(std::io::Error),
 }
 
 impl From<StoreError> for berth_types::Error {

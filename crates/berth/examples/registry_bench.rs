@@ -249,6 +249,7 @@ fn main() {
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
         .collect();
     let mut rows = Vec::new();
+    let mut manifest_cpu_us = 0.0;
     for p in &infos {
         let client = reqwest::Client::new();
         let started = Instant::now();
@@ -272,7 +273,13 @@ fn main() {
             }
         });
         let push_rate = 200.0 / started.elapsed().as_secs_f64();
+        let cpu_before = cpu_us(berth_pid);
         let w = wrk_manifest(p, seconds, dir.path());
+        if p.name == "berth" {
+            // Server CPU per request: steadier than req/s on a shared VM.
+            let cpu = cpu_us(berth_pid) - cpu_before;
+            manifest_cpu_us = cpu as f64 / w.requests.max(1) as f64;
+        }
         let d = rt.block_on(push_blob(&client, p, "bench", big.clone()));
         let speed = curl_speed(p, &d);
         println!(
@@ -282,6 +289,7 @@ fn main() {
         rows.push((p.name, push_rate, w.rps, w.p99_ms, speed));
     }
     println!();
+    println!("berth manifest GET: {manifest_cpu_us:.1} µs of server CPU per request");
     for r in rows.iter().skip(1) {
         println!(
             "berth / {}: push {:.1}x, manifest GET {:.1}x, blob GET {:.2}x",

@@ -1,0 +1,61 @@
+//! What a database engine provides to the [`Store`](crate::Store): the record operations on
+//! one connection, on keys as stored (region prefix included), and transactions with
+//! savepoints for the writer. Group commit, the read cache, watchers and regions are the
+//! store's and the same for every engine; `sqlite.rs` is the embedded engine.
+
+use crate::{Kind, ListQuery, Record, StoreError};
+use berth_types::Generation;
+
+/// The record operations of one connection (inside the writer's transaction, or a reader's).
+pub(crate) trait Conn {
+    fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError>;
+    /// Keys in byte order (descending when asked), after `q.after`, at most `q.limit`.
+    fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, StoreError>;
+    /// Creates a record at generation 1; `false` when one exists under `key`.
+    fn insert(
+        &self,
+        kind: Kind,
+        key: &str,
+        status: Option<&str>,
+        doc: &str,
+    ) -> Result<bool, StoreError>;
+    /// Replaces a record still at `expected`, bumping its generation; `false` otherwise.
+    fn update(
+        &self,
+        kind: Kind,
+        key: &str,
+        expected: Generation,
+        status: Option<&str>,
+        doc: &str,
+    ) -> Result<bool, StoreError>;
+    /// Deletes a record still at `expected`; `false` otherwise.
+    fn delete(&self, kind: Kind, key: &str, expected: Generation) -> Result<bool, StoreError>;
+    fn delete_all(&self) -> Result<(), StoreError>;
+    /// The distinct regions of region-prefixed keys.
+    fn regions(&self) -> Result<Vec<String>, StoreError>;
+    /// Prefixes with `region` every key without a region, except those of `shared` kinds;
+    /// returns how many records moved.
+    fn assign_region(&self, region: &str, shared: &[Kind]) -> Result<usize, StoreError>;
+}
+
+/// The writer's connection: one transaction per batch, one savepoint per job.
+pub(crate) trait WriteConn: Conn + Send {
+    fn begin(&mut self) -> Result<(), StoreError>;
+    fn commit(&mut self) -> Result<(), StoreError>;
+    /// Abandons the open transaction, if any.
+    fn rollback(&mut self);
+    fn savepoint(&self) -> Result<(), StoreError>;
+    fn release(&self) -> Result<(), StoreError>;
+    fn rollback_to_savepoint(&self) -> Result<(), StoreError>;
+}
+
+/// An engine: where reader connections come from.
+pub(crate) trait Engine: Send + Sync {
+    fn reader(&self) -> Result<Box<dyn Conn + Send>, StoreError>;
+}
+
+/// An opened engine: the writer's connection, and where readers come from.
+pub(crate) struct Opened {
+    pub writer: Box<dyn WriteConn>,
+    pub engine: Box<dyn Engine>,
+}

@@ -1,0 +1,550 @@
+//! The store conformance suite: the same checks on every engine behind `berth_store::Store`
+//! (the embedded SQLite engine today; each further engine adds itself to `engines!`): conditional
+//! writes, listing order, group commit with per-job rollback, the read cache's coherence,
+//! watchers, regions, migrations, and durability across a close, a reopen and a crash.
+
+use berth_store::{Kind, ListQuery, Store, StoreError, Watcher};
+use berth_types::{Error, Generation};
+use std::sync::{Arc, Mutex};
+
+/// Where one test's store lives. `open` may be called again after `Store::close`, or in
+/// another process given `location`: it opens the same data.
+trait Engine {
+    /// The test module of the engine's checks (the macro's).
+    fn name(&self) -> &'static str;
+    fn try_open(&self) -> Result<Store, StoreError>;
+    fn open(&self) -> Store {
+        self.try_open().unwrap()
+    }
+    /// What a child process needs to open the same store (see [`CHILD`]).
+    fn location(&self) -> String;
+    /// Marks the stored schema as written by a newer Berth.
+    fn stamp_newer_schema(&self);
+}
+
+/// Set in a child process the crash check starts: the location of the store it writes to.
+const CHILD: &str = "BERTH_STORE_CONFORMANCE_CHILD";
+
+/// The embedded engine: a database file in a fresh directory (or the parent's, in a child).
+struct Sqlite {
+    _dir: Option<tempfile::TempDir>,
+    path: std::path::PathBuf,
+}
+
+impl Sqlite {
+    fn new() -> Sqlite {
+        if let Ok(path) = std::env::var(CHILD) {
+            return Sqlite {
+                _dir: None,
+                path: path.into(),
+            };
+        }
+        let dir = tempfile::tempdir().unwrap();
+        Sqlite {
+            path: dir.path().join("berth.db"),
+            _dir: Some(dir),
+        }
+    }
+}
+
+impl Engine for Sqlite {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+    fn try_open(&self) -> Result<Store, StoreError> {
+        Store::open(&self.path)
+    }
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+    fn stamp_newer_schema(&self) {
+        let conn = rusqlite::Connection::open(&self.path).unwrap();
+        conn.pragma_update(None, "user_version", 1_000).unwrap();
+    }
+}
+
+/// One `#[tokio::test]` per engine and check, in a module named after the engine.
+macro_rules! engines {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    super::$check(&super::Sqlite::new()).await
+                }
+            )*
+        }
+    };
+}
+
+engines!(
+    conditional_writes_compare_generations,
+    watchers_see_only_successful_jobs_in_order,
+    cached_reads_see_every_acknowledged_write,
+    failed_job_rolls_back_only_itself,
+    lists_by_prefix_status_and_order_and_survives_reopen,
+    regions_are_partitions_and_legacy_records_go_home,
+    listing_order_is_byte_order,
+    group_commit_acknowledges_only_durable_writes,
+    a_crashed_process_keeps_every_acknowledged_write,
+    migrations_refuse_a_newer_schema,
+);
+
+/// Keys come back in byte order (what `COLLATE "C"` gives in PostgreSQL), in both directions
+/// and across pages.
+async fn listing_order_is_byte_order(e: &dyn Engine) {
+    let store = e.open();
+    let mut keys = [
+        "b", "B", "a", "A", "a-b", "a_b", "ab", "a\u{e9}", "a~", "a0", "a/", "Z", "\u{4e2d}",
+        "a\nb",
+    ];
+    for k in keys {
+        store
+            .write(move |tx| tx.insert(Kind::Repository, k, None, "{}"))
+            .await
+            .unwrap();
+    }
+    keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let page = |after: Option<String>, descending: bool| -> Vec<String> {
+        store
+            .read(|r| {
+                r.list(
+                    Kind::Repository,
+                    &ListQuery {
+                        after: after.as_deref(),
+                        descending,
+                        limit: 3,
+                        ..Default::default()
+                    },
+                )
+            })
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect()
+    };
+    for descending in [false, true] {
+        let (mut all, mut after) = (Vec::new(), None);
+        loop {
+            let got = page(after.clone(), descending);
+            if got.is_empty() {
+                break;
+            }
+            after = got.last().cloned();
+            all.extend(got);
+        }
+        let mut want: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        if descending {
+            want.reverse();
+        }
+        assert_eq!(all, want, "descending: {descending}");
+    }
+    // A prefix scan stops at the prefix: "a" does not list "b" nor "A".
+    let prefixed = store
+        .read(|r| {
+            r.list(
+                Kind::Repository,
+                &ListQuery {
+                    prefix: "a",
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    assert!(prefixed.iter().all(|r| r.key.starts_with('a')));
+    assert_eq!(
+        prefixed.len(),
+        keys.iter().filter(|k| k.starts_with('a')).count()
+    );
+}
+
+/// Many concurrent writers: each is acknowledged on its own outcome (one job's failure or
+/// conflict rolls back that job only), exactly one of racing inserts of a key wins, and
+/// everything acknowledged is there after a reopen.
+async fn group_commit_acknowledges_only_durable_writes(e: &dyn Engine) {
+    let store = e.open();
+    let mut writes = Vec::new();
+    for i in 0..300u32 {
+        let s = store.clone();
+        writes.push(tokio::spawn(async move {
+            s.write(move |tx| {
+                tx.insert(Kind::Meta, &format!("k{i:03}"), None, &i.to_string())?;
+                // Everyone also races for one key.
+                let _ = tx.insert(Kind::Meta, "contended", None, &i.to_string());
+                if i % 7 == 0 {
+                    return Err(Error::Client("refused".into()));
+                }
+                Ok(())
+            })
+            .await
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for (i, w) in writes.into_iter().enumerate() {
+        match w.await.unwrap() {
+            Ok(()) => acknowledged.push(i),
+            Err(err) => assert_eq!((i % 7, err), (0, Error::Client("refused".into()))),
+        }
+    }
+    assert_eq!(acknowledged.len(), 300 - 300usize.div_ceil(7));
+    store.close();
+    let store = e.open();
+    let all = store
+        .read(|r| {
+            r.list(
+                Kind::Meta,
+                &ListQuery {
+                    prefix: "k",
+                    limit: 1_000,
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    let found: Vec<usize> = all.iter().map(|r| r.doc.parse().unwrap()).collect();
+    assert_eq!(found, acknowledged);
+    let winner = store
+        .read(|r| r.get(Kind::Meta, "contended"))
+        .unwrap()
+        .unwrap();
+    assert!(acknowledged.contains(&winner.doc.parse().unwrap()));
+    assert_eq!(winner.generation, Generation(1));
+}
+
+/// A writer process killed with SIGKILL mid-stream loses nothing it had acknowledged: the
+/// check re-runs itself as a child that writes and prints each acknowledged key, kills it, and
+/// reads the keys back.
+async fn a_crashed_process_keeps_every_acknowledged_write(e: &dyn Engine) {
+    use std::io::BufRead;
+    if std::env::var(CHILD).is_ok() {
+        let store = e.open();
+        for i in 0.. {
+            store
+                .write(move |tx| tx.insert(Kind::Meta, &format!("crash{i:06}"), None, "x"))
+                .await
+                .unwrap();
+            println!("acked crash{i:06}");
+        }
+    }
+    let name = format!(
+        "{}::a_crashed_process_keeps_every_acknowledged_write",
+        e.name()
+    );
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, e.location())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut acked = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        if let Some(key) = line.unwrap().strip_prefix("acked ") {
+            acked.push(key.to_string());
+            if acked.len() == 300 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(acked.len(), 300, "the child stopped early");
+    let store = e.open();
+    for key in &acked {
+        assert!(
+            store.read(|r| r.get(Kind::Meta, key)).unwrap().is_some(),
+            "{key} was acknowledged and is gone"
+        );
+    }
+}
+
+/// A store whose schema is newer than this build is refused, not opened.
+async fn migrations_refuse_a_newer_schema(e: &dyn Engine) {
+    e.open().close();
+    e.stamp_newer_schema();
+    assert!(matches!(e.try_open(), Err(StoreError::TooNew { .. })));
+}
+
+async fn conditional_writes_compare_generations(e: &dyn Engine) {
+    let store = e.open();
+    let g = store
+        .write(|tx| tx.insert(Kind::Cluster, "a", Some("ACTIVE"), "{}"))
+        .await
+        .unwrap();
+    assert_eq!(g, Generation(1));
+    let again = store
+        .write(|tx| tx.insert(Kind::Cluster, "a", None, "{}"))
+        .await;
+    assert_eq!(again, Err(Error::Conflict));
+    let g2 = store
+        .write(move |tx| tx.update(Kind::Cluster, "a", g, None, "{\"x\":1}"))
+        .await
+        .unwrap();
+    assert_eq!(g2, Generation(2));
+    let stale = store
+        .write(move |tx| tx.update(Kind::Cluster, "a", g, None, "{}"))
+        .await;
+    assert_eq!(stale, Err(Error::Conflict));
+    let rec = store.read(|r| r.get(Kind::Cluster, "a")).unwrap().unwrap();
+    assert_eq!(
+        (rec.generation, rec.doc.as_str(), rec.status),
+        (Generation(2), "{\"x\":1}", None)
+    );
+}
+
+#[derive(Default)]
+struct Log(Mutex<Vec<String>>);
+
+impl Watcher for Log {
+    fn watches(&self, kind: Kind) -> bool {
+        kind == Kind::Meta
+    }
+    fn changed(&self, _: Kind, key: &str, doc: Option<&str>) {
+        self.0.lock().unwrap().push(format!("{key}={doc:?}"));
+    }
+    fn reset(&self) {
+        self.0.lock().unwrap().push("reset".into());
+    }
+}
+
+async fn watchers_see_only_successful_jobs_in_order(e: &dyn Engine) {
+    let store = e.open();
+    let log = Arc::new(Log::default());
+    store.watch(log.clone());
+    let g = store
+        .write(|tx| {
+            tx.insert(Kind::Cluster, "unwatched", None, "{}")?;
+            tx.insert(Kind::Meta, "a", None, "1")
+        })
+        .await
+        .unwrap();
+    let failed = store
+        .write(|tx| {
+            tx.insert(Kind::Meta, "b", None, "2")?;
+            Err::<(), _>(Error::Conflict)
+        })
+        .await;
+    assert_eq!(failed, Err(Error::Conflict));
+    store
+        .write(move |tx| {
+            tx.update(Kind::Meta, "a", g, None, "3")?;
+            tx.delete(Kind::Meta, "a", Generation(2))
+        })
+        .await
+        .unwrap();
+    store.write(|tx| tx.delete_all()).await.unwrap();
+    assert_eq!(
+        *log.0.lock().unwrap(),
+        ["a=Some(\"1\")", "a=Some(\"3\")", "a=None", "reset"]
+    );
+}
+
+async fn cached_reads_see_every_acknowledged_write(e: &dyn Engine) {
+    let store = e.open();
+    let mut g = store
+        .write(|tx| tx.insert(Kind::Meta, "k", None, "0"))
+        .await
+        .unwrap();
+    for i in 1..50 {
+        // Warm the cache, then overwrite: the next read must see the new value.
+        assert_eq!(
+            store.read(|r| r.get(Kind::Meta, "k")).unwrap().unwrap().doc,
+            (i - 1).to_string()
+        );
+        let doc = i.to_string();
+        g = store
+            .write(move |tx| tx.update(Kind::Meta, "k", g, None, &doc))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.read(|r| r.get(Kind::Meta, "k")).unwrap().unwrap().doc,
+            i.to_string()
+        );
+    }
+    store
+        .write(move |tx| tx.delete(Kind::Meta, "k", g))
+        .await
+        .unwrap();
+    assert!(store.read(|r| r.get(Kind::Meta, "k")).unwrap().is_none());
+    store
+        .write(|tx| tx.insert(Kind::Meta, "k", None, "x"))
+        .await
+        .unwrap();
+    store.read(|r| r.get(Kind::Meta, "k")).unwrap();
+    store.write(|tx| tx.delete_all()).await.unwrap();
+    assert!(store.read(|r| r.get(Kind::Meta, "k")).unwrap().is_none());
+}
+
+async fn failed_job_rolls_back_only_itself(e: &dyn Engine) {
+    let store = e.open();
+    let a = store.write(|tx| {
+        tx.insert(Kind::Meta, "kept", None, "1")?;
+        Ok(())
+    });
+    let b = store.write(|tx| {
+        tx.insert(Kind::Meta, "dropped", None, "1")?;
+        Err::<(), _>(Error::Client("no".into()))
+    });
+    let (a, b) = tokio::join!(a, b);
+    a.unwrap();
+    assert!(b.is_err());
+    assert!(store.read(|r| r.get(Kind::Meta, "kept")).unwrap().is_some());
+    assert!(
+        store
+            .read(|r| r.get(Kind::Meta, "dropped"))
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn lists_by_prefix_status_and_order_and_survives_reopen(e: &dyn Engine) {
+    {
+        let store = e.open();
+        for (k, s) in [
+            ("web:01", "ACTIVE"),
+            ("web:02", "INACTIVE"),
+            ("web:03", "ACTIVE"),
+            ("wex:01", "ACTIVE"),
+        ] {
+            store
+                .write(move |tx| tx.insert(Kind::TaskDefinition, k, Some(s), "{}"))
+                .await
+                .unwrap();
+        }
+        store.close();
+    }
+    let store = e.open();
+    let keys = |q: ListQuery<'_>| -> Vec<String> {
+        store
+            .read(|r| r.list(Kind::TaskDefinition, &q))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect()
+    };
+    assert_eq!(
+        keys(ListQuery {
+            prefix: "web:",
+            limit: 10,
+            ..Default::default()
+        }),
+        ["web:01", "web:02", "web:03"]
+    );
+    assert_eq!(
+        keys(ListQuery {
+            prefix: "web:",
+            status: Some("ACTIVE"),
+            limit: 10,
+            ..Default::default()
+        }),
+        ["web:01", "web:03"]
+    );
+    assert_eq!(
+        keys(ListQuery {
+            prefix: "",
+            descending: true,
+            after: Some("wex:01"),
+            limit: 2,
+            ..Default::default()
+        }),
+        ["web:03", "web:02"]
+    );
+    assert_eq!(
+        keys(ListQuery {
+            prefix: "",
+            after: Some("web:02"),
+            limit: 10,
+            ..Default::default()
+        }),
+        ["web:03", "wex:01"]
+    );
+}
+#[derive(Default)]
+struct Clusters(Mutex<Vec<String>>);
+
+impl Watcher for Clusters {
+    fn watches(&self, kind: Kind) -> bool {
+        kind == Kind::Cluster
+    }
+    fn changed(&self, _: Kind, key: &str, _: Option<&str>) {
+        self.0.lock().unwrap().push(key.to_string());
+    }
+    fn reset(&self) {}
+}
+
+/// Regions hold their own records under the same keys; listings, point reads (cached or
+/// not) and watchers of one never see another's; shared kinds are the same in every
+/// region; records from before regions go to the home region.
+async fn regions_are_partitions_and_legacy_records_go_home(e: &dyn Engine) {
+    let store = e.open();
+    // Written before regions existed.
+    store
+        .write(|tx| tx.insert(Kind::Cluster, "old", None, "legacy"))
+        .await
+        .unwrap();
+    assert_eq!(store.assign_home_region("us-east-1").await.unwrap(), 1);
+    assert_eq!(
+        store.assign_home_region("us-east-1").await.unwrap(),
+        0,
+        "idempotent"
+    );
+    let (us, eu) = (store.in_region("us-east-1"), store.in_region("eu-west-1"));
+    let seen = Arc::new(Clusters::default());
+    eu.watch(seen.clone());
+    for (s, doc) in [(&us, "us"), (&eu, "eu")] {
+        s.write(move |tx| tx.insert(Kind::Cluster, "web", None, doc))
+            .await
+            .unwrap();
+    }
+    eu.write(|tx| tx.insert(Kind::Meta, "shared", None, "1"))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        // The second round is served from the read cache.
+        let get = |s: &Store| s.read(|r| r.get(Kind::Cluster, "web")).unwrap().unwrap();
+        assert_eq!(
+            (get(&us).doc, get(&us).key),
+            ("us".to_string(), "web".to_string())
+        );
+        assert_eq!(get(&eu).doc, "eu");
+    }
+    let keys = |s: &Store| -> Vec<String> {
+        s.read(|r| {
+            r.list(
+                Kind::Cluster,
+                &ListQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect()
+    };
+    assert_eq!(keys(&us), ["old", "web"]);
+    assert_eq!(keys(&eu), ["web"]);
+    assert_eq!(
+        us.read(|r| r.get(Kind::Meta, "shared"))
+            .unwrap()
+            .unwrap()
+            .doc,
+        "1"
+    );
+    assert_eq!(*seen.0.lock().unwrap(), ["web"]);
+    let mut regions = store.regions().unwrap();
+    regions.sort();
+    assert_eq!(regions, ["eu-west-1", "us-east-1"]);
+    // Conditional writes and deletes stay in their region too.
+    let (g, _) = us
+        .read(|r| r.get(Kind::Cluster, "web"))
+        .unwrap()
+        .map(|r| (r.generation, r))
+        .unwrap();
+    us.write(move |tx| tx.delete(Kind::Cluster, "web", g))
+        .await
+        .unwrap();
+    assert_eq!(keys(&us), ["old"]);
+    assert_eq!(keys(&eu), ["web"]);
+}
