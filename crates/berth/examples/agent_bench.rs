@@ -7,7 +7,7 @@
 //! registered, the relay's counters start; after SECONDS it prints requests, bytes sent and
 //! bytes received, scaled to one minute.
 //!
-//! Usage: agent_traffic BERTH_BIN [SECONDS]
+//! Usage: agent_bench BERTH_BIN [SECONDS]
 
 #[path = "bench_common/mod.rs"]
 mod common;
@@ -76,7 +76,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let berth_bin = args
         .get(1)
-        .expect("usage: agent_traffic BERTH_BIN [SECONDS]");
+        .expect("usage: agent_bench BERTH_BIN [SECONDS]");
     let seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(60);
     let dir = tempfile::tempdir().unwrap();
     let berth = start_berth(berth_bin, &dir.path().join("data"));
