@@ -74,9 +74,7 @@ fn relay(target: u16, counters: Arc<Counters>) -> u16 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let berth_bin = args
-        .get(1)
-        .expect("usage: agent_bench BERTH_BIN [SECONDS]");
+    let berth_bin = args.get(1).expect("usage: agent_bench BERTH_BIN [SECONDS]");
     let seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(60);
     let dir = tempfile::tempdir().unwrap();
     let berth = start_berth(berth_bin, &dir.path().join("data"));
