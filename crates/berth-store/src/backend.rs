@@ -6,11 +6,18 @@
 use crate::{Kind, ListQuery, Record, StoreError};
 use berth_types::Generation;
 
-/// The record operations of one connection (inside the writer's transaction, or a reader's).
-pub(crate) trait Conn {
+/// The reads of one connection (inside the writer's transaction, or a reader's).
+pub(crate) trait ReadConn {
     fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError>;
     /// Keys in byte order (descending when asked), after `q.after`, at most `q.limit`.
     fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, StoreError>;
+    /// The distinct regions of region-prefixed keys.
+    fn regions(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// The writer's connection: the record writes, one transaction per batch, one savepoint per
+/// job.
+pub(crate) trait WriteConn: ReadConn + Send {
     /// Creates a record at generation 1; `false` when one exists under `key`.
     fn insert(
         &self,
@@ -31,15 +38,9 @@ pub(crate) trait Conn {
     /// Deletes a record still at `expected`; `false` otherwise.
     fn delete(&self, kind: Kind, key: &str, expected: Generation) -> Result<bool, StoreError>;
     fn delete_all(&self) -> Result<(), StoreError>;
-    /// The distinct regions of region-prefixed keys.
-    fn regions(&self) -> Result<Vec<String>, StoreError>;
     /// Prefixes with `region` every key without a region, except those of `shared` kinds;
     /// returns how many records moved.
     fn assign_region(&self, region: &str, shared: &[Kind]) -> Result<usize, StoreError>;
-}
-
-/// The writer's connection: one transaction per batch, one savepoint per job.
-pub(crate) trait WriteConn: Conn + Send {
     fn begin(&mut self) -> Result<(), StoreError>;
     fn commit(&mut self) -> Result<(), StoreError>;
     /// Abandons the open transaction, if any.
@@ -51,7 +52,7 @@ pub(crate) trait WriteConn: Conn + Send {
 
 /// An engine: where reader connections come from.
 pub(crate) trait Engine: Send + Sync {
-    fn reader(&self) -> Result<Box<dyn Conn + Send>, StoreError>;
+    fn reader(&self) -> Result<Box<dyn ReadConn + Send>, StoreError>;
 }
 
 /// An opened engine: the writer's connection, and where readers come from.

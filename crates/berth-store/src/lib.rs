@@ -21,13 +21,14 @@
 //!
 //! * **Engines**: the group commit, the cache, watchers and regions above are the store's
 //!   (`store.rs`); a database engine provides only the record operations on a connection and
-//!   transactions with savepoints (`backend.rs`). The embedded engine is SQLite (`sqlite.rs`);
+//!   transactions with savepoints (`backend.rs`). The embedded engine is SQLite (`sqlite.rs`), the shared one PostgreSQL (`postgres.rs`);
 //!   `tests/conformance.rs` is the suite every engine must pass.
 //!
 //! The app layer (`berth-control`) maps domain types to records; this crate knows no
 //! resource types.
 
 mod backend;
+mod postgres;
 mod sqlite;
 mod store;
 
@@ -150,6 +151,8 @@ pub enum StoreError {
     Closed,
     #[error("cannot start the store's writer thread: {0}")]
     Thread(std::io::Error),
+    #[error("database error: {0}")]
+    Postgres(String),
 }
 
 impl From<StoreError> for berth_types::Error {

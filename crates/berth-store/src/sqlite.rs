@@ -1,7 +1,7 @@
 //! The embedded engine: SQLite in WAL mode (`synchronous=FULL`), one writer connection, reader
 //! connections opened as the store's pool needs them.
 
-use crate::backend::{Conn, Engine, Opened, WriteConn};
+use crate::backend::{Engine, Opened, ReadConn, WriteConn};
 use crate::{Kind, ListQuery, Record, StoreError};
 use berth_types::Generation;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -67,12 +67,12 @@ struct Readers {
 }
 
 impl Engine for Readers {
-    fn reader(&self) -> Result<Box<dyn Conn + Send>, StoreError> {
+    fn reader(&self) -> Result<Box<dyn ReadConn + Send>, StoreError> {
         Ok(Box::new(Sqlite(open_connection(&self.path)?)))
     }
 }
 
-impl Conn for Sqlite {
+impl ReadConn for Sqlite {
     fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
         let mut stmt = self.0.prepare_cached(
             "SELECT generation, status, doc FROM records WHERE kind = ?1 AND key = ?2",
@@ -127,6 +127,17 @@ impl Conn for Sqlite {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    fn regions(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.0.prepare(
+            "SELECT DISTINCT substr(key, 1, instr(key, char(9)) - 1) FROM records
+             WHERE instr(key, char(9)) > 0",
+        )?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+impl WriteConn for Sqlite {
     fn insert(
         &self,
         kind: Kind,
@@ -175,15 +186,6 @@ impl Conn for Sqlite {
         Ok(())
     }
 
-    fn regions(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.0.prepare(
-            "SELECT DISTINCT substr(key, 1, instr(key, char(9)) - 1) FROM records
-             WHERE instr(key, char(9)) > 0",
-        )?;
-        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    }
-
     fn assign_region(&self, region: &str, shared: &[Kind]) -> Result<usize, StoreError> {
         let shared: Vec<&str> = shared.iter().map(|k| k.as_str()).collect();
         let placeholders = (0..shared.len())
@@ -200,9 +202,7 @@ impl Conn for Sqlite {
             values.as_slice(),
         )?)
     }
-}
 
-impl WriteConn for Sqlite {
     fn begin(&mut self) -> Result<(), StoreError> {
         Ok(self.0.execute_batch("BEGIN IMMEDIATE")?)
     }

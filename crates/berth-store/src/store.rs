@@ -1,7 +1,7 @@
 //! The store over any engine (`backend.rs`): one writer thread with group
 //! commit, a pool of reader connections, the read cache, watchers and regions.
 
-use crate::backend::{Conn, Engine, Opened, WriteConn};
+use crate::backend::{Engine, Opened, ReadConn, WriteConn};
 use crate::{Kind, ListQuery, Read, Record, StoreError, Watcher};
 use berth_types::{Error, Generation};
 use std::collections::HashMap;
@@ -127,7 +127,7 @@ fn region_key(region: &Option<Arc<str>>, kind: Kind, mut r: Record) -> Record {
 struct Inner {
     engine: Box<dyn Engine>,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
-    readers: Mutex<Vec<Box<dyn Conn + Send>>>,
+    readers: Mutex<Vec<Box<dyn ReadConn + Send>>>,
     cache: Arc<Cache>,
     watchers: Watchers,
 }
@@ -139,6 +139,12 @@ impl Store {
     /// migrations.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Store::start(crate::sqlite::open(path)?)
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://user@host:port/db`) and runs
+    /// pending migrations.
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        Store::start(crate::postgres::open(url)?)
     }
 
     fn start(opened: Opened) -> Result<Store, StoreError> {
@@ -465,7 +471,7 @@ impl Tx<'_> {
 
 /// A read-only view.
 pub struct Reader<'c> {
-    conn: &'c dyn Conn,
+    conn: &'c dyn ReadConn,
     cache: &'c Cache,
     region: &'c Option<Arc<str>>,
 }
@@ -493,7 +499,7 @@ impl Reader<'_> {
 /// A listing in `region`: the prefix and the `after` key are the region's, and so are the
 /// keys returned.
 fn list_in(
-    conn: &dyn Conn,
+    conn: &dyn ReadConn,
     region: &Option<Arc<str>>,
     kind: Kind,
     q: &ListQuery<'_>,

@@ -1,5 +1,5 @@
 //! The store conformance suite: the same checks on every engine behind `berth_store::Store`
-//! (the embedded SQLite engine today; each further engine adds itself to `engines!`): conditional
+//! (the embedded SQLite engine and PostgreSQL; each engine adds itself to `engines!`): conditional
 //! writes, listing order, group commit with per-job rollback, the read cache's coherence,
 //! watchers, regions, migrations, and durability across a close, a reopen and a crash.
 
@@ -63,6 +63,94 @@ impl Engine for Sqlite {
     }
 }
 
+/// The PostgreSQL server the tests use: `BERTH_TEST_POSTGRES`, a URL without a database
+/// (`postgres://postgres@127.0.0.1:PORT`; `scripts/test.sh` starts one).
+const POSTGRES: &str = "BERTH_TEST_POSTGRES";
+
+/// A fresh database on the test server (or the parent's, in a child), dropped at the end.
+struct Postgres {
+    server: String,
+    database: String,
+    owned: bool,
+}
+
+/// Runs a statement on the server's `postgres` database, off the async runtime (the blocking
+/// client must not be entered from one).
+fn admin(server: &str, sql: String) {
+    let url = format!("{server}/postgres");
+    std::thread::spawn(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {url}: {e}"));
+        client.batch_execute(&sql).unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+impl Postgres {
+    fn new() -> Postgres {
+        let server = std::env::var(POSTGRES).unwrap_or_else(|_| {
+            panic!(
+                "{POSTGRES} is not set: scripts/test.sh starts a PostgreSQL server for these tests"
+            )
+        });
+        if let Ok(url) = std::env::var(CHILD) {
+            let (server, database) = url.rsplit_once('/').unwrap();
+            return Postgres {
+                server: server.into(),
+                database: database.into(),
+                owned: false,
+            };
+        }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let database = format!(
+            "conformance_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        admin(&server, format!("CREATE DATABASE {database}"));
+        Postgres {
+            server,
+            database,
+            owned: true,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.owned && !std::thread::panicking() {
+            admin(
+                &self.server,
+                format!("DROP DATABASE {} WITH (FORCE)", self.database),
+            );
+        }
+    }
+}
+
+impl Engine for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+    fn try_open(&self) -> Result<Store, StoreError> {
+        Store::open_postgres(&self.location())
+    }
+    fn location(&self) -> String {
+        format!("{}/{}", self.server, self.database)
+    }
+    fn stamp_newer_schema(&self) {
+        let url = self.location();
+        std::thread::spawn(move || {
+            let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+            client
+                .batch_execute("UPDATE berth_schema SET version = 1000")
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+    }
+}
+
 /// One `#[tokio::test]` per engine and check, in a module named after the engine.
 macro_rules! engines {
     ($($check:ident),* $(,)?) => {
@@ -71,6 +159,14 @@ macro_rules! engines {
                 #[tokio::test]
                 async fn $check() {
                     super::$check(&super::Sqlite::new()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    super::$check(&super::Postgres::new()).await
                 }
             )*
         }

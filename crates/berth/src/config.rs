@@ -24,6 +24,10 @@ pub struct ServerArgs {
     /// Where state lives: database, blobs, root credentials [default: ./berth-data].
     #[arg(long, env = "BERTH_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep metadata in this PostgreSQL database (`postgres://USER[:PASSWORD]@HOST:PORT/DB`)
+    /// instead of the data directory's embedded one [default: embedded].
+    #[arg(long, env = "BERTH_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
     /// The 12-digit account id in every ARN [default: 000000000000].
     #[arg(long, env = "BERTH_ACCOUNT_ID", value_name = "ID")]
     pub account_id: Option<String>,
@@ -97,6 +101,7 @@ pub struct ServerArgs {
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
     pub account_id: Option<String>,
     pub region: Option<String>,
     pub public_host: Option<String>,
@@ -119,6 +124,8 @@ pub struct FileConfig {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// A PostgreSQL URL: metadata lives there instead of the data directory's database.
+    pub database: Option<String>,
     pub account_id: berth_types::AccountId,
     pub region: berth_types::Region,
     pub public_host: Option<String>,
@@ -197,8 +204,17 @@ impl ServerArgs {
                 ));
             }
         };
+        let database = self.database.clone().or(file.database);
+        if let Some(url) = &database
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "database must be a postgres:// URL (got '{url}'); without it the embedded database in the data directory is used"
+            )));
+        }
         Ok(ServerConfig {
             listen,
+            database,
             data_dir: self
                 .data_dir
                 .clone()

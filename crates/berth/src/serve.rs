@@ -130,7 +130,10 @@ pub async fn run(
     };
     let data_dir = DataDir::open(&data_path)?;
     let (root, created) = data_dir.root_credentials()?;
-    let store = Store::open(&data_dir.database())?;
+    let store = match &config.database {
+        Some(url) => Store::open_postgres(url)?,
+        None => Store::open(&data_dir.database())?,
+    };
     let blobs = berth_blob::BlobStore::open(&data_dir.blobs())?;
     let paging_key = meta_key(&store, "paging-key").await?;
     let token_key = meta_key(&store, "registry-token-key").await?;

@@ -1,0 +1,360 @@
+//! The PostgreSQL engine (`postgres://…`): one table, keys `COLLATE "C"` so they sort by bytes
+//! as listings need, on the portable subset of SQL listed in docs/architecture.md (no
+//! triggers, no advisory locks, no LISTEN/NOTIFY, key-range scans instead of `LIKE`).
+//!
+//! The `postgres` client is blocking and runs its own small runtime, which must never be
+//! entered from an async context: every connection lives on a thread of its own — the store's
+//! writer thread for the writer, one thread per pooled reader, which the reader handle sends
+//! each operation to.
+
+use crate::backend::{Engine, Opened, ReadConn, WriteConn};
+use crate::{Kind, ListQuery, Record, StoreError};
+use berth_types::Generation;
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Statement};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::mpsc;
+
+/// Schema migrations, applied in order at start-up; `berth_schema.version` counts them.
+const MIGRATIONS: &[&str] = &["CREATE TABLE records (
+        kind TEXT NOT NULL,
+        key TEXT COLLATE \"C\" NOT NULL,
+        generation BIGINT NOT NULL,
+        status TEXT,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    CREATE INDEX records_by_status ON records (kind, status, key);"];
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Postgres(e.to_string())
+    }
+}
+
+/// Runs `f` on a thread outside any async runtime (the client's own runtime may not nest).
+fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(f).join().expect("postgres thread")
+}
+
+fn connect(url: &str) -> Result<Client, StoreError> {
+    Ok(Client::connect(url, NoTls)?)
+}
+
+/// Connects to the database at `url`, runs pending migrations, and returns the writer's
+/// connection and the engine readers come from.
+pub(crate) fn open(url: &str) -> Result<Opened, StoreError> {
+    let url = url.to_string();
+    let client = off_runtime({
+        let url = url.clone();
+        move || -> Result<Client, StoreError> {
+            let mut client = connect(&url)?;
+            migrate(&mut client)?;
+            Ok(client)
+        }
+    })?;
+    Ok(Opened {
+        writer: Box::new(Pg::new(client)),
+        engine: Box::new(Readers { url }),
+    })
+}
+
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    client.batch_execute("CREATE TABLE IF NOT EXISTS berth_schema (version INTEGER NOT NULL)")?;
+    let mut tx = client.transaction()?;
+    // One migrator at a time (replicas starting together): the version row is locked.
+    tx.batch_execute("LOCK TABLE berth_schema IN EXCLUSIVE MODE")?;
+    let version: i32 = match tx.query_opt("SELECT version FROM berth_schema", &[])? {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("INSERT INTO berth_schema (version) VALUES (0)", &[])?;
+            0
+        }
+    };
+    let known = MIGRATIONS.len() as i32;
+    if version > known {
+        return Err(StoreError::TooNew {
+            found: version.into(),
+            known: known.into(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.batch_execute(sql)?;
+        tx.execute("UPDATE berth_schema SET version = $1", &[&(i as i32 + 1)])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// One connection, with its prepared statements.
+struct Pg {
+    client: RefCell<Client>,
+    statements: RefCell<HashMap<String, Statement>>,
+}
+
+impl Pg {
+    fn new(client: Client) -> Pg {
+        Pg {
+            client: RefCell::new(client),
+            statements: RefCell::default(),
+        }
+    }
+
+    fn statement(&self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.statements.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.borrow_mut().prepare(sql)?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let s = self.statement(sql)?;
+        Ok(self.client.borrow_mut().execute(&s, params)?)
+    }
+
+    fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, StoreError> {
+        let s = self.statement(sql)?;
+        Ok(self.client.borrow_mut().query(&s, params)?)
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.client.borrow_mut().batch_execute(sql)?)
+    }
+}
+
+impl ReadConn for Pg {
+    fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
+        let rows = self.query(
+            "SELECT generation, status, doc FROM records WHERE kind = $1 AND key = $2",
+            &[&kind.as_str(), &key],
+        )?;
+        Ok(rows.first().map(|r| Record {
+            key: key.to_string(),
+            generation: Generation(r.get::<_, i64>(0) as u64),
+            status: r.get(1),
+            doc: r.get(2),
+        }))
+    }
+
+    fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, StoreError> {
+        // Every key starting with the prefix sorts below `prefix || U+10FFFF` (bytes: C).
+        let upper = format!("{}\u{10FFFF}", q.prefix);
+        let (cmp, order) = if q.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let mut sql = String::from(
+            "SELECT key, generation, status, doc FROM records WHERE kind = $1 AND key >= $2 AND key < $3",
+        );
+        let kind_name = kind.as_str();
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let mut values: Vec<&(dyn ToSql + Sync)> = vec![&kind_name, &q.prefix, &upper];
+        if let Some(status) = &q.status {
+            values.push(status);
+            sql.push_str(&format!(" AND status = ${}", values.len()));
+        }
+        if let Some(after) = &q.after {
+            values.push(after);
+            sql.push_str(&format!(" AND key {cmp} ${}", values.len()));
+        }
+        values.push(&limit);
+        sql.push_str(&format!(" ORDER BY key {order} LIMIT ${}", values.len()));
+        Ok(self
+            .query(&sql, &values)?
+            .iter()
+            .map(|r| Record {
+                key: r.get(0),
+                generation: Generation(r.get::<_, i64>(1) as u64),
+                status: r.get(2),
+                doc: r.get(3),
+            })
+            .collect())
+    }
+
+    fn regions(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT DISTINCT split_part(key, E'\\t', 1) FROM records WHERE strpos(key, E'\\t') > 0",
+                &[],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+}
+
+impl WriteConn for Pg {
+    fn insert(
+        &self,
+        kind: Kind,
+        key: &str,
+        status: Option<&str>,
+        doc: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.execute(
+            "INSERT INTO records (kind, key, generation, status, doc) VALUES ($1, $2, 1, $3, $4)
+             ON CONFLICT DO NOTHING",
+            &[&kind.as_str(), &key, &status, &doc],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn update(
+        &self,
+        kind: Kind,
+        key: &str,
+        expected: Generation,
+        status: Option<&str>,
+        doc: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.execute(
+            "UPDATE records SET generation = generation + 1, status = $3, doc = $4
+             WHERE kind = $1 AND key = $2 AND generation = $5",
+            &[&kind.as_str(), &key, &status, &doc, &(expected.0 as i64)],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn delete(&self, kind: Kind, key: &str, expected: Generation) -> Result<bool, StoreError> {
+        let n = self.execute(
+            "DELETE FROM records WHERE kind = $1 AND key = $2 AND generation = $3",
+            &[&kind.as_str(), &key, &(expected.0 as i64)],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn delete_all(&self) -> Result<(), StoreError> {
+        self.batch("DELETE FROM records")
+    }
+
+    fn assign_region(&self, region: &str, shared: &[Kind]) -> Result<usize, StoreError> {
+        let shared: Vec<&str> = shared.iter().map(|k| k.as_str()).collect();
+        let n = self.execute(
+            "UPDATE records SET key = $1 || E'\\t' || key
+             WHERE strpos(key, E'\\t') = 0 AND kind <> ALL($2)",
+            &[&region, &shared],
+        )?;
+        Ok(n as usize)
+    }
+
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.batch("BEGIN")
+    }
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.batch("COMMIT")
+    }
+    fn rollback(&mut self) {
+        let _ = self.batch("ROLLBACK");
+    }
+    fn savepoint(&self) -> Result<(), StoreError> {
+        self.batch("SAVEPOINT job")
+    }
+    fn release(&self) -> Result<(), StoreError> {
+        self.batch("RELEASE SAVEPOINT job")
+    }
+    fn rollback_to_savepoint(&self) -> Result<(), StoreError> {
+        self.batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")
+    }
+}
+
+struct Readers {
+    url: String,
+}
+
+type Op = Box<dyn FnOnce(&Pg) + Send>;
+
+/// A reader connection on its own thread; each operation is sent there and waited for.
+struct Reader {
+    ops: mpsc::Sender<Op>,
+}
+
+impl Engine for Readers {
+    fn reader(&self) -> Result<Box<dyn ReadConn + Send>, StoreError> {
+        let (ops, incoming) = mpsc::channel::<Op>();
+        let (ready, connected) = mpsc::channel();
+        let url = self.url.clone();
+        std::thread::Builder::new()
+            .name("berth-store-reader".into())
+            .spawn(move || {
+                let pg = match connect(&url) {
+                    Ok(client) => Pg::new(client),
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                while let Ok(op) = incoming.recv() {
+                    op(&pg);
+                }
+            })
+            .map_err(StoreError::Thread)?;
+        connected.recv().map_err(|_| StoreError::Closed)??;
+        Ok(Box::new(Reader { ops }))
+    }
+}
+
+impl Reader {
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Pg) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (done, wait) = mpsc::channel();
+        self.ops
+            .send(Box::new(move |pg: &Pg| {
+                let _ = done.send(f(pg));
+            }))
+            .map_err(|_| StoreError::Closed)?;
+        wait.recv().map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// An owned copy of a listing's query, to send to the reader's thread.
+struct OwnedQuery {
+    prefix: String,
+    after: Option<String>,
+    status: Option<String>,
+    descending: bool,
+    limit: usize,
+}
+
+impl ReadConn for Reader {
+    fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
+        let key = key.to_string();
+        self.run(move |pg| pg.get(kind, &key))
+    }
+    fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, StoreError> {
+        let q = OwnedQuery {
+            prefix: q.prefix.to_string(),
+            after: q.after.map(str::to_string),
+            status: q.status.map(str::to_string),
+            descending: q.descending,
+            limit: q.limit,
+        };
+        self.run(move |pg| {
+            pg.list(
+                kind,
+                &ListQuery {
+                    prefix: &q.prefix,
+                    after: q.after.as_deref(),
+                    status: q.status.as_deref(),
+                    descending: q.descending,
+                    limit: q.limit,
+                },
+            )
+        })
+    }
+    fn regions(&self) -> Result<Vec<String>, StoreError> {
+        self.run(|pg| pg.regions())
+    }
+}
