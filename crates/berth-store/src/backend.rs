@@ -50,6 +50,41 @@ pub(crate) trait WriteConn: ReadConn + Send {
     fn rollback_to_savepoint(&self) -> Result<(), StoreError>;
 }
 
+/// A listing's SQL text for every engine: `mark(n)` writes the n-th placeholder, and the
+/// parameters go in the order kind, prefix, [`prefix_end`] of the prefix, then `q.status` and
+/// `q.after` when present. One text per combination of filters (parameters that only switch a
+/// clause on or off make planners re-plan); the limit is inlined, an integer of ours.
+pub(crate) fn list_sql(q: &ListQuery<'_>, mark: impl Fn(usize) -> String) -> String {
+    let (cmp, order) = if q.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let mut sql = format!(
+        "SELECT key, generation, status, doc FROM records WHERE kind = {} AND key >= {} AND key < {}",
+        mark(1),
+        mark(2),
+        mark(3)
+    );
+    let mut n = 3;
+    if q.status.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND status = {}", mark(n)));
+    }
+    if q.after.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND key {cmp} {}", mark(n)));
+    }
+    sql.push_str(&format!(" ORDER BY key {order} LIMIT {}", q.limit));
+    sql
+}
+
+/// Every key starting with `prefix` sorts below this (bytewise: U+10FFFF is the largest
+/// character).
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
 /// An engine: where reader connections come from.
 pub(crate) trait Engine: Send + Sync {
     fn reader(&self) -> Result<Box<dyn ReadConn + Send>, StoreError>;

@@ -7,7 +7,7 @@
 //! writer thread for the writer, one thread per pooled reader, which the reader handle sends
 //! each operation to.
 
-use crate::backend::{Engine, Opened, ReadConn, WriteConn};
+use crate::backend::{Engine, Opened, ReadConn, WriteConn, list_sql, prefix_end};
 use crate::{Kind, ListQuery, Record, StoreError};
 use berth_types::Generation;
 use postgres::types::ToSql;
@@ -146,29 +146,11 @@ impl ReadConn for Pg {
     }
 
     fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, StoreError> {
-        // Every key starting with the prefix sorts below `prefix || U+10FFFF` (bytes: C).
-        let upper = format!("{}\u{10FFFF}", q.prefix);
-        let (cmp, order) = if q.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
-        let mut sql = String::from(
-            "SELECT key, generation, status, doc FROM records WHERE kind = $1 AND key >= $2 AND key < $3",
-        );
-        let kind_name = kind.as_str();
-        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let sql = list_sql(q, |n| format!("${n}"));
+        let (kind_name, upper) = (kind.as_str(), prefix_end(q.prefix));
         let mut values: Vec<&(dyn ToSql + Sync)> = vec![&kind_name, &q.prefix, &upper];
-        if let Some(status) = &q.status {
-            values.push(status);
-            sql.push_str(&format!(" AND status = ${}", values.len()));
-        }
-        if let Some(after) = &q.after {
-            values.push(after);
-            sql.push_str(&format!(" AND key {cmp} ${}", values.len()));
-        }
-        values.push(&limit);
-        sql.push_str(&format!(" ORDER BY key {order} LIMIT ${}", values.len()));
+        values.extend(q.status.as_ref().map(|s| s as &(dyn ToSql + Sync)));
+        values.extend(q.after.as_ref().map(|a| a as &(dyn ToSql + Sync)));
         Ok(self
             .query(&sql, &values)?
             .iter()

@@ -1,7 +1,7 @@
 //! The embedded engine: SQLite in WAL mode (`synchronous=FULL`), one writer connection, reader
 //! connections opened as the store's pool needs them.
 
-use crate::backend::{Engine, Opened, ReadConn, WriteConn};
+use crate::backend::{Engine, Opened, ReadConn, WriteConn, list_sql, prefix_end};
 use crate::{Kind, ListQuery, Record, StoreError};
 use berth_types::Generation;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -90,31 +90,11 @@ impl ReadConn for Sqlite {
     }
 
     fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, StoreError> {
-        // Every key starting with the prefix sorts below `prefix || U+10FFFF`.
-        let upper = format!("{}\u{10FFFF}", q.prefix);
-        let (cmp, order) = if q.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
-        // One SQL text per combination of filters: parameters that only switch a clause on or
-        // off would make SQLite re-plan (re-prepare) the statement on every execution.
-        let mut sql = String::from(
-            "SELECT key, generation, status, doc FROM records WHERE kind = ?1 AND key >= ?2 AND key < ?3",
-        );
-        let kind_name = kind.as_str();
+        let sql = list_sql(q, |n| format!("?{n}"));
+        let (kind_name, upper) = (kind.as_str(), prefix_end(q.prefix));
         let mut values: Vec<&dyn rusqlite::ToSql> = vec![&kind_name, &q.prefix, &upper];
-        if let Some(status) = &q.status {
-            values.push(status);
-            sql.push_str(&format!(" AND status = ?{}", values.len()));
-        }
-        if let Some(after) = &q.after {
-            values.push(after);
-            sql.push_str(&format!(" AND key {cmp} ?{}", values.len()));
-        }
-        // The limit is inlined too: SQLite's planner reads a bound LIMIT, which likewise forces
-        // a re-prepare per execution. It is an integer of ours, never caller text.
-        sql.push_str(&format!(" ORDER BY key {order} LIMIT {}", q.limit));
+        values.extend(q.status.as_ref().map(|s| s as &dyn rusqlite::ToSql));
+        values.extend(q.after.as_ref().map(|a| a as &dyn rusqlite::ToSql));
         let mut stmt = self.0.prepare_cached(&sql)?;
         let rows = stmt.query_map(values.as_slice(), |r| {
             Ok(Record {

@@ -15,10 +15,9 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Default)]
 struct Counters {
@@ -84,36 +83,8 @@ fn main() {
     );
     let counters = Arc::new(Counters::default());
     let port = relay(berth.port, counters.clone());
-    let mut agent = Command::new(berth_bin)
-        .args([
-            "agent",
-            "--endpoint",
-            &format!("http://127.0.0.1:{port}"),
-            "--cluster",
-            "bench",
-            "--state-dir",
-        ])
-        .arg(dir.path().join("agent"))
-        .env("AWS_ACCESS_KEY_ID", KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("BERTH_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, body) = call(
-            berth.port,
-            "ListContainerInstances",
-            r#"{"cluster":"bench"}"#,
-        );
-        if body.contains("container-instance/") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the agent did not register");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut agent = spawn_bench_agent(berth_bin, port, &dir.path().join("agent"));
+    wait_agent_registered(berth.port);
     // Settled: the first passes after registering are behind it.
     std::thread::sleep(Duration::from_secs(5));
     let start = (

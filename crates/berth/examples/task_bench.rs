@@ -96,36 +96,9 @@ fn main() {
     // Berth: server, agent, task definition.
     let berth = start_berth(berth_bin, &dir.path().join("data"));
     let port = berth.port;
-    let mut agent = Command::new(berth_bin)
-        .args([
-            "agent",
-            "--endpoint",
-            &format!("http://127.0.0.1:{port}"),
-            "--cluster",
-            "bench",
-            "--state-dir",
-        ])
-        .arg(dir.path().join("agent"))
-        .env("AWS_ACCESS_KEY_ID", KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("BERTH_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     ok(port, "CreateCluster", json!({"clusterName": "bench"}));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let l = ok(port, "ListContainerInstances", json!({"cluster": "bench"}));
-        if l["containerInstanceArns"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the agent did not register");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut agent = spawn_bench_agent(berth_bin, port, &dir.path().join("agent"));
+    wait_agent_registered(port);
     ok(
         port,
         "RegisterTaskDefinition",

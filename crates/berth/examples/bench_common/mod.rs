@@ -287,3 +287,36 @@ pub fn rss_mib(pid: u32) -> f64 {
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
+
+/// Starts `berth agent` for cluster `bench` (which must exist) against `endpoint_port`.
+pub fn spawn_bench_agent(bin: &str, endpoint_port: u16, state_dir: &std::path::Path) -> Child {
+    Command::new(bin)
+        .args([
+            "agent",
+            "--endpoint",
+            &format!("http://127.0.0.1:{endpoint_port}"),
+            "--cluster",
+            "bench",
+            "--state-dir",
+        ])
+        .arg(state_dir)
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("BERTH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start berth agent")
+}
+
+/// Waits (30 s at most) until the server at `port` lists a container instance of `bench`.
+pub fn wait_agent_registered(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !call(port, "ListContainerInstances", r#"{"cluster":"bench"}"#)
+        .1
+        .contains("container-instance/")
+    {
+        assert!(Instant::now() < deadline, "the agent did not register");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
