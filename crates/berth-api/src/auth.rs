@@ -6,7 +6,7 @@ use berth_types::Principal;
 use time::OffsetDateTime;
 
 /// An access key pair.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeyPair {
     pub access_key_id: String,
     pub secret_access_key: String,

@@ -75,6 +75,7 @@ pub fn ecs_error(e: Error, request_id: &str) -> ApiError {
         Error::ServiceNotFound => ApiError::new("ServiceNotFoundException", 400, e.to_string()),
         Error::Elb { message, .. } => ApiError::new("InvalidParameterException", 400, message),
         Error::ServiceNotActive => ApiError::new("ServiceNotActiveException", 400, e.to_string()),
+        Error::Unavailable(m) => ApiError::new("ServiceUnavailable", 503, m),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
     }
 }
@@ -118,6 +119,7 @@ pub fn ecr_error(e: Error, request_id: &str) -> ApiError {
         | Error::Elb { .. } => ApiError::new("InvalidParameterException", 400, m),
         Error::LimitExceeded(_) => ApiError::new("LimitExceededException", 400, m),
         Error::NotImplemented(_) => ApiError::new("NotImplemented", 501, m),
+        Error::Unavailable(m) => ApiError::new("ServiceUnavailable", 503, m),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
     }
 }
@@ -157,6 +159,7 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
         | Error::LayerAlreadyExists(_) => (409, "DENIED", m),
         Error::LimitExceeded(_) => (429, "TOOMANYREQUESTS", m),
         Error::NotImplemented(_) => (405, "UNSUPPORTED", m),
+        Error::Unavailable(_) => (503, "UNAVAILABLE", m),
         Error::Conflict | Error::Internal(_) => {
             let a = internal(&e, request_id, "InternalFailure");
             (500, "UNKNOWN", a.message)
@@ -199,6 +202,7 @@ pub fn query_error(e: Error, request_id: &str) -> ApiError {
         | Error::ClusterContainsServices
         | Error::ServiceNotFound
         | Error::ServiceNotActive => ApiError::new("ValidationError", 400, e.to_string()),
+        Error::Unavailable(m) => ApiError::new("ServiceUnavailable", 503, m),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "InternalFailure"),
     }
 }

@@ -3,7 +3,7 @@
 //! savepoints for the writer. Group commit, the read cache, watchers and regions are the
 //! store's and the same for every engine; `sqlite.rs` is the embedded engine.
 
-use crate::{Kind, ListQuery, Record, StoreError};
+use crate::{Kind, Lease, ListQuery, Record, StoreError};
 use berth_types::Generation;
 
 /// The reads of one connection (inside the writer's transaction, or a reader's).
@@ -13,6 +13,13 @@ pub(crate) trait ReadConn {
     fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, StoreError>;
     /// The distinct regions of region-prefixed keys.
     fn regions(&self) -> Result<Vec<String>, StoreError>;
+    /// The revision of the last committed batch that changed records (0 before any).
+    fn revision(&self) -> Result<u64, StoreError>;
+    /// The change rows of revisions `after + 1 ..= upto`, in order; `None` when some of them
+    /// were pruned (the reader must start over from the records).
+    fn changes(&self, after: u64, upto: u64) -> Result<Option<Vec<(u64, String)>>, StoreError>;
+    /// Every lease, with the time left by the database's clock.
+    fn leases(&self) -> Result<Vec<Lease>, StoreError>;
 }
 
 /// The writer's connection: the record writes, one transaction per batch, one savepoint per
@@ -41,7 +48,24 @@ pub(crate) trait WriteConn: ReadConn + Send {
     /// Prefixes with `region` every key without a region, except those of `shared` kinds;
     /// returns how many records moved.
     fn assign_region(&self, region: &str, shared: &[Kind]) -> Result<usize, StoreError>;
-    fn begin(&mut self) -> Result<(), StoreError>;
+    /// Opens the batch's transaction holding the store-wide commit lock (so batches of all
+    /// servers sharing the database commit one at a time, in revision order); the current
+    /// revision.
+    fn begin(&mut self) -> Result<u64, StoreError>;
+    /// Records revision `rev` (the current one + 1) and its change row.
+    fn append_change(&self, rev: u64, changes: &str) -> Result<(), StoreError>;
+    /// Forgets the change rows below `rev`.
+    fn prune_changes(&self, below: u64) -> Result<(), StoreError>;
+    /// Takes or renews lease `name` for `holder` for `ttl_ms` by the database's clock, unless
+    /// another holder's lease has not expired; the epoch held (bumped when the holder changes).
+    fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Ends `holder`'s lease `name` now, if it holds it.
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
     fn commit(&mut self) -> Result<(), StoreError>;
     /// Abandons the open transaction, if any.
     fn rollback(&mut self);
@@ -77,6 +101,38 @@ pub(crate) fn list_sql(q: &ListQuery<'_>, mark: impl Fn(usize) -> String) -> Str
     }
     sql.push_str(&format!(" ORDER BY key {order} LIMIT {}", q.limit));
     sql
+}
+
+/// The statement that takes or renews a lease (parameters: name, holder, TTL in ms), with
+/// `now` the engine's clock in Unix milliseconds: a new holder gets the next epoch, the
+/// same holder keeps its epoch, and a lease another holder has not let expire is untouched
+/// (no row returned).
+pub(crate) fn lease_sql(now: &str, mark: impl Fn(usize) -> String) -> String {
+    let (name, holder, ttl) = (mark(1), mark(2), mark(3));
+    format!(
+        "INSERT INTO berth_leases AS l (name, holder, epoch, expires_ms)
+         VALUES ({name}, {holder}, 1, {now} + {ttl})
+         ON CONFLICT (name) DO UPDATE SET
+             epoch = CASE WHEN l.holder = excluded.holder THEN l.epoch ELSE l.epoch + 1 END,
+             holder = excluded.holder,
+             expires_ms = excluded.expires_ms
+         WHERE l.holder = excluded.holder OR l.expires_ms < {now}
+         RETURNING epoch"
+    )
+}
+
+/// The change rows of `after + 1 ..= upto` if none is missing.
+pub(crate) fn contiguous(
+    rows: Vec<(u64, String)>,
+    after: u64,
+    upto: u64,
+) -> Option<Vec<(u64, String)>> {
+    let whole = rows.len() as u64 == upto.saturating_sub(after)
+        && rows
+            .iter()
+            .zip(after + 1..)
+            .all(|((rev, _), want)| *rev == want);
+    whole.then_some(rows)
 }
 
 /// Every key starting with `prefix` sorts below this (bytewise: U+10FFFF is the largest

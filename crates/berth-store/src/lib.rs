@@ -32,7 +32,7 @@ mod postgres;
 mod sqlite;
 mod store;
 
-pub use store::{Reader, Store, Tx};
+pub use store::{Fence, Reader, Store, Tx};
 
 use berth_types::Generation;
 
@@ -76,6 +76,31 @@ impl Kind {
     /// others — content-addressed blobs, server-wide values — are shared by every region.
     pub fn is_regional(self) -> bool {
         !matches!(self, Kind::Content | Kind::Meta)
+    }
+
+    pub const ALL: [Kind; 17] = [
+        Kind::Cluster,
+        Kind::TaskDefinition,
+        Kind::TaskDefinitionFamily,
+        Kind::AccountSetting,
+        Kind::ContainerInstance,
+        Kind::Task,
+        Kind::Service,
+        Kind::LoadBalancer,
+        Kind::TargetGroup,
+        Kind::Listener,
+        Kind::Rule,
+        Kind::Repository,
+        Kind::Image,
+        Kind::ImageTag,
+        Kind::RepositoryBlob,
+        Kind::Content,
+        Kind::Meta,
+    ];
+
+    /// The kind whose `kind` column is `s`.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -129,6 +154,17 @@ pub struct Record {
     pub doc: String,
 }
 
+/// A lease (the controllers' leadership, …) as the database's clock sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    pub holder: String,
+    /// Bumped each time the lease changes hands: the fencing token of its holder's writes.
+    pub epoch: u64,
+    /// Milliseconds until it expires (negative: expired that long ago).
+    pub remaining_ms: i64,
+}
+
 /// What a listing returns: keys in order, after `after` (exclusive), at most `limit`.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery<'a> {
@@ -153,10 +189,33 @@ pub enum StoreError {
     Thread(std::io::Error),
     #[error("database error: {0}")]
     Postgres(String),
+    /// The database cannot be reached (down, restarting, connection lost): worth retrying.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// The domain error callers see (the store's own error stays in the log).
+    pub fn to_domain(&self) -> berth_types::Error {
+        match self {
+            StoreError::Unavailable(_) | StoreError::Closed => {
+                berth_types::Error::Unavailable(self.to_string())
+            }
+            _ => berth_types::Error::internal(self),
+        }
+    }
 }
 
 impl From<StoreError> for berth_types::Error {
     fn from(e: StoreError) -> Self {
-        berth_types::Error::internal(e)
+        e.to_domain()
     }
+}
+
+/// One committed batch of the change feed ([`Store::changes_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub rev: u64,
+    /// The `(kind, stored key)` it wrote; `None` when it changed everything (a reset).
+    pub keys: Option<Vec<(Kind, String)>>,
 }

@@ -7,8 +7,10 @@
 //! writer thread for the writer, one thread per pooled reader, which the reader handle sends
 //! each operation to.
 
-use crate::backend::{Engine, Opened, ReadConn, WriteConn, list_sql, prefix_end};
-use crate::{Kind, ListQuery, Record, StoreError};
+use crate::backend::{
+    Engine, Opened, ReadConn, WriteConn, contiguous, lease_sql, list_sql, prefix_end,
+};
+use crate::{Kind, Lease, ListQuery, Record, StoreError};
 use berth_types::Generation;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
@@ -17,7 +19,8 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 
 /// Schema migrations, applied in order at start-up; `berth_schema.version` counts them.
-const MIGRATIONS: &[&str] = &["CREATE TABLE records (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE records (
         kind TEXT NOT NULL,
         key TEXT COLLATE \"C\" NOT NULL,
         generation BIGINT NOT NULL,
@@ -25,11 +28,36 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE records (
         doc TEXT NOT NULL,
         PRIMARY KEY (kind, key)
     );
-    CREATE INDEX records_by_status ON records (kind, status, key);"];
+    CREATE INDEX records_by_status ON records (kind, status, key);",
+    "CREATE TABLE berth_revision (id INTEGER PRIMARY KEY, rev BIGINT NOT NULL);
+    INSERT INTO berth_revision (id, rev) VALUES (1, 0);
+    CREATE TABLE berth_changes (rev BIGINT PRIMARY KEY, changes TEXT NOT NULL);
+    CREATE TABLE berth_leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    );",
+];
+
+/// The database server's clock, in Unix milliseconds (the statement's own time, not the
+/// transaction's start).
+const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
-        StoreError::Postgres(e.to_string())
+        // No SQLSTATE: the connection failed; class 08 (connection exception) and 57P
+        // (operator intervention: shutdown, restart) are the server going away.
+        let gone = e.is_closed()
+            || e.code().is_none_or(|c| {
+                let c = c.code();
+                c.starts_with("08") || c.starts_with("57P")
+            });
+        if gone {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Postgres(e.to_string())
+        }
     }
 }
 
@@ -55,7 +83,7 @@ pub(crate) fn open(url: &str) -> Result<Opened, StoreError> {
         }
     })?;
     Ok(Opened {
-        writer: Box::new(Pg::new(client)),
+        writer: Box::new(Pg::new(&url, client)),
         engine: Box::new(Readers { url }),
     })
 }
@@ -87,21 +115,33 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// One connection, with its prepared statements.
+/// One connection, with its prepared statements; connected again when the server closed it
+/// (a restart), before the next statement.
 struct Pg {
+    url: String,
     client: RefCell<Client>,
     statements: RefCell<HashMap<String, Statement>>,
 }
 
 impl Pg {
-    fn new(client: Client) -> Pg {
+    fn new(url: &str, client: Client) -> Pg {
         Pg {
+            url: url.to_string(),
             client: RefCell::new(client),
             statements: RefCell::default(),
         }
     }
 
+    fn reconnect_if_closed(&self) -> Result<(), StoreError> {
+        if self.client.borrow().is_closed() {
+            *self.client.borrow_mut() = connect(&self.url)?;
+            self.statements.borrow_mut().clear();
+        }
+        Ok(())
+    }
+
     fn statement(&self, sql: &str) -> Result<Statement, StoreError> {
+        self.reconnect_if_closed()?;
         if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
@@ -127,6 +167,7 @@ impl Pg {
     }
 
     fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.reconnect_if_closed()?;
         Ok(self.client.borrow_mut().batch_execute(sql)?)
     }
 }
@@ -171,6 +212,39 @@ impl ReadConn for Pg {
             )?
             .iter()
             .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        let rows = self.query("SELECT rev FROM berth_revision WHERE id = 1", &[])?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+
+    fn changes(&self, after: u64, upto: u64) -> Result<Option<Vec<(u64, String)>>, StoreError> {
+        let rows = self.query(
+            "SELECT rev, changes FROM berth_changes WHERE rev > $1 AND rev <= $2 ORDER BY rev",
+            &[&(after as i64), &(upto as i64)],
+        )?;
+        let rows = rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, String>(1)))
+            .collect();
+        Ok(contiguous(rows, after, upto))
+    }
+
+    fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        let sql = format!(
+            "SELECT name, holder, epoch, expires_ms - {NOW_MS} FROM berth_leases ORDER BY name"
+        );
+        Ok(self
+            .query(&sql, &[])?
+            .iter()
+            .map(|r| Lease {
+                name: r.get(0),
+                holder: r.get(1),
+                epoch: r.get::<_, i64>(2) as u64,
+                remaining_ms: r.get(3),
+            })
             .collect())
     }
 }
@@ -229,8 +303,48 @@ impl WriteConn for Pg {
         Ok(n as usize)
     }
 
-    fn begin(&mut self) -> Result<(), StoreError> {
-        self.batch("BEGIN")
+    fn begin(&mut self) -> Result<u64, StoreError> {
+        self.batch("BEGIN")?;
+        // The revision row, locked until the commit, is the commit lock every replica's
+        // writer takes first.
+        let rows = self.query(
+            "SELECT rev FROM berth_revision WHERE id = 1 FOR UPDATE",
+            &[],
+        )?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+    fn append_change(&self, rev: u64, changes: &str) -> Result<(), StoreError> {
+        let rev = rev as i64;
+        self.execute("UPDATE berth_revision SET rev = $1 WHERE id = 1", &[&rev])?;
+        self.execute(
+            "INSERT INTO berth_changes (rev, changes) VALUES ($1, $2)",
+            &[&rev, &changes],
+        )?;
+        Ok(())
+    }
+    fn prune_changes(&self, below: u64) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM berth_changes WHERE rev < $1",
+            &[&(below as i64)],
+        )?;
+        Ok(())
+    }
+    fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let sql = lease_sql(NOW_MS, |n| format!("${n}"));
+        let rows = self.query(&sql, &[&name, &holder, &ttl_ms])?;
+        Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64))
+    }
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE berth_leases SET expires_ms = 0 WHERE name = $1 AND holder = $2",
+            &[&name, &holder],
+        )?;
+        Ok(())
     }
     fn commit(&mut self) -> Result<(), StoreError> {
         self.batch("COMMIT")
@@ -269,7 +383,7 @@ impl Engine for Readers {
             .name("berth-store-reader".into())
             .spawn(move || {
                 let pg = match connect(&url) {
-                    Ok(client) => Pg::new(client),
+                    Ok(client) => Pg::new(&url, client),
                     Err(e) => {
                         let _ = ready.send(Err(e));
                         return;
@@ -338,5 +452,14 @@ impl ReadConn for Reader {
     }
     fn regions(&self) -> Result<Vec<String>, StoreError> {
         self.run(|pg| pg.regions())
+    }
+    fn revision(&self) -> Result<u64, StoreError> {
+        self.run(|pg| pg.revision())
+    }
+    fn changes(&self, after: u64, upto: u64) -> Result<Option<Vec<(u64, String)>>, StoreError> {
+        self.run(move |pg| pg.changes(after, upto))
+    }
+    fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        self.run(|pg| pg.leases())
     }
 }

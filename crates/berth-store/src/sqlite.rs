@@ -1,14 +1,17 @@
 //! The embedded engine: SQLite in WAL mode (`synchronous=FULL`), one writer connection, reader
 //! connections opened as the store's pool needs them.
 
-use crate::backend::{Engine, Opened, ReadConn, WriteConn, list_sql, prefix_end};
-use crate::{Kind, ListQuery, Record, StoreError};
+use crate::backend::{
+    Engine, Opened, ReadConn, WriteConn, contiguous, lease_sql, list_sql, prefix_end,
+};
+use crate::{Kind, Lease, ListQuery, Record, StoreError};
 use berth_types::Generation;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 
 /// Schema migrations, applied in order at start-up; `PRAGMA user_version` counts them.
-const MIGRATIONS: &[&str] = &["CREATE TABLE records (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE records (
         kind TEXT NOT NULL,
         key TEXT NOT NULL,
         generation INTEGER NOT NULL,
@@ -16,7 +19,20 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE records (
         doc TEXT NOT NULL,
         PRIMARY KEY (kind, key)
     ) WITHOUT ROWID;
-    CREATE INDEX records_by_status ON records (kind, status, key);"];
+    CREATE INDEX records_by_status ON records (kind, status, key);",
+    "CREATE TABLE berth_revision (id INTEGER PRIMARY KEY, rev INTEGER NOT NULL);
+    INSERT INTO berth_revision (id, rev) VALUES (1, 0);
+    CREATE TABLE berth_changes (rev INTEGER PRIMARY KEY, changes TEXT NOT NULL);
+    CREATE TABLE berth_leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+    );",
+];
+
+/// The database's clock, in Unix milliseconds.
+const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
 /// The writer connection's page cache, KiB.
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
@@ -115,6 +131,41 @@ impl ReadConn for Sqlite {
         let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        let rev: i64 = self
+            .0
+            .prepare_cached("SELECT rev FROM berth_revision WHERE id = 1")?
+            .query_row([], |r| r.get(0))?;
+        Ok(rev as u64)
+    }
+
+    fn changes(&self, after: u64, upto: u64) -> Result<Option<Vec<(u64, String)>>, StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT rev, changes FROM berth_changes WHERE rev > ?1 AND rev <= ?2 ORDER BY rev",
+        )?;
+        let rows = stmt
+            .query_map(params![after as i64, upto as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(contiguous(rows, after, upto))
+    }
+
+    fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        let mut stmt = self.0.prepare_cached(&format!(
+            "SELECT name, holder, epoch, expires_ms - {NOW_MS} FROM berth_leases ORDER BY name"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Lease {
+                name: r.get(0)?,
+                holder: r.get(1)?,
+                epoch: r.get::<_, i64>(2)? as u64,
+                remaining_ms: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
 }
 
 impl WriteConn for Sqlite {
@@ -183,8 +234,47 @@ impl WriteConn for Sqlite {
         )?)
     }
 
-    fn begin(&mut self) -> Result<(), StoreError> {
-        Ok(self.0.execute_batch("BEGIN IMMEDIATE")?)
+    fn begin(&mut self) -> Result<u64, StoreError> {
+        // BEGIN IMMEDIATE takes the database's write lock: that is the commit lock.
+        self.0.execute_batch("BEGIN IMMEDIATE")?;
+        self.revision()
+    }
+    fn append_change(&self, rev: u64, changes: &str) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("UPDATE berth_revision SET rev = ?1 WHERE id = 1")?
+            .execute(params![rev as i64])?;
+        self.0
+            .prepare_cached("INSERT INTO berth_changes (rev, changes) VALUES (?1, ?2)")?
+            .execute(params![rev as i64, changes])?;
+        Ok(())
+    }
+    fn prune_changes(&self, below: u64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("DELETE FROM berth_changes WHERE rev < ?1")?
+            .execute(params![below as i64])?;
+        Ok(())
+    }
+    fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let sql = lease_sql(NOW_MS, |n| format!("?{n}"));
+        Ok(self
+            .0
+            .prepare_cached(&sql)?
+            .query_row(params![name, holder, ttl_ms], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|e| e as u64))
+    }
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "UPDATE berth_leases SET expires_ms = 0 WHERE name = ?1 AND holder = ?2",
+            )?
+            .execute(params![name, holder])?;
+        Ok(())
     }
     fn commit(&mut self) -> Result<(), StoreError> {
         Ok(self.0.execute_batch("COMMIT")?)

@@ -2,7 +2,7 @@
 //! commit, a pool of reader connections, the read cache, watchers and regions.
 
 use crate::backend::{Engine, Opened, ReadConn, WriteConn};
-use crate::{Kind, ListQuery, Read, Record, StoreError, Watcher};
+use crate::{Change, Kind, Lease, ListQuery, Read, Record, StoreError, Watcher};
 use berth_types::{Error, Generation};
 use std::collections::HashMap;
 use std::path::Path;
@@ -86,14 +86,29 @@ impl Cache {
     }
 }
 
-/// The embedded store, as one region sees it. Cheap to clone.
+/// The store, as one region sees it. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
     /// The region regional records are read and written in (`None`: a server-wide handle,
     /// which sees regional keys with their region prefix).
     region: Option<Arc<str>>,
+    /// Writes through this handle are refused unless this lease is still held at this epoch.
+    fence: Option<Arc<Fence>>,
 }
+
+/// A lease a controller's writes depend on: `holder` at `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub lease: String,
+    pub holder: String,
+    pub epoch: u64,
+}
+
+/// How often a server looks for batches other servers committed to a shared database.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+/// Change rows kept for servers that follow the feed; one further behind starts over.
+const CHANGES_KEPT: u64 = 100_000;
 
 /// Separates a regional record's region from its key (no name or id contains a tab).
 const REGION_SEP: char = '\t';
@@ -128,11 +143,90 @@ struct Inner {
     engine: Box<dyn Engine>,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     readers: Mutex<Vec<Box<dyn ReadConn + Send>>>,
-    cache: Arc<Cache>,
-    watchers: Watchers,
+    views: Arc<Views>,
 }
 
-type Watchers = Arc<RwLock<Vec<Arc<dyn Watcher>>>>;
+/// What this server keeps in memory of the records, and the revision it is exact at: every
+/// batch up to `applied` — its own, and those of other servers sharing the database, read
+/// from the change feed — is reflected in the cache and the watchers.
+struct Views {
+    cache: Cache,
+    watchers: RwLock<Vec<Arc<dyn Watcher>>>,
+    applied: Mutex<u64>,
+}
+
+impl Views {
+    fn watching(&self) -> Vec<Arc<dyn Watcher>> {
+        self.watchers.read().expect("watchers lock").clone()
+    }
+
+    fn reset(&self, watching: &[Arc<dyn Watcher>]) {
+        self.cache.invalidate(&[], true);
+        for w in watching {
+            w.reset();
+        }
+    }
+
+    /// Brings the cache and watchers from `*applied` to revision `upto`, through `conn`'s
+    /// view of the change feed (records read as they are now: watchers keep state, so a
+    /// later version seen early is seen again, never an older one after it).
+    fn catch_up(
+        &self,
+        conn: &dyn ReadConn,
+        applied: &mut u64,
+        upto: u64,
+        watching: &[Arc<dyn Watcher>],
+    ) -> Result<(), StoreError> {
+        if upto <= *applied {
+            return Ok(());
+        }
+        match conn.changes(*applied, upto)? {
+            None => self.reset(watching),
+            Some(rows) => {
+                for (_, text) in rows {
+                    let Some(changed) = decode_changes(&text) else {
+                        self.reset(watching);
+                        continue;
+                    };
+                    self.cache.invalidate(&changed, false);
+                    for (kind, key) in &changed {
+                        let mut ws = watching.iter().filter(|w| w.watches(*kind)).peekable();
+                        if ws.peek().is_none() {
+                            continue;
+                        }
+                        let now = conn.get(*kind, key)?;
+                        for w in ws {
+                            w.changed(*kind, key, now.as_ref().map(|r| r.doc.as_str()));
+                        }
+                    }
+                }
+            }
+        }
+        *applied = upto;
+        Ok(())
+    }
+}
+
+/// A batch's change row: the keys it wrote, or `*` when it changed everything.
+fn encode_changes(touched: &[(Kind, String)], everything: bool) -> String {
+    if everything {
+        return "*".into();
+    }
+    let pairs: Vec<(&str, &str)> = touched
+        .iter()
+        .map(|(k, key)| (k.as_str(), &**key))
+        .collect();
+    serde_json::to_string(&pairs).expect("strings serialize")
+}
+
+/// `None`: everything changed (or a row this build cannot read).
+fn decode_changes(text: &str) -> Option<Vec<(Kind, String)>> {
+    let pairs: Vec<(String, String)> = serde_json::from_str(text).ok()?;
+    pairs
+        .into_iter()
+        .map(|(k, key)| Some((Kind::parse(&k)?, key)))
+        .collect()
+}
 
 impl Store {
     /// Opens (creating if needed) the embedded database at `path` and runs pending
@@ -153,41 +247,118 @@ impl Store {
             engine,
         } = opened;
         let (tx, rx) = mpsc::channel::<Job>();
-        let cache = Arc::new(Cache::default());
-        let writer_cache = cache.clone();
-        let watchers = Watchers::default();
-        let writer_watchers = watchers.clone();
+        let follower = engine.reader()?;
+        let views = Arc::new(Views {
+            cache: Cache::default(),
+            watchers: RwLock::default(),
+            applied: Mutex::new(follower.revision()?),
+        });
+        let writer_views = views.clone();
         std::thread::Builder::new()
             .name("berth-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, &writer_cache, &writer_watchers))
+            .spawn(move || writer_loop(conn, rx, &writer_views))
+            .map_err(StoreError::Thread)?;
+        let inner = Arc::new(Inner {
+            engine,
+            writer: Mutex::new(Some(tx)),
+            readers: Mutex::new(Vec::new()),
+            views,
+        });
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("berth-store-follower".into())
+            .spawn(move || follow(follower, weak))
             .map_err(StoreError::Thread)?;
         Ok(Store {
-            inner: Arc::new(Inner {
-                engine,
-                writer: Mutex::new(Some(tx)),
-                readers: Mutex::new(Vec::new()),
-                cache,
-                watchers,
-            }),
+            inner,
             region: None,
+            fence: None,
         })
     }
 
     /// The same store as region `region` sees it.
     pub fn in_region(&self, region: &str) -> Store {
         Store {
-            inner: self.inner.clone(),
             region: Some(region.into()),
+            ..self.clone()
+        }
+    }
+
+    /// The same store, whose writes are refused (with `Unavailable`) once `fence`'s lease
+    /// has passed to another holder: a controller that lost its leadership writes nothing.
+    pub fn fenced(&self, fence: Fence) -> Store {
+        Store {
+            fence: Some(Arc::new(fence)),
+            ..self.clone()
+        }
+    }
+
+    fn unscoped(&self) -> Store {
+        Store {
+            inner: self.inner.clone(),
+            region: None,
+            fence: None,
         }
     }
 
     /// The regions that have records.
     pub fn regions(&self) -> Result<Vec<String>, Error> {
-        let unscoped = Store {
-            inner: self.inner.clone(),
-            region: None,
-        };
-        unscoped.read(|r| Ok(r.conn.regions()?))
+        self.unscoped().read(|r| Ok(r.conn.regions()?))
+    }
+
+    /// The revision of the last committed batch that changed records, as the database has it.
+    pub fn revision(&self) -> Result<u64, Error> {
+        self.read(|r| Ok(r.conn.revision()?))
+    }
+
+    /// The revision this server's caches and watchers are exact at.
+    pub fn applied_revision(&self) -> u64 {
+        *self.inner.views.applied.lock().expect("applied lock")
+    }
+
+    /// The batches committed after revision `rev`, up to the current one, with the keys each
+    /// changed; `None` when the feed no longer reaches back to `rev` (start over from the
+    /// records).
+    pub fn changes_since(&self, rev: u64) -> Result<Option<Vec<Change>>, Error> {
+        self.read(|r| {
+            let upto = r.conn.revision()?;
+            Ok(r.conn.changes(rev, upto)?.map(|rows| {
+                rows.into_iter()
+                    .map(|(rev, text)| Change {
+                        rev,
+                        keys: decode_changes(&text),
+                    })
+                    .collect()
+            }))
+        })
+    }
+
+    /// Takes or renews lease `name` for `holder` for `ttl`, by the database's clock, unless
+    /// another holder has it; the epoch held.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<u64>, Error> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        let ttl_ms = ttl.as_millis().min(i64::MAX as u128) as i64;
+        self.unscoped()
+            .write(move |tx| Ok(tx.conn.acquire_lease(&name, &holder, ttl_ms)?))
+            .await
+    }
+
+    /// Gives lease `name` up now, if `holder` has it.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), Error> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.unscoped()
+            .write(move |tx| Ok(tx.conn.release_lease(&name, &holder)?))
+            .await
+    }
+
+    /// Every lease, with the time it has left by the database's clock.
+    pub fn leases(&self) -> Result<Vec<Lease>, Error> {
+        self.read(|r| Ok(r.conn.leases()?))
     }
 
     /// Gives records of regional kinds written before regions existed (no region in their
@@ -195,11 +366,7 @@ impl Store {
     /// them. Idempotent; a no-op once done.
     pub async fn assign_home_region(&self, region: &str) -> Result<usize, Error> {
         let region = region.to_string();
-        let unscoped = Store {
-            inner: self.inner.clone(),
-            region: None,
-        };
-        unscoped
+        self.unscoped()
             .write(move |tx| {
                 let shared = [Kind::Content, Kind::Meta];
                 debug_assert!(shared.iter().all(|k| !k.is_regional()));
@@ -221,9 +388,15 @@ impl Store {
     {
         let (done, wait) = oneshot::channel::<Result<T, Error>>();
         let region = self.region.clone();
+        let fence = self.fence.clone();
         let job: Job = Box::new(move |tx: &mut Tx<'_>| {
             tx.region = region;
-            let result = tx.savepoint(f);
+            let result = tx.savepoint(|tx| {
+                if let Some(fence) = &fence {
+                    tx.check_fence(fence)?;
+                }
+                f(tx)
+            });
             Box::new(move |committed: Result<(), Error>| {
                 let _ = done.send(committed.and(result));
             })
@@ -251,7 +424,7 @@ impl Store {
         };
         let result = f(&Reader {
             conn: &*conn,
-            cache: &self.inner.cache,
+            cache: &self.inner.views.cache,
             region: &self.region,
         });
         let mut pool = self.inner.readers.lock().expect("reader pool");
@@ -272,6 +445,7 @@ impl Store {
             None => watcher,
         };
         self.inner
+            .views
             .watchers
             .write()
             .expect("watchers lock")
@@ -306,12 +480,29 @@ impl Watcher for RegionalWatcher {
     }
 }
 
-fn writer_loop(
-    mut conn: Box<dyn WriteConn>,
-    rx: mpsc::Receiver<Job>,
-    cache: &Cache,
-    watchers: &Watchers,
-) {
+/// Follows the batches other servers commit to a shared database, every [`FOLLOW_EVERY`],
+/// until the store is closed or dropped.
+fn follow(conn: Box<dyn ReadConn + Send>, store: std::sync::Weak<Inner>) {
+    loop {
+        std::thread::sleep(FOLLOW_EVERY);
+        let Some(inner) = store.upgrade() else { return };
+        if inner.writer.lock().expect("writer lock").is_none() {
+            return;
+        }
+        let views = inner.views.clone();
+        drop(inner);
+        let caught_up = conn.revision().and_then(|upto| {
+            let mut applied = views.applied.lock().expect("applied lock");
+            let watching = views.watching();
+            views.catch_up(&*conn, &mut applied, upto, &watching)
+        });
+        if let Err(e) = caught_up {
+            tracing::warn!(error = %e, "cannot read the store's change feed; retrying");
+        }
+    }
+}
+
+fn writer_loop(mut conn: Box<dyn WriteConn>, rx: mpsc::Receiver<Job>, views: &Views) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -323,8 +514,13 @@ fn writer_loop(
         let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
         let mut touched: Vec<(Kind, String)> = Vec::new();
         let mut cleared = false;
-        let watching = watchers.read().expect("watchers lock").clone();
-        let outcome = conn.begin().and_then(|()| {
+        let watching = views.watching();
+        // Held through the commit: the follower applies nothing while this batch runs.
+        let mut applied = views.applied.lock().expect("applied lock");
+        let mut committed = None;
+        let outcome = conn.begin().and_then(|current| {
+            // Other servers' batches first, so every view a job reads is exact.
+            views.catch_up(&*conn, &mut applied, current, &watching)?;
             let mut tx = Tx {
                 conn: &*conn,
                 touched: &mut touched,
@@ -336,12 +532,23 @@ fn writer_loop(
             for job in batch.drain(..) {
                 done.push(job(&mut tx));
             }
+            if !touched.is_empty() || cleared {
+                let rev = current + 1;
+                conn.append_change(rev, &encode_changes(&touched, cleared))?;
+                if rev.is_multiple_of(1024) && rev > CHANGES_KEPT {
+                    conn.prune_changes(rev - CHANGES_KEPT)?;
+                }
+                committed = Some(rev);
+            }
             conn.commit()
         });
         if outcome.is_err() {
             conn.rollback();
+        } else if let Some(rev) = committed {
+            *applied = rev;
         }
-        cache.invalidate(&touched, cleared);
+        drop(applied);
+        views.cache.invalidate(&touched, cleared);
         if outcome.is_err() || cleared {
             for w in &watching {
                 w.reset();
@@ -351,12 +558,7 @@ fn writer_loop(
             tracing::error!(error = %e, "store commit failed; the batch is lost and reported as failed");
         }
         for complete in done {
-            complete(
-                outcome
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| Error::internal(e.to_string())),
-            );
+            complete(outcome.as_ref().map(|_| ()).map_err(StoreError::to_domain));
         }
     }
 }
@@ -380,12 +582,15 @@ impl Tx<'_> {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, Error>,
     ) -> Result<T, Error> {
         self.conn.savepoint()?;
+        let touched_before = self.touched.len();
         let result = f(self);
         let changes = std::mem::take(&mut self.changes);
         if result.is_ok() {
             self.conn.release()?;
         } else {
             self.conn.rollback_to_savepoint()?;
+            // What it wrote is gone: neither the cache nor the feed hears of it.
+            self.touched.truncate(touched_before);
         }
         if result.is_ok() {
             for (kind, key, doc) in &changes {
@@ -395,6 +600,23 @@ impl Tx<'_> {
             }
         }
         result
+    }
+
+    /// Fails with `Unavailable` unless `fence`'s lease is still its holder's at its epoch
+    /// (batches commit one at a time, so nothing changes hands before this one commits).
+    fn check_fence(&self, fence: &Fence) -> Result<(), Error> {
+        let held =
+            self.conn.leases()?.into_iter().any(|l| {
+                l.name == fence.lease && l.holder == fence.holder && l.epoch == fence.epoch
+            });
+        if held {
+            Ok(())
+        } else {
+            Err(Error::Unavailable(format!(
+                "this server no longer holds the {} lease (epoch {})",
+                fence.lease, fence.epoch
+            )))
+        }
     }
 
     /// Notes a change for the watchers of `kind`.

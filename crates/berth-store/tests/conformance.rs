@@ -3,7 +3,7 @@
 //! writes, listing order, group commit with per-job rollback, the read cache's coherence,
 //! watchers, regions, migrations, and durability across a close, a reopen and a crash.
 
-use berth_store::{Kind, ListQuery, Store, StoreError, Watcher};
+use berth_store::{Fence, Kind, ListQuery, Store, StoreError, Watcher};
 use berth_types::{Error, Generation};
 use std::sync::{Arc, Mutex};
 
@@ -184,6 +184,10 @@ engines!(
     group_commit_acknowledges_only_durable_writes,
     a_crashed_process_keeps_every_acknowledged_write,
     migrations_refuse_a_newer_schema,
+    the_change_feed_has_every_committed_batch_in_order,
+    servers_sharing_a_database_see_each_others_writes,
+    write_jobs_see_every_batch_committed_before_them,
+    leases_change_hands_only_when_expired_and_fence_writes,
 );
 
 /// Keys come back in byte order (what `COLLATE "C"` gives in PostgreSQL), in both directions
@@ -643,4 +647,245 @@ async fn regions_are_partitions_and_legacy_records_go_home(e: &dyn Engine) {
         .unwrap();
     assert_eq!(keys(&us), ["old"]);
     assert_eq!(keys(&eu), ["web"]);
+}
+
+/// Waits (at most 10 s) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Every batch that changed records gets the next revision and a row naming its keys; a batch
+/// whose jobs all failed changes nothing, and a reset is one "everything" row.
+async fn the_change_feed_has_every_committed_batch_in_order(e: &dyn Engine) {
+    let store = e.open();
+    let start = store.revision().unwrap();
+    store
+        .write(|tx| {
+            tx.insert(Kind::Meta, "a", None, "1")?;
+            tx.insert(Kind::Repository, "r", None, "{}")
+        })
+        .await
+        .unwrap();
+    let failed = store
+        .write(|tx| {
+            tx.insert(Kind::Meta, "lost", None, "1")?;
+            Err::<(), _>(Error::Conflict)
+        })
+        .await;
+    assert_eq!(failed, Err(Error::Conflict));
+    store
+        .write(|tx| tx.update(Kind::Meta, "a", Generation(1), None, "2"))
+        .await
+        .unwrap();
+    store.write(|tx| tx.delete_all()).await.unwrap();
+    let feed = store.changes_since(start).unwrap().unwrap();
+    let revs: Vec<u64> = feed.iter().map(|c| c.rev).collect();
+    assert_eq!(revs, [start + 1, start + 2, start + 3]);
+    assert_eq!(
+        feed[0].keys,
+        Some(vec![
+            (Kind::Meta, "a".to_string()),
+            (Kind::Repository, "r".to_string())
+        ])
+    );
+    assert_eq!(feed[1].keys, Some(vec![(Kind::Meta, "a".to_string())]));
+    assert_eq!(feed[2].keys, None);
+    assert_eq!(store.revision().unwrap(), start + 3);
+    assert_eq!(store.applied_revision(), start + 3);
+    // Reopened, it goes on from there.
+    store.close();
+    drop(store);
+    let store = e.open();
+    store
+        .write(|tx| tx.insert(Kind::Meta, "b", None, "1"))
+        .await
+        .unwrap();
+    assert_eq!(store.revision().unwrap(), start + 4);
+    let tail = store.changes_since(start + 3).unwrap().unwrap();
+    assert_eq!(tail.len(), 1);
+}
+
+/// Two servers on one database: what one acknowledges, the other's cache and watchers show
+/// soon after (the change feed), without either restarting.
+async fn servers_sharing_a_database_see_each_others_writes(e: &dyn Engine) {
+    let a = e.open();
+    let b = e.open();
+    let log = Arc::new(Log::default());
+    b.watch(log.clone());
+    a.write(|tx| tx.insert(Kind::Meta, "k", None, "1"))
+        .await
+        .unwrap();
+    // B caches what it reads ...
+    eventually("B reads A's insert", || {
+        b.read(|r| r.get(Kind::Meta, "k")).unwrap().is_some()
+    })
+    .await;
+    assert_eq!(
+        b.read(|r| r.get(Kind::Meta, "k")).unwrap().unwrap().doc,
+        "1"
+    );
+    // ... and A's later writes evict it there.
+    a.write(|tx| tx.update(Kind::Meta, "k", Generation(1), None, "2"))
+        .await
+        .unwrap();
+    eventually("B's cache drops the old version", || {
+        b.read(|r| r.get(Kind::Meta, "k")).unwrap().unwrap().doc == "2"
+    })
+    .await;
+    a.write(|tx| tx.delete(Kind::Meta, "k", Generation(2)))
+        .await
+        .unwrap();
+    eventually("B sees the delete", || {
+        b.read(|r| r.get(Kind::Meta, "k")).unwrap().is_none()
+    })
+    .await;
+    eventually("B's watcher saw all three", || {
+        log.0.lock().unwrap().len() >= 3
+    })
+    .await;
+    let seen = log.0.lock().unwrap().clone();
+    assert_eq!(seen.last().map(String::as_str), Some("k=None"), "{seen:?}");
+    // Both ways: B's writes reach A.
+    b.write(|tx| tx.insert(Kind::Meta, "from-b", None, "x"))
+        .await
+        .unwrap();
+    eventually("A reads B's insert", || {
+        a.read(|r| r.get(Kind::Meta, "from-b")).unwrap().is_some()
+    })
+    .await;
+    assert_eq!(a.revision().unwrap(), b.revision().unwrap());
+}
+
+/// Counts the `Kind::Task` records it has seen (a stand-in for the placement's capacity view).
+#[derive(Default)]
+struct Reserved(Mutex<std::collections::HashSet<String>>);
+
+impl Watcher for Reserved {
+    fn watches(&self, kind: Kind) -> bool {
+        kind == Kind::Task
+    }
+    fn changed(&self, _: Kind, key: &str, doc: Option<&str>) {
+        let mut set = self.0.lock().unwrap();
+        match doc {
+            Some(_) => set.insert(key.to_string()),
+            None => set.remove(key),
+        };
+    }
+    fn reset(&self) {
+        self.0.lock().unwrap().clear();
+    }
+}
+
+/// A write job's views include every batch committed before it, whichever server committed
+/// it: two servers admitting work against one in-memory count never admit more than the
+/// limit between them (how placement on several replicas never over-commits an instance).
+async fn write_jobs_see_every_batch_committed_before_them(e: &dyn Engine) {
+    const LIMIT: usize = 40;
+    let servers = [e.open(), e.open()];
+    let views: Vec<Arc<Reserved>> = servers
+        .iter()
+        .map(|s| {
+            let v = Arc::new(Reserved::default());
+            s.watch(v.clone());
+            v
+        })
+        .collect();
+    let mut jobs = Vec::new();
+    for i in 0..200 {
+        let (store, view) = (servers[i % 2].clone(), views[i % 2].clone());
+        jobs.push(tokio::spawn(async move {
+            store
+                .write(move |tx| {
+                    if view.0.lock().unwrap().len() >= LIMIT {
+                        return Ok(false);
+                    }
+                    tx.insert(Kind::Task, &format!("t{i:03}"), None, "{}")?;
+                    Ok(true)
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut admitted = 0;
+    for j in jobs {
+        admitted += usize::from(j.await.unwrap());
+    }
+    let stored = servers[0]
+        .read(|r| {
+            r.list(
+                Kind::Task,
+                &ListQuery {
+                    limit: 1_000,
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap()
+        .len();
+    assert_eq!((admitted, stored), (LIMIT, LIMIT));
+}
+
+/// A lease is one holder's until it expires by the database's clock or is released; each new
+/// holder gets the next epoch, and writes fenced by an old epoch are refused.
+async fn leases_change_hands_only_when_expired_and_fence_writes(e: &dyn Engine) {
+    use std::time::Duration;
+    let (a, b) = (e.open(), e.open());
+    let minute = Duration::from_secs(60);
+    let epoch = a.acquire_lease("leader", "a", minute).await.unwrap();
+    assert_eq!(epoch, Some(1));
+    assert_eq!(b.acquire_lease("leader", "b", minute).await.unwrap(), None);
+    // Renewing keeps the epoch.
+    assert_eq!(
+        a.acquire_lease("leader", "a", minute).await.unwrap(),
+        Some(1)
+    );
+    let leases = b.leases().unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!((leases[0].holder.as_str(), leases[0].epoch), ("a", 1));
+    assert!(leases[0].remaining_ms > 50_000, "{leases:?}");
+    let fence = |holder: &str, epoch| Fence {
+        lease: "leader".into(),
+        holder: holder.into(),
+        epoch,
+    };
+    let a_fenced = a.fenced(fence("a", 1));
+    a_fenced
+        .write(|tx| tx.insert(Kind::Meta, "by-a", None, "1"))
+        .await
+        .unwrap();
+    // Released: B takes it at once, with the next epoch; A's fenced writes are refused.
+    a.release_lease("leader", "a").await.unwrap();
+    assert_eq!(
+        b.acquire_lease("leader", "b", minute).await.unwrap(),
+        Some(2)
+    );
+    let refused = a_fenced
+        .write(|tx| tx.insert(Kind::Meta, "stale", None, "1"))
+        .await;
+    assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+    assert!(b.read(|r| r.get(Kind::Meta, "stale")).unwrap().is_none());
+    b.fenced(fence("b", 2))
+        .write(|tx| tx.insert(Kind::Meta, "by-b", None, "1"))
+        .await
+        .unwrap();
+    // Not renewed, a lease expires and passes on.
+    let short = Duration::from_millis(200);
+    assert_eq!(a.acquire_lease("short", "a", short).await.unwrap(), Some(1));
+    assert_eq!(b.acquire_lease("short", "b", minute).await.unwrap(), None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(epoch) = b.acquire_lease("short", "b", minute).await.unwrap() {
+            assert_eq!(epoch, 2);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -102,6 +102,10 @@ pub enum Error {
     /// The operation is part of the model but Berth does not implement it yet.
     #[error("{0}")]
     NotImplemented(String),
+    /// A dependency (the database, the object store) is unreachable, or this server may not
+    /// do it now: HTTP 503, which clients retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else. The text is for the log only; callers see a generic message.
     #[error("internal error: {0}")]
     Internal(String),

@@ -119,11 +119,15 @@ impl DataDir {
                 ));
             }
         };
-        let doc = serde_json::to_vec_pretty(&StoredCredentials {
-            access_key_id: pair.access_key_id.clone(),
-            secret_access_key: pair.secret_access_key.clone(),
-        })
-        .expect("serializable");
+        self.write_credentials(&pair)?;
+        Ok((pair, true))
+    }
+}
+
+impl DataDir {
+    /// Replaces the credentials file with `pair` (mode 0600, fsynced, atomically).
+    pub fn write_credentials(&self, pair: &KeyPair) -> Result<(), DataDirError> {
+        let path = self.credentials_path();
         let tmp = self.path.join("credentials.json.tmp");
         let mut f = OpenOptions::new()
             .create(true)
@@ -132,14 +136,13 @@ impl DataDir {
             .mode(0o600)
             .open(&tmp)
             .map_err(io(&tmp))?;
-        f.write_all(&doc)
+        f.write_all(encode_credentials(pair).as_bytes())
             .and_then(|_| f.sync_all())
             .map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         File::open(&self.path)
             .and_then(|d| d.sync_all())
-            .map_err(io(&self.path))?;
-        Ok((pair, true))
+            .map_err(io(&self.path))
     }
 }
 
@@ -177,6 +180,25 @@ pub fn credentials_path(dir: &Path) -> PathBuf {
     dir.join("credentials.json")
 }
 
+/// Root credentials as the credentials file and the shared store keep them.
+pub fn encode_credentials(pair: &KeyPair) -> String {
+    serde_json::to_string_pretty(&StoredCredentials {
+        access_key_id: pair.access_key_id.clone(),
+        secret_access_key: pair.secret_access_key.clone(),
+    })
+    .expect("serializable")
+}
+
+/// Root credentials from `text` (kept in `place`, for errors).
+pub fn decode_credentials(text: &[u8], place: &str) -> Result<KeyPair, DataDirError> {
+    let c: StoredCredentials = serde_json::from_slice(text)
+        .map_err(|e| DataDirError::BadCredentials(format!("{place}: {e}")))?;
+    Ok(KeyPair {
+        access_key_id: c.access_key_id,
+        secret_access_key: c.secret_access_key,
+    })
+}
+
 /// Reads the stored root credentials of a data directory (no lock needed).
 pub fn read_credentials(dir: &Path) -> Result<KeyPair, DataDirError> {
     let path = credentials_path(dir);
@@ -187,12 +209,7 @@ pub fn read_credentials(dir: &Path) -> Result<KeyPair, DataDirError> {
         }
         Err(e) => return Err(io(&path)(e)),
     };
-    let c: StoredCredentials = serde_json::from_slice(&text)
-        .map_err(|e| DataDirError::BadCredentials(format!("{}: {e}", path.display())))?;
-    Ok(KeyPair {
-        access_key_id: c.access_key_id,
-        secret_access_key: c.secret_access_key,
-    })
+    decode_credentials(&text, &path.display().to_string())
 }
 
 fn check_pair(id: &str, secret: &str) -> Result<(), DataDirError> {

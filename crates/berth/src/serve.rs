@@ -3,7 +3,7 @@
 
 use crate::config::ServerConfig;
 use crate::data_dir::{DataDir, DataDirError};
-use berth_api::auth::Keys;
+use berth_api::auth::{KeyPair, Keys};
 use berth_api::{ApiConfig, ApiState};
 use berth_control::Scope;
 use berth_store::{Kind, Store, StoreError};
@@ -45,35 +45,60 @@ pub enum ServeError {
 /// Uploads untouched this long are abandoned (ECR keeps them about a day).
 const UPLOAD_EXPIRY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// A 32-byte secret made once per data directory and kept in the store (pagination tokens,
-/// registry authorization tokens).
-async fn meta_key(store: &Store, name: &'static str) -> Result<[u8; 32], berth_types::Error> {
-    let existing = store.read(|r| r.get(Kind::Meta, name))?;
-    let hex_key = match existing {
-        Some(rec) => rec.doc,
-        None => {
-            let mut key = [0u8; 32];
-            rand::rng().fill_bytes(&mut key);
-            let doc: String = key.iter().map(|b| format!("{b:02x}")).collect();
-            let d = doc.clone();
-            match store
-                .write(move |tx| tx.insert(Kind::Meta, name, None, &d))
-                .await
-            {
-                Ok(_) => doc,
-                Err(berth_types::Error::Conflict) => store
-                    .read(|r| r.get(Kind::Meta, name))?
-                    .map(|r| r.doc)
-                    .unwrap_or(doc),
-                Err(e) => return Err(e),
-            }
-        }
-    };
-    let mut key = [0u8; 32];
-    for (i, b) in key.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex_key.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+/// The value of server-wide record `name`: the stored one, or `proposed` stored now. Every
+/// server sharing a database ends up with the first one's.
+async fn shared_meta(
+    store: &Store,
+    name: &'static str,
+    proposed: String,
+) -> Result<String, berth_types::Error> {
+    if let Some(rec) = store.read(|r| r.get(Kind::Meta, name))? {
+        return Ok(rec.doc);
     }
+    let doc = proposed.clone();
+    match store
+        .write(move |tx| tx.insert(Kind::Meta, name, None, &doc))
+        .await
+    {
+        Ok(_) => Ok(proposed),
+        Err(berth_types::Error::Conflict) => Ok(store
+            .read(|r| r.get(Kind::Meta, name))?
+            .map_or(proposed, |r| r.doc)),
+        Err(e) => Err(e),
+    }
+}
+
+/// A 32-byte secret made once per store (pagination tokens, registry authorization tokens),
+/// so a token one server issued is good on every server sharing the database.
+async fn meta_key(store: &Store, name: &'static str) -> Result<[u8; 32], berth_types::Error> {
+    let mut fresh = [0u8; 32];
+    rand::rng().fill_bytes(&mut fresh);
+    let hex_key = shared_meta(store, name, hex::encode(fresh)).await?;
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(&hex_key, &mut key)
+        .map_err(|e| berth_types::Error::internal(format!("stored {name}: {e}")))?;
     Ok(key)
+}
+
+/// The root key pair of every server sharing the store: the first server's, which the store
+/// keeps; this data directory's credentials file is made to match (`berth credentials` reads
+/// it).
+async fn shared_root(
+    store: &Store,
+    data_dir: &DataDir,
+    local: KeyPair,
+) -> Result<KeyPair, ServeError> {
+    let doc = crate::data_dir::encode_credentials(&local);
+    let stored = shared_meta(store, "root-credentials", doc).await?;
+    let shared =
+        crate::data_dir::decode_credentials(stored.as_bytes(), "the store's root credentials")?;
+    if shared != local {
+        tracing::warn!(
+            "this data directory's root credentials differ from those the shared store holds; using the store's (credentials file rewritten)"
+        );
+        data_dir.write_credentials(&shared)?;
+    }
+    Ok(shared)
 }
 
 fn tls_acceptor(
@@ -129,11 +154,12 @@ pub async fn run(
         None => None,
     };
     let data_dir = DataDir::open(&data_path)?;
-    let (root, created) = data_dir.root_credentials()?;
+    let (local_root, created) = data_dir.root_credentials()?;
     let store = match &config.database {
         Some(url) => Store::open_postgres(url)?,
         None => Store::open(&data_dir.database())?,
     };
+    let root = shared_root(&store, &data_dir, local_root).await?;
     let blobs = berth_blob::BlobStore::open(&data_dir.blobs())?;
     let paging_key = meta_key(&store, "paging-key").await?;
     let token_key = meta_key(&store, "registry-token-key").await?;
