@@ -4,15 +4,24 @@ use crate::{AgentConfig, AgentError};
 use berth_aws::sigv4::{SigningKey, sign_request};
 use serde_json::Value;
 
-/// A SigV4-signing client of the Berth API.
+/// A SigV4-signing client of the Berth API, at one or several servers sharing a store
+/// (`--endpoint http://a:4566,http://b:4566`): calls go to one until it cannot be reached,
+/// then to the next.
 #[derive(Clone)]
 pub struct Control {
     http: reqwest::Client,
-    endpoint: String,
-    host: String,
+    endpoints: std::sync::Arc<[Endpoint]>,
+    /// The endpoint calls go to now.
+    current: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     access_key_id: String,
     secret: String,
     region: String,
+}
+
+/// A server's URL, and its `host[:port]` (what requests are signed for).
+struct Endpoint {
+    url: String,
+    host: String,
 }
 
 impl Control {
@@ -25,18 +34,25 @@ impl Control {
         )
     }
 
-    /// A client of the server at `endpoint` with these credentials.
-    pub fn connect(endpoint: &str, access_key_id: &str, secret: &str, region: &str) -> Self {
-        let endpoint = endpoint.trim_end_matches('/').to_string();
-        let host = endpoint
-            .split_once("://")
-            .map_or(endpoint.as_str(), |(_, h)| h)
-            .trim_end_matches('/')
-            .to_string();
+    /// A client of the servers at `endpoints` (comma-separated URLs) with these credentials.
+    pub fn connect(endpoints: &str, access_key_id: &str, secret: &str, region: &str) -> Self {
+        let endpoints: Vec<Endpoint> = endpoints
+            .split(',')
+            .map(|e| e.trim().trim_end_matches('/'))
+            .filter(|e| !e.is_empty())
+            .map(|url| Endpoint {
+                url: url.to_string(),
+                host: url
+                    .split_once("://")
+                    .map_or(url, |(_, h)| h)
+                    .trim_end_matches('/')
+                    .to_string(),
+            })
+            .collect();
         Control {
             http: reqwest::Client::new(),
-            endpoint,
-            host,
+            endpoints: endpoints.into(),
+            current: Default::default(),
             access_key_id: access_key_id.to_string(),
             secret: secret.to_string(),
             region: region.to_string(),
@@ -44,21 +60,89 @@ impl Control {
     }
 
     /// A request that got no answer; a refused or failed connection names the endpoint.
-    fn unreachable(&self, what: &str, e: reqwest::Error) -> AgentError {
+    fn unreachable(&self, url: &str, what: &str, e: reqwest::Error) -> AgentError {
         if e.is_connect() {
             AgentError::Control(format!(
-                "the Berth endpoint {} is unreachable ({what}: {}); is the server running there, and is --endpoint right?",
-                self.endpoint,
+                "the Berth endpoint {url} is unreachable ({what}: {}); is the server running there, and is --endpoint right?",
                 std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string())
             ))
         } else {
-            AgentError::Control(format!("{what} to {}: {e}", self.endpoint))
+            AgentError::Control(format!("{what} to {url}: {e}"))
         }
     }
 
-    /// `host[:port]` of the endpoint (images from there are pulled with an ECR token).
-    pub fn host(&self) -> &str {
-        &self.host
+    /// The endpoint host `image` is pulled from, if it is one of the servers' registries
+    /// (pulled with an ECR token).
+    pub fn registry_of(&self, image: &str) -> Option<&str> {
+        self.endpoints
+            .iter()
+            .find(|e| image.starts_with(&format!("{}/", e.host)))
+            .map(|e| e.host.as_str())
+    }
+
+    /// A signed `POST` of `payload` to `path` with `headers` (the host is added), signed for
+    /// `service`: the status and body. A server that cannot be connected to is passed over
+    /// for the next one (the request never reached it); any other failure is the answer.
+    async fn post(
+        &self,
+        service: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        payload: Vec<u8>,
+        what: &str,
+    ) -> Result<(reqwest::StatusCode, String), AgentError> {
+        let mut tried = 0;
+        loop {
+            let at = self.current.load(std::sync::atomic::Ordering::Relaxed);
+            let endpoint = &self.endpoints[at % self.endpoints.len()];
+            let mut all: Vec<(&str, &str)> = headers.to_vec();
+            all.push(("host", endpoint.host.as_str()));
+            let key = SigningKey {
+                access_key_id: &self.access_key_id,
+                secret: &self.secret,
+                region: &self.region,
+                service,
+            };
+            let signed = sign_request(
+                &key,
+                "POST",
+                path,
+                &all,
+                &payload,
+                time::OffsetDateTime::now_utc(),
+            );
+            let mut req = self.http.post(format!("{}{path}", endpoint.url));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            for (k, v) in signed {
+                req = req.header(k, v);
+            }
+            match req.body(payload.clone()).send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let text = resp
+                        .text()
+                        .await
+                        .map_err(|e| AgentError::Control(format!("{what}: {e}")))?;
+                    return Ok((status, text));
+                }
+                Err(e) => {
+                    tried += 1;
+                    let next = at.wrapping_add(1);
+                    let _ = self.current.compare_exchange(
+                        at,
+                        next,
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    if !e.is_connect() || tried >= self.endpoints.len() {
+                        return Err(self.unreachable(&endpoint.url, what, e));
+                    }
+                    tracing::warn!(endpoint = %endpoint.url, "server unreachable; trying the next one");
+                }
+            }
+        }
     }
 
     /// A signed call to an agent endpoint (`berth-node-api::agent`), typed both ways.
@@ -102,38 +186,8 @@ impl Control {
         body: &Value,
     ) -> Result<Value, AgentError> {
         let payload = serde_json::to_vec(body).expect("JSON value");
-        let headers = [
-            ("content-type", "application/json"),
-            ("host", self.host.as_str()),
-        ];
-        let key = SigningKey {
-            access_key_id: &self.access_key_id,
-            secret: &self.secret,
-            region: &self.region,
-            service,
-        };
-        let signed = sign_request(
-            &key,
-            "POST",
-            path,
-            &headers,
-            &payload,
-            time::OffsetDateTime::now_utc(),
-        );
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.endpoint))
-            .header("content-type", "application/json");
-        for (k, v) in signed {
-            req = req.header(k, v);
-        }
-        let resp = req
-            .body(payload)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(path, e))?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let headers = [("content-type", "application/json")];
+        let (status, text) = self.post(service, path, &headers, payload, path).await?;
         if !status.is_success() {
             return Err(AgentError::Control(format!(
                 "{path} failed ({status}): {text}"
@@ -158,41 +212,11 @@ impl Control {
         let payload = serde_json::to_vec(&body).expect("JSON value");
         let headers = [
             ("content-type", "application/x-amz-json-1.1"),
-            ("host", self.host.as_str()),
             ("x-amz-target", target.as_str()),
         ];
-        let key = SigningKey {
-            access_key_id: &self.access_key_id,
-            secret: &self.secret,
-            region: &self.region,
-            service,
-        };
-        let signed = sign_request(
-            &key,
-            "POST",
-            "/",
-            &headers,
-            &payload,
-            time::OffsetDateTime::now_utc(),
-        );
-        let mut req = self
-            .http
-            .post(format!("{}/", self.endpoint))
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amz-target", &target);
-        for (k, v) in signed {
-            req = req.header(k, v);
-        }
-        let resp = req
-            .body(payload)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(operation, e))?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| AgentError::Control(format!("{operation}: {e}")))?;
+        let (status, text) = self
+            .post(service, "/", &headers, payload, operation)
+            .await?;
         if !status.is_success() {
             return Err(AgentError::Control(format!(
                 "{operation} failed ({status}): {text}"

@@ -59,7 +59,8 @@ pub enum AgentError {
 /// The agent's settings.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// The Berth endpoint, e.g. `http://127.0.0.1:4566`.
+    /// The Berth endpoint, e.g. `http://127.0.0.1:4566`, or several servers sharing a store,
+    /// comma-separated (the agent moves to the next when one cannot be reached).
     pub endpoint: String,
     pub cluster: String,
     pub access_key_id: String,
@@ -159,9 +160,9 @@ pub struct Remote {
 
 impl Registry for Remote {
     async fn auth(&self, image: &str) -> Result<Option<RegistryAuth>, String> {
-        if !image.starts_with(&format!("{}/", self.control.host())) {
+        let Some(server) = self.control.registry_of(image) else {
             return Ok(None);
-        }
+        };
         let (username, password) = self
             .control
             .registry_token()
@@ -170,7 +171,7 @@ impl Registry for Remote {
         Ok(Some(RegistryAuth {
             username,
             password,
-            server: self.control.host().to_string(),
+            server: server.to_string(),
         }))
     }
 }

@@ -63,6 +63,8 @@ struct Inner {
     paging_key: [u8; 32],
     registry_host: String,
     regions: std::sync::RwLock<std::collections::HashMap<String, Arc<Regional>>>,
+    /// Regions other servers sharing the store created resources in, not made here yet.
+    discovered: Arc<NewRegions>,
     /// Key of registry (ECR) authorization tokens and layer download URLs.
     token_key: [u8; 32],
     tokens: auth::token::VerifiedTokens,
@@ -74,6 +76,29 @@ struct Inner {
     /// polls stay well inside it).
     agent_timeout: std::time::Duration,
     background: Arc<berth_control::background::Driver>,
+}
+
+/// Notes the regions of new clusters and load balancers (what the background tasks and the
+/// data plane work on), wherever they were created.
+#[derive(Default)]
+struct NewRegions(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl berth_store::Watcher for NewRegions {
+    fn watches(&self, kind: berth_store::Kind) -> bool {
+        matches!(
+            kind,
+            berth_store::Kind::Cluster | berth_store::Kind::LoadBalancer
+        )
+    }
+    fn changed(&self, _: berth_store::Kind, key: &str, doc: Option<&str>) {
+        if let (Some((region, _)), Some(_)) = (key.split_once('\t'), doc) {
+            let mut found = self.0.lock().expect("new regions");
+            if !found.contains(region) {
+                found.insert(region.to_string());
+            }
+        }
+    }
+    fn reset(&self) {}
 }
 
 /// What the API is built from.
@@ -112,6 +137,7 @@ impl ApiState {
                 paging_key: c.paging_key,
                 registry_host: c.registry_host,
                 regions: Default::default(),
+                discovered: Default::default(),
                 token_key: c.token_key,
                 tokens: Default::default(),
                 endpoint: c.endpoint,
@@ -121,6 +147,7 @@ impl ApiState {
             }),
         };
         state.home();
+        state.inner.store.watch(state.inner.discovered.clone());
         for r in state.inner.store.regions().unwrap_or_default() {
             if let Ok(region) = berth_types::Region::parse(&r) {
                 state.region(&region);
@@ -189,8 +216,15 @@ impl ApiState {
         self.region(&self.inner.scope.region.clone())
     }
 
-    /// Every region's control plane so far (for the background tasks).
+    /// Every region's control plane so far (for the background tasks), those of regions
+    /// another server sharing the store started using included.
     pub fn regions(&self) -> Vec<Arc<Regional>> {
+        let found = std::mem::take(&mut *self.inner.discovered.0.lock().expect("new regions"));
+        for r in found {
+            if let Ok(region) = berth_types::Region::parse(&r) {
+                self.region(&region);
+            }
+        }
         self.inner
             .regions
             .read()

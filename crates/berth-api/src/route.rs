@@ -569,7 +569,10 @@ async fn operator_call(
     if path == OPS_STATUS && (parts.method == Method::GET || parts.method == Method::POST) {
         let tasks: Vec<Value> = driver.statuses().iter().map(status_json).collect();
         return node_response(
-            Ok(serde_json::json!({"backgroundTasks": tasks})),
+            cluster_json(state.store()).map(|mut v| {
+                v["backgroundTasks"] = Value::from(tasks);
+                v
+            }),
             request_id,
         );
     }
@@ -589,6 +592,37 @@ async fn operator_call(
         };
     }
     text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+}
+
+/// The servers sharing the store (their own leases), the controllers' leader lease, and the
+/// change feed's revision as the database and this server have it.
+fn cluster_json(store: &berth_store::Store) -> Result<Value, berth_types::Error> {
+    use berth_control::leader::{LEADER, REPLICA_PREFIX};
+    let leases = store.leases()?;
+    let leader = leases.iter().find(|l| l.name == LEADER);
+    let servers: Vec<Value> = leases
+        .iter()
+        .filter_map(|l| {
+            let id = l.name.strip_prefix(REPLICA_PREFIX)?;
+            Some(serde_json::json!({
+                "id": id,
+                "endpoint": l.holder,
+                "alive": l.remaining_ms > 0,
+                "leaseRemainingMs": l.remaining_ms,
+                "leader": leader.is_some_and(|ld| ld.holder == id && ld.remaining_ms > 0),
+            }))
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "servers": servers,
+        "leader": leader.map(|l| serde_json::json!({
+            "holder": l.holder,
+            "epoch": l.epoch,
+            "remainingMs": l.remaining_ms,
+        })),
+        "revision": store.revision()?,
+        "appliedRevision": store.applied_revision(),
+    }))
 }
 
 /// A background task's status as the operator endpoints show it.

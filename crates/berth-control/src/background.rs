@@ -11,9 +11,15 @@
 //! it started, how long it took, what it did or why it failed — for `/metrics` and
 //! `berth status`.
 //!
+//! Of several servers sharing a store, only the leader runs them ([`crate::leader`]): an
+//! activation elsewhere does nothing and says so, and the leader's get the fence of its term
+//! to write with. A server that becomes leader activates every task at once.
+//!
 //! The design follows the background tasks of oxidecomputer/omicron's nexus (timer plus
 //! activation, kept statuses, tests that activate).
 
+use crate::leader::Leadership;
+use berth_store::Fence;
 use berth_types::{Error, Timestamp};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,8 +38,16 @@ pub const INSTANCE_LIVENESS: &str = "instance-liveness";
 pub const REGISTRY_GC: &str = "registry-gc";
 pub const STOPPED_TASK_PURGE: &str = "stopped-task-purge";
 
-type Activation =
-    Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Counts, Error>> + Send>> + Send + Sync>;
+/// What an activation gets: the fence its writes must carry (`None` on a server without
+/// leadership, which is alone by construction: unit tests).
+type Activation = Box<
+    dyn Fn(Option<Fence>) -> Pin<Box<dyn Future<Output = Result<Counts, Error>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The outcome of an activation on a server that does not lead.
+pub const NOT_LEADER: &str = "skipped: another server leads";
 
 /// The last activation of a task, and how many there were.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,16 +112,42 @@ impl Handle {
 pub struct Driver {
     tasks: Mutex<BTreeMap<&'static str, Handle>>,
     runners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    leadership: Option<Arc<Leadership>>,
 }
 
 impl Driver {
+    /// The tasks of a server that runs them only while it leads; every task is activated
+    /// when its term begins.
+    pub fn led_by(leadership: Arc<Leadership>) -> Arc<Driver> {
+        let driver = Arc::new(Driver {
+            tasks: Mutex::default(),
+            runners: Mutex::default(),
+            leadership: Some(leadership.clone()),
+        });
+        let weak = Arc::downgrade(&driver);
+        let mut term = leadership.subscribe();
+        let watcher = tokio::spawn(async move {
+            while term.changed().await.is_ok() {
+                let leading = term.borrow_and_update().is_some();
+                let Some(driver) = weak.upgrade() else { return };
+                if leading {
+                    for h in driver.tasks.lock().expect("tasks").values() {
+                        h.activate();
+                    }
+                }
+            }
+        });
+        driver.runners.lock().expect("runners").push(watcher);
+        driver
+    }
+
     /// Registers `activate` as task `name`, run every `period` and on demand; starts it.
     pub fn register<F, Fut>(&self, name: &'static str, period: Duration, activate: F) -> Handle
     where
-        F: Fn() -> Fut + Send + Sync + 'static,
+        F: Fn(Option<Fence>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Counts, Error>> + Send + 'static,
     {
-        let activation: Activation = Box::new(move || Box::pin(activate()));
+        let activation: Activation = Box::new(move |fence| Box::pin(activate(fence)));
         let entry = Arc::new(Entry {
             status: Mutex::new(Status {
                 name,
@@ -118,6 +158,7 @@ impl Driver {
             done: watch::channel(0).0,
         });
         let handle = Handle(entry.clone());
+        let leadership = self.leadership.clone();
         let runner = tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -126,7 +167,7 @@ impl Driver {
                     _ = tick.tick() => {}
                     () = entry.wake.notified() => {}
                 }
-                run_once(&entry, &activation).await;
+                run_once(&entry, &activation, leadership.as_deref()).await;
             }
         });
         self.tasks
@@ -174,14 +215,18 @@ impl Drop for Driver {
     }
 }
 
-async fn run_once(entry: &Entry, activation: &Activation) {
+async fn run_once(entry: &Entry, activation: &Activation, leadership: Option<&Leadership>) {
     let started = Instant::now();
     {
         let mut s = entry.status.lock().expect("status");
         s.started += 1;
         s.last_started = Some(Timestamp::now());
     }
-    let outcome = activation().await;
+    let outcome = match leadership.map(Leadership::fence) {
+        None => activation(None).await,
+        Some(Some(fence)) => activation(Some(fence)).await,
+        Some(None) => Ok(vec![(NOT_LEADER, 1)]),
+    };
     let took = started.elapsed();
     let mut s = entry.status.lock().expect("status");
     s.activations += 1;
@@ -296,7 +341,7 @@ mod tests {
         let driver = Driver::default();
         let runs = Arc::new(AtomicU64::new(0));
         let r = runs.clone();
-        let handle = driver.register("counter", Duration::from_secs(60), move || {
+        let handle = driver.register("counter", Duration::from_secs(60), move |_| {
             let r = r.clone();
             async move {
                 let n = r.fetch_add(1, Ordering::SeqCst) + 1;

@@ -218,6 +218,15 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The same handle, writing only while `fence` holds (a controller's term; `None`:
+    /// unfenced).
+    pub fn fenced(&self, fence: Option<&berth_store::Fence>) -> Self {
+        let mut h = self.clone();
+        if let Some(f) = fence {
+            h.store = h.store.fenced(f.clone());
+        }
+        h
+    }
     pub fn new(scope: Scope, store: Store, blobs: BlobStore, host: String) -> Self {
         Registry {
             scope,

@@ -45,6 +45,8 @@ pub enum Kind {
     AccountSetting,
     /// An ECS container instance: `cluster\nid`.
     ContainerInstance,
+    /// When an instance's agent last checked in with some server: `cluster\nid`.
+    Heartbeat,
     /// An ECS task: `cluster\nid`; the status column holds the desired status.
     Task,
     /// An ECS service: `cluster\nname`; the status column holds its status.
@@ -78,12 +80,13 @@ impl Kind {
         !matches!(self, Kind::Content | Kind::Meta)
     }
 
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Cluster,
         Kind::TaskDefinition,
         Kind::TaskDefinitionFamily,
         Kind::AccountSetting,
         Kind::ContainerInstance,
+        Kind::Heartbeat,
         Kind::Task,
         Kind::Service,
         Kind::LoadBalancer,
@@ -110,6 +113,7 @@ impl Kind {
             Kind::TaskDefinitionFamily => "task-definition-family",
             Kind::AccountSetting => "account-setting",
             Kind::ContainerInstance => "container-instance",
+            Kind::Heartbeat => "agent-heartbeat",
             Kind::Task => "task",
             Kind::Service => "service",
             Kind::LoadBalancer => "load-balancer",
@@ -139,10 +143,15 @@ pub trait Read {
 /// jobs of the same batch see it — and `reset` when a batch fails to commit or the store is
 /// cleared, after which the view must be rebuilt from the store. A view used only inside write
 /// jobs is therefore exactly what the store holds.
+///
+/// `committed` follows once the changes delivered since the last call are durable and
+/// visible to every reader: a view that wakes someone who will read the store (an agent's
+/// long-poll, a load balancer's configuration) wakes them there, not in `changed`.
 pub trait Watcher: Send + Sync {
     fn watches(&self, kind: Kind) -> bool;
     fn changed(&self, kind: Kind, key: &str, doc: Option<&str>);
     fn reset(&self);
+    fn committed(&self) {}
 }
 
 /// One stored document.

@@ -203,6 +203,9 @@ impl Views {
             }
         }
         *applied = upto;
+        for w in watching {
+            w.committed();
+        }
         Ok(())
     }
 }
@@ -478,6 +481,9 @@ impl Watcher for RegionalWatcher {
     fn reset(&self) {
         self.inner.reset();
     }
+    fn committed(&self) {
+        self.inner.committed();
+    }
 }
 
 /// Follows the batches other servers commit to a shared database, every [`FOLLOW_EVERY`],
@@ -553,6 +559,9 @@ fn writer_loop(mut conn: Box<dyn WriteConn>, rx: mpsc::Receiver<Job>, views: &Vi
             for w in &watching {
                 w.reset();
             }
+        }
+        for w in &watching {
+            w.committed();
         }
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "store commit failed; the batch is lost and reported as failed");

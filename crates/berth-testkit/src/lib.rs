@@ -356,20 +356,32 @@ impl Drop for TestServer {
     }
 }
 
+/// The operator status of the server at `endpoint` (`/_berth/status`: the servers sharing
+/// its store, the leader lease, the change feed's revision, the background tasks).
+pub async fn status_at(endpoint: &str) -> serde_json::Value {
+    operator_call(endpoint, "/_berth/status", "status").await
+}
+
 /// [`TestServer::activate`] for the server at `endpoint` (e.g. an SDK client's
 /// `config().endpoint_url()`).
 pub async fn activate_at(endpoint: &str, name: &str) -> serde_json::Value {
+    let what = format!("activating {name}");
+    operator_call(endpoint, &format!("/_berth/background/{name}"), &what).await
+}
+
+/// A root-signed `POST {}` to an operator endpoint; its JSON answer.
+async fn operator_call(endpoint: &str, path: &str, what: &str) -> serde_json::Value {
     let r = signed(
         &Signing::root("ecs"),
         "POST",
-        &format!("{endpoint}/_berth/background/{name}"),
+        &format!("{endpoint}{path}"),
         &[("content-type", "application/json")],
         b"{}",
     )
     .send()
     .await;
-    assert_eq!(r.status, 200, "activating {name}: {}", r.body);
-    serde_json::from_str(&r.body).expect("a status")
+    assert_eq!(r.status, 200, "{what}: {}", r.body);
+    serde_json::from_str(&r.body).expect("a JSON answer")
 }
 
 /// The `Authorization` value of HTTP Basic auth.

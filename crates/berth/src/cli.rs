@@ -42,7 +42,8 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct LbArgs {
-    /// The Berth endpoint.
+    /// The Berth endpoint; several servers sharing a store, comma-separated (the next is
+    /// used when one cannot be reached).
     #[arg(long, env = "BERTH_ENDPOINT", default_value = "http://127.0.0.1:4566")]
     pub endpoint: String,
     /// The region of the endpoint.
@@ -58,7 +59,8 @@ pub struct LbArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
-    /// The Berth endpoint.
+    /// The Berth endpoint; several servers sharing a store, comma-separated (the next is
+    /// used when one cannot be reached).
     #[arg(long, env = "BERTH_ENDPOINT", default_value = "http://127.0.0.1:4566")]
     pub endpoint: String,
     /// The cluster to join.
@@ -210,6 +212,36 @@ async fn status(args: StatusArgs) -> Result<(), Box<dyn std::error::Error>> {
         .node_call("ecs", "/_berth/status", &serde_json::json!({}))
         .await?;
     println!("Berth at {endpoint}\n");
+    println!(
+        "{:<18} {:<32} {:>7} {:>14}",
+        "server", "endpoint", "leader", "lease left"
+    );
+    for srv in out["servers"].as_array().into_iter().flatten() {
+        let left = srv["leaseRemainingMs"].as_i64().unwrap_or_default();
+        println!(
+            "{:<18} {:<32} {:>7} {:>14}",
+            srv["id"].as_str().unwrap_or_default(),
+            srv["endpoint"].as_str().unwrap_or_default(),
+            if srv["leader"] == true { "yes" } else { "" },
+            if left > 0 {
+                format!("{:.1} s", left as f64 / 1000.0)
+            } else {
+                "expired".into()
+            },
+        );
+    }
+    if let Some(l) = out["leader"].as_object() {
+        println!(
+            "leader lease: {} at epoch {}, {:.1} s left",
+            l["holder"].as_str().unwrap_or_default(),
+            l["epoch"],
+            l["remainingMs"].as_f64().unwrap_or_default() / 1000.0
+        );
+    }
+    println!(
+        "change feed: revision {} (this server has applied {})\n",
+        out["revision"], out["appliedRevision"]
+    );
     println!(
         "{:<22} {:>11} {:>8} {:>10} {:>11}  last outcome",
         "background task", "activations", "failures", "last run", "took"

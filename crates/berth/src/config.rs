@@ -80,6 +80,10 @@ pub struct ServerArgs {
     /// Milliseconds between service scheduler passes [default: 1000].
     #[arg(long, env = "BERTH_SCHEDULER_INTERVAL_MS", value_name = "MILLISECONDS")]
     pub scheduler_interval_ms: Option<u64>,
+    /// Milliseconds the controllers' leader lease lasts unrenewed: when the leading server
+    /// dies, another of those sharing the database leads within about this [default: 10000].
+    #[arg(long, env = "BERTH_LEADER_LEASE_MS", value_name = "MILLISECONDS")]
+    pub leader_lease_ms: Option<u64>,
     /// Seconds a RUNNING service task without a container health check must run before it
     /// counts as healthy [default: 40, as AWS].
     #[arg(long, env = "BERTH_TASK_HEALTHY_AFTER", value_name = "SECONDS")]
@@ -114,6 +118,7 @@ pub struct FileConfig {
     pub agent_timeout: Option<u64>,
     pub agent_lost_timeout: Option<u64>,
     pub scheduler_interval_ms: Option<u64>,
+    pub leader_lease_ms: Option<u64>,
     pub task_healthy_after: Option<u64>,
     pub stopped_task_retention: Option<u64>,
     pub lb_bind: Option<std::net::IpAddr>,
@@ -143,6 +148,7 @@ pub struct ServerConfig {
     pub agent_timeout: std::time::Duration,
     pub agent_lost_timeout: std::time::Duration,
     pub scheduler_interval: std::time::Duration,
+    pub leader_lease: std::time::Duration,
     pub task_healthy_after: std::time::Duration,
     pub stopped_task_retention: std::time::Duration,
 }
@@ -255,6 +261,12 @@ impl ServerArgs {
                     .or(file.scheduler_interval_ms)
                     .unwrap_or(1000)
                     .max(10),
+            ),
+            leader_lease: std::time::Duration::from_millis(
+                self.leader_lease_ms
+                    .or(file.leader_lease_ms)
+                    .unwrap_or(10_000)
+                    .max(300),
             ),
             task_healthy_after: std::time::Duration::from_secs(
                 self.task_healthy_after

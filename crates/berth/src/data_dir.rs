@@ -146,6 +146,27 @@ impl DataDir {
     }
 }
 
+impl DataDir {
+    /// This server's id among those sharing a store (its leases' holder): made once per
+    /// data directory, so a restarted server is the same server.
+    pub fn server_id(&self) -> Result<String, DataDirError> {
+        let path = self.path.join("server-id");
+        match std::fs::read_to_string(&path) {
+            Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
+        }
+        let mut bytes = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        let id = hex::encode(bytes);
+        let tmp = self.path.join("server-id.tmp");
+        std::fs::write(&tmp, format!("{id}\n")).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        Ok(id)
+    }
+}
+
 /// Where a running server records the URL it serves (`berth credentials` reads it).
 pub fn endpoint_path(dir: &Path) -> PathBuf {
     dir.join("endpoint")

@@ -54,8 +54,11 @@ impl Source for Remote {
     }
 }
 
-/// Wakes the node when an ELB record changes (in-process only).
-struct ElbChanges(Arc<Notify>);
+/// Wakes the node once an ELB record change is committed (in-process only).
+struct ElbChanges {
+    wake: Arc<Notify>,
+    changed: std::sync::atomic::AtomicBool,
+}
 
 impl Watcher for ElbChanges {
     fn watches(&self, kind: Kind) -> bool {
@@ -65,10 +68,20 @@ impl Watcher for ElbChanges {
         )
     }
     fn changed(&self, _: Kind, _: &str, _: Option<&str>) {
-        self.0.notify_one();
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
     fn reset(&self) {
-        self.0.notify_one();
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+    fn committed(&self) {
+        if self
+            .changed
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -76,7 +89,10 @@ impl Watcher for ElbChanges {
 /// targets are reached at `instance_ip` (every instance of `berth up` is this machine).
 pub fn spawn(elb: Elb, store: &Store, bind: IpAddr, instance_ip: IpAddr) -> JoinHandle<()> {
     let changed = Arc::new(Notify::new());
-    store.watch(Arc::new(ElbChanges(changed.clone())));
+    store.watch(Arc::new(ElbChanges {
+        wake: changed.clone(),
+        changed: Default::default(),
+    }));
     tokio::spawn(run(Arc::new(Local(elb)), changed, bind, instance_ip))
 }
 

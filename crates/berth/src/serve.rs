@@ -186,7 +186,17 @@ pub async fn run(
             source,
         })?;
     let bound = listener.local_addr()?;
-    let background = Arc::new(berth_control::background::Driver::default());
+    let leadership = berth_control::leader::Leadership::new(
+        store.clone(),
+        data_dir.server_id()?,
+        config.endpoint_url(bound),
+        config.leader_lease,
+    );
+    // Before serving: a lone server (or one restarted within its lease) leads from its first
+    // request on.
+    leadership.renew().await;
+    let background = berth_control::background::Driver::led_by(leadership.clone());
+    let renewing = tokio::spawn(leadership.clone().run());
     let state = ApiState::new(ApiConfig {
         scope,
         keys: Keys::new(root.clone()),
@@ -286,6 +296,8 @@ pub async fn run(
         }
     }
     background.shutdown();
+    renewing.abort();
+    leadership.step_down().await;
     if let Some(lb) = load_balancer {
         lb.abort();
     }
@@ -325,13 +337,13 @@ fn register_background_tasks(
     };
     use std::time::Duration;
     // The collector sees every region's images and links: content is shared by all.
-    let collector = Arc::new(berth_registry::BlobCollector::new(
-        state.registry_of_every_region(),
-        config.gc_grace,
-        UPLOAD_EXPIRY,
-    ));
-    driver.register(REGISTRY_GC, config.gc_interval, move || {
-        let collector = collector.clone();
+    let (gc_grace, registry) = (config.gc_grace, state.registry_of_every_region());
+    driver.register(REGISTRY_GC, config.gc_interval, move |fence| {
+        let collector = berth_registry::BlobCollector::new(
+            registry.fenced(fence.as_ref()),
+            gc_grace,
+            UPLOAD_EXPIRY,
+        );
         async move {
             let s = collector.activate().await?;
             Ok(vec![
@@ -347,13 +359,13 @@ fn register_background_tasks(
     );
     let every =
         (config.agent_timeout / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
-    driver.register(INSTANCE_LIVENESS, every, move || {
+    driver.register(INSTANCE_LIVENESS, every, move |fence| {
         let api = api.clone();
         async move {
             let (mut disconnected, mut stopped) = (0, 0);
             for region in api.regions() {
-                let liveness =
-                    berth_control::ecs::InstanceLiveness::new(region.ecs.clone(), lost.0, lost.1);
+                let ecs = region.ecs.fenced(fence.as_ref());
+                let liveness = berth_control::ecs::InstanceLiveness::new(ecs, lost.0, lost.1);
                 let s = liveness.activate().await?;
                 disconnected += s.disconnected as u64;
                 stopped += s.tasks_stopped as u64;
@@ -367,25 +379,26 @@ fn register_background_tasks(
     // Stopped tasks are forgotten once past their retention, checked a few times per period.
     let (api, retention) = (state.clone(), config.stopped_task_retention);
     let every = (retention / 4).clamp(Duration::from_millis(200), Duration::from_secs(60));
-    driver.register(STOPPED_TASK_PURGE, every, move || {
+    driver.register(STOPPED_TASK_PURGE, every, move |fence| {
         let api = api.clone();
         async move {
             let mut n = 0;
             for region in api.regions() {
-                n += region.ecs.task_purge_stopped(retention).await? as u64;
+                let ecs = region.ecs.fenced(fence.as_ref());
+                n += ecs.task_purge_stopped(retention).await? as u64;
             }
             Ok(vec![("tasks forgotten", n)])
         }
     });
     let (api, healthy_after) = (state.clone(), config.task_healthy_after);
-    driver.register(SERVICE_SCHEDULER, config.scheduler_interval, move || {
+    driver.register(SERVICE_SCHEDULER, config.scheduler_interval, move |fence| {
         let api = api.clone();
         async move {
             let mut n = 0;
             for region in api.regions() {
                 let scheduler = berth_control::ecs::ServiceScheduler::new(
-                    region.ecs.clone(),
-                    region.elb.clone(),
+                    region.ecs.fenced(fence.as_ref()),
+                    region.elb.fenced(fence.as_ref()),
                     healthy_after,
                 );
                 n += scheduler.activate().await? as u64;

@@ -243,6 +243,21 @@ impl View {
             .collect()
     }
 
+    /// Whether what the tasks on instance `id` hold (reservations included) exceeds what it
+    /// registered: more CPU or memory, or a host port twice.
+    fn overcommitted(&self, id: &str) -> bool {
+        let (Some((_, inst)), Some(u)) = (self.instance(id), self.usage.get(id)) else {
+            return false;
+        };
+        let twice = |held: &[u16], own: &mut std::collections::HashSet<u16>| {
+            !held.iter().all(|p| own.insert(*p))
+        };
+        resource(inst, "CPU") < u.cpu
+            || resource(inst, "MEMORY") < u.memory
+            || twice(&u.tcp_ports, &mut ports(inst, "PORTS").collect())
+            || twice(&u.udp_ports, &mut ports(inst, "PORTS_UDP").collect())
+    }
+
     fn refresh(&mut self, id: &str) {
         if let Some(&i) = self.index.get(id) {
             self.fleet
@@ -319,6 +334,13 @@ fn task_id(key: &str) -> &str {
     key.split_once('\n').map_or(key, |(_, id)| id)
 }
 
+/// What a plan reserved on: the views' epoch, and the instances already over-committed with
+/// its tasks (a StartTask onto named instances may ask for that; a plan never does).
+pub struct Reserved {
+    epoch: u64,
+    over: Vec<String>,
+}
+
 /// The views of the clusters placement has looked at.
 #[derive(Default)]
 pub(super) struct Capacity {
@@ -379,7 +401,7 @@ impl Capacity {
         &self,
         cluster: &ClusterName,
         f: impl FnOnce(&View) -> (Vec<Task>, T),
-    ) -> Option<(u64, (Vec<Task>, T))> {
+    ) -> Option<(Reserved, (Vec<Task>, T))> {
         let mut views = self.views();
         let epoch = views.epoch;
         let view = views.clusters.get_mut(cluster.as_str())?;
@@ -387,19 +409,28 @@ impl Capacity {
         for t in &tasks {
             view.put_task(&t.id, Some(Hold::of(t)));
         }
-        Some((epoch, (tasks, rest)))
+        let mut over: Vec<String> = tasks
+            .iter()
+            .filter_map(|t| t.container_instance.clone())
+            .filter(|i| view.overcommitted(i))
+            .collect();
+        over.dedup();
+        Some((Reserved { epoch, over }, (tasks, rest)))
     }
 
     /// Whether tasks reserved at `epoch` may still be written: the store did not drop what the
-    /// views were built on since, and their instances are still registered. Call it inside the
-    /// write job (it reads the instances' status there, never waiting for a plan).
+    /// views were built on since, their instances are still registered, and no instance is
+    /// over-committed now that the view holds every batch committed before this job — those
+    /// of other servers sharing the database too, which the plan may not have seen. Call it
+    /// inside the write job (it reads the instances' status there, never waiting for a plan).
     pub fn still_valid(
         &self,
         tx: &Tx<'_>,
-        epoch: u64,
+        reserved: &Reserved,
         cluster: &ClusterName,
         tasks: &[Task],
     ) -> Result<bool, Error> {
+        let epoch = reserved.epoch;
         if self.epoch.load(AtomicOrdering::Acquire) != epoch {
             return Ok(false);
         }
@@ -417,7 +448,16 @@ impl Capacity {
             }
             checked.push(i);
         }
-        Ok(true)
+        let views = self.views();
+        if views.epoch != epoch {
+            return Ok(false);
+        }
+        let Some(view) = views.clusters.get(cluster.as_str()) else {
+            return Ok(false);
+        };
+        Ok(!checked
+            .iter()
+            .any(|i| view.overcommitted(i) && !reserved.over.iter().any(|o| o == i)))
     }
 
     /// Reads `cluster`'s view (`None` if it is not loaded).

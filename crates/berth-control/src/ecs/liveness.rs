@@ -6,23 +6,36 @@
 //! reconnects the instance.
 
 use super::{Ecs, load, save};
-use berth_store::{Kind, ListQuery};
+use berth_store::{Kind, ListQuery, Watcher};
 use berth_types::ecs::{ClusterName, ContainerInstance, Task, TaskStatus};
 use berth_types::{Error, Timestamp};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Last check-in per `cluster\nid`, and when this process started watching.
+/// Last check-in per `cluster\nid` with this server, and when this process started watching.
+/// Check-ins are also stored (a `Heartbeat` record, at most every [`STORE_HEARTBEAT_EVERY`]
+/// per instance), so the leader sees agents that check in with other servers.
 pub struct Heartbeats {
     seen: Mutex<HashMap<String, Instant>>,
+    stored: Mutex<HashMap<String, Instant>>,
     since: Instant,
+}
+
+/// How often one instance's check-ins are written to the store.
+const STORE_HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// A stored check-in: when, in Unix milliseconds by the clock of the server it reached.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredHeartbeat {
+    at_ms: i64,
 }
 
 impl Default for Heartbeats {
     fn default() -> Self {
         Heartbeats {
             seen: Mutex::new(HashMap::new()),
+            stored: Mutex::new(HashMap::new()),
             since: Instant::now(),
         }
     }
@@ -39,9 +52,10 @@ impl Heartbeats {
     }
 }
 
-/// Per-instance generations of the desired-task document: bumped when the control plane
-/// changes what an instance should run (tasks placed on it, tasks to stop), so its agent's
-/// long-poll answers at once.
+/// Per-instance generations of the desired-task document: bumped when what an instance should
+/// run changes (a task placed on it, a task to stop, a task gone), so its agent's long-poll
+/// answers at once. A [`Watcher`] of task records: the changes of every server sharing the
+/// store reach it (the change feed), so an agent may long-poll any of them.
 ///
 /// Soft state that still only grows across restarts: every counter starts at the process's
 /// start time in milliseconds times 1024, above anything an earlier process reached (which
@@ -50,6 +64,18 @@ impl Heartbeats {
 pub struct Changes {
     base: u64,
     senders: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
+    /// Each task's instance and desired stop, as last seen (`cluster\ntask-id` keys).
+    desired: Mutex<HashMap<String, Desired>>,
+    /// Instances (`cluster\nid`) whose document changed in changes not committed yet: bumped
+    /// once they are, so a woken agent reads what woke it.
+    pending: Mutex<Vec<String>>,
+}
+
+/// What of a task record its instance's desired document depends on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+struct Desired {
+    container_instance: Option<String>,
+    desired_stopped: bool,
 }
 
 impl Default for Changes {
@@ -57,6 +83,55 @@ impl Default for Changes {
         Changes {
             base: (Timestamp::now().0.max(0) as u64) << 10,
             senders: Mutex::new(HashMap::new()),
+            desired: Mutex::default(),
+            pending: Mutex::default(),
+        }
+    }
+}
+
+impl Watcher for Changes {
+    fn watches(&self, kind: Kind) -> bool {
+        kind == Kind::Task
+    }
+
+    fn changed(&self, _: Kind, key: &str, doc: Option<&str>) {
+        let Some((cluster, _)) = key.split_once('\n') else {
+            return;
+        };
+        let now: Option<Desired> = doc.and_then(|d| serde_json::from_str(d).ok());
+        let before = {
+            let mut desired = self.desired.lock().expect("desired");
+            match &now {
+                Some(d) => desired.insert(key.to_string(), d.clone()),
+                None => desired.remove(key),
+            }
+        };
+        if before == now {
+            return;
+        }
+        let mut pending = self.pending.lock().expect("pending");
+        for d in [before, now].into_iter().flatten() {
+            if let Some(i) = d.container_instance {
+                pending.push(format!("{cluster}\n{i}"));
+            }
+        }
+    }
+
+    fn reset(&self) {
+        // Whatever was missed, every agent looks again.
+        self.desired.lock().expect("desired").clear();
+        self.pending.lock().expect("pending").clear();
+        for s in self.senders.lock().expect("changes").values() {
+            s.send_modify(|n| *n += 1);
+        }
+    }
+
+    fn committed(&self) {
+        let mut pending = std::mem::take(&mut *self.pending.lock().expect("pending"));
+        pending.sort_unstable();
+        pending.dedup();
+        for key in pending {
+            self.sender(&key).send_modify(|n| *n += 1);
         }
     }
 }
@@ -115,11 +190,39 @@ impl Ecs {
                 "The container instance is deregistered.".into(),
             ));
         }
+        let now = Instant::now();
         self.heartbeats
             .seen
             .lock()
             .expect("heartbeats")
-            .insert(k.clone(), Instant::now());
+            .insert(k.clone(), now);
+        let due = self
+            .heartbeats
+            .stored
+            .lock()
+            .expect("heartbeats")
+            .get(&k)
+            .is_none_or(|at| now.duration_since(*at) >= STORE_HEARTBEAT_EVERY);
+        if due {
+            let (hk, doc) = (
+                k.clone(),
+                serde_json::to_string(&StoredHeartbeat {
+                    at_ms: Timestamp::now().0,
+                })
+                .map_err(Error::internal)?,
+            );
+            self.store
+                .write(move |tx| match tx.get(Kind::Heartbeat, &hk)? {
+                    Some(r) => tx.update(Kind::Heartbeat, &hk, r.generation, None, &doc),
+                    None => tx.insert(Kind::Heartbeat, &hk, None, &doc),
+                })
+                .await?;
+            self.heartbeats
+                .stored
+                .lock()
+                .expect("heartbeats")
+                .insert(k.clone(), now);
+        }
         if !inst.agent_connected {
             self.store
                 .write(move |tx| {
@@ -146,13 +249,6 @@ impl Ecs {
 }
 
 impl Ecs {
-    /// Tells the agent of instance `id` that its desired tasks changed.
-    pub(super) fn instance_changed(&self, cluster: &ClusterName, id: &str) {
-        self.changes
-            .sender(&key(cluster, id))
-            .send_modify(|n| *n += 1);
-    }
-
     /// Waits (at most `timeout`) until the change counter of `instance` differs from `since`;
     /// returns the counter.
     pub async fn instance_wait(
@@ -199,6 +295,29 @@ impl InstanceLiveness {
                 },
             )
         })?;
+        // Check-ins other servers stored, as instants of this server's clock.
+        let wall_now = Timestamp::now().0;
+        let stored: HashMap<String, Instant> = self
+            .ecs
+            .store
+            .read(|r| {
+                r.list(
+                    Kind::Heartbeat,
+                    &ListQuery {
+                        limit: usize::MAX >> 1,
+                        ..Default::default()
+                    },
+                )
+            })?
+            .into_iter()
+            .filter_map(|rec| {
+                let at = serde_json::from_str::<StoredHeartbeat>(&rec.doc)
+                    .ok()?
+                    .at_ms;
+                let ago = Duration::from_millis(wall_now.saturating_sub(at).max(0) as u64);
+                Some((rec.key, now.checked_sub(ago)?))
+            })
+            .collect();
         let mut status = LivenessStatus::default();
         for rec in rows {
             let k = rec.key.clone();
@@ -208,7 +327,11 @@ impl InstanceLiveness {
             if !inst.status.is_registered() {
                 continue;
             }
-            let silent = now.saturating_duration_since(self.ecs.heartbeats.last(&k));
+            let last = match stored.get(&k) {
+                Some(at) => self.ecs.heartbeats.last(&k).max(*at),
+                None => self.ecs.heartbeats.last(&k),
+            };
+            let silent = now.saturating_duration_since(last);
             let disconnect = silent >= self.disconnect_after && inst.agent_connected;
             let lost = silent >= self.lost_after;
             if !disconnect && !lost {
@@ -255,7 +378,6 @@ impl InstanceLiveness {
             status.disconnected += d;
             status.tasks_stopped += stopped;
             if stopped > 0 {
-                self.ecs.instance_changed(&inst.cluster, &inst.id);
                 self.ecs.wake_scheduler();
             }
         }

@@ -71,6 +71,15 @@ enum Taggable {
 }
 
 impl Ecs {
+    /// The same handle, writing only while `fence` holds (a controller's term; `None`:
+    /// unfenced).
+    pub fn fenced(&self, fence: Option<&berth_store::Fence>) -> Self {
+        let mut h = self.clone();
+        if let Some(f) = fence {
+            h.store = h.store.fenced(f.clone());
+        }
+        h
+    }
     pub fn new(
         scope: Scope,
         store: Store,
@@ -81,12 +90,14 @@ impl Ecs {
         store.watch(capacity.clone());
         let service_tasks = std::sync::Arc::new(service_tasks::ServiceTasks::default());
         store.watch(service_tasks.clone());
+        let changes = std::sync::Arc::new(liveness::Changes::default());
+        store.watch(changes.clone());
         Ecs {
             scope,
             store,
             pager,
             heartbeats: Default::default(),
-            changes: Default::default(),
+            changes,
             capacity,
             service_tasks,
             background,

@@ -500,7 +500,7 @@ impl Ecs {
                 let tasks: Vec<Task> = targets.into_iter().map(new_task).collect();
                 (tasks, failures)
             });
-            let Some((epoch, (tasks, failures))) = planned else {
+            let Some((reserved, (tasks, failures))) = planned else {
                 // No view of this cluster yet: build it where writes are ordered.
                 let (capacity, c) = (self.capacity.clone(), cluster.clone());
                 self.store.write(move |tx| capacity.load(tx, &c)).await?;
@@ -511,7 +511,7 @@ impl Ecs {
             let written = self
                 .store
                 .write(move |tx| {
-                    if !capacity.still_valid(tx, epoch, &c, &tasks)? {
+                    if !capacity.still_valid(tx, &reserved, &c, &tasks)? {
                         return Err(Error::Conflict);
                     }
                     for t in &tasks {
@@ -530,11 +530,6 @@ impl Ecs {
                     return Err(e);
                 }
             };
-            for t in &created {
-                if let Some(i) = &t.container_instance {
-                    self.instance_changed(&t.cluster, i);
-                }
-            }
             return Ok((created, failures));
         }
         Err(Error::internal(
@@ -703,9 +698,6 @@ impl Ecs {
                 Ok(t)
             })
             .await?;
-        if let Some(i) = &task.container_instance {
-            self.instance_changed(&task.cluster, i);
-        }
         Ok(task)
     }
 
@@ -953,11 +945,6 @@ impl Ecs {
                 Ok(stopped)
             })
             .await?;
-        for t in &stopped {
-            if let Some(i) = &t.container_instance {
-                self.instance_changed(cluster, i);
-            }
-        }
         Ok(stopped)
     }
 }

@@ -125,6 +125,15 @@ fn check_lb_attribute(key: &str, value: &str) -> Result<(), Error> {
 }
 
 impl Elb {
+    /// The same handle, writing only while `fence` holds (a controller's term; `None`:
+    /// unfenced).
+    pub fn fenced(&self, fence: Option<&berth_store::Fence>) -> Self {
+        let mut h = self.clone();
+        if let Some(f) = fence {
+            h.store = h.store.fenced(f.clone());
+        }
+        h
+    }
     pub fn new(scope: Scope, store: Store, pager: Pager, dns_host: String) -> Self {
         Elb {
             scope,

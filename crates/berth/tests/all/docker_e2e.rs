@@ -394,13 +394,19 @@ impl AgentProcess {
 
     /// `berth agent` for cluster `e2e` with `extra` arguments.
     pub(crate) fn spawn(server: &TestServer, state: &Path, extra: &[&str]) -> AgentProcess {
+        Self::spawn_at(&server.endpoint, state, extra)
+    }
+
+    /// `berth agent --endpoint endpoints` (one URL, or several comma-separated) for cluster
+    /// `e2e` with `extra` arguments.
+    pub(crate) fn spawn_at(endpoints: &str, state: &Path, extra: &[&str]) -> AgentProcess {
         let log = state.join("agent.log");
         std::fs::create_dir_all(state).unwrap();
         let child = Command::new(crate::BIN)
             .args([
                 "agent",
                 "--endpoint",
-                &server.endpoint,
+                endpoints,
                 "--cluster",
                 "e2e",
                 "--poll-interval",

@@ -18,6 +18,7 @@ mod persistence;
 mod readme;
 mod regions;
 mod registry;
+mod replicas;
 mod server;
 
 use berth_testkit::TestServer;
@@ -31,6 +32,27 @@ pub fn start_with(options: berth_testkit::Options) -> TestServer {
 }
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+/// A new, empty database `<prefix>_<pid>` on the test PostgreSQL server
+/// (`BERTH_TEST_POSTGRES`, which scripts/test.sh starts); its URL.
+pub fn fresh_postgres_database(prefix: &str) -> String {
+    let server = std::env::var("BERTH_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!("BERTH_TEST_POSTGRES is not set: scripts/test.sh starts a PostgreSQL server for this test")
+    });
+    let database = format!("{prefix}_{}", std::process::id());
+    let admin = format!("{server}/postgres");
+    let name = database.clone();
+    // The blocking client may not run inside a test's async runtime.
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    })
+    .join()
+    .unwrap();
+    format!("{server}/{database}")
+}
 
 /// The error code of an SDK error.
 pub fn code<E: berth_testkit::aws_sdk_ecs::error::ProvideErrorMetadata>(e: &E) -> String {

@@ -76,23 +76,9 @@ async fn persistence_acknowledged_registrations_survive_kill_9() {
 /// starts): nothing goes to the data directory's embedded database.
 #[tokio::test]
 async fn persistence_on_postgres_acknowledged_registrations_survive_kill_9() {
-    let server = std::env::var("BERTH_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!("BERTH_TEST_POSTGRES is not set: scripts/test.sh starts a PostgreSQL server for this test")
-    });
-    let database = format!("persistence_{}", std::process::id());
-    let admin = format!("{server}/postgres");
-    let name = database.clone();
-    // The blocking client may not run inside the test's async runtime.
-    std::thread::spawn(move || {
-        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .unwrap();
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-    })
-    .join()
-    .unwrap();
+    let url = crate::fresh_postgres_database("persistence");
     let server = crate::start_with(berth_testkit::Options {
-        args: vec!["--database".into(), format!("{server}/{database}")],
+        args: vec!["--database".into(), url],
         ..Default::default()
     });
     assert!(!server.data_dir.join("berth.db").exists());
