@@ -34,6 +34,12 @@ mod store;
 
 pub use store::{Fence, Reader, Store, Tx};
 
+/// Writes a consistent copy of the embedded database at `path` to the new file `to`, while a
+/// server may be writing to it (`berth backup`).
+pub fn snapshot_embedded(path: &std::path::Path, to: &std::path::Path) -> Result<(), StoreError> {
+    sqlite::snapshot(path, to)
+}
+
 use berth_types::Generation;
 
 /// What a stored record is. The string is the `kind` column.
@@ -198,6 +204,8 @@ pub enum StoreError {
     Thread(std::io::Error),
     #[error("database error: {0}")]
     Postgres(String),
+    #[error("{0}")]
+    Io(String),
     /// The database cannot be reached (down, restarting, connection lost): worth retrying.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),

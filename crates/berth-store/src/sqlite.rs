@@ -294,3 +294,18 @@ impl WriteConn for Sqlite {
         Ok(self.0.execute_batch("ROLLBACK TO job; RELEASE job")?)
     }
 }
+
+/// Writes a consistent copy of the database at `path` to `to` (a new file) while writers may
+/// go on: `VACUUM INTO` reads one snapshot. The copy is fsynced.
+pub(crate) fn snapshot(path: &Path, to: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let target = to
+        .to_str()
+        .ok_or_else(|| StoreError::Io(format!("{}: not UTF-8", to.display())))?;
+    conn.execute("VACUUM INTO ?1", params![target])?;
+    std::fs::File::open(to)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StoreError::Io(format!("{}: {e}", to.display())))?;
+    Ok(())
+}

@@ -11,7 +11,7 @@
 
 use base64::Engine;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
@@ -532,4 +532,122 @@ pub fn require_program(name: &str, installed_by: &str) -> PathBuf {
         }
     }
     panic!("`{name}` is required by this test and is not on PATH; {installed_by}");
+}
+
+/// A PostgreSQL server of one test's own (its faults must not disturb the shared server of
+/// `BERTH_TEST_POSTGRES`): a fresh cluster in a temporary directory, run as user `postgres`
+/// (initdb refuses root) on a free loopback port, stopped — by its PID — when dropped. Needs
+/// Debian's `postgresql` package, which scripts/test.sh installs.
+pub struct PostgresServer {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl PostgresServer {
+    pub fn start() -> PostgresServer {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .filter_map(|v| Some(v.ok()?.path().join("bin")))
+                    .filter(|b| b.join("initdb").is_file())
+                    .max()
+            })
+            .expect("PostgreSQL is not installed: scripts/test.sh installs Debian's postgresql");
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-pg-")
+            .tempdir()
+            .expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let s = PostgresServer { bin, dir, port };
+        s.as_postgres(Command::new("chown").args(["postgres:", &s.path()]));
+        let initdb = s.bin.join("initdb");
+        s.as_postgres(Command::new("runuser").args([
+            "-u",
+            "postgres",
+            "--",
+            &initdb.display().to_string(),
+            "-D",
+            &format!("{}/data", s.path()),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+        ]));
+        s.resume();
+        s
+    }
+
+    fn path(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    fn as_postgres(&self, cmd: &mut Command) {
+        let out = cmd.output().expect("run a PostgreSQL command");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let data = format!("{}/data", self.path());
+        let log = format!("{}/log", self.path());
+        let mut all = vec![
+            "-u",
+            "postgres",
+            "--",
+            pg_ctl.to_str().expect("UTF-8 path"),
+            "-D",
+            &data,
+            "-l",
+            &log,
+            "-w",
+        ];
+        all.extend_from_slice(args);
+        self.as_postgres(Command::new("runuser").args(all));
+    }
+
+    /// The URL of database `postgres` (`…/postgres`), or of another with [`Self::url_of`].
+    pub fn url_of(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Stops the server (fast shutdown: open connections are closed).
+    pub fn pause(&self) {
+        self.pg_ctl(&["-m", "fast", "stop"]);
+    }
+
+    /// Starts the server again on the same data and port.
+    pub fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.path()
+        );
+        self.pg_ctl(&["-o", &options, "start"]);
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok());
+        if let Some(pid) = pid {
+            let _ = Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
 }

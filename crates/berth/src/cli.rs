@@ -38,6 +38,38 @@ pub enum Command {
     /// (`berth up` runs one in-process). Credentials come from AWS_ACCESS_KEY_ID and
     /// AWS_SECRET_ACCESS_KEY.
     Lb(LbArgs),
+    /// Back an embedded data directory up into a new directory, while its server runs: one
+    /// consistent snapshot of the database, then every blob and the root credentials.
+    Backup(BackupArgs),
+    /// Restore a backup into a new data directory (no server may run on it).
+    Restore(RestoreArgs),
+    /// Move an embedded data directory's records into an empty PostgreSQL database (stop its
+    /// server first); then run the server with --database on the same data directory.
+    MigrateStore(MigrateStoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The directory to write the backup to (new or empty).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The backup to restore (a directory `berth backup` wrote).
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateStoreArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,6 +171,40 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             serve::run(config, serve::shutdown_signal()).await?;
         }
         Command::Credentials(args) => credentials(args)?,
+        Command::Backup(args) => {
+            let config = args.server.resolve()?;
+            let c = crate::backup::backup(&config.data_dir, &args.to)?;
+            println!(
+                "Backed up {} into {} ({} blobs, {} bytes)",
+                config.data_dir.display(),
+                args.to.display(),
+                c.blobs,
+                c.bytes
+            );
+        }
+        Command::Restore(args) => {
+            let config = args.server.resolve()?;
+            let c = crate::backup::restore(&args.from, &config.data_dir)?;
+            println!(
+                "Restored {} into {} ({} blobs, {} bytes)",
+                args.from.display(),
+                config.data_dir.display(),
+                c.blobs,
+                c.bytes
+            );
+        }
+        Command::MigrateStore(args) => {
+            let config = args.server.resolve()?;
+            let url = config
+                .database
+                .ok_or("give the target with --database postgres://…")?;
+            let n = crate::backup::migrate_store(&config.data_dir, &url).await?;
+            println!(
+                "Moved {n} records of {} into {url}; run the server with --database {url} --data-dir {} (blobs stay there)",
+                config.data_dir.display(),
+                config.data_dir.display()
+            );
+        }
         Command::Status(args) => status(args).await?,
         Command::Agent(args) => agent(args).await?,
         Command::Lb(args) => {

@@ -7,6 +7,7 @@
 //!
 //! This is the only crate that picks a storage backend.
 
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod data_dir;

@@ -349,3 +349,134 @@ async fn persistence_a_data_dir_of_the_previous_format_opens_and_keeps_working()
         .await
         .unwrap();
 }
+
+/// `berth <args>`: its stdout, and whether it succeeded.
+fn berth(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(crate::BIN)
+        .args(args)
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Five revisions of `kept` and an image `img:v1` with a layer large enough to be a blob file
+/// (and a small one kept in the database); the manifest bytes and the large layer.
+async fn records_and_blobs(server: &berth_testkit::TestServer) -> (Vec<u8>, Vec<u8>) {
+    let ecs = server.ecs();
+    for _ in 0..5 {
+        register(&ecs, "kept").await;
+    }
+    server
+        .ecr()
+        .create_repository()
+        .repository_name("img")
+        .send()
+        .await
+        .unwrap();
+    let reg = crate::registry::Reg::login(server).await;
+    let large: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let (manifest, _) = reg.push_image("img", "v1", &[&large, b"small"]).await;
+    (manifest, large)
+}
+
+/// What [`records_and_blobs`] wrote is all there on `server`.
+async fn has_records_and_blobs(
+    server: &berth_testkit::TestServer,
+    (manifest, large): &(Vec<u8>, Vec<u8>),
+) {
+    let ecs = server.ecs();
+    for revision in 1..=5 {
+        ecs.describe_task_definition()
+            .task_definition(format!("kept:{revision}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let reg = crate::registry::Reg::login(server).await;
+    let got = reg
+        .req(reqwest::Method::GET, "/v2/img/manifests/v1")
+        .header("accept", crate::registry::DOCKER_V2)
+        .header("accept", crate::registry::OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(&got.bytes().await.unwrap()[..], &manifest[..]);
+    let layer = reg
+        .req(
+            reqwest::Method::GET,
+            &format!("/v2/img/blobs/{}", crate::registry::digest(large)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(layer.status(), 200);
+    assert!(layer.bytes().await.unwrap()[..] == large[..]);
+}
+
+/// A backup taken while the server serves restores, into a new data directory, every record
+/// and blob written before it, and nothing written after it; a restore never overwrites a
+/// data directory that has a database.
+#[tokio::test]
+async fn persistence_backup_while_serving_then_restore() {
+    let server = start();
+    let written = records_and_blobs(&server).await;
+    let backups = tempfile::tempdir().unwrap();
+    let to = backups.path().join("monday");
+    let data = server.data_dir.display().to_string();
+    let (ok, out) = berth(&["backup", "--data-dir", &data, "--to", to.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Backed up"), "{out}");
+    register(&server.ecs(), "after").await;
+    let (again, out) = berth(&["backup", "--data-dir", &data, "--to", to.to_str().unwrap()]);
+    assert!(!again && out.contains("not empty"), "{out}");
+
+    let target = tempfile::tempdir().unwrap();
+    let restored = target.path().join("data");
+    let dir = restored.to_str().unwrap();
+    let (ok, out) = berth(&["restore", "--from", to.to_str().unwrap(), "--data-dir", dir]);
+    assert!(ok, "{out}");
+    let (twice, out) = berth(&["restore", "--from", to.to_str().unwrap(), "--data-dir", dir]);
+    assert!(!twice && out.contains("already has a database"), "{out}");
+    let second = crate::start_with(berth_testkit::Options {
+        data_dir: Some(restored.clone()),
+        ..Default::default()
+    });
+    has_records_and_blobs(&second, &written).await;
+    let missing = second
+        .ecs()
+        .describe_task_definition()
+        .task_definition("after:1")
+        .send()
+        .await;
+    assert!(missing.is_err(), "written after the backup: {missing:?}");
+}
+
+/// `berth migrate-store` moves a stopped embedded server's records into an empty PostgreSQL
+/// database; the server then runs on it with the same data directory (its blobs), and a second
+/// migration into the now non-empty database is refused.
+#[tokio::test]
+async fn persistence_migrate_store_moves_a_data_dir_into_postgres() {
+    let mut server = start();
+    let written = records_and_blobs(&server).await;
+    server.stop();
+    let url = crate::fresh_postgres_database("migrate");
+    let data = server.data_dir.display().to_string();
+    let (ok, out) = berth(&["migrate-store", "--data-dir", &data, "--database", &url]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Moved"), "{out}");
+    let (again, out) = berth(&["migrate-store", "--data-dir", &data, "--database", &url]);
+    assert!(!again && out.contains("already holds"), "{out}");
+    let on_postgres = crate::start_with(berth_testkit::Options {
+        data_dir: Some(server.data_dir.clone()),
+        args: vec!["--database".into(), url],
+        ..Default::default()
+    });
+    has_records_and_blobs(&on_postgres, &written).await;
+}

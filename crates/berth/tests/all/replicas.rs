@@ -1,7 +1,8 @@
 //! Several servers on one PostgreSQL database: one leads the controllers; what one
 //! acknowledges the other serves; an agent given both endpoints follows whichever answers;
 //! when the leader is killed the other takes its lease within the TTL, and nothing
-//! acknowledged is lost, no task duplicated.
+//! acknowledged is lost, no task duplicated. And a database restart under a server: 503s
+//! meanwhile, nothing lost.
 
 use crate::docker_e2e::{AgentProcess, cluster_and_images, instances, require_docker_engine};
 use berth_testkit::{Deadline, TestServer, status_at};
@@ -216,4 +217,60 @@ async fn replicas_on_postgres_share_state_follow_one_leader_and_fail_over() {
     assert_eq!(running_tasks(&a.ecs(), "web").await.len(), 4);
     scale(&ecs_b, "web", 0).await;
     wait_running(&ecs_b, "web", 0).await;
+}
+
+/// PostgreSQL restarted under a serving Berth: while it is down writes answer 503
+/// `ServiceUnavailable` (which SDKs retry), and once it is back they succeed again on fresh
+/// connections, with every write acknowledged before still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_answers_503_meanwhile_and_loses_nothing() {
+    let pg = berth_testkit::PostgresServer::start();
+    let admin = pg.url_of("postgres");
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        c.batch_execute("CREATE DATABASE berth").unwrap();
+    })
+    .join()
+    .unwrap();
+    let server = crate::start_with(berth_testkit::Options {
+        args: vec!["--database".into(), pg.url_of("berth")],
+        ..Default::default()
+    });
+    let ecs = server.ecs();
+    let mut acked = Vec::new();
+    for _ in 0..20 {
+        acked.push(crate::register(&ecs, "outage").await);
+    }
+    let register = || {
+        berth_testkit::ecs_request(
+            &server.endpoint,
+            &berth_testkit::Signing::root("ecs"),
+            "RegisterTaskDefinition",
+            r#"{"family":"outage","containerDefinitions":[{"name":"a","image":"x","memory":32}]}"#,
+        )
+    };
+    pg.pause();
+    for _ in 0..3 {
+        let r = register().send().await;
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert!(r.body.contains("ServiceUnavailable"), "{}", r.body);
+    }
+    pg.resume();
+    let deadline = berth_testkit::Deadline::after(Duration::from_secs(30));
+    loop {
+        let r = register().send().await;
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503, "{}", r.body);
+        deadline.next("writes to succeed again").await;
+    }
+    acked.push(crate::register(&ecs, "outage").await);
+    for revision in acked {
+        ecs.describe_task_definition()
+            .task_definition(format!("outage:{revision}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("acknowledged outage:{revision} is missing: {e:?}"));
+    }
 }
