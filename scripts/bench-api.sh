@@ -11,4 +11,5 @@ if [ ! -x "$TOOLS/venv/bin/moto_server" ]; then
   "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
 fi
 cargo build --release --locked -p berth --bin berth --example api_bench
-"$CARGO_TARGET_DIR/release/examples/api_bench" "$CARGO_TARGET_DIR/release/berth" "$TOOLS/venv/bin/moto_server" "${1:-10}"
+# A second argument, a PostgreSQL URL of an empty database, adds two servers sharing it.
+"$CARGO_TARGET_DIR/release/examples/api_bench" "$CARGO_TARGET_DIR/release/berth" "$TOOLS/venv/bin/moto_server" "${1:-10}" ${2:+"$2"}

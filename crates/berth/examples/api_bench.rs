@@ -27,7 +27,7 @@ fn main() {
         anchor();
         return;
     }
-    let usage = "usage: api_bench BERTH_BIN MOTO_SERVER_BIN [SECONDS]";
+    let usage = "usage: api_bench BERTH_BIN MOTO_SERVER_BIN [SECONDS [POSTGRES_URL]]";
     let berth_bin = args.get(1).expect(usage);
     let moto_bin = args.get(2).expect(usage);
     let seconds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10);
@@ -36,11 +36,31 @@ fn main() {
     let berth = start_berth(berth_bin, &dir.path().join("data"));
     let moto = start_moto(moto_bin);
     let anchor = start_anchor();
+    // With a PostgreSQL database: two servers sharing it, A (where the writes go) and B (a
+    // second replica, read only here).
+    let replicas: Vec<Target> = args
+        .get(4)
+        .map(|url| {
+            ["berth-pg-a", "berth-pg-b"]
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let mut t = start_berth_env(
+                        berth_bin,
+                        &dir.path().join(format!("replica-{i}")),
+                        &[("BERTH_DATABASE", url.as_str())],
+                    );
+                    t.name = name;
+                    t
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let berth_pid = berth.child.id();
     std::thread::sleep(Duration::from_millis(500));
     let rss_idle = rss_mib(berth_pid);
 
-    for t in [&berth, &moto] {
+    for t in [&berth, &moto].into_iter().chain(replicas.first()) {
         assert_eq!(
             call(t.port, "CreateCluster", r#"{"clusterName":"bench"}"#).0,
             200,
@@ -63,7 +83,12 @@ fn main() {
         ("RegisterTaskDefinition", TD),
     ] {
         let mut runs = Vec::new();
-        for t in [&berth, &moto, &anchor] {
+        // Replica A takes the writes, and both replicas the reads.
+        let on_postgres = match op {
+            "RegisterTaskDefinition" => &replicas[..replicas.len().min(1)],
+            _ => &replicas[..],
+        };
+        for t in [&berth, &moto, &anchor].into_iter().chain(on_postgres) {
             let before = cpu_us(t.child.id());
             let r = wrk(t.port, op, body, seconds, dir.path());
             let per_request = (cpu_us(t.child.id()) - before) as f64 / r.requests.max(1) as f64;
@@ -85,6 +110,13 @@ fn main() {
             berth.0.rps / anchor.0.rps.max(1.0),
             berth.1 / anchor.1.max(0.001),
         );
+        for (i, pg) in runs[3..].iter().enumerate() {
+            println!(
+                "{op}: PostgreSQL replica {}/embedded = {:.2}x req/s",
+                ["A", "B"][i],
+                pg.0.rps / berth.0.rps.max(1.0),
+            );
+        }
     }
     println!("berth RSS: idle {rss_idle:.1} MiB, after the runs {rss_after:.1} MiB");
 }

@@ -1,10 +1,13 @@
 //! Several servers on one PostgreSQL database: one leads the controllers; what one
-//! acknowledges the other serves; an agent given both endpoints follows whichever answers;
+//! acknowledges the other serves; an agent and a load balancer node given both endpoints
+//! follow whichever answers;
 //! when the leader is killed the other takes its lease within the TTL, and nothing
 //! acknowledged is lost, no task duplicated. And a database restart under a server: 503s
 //! meanwhile, nothing lost.
 
-use crate::docker_e2e::{AgentProcess, cluster_and_images, instances, require_docker_engine};
+use crate::docker_e2e::{
+    AgentProcess, cluster_and_images, instances, load_balancer, require_docker_engine,
+};
 use berth_testkit::{Deadline, TestServer, status_at};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,11 +28,53 @@ fn replica(database: &str) -> TestServer {
             "6",
             "--task-healthy-after",
             "1",
+            // The load balancer is a `berth lb` node of its own, given both servers.
+            "--no-lb",
         ]
         .map(String::from)
         .to_vec(),
         ..Default::default()
     })
+}
+
+/// A `berth lb` node given `endpoints`, stopped (by its PID) however the test ends.
+struct LbNode(std::process::Child);
+
+impl LbNode {
+    fn start(endpoints: &str) -> LbNode {
+        LbNode(
+            std::process::Command::new(crate::BIN)
+                .args(["lb", "--endpoint", endpoints, "--bind", "127.0.0.1"])
+                .env("AWS_ACCESS_KEY_ID", berth_testkit::ACCESS_KEY_ID)
+                .env("AWS_SECRET_ACCESS_KEY", berth_testkit::SECRET_ACCESS_KEY)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for LbNode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (bounded) until the listener at `url` answers `page`.
+async fn serves(url: &str, page: &str) {
+    berth_testkit::until(
+        Duration::from_secs(60),
+        "the listener to serve the service",
+        || async {
+            match reqwest::get(url).await {
+                Ok(r) => r.text().await.unwrap_or_default() == page,
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
 }
 
 /// The id of the server leading, as `endpoint`'s status shows it.
@@ -116,10 +161,13 @@ async fn replicas_on_postgres_share_state_follow_one_leader_and_fail_over() {
     // they are on S3), the cluster and service made on A.
     let images = cluster_and_images(&b, "e2e/web", &[("1", "replica\n")]).await;
     let (ecs_a, ecs_b) = (a.ecs(), b.ecs());
-    // An agent given both endpoints, A first.
+    // An agent and a load balancer node given both endpoints, A first.
+    let both = format!("{},{}", a.endpoint, b.endpoint);
     let state = tempfile::tempdir().unwrap();
-    let _agent =
-        AgentProcess::spawn_at(&format!("{},{}", a.endpoint, b.endpoint), state.path(), &[]);
+    let _agent = AgentProcess::spawn_at(&both, state.path(), &[]);
+    let _lb = LbNode::start(&both);
+    let (tg, port) = load_balancer(&a, "web", &["--port", "80"]);
+    let url = format!("http://127.0.0.1:{port}/");
     berth_testkit::until(Duration::from_secs(30), "the agent to register", || async {
         !instances(&ecs_b, "e2e").await.is_empty()
     })
@@ -128,6 +176,12 @@ async fn replicas_on_postgres_share_state_follow_one_leader_and_fail_over() {
         .name("web")
         .image(&images[0])
         .memory(16)
+        .port_mappings(
+            berth_testkit::aws_sdk_ecs::types::PortMapping::builder()
+                .container_port(8080)
+                .host_port(0)
+                .build(),
+        )
         .build();
     ecs_a
         .register_task_definition()
@@ -142,6 +196,13 @@ async fn replicas_on_postgres_share_state_follow_one_leader_and_fail_over() {
         .service_name("web")
         .task_definition("web")
         .desired_count(2)
+        .load_balancers(
+            berth_testkit::aws_sdk_ecs::types::LoadBalancer::builder()
+                .target_group_arn(&tg)
+                .container_name("web")
+                .container_port(8080)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -149,6 +210,7 @@ async fn replicas_on_postgres_share_state_follow_one_leader_and_fail_over() {
     wait_running(&ecs_b, "web", 2).await;
     scale(&ecs_b, "web", 3).await;
     wait_running(&ecs_b, "web", 3).await;
+    serves(&url, "replica\n").await;
     let before = running_tasks(&ecs_b, "web").await;
 
     // A stream of writes through B while the leader dies.
@@ -206,6 +268,8 @@ async fn replicas_on_postgres_share_state_follow_one_leader_and_fail_over() {
     assert_eq!(running_tasks(&ecs_b, "web").await, before);
     scale(&ecs_b, "web", 4).await;
     wait_running(&ecs_b, "web", 4).await;
+    // The load balancer node, now on B, still serves the service.
+    serves(&url, "replica\n").await;
     let after = running_tasks(&ecs_b, "web").await;
     assert!(
         before.iter().all(|t| after.contains(t)),
