@@ -1032,24 +1032,7 @@ async fn elbv2_a_separate_berth_lb_serves_the_listeners() {
     listener(&elb, &lb, port, forward(&tg)).await;
     let url = format!("http://127.0.0.1:{port}/");
     assert!(reqwest::get(&url).await.is_err(), "nothing serves it yet");
-    /// Stops the node process (by its PID) however the test ends.
-    struct Node(std::process::Child);
-    impl Drop for Node {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _node = Node(
-        std::process::Command::new(crate::BIN)
-            .args(["lb", "--endpoint", &server.endpoint, "--bind", "127.0.0.1"])
-            .env("AWS_ACCESS_KEY_ID", berth_testkit::ACCESS_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", berth_testkit::SECRET_ACCESS_KEY)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _node = crate::LbNode::start(&server.endpoint);
     berth_testkit::until(
         std::time::Duration::from_secs(20),
         "the separate load balancer to serve and report health",

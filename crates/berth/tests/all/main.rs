@@ -33,6 +33,31 @@ pub fn start_with(options: berth_testkit::Options) -> TestServer {
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
+/// A `berth lb` node given `endpoints`, stopped (by its PID) however the test ends.
+pub struct LbNode(std::process::Child);
+
+impl LbNode {
+    pub fn start(endpoints: &str) -> LbNode {
+        LbNode(
+            std::process::Command::new(BIN)
+                .args(["lb", "--endpoint", endpoints, "--bind", "127.0.0.1"])
+                .env("AWS_ACCESS_KEY_ID", berth_testkit::ACCESS_KEY_ID)
+                .env("AWS_SECRET_ACCESS_KEY", berth_testkit::SECRET_ACCESS_KEY)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for LbNode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A new, empty database `<prefix>_<pid>` on the test PostgreSQL server
 /// (`BERTH_TEST_POSTGRES`, which scripts/test.sh starts); its URL.
 pub fn fresh_postgres_database(prefix: &str) -> String {

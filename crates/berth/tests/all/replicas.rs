@@ -37,31 +37,6 @@ fn replica(database: &str) -> TestServer {
     })
 }
 
-/// A `berth lb` node given `endpoints`, stopped (by its PID) however the test ends.
-struct LbNode(std::process::Child);
-
-impl LbNode {
-    fn start(endpoints: &str) -> LbNode {
-        LbNode(
-            std::process::Command::new(crate::BIN)
-                .args(["lb", "--endpoint", endpoints, "--bind", "127.0.0.1"])
-                .env("AWS_ACCESS_KEY_ID", berth_testkit::ACCESS_KEY_ID)
-                .env("AWS_SECRET_ACCESS_KEY", berth_testkit::SECRET_ACCESS_KEY)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    }
-}
-
-impl Drop for LbNode {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Waits (bounded) until the listener at `url` answers `page`.
 async fn serves(url: &str, page: &str) {
     berth_testkit::until(
@@ -165,7 +140,7 @@ async fn replicas_on_postgres_share_state_follow_one_leader_and_fail_over() {
     let both = format!("{},{}", a.endpoint, b.endpoint);
     let state = tempfile::tempdir().unwrap();
     let _agent = AgentProcess::spawn_at(&both, state.path(), &[]);
-    let _lb = LbNode::start(&both);
+    let _lb = crate::LbNode::start(&both);
     let (tg, port) = load_balancer(&a, "web", &["--port", "80"]);
     let url = format!("http://127.0.0.1:{port}/");
     berth_testkit::until(Duration::from_secs(30), "the agent to register", || async {
