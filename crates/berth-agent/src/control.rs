@@ -11,7 +11,7 @@ use serde_json::Value;
 pub struct Control {
     http: reqwest::Client,
     endpoints: std::sync::Arc<[Endpoint]>,
-    /// The endpoint calls go to now.
+    /// The endpoint calls go to now (counting moves: `% endpoints.len()` is the index).
     current: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     access_key_id: String,
     secret: String,
@@ -69,6 +69,11 @@ impl Control {
         } else {
             AgentError::Control(format!("{what} to {url}: {e}"))
         }
+    }
+
+    /// Changes each time calls move to another endpoint.
+    pub fn endpoint_epoch(&self) -> u64 {
+        self.current.load(std::sync::atomic::Ordering::Relaxed) as u64
     }
 
     /// The endpoint host `image` is pulled from, if it is one of the servers' registries

@@ -150,6 +150,12 @@ pub trait ControlPlane: Registry {
         &self,
         reports: Vec<TaskReport>,
     ) -> impl Future<Output = Result<ReportResult, AgentError>> + Send;
+
+    /// Which of several servers answers now (it changes when the agent moves to another):
+    /// generations are one server's, so after a move the agent asks for the whole document.
+    fn server_epoch(&self) -> u64 {
+        0
+    }
 }
 
 /// A Berth server, over its signed agent endpoints.
@@ -177,6 +183,10 @@ impl Registry for Remote {
 }
 
 impl ControlPlane for Remote {
+    fn server_epoch(&self) -> u64 {
+        self.control.endpoint_epoch()
+    }
+
     async fn desired(&self, generation: u64, wait: Duration) -> Result<Desired, AgentError> {
         let request = node::DesiredRequest {
             cluster: self.instance.cluster.clone(),
@@ -438,12 +448,11 @@ impl<R: Runtime, C: ControlPlane> Agent<R, C> {
         tokio::pin!(shutdown);
         let ledger = self.ledger.take();
         let from_ledger = ledger.as_ref().and_then(|l| l.load());
-        let generation = from_ledger.as_ref().map_or(0, |d| d.generation);
         let (doc_tx, mut doc_rx) = watch::channel(Current {
             tasks: Arc::new(from_ledger.and_then(|d| d.tasks).unwrap_or_default()),
             confirmed: false,
         });
-        let poller = tokio::spawn(poll(self.control.clone(), ledger, generation, doc_tx));
+        let poller = tokio::spawn(poll(self.control.clone(), ledger, doc_tx));
         let (report_tx, report_rx) = mpsc::unbounded_channel();
         let reporter = tokio::spawn(report(self.control.clone(), report_rx));
         let mut tick = tokio::time::interval(self.poll_interval);
@@ -603,11 +612,18 @@ impl<R: Runtime, C: ControlPlane> Agent<R, C> {
 async fn poll<C: ControlPlane>(
     control: Arc<C>,
     ledger: Option<ledger::Ledger>,
-    mut generation: u64,
     out: watch::Sender<Current>,
 ) {
     let mut pause = Duration::from_millis(200);
+    let mut generation = 0;
+    // The generations a server hands out are its own: on the first poll (the ledger's may
+    // be another server's) and after a move to another server, ask for the whole document.
+    let mut server = None;
     loop {
+        if server != Some(control.server_epoch()) {
+            server = Some(control.server_epoch());
+            generation = 0;
+        }
         match control
             .desired(generation, Duration::from_millis(node::MAX_WAIT_MS))
             .await
@@ -749,9 +765,20 @@ mod tests {
         changed: tokio::sync::Notify,
         polls: Mutex<Vec<Instant>>,
         reports: Mutex<Vec<TaskReport>>,
+        /// Which server answers (see [`ControlPlane::server_epoch`]).
+        server: std::sync::atomic::AtomicU64,
     }
 
     impl FakeControl {
+        /// The agent now talks to another server, whose generation for the document is
+        /// `generation` (lower or higher than the last one's).
+        fn move_to(&self, generation: u64, tasks: Vec<TaskSpec>) {
+            *self.doc.lock().unwrap() = (generation, tasks);
+            self.server
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.changed.notify_waiters();
+        }
+
         fn set(&self, tasks: Vec<TaskSpec>) {
             let mut d = self.doc.lock().unwrap();
             d.0 += 1;
@@ -777,6 +804,9 @@ mod tests {
 
     impl ControlPlane for FakeControl {
         async fn desired(&self, generation: u64, wait: Duration) -> Result<Desired, AgentError> {
+            // A round trip takes time (an agent that polled in a loop would show in paused
+            // time, not spin).
+            tokio::time::sleep(Duration::from_millis(1)).await;
             self.polls.lock().unwrap().push(Instant::now());
             let changed = self.changed.notified();
             let current = self.doc.lock().unwrap().0;
@@ -795,6 +825,46 @@ mod tests {
             self.reports.lock().unwrap().extend(reports);
             Ok(ReportResult::default())
         }
+
+        fn server_epoch(&self) -> u64 {
+            self.server.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// Generations are one server's: when the agent moves to a server whose generation for
+    /// its document is lower than the last one's, it still takes that server's document.
+    #[tokio::test(start_paused = true)]
+    async fn agent_takes_the_document_of_the_server_it_moved_to() {
+        let fake = Fake::new();
+        fake.add_image("img");
+        let control = Arc::new(FakeControl::default());
+        let spec = container("app", "img");
+        control.set(vec![task(0, vec![spec.clone()])]);
+        *control.doc.lock().unwrap() = (5_000, vec![task(0, vec![spec.clone()])]);
+        let agent = Agent::new(
+            fake.clone(),
+            control.clone(),
+            "c",
+            "instance-1",
+            &config(10),
+        );
+        let running = tokio::spawn(agent.run(std::future::pending()));
+        let c = control.clone();
+        until(
+            "the first task RUNNING",
+            Duration::from_secs(30),
+            move || c.reports.lock().unwrap().len() == 1,
+        )
+        .await;
+        control.move_to(7, vec![task(0, vec![spec.clone()]), task(1, vec![spec])]);
+        let c = control.clone();
+        until(
+            "the second server's task RUNNING",
+            Duration::from_secs(30),
+            move || c.reports.lock().unwrap().len() == 2,
+        )
+        .await;
+        running.abort();
     }
 
     /// Whatever runs the agent, waiting (in paused time) until `cond` holds.
