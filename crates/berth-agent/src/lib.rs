@@ -839,16 +839,8 @@ mod tests {
         fake.add_image("img");
         let control = Arc::new(FakeControl::default());
         let spec = container("app", "img");
-        control.set(vec![task(0, vec![spec.clone()])]);
         *control.doc.lock().unwrap() = (5_000, vec![task(0, vec![spec.clone()])]);
-        let agent = Agent::new(
-            fake.clone(),
-            control.clone(),
-            "c",
-            "instance-1",
-            &config(10),
-        );
-        let running = tokio::spawn(agent.run(std::future::pending()));
+        let running = spawn_agent(&fake, &control, 10);
         let c = control.clone();
         until(
             "the first task RUNNING",
@@ -865,6 +857,22 @@ mod tests {
         )
         .await;
         running.abort();
+    }
+
+    /// Runs an agent of instance `instance-1` of cluster `c` on `fake` and `control`.
+    fn spawn_agent(
+        fake: &Fake,
+        control: &Arc<FakeControl>,
+        max_parallel: usize,
+    ) -> tokio::task::JoinHandle<()> {
+        let agent = Agent::new(
+            fake.clone(),
+            control.clone(),
+            "c",
+            "instance-1",
+            &config(max_parallel),
+        );
+        tokio::spawn(agent.run(std::future::pending()))
     }
 
     /// Whatever runs the agent, waiting (in paused time) until `cond` holds.
@@ -905,14 +913,7 @@ mod tests {
         spec.stop_timeout = Some(120);
         let tasks: Vec<TaskSpec> = (0..6).map(|n| task(n, vec![spec.clone()])).collect();
         control.set(tasks.clone());
-        let agent = Agent::new(
-            fake.clone(),
-            control.clone(),
-            "c",
-            "instance-1",
-            &config(10),
-        );
-        let running = tokio::spawn(agent.run(std::future::pending()));
+        let running = spawn_agent(&fake, &control, 10);
         let c = control.clone();
         until("six RUNNING reports", Duration::from_secs(30), move || {
             c.reports.lock().unwrap().len() == 6
@@ -974,8 +975,7 @@ mod tests {
         spec.stop_timeout = Some(10);
         let tasks: Vec<TaskSpec> = (0..6).map(|n| task(n, vec![spec.clone()])).collect();
         control.set(tasks.clone());
-        let agent = Agent::new(fake.clone(), control.clone(), "c", "instance-1", &config(2));
-        let running = tokio::spawn(agent.run(std::future::pending()));
+        let running = spawn_agent(&fake, &control, 2);
         let c = control.clone();
         until("RUNNING", Duration::from_secs(30), move || {
             c.reports.lock().unwrap().len() == 6
