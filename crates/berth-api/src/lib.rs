@@ -193,7 +193,11 @@ impl ApiState {
                 store.clone(),
                 pager.clone(),
                 c.background.clone(),
-            ),
+            )
+            .storing_check_ins_every((c.agent_timeout / 4).clamp(
+                std::time::Duration::from_millis(200),
+                std::time::Duration::from_secs(10),
+            )),
             elb: berth_control::elb::Elb::new(
                 scope.clone(),
                 store.clone(),

@@ -14,16 +14,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Last check-in per `cluster\nid` with this server, and when this process started watching.
-/// Check-ins are also stored (a `Heartbeat` record, at most every [`STORE_HEARTBEAT_EVERY`]
-/// per instance), so the leader sees agents that check in with other servers.
+/// Check-ins are also stored (a `Heartbeat` record, at most every `store_every` per
+/// instance), so the leader sees agents that check in with other servers.
 pub struct Heartbeats {
     seen: Mutex<HashMap<String, Instant>>,
     stored: Mutex<HashMap<String, Instant>>,
     since: Instant,
+    /// A quarter of the agent timeout (see [`Ecs::storing_check_ins_every`]).
+    store_every: Duration,
 }
-
-/// How often one instance's check-ins are written to the store.
-const STORE_HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// A stored check-in: when, in Unix milliseconds by the clock of the server it reached.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -37,6 +36,7 @@ impl Default for Heartbeats {
             seen: Mutex::new(HashMap::new()),
             stored: Mutex::new(HashMap::new()),
             since: Instant::now(),
+            store_every: Duration::from_secs(1),
         }
     }
 }
@@ -166,6 +166,16 @@ fn key(cluster: &ClusterName, id: &str) -> String {
 }
 
 impl Ecs {
+    /// Stores an instance's check-ins at most every `every` (default 1 s): a quarter of the
+    /// agent timeout keeps the leader's view of agents on other servers fresh enough.
+    pub fn storing_check_ins_every(mut self, every: Duration) -> Self {
+        self.heartbeats = std::sync::Arc::new(Heartbeats {
+            store_every: every,
+            ..Heartbeats::default()
+        });
+        self
+    }
+
     /// An agent checked in for `instance` (an id or ARN) of `cluster`.
     pub async fn instance_heartbeat(
         &self,
@@ -202,7 +212,7 @@ impl Ecs {
             .lock()
             .expect("heartbeats")
             .get(&k)
-            .is_none_or(|at| now.duration_since(*at) >= STORE_HEARTBEAT_EVERY);
+            .is_none_or(|at| now.duration_since(*at) >= self.heartbeats.store_every);
         if due {
             let (hk, doc) = (
                 k.clone(),
