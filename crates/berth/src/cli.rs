@@ -4,6 +4,7 @@ use crate::config::ServerArgs;
 use crate::data_dir::{read_credentials, recorded_endpoint};
 use crate::serve;
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Berth: a self-hosted, AWS-compatible container platform (ECS + ECR APIs, a registry, a
@@ -205,7 +206,12 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 config.data_dir.display()
             );
         }
-        Command::Status(args) => status(args).await?,
+        Command::Status(args) => match status(args).await {
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {}
+            other => other?,
+        },
         Command::Agent(args) => agent(args).await?,
         Command::Lb(args) => {
             let key = |name: &str| {
@@ -274,17 +280,21 @@ async fn status(args: StatusArgs) -> Result<(), Box<dyn std::error::Error>> {
         &pair.secret_access_key,
         config.region.as_str(),
     );
-    let out = control
+    let status = control
         .node_call("ecs", "/_berth/status", &serde_json::json!({}))
         .await?;
-    println!("Berth at {endpoint}\n");
-    println!(
+    // A closed stdout (`berth status | head`) ends the listing quietly.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Berth at {endpoint}\n")?;
+    writeln!(
+        out,
         "{:<18} {:<32} {:>7} {:>14}",
         "server", "endpoint", "leader", "lease left"
-    );
-    for srv in out["servers"].as_array().into_iter().flatten() {
+    )?;
+    for srv in status["servers"].as_array().into_iter().flatten() {
         let left = srv["leaseRemainingMs"].as_i64().unwrap_or_default();
-        println!(
+        writeln!(
+            out,
             "{:<18} {:<32} {:>7} {:>14}",
             srv["id"].as_str().unwrap_or_default(),
             srv["endpoint"].as_str().unwrap_or_default(),
@@ -294,28 +304,31 @@ async fn status(args: StatusArgs) -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 "expired".into()
             },
-        );
+        )?;
     }
-    if let Some(l) = out["leader"].as_object() {
-        println!(
+    if let Some(l) = status["leader"].as_object() {
+        writeln!(
+            out,
             "leader lease: {} at epoch {}, {:.1} s left",
             l["holder"].as_str().unwrap_or_default(),
             l["epoch"],
             l["remainingMs"].as_f64().unwrap_or_default() / 1000.0
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "change feed: revision {} (this server has applied {})\n",
-        out["revision"], out["appliedRevision"]
-    );
-    println!(
+        status["revision"], status["appliedRevision"]
+    )?;
+    writeln!(
+        out,
         "{:<22} {:>11} {:>8} {:>10} {:>11}  last outcome",
         "background task", "activations", "failures", "last run", "took"
-    );
+    )?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    for t in out["backgroundTasks"].as_array().into_iter().flatten() {
+    for t in status["backgroundTasks"].as_array().into_iter().flatten() {
         let ago = t["lastStarted"]
             .as_f64()
             .map_or("never".to_string(), |at| format!("{:.1} s ago", now - at));
@@ -331,14 +344,15 @@ async fn status(args: StatusArgs) -> Result<(), Box<dyn std::error::Error>> {
             (_, serde_json::Value::String(e)) => format!("FAILED: {e}"),
             _ => "-".into(),
         };
-        println!(
+        writeln!(
+            out,
             "{:<22} {:>11} {:>8} {:>10} {:>11}  {outcome}",
             t["name"].as_str().unwrap_or_default(),
-            t["activations"],
-            t["failures"],
+            t["activations"].to_string(),
+            t["failures"].to_string(),
             ago,
             took,
-        );
+        )?;
     }
     Ok(())
 }
