@@ -649,10 +649,13 @@ async fn regions_are_partitions_and_legacy_records_go_home(e: &dyn Engine) {
     assert_eq!(keys(&eu), ["web"]);
 }
 
-/// Waits (at most 10 s) until `done` holds.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+/// Waits (at most 10 s) until `done` holds, looking again every 10 ms.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut done: impl FnMut() -> F,
+) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !done() {
+    while !done().await {
         assert!(std::time::Instant::now() < deadline, "timed out: {what}");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
@@ -720,7 +723,7 @@ async fn servers_sharing_a_database_see_each_others_writes(e: &dyn Engine) {
         .await
         .unwrap();
     // B caches what it reads ...
-    eventually("B reads A's insert", || {
+    eventually("B reads A's insert", || async {
         b.read(|r| r.get(Kind::Meta, "k")).unwrap().is_some()
     })
     .await;
@@ -732,18 +735,18 @@ async fn servers_sharing_a_database_see_each_others_writes(e: &dyn Engine) {
     a.write(|tx| tx.update(Kind::Meta, "k", Generation(1), None, "2"))
         .await
         .unwrap();
-    eventually("B's cache drops the old version", || {
+    eventually("B's cache drops the old version", || async {
         b.read(|r| r.get(Kind::Meta, "k")).unwrap().unwrap().doc == "2"
     })
     .await;
     a.write(|tx| tx.delete(Kind::Meta, "k", Generation(2)))
         .await
         .unwrap();
-    eventually("B sees the delete", || {
+    eventually("B sees the delete", || async {
         b.read(|r| r.get(Kind::Meta, "k")).unwrap().is_none()
     })
     .await;
-    eventually("B's watcher saw all three", || {
+    eventually("B's watcher saw all three", || async {
         log.0.lock().unwrap().len() >= 3
     })
     .await;
@@ -753,7 +756,7 @@ async fn servers_sharing_a_database_see_each_others_writes(e: &dyn Engine) {
     b.write(|tx| tx.insert(Kind::Meta, "from-b", None, "x"))
         .await
         .unwrap();
-    eventually("A reads B's insert", || {
+    eventually("A reads B's insert", || async {
         a.read(|r| r.get(Kind::Meta, "from-b")).unwrap().is_some()
     })
     .await;
@@ -876,16 +879,16 @@ async fn leases_change_hands_only_when_expired_and_fence_writes(e: &dyn Engine) 
     let short = Duration::from_millis(200);
     assert_eq!(a.acquire_lease("short", "a", short).await.unwrap(), Some(1));
     assert_eq!(b.acquire_lease("short", "b", minute).await.unwrap(), None);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(epoch) = b.acquire_lease("short", "b", minute).await.unwrap() {
-            assert_eq!(epoch, 2);
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the lease never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the lease to expire and pass to B", || async {
+        b.acquire_lease("short", "b", minute)
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    let short_lease = b.leases().unwrap().into_iter().find(|l| l.name == "short");
+    assert_eq!(
+        short_lease.map(|l| (l.holder, l.epoch)),
+        Some(("b".to_string(), 2))
+    );
 }

@@ -564,9 +564,9 @@ impl PostgresServer {
             .expect("a free port")
             .port();
         let s = PostgresServer { bin, dir, port };
-        s.as_postgres(Command::new("chown").args(["postgres:", &s.path()]));
+        s.run_checked(Command::new("chown").args(["postgres:", &s.path()]));
         let initdb = s.bin.join("initdb");
-        s.as_postgres(Command::new("runuser").args([
+        s.run_checked(Command::new("runuser").args([
             "-u",
             "postgres",
             "--",
@@ -586,7 +586,7 @@ impl PostgresServer {
         self.dir.path().display().to_string()
     }
 
-    fn as_postgres(&self, cmd: &mut Command) {
+    fn run_checked(&self, cmd: &mut Command) {
         let out = cmd.output().expect("run a PostgreSQL command");
         assert!(
             out.status.success(),
@@ -611,7 +611,7 @@ impl PostgresServer {
             "-w",
         ];
         all.extend_from_slice(args);
-        self.as_postgres(Command::new("runuser").args(all));
+        self.run_checked(Command::new("runuser").args(all));
     }
 
     /// The URL of database `postgres` (`…/postgres`), or of another with [`Self::url_of`].

@@ -10,7 +10,7 @@
 //! longer than its grace period, so every blob the snapshot references is still there to copy
 //! (unless a backup takes longer than `--gc-grace`).
 
-use crate::data_dir::{DataDir, credentials_path};
+use crate::data_dir::{DataDir, credentials_path, replace_file};
 use berth_store::{Kind, ListQuery, Store};
 use std::path::{Path, PathBuf};
 
@@ -78,8 +78,8 @@ pub fn backup(data: &Path, to: &Path) -> Result<Copied, BackupError> {
         "blobs": copied.blobs,
         "blobBytes": copied.bytes,
     });
-    write_synced(&to.join(MANIFEST), manifest.to_string().as_bytes())?;
-    sync_dir(to)?;
+    let marker = to.join(MANIFEST);
+    replace_file(&marker, manifest.to_string().as_bytes(), 0o644).map_err(io(&marker))?;
     Ok(copied)
 }
 
@@ -208,14 +208,6 @@ fn copy_file(from: &Path, to: &Path) -> Result<u64, BackupError> {
         .map_err(io(&tmp))?;
     std::fs::rename(&tmp, to).map_err(io(to))?;
     Ok(n)
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path).map_err(io(path))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io(path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BackupError> {

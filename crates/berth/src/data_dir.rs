@@ -124,29 +124,31 @@ impl DataDir {
     }
 }
 
-impl DataDir {
-    /// Replaces the credentials file with `pair` (mode 0600, fsynced, atomically).
-    pub fn write_credentials(&self, pair: &KeyPair) -> Result<(), DataDirError> {
-        let path = self.credentials_path();
-        let tmp = self.path.join("credentials.json.tmp");
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        f.write_all(encode_credentials(pair).as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        File::open(&self.path)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.path))
+/// Replaces the file at `path` with `bytes` (file mode `mode`): written to a temporary name
+/// beside it, fsynced, renamed over it, and the directory fsynced.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(bytes).and_then(|_| f.sync_all())?;
+    std::fs::rename(&tmp, path)?;
+    match path.parent() {
+        Some(dir) => File::open(dir).and_then(|d| d.sync_all()),
+        None => Ok(()),
     }
 }
 
 impl DataDir {
+    /// Replaces the credentials file with `pair` (mode 0600).
+    pub fn write_credentials(&self, pair: &KeyPair) -> Result<(), DataDirError> {
+        let path = self.credentials_path();
+        replace_file(&path, encode_credentials(pair).as_bytes(), 0o600).map_err(io(&path))
+    }
+
     /// This server's id among those sharing a store (its leases' holder): made once per
     /// data directory, so a restarted server is the same server.
     pub fn server_id(&self) -> Result<String, DataDirError> {
@@ -160,9 +162,7 @@ impl DataDir {
         let mut bytes = [0u8; 8];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
         let id = hex::encode(bytes);
-        let tmp = self.path.join("server-id.tmp");
-        std::fs::write(&tmp, format!("{id}\n")).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        replace_file(&path, format!("{id}\n").as_bytes(), 0o644).map_err(io(&path))?;
         Ok(id)
     }
 }
@@ -177,9 +177,7 @@ impl DataDir {
     /// replacing the file atomically.
     pub fn record_endpoint(&self, url: &str) -> Result<(), DataDirError> {
         let path = endpoint_path(&self.path);
-        let tmp = self.path.join("endpoint.tmp");
-        std::fs::write(&tmp, format!("{url}\n")).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))
+        replace_file(&path, format!("{url}\n").as_bytes(), 0o644).map_err(io(&path))
     }
 }
 
