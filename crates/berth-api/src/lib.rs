@@ -59,7 +59,7 @@ struct Inner {
     scope: Scope,
     keys: Keys,
     store: Store,
-    blobs: berth_blob::BlobStore,
+    blobs: berth_blob::Blobs,
     paging_key: [u8; 32],
     registry_host: String,
     regions: std::sync::RwLock<std::collections::HashMap<String, Arc<Regional>>>,
@@ -108,7 +108,7 @@ pub struct ApiConfig {
     pub keys: Keys,
     /// The whole store (every region's partition).
     pub store: Store,
-    pub blobs: berth_blob::BlobStore,
+    pub blobs: berth_blob::Blobs,
     /// Key of pagination tokens.
     pub paging_key: [u8; 32],
     /// Key of registry (ECR) authorization tokens.

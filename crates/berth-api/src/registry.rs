@@ -11,11 +11,9 @@ use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Response, StatusCode};
 use base64::Engine;
-use berth_blob::{BlobError, new_upload_id};
 use berth_registry::{Content, MAX_MANIFEST_BYTES, MediaType, Reference};
 use berth_types::oci::{Digest, RepositoryName};
 use berth_types::{Error, Principal};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 const API_VERSION: (&str, &str) = ("Docker-Distribution-Api-Version", "registry/2.0");
@@ -428,7 +426,6 @@ fn parse_range(h: &str, size: u64) -> Option<(u64, u64)> {
 }
 
 async fn blob_get(state: &Regional, name: &str, d: &str, headers: &HeaderMap, head: bool) -> Reply {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let d = digest(d)?;
     let registry = &state.registry;
     let unknown = || {
@@ -472,19 +469,14 @@ async fn blob_get(state: &Regional, name: &str, d: &str, headers: &HeaderMap, he
     if head {
         return Ok(b.body(Body::empty()).expect("valid response"));
     }
-    match registry.blob_content(&d).await.map_err(domain_error)? {
+    match registry
+        .blob_read(&d, start, len)
+        .await
+        .map_err(domain_error)?
+    {
         None => Err(unknown()),
-        Some(Content::Inline(bytes)) => {
-            let body = bytes.slice(start as usize..(start + len) as usize);
-            Ok(b.body(Body::from(body)).expect("valid response"))
-        }
-        Some(Content::File(mut file, _)) => {
-            if start > 0 {
-                file.seek(std::io::SeekFrom::Start(start))
-                    .await
-                    .map_err(|e| domain_error(Error::internal(e)))?;
-            }
-            let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
+        Some(Content::Inline(bytes)) => Ok(b.body(Body::from(bytes)).expect("valid response")),
+        Some(Content::Stream(stream)) => {
             Ok(b.body(Body::from_stream(stream)).expect("valid response"))
         }
     }
@@ -502,43 +494,12 @@ async fn blob_delete(state: &Regional, name: &str, d: &str) -> Reply {
         .expect("valid response"))
 }
 
-fn blob_error(e: BlobError) -> Fail {
-    match e {
-        BlobError::UploadNotFound => domain_error(Error::UploadNotFound),
-        BlobError::OutOfOrder { given, size } => error_response(
-            416,
-            "BLOB_UPLOAD_INVALID",
-            &format!("chunk starts at byte {given}; the upload has {size} bytes"),
-            None,
-        ),
-        BlobError::DigestMismatch { actual } => error_response(
-            400,
-            "DIGEST_INVALID",
-            &format!("the uploaded content's digest is {actual}"),
-            None,
-        ),
-        BlobError::Io { .. } => domain_error(Error::internal(e)),
-    }
-}
-
-/// Streams `body` onto the end of upload `id`, which must be `offset` bytes long.
-async fn append_body(state: &Regional, id: &str, offset: u64, mut body: Body) -> Result<u64, Fail> {
-    let blobs = state.registry.blobs();
-    let mut w = blobs.upload_writer(id, offset).await.map_err(blob_error)?;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| {
-            error_response(
-                400,
-                "BLOB_UPLOAD_INVALID",
-                "the request body was interrupted",
-                None,
-            )
-        })?;
-        if let Ok(data) = frame.into_data() {
-            w.write(&data).await.map_err(blob_error)?;
-        }
-    }
-    w.finish().await.map_err(blob_error)
+/// A request body as the blob store takes it.
+fn byte_stream(body: Body) -> berth_blob::ByteStream {
+    use futures_util::StreamExt;
+    body.into_data_stream()
+        .map(|r| r.map_err(|_| berth_blob::BlobError::Interrupted))
+        .boxed()
 }
 
 fn upload_location(name: &str, id: &str) -> String {
@@ -617,14 +578,12 @@ async fn upload_start(
         },
         None => body,
     };
-    let id = new_upload_id();
-    registry
-        .blobs()
-        .upload_start(&id)
-        .await
-        .map_err(blob_error)?;
+    let id = registry.upload_begin(name).await.map_err(domain_error)?;
     if let Some(d) = digest_param {
-        append_body(state, &id, 0, body).await?;
+        registry
+            .upload_append(name, &id, Some(0), byte_stream(body))
+            .await
+            .map_err(domain_error)?;
         return commit(state, name, &id, &d).await;
     }
     Ok(upload_accepted(name, &id, 0, StatusCode::ACCEPTED))
@@ -637,10 +596,8 @@ async fn upload_patch(
     headers: &HeaderMap,
     body: Body,
 ) -> Reply {
-    let blobs = state.registry.blobs();
-    let size = blobs.upload_size(id).await.map_err(blob_error)?;
     let offset = match headers.get("content-range").and_then(|v| v.to_str().ok()) {
-        None => size,
+        None => None,
         Some(r) => {
             let start = r
                 .trim_start_matches("bytes ")
@@ -648,7 +605,7 @@ async fn upload_patch(
                 .next()
                 .and_then(|s| s.parse::<u64>().ok());
             match start {
-                Some(s) => s,
+                Some(s) => Some(s),
                 None => {
                     return Err(error_response(
                         416,
@@ -660,7 +617,11 @@ async fn upload_patch(
             }
         }
     };
-    let size = append_body(state, id, offset, body).await?;
+    let size = state
+        .registry
+        .upload_append(name, id, offset, byte_stream(body))
+        .await
+        .map_err(domain_error)?;
     Ok(upload_accepted(name, id, size, StatusCode::ACCEPTED))
 }
 
@@ -681,17 +642,16 @@ async fn upload_put(
         ));
     };
     let d = digest(&d)?;
-    let blobs = state.registry.blobs();
-    let size = blobs.upload_size(id).await.map_err(blob_error)?;
+    let registry = &state.registry;
+    let size = registry.upload_size(name, id).map_err(domain_error)?;
     let body = if size == 0 {
         match small_body(headers, body).await? {
             Ok(bytes) => {
-                let registry = &state.registry;
-                let _ = registry.blobs().upload_cancel(id).await;
                 registry
                     .content_put(name, &d, bytes)
                     .await
                     .map_err(domain_error)?;
+                let _ = registry.upload_cancel(name, id).await;
                 return Ok(blob_created(name, &d));
             }
             Err(body) => body,
@@ -699,7 +659,10 @@ async fn upload_put(
     } else {
         body
     };
-    append_body(state, id, size, body).await?;
+    registry
+        .upload_append(name, id, Some(size), byte_stream(body))
+        .await
+        .map_err(domain_error)?;
     commit(state, name, id, &d).await
 }
 
@@ -725,22 +688,16 @@ async fn small_body(headers: &HeaderMap, body: Body) -> Result<Result<bytes::Byt
 }
 
 async fn upload_status(state: &Regional, name: &str, id: &str) -> Reply {
-    let size = state
-        .registry
-        .blobs()
-        .upload_size(id)
-        .await
-        .map_err(blob_error)?;
+    let size = state.registry.upload_size(name, id).map_err(domain_error)?;
     Ok(upload_accepted(name, id, size, StatusCode::NO_CONTENT))
 }
 
-async fn upload_cancel(state: &Regional, _name: &str, id: &str) -> Reply {
+async fn upload_cancel(state: &Regional, name: &str, id: &str) -> Reply {
     state
         .registry
-        .blobs()
-        .upload_cancel(id)
+        .upload_cancel(name, id)
         .await
-        .map_err(blob_error)?;
+        .map_err(domain_error)?;
     Ok(builder(StatusCode::NO_CONTENT)
         .body(Body::empty())
         .expect("valid response"))

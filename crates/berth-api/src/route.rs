@@ -570,6 +570,7 @@ async fn operator_call(
         let tasks: Vec<Value> = driver.statuses().iter().map(status_json).collect();
         return node_response(
             cluster_json(state.store()).map(|mut v| {
+                v["blobs"] = Value::from(state.registry_of_every_region().blobs().location());
                 v["backgroundTasks"] = Value::from(tasks);
                 v
             }),

@@ -3,18 +3,27 @@
 //! An activation takes no input, reads the whole state, and removes:
 //! 1. repository blob links that no image of that repository references and that are older
 //!    than the grace period (uploaded or mounted, never used);
-//! 2. stored content (layers, configs, manifests; inline in the store or files) that no link
-//!    and no image anywhere references — files only once untouched for the grace period;
-//! 3. uploads untouched for the upload expiry.
+//! 2. stored content — inline `content` records and `blob` records with their objects — that
+//!    no link and no image anywhere references;
+//! 3. uploads untouched for the upload expiry, with their staged bytes;
+//! 4. objects and staged bytes of the blob store that no record names and that are older than
+//!    the grace period (left by a crash between the blob store's step of a finish and its
+//!    transaction, or by another server's).
 //!
-//! Safety against concurrent pushes: steps 1 and 2 run inside one store write transaction, so
-//! they are serialized with `blob_link` and `manifest_put`, which re-check inside their own
-//! transactions that the content and links they rely on exist. Content is only deleted when
-//! its file has not been touched for the grace period, and every commit of a blob (even of
-//! content already stored) renames a fresh file into place, so a push that reuses old content
-//! makes it young again.
+//! Safety against concurrent pushes, on this server or another: steps 1–3 run inside one store
+//! write transaction, and every server's writes are serialized (one writer, or the shared
+//! database's commit lock), so they are serialized with `blob_link`, `upload_finish` and
+//! `manifest_put`, which re-check inside their own transactions that the content and links
+//! they rely on exist. A push of content the collector is removing therefore either links the
+//! old record before the collector's transaction (which then keeps it) or records its own
+//! object after it; objects are deleted only after the transaction that unrecorded them
+//! commits. The blob store is listed before that transaction, so an object finished after the
+//! listing is not seen, and one finished before it but not yet recorded is younger than the
+//! grace period.
 
+use crate::blobs::{BlobRecord, UploadRecord, blob_error};
 use crate::{BlobLink, Image, Registry, decode, list_all};
+use berth_blob::Staged;
 use berth_store::Kind;
 use berth_types::oci::Digest;
 use berth_types::{Error, Timestamp};
@@ -27,6 +36,8 @@ pub struct GcStatus {
     pub links_removed: usize,
     pub blobs_removed: usize,
     pub uploads_expired: usize,
+    /// Objects and staged bytes no record named.
+    pub orphans_removed: usize,
 }
 
 /// The registry garbage collector.
@@ -36,6 +47,23 @@ pub struct BlobCollector {
     pub grace: Duration,
     /// Uploads untouched for this long are abandoned.
     pub upload_expiry: Duration,
+}
+
+fn millis(t: SystemTime) -> Timestamp {
+    Timestamp(
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as i64,
+    )
+}
+
+/// What the transaction decided; the blob store's deletions follow its commit.
+struct Decided {
+    status: GcStatus,
+    /// Objects of the blob records removed, and orphans.
+    objects: Vec<String>,
+    /// Expired uploads, to abort.
+    uploads: Vec<(String, Staged)>,
 }
 
 impl BlobCollector {
@@ -49,19 +77,14 @@ impl BlobCollector {
 
     /// One pass. Idempotent; the next activation is the retry.
     pub async fn activate(&self) -> Result<GcStatus, Error> {
-        let blobs = self.registry.blobs.clone();
-        let grace = self.grace;
-        let mut status = self
+        let now = SystemTime::now();
+        let cutoff = now - self.grace;
+        let (cutoff_ms, expiry_ms) = (millis(cutoff), millis(now - self.upload_expiry));
+        let listed = self.registry.blobs.list().await.map_err(blob_error)?;
+        let decided = self
             .registry
             .store
             .write(move |tx| {
-                let cutoff = SystemTime::now() - grace;
-                let cutoff_ms = Timestamp(
-                    cutoff
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_millis() as i64,
-                );
                 // What images reference, per repository and overall.
                 let mut referenced: HashSet<String> = HashSet::new();
                 let mut live: HashSet<Digest> = HashSet::new();
@@ -83,10 +106,8 @@ impl BlobCollector {
                     let (key, generation) = (rec.key.clone(), rec.generation);
                     let (_, link) = decode::<BlobLink>(rec)?;
                     let digest = key.split('\n').nth(1).and_then(Digest::parse);
-                    if referenced.contains(&key) {
-                        continue;
-                    }
-                    if link.linked_at.is_some_and(|t| t > cutoff_ms) {
+                    if referenced.contains(&key) || link.linked_at.is_some_and(|t| t > cutoff_ms) {
+                        // Content still linked somewhere stays.
                         if let Some(d) = digest {
                             live.insert(d);
                         }
@@ -95,36 +116,65 @@ impl BlobCollector {
                     tx.delete(Kind::RepositoryBlob, &key, generation)?;
                     status.links_removed += 1;
                 }
-                // Content still linked somewhere stays.
-                for rec in list_all(tx, Kind::RepositoryBlob, "")? {
-                    if let Some(d) = rec.key.split('\n').nth(1).and_then(Digest::parse) {
-                        live.insert(d);
-                    }
-                }
                 for rec in list_all(tx, Kind::Content, "")? {
                     if Digest::parse(&rec.key).is_some_and(|d| !live.contains(&d)) {
                         tx.delete(Kind::Content, &rec.key, rec.generation)?;
                         status.blobs_removed += 1;
                     }
                 }
-                for (d, _) in blobs.list_sync().map_err(Error::internal)? {
-                    if !live.contains(&d)
-                        && blobs
-                            .delete_if_untouched_sync(&d, cutoff)
-                            .map_err(Error::internal)?
-                    {
-                        status.blobs_removed += 1;
+                let mut objects = Vec::new();
+                let mut recorded: HashSet<String> = HashSet::new();
+                for rec in list_all(tx, Kind::Blob, "")? {
+                    let (key, generation) = (rec.key.clone(), rec.generation);
+                    let (_, blob) = decode::<BlobRecord>(rec)?;
+                    if Digest::parse(&key).is_some_and(|d| live.contains(&d)) {
+                        recorded.insert(blob.object);
+                        continue;
+                    }
+                    tx.delete(Kind::Blob, &key, generation)?;
+                    objects.push(blob.object);
+                    status.blobs_removed += 1;
+                }
+                let mut uploads = Vec::new();
+                let mut staging: HashSet<String> = HashSet::new();
+                for rec in list_all(tx, Kind::Upload, "")? {
+                    let (key, generation) = (rec.key.clone(), rec.generation);
+                    let id = key.rsplit('\t').next().unwrap_or(&key).to_string();
+                    let (_, upload) = decode::<UploadRecord>(rec)?;
+                    if upload.updated_at > expiry_ms {
+                        staging.insert(id);
+                        continue;
+                    }
+                    tx.delete(Kind::Upload, &key, generation)?;
+                    uploads.push((id, upload.staged));
+                    status.uploads_expired += 1;
+                }
+                for l in listed.into_iter().filter(|l| l.modified < cutoff) {
+                    let named = match &l.staging_for {
+                        // Aborting an expired upload removes its staged bytes.
+                        Some(id) => staging.contains(id) || uploads.iter().any(|(u, _)| u == id),
+                        None => recorded.contains(&l.object),
+                    };
+                    if !named && !objects.contains(&l.object) {
+                        objects.push(l.object);
+                        status.orphans_removed += 1;
                     }
                 }
-                Ok(status)
+                Ok(Decided {
+                    status,
+                    objects,
+                    uploads,
+                })
             })
             .await?;
-        status.uploads_expired = self
-            .registry
-            .blobs
-            .uploads_expire(self.upload_expiry)
-            .await
-            .map_err(Error::internal)?;
+        let blobs = &self.registry.blobs;
+        for (id, staged) in &decided.uploads {
+            blobs.abort(id, staged).await.map_err(blob_error)?;
+        }
+        for object in &decided.objects {
+            blobs.delete(object).await.map_err(blob_error)?;
+        }
+        let status = decided.status;
         if status != GcStatus::default() {
             tracing::info!(?status, "registry garbage collection");
         }
@@ -135,15 +185,15 @@ impl BlobCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CreateRepository, Reference};
-    use berth_blob::BlobStore;
+    use crate::{Content, CreateRepository, INLINE_MAX, Reference};
     use berth_store::Store;
     use berth_types::{AccountId, Region, Scope};
+    use futures_util::StreamExt;
 
     async fn setup() -> (tempfile::TempDir, Registry) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
-        let blobs = BlobStore::open(&dir.path().join("blobs")).unwrap();
+        let blobs = berth_blob::open(None, &dir.path().join("blobs")).unwrap();
         let scope = Scope {
             account: AccountId::parse("000000000000").unwrap(),
             region: Region::parse("us-east-1").unwrap(),
@@ -159,29 +209,46 @@ mod tests {
         (dir, registry)
     }
 
+    /// Uploads `content` into `rr` in two chunks, as a chunked OCI upload does.
     async fn upload(registry: &Registry, content: &[u8]) -> Digest {
-        let d = registry.blobs().put(content).await.unwrap();
-        registry
-            .blob_link("rr", &d, content.len() as u64)
-            .await
-            .unwrap();
+        let d = berth_blob::digest_of(content);
+        let id = registry.upload_begin("rr").await.unwrap();
+        let half = content.len() / 2;
+        for (offset, part) in [(0, &content[..half]), (half, &content[half..])] {
+            let chunk = bytes::Bytes::copy_from_slice(part);
+            let body = futures_util::stream::iter([Ok(chunk)]).boxed();
+            registry
+                .upload_append("rr", &id, Some(offset as u64), body)
+                .await
+                .unwrap();
+        }
+        registry.upload_finish("rr", &id, &d).await.unwrap();
         d
+    }
+
+    /// The whole stored content of `d`, if any.
+    async fn stored(registry: &Registry, d: &Digest) -> Option<Vec<u8>> {
+        registry.blob_bytes(d).await.unwrap().map(|b| b.to_vec())
+    }
+
+    fn manifest(config: &Digest, layers: &[&Digest]) -> bytes::Bytes {
+        let layers: Vec<String> = layers
+            .iter()
+            .map(|d| format!(r#"{{"digest":"{d}","size":1}}"#))
+            .collect();
+        bytes::Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"digest":"{config}","size":2}},"layers":[{}]}}"#,
+            layers.join(",")
+        ))
     }
 
     #[tokio::test]
     async fn manifests_are_stored_inline_and_read_back() {
         let (_dir, registry) = setup().await;
         let config = upload(&registry, b"{}").await;
-        let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"digest":"{config}","size":2}},"layers":[]}}"#
-        );
+        let m = manifest(&config, &[]);
         let image = registry
-            .manifest_put(
-                "rr",
-                &Reference::Tag("v1".into()),
-                None,
-                bytes::Bytes::from(manifest.clone()),
-            )
+            .manifest_put("rr", &Reference::Tag("v1".into()), None, m.clone())
             .await
             .unwrap();
         let rec = registry
@@ -189,27 +256,45 @@ mod tests {
             .read(|r| r.get(Kind::Content, image.digest.as_str()))
             .unwrap();
         assert!(rec.is_some(), "content record");
+        assert_eq!(registry.manifest_bytes(&image).await.unwrap(), m);
+    }
+
+    #[tokio::test]
+    async fn large_uploads_are_objects_read_back_by_range() {
+        let (_dir, registry) = setup().await;
+        let content: Vec<u8> = (0..INLINE_MAX as usize + 1000).map(|i| i as u8).collect();
+        let d = upload(&registry, &content).await;
         assert_eq!(
-            registry.manifest_bytes(&image).await.unwrap(),
-            manifest.as_bytes()
+            registry.blob_stat("rr", &d).unwrap(),
+            Some(content.len() as u64)
         );
+        let Some(Content::Stream(mut s)) = registry.blob_read(&d, 10, 5000).await.unwrap() else {
+            panic!("a large blob is streamed from the blob store");
+        };
+        let mut got = Vec::new();
+        while let Some(c) = s.next().await {
+            got.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(got, &content[10..5010]);
+        // The same content pushed again keeps one object.
+        assert_eq!(upload(&registry, &content).await, d);
+        let objects = registry.blobs().list().await.unwrap();
+        assert_eq!(objects.len(), 1, "{objects:?}");
     }
 
     #[tokio::test]
     async fn gc_keeps_referenced_and_young_content_and_removes_the_rest() {
         let (_dir, registry) = setup().await;
         let config = upload(&registry, b"{}").await;
-        let layer = upload(&registry, b"layer").await;
+        let big: Vec<u8> = vec![7; INLINE_MAX as usize + 1];
+        let layer = upload(&registry, &big).await;
         let orphan = upload(&registry, b"never referenced").await;
-        let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"digest":"{config}","size":2}},"layers":[{{"digest":"{layer}","size":5}}]}}"#
-        );
         let image = registry
             .manifest_put(
                 "rr",
                 &Reference::Tag("v1".into()),
                 None,
-                bytes::Bytes::from(manifest),
+                manifest(&config, &[&layer]),
             )
             .await
             .unwrap();
@@ -227,41 +312,63 @@ mod tests {
         let s = eager.activate().await.unwrap();
         assert_eq!((s.links_removed, s.blobs_removed), (1, 1));
         assert!(registry.blob_stat("rr", &orphan).unwrap().is_none());
-        assert!(!registry.blobs().exists_sync(&orphan));
-        for d in [&config, &layer] {
-            assert!(registry.blobs().exists_sync(d), "{d} kept");
-        }
+        assert!(stored(&registry, &orphan).await.is_none());
+        assert_eq!(stored(&registry, &layer).await.unwrap(), big);
+        assert!(stored(&registry, &config).await.is_some());
         assert_eq!(
             registry.manifest_bytes(&image).await.unwrap().len(),
             image.manifest_size as usize,
             "the manifest, kept in the store"
         );
 
-        // Once the image is deleted, its content is collected too.
+        // Once the image is deleted, its content is collected too, the layer's object with it.
         registry
             .image_delete("rr", &Reference::Digest(image.digest.clone()))
             .await
             .unwrap();
         let s = eager.activate().await.unwrap();
         assert_eq!((s.links_removed, s.blobs_removed), (2, 3));
-        assert!(!registry.blobs().exists_sync(&layer));
+        assert!(stored(&registry, &layer).await.is_none());
+        assert!(registry.blobs().list().await.unwrap().is_empty());
 
         // A manifest naming content the collector removed is refused, not stored dangling.
-        let again = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"digest":"{config}","size":2}},"layers":[]}}"#
-        );
         let err = registry
             .manifest_put(
                 "rr",
                 &Reference::Tag("v2".into()),
                 None,
-                bytes::Bytes::from(again),
+                manifest(&config, &[]),
             )
             .await
             .unwrap_err();
         assert!(matches!(err, Error::ManifestBlobUnknown(_)));
         // Re-uploading the same content brings it back.
         assert_eq!(upload(&registry, b"{}").await, config);
-        assert!(registry.blobs().exists_sync(&config));
+        assert!(stored(&registry, &config).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn gc_expires_idle_uploads_and_removes_unrecorded_objects() {
+        let (dir, registry) = setup().await;
+        let id = registry.upload_begin("rr").await.unwrap();
+        // An object no record names: a crash between the blob store's finish and the commit.
+        let stray = dir.path().join("blobs/blobs/sha256/ab");
+        std::fs::create_dir_all(&stray).unwrap();
+        std::fs::write(stray.join(format!("{}.{id}", "ab".repeat(32))), b"x").unwrap();
+        let young = BlobCollector::new(
+            registry.clone(),
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+        );
+        assert_eq!(young.activate().await.unwrap(), GcStatus::default());
+        assert_eq!(registry.upload_size("rr", &id).unwrap(), 0);
+        let eager = BlobCollector::new(registry.clone(), Duration::ZERO, Duration::ZERO);
+        let s = eager.activate().await.unwrap();
+        assert_eq!((s.uploads_expired, s.orphans_removed), (1, 1), "{s:?}");
+        assert!(matches!(
+            registry.upload_size("rr", &id),
+            Err(Error::UploadNotFound)
+        ));
+        assert!(registry.blobs().list().await.unwrap().is_empty());
     }
 }

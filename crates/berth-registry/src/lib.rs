@@ -9,23 +9,26 @@
 //! * `image` `name\ndigest` → [`Image`] (media type, sizes, references, tags);
 //! * `image-tag` `name\ntag` → the digest it names;
 //! * `repository-blob` `name\ndigest` → size: the blob was uploaded to or mounted into the
-//!   repository, so it may be pulled from it and referenced by its manifests.
+//!   repository, so it may be pulled from it and referenced by its manifests;
+//! * `content`, `blob` and `blob-upload`: the content itself and uploads (see `blobs.rs`).
 //!
 //! Order of effects on push: inline content commits in the same transaction as its link or
-//! image; file content is made durable first and then the metadata transaction makes it
-//! visible, so a crash in between leaves unreferenced content for garbage collection, never a
-//! visible image without its bytes.
+//! image; large content is made a durable object of the blob store first, and then one
+//! metadata transaction records it and makes it visible, so a crash in between leaves an
+//! unreferenced object for garbage collection, never a visible image without its bytes.
 //!
 //! Called by `berth-api`. Must not speak HTTP or see wire shapes.
 
+mod blobs;
 mod gc;
 mod manifest;
 
+pub use blobs::Content;
 pub use gc::{BlobCollector, GcStatus};
 
 pub use manifest::{MediaType, ParsedManifest};
 
-use berth_blob::BlobStore;
+use berth_blob::Blobs;
 use berth_store::{Kind, ListQuery, Record, Store, Tx};
 use berth_types::oci::{Digest, RepositoryName, is_tag};
 use berth_types::{Error, Generation, Scope, Tag, Timestamp};
@@ -42,32 +45,8 @@ pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 /// Larger blobs are files in `berth-blob`.
 pub const INLINE_MAX: u64 = 256 * 1024;
 
-/// Where a blob's bytes are.
-pub enum Content {
-    Inline(Bytes),
-    File(tokio::fs::File, u64),
-}
-
-fn blob_error(e: berth_blob::BlobError) -> Error {
-    match e {
-        berth_blob::BlobError::UploadNotFound => Error::UploadNotFound,
-        berth_blob::BlobError::OutOfOrder { given, size } => Error::UploadOutOfOrder(format!(
-            "the chunk starts at byte {given}; the upload has {size} bytes"
-        )),
-        berth_blob::BlobError::DigestMismatch { actual } => {
-            Error::DigestMismatch(format!("the uploaded content's digest is {actual}"))
-        }
-        other @ berth_blob::BlobError::Io { .. } => Error::internal(other),
-    }
-}
-
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
-}
-
-/// Whether content for `d` is stored (inline or as a file). For use inside transactions.
-fn content_present(tx: &Tx<'_>, blobs: &BlobStore, d: &Digest) -> Result<bool, Error> {
-    Ok(tx.get(Kind::Content, d.as_str())?.is_some() || blobs.exists_sync(d))
 }
 
 /// A repository.
@@ -211,7 +190,7 @@ impl ManifestCache {
 pub struct Registry {
     scope: Scope,
     store: Store,
-    blobs: BlobStore,
+    blobs: Blobs,
     manifests: std::sync::Arc<ManifestCache>,
     /// `host[:port]` of repository URIs.
     host: String,
@@ -227,7 +206,7 @@ impl Registry {
         }
         h
     }
-    pub fn new(scope: Scope, store: Store, blobs: BlobStore, host: String) -> Self {
+    pub fn new(scope: Scope, store: Store, blobs: Blobs, host: String) -> Self {
         Registry {
             scope,
             store,
@@ -237,7 +216,7 @@ impl Registry {
         }
     }
 
-    pub fn blobs(&self) -> &BlobStore {
+    pub fn blobs(&self) -> &Blobs {
         &self.blobs
     }
 
@@ -387,161 +366,6 @@ impl Registry {
         }
     }
 
-    // ---- blobs ----------------------------------------------------------------------------
-
-    /// The size of `digest` if the repository may see it.
-    pub fn blob_stat(&self, repo: &str, digest: &Digest) -> Result<Option<u64>, Error> {
-        let n = self.require_repo(repo)?;
-        let rec = self
-            .store
-            .read(|r| r.get(Kind::RepositoryBlob, &key(&n, digest.as_str())))?;
-        rec.map(|r| decode::<BlobLink>(r).map(|(_, l)| l.size))
-            .transpose()
-    }
-
-    /// Makes a committed blob visible in the repository.
-    pub async fn blob_link(&self, repo: &str, digest: &Digest, size: u64) -> Result<(), Error> {
-        let n = self.require_repo(repo)?;
-        let k = key(&n, digest.as_str());
-        let doc = encode(&BlobLink {
-            size,
-            linked_at: Some(Timestamp::now()),
-        })?;
-        let blobs = self.blobs.clone();
-        let d = digest.clone();
-        self.store
-            .write(move |tx| {
-                // Checked inside the transaction: the collector deletes content inside one too.
-                if !content_present(tx, &blobs, &d)? {
-                    return Err(Error::BlobUnknown(format!("blob {d} is not stored")));
-                }
-                match tx.get(Kind::RepositoryBlob, &k)? {
-                    None => tx.insert(Kind::RepositoryBlob, &k, None, &doc)?,
-                    // Re-linking refreshes the link's age.
-                    Some(r) => tx.update(Kind::RepositoryBlob, &k, r.generation, None, &doc)?,
-                };
-                Ok(())
-            })
-            .await
-    }
-
-    /// Finishes upload `id` as `digest` and makes it visible in `repo`: small content goes into
-    /// the store with its link in one transaction, larger content is committed as a file first.
-    pub async fn upload_finish(&self, repo: &str, id: &str, digest: &Digest) -> Result<u64, Error> {
-        let n = self.require_repo(repo)?;
-        let size = self.blobs.upload_size(id).await.map_err(blob_error)?;
-        if size > INLINE_MAX {
-            let size = self
-                .blobs
-                .upload_commit(id, digest)
-                .await
-                .map_err(blob_error)?;
-            self.blob_link(repo, digest, size).await?;
-            return Ok(size);
-        }
-        let bytes = self
-            .blobs
-            .upload_take(id, digest)
-            .await
-            .map_err(blob_error)?;
-        self.content_link(&n, digest, bytes).await?;
-        Ok(size)
-    }
-
-    /// Stores small content received whole (a monolithic upload) under `digest`, which it must
-    /// have, and makes it visible in `repo`: one transaction, no file.
-    pub async fn content_put(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        bytes: Bytes,
-    ) -> Result<u64, Error> {
-        let n = self.require_repo(repo)?;
-        let actual = Digest::from_sha256_hex(&sha256_hex(&bytes));
-        if actual != *digest {
-            return Err(Error::DigestMismatch(format!(
-                "the uploaded content's digest is {actual}"
-            )));
-        }
-        let size = bytes.len() as u64;
-        self.content_link(&n, digest, bytes).await?;
-        Ok(size)
-    }
-
-    /// Inline content and its link in `n`, in one transaction.
-    async fn content_link(
-        &self,
-        n: &RepositoryName,
-        digest: &Digest,
-        bytes: Bytes,
-    ) -> Result<(), Error> {
-        use base64::Engine;
-        let encoded = b64().encode(&bytes);
-        let link = encode(&BlobLink {
-            size: bytes.len() as u64,
-            linked_at: Some(Timestamp::now()),
-        })?;
-        let (k, d) = (key(n, digest.as_str()), digest.clone());
-        self.store
-            .write(move |tx| {
-                if tx.get(Kind::Content, d.as_str())?.is_none() {
-                    tx.insert(Kind::Content, d.as_str(), None, &encoded)?;
-                }
-                match tx.get(Kind::RepositoryBlob, &k)? {
-                    None => tx.insert(Kind::RepositoryBlob, &k, None, &link)?,
-                    Some(r) => tx.update(Kind::RepositoryBlob, &k, r.generation, None, &link)?,
-                };
-                Ok(())
-            })
-            .await
-    }
-
-    /// The bytes of a stored blob, wherever they are kept.
-    pub async fn blob_content(&self, d: &Digest) -> Result<Option<Content>, Error> {
-        use base64::Engine;
-        if let Some(rec) = self.store.read(|r| r.get(Kind::Content, d.as_str()))? {
-            let bytes = b64().decode(rec.doc.as_bytes()).map_err(Error::internal)?;
-            return Ok(Some(Content::Inline(Bytes::from(bytes))));
-        }
-        Ok(self
-            .blobs
-            .open_blob(d)
-            .await
-            .map_err(blob_error)?
-            .map(|(f, size)| Content::File(f, size)))
-    }
-
-    /// Cross-repository mount: links `digest` into `repo` if `from` has it.
-    pub async fn blob_mount(
-        &self,
-        repo: &str,
-        from: &str,
-        digest: &Digest,
-    ) -> Result<Option<u64>, Error> {
-        let size = match self.blob_stat(from, digest) {
-            Ok(Some(s)) => s,
-            Ok(None) | Err(Error::RepositoryNotFound(_)) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        self.blob_link(repo, digest, size).await?;
-        Ok(Some(size))
-    }
-
-    /// Hides a blob from a repository (`DELETE /v2/<name>/blobs/<digest>`).
-    pub async fn blob_unlink(&self, repo: &str, digest: &Digest) -> Result<(), Error> {
-        let n = self.require_repo(repo)?;
-        let k = key(&n, digest.as_str());
-        let d = digest.clone();
-        self.store
-            .write(move |tx| match tx.get(Kind::RepositoryBlob, &k)? {
-                Some(r) => tx.delete(Kind::RepositoryBlob, &k, r.generation),
-                None => Err(Error::BlobUnknown(format!(
-                    "blob {d} is not in the repository"
-                ))),
-            })
-            .await
-    }
-
     // ---- manifests ------------------------------------------------------------------------
 
     /// Stores a manifest pushed under `reference` (a tag, or its own digest).
@@ -559,7 +383,7 @@ impl Registry {
             )));
         }
         let parsed = manifest::parse(&bytes, content_type)?;
-        let digest = berth_types::oci::Digest::from_sha256_hex(&sha256_hex(&bytes));
+        let digest = berth_blob::digest_of(&bytes);
         if let Reference::Digest(d) = reference
             && *d != digest
         {
@@ -697,22 +521,9 @@ impl Registry {
         if let Some(b) = self.manifests.get(&image.digest) {
             return Ok(b);
         }
-        let bytes = match self.blob_content(&image.digest).await? {
-            Some(Content::Inline(b)) => b,
-            // Older data directories kept manifests as files.
-            Some(Content::File(..)) => self
-                .blobs
-                .read(&image.digest)
-                .await
-                .map_err(blob_error)?
-                .unwrap_or_default(),
-            None => {
-                return Err(Error::internal(format!(
-                    "manifest content {} is missing",
-                    image.digest
-                )));
-            }
-        };
+        let bytes = self.blob_bytes(&image.digest).await?.ok_or_else(|| {
+            Error::internal(format!("manifest content {} is missing", image.digest))
+        })?;
         self.manifests.put(image.digest.clone(), bytes.clone());
         Ok(bytes)
     }
@@ -930,11 +741,6 @@ pub(crate) fn list_all(tx: &Tx<'_>, kind: Kind, prefix: &str) -> Result<Vec<Reco
             ..Default::default()
         },
     )
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 #[cfg(test)]

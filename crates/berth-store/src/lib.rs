@@ -75,6 +75,10 @@ pub enum Kind {
     RepositoryBlob,
     /// Small content (manifests, configs, small layers) kept in the store: `digest` → base64.
     Content,
+    /// A large blob committed to the blob store: `digest` → its size and object.
+    Blob,
+    /// A blob upload in progress: `id` → its repository and staged state.
+    Upload,
     /// Server-wide values (pagination-token key, …).
     Meta,
 }
@@ -83,10 +87,10 @@ impl Kind {
     /// Records of these kinds belong to a region (AWS partitions resources by region); the
     /// others — content-addressed blobs, server-wide values — are shared by every region.
     pub fn is_regional(self) -> bool {
-        !matches!(self, Kind::Content | Kind::Meta)
+        !matches!(self, Kind::Content | Kind::Blob | Kind::Meta)
     }
 
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Cluster,
         Kind::TaskDefinition,
         Kind::TaskDefinitionFamily,
@@ -104,6 +108,8 @@ impl Kind {
         Kind::ImageTag,
         Kind::RepositoryBlob,
         Kind::Content,
+        Kind::Blob,
+        Kind::Upload,
         Kind::Meta,
     ];
 
@@ -131,6 +137,8 @@ impl Kind {
             Kind::ImageTag => "image-tag",
             Kind::RepositoryBlob => "repository-blob",
             Kind::Content => "content",
+            Kind::Blob => "blob",
+            Kind::Upload => "blob-upload",
             Kind::Meta => "meta",
         }
     }

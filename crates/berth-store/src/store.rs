@@ -371,7 +371,7 @@ impl Store {
         let region = region.to_string();
         self.unscoped()
             .write(move |tx| {
-                let shared = [Kind::Content, Kind::Meta];
+                let shared = [Kind::Content, Kind::Blob, Kind::Meta];
                 debug_assert!(shared.iter().all(|k| !k.is_regional()));
                 let n = tx.conn.assign_region(&region, &shared)?;
                 if n > 0 {

@@ -651,3 +651,117 @@ impl Drop for PostgresServer {
         }
     }
 }
+
+/// A SeaweedFS server of one test's own (its faults must not disturb the shared one of
+/// `BERTH_TEST_S3_SEAWEEDFS`): `weed server -s3` (the binary `BERTH_TEST_WEED` names, which
+/// scripts/test.sh installs) on free loopback ports, with a bucket `berth-test`; stopped — by
+/// its PID — when dropped.
+pub struct SeaweedServer {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    /// master, volume, filer, s3, then their gRPC ports.
+    ports: Vec<u16>,
+    child: Option<Child>,
+}
+
+impl SeaweedServer {
+    pub fn start() -> SeaweedServer {
+        let bin = std::env::var_os("BERTH_TEST_WEED")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                panic!(
+                    "BERTH_TEST_WEED is not set: scripts/test.sh installs SeaweedFS for this test"
+                )
+            });
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-weed-")
+            .tempdir()
+            .expect("temp dir");
+        let listeners: Vec<_> = (0..8)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+            .collect();
+        let ports = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("bound").port())
+            .collect();
+        drop(listeners);
+        let mut s = SeaweedServer {
+            bin,
+            dir,
+            ports,
+            child: None,
+        };
+        s.resume();
+        s
+    }
+
+    /// The S3 endpoint (`http://127.0.0.1:PORT`).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports[3])
+    }
+
+    /// Kills the server (`kill -9`): its S3 endpoint refuses connections.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server (again) on the same data and ports, and waits (bounded) until its
+    /// bucket answers.
+    pub fn resume(&mut self) {
+        let p = |i: usize| self.ports[i].to_string();
+        let log = std::fs::File::create(self.dir.path().join("log")).expect("log file");
+        let child = Command::new(&self.bin)
+            .arg("server")
+            .arg("-s3")
+            .arg("-dir")
+            .arg(self.dir.path())
+            .args(["-ip", "127.0.0.1", "-ip.bind", "127.0.0.1"])
+            .args(["-master.port", &p(0), "-volume.port", &p(1)])
+            .args(["-filer.port", &p(2), "-s3.port", &p(3)])
+            .args(["-master.port.grpc", &p(4), "-volume.port.grpc", &p(5)])
+            .args(["-filer.port.grpc", &p(6), "-s3.port.grpc", &p(7)])
+            // No listeners on fixed ports (two servers may run at once), no telemetry.
+            .args(["-s3.port.iceberg", "0", "-s3.port.lance", "0"])
+            .arg("-master.telemetry=false")
+            .args(["-volume.max", "100", "-master.volumeSizeLimitMB", "64"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start weed");
+        self.child = Some(child);
+        let deadline = Deadline::after(Duration::from_secs(60));
+        // Creating the bucket answers 200 the first time and 409 once it exists.
+        while !matches!(self.put_bucket(), Some(200 | 409)) {
+            deadline.next_blocking(format_args!(
+                "SeaweedFS to serve S3; log:\n{}",
+                std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+            ));
+        }
+    }
+
+    /// `PUT /berth-test`'s status, if the S3 endpoint answers.
+    fn put_bucket(&self) -> Option<u16> {
+        use std::io::Read;
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", self.ports[3])).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            c,
+            "PUT /berth-test HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.ports[3]
+        )
+        .ok()?;
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).ok()?;
+        answer.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for SeaweedServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -173,18 +173,11 @@ fn main() {
         .0,
         200
     );
-    let (status, body) = call(berth.port, "ecr:GetAuthorizationToken", "{}");
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let token = v["authorizationData"][0]["authorizationToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let berth_pid = berth.child.id();
     let mut peers = vec![Peer {
         name: "berth",
         port: berth.port,
-        auth: Some(format!("Basic {token}")),
+        auth: Some(registry_auth(berth.port)),
         child: Command::new("true").spawn().unwrap(),
     }];
 

@@ -30,6 +30,8 @@ pub enum BackupError {
     DataDir(#[from] crate::data_dir::DataDirError),
     #[error("{0}")]
     Domain(#[from] berth_types::Error),
+    #[error(transparent)]
+    Blob(#[from] berth_blob::BlobError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
@@ -110,10 +112,23 @@ pub fn restore(from: &Path, data: &Path) -> Result<Copied, BackupError> {
     Ok(copied)
 }
 
+/// What `berth migrate-store` moved.
+pub struct Migrated {
+    pub records: usize,
+    /// Blobs (and their bytes) copied to the S3 store, when one was given.
+    pub blobs: Option<(usize, u64)>,
+}
+
 /// Copies every record of the embedded data directory `data` (whose server must be stopped:
-/// its lock is taken) into the empty PostgreSQL database at `url`; how many. Blobs stay in the
-/// data directory, which the server on PostgreSQL goes on using.
-pub async fn migrate_store(data: &Path, url: &str) -> Result<usize, BackupError> {
+/// its lock is taken) into the empty PostgreSQL database at `url` and, given `blobs`
+/// (`s3://…`), its large blobs into that store, recorded there. Without `blobs` they stay in
+/// the data directory, which the server on PostgreSQL goes on using.
+pub async fn migrate_store(
+    data: &Path,
+    url: &str,
+    blobs: Option<&str>,
+    scope: berth_types::Scope,
+) -> Result<Migrated, BackupError> {
     let dir = DataDir::open(data)?;
     if !dir.database().is_file() {
         return Err(BackupError::Refused(format!(
@@ -166,8 +181,29 @@ pub async fn migrate_store(data: &Path, url: &str) -> Result<usize, BackupError>
         }
     }
     from.close();
+    let blobs = match blobs {
+        None => None,
+        Some(target) => {
+            let registry = berth_registry::Registry::new(
+                scope,
+                to.clone(),
+                berth_blob::open(None, &dir.blobs())?,
+                String::new(),
+            );
+            // Blob files of data directories from before blob records get theirs first.
+            registry.adopt_unrecorded_blob_files().await?;
+            Some(
+                registry
+                    .copy_blobs_to(&berth_blob::open(Some(target), &dir.blobs())?)
+                    .await?,
+            )
+        }
+    };
     to.close();
-    Ok(moved)
+    Ok(Migrated {
+        records: moved,
+        blobs,
+    })
 }
 
 /// Copies the content-addressed blob files under `from` (`sha256/xx/hex`) to `to`.

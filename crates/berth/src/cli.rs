@@ -199,12 +199,28 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let url = config
                 .database
                 .ok_or("give the target with --database postgres://…")?;
-            let n = crate::backup::migrate_store(&config.data_dir, &url).await?;
-            println!(
-                "Moved {n} records of {} into {url}; run the server with --database {url} --data-dir {} (blobs stay there)",
-                config.data_dir.display(),
-                config.data_dir.display()
-            );
+            let scope = berth_types::Scope {
+                account: config.account_id.clone(),
+                region: config.region.clone(),
+            };
+            let m = crate::backup::migrate_store(
+                &config.data_dir,
+                &url,
+                config.blobs.as_deref(),
+                scope,
+            )
+            .await?;
+            let data = config.data_dir.display();
+            match (m.blobs, &config.blobs) {
+                (Some((n, bytes)), Some(blobs)) => println!(
+                    "Moved {} records of {data} into {url} and {n} blobs ({bytes} bytes) into {blobs}; run the server with --database {url} --blobs {blobs}",
+                    m.records
+                ),
+                _ => println!(
+                    "Moved {} records of {data} into {url}; run the server with --database {url} --data-dir {data} (blobs stay there)",
+                    m.records
+                ),
+            }
         }
         Command::Status(args) => match status(args).await {
             Err(e)
@@ -317,8 +333,13 @@ async fn status(args: StatusArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     writeln!(
         out,
-        "change feed: revision {} (this server has applied {})\n",
+        "change feed: revision {} (this server has applied {})",
         status["revision"], status["appliedRevision"]
+    )?;
+    writeln!(
+        out,
+        "blobs: {}\n",
+        status["blobs"].as_str().unwrap_or_default()
     )?;
     writeln!(
         out,

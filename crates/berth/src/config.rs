@@ -28,6 +28,12 @@ pub struct ServerArgs {
     /// instead of the data directory's embedded one [default: embedded].
     #[arg(long, env = "BERTH_DATABASE", value_name = "URL")]
     pub database: Option<String>,
+    /// Keep large blobs (image layers) in this S3 bucket (`s3://BUCKET[/PREFIX]`), reached
+    /// with the usual AWS settings (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) instead of the data
+    /// directory [default: the data directory].
+    #[arg(long, env = "BERTH_BLOBS", value_name = "URL")]
+    pub blobs: Option<String>,
     /// The 12-digit account id in every ARN [default: 000000000000].
     #[arg(long, env = "BERTH_ACCOUNT_ID", value_name = "ID")]
     pub account_id: Option<String>,
@@ -106,6 +112,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub database: Option<String>,
+    pub blobs: Option<String>,
     pub account_id: Option<String>,
     pub region: Option<String>,
     pub public_host: Option<String>,
@@ -131,6 +138,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// A PostgreSQL URL: metadata lives there instead of the data directory's database.
     pub database: Option<String>,
+    /// An `s3://bucket/prefix` URL: large blobs live there instead of the data directory.
+    pub blobs: Option<String>,
     pub account_id: berth_types::AccountId,
     pub region: berth_types::Region,
     pub public_host: Option<String>,
@@ -218,9 +227,18 @@ impl ServerArgs {
                 "database must be a postgres:// URL (got '{url}'); without it the embedded database in the data directory is used"
             )));
         }
+        let blobs = self.blobs.clone().or(file.blobs);
+        if let Some(url) = &blobs
+            && !url.starts_with("s3://")
+        {
+            return Err(ConfigError::Invalid(format!(
+                "blobs must be an s3:// URL (got '{url}'); without it blobs live in the data directory"
+            )));
+        }
         Ok(ServerConfig {
             listen,
             database,
+            blobs,
             data_dir: self
                 .data_dir
                 .clone()

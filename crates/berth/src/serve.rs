@@ -160,7 +160,7 @@ pub async fn run(
         None => Store::open(&data_dir.database())?,
     };
     let root = shared_root(&store, &data_dir, local_root).await?;
-    let blobs = berth_blob::BlobStore::open(&data_dir.blobs())?;
+    let blobs = berth_blob::open(config.blobs.as_deref(), &data_dir.blobs())?;
     let paging_key = meta_key(&store, "paging-key").await?;
     let token_key = meta_key(&store, "registry-token-key").await?;
     // Older data directories are brought to this build's record format (records from before
@@ -213,6 +213,16 @@ pub async fn run(
         agent_timeout: config.agent_timeout,
         background: background.clone(),
     });
+    if config.blobs.is_none() {
+        // Data directories from before blob records keep their blob files by digest alone.
+        let adopted = state
+            .registry_of_every_region()
+            .adopt_unrecorded_blob_files()
+            .await?;
+        if adopted > 0 {
+            tracing::info!(adopted, "blob files of an older data directory recorded");
+        }
+    }
     register_background_tasks(&background, &state, &config);
     let load_balancer = config
         .load_balancer
@@ -350,6 +360,7 @@ fn register_background_tasks(
                 ("links removed", s.links_removed as u64),
                 ("blobs removed", s.blobs_removed as u64),
                 ("uploads expired", s.uploads_expired as u64),
+                ("orphans removed", s.orphans_removed as u64),
             ])
         }
     });

@@ -177,7 +177,7 @@ pub(super) async fn put_image(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
     let i: In = input(v)?;
     check_registry(cx, &i.registry_id)?;
     let bytes = bytes::Bytes::from(i.image_manifest.clone().into_bytes());
-    let digest = Digest::from_sha256_hex(&berth_registry::sha256_hex(&bytes));
+    let digest = berth_blob::digest_of(&bytes);
     if let Some(d) = &i.image_digest
         && d != digest.as_str()
     {

@@ -44,12 +44,7 @@ pub(super) async fn initiate_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value
     let i: In = input(v)?;
     check_registry(cx, &i.registry_id)?;
     registry.repository_get(&i.repository_name)?;
-    let id = berth_blob::new_upload_id();
-    registry
-        .blobs()
-        .upload_start(&id)
-        .await
-        .map_err(blob_error)?;
+    let id = registry.upload_begin(&i.repository_name).await?;
     Ok(json!({"uploadId": id, "partSize": PART_SIZE}))
 }
 
@@ -81,11 +76,15 @@ pub(super) async fn upload_layer_part(cx: &Cx<'_>, v: Value) -> Result<Value, Er
             part.len()
         )));
     }
+    let part = futures_util::stream::iter([Ok(bytes::Bytes::from(part))]);
     let size = registry
-        .blobs()
-        .upload_append(&i.upload_id, i.part_first_byte.max(0) as u64, &part)
-        .await
-        .map_err(blob_error)?;
+        .upload_append(
+            &i.repository_name,
+            &i.upload_id,
+            Some(i.part_first_byte.max(0) as u64),
+            futures_util::StreamExt::boxed(part),
+        )
+        .await?;
     Ok(json!({
         "registryId": account,
         "repositoryName": i.repository_name,
@@ -116,12 +115,13 @@ pub(super) async fn complete_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value
     };
     let d = Digest::parse(d)
         .ok_or_else(|| Error::InvalidParameter(format!("Invalid layer digest '{d}'")))?;
-    let blobs = registry.blobs();
-    if blobs.upload_size(&i.upload_id).await.map_err(blob_error)? == 0 {
+    if registry.upload_size(&i.repository_name, &i.upload_id)? == 0 {
         return Err(Error::EmptyUpload);
     }
     if registry.blob_stat(&i.repository_name, &d)?.is_some() {
-        let _ = blobs.upload_cancel(&i.upload_id).await;
+        let _ = registry
+            .upload_cancel(&i.repository_name, &i.upload_id)
+            .await;
         return Err(Error::LayerAlreadyExists(format!(
             "The layer '{d}' already exists in the repository with name '{}'",
             i.repository_name
@@ -131,7 +131,9 @@ pub(super) async fn complete_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value
         .upload_finish(&i.repository_name, &i.upload_id, &d)
         .await
         .map_err(|e| match e {
-            Error::DigestMismatch(m) => Error::LayerInvalid(m),
+            Error::DigestMismatch(m) => {
+                Error::LayerInvalid(format!("{m}, not the one given ({d})."))
+            }
             other => other,
         })?;
     Ok(json!({

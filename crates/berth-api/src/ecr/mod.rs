@@ -110,20 +110,6 @@ fn arn_repository<'a>(state: &Regional, arn: &'a str) -> Result<&'a str, Error> 
 /// The part size `InitiateLayerUpload` suggests (bytes).
 const PART_SIZE: i64 = 10 * 1024 * 1024;
 
-fn blob_error(e: berth_blob::BlobError) -> Error {
-    match e {
-        berth_blob::BlobError::UploadNotFound => Error::UploadNotFound,
-        berth_blob::BlobError::OutOfOrder { given, size } => Error::UploadOutOfOrder(format!(
-            "The part starts at byte {given}, but {size} bytes have been received (last valid byte {}).",
-            size as i64 - 1
-        )),
-        berth_blob::BlobError::DigestMismatch { actual } => Error::LayerInvalid(format!(
-            "The layer's digest is {actual}, not the one given."
-        )),
-        other => Error::internal(other),
-    }
-}
-
 fn input<T: DeserializeOwned>(v: Value) -> Result<T, Error> {
     serde_json::from_value(v).map_err(|e| Error::InvalidParameter(format!("Invalid request: {e}")))
 }

@@ -320,3 +320,14 @@ pub fn wait_agent_registered(port: u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// An ECR authorization token of the Berth at `port`, as a registry `Authorization` value.
+pub fn registry_auth(port: u16) -> String {
+    let (status, body) = call(port, "ecr:GetAuthorizationToken", "{}");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = v["authorizationData"][0]["authorizationToken"]
+        .as_str()
+        .unwrap();
+    format!("Basic {token}")
+}

@@ -352,9 +352,15 @@ async fn persistence_a_data_dir_of_the_previous_format_opens_and_keeps_working()
 
 /// `berth <args>`: its stdout, and whether it succeeded.
 fn berth(args: &[&str]) -> (bool, String) {
+    berth_with(args, &[])
+}
+
+/// [`berth`] with more environment.
+fn berth_with(args: &[&str], env: &[(String, String)]) -> (bool, String) {
     let out = std::process::Command::new(crate::BIN)
         .args(args)
         .env_remove("BERTH_CONFIG")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     let text = format!(
@@ -460,7 +466,8 @@ async fn persistence_backup_while_serving_then_restore() {
 
 /// `berth migrate-store` moves a stopped embedded server's records into an empty PostgreSQL
 /// database; the server then runs on it with the same data directory (its blobs), and a second
-/// migration into the now non-empty database is refused.
+/// migration into the now non-empty database is refused. With `--blobs` the blobs go to S3
+/// too: a server on a data directory of its own serves them from there.
 #[tokio::test]
 async fn persistence_migrate_store_moves_a_data_dir_into_postgres() {
     let mut server = start();
@@ -473,10 +480,35 @@ async fn persistence_migrate_store_moves_a_data_dir_into_postgres() {
     assert!(out.contains("Moved"), "{out}");
     let (again, out) = berth(&["migrate-store", "--data-dir", &data, "--database", &url]);
     assert!(!again && out.contains("already holds"), "{out}");
-    let on_postgres = crate::start_with(berth_testkit::Options {
+    let mut on_postgres = crate::start_with(berth_testkit::Options {
         data_dir: Some(server.data_dir.clone()),
         args: vec!["--database".into(), url],
         ..Default::default()
     });
     has_records_and_blobs(&on_postgres, &written).await;
+    on_postgres.stop();
+
+    let url = crate::fresh_postgres_database("migrate_s3");
+    let blobs = format!("s3://berth-test/migrate-{}", std::process::id());
+    let env = crate::replicas::s3_env(&crate::replicas::shared_seaweedfs());
+    let (ok, out) = berth_with(
+        &[
+            "migrate-store",
+            "--data-dir",
+            &data,
+            "--database",
+            &url,
+            "--blobs",
+            &blobs,
+        ],
+        &env,
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("and 1 blobs"), "{out}");
+    let on_s3 = crate::start_with(berth_testkit::Options {
+        args: vec!["--database".into(), url, "--blobs".into(), blobs],
+        env,
+        ..Default::default()
+    });
+    has_records_and_blobs(&on_s3, &written).await;
 }

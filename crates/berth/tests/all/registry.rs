@@ -130,7 +130,7 @@ impl Reg {
     }
 
     /// Monolithic upload; `None` when the server does not acknowledge it.
-    async fn try_push_blob(&self, repo: &str, content: &[u8]) -> Option<String> {
+    pub async fn try_push_blob(&self, repo: &str, content: &[u8]) -> Option<String> {
         let d = digest(content);
         let r = self
             .req(

@@ -3,7 +3,9 @@
 //! follow whichever answers;
 //! when the leader is killed the other takes its lease within the TTL, and nothing
 //! acknowledged is lost, no task duplicated. And a database restart under a server: 503s
-//! meanwhile, nothing lost.
+//! meanwhile, nothing lost. With blobs on S3 (SeaweedFS), what is pushed through one server
+//! is pulled through the other, a chunked upload moves between them, and an S3 outage
+//! answers 503 until S3 is back.
 
 use crate::docker_e2e::{
     AgentProcess, cluster_and_images, instances, load_balancer, require_docker_engine,
@@ -132,8 +134,8 @@ async fn replicas_on_postgres_share_state_follow_one_leader_and_fail_over() {
     assert_eq!(leader(&b.endpoint).await.as_deref(), Some(a_id.as_str()));
     let servers = status_at(&b.endpoint).await["servers"].clone();
     assert_eq!(servers.as_array().unwrap().len(), 2, "{servers:#}");
-    // The image is pushed through B (blobs live in each server's data directory until
-    // they are on S3), the cluster and service made on A.
+    // The image is pushed through B (whose data directory keeps its blobs: these servers
+    // have no --blobs), the cluster and service made on A.
     let images = cluster_and_images(&b, "e2e/web", &[("1", "replica\n")]).await;
     let (ecs_a, ecs_b) = (a.ecs(), b.ecs());
     // An agent and a load balancer node given both endpoints, A first.
@@ -311,5 +313,233 @@ async fn a_database_restart_answers_503_meanwhile_and_loses_nothing() {
             .send()
             .await
             .unwrap_or_else(|e| panic!("acknowledged outage:{revision} is missing: {e:?}"));
+    }
+}
+
+/// A server's environment for blobs on the S3 endpoint `endpoint`.
+pub(crate) fn s3_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL_S3", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "berth-test"),
+        ("AWS_SECRET_ACCESS_KEY", "berth-test-secret"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec()
+}
+
+/// A server on `database` (if any) with its blobs under `blobs` on the S3 endpoint `s3`.
+fn on_s3(database: Option<&str>, s3: &str, blobs: &str) -> TestServer {
+    let mut args = vec!["--blobs".to_string(), blobs.to_string()];
+    if let Some(db) = database {
+        args.extend(["--database".to_string(), db.to_string()]);
+    }
+    crate::start_with(berth_testkit::Options {
+        args,
+        env: s3_env(s3),
+        ..Default::default()
+    })
+}
+
+pub(crate) fn shared_seaweedfs() -> String {
+    std::env::var("BERTH_TEST_S3_SEAWEEDFS").unwrap_or_else(|_| {
+        panic!("BERTH_TEST_S3_SEAWEEDFS is not set: scripts/test.sh starts SeaweedFS for this test")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_and_s3_serve_each_others_pushes_and_uploads() {
+    use crate::docker_e2e::{docker, import_busybox, run};
+    use crate::registry::{Reg, digest};
+    use reqwest::{Method, StatusCode};
+    require_docker_engine();
+    let database = crate::fresh_postgres_database("replica_blobs");
+    let (s3, blobs) = (
+        shared_seaweedfs(),
+        format!("s3://berth-test/replica-blobs-{}", std::process::id()),
+    );
+    let a = on_s3(Some(&database), &s3, &blobs);
+    let b = on_s3(Some(&database), &s3, &blobs);
+    a.ecr()
+        .create_repository()
+        .repository_name("e2e/shared")
+        .send()
+        .await
+        .unwrap();
+
+    // `docker push` through A, `docker pull` through B (busybox's layer is over the inline
+    // limit: an S3 object).
+    let config = tempfile::tempdir().unwrap();
+    let (via_a, via_b) = (
+        format!("127.0.0.1:{}/e2e/shared:1", a.port),
+        format!("127.0.0.1:{}/e2e/shared:1", b.port),
+    );
+    for server in [&a, &b] {
+        let (user, password) = server.registry_login().await;
+        let host = format!("127.0.0.1:{}", server.port);
+        run(docker(config.path()).args(["login", "-u", &user, "-p", &password, &host]));
+    }
+    import_busybox(config.path(), &via_a, "pushed through A\n");
+    run(docker(config.path()).args(["push", &via_a]));
+    run(docker(config.path()).args(["rmi", &via_a]));
+    run(docker(config.path()).args(["pull", &via_b]));
+    let out = run(docker(config.path()).args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &via_b,
+        "cat",
+        "/www/index.html",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pushed through A\n");
+    run(docker(config.path()).args(["rmi", &via_b]));
+
+    // A chunked upload begun on A, continued on B, checked on A and finished on B: 11 MiB, so
+    // the first S3 part (8 MiB) is written by one server from bytes staged by both.
+    let (reg_a, reg_b) = (Reg::login(&a).await, Reg::login(&b).await);
+    let content: Vec<u8> = (0..11 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let d = digest(&content);
+    let r = reg_a
+        .req(Method::POST, "/v2/e2e/shared/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let five = 5 << 20;
+    for (reg, range) in [(&reg_a, 0..five), (&reg_b, five..2 * five)] {
+        let r = reg
+            .req(Method::PATCH, &location)
+            .header("content-type", "application/octet-stream")
+            .header(
+                "content-range",
+                format!("{}-{}", range.start, range.end - 1),
+            )
+            .body(content[range.clone()].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::ACCEPTED,
+            "{}",
+            r.text().await.unwrap()
+        );
+        assert_eq!(
+            r.headers()["range"],
+            format!("0-{}", range.end - 1).as_str()
+        );
+    }
+    let r = reg_a.req(Method::GET, &location).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["range"], format!("0-{}", 2 * five - 1).as_str());
+    // A chunk that does not continue the upload is refused wherever it lands.
+    let r = reg_b
+        .req(Method::PATCH, &location)
+        .header("content-range", "0-9")
+        .body(content[..10].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let r = reg_b
+        .req(Method::PUT, &format!("{location}?digest={d}"))
+        .body(content[2 * five..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let r = reg_a
+        .req(Method::GET, &format!("/v2/e2e/shared/blobs/{d}"))
+        .header("range", "bytes=100-8388707")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert!(r.bytes().await.unwrap() == content[100..8_388_708]);
+    let r = reg_b
+        .req(Method::GET, &format!("/v2/e2e/shared/blobs/{d}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.bytes().await.unwrap() == content[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_answer_503_while_s3_is_down_and_succeed_once_it_is_back() {
+    use crate::registry::{Reg, digest};
+    use reqwest::{Method, StatusCode};
+    let mut weed = berth_testkit::SeaweedServer::start();
+    let server = on_s3(None, &weed.endpoint(), "s3://berth-test/outage");
+    server
+        .ecr()
+        .create_repository()
+        .repository_name("outage")
+        .send()
+        .await
+        .unwrap();
+    let blobs = status_at(&server.endpoint).await["blobs"].clone();
+    assert!(
+        blobs
+            .as_str()
+            .unwrap()
+            .starts_with("s3://berth-test/outage"),
+        "{blobs}"
+    );
+    let reg = Reg::login(&server).await;
+    // Over the inline limit, so each goes to S3.
+    let layer = |n: u8| vec![n; 300 * 1024];
+    let before = reg.push_blob("outage", &layer(1)).await;
+
+    weed.stop();
+    let during = layer(2);
+    let r = reg
+        .req(
+            Method::POST,
+            &format!("/v2/outage/blobs/uploads/?digest={}", digest(&during)),
+        )
+        .body(during.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+    let r = reg
+        .req(Method::GET, &format!("/v2/outage/blobs/{before}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // The refused push left nothing visible.
+    let r = reg
+        .req(
+            Method::HEAD,
+            &format!("/v2/outage/blobs/{}", digest(&during)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    weed.resume();
+    let deadline = berth_testkit::Deadline::after(Duration::from_secs(60));
+    while reg.try_push_blob("outage", &during).await.is_none() {
+        deadline.next("a push to succeed once S3 is back").await;
+    }
+    for (d, content) in [(before, layer(1)), (digest(&during), during)] {
+        let r = reg
+            .req(Method::GET, &format!("/v2/outage/blobs/{d}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.bytes().await.unwrap() == content[..]);
     }
 }
