@@ -348,6 +348,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn blob_files_of_older_data_directories_are_recorded_and_kept() {
+        let (dir, registry) = setup().await;
+        // A blob file of a data directory from before blob records: named by digest alone.
+        let content = vec![3u8; INLINE_MAX as usize + 1];
+        let d = berth_blob::digest_of(&content);
+        let file = dir
+            .path()
+            .join("blobs/blobs/sha256")
+            .join(&d.hex()[..2])
+            .join(d.hex());
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, &content).unwrap();
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        assert_eq!(registry.adopt_unrecorded_blob_files().await.unwrap(), 1);
+        assert_eq!(registry.adopt_unrecorded_blob_files().await.unwrap(), 0);
+        assert_eq!(stored(&registry, &d).await.unwrap(), content);
+        registry
+            .blob_link("rr", &d, content.len() as u64)
+            .await
+            .unwrap();
+        // Recorded and linked, the old file is no orphan to the collector.
+        let hour = Duration::from_secs(3600);
+        let s = BlobCollector::new(registry.clone(), hour, hour)
+            .activate()
+            .await
+            .unwrap();
+        assert_eq!(s, GcStatus::default());
+        assert!(file.exists());
+    }
+
+    #[tokio::test]
     async fn gc_expires_idle_uploads_and_removes_unrecorded_objects() {
         let (dir, registry) = setup().await;
         let id = registry.upload_begin("rr").await.unwrap();
