@@ -384,8 +384,7 @@ impl Registry {
             .store
             .write(move |tx| {
                 tx.delete(Kind::Upload, &upload_key, g)?;
-                let existing = tx.get(Kind::Blob, d.as_str())?.is_some()
-                    || tx.get(Kind::Content, d.as_str())?.is_some();
+                let existing = content_present(tx, &d)?;
                 if !existing {
                     tx.insert(Kind::Blob, d.as_str(), None, &record)?;
                 }

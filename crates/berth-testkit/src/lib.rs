@@ -652,6 +652,19 @@ impl Drop for PostgresServer {
     }
 }
 
+/// The environment of a Berth whose `--blobs` bucket is on the S3 endpoint `endpoint` (test
+/// keys: SeaweedFS and moto accept any).
+pub fn s3_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL_S3", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "berth-test"),
+        ("AWS_SECRET_ACCESS_KEY", "berth-test-secret"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec()
+}
+
 /// A SeaweedFS server of one test's own (its faults must not disturb the shared one of
 /// `BERTH_TEST_S3_SEAWEEDFS`): `weed server -s3` (the binary `BERTH_TEST_WEED` names, which
 /// scripts/test.sh installs) on free loopback ports, with a bucket `berth-test`; stopped — by

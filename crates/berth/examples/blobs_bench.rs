@@ -143,17 +143,10 @@ fn main() {
     let s3 = weed.endpoint();
     let dir = tempfile::tempdir().unwrap();
     let (fs, fs_auth) = berth_with_repo(&bin, &dir.path().join("fs"), &[]);
-    let (on_s3, s3_auth) = berth_with_repo(
-        &bin,
-        &dir.path().join("s3"),
-        &[
-            ("BERTH_BLOBS", "s3://berth-test/bench"),
-            ("AWS_ENDPOINT_URL_S3", &s3),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "bench"),
-            ("AWS_SECRET_ACCESS_KEY", "bench-secret"),
-        ],
-    );
+    let mut env = berth_testkit::s3_env(&s3);
+    env.push(("BERTH_BLOBS".into(), "s3://berth-test/bench".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (on_s3, s3_auth) = berth_with_repo(&bin, &dir.path().join("s3"), &env);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (fs_push, fs_pull) = rt.block_on(push_pull(fs.port, &fs_auth, 1));
     let (s3_push, s3_pull) = rt.block_on(push_pull(on_s3.port, &s3_auth, 2));

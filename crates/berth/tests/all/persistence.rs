@@ -490,7 +490,7 @@ async fn persistence_migrate_store_moves_a_data_dir_into_postgres() {
 
     let url = crate::fresh_postgres_database("migrate_s3");
     let blobs = format!("s3://berth-test/migrate-{}", std::process::id());
-    let env = crate::replicas::s3_env(&crate::replicas::shared_seaweedfs());
+    let env = berth_testkit::s3_env(&crate::replicas::shared_seaweedfs());
     let (ok, out) = berth_with(
         &[
             "migrate-store",

@@ -316,18 +316,6 @@ async fn a_database_restart_answers_503_meanwhile_and_loses_nothing() {
     }
 }
 
-/// A server's environment for blobs on the S3 endpoint `endpoint`.
-pub(crate) fn s3_env(endpoint: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_ENDPOINT_URL_S3", endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "berth-test"),
-        ("AWS_SECRET_ACCESS_KEY", "berth-test-secret"),
-    ]
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .to_vec()
-}
-
 /// A server on `database` (if any) with its blobs under `blobs` on the S3 endpoint `s3`.
 fn on_s3(database: Option<&str>, s3: &str, blobs: &str) -> TestServer {
     let mut args = vec!["--blobs".to_string(), blobs.to_string()];
@@ -336,7 +324,7 @@ fn on_s3(database: Option<&str>, s3: &str, blobs: &str) -> TestServer {
     }
     crate::start_with(berth_testkit::Options {
         args,
-        env: s3_env(s3),
+        env: berth_testkit::s3_env(s3),
         ..Default::default()
     })
 }
