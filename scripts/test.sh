@@ -107,4 +107,9 @@ step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
-cargo test --workspace --locked "$@"
+# The whole workspace, unless the arguments name packages (`-p`/`--package`).
+scope=(--workspace)
+for arg in "$@"; do
+    case "$arg" in -p|--package|--package=*) scope=() ;; esac
+done
+cargo test "${scope[@]}" --locked "$@"

@@ -280,7 +280,8 @@ impl Registry {
         if !berth_blob::valid_upload_id(id) {
             return Err(Error::UploadNotFound);
         }
-        let rec = self.store.read(|r| r.get(Kind::Upload, id))?;
+        // Fresh: the upload's last chunk may have landed on another server a moment ago.
+        let rec = self.store.read(|r| r.get_fresh(Kind::Upload, id))?;
         match rec.map(decode::<UploadRecord>).transpose()? {
             Some((g, u)) if u.repository == n => Ok((g, u)),
             _ => Err(Error::UploadNotFound),

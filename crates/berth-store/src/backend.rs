@@ -1,7 +1,9 @@
-//! What a database engine provides to the [`Store`](crate::Store): the record operations on
-//! one connection, on keys as stored (region prefix included), and transactions with
-//! savepoints for the writer. Group commit, the read cache, watchers and regions are the
-//! store's and the same for every engine; `sqlite.rs` is the embedded engine.
+//! What a database engine provides to the [`Store`](crate::Store): the record reads on one
+//! connection, on keys as stored (region prefix included), and for the writer transactions
+//! that end by writing a batch's net changes ([`WriteConn::apply`]), with savepoints for the
+//! jobs that write to the database directly. Group commit, the read cache, watchers and
+//! regions are the store's and the same for every engine; `sqlite.rs` is the embedded engine,
+//! `postgres.rs` the shared one.
 
 use crate::{Kind, Lease, ListQuery, Record, StoreError};
 use berth_types::Generation;
@@ -22,28 +24,23 @@ pub(crate) trait ReadConn {
     fn leases(&self) -> Result<Vec<Lease>, StoreError>;
 }
 
-/// The writer's connection: the record writes, one transaction per batch, one savepoint per
-/// job.
+/// One record's net change in a batch, as its commit writes it.
+#[derive(Debug)]
+pub(crate) struct Write<'a> {
+    pub kind: Kind,
+    pub key: &'a str,
+    /// The generation the record must have (`None`: there must be no record).
+    pub expected: Option<Generation>,
+    /// What it becomes (`None`: it is deleted).
+    pub now: Option<&'a Record>,
+}
+
+/// The writer's connection: one transaction per batch, its records' net changes written at
+/// its end, and savepoints for the jobs that write to the database directly.
 pub(crate) trait WriteConn: ReadConn + Send {
-    /// Creates a record at generation 1; `false` when one exists under `key`.
-    fn insert(
-        &self,
-        kind: Kind,
-        key: &str,
-        status: Option<&str>,
-        doc: &str,
-    ) -> Result<bool, StoreError>;
-    /// Replaces a record still at `expected`, bumping its generation; `false` otherwise.
-    fn update(
-        &self,
-        kind: Kind,
-        key: &str,
-        expected: Generation,
-        status: Option<&str>,
-        doc: &str,
-    ) -> Result<bool, StoreError>;
-    /// Deletes a record still at `expected`; `false` otherwise.
-    fn delete(&self, kind: Kind, key: &str, expected: Generation) -> Result<bool, StoreError>;
+    /// Writes every change, each conditional on the record's generation (or absence); fails
+    /// with [`StoreError::Diverged`] — and the batch with it — if one does not hold.
+    fn apply(&self, writes: &[Write<'_>]) -> Result<(), StoreError>;
     fn delete_all(&self) -> Result<(), StoreError>;
     /// Prefixes with `region` every key without a region, except those of `shared` kinds;
     /// returns how many records moved.
@@ -99,7 +96,9 @@ pub(crate) fn list_sql(q: &ListQuery<'_>, mark: impl Fn(usize) -> String) -> Str
         n += 1;
         sql.push_str(&format!(" AND key {cmp} {}", mark(n)));
     }
-    sql.push_str(&format!(" ORDER BY key {order} LIMIT {}", q.limit));
+    // SQL's LIMIT is a signed 64-bit integer.
+    let limit = q.limit.min(i64::MAX as usize);
+    sql.push_str(&format!(" ORDER BY key {order} LIMIT {limit}"));
     sql
 }
 

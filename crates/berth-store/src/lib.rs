@@ -5,10 +5,12 @@
 //! `status` column the lists filter on. Keys sort the way listings must come out.
 //!
 //! * Writes go through [`Store::write`]: the closure runs on the single writer thread inside
-//!   a SQLite transaction. Concurrent writes are **group-committed**: every closure waiting
-//!   when the writer wakes runs in its own savepoint of one transaction, which commits (and is
-//!   fsynced, WAL + `synchronous=FULL`) before any of them is acknowledged. A closure that
-//!   fails rolls back its own savepoint only.
+//!   the database's transaction. Concurrent writes are **group-committed**: every closure
+//!   waiting when the writer wakes runs in one transaction, which commits (and is fsynced)
+//!   before any of them is acknowledged. The closures' writes are held in memory
+//!   (`pending.rs`) and written at the commit, each record's net change once, in one statement
+//!   per kind of change where the engine can; a closure that fails is undone there, without
+//!   touching the others.
 //! * Reads go through [`Store::read`] on a pool of WAL reader connections; they see every
 //!   acknowledged write.
 //!
@@ -21,13 +23,14 @@
 //!
 //! * **Engines**: the group commit, the cache, watchers and regions above are the store's
 //!   (`store.rs`); a database engine provides only the record operations on a connection and
-//!   transactions with savepoints (`backend.rs`). The embedded engine is SQLite (`sqlite.rs`), the shared one PostgreSQL (`postgres.rs`);
+//!   transactions (`backend.rs`). The embedded engine is SQLite (`sqlite.rs`), the shared one PostgreSQL (`postgres.rs`);
 //!   `tests/conformance.rs` is the suite every engine must pass.
 //!
 //! The app layer (`berth-control`) maps domain types to records; this crate knows no
 //! resource types.
 
 mod backend;
+mod pending;
 mod postgres;
 mod sqlite;
 mod store;
@@ -43,7 +46,7 @@ pub fn snapshot_embedded(path: &std::path::Path, to: &std::path::Path) -> Result
 use berth_types::Generation;
 
 /// What a stored record is. The string is the `kind` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Cluster,
     TaskDefinition,
@@ -217,13 +220,21 @@ pub enum StoreError {
     /// The database cannot be reached (down, restarting, connection lost): worth retrying.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The database could not serialize the transaction with a concurrent one (SQLSTATE
+    /// 40001, or a deadlock, 40P01): the whole transaction may be tried again.
+    #[error("the database could not serialize the transaction: {0}")]
+    Serialization(String),
+    /// A batch's write found the record other than its jobs saw it: something wrote the
+    /// records without the commit lock.
+    #[error("the {kind} record {key:?} changed under the batch writing it")]
+    Diverged { kind: &'static str, key: String },
 }
 
 impl StoreError {
     /// The domain error callers see (the store's own error stays in the log).
     pub fn to_domain(&self) -> berth_types::Error {
         match self {
-            StoreError::Unavailable(_) | StoreError::Closed => {
+            StoreError::Unavailable(_) | StoreError::Closed | StoreError::Serialization(_) => {
                 berth_types::Error::Unavailable(self.to_string())
             }
             _ => berth_types::Error::internal(self),

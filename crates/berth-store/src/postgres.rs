@@ -1,6 +1,7 @@
 //! The PostgreSQL engine (`postgres://…`): one table, keys `COLLATE "C"` so they sort by bytes
 //! as listings need, on the portable subset of SQL listed in docs/architecture.md (no
-//! triggers, no advisory locks, no LISTEN/NOTIFY, key-range scans instead of `LIKE`).
+//! triggers, no advisory locks, no LISTEN/NOTIFY, key-range scans instead of `LIKE`). A batch's
+//! writes reach the database as one statement per kind of change (`UNNEST` of arrays).
 //!
 //! The `postgres` client is blocking and runs its own small runtime, which must never be
 //! entered from an async context: every connection lives on a thread of its own — the store's
@@ -8,7 +9,7 @@
 //! each operation to.
 
 use crate::backend::{
-    Engine, Opened, ReadConn, WriteConn, contiguous, lease_sql, list_sql, prefix_end,
+    Engine, Opened, ReadConn, Write, WriteConn, contiguous, lease_sql, list_sql, prefix_end,
 };
 use crate::{Kind, Lease, ListQuery, Record, StoreError};
 use berth_types::Generation;
@@ -53,8 +54,13 @@ impl From<postgres::Error> for StoreError {
                 let c = c.code();
                 c.starts_with("08") || c.starts_with("57P")
             });
+        let retry = e
+            .code()
+            .is_some_and(|c| matches!(c.code(), "40001" | "40P01"));
         if gone {
             StoreError::Unavailable(e.to_string())
+        } else if retry {
+            StoreError::Serialization(e.to_string())
         } else {
             StoreError::Postgres(e.to_string())
         }
@@ -250,43 +256,74 @@ impl ReadConn for Pg {
 }
 
 impl WriteConn for Pg {
-    fn insert(
-        &self,
-        kind: Kind,
-        key: &str,
-        status: Option<&str>,
-        doc: &str,
-    ) -> Result<bool, StoreError> {
-        let n = self.execute(
-            "INSERT INTO records (kind, key, generation, status, doc) VALUES ($1, $2, 1, $3, $4)
-             ON CONFLICT DO NOTHING",
-            &[&kind.as_str(), &key, &status, &doc],
-        )?;
-        Ok(n > 0)
-    }
-
-    fn update(
-        &self,
-        kind: Kind,
-        key: &str,
-        expected: Generation,
-        status: Option<&str>,
-        doc: &str,
-    ) -> Result<bool, StoreError> {
-        let n = self.execute(
-            "UPDATE records SET generation = generation + 1, status = $3, doc = $4
-             WHERE kind = $1 AND key = $2 AND generation = $5",
-            &[&kind.as_str(), &key, &status, &doc, &(expected.0 as i64)],
-        )?;
-        Ok(n > 0)
-    }
-
-    fn delete(&self, kind: Kind, key: &str, expected: Generation) -> Result<bool, StoreError> {
-        let n = self.execute(
-            "DELETE FROM records WHERE kind = $1 AND key = $2 AND generation = $3",
-            &[&kind.as_str(), &key, &(expected.0 as i64)],
-        )?;
-        Ok(n > 0)
+    fn apply(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
+        // One statement per kind of change, each row conditional; the row counts tell
+        // whether every condition held.
+        let mut inserts = Columns::default();
+        let mut updates = Columns::default();
+        let mut deletes = Columns::default();
+        for w in writes {
+            match (w.expected, w.now) {
+                (None, None) => {}
+                (None, Some(r)) => inserts.push(w, r),
+                (Some(expected), Some(r)) => {
+                    updates.push(w, r);
+                    updates.expected.push(expected.0 as i64);
+                }
+                (Some(expected), None) => {
+                    deletes.kinds.push(w.kind.as_str());
+                    deletes.keys.push(w.key);
+                    deletes.expected.push(expected.0 as i64);
+                }
+            }
+        }
+        let mut wrong = false;
+        if !inserts.keys.is_empty() {
+            let c = &inserts;
+            let n = self.execute(
+                "INSERT INTO records (kind, key, generation, status, doc)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[])
+                 ON CONFLICT DO NOTHING",
+                &[&c.kinds, &c.keys, &c.generations, &c.statuses, &c.docs],
+            )?;
+            wrong |= n != c.keys.len() as u64;
+        }
+        if !updates.keys.is_empty() {
+            let c = &updates;
+            let n = self.execute(
+                "UPDATE records AS r SET generation = u.generation, status = u.status, doc = u.doc
+                 FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int8[])
+                     AS u (kind, key, generation, status, doc, expected)
+                 WHERE r.kind = u.kind AND r.key = u.key COLLATE \"C\" AND r.generation = u.expected",
+                &[
+                    &c.kinds,
+                    &c.keys,
+                    &c.generations,
+                    &c.statuses,
+                    &c.docs,
+                    &c.expected,
+                ],
+            )?;
+            wrong |= n != c.keys.len() as u64;
+        }
+        if !deletes.keys.is_empty() {
+            let c = &deletes;
+            let n = self.execute(
+                "DELETE FROM records AS r
+                 USING UNNEST($1::text[], $2::text[], $3::int8[]) AS d (kind, key, expected)
+                 WHERE r.kind = d.kind AND r.key = d.key COLLATE \"C\" AND r.generation = d.expected",
+                &[&c.kinds, &c.keys, &c.expected],
+            )?;
+            wrong |= n != c.keys.len() as u64;
+        }
+        if wrong {
+            // Which one is not worth another round trip: the batch fails as a whole.
+            return Err(StoreError::Diverged {
+                kind: "some",
+                key: String::new(),
+            });
+        }
+        Ok(())
     }
 
     fn delete_all(&self) -> Result<(), StoreError> {
@@ -304,14 +341,18 @@ impl WriteConn for Pg {
     }
 
     fn begin(&mut self) -> Result<u64, StoreError> {
-        self.batch("BEGIN")?;
         // The revision row, locked until the commit, is the commit lock every replica's
-        // writer takes first.
-        let rows = self.query(
-            "SELECT rev FROM berth_revision WHERE id = 1 FOR UPDATE",
-            &[],
-        )?;
-        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0) as u64))
+        // writer takes first; one round trip for both statements.
+        self.reconnect_if_closed()?;
+        let replies = self
+            .client
+            .borrow_mut()
+            .simple_query("BEGIN; SELECT rev FROM berth_revision WHERE id = 1 FOR UPDATE")?;
+        let rev = replies.iter().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        });
+        rev.ok_or_else(|| StoreError::Postgres("the revision row is missing".into()))
     }
     fn append_change(&self, rev: u64, changes: &str) -> Result<(), StoreError> {
         let rev = rev as i64;
@@ -360,6 +401,27 @@ impl WriteConn for Pg {
     }
     fn rollback_to_savepoint(&self) -> Result<(), StoreError> {
         self.batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")
+    }
+}
+
+/// A batch's changes of one kind, as the arrays its statement unnests.
+#[derive(Default)]
+struct Columns<'a> {
+    kinds: Vec<&'static str>,
+    keys: Vec<&'a str>,
+    generations: Vec<i64>,
+    statuses: Vec<Option<&'a str>>,
+    docs: Vec<&'a str>,
+    expected: Vec<i64>,
+}
+
+impl<'a> Columns<'a> {
+    fn push(&mut self, w: &Write<'a>, r: &'a Record) {
+        self.kinds.push(w.kind.as_str());
+        self.keys.push(w.key);
+        self.generations.push(r.generation.0 as i64);
+        self.statuses.push(r.status.as_deref());
+        self.docs.push(&r.doc);
     }
 }
 

@@ -2,7 +2,7 @@
 //! connections opened as the store's pool needs them.
 
 use crate::backend::{
-    Engine, Opened, ReadConn, WriteConn, contiguous, lease_sql, list_sql, prefix_end,
+    Engine, Opened, ReadConn, Write, WriteConn, contiguous, lease_sql, list_sql, prefix_end,
 };
 use crate::{Kind, Lease, ListQuery, Record, StoreError};
 use berth_types::Generation;
@@ -169,47 +169,47 @@ impl ReadConn for Sqlite {
 }
 
 impl WriteConn for Sqlite {
-    fn insert(
-        &self,
-        kind: Kind,
-        key: &str,
-        status: Option<&str>,
-        doc: &str,
-    ) -> Result<bool, StoreError> {
-        let n = self
-            .0
-            .prepare_cached(
-                "INSERT INTO records (kind, key, generation, status, doc) VALUES (?1, ?2, 1, ?3, ?4)
-                 ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![kind.as_str(), key, status, doc])?;
-        Ok(n > 0)
-    }
-
-    fn update(
-        &self,
-        kind: Kind,
-        key: &str,
-        expected: Generation,
-        status: Option<&str>,
-        doc: &str,
-    ) -> Result<bool, StoreError> {
-        let n = self
-            .0
-            .prepare_cached(
-                "UPDATE records SET generation = generation + 1, status = ?3, doc = ?4
-                 WHERE kind = ?1 AND key = ?2 AND generation = ?5",
-            )?
-            .execute(params![kind.as_str(), key, status, doc, expected.0 as i64])?;
-        Ok(n > 0)
-    }
-
-    fn delete(&self, kind: Kind, key: &str, expected: Generation) -> Result<bool, StoreError> {
-        let n = self
-            .0
-            .prepare_cached("DELETE FROM records WHERE kind = ?1 AND key = ?2 AND generation = ?3")?
-            .execute(params![kind.as_str(), key, expected.0 as i64])?;
-        Ok(n > 0)
+    fn apply(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
+        for w in writes {
+            let kind = w.kind.as_str();
+            let n = match (w.expected, w.now) {
+                (None, None) => continue,
+                (None, Some(r)) => self
+                    .0
+                    .prepare_cached(
+                        "INSERT INTO records (kind, key, generation, status, doc)
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                    )?
+                    .execute(params![kind, w.key, r.generation.0 as i64, r.status, r.doc])?,
+                (Some(expected), Some(r)) => self
+                    .0
+                    .prepare_cached(
+                        "UPDATE records SET generation = ?3, status = ?4, doc = ?5
+                         WHERE kind = ?1 AND key = ?2 AND generation = ?6",
+                    )?
+                    .execute(params![
+                        kind,
+                        w.key,
+                        r.generation.0 as i64,
+                        r.status,
+                        r.doc,
+                        expected.0 as i64
+                    ])?,
+                (Some(expected), None) => self
+                    .0
+                    .prepare_cached(
+                        "DELETE FROM records WHERE kind = ?1 AND key = ?2 AND generation = ?3",
+                    )?
+                    .execute(params![kind, w.key, expected.0 as i64])?,
+            };
+            if n != 1 {
+                return Err(StoreError::Diverged {
+                    kind,
+                    key: w.key.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn delete_all(&self) -> Result<(), StoreError> {

@@ -1,7 +1,8 @@
 //! The store over any engine (`backend.rs`): one writer thread with group
 //! commit, a pool of reader connections, the read cache, watchers and regions.
 
-use crate::backend::{Engine, Opened, ReadConn, WriteConn};
+use crate::backend::{Engine, Opened, ReadConn, WriteConn, prefix_end};
+use crate::pending::{Entry, Pending};
 use crate::{Change, Kind, Lease, ListQuery, Read, Record, StoreError, Watcher};
 use berth_types::{Error, Generation};
 use std::collections::HashMap;
@@ -15,10 +16,12 @@ const MAX_BATCH: usize = 512;
 type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Completion + Send>;
 type Completion = Box<dyn FnOnce(Result<(), Error>) + Send>;
 
-/// Committed records recently read, so hot point reads skip SQLite. The writer removes every
-/// key it touched (and bumps `epoch`) after each commit and before acknowledging it; a reader
-/// caches what it read only if no commit happened since it looked, so the cache never holds a
-/// value older than the last acknowledged write.
+/// Committed records recently read (or written: the writer's), so hot point reads skip the
+/// database. After each commit and before acknowledging it, the writer bumps `epoch` and
+/// removes (or, in its own cache, replaces) every key the batch wrote, and the follower
+/// removes what other servers' batches wrote; a reader caches what it read only if no commit
+/// happened since it looked, so the cache never holds a value older than the last write this
+/// server acknowledged or applied from the feed.
 #[derive(Default)]
 struct Cache {
     inner: Mutex<CacheInner>,
@@ -36,6 +39,36 @@ const CACHE_RECORDS: usize = 50_000;
 /// Larger documents are not cached (the cache stays within ~50,000 × 16 KiB).
 const CACHE_MAX_DOC: usize = 16 * 1024;
 
+impl CacheInner {
+    fn put(&mut self, kind: Kind, record: &Record) {
+        if record.doc.len() > CACHE_MAX_DOC {
+            self.remove(kind, &record.key);
+            return;
+        }
+        if self.len >= CACHE_RECORDS {
+            self.records.clear();
+            self.len = 0;
+        }
+        if self
+            .records
+            .entry(kind)
+            .or_default()
+            .insert(record.key.clone(), record.clone())
+            .is_none()
+        {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, kind: Kind, key: &str) {
+        if let Some(m) = self.records.get_mut(&kind)
+            && m.remove(key).is_some()
+        {
+            self.len -= 1;
+        }
+    }
+}
+
 impl Cache {
     fn lookup(&self, kind: Kind, key: &str) -> Result<Record, u64> {
         let inner = self.inner.lock().expect("cache lock");
@@ -46,25 +79,22 @@ impl Cache {
     }
 
     fn fill(&self, kind: Kind, record: &Record, epoch: u64) {
-        if record.doc.len() > CACHE_MAX_DOC {
-            return;
-        }
         let mut inner = self.inner.lock().expect("cache lock");
-        if inner.epoch != epoch {
-            return;
+        if inner.epoch == epoch {
+            inner.put(kind, record);
         }
-        if inner.len >= CACHE_RECORDS {
-            inner.records.clear();
-            inner.len = 0;
+    }
+
+    /// This server's batch committed: its records are cached as it wrote them (nothing
+    /// older is filled in after this, the epoch having moved).
+    fn committed(&self, pending: &Pending) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        inner.epoch += 1;
+        for (kind, key) in pending.deleted() {
+            inner.remove(kind, key);
         }
-        if inner
-            .records
-            .entry(kind)
-            .or_default()
-            .insert(record.key.clone(), record.clone())
-            .is_none()
-        {
-            inner.len += 1;
+        for (kind, record) in pending.entries() {
+            inner.put(kind, record);
         }
     }
 
@@ -77,11 +107,7 @@ impl Cache {
             return;
         }
         for (kind, key) in touched {
-            if let Some(m) = inner.records.get_mut(kind)
-                && m.remove(key).is_some()
-            {
-                inner.len -= 1;
-            }
+            inner.remove(*kind, key);
         }
     }
 }
@@ -150,7 +176,13 @@ struct Inner {
 /// batch up to `applied` — its own, and those of other servers sharing the database, read
 /// from the change feed — is reflected in the cache and the watchers.
 struct Views {
+    /// Readers' cache: what was read or written is served until this server hears it changed
+    /// (by its own commit at once, by another server's through the feed within
+    /// [`FOLLOW_EVERY`]).
     cache: Cache,
+    /// The writer's cache: also holds what this server's batches wrote. Write jobs read it
+    /// under the commit lock, after the writer caught up with the feed: exact there.
+    writer_cache: Cache,
     watchers: RwLock<Vec<Arc<dyn Watcher>>>,
     applied: Mutex<u64>,
 }
@@ -162,6 +194,7 @@ impl Views {
 
     fn reset(&self, watching: &[Arc<dyn Watcher>]) {
         self.cache.invalidate(&[], true);
+        self.writer_cache.invalidate(&[], true);
         for w in watching {
             w.reset();
         }
@@ -189,6 +222,7 @@ impl Views {
                         continue;
                     };
                     self.cache.invalidate(&changed, false);
+                    self.writer_cache.invalidate(&changed, false);
                     for (kind, key) in &changed {
                         let mut ws = watching.iter().filter(|w| w.watches(*kind)).peekable();
                         if ws.peek().is_none() {
@@ -253,6 +287,7 @@ impl Store {
         let follower = engine.reader()?;
         let views = Arc::new(Views {
             cache: Cache::default(),
+            writer_cache: Cache::default(),
             watchers: RwLock::default(),
             applied: Mutex::new(follower.revision()?),
         });
@@ -347,7 +382,10 @@ impl Store {
         let (name, holder) = (name.to_string(), holder.to_string());
         let ttl_ms = ttl.as_millis().min(i64::MAX as u128) as i64;
         self.unscoped()
-            .write(move |tx| Ok(tx.conn.acquire_lease(&name, &holder, ttl_ms)?))
+            .write(move |tx| {
+                tx.direct()?;
+                Ok(tx.conn.acquire_lease(&name, &holder, ttl_ms)?)
+            })
             .await
     }
 
@@ -355,7 +393,10 @@ impl Store {
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), Error> {
         let (name, holder) = (name.to_string(), holder.to_string());
         self.unscoped()
-            .write(move |tx| Ok(tx.conn.release_lease(&name, &holder)?))
+            .write(move |tx| {
+                tx.direct()?;
+                Ok(tx.conn.release_lease(&name, &holder)?)
+            })
             .await
     }
 
@@ -373,6 +414,7 @@ impl Store {
             .write(move |tx| {
                 let shared = [Kind::Content, Kind::Blob, Kind::Meta];
                 debug_assert!(shared.iter().all(|k| !k.is_regional()));
+                tx.replace_records()?;
                 let n = tx.conn.assign_region(&region, &shared)?;
                 if n > 0 {
                     *tx.cleared = true;
@@ -394,7 +436,7 @@ impl Store {
         let fence = self.fence.clone();
         let job: Job = Box::new(move |tx: &mut Tx<'_>| {
             tx.region = region;
-            let result = tx.savepoint(|tx| {
+            let result = tx.job(|tx| {
                 if let Some(fence) = &fence {
                     tx.check_fence(fence)?;
                 }
@@ -508,6 +550,10 @@ fn follow(conn: Box<dyn ReadConn + Send>, store: std::sync::Weak<Inner>) {
     }
 }
 
+/// How many times a batch is begun again when the database cannot serialize it with another
+/// server's (SQLSTATE 40001, on databases that run transactions at a stricter isolation).
+const SERIALIZATION_RETRIES: u32 = 8;
+
 fn writer_loop(mut conn: Box<dyn WriteConn>, rx: mpsc::Receiver<Job>, views: &Views) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -518,19 +564,25 @@ fn writer_loop(mut conn: Box<dyn WriteConn>, rx: mpsc::Receiver<Job>, views: &Vi
             }
         }
         let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
+        let mut pending = Pending::default();
         let mut touched: Vec<(Kind, String)> = Vec::new();
         let mut cleared = false;
+        let mut replayable = true;
         let watching = views.watching();
         // Held through the commit: the follower applies nothing while this batch runs.
         let mut applied = views.applied.lock().expect("applied lock");
         let mut committed = None;
-        let outcome = conn.begin().and_then(|current| {
+        let outcome = begin(&mut *conn).and_then(|current| {
             // Other servers' batches first, so every view a job reads is exact.
             views.catch_up(&*conn, &mut applied, current, &watching)?;
             let mut tx = Tx {
                 conn: &*conn,
+                cache: &views.writer_cache,
+                pending: &mut pending,
                 touched: &mut touched,
                 cleared: &mut cleared,
+                replayable: &mut replayable,
+                savepoint: false,
                 watchers: &watching,
                 changes: Vec::new(),
                 region: None,
@@ -538,15 +590,10 @@ fn writer_loop(mut conn: Box<dyn WriteConn>, rx: mpsc::Receiver<Job>, views: &Vi
             for job in batch.drain(..) {
                 done.push(job(&mut tx));
             }
-            if !touched.is_empty() || cleared {
-                let rev = current + 1;
-                conn.append_change(rev, &encode_changes(&touched, cleared))?;
-                if rev.is_multiple_of(1024) && rev > CHANGES_KEPT {
-                    conn.prune_changes(rev - CHANGES_KEPT)?;
-                }
-                committed = Some(rev);
-            }
-            conn.commit()
+            let change = (!touched.is_empty() || cleared)
+                .then(|| (current + 1, encode_changes(&touched, cleared)));
+            committed = change.as_ref().map(|(rev, _)| *rev);
+            finish(&mut *conn, current, &pending, change.as_ref(), replayable)
         });
         if outcome.is_err() {
             conn.rollback();
@@ -555,6 +602,11 @@ fn writer_loop(mut conn: Box<dyn WriteConn>, rx: mpsc::Receiver<Job>, views: &Vi
         }
         drop(applied);
         views.cache.invalidate(&touched, cleared);
+        if outcome.is_ok() && !cleared {
+            views.writer_cache.committed(&pending);
+        } else {
+            views.writer_cache.invalidate(&touched, cleared);
+        }
         if outcome.is_err() || cleared {
             for w in &watching {
                 w.reset();
@@ -572,12 +624,129 @@ fn writer_loop(mut conn: Box<dyn WriteConn>, rx: mpsc::Receiver<Job>, views: &Vi
     }
 }
 
-/// A write transaction (one savepoint of a group commit).
+/// Opens a batch's transaction, begun again while the database cannot serialize it.
+fn begin(conn: &mut dyn WriteConn) -> Result<u64, StoreError> {
+    let mut tries = 0;
+    loop {
+        match conn.begin() {
+            Err(StoreError::Serialization(e)) if tries < SERIALIZATION_RETRIES => {
+                conn.rollback();
+                tries += 1;
+                tracing::debug!(error = %e, tries, "beginning the batch again");
+                back_off(tries);
+            }
+            other => return other,
+        }
+    }
+}
+
+fn back_off(tries: u32) {
+    std::thread::sleep(std::time::Duration::from_millis(2 << tries.min(6)));
+}
+
+/// Writes the batch's records and change row, and commits. When the database cannot
+/// serialize that, the same is written in a new transaction — provided nothing committed in
+/// between (what the jobs read still holds) and no job wrote to the database directly.
+fn finish(
+    conn: &mut dyn WriteConn,
+    current: u64,
+    pending: &Pending,
+    change: Option<&(u64, String)>,
+    replayable: bool,
+) -> Result<(), StoreError> {
+    let mut tries = 0;
+    loop {
+        let attempt = write_out(conn, pending, change).and_then(|()| conn.commit());
+        match attempt {
+            Err(StoreError::Serialization(e)) if replayable && tries < SERIALIZATION_RETRIES => {
+                conn.rollback();
+                tries += 1;
+                tracing::debug!(error = %e, tries, "writing the batch again");
+                back_off(tries);
+                if begin(conn)? != current {
+                    return Err(StoreError::Serialization(format!(
+                        "{e} (and another server committed meanwhile)"
+                    )));
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+fn write_out(
+    conn: &dyn WriteConn,
+    pending: &Pending,
+    change: Option<&(u64, String)>,
+) -> Result<(), StoreError> {
+    if !pending.is_empty() {
+        conn.apply(&pending.writes())?;
+    }
+    if let Some((rev, text)) = change {
+        conn.append_change(*rev, text)?;
+        if rev.is_multiple_of(1024) && *rev > CHANGES_KEPT {
+            conn.prune_changes(rev - CHANGES_KEPT)?;
+        }
+    }
+    Ok(())
+}
+
+/// Longest stored key, region included, in bytes (PostgreSQL's B-tree entries stop near 2.7 KB).
+const MAX_KEY_BYTES: usize = 2048;
+
+/// Fails unless every engine can store `key` (no NUL, not too long) and `texts` (no NUL).
+fn storable(key: &str, texts: &[Option<&str>]) -> Result<(), Error> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::InvalidParameter(format!(
+            "a stored key is limited to {MAX_KEY_BYTES} bytes"
+        )));
+    }
+    if key.contains('\0') || texts.iter().flatten().any(|t| t.contains('\0')) {
+        return Err(Error::InvalidParameter(
+            "stored text cannot contain NUL characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A committed record, from the cache when it has it (and cached when read).
+fn committed_get(
+    conn: &dyn ReadConn,
+    cache: &Cache,
+    kind: Kind,
+    stored: &str,
+) -> Result<Option<Record>, Error> {
+    if storable(stored, &[]).is_err() {
+        return Ok(None);
+    }
+    let epoch = match cache.lookup(kind, stored) {
+        Ok(hit) => return Ok(Some(hit)),
+        Err(epoch) => epoch,
+    };
+    let found = conn.get(kind, stored)?;
+    if let Some(r) = &found {
+        cache.fill(kind, r, epoch);
+    }
+    Ok(found)
+}
+
+/// The write transaction of one job in a group commit.
 pub struct Tx<'c> {
     conn: &'c dyn WriteConn,
-    /// Keys written in this batch: removed from the read cache after the commit.
+    /// Exact for the records this batch has not written (see [`Cache`]).
+    cache: &'c Cache,
+    /// The batch's writes, not yet in the database.
+    pending: &'c mut Pending,
+    /// Keys written in this batch, for the change feed.
     touched: &'c mut Vec<(Kind, String)>,
+    /// A job replaced the records wholesale (reset, regions assigned): the cache no longer
+    /// holds, and the feed's row says "everything".
     cleared: &'c mut bool,
+    /// No job wrote to the database directly, so after a serialization failure the batch can
+    /// be written again from `pending`.
+    replayable: &'c mut bool,
+    /// The current job wrote to the database directly, inside a savepoint.
+    savepoint: bool,
     watchers: &'c [Arc<dyn Watcher>],
     /// The current job's changes of watched kinds, delivered when it succeeds.
     changes: Vec<(Kind, String, Option<String>)>,
@@ -586,22 +755,27 @@ pub struct Tx<'c> {
 }
 
 impl Tx<'_> {
-    fn savepoint<T>(
-        &mut self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        self.conn.savepoint()?;
+    /// Runs one job: if it fails, what it wrote is undone and nobody hears of it.
+    fn job<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        self.pending.begin_job();
         let touched_before = self.touched.len();
-        let result = f(self);
+        let mut result = f(self);
         let changes = std::mem::take(&mut self.changes);
-        if result.is_ok() {
-            self.conn.release()?;
-        } else {
-            self.conn.rollback_to_savepoint()?;
-            // What it wrote is gone: neither the cache nor the feed hears of it.
-            self.touched.truncate(touched_before);
+        if std::mem::take(&mut self.savepoint) {
+            let ended = if result.is_ok() {
+                self.conn.release()
+            } else {
+                self.conn.rollback_to_savepoint()
+            };
+            if let Err(e) = ended {
+                result = Err(e.into());
+            }
         }
-        if result.is_ok() {
+        if result.is_err() {
+            self.pending.undo_job();
+            // Neither the cache nor the feed hears of it.
+            self.touched.truncate(touched_before);
+        } else {
             for (kind, key, doc) in &changes {
                 for w in self.watchers.iter().filter(|w| w.watches(*kind)) {
                     w.changed(*kind, key, doc.as_deref());
@@ -609,6 +783,29 @@ impl Tx<'_> {
             }
         }
         result
+    }
+
+    /// The current job is about to write to the database directly: a savepoint keeps that
+    /// undoable, and the batch can no longer be written again from memory.
+    fn direct(&mut self) -> Result<(), Error> {
+        *self.replayable = false;
+        if !self.savepoint {
+            self.conn.savepoint()?;
+            self.savepoint = true;
+        }
+        Ok(())
+    }
+
+    /// The current job is about to rewrite the records wholesale: the batch's writes so far
+    /// go to the database first (and the cache, which has not seen them, no longer holds).
+    fn replace_records(&mut self) -> Result<(), Error> {
+        self.direct()?;
+        if !self.pending.is_empty() {
+            self.conn.apply(&self.pending.writes())?;
+            self.pending.written_out();
+            *self.cleared = true;
+        }
+        Ok(())
     }
 
     /// Fails with `Unavailable` unless `fence`'s lease is still its holder's at its epoch
@@ -628,25 +825,68 @@ impl Tx<'_> {
         }
     }
 
-    /// Notes a change for the watchers of `kind`.
-    fn changed(&mut self, kind: Kind, key: &str, doc: Option<&str>) {
-        self.touched.push((kind, key.to_string()));
-        if self.watchers.iter().any(|w| w.watches(kind)) {
-            self.changes
-                .push((kind, key.to_string(), doc.map(str::to_string)));
+    /// A record as this batch sees it: its own writes, else the committed record.
+    fn current(&self, kind: Kind, stored: &str) -> Result<Option<Record>, Error> {
+        if let Some(e) = self.pending.get(kind, stored) {
+            return Ok(e.now.clone());
         }
+        if *self.cleared {
+            return Ok(self.conn.get(kind, stored)?);
+        }
+        committed_get(self.conn, self.cache, kind, stored)
     }
 
     pub fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
         let stored = stored_key(&self.region, kind, key);
         Ok(self
-            .conn
-            .get(kind, &stored)?
+            .current(kind, &stored)?
             .map(|r| region_key(&self.region, kind, r)))
     }
 
     pub fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
-        list_in(self.conn, &self.region, kind, q)
+        list_in(self.conn, &self.region, kind, q, Some(self.pending))
+    }
+
+    /// Sets the record under `key` to `now` (`None`: deletes it) if its generation is
+    /// `expected` (`None`: there is no record); `Conflict` otherwise. The new generation.
+    fn put(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        expected: Option<Generation>,
+        now: Option<(Option<&str>, &str)>,
+    ) -> Result<Generation, Error> {
+        let stored = stored_key(&self.region, kind, key).into_owned();
+        let (status, doc) = now.unzip();
+        storable(&stored, &[status.flatten(), doc])?;
+        let current = self.current(kind, &stored)?;
+        if current.as_ref().map(|r| r.generation) != expected {
+            return Err(Error::Conflict);
+        }
+        let in_database = match self.pending.get(kind, &stored) {
+            Some(e) => e.stored,
+            None => expected,
+        };
+        let generation = Generation(expected.map_or(1, |g| g.0 + 1));
+        let record = now.map(|(status, doc)| Record {
+            key: stored.clone(),
+            generation,
+            status: status.map(str::to_string),
+            doc: doc.to_string(),
+        });
+        self.pending.set(
+            kind,
+            &stored,
+            Entry {
+                stored: in_database,
+                now: record,
+            },
+        );
+        self.touched.push((kind, stored.clone()));
+        if self.watchers.iter().any(|w| w.watches(kind)) {
+            self.changes.push((kind, stored, doc.map(str::to_string)));
+        }
+        Ok(generation)
     }
 
     /// Creates a record; `Conflict` if one exists under that key.
@@ -657,12 +897,7 @@ impl Tx<'_> {
         status: Option<&str>,
         doc: &str,
     ) -> Result<Generation, Error> {
-        let key = stored_key(&self.region, kind, key);
-        if !self.conn.insert(kind, &key, status, doc)? {
-            return Err(Error::Conflict);
-        }
-        self.changed(kind, &key, Some(doc));
-        Ok(Generation(1))
+        self.put(kind, key, None, Some((status, doc)))
     }
 
     /// Replaces a record if it is still at `expected`; `Conflict` otherwise.
@@ -674,26 +909,17 @@ impl Tx<'_> {
         status: Option<&str>,
         doc: &str,
     ) -> Result<Generation, Error> {
-        let key = stored_key(&self.region, kind, key);
-        if !self.conn.update(kind, &key, expected, status, doc)? {
-            return Err(Error::Conflict);
-        }
-        self.changed(kind, &key, Some(doc));
-        Ok(Generation(expected.0 + 1))
+        self.put(kind, key, Some(expected), Some((status, doc)))
     }
 
     /// Deletes a record if it is still at `expected`.
     pub fn delete(&mut self, kind: Kind, key: &str, expected: Generation) -> Result<(), Error> {
-        let key = stored_key(&self.region, kind, key);
-        if !self.conn.delete(kind, &key, expected)? {
-            return Err(Error::Conflict);
-        }
-        self.changed(kind, &key, None);
-        Ok(())
+        self.put(kind, key, Some(expected), None).map(|_| ())
     }
 
     /// Removes every record (the `--ephemeral` reset).
     pub fn delete_all(&mut self) -> Result<(), Error> {
+        self.replace_records()?;
         self.conn.delete_all()?;
         *self.cleared = true;
         Ok(())
@@ -711,44 +937,77 @@ impl Reader<'_> {
     /// A point read, served from the cache when it can be.
     pub fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
         let stored = stored_key(self.region, kind, key);
-        let epoch = match self.cache.lookup(kind, &stored) {
-            Ok(hit) => return Ok(Some(region_key(self.region, kind, hit))),
-            Err(epoch) => epoch,
-        };
-        let found = self.conn.get(kind, &stored)?;
-        if let Some(r) = &found {
-            self.cache.fill(kind, r, epoch);
+        Ok(committed_get(self.conn, self.cache, kind, &stored)?
+            .map(|r| region_key(self.region, kind, r)))
+    }
+
+    /// A point read from the database, never the cache: it sees what another server
+    /// committed a moment ago (for records several servers take turns updating).
+    pub fn get_fresh(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
+        let stored = stored_key(self.region, kind, key);
+        if storable(&stored, &[]).is_err() {
+            return Ok(None);
         }
-        Ok(found.map(|r| region_key(self.region, kind, r)))
+        Ok(self
+            .conn
+            .get(kind, &stored)?
+            .map(|r| region_key(self.region, kind, r)))
     }
 
     pub fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
-        list_in(self.conn, self.region, kind, q)
+        list_in(self.conn, self.region, kind, q, None)
     }
 }
 
-/// A listing in `region`: the prefix and the `after` key are the region's, and so are the
-/// keys returned.
+/// A listing in `region` (the prefix and the `after` key are the region's, and so are the
+/// keys returned), with a batch's own writes in place of what the database has for them.
 fn list_in(
     conn: &dyn ReadConn,
     region: &Option<Arc<str>>,
     kind: Kind,
     q: &ListQuery<'_>,
+    pending: Option<&Pending>,
 ) -> Result<Vec<Record>, Error> {
-    if region.is_none() || !kind.is_regional() {
-        return Ok(conn.list(kind, q)?);
-    }
     let prefix = stored_key(region, kind, q.prefix);
     let after = q.after.map(|a| stored_key(region, kind, a));
+    storable(&prefix, &[after.as_deref()])?;
+    let below = prefix_end(&prefix);
+    let past = |key: &str| match after.as_deref() {
+        None => true,
+        Some(a) if q.descending => key < a,
+        Some(a) => key > a,
+    };
+    let mine: Vec<(&str, &Entry)> = pending
+        .map(|p| {
+            p.range(kind, &prefix, &below)
+                .filter(|(key, _)| past(key))
+                .collect()
+        })
+        .unwrap_or_default();
     let scoped = ListQuery {
         prefix: &prefix,
         after: after.as_deref(),
         status: q.status,
         descending: q.descending,
-        limit: q.limit,
+        // Enough for the limit however many of these rows the batch replaced or deleted.
+        limit: q.limit.saturating_add(mine.len()),
     };
-    Ok(conn
-        .list(kind, &scoped)?
+    let mut rows = conn.list(kind, &scoped)?;
+    if !mine.is_empty() {
+        let replaced: std::collections::HashSet<&str> = mine.iter().map(|(key, _)| *key).collect();
+        rows.retain(|r| !replaced.contains(r.key.as_str()));
+        rows.extend(
+            mine.iter()
+                .filter_map(|(_, e)| e.now.clone())
+                .filter(|r| q.status.is_none_or(|s| r.status.as_deref() == Some(s))),
+        );
+        rows.sort_by(|a, b| a.key.cmp(&b.key));
+        if q.descending {
+            rows.reverse();
+        }
+        rows.truncate(q.limit);
+    }
+    Ok(rows
         .into_iter()
         .map(|r| region_key(region, kind, r))
         .collect())

@@ -188,6 +188,7 @@ engines!(
     servers_sharing_a_database_see_each_others_writes,
     write_jobs_see_every_batch_committed_before_them,
     leases_change_hands_only_when_expired_and_fence_writes,
+    jobs_of_one_batch_read_and_list_each_others_writes,
 );
 
 /// Keys come back in byte order (what `COLLATE "C"` gives in PostgreSQL), in both directions
@@ -891,4 +892,183 @@ async fn leases_change_hands_only_when_expired_and_fence_writes(e: &dyn Engine) 
         short_lease.map(|l| (l.holder, l.epoch)),
         Some(("b".to_string(), 2))
     );
+}
+
+/// The listings the batch check compares, by what they ask of the merge of a batch's own
+/// writes with the database's rows: order both ways, `after`, status and limits.
+fn batch_queries() -> Vec<ListQuery<'static>> {
+    let q = |after, status, descending, limit| ListQuery {
+        prefix: "r",
+        after,
+        status,
+        descending,
+        limit,
+    };
+    vec![
+        q(None, None, false, 100),
+        q(None, None, true, 3),
+        q(None, Some("s1"), false, 100),
+        q(Some("r3"), None, false, 4),
+        q(Some("r5"), Some("s0"), true, 2),
+    ]
+}
+
+fn listed(read: &dyn berth_store::Read) -> Vec<Vec<(String, Option<String>, u64)>> {
+    batch_queries()
+        .iter()
+        .map(|q| {
+            read.list(Kind::Meta, q)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.key, r.status, r.generation.0))
+                .collect()
+        })
+        .collect()
+}
+
+/// Jobs of one batch see what the jobs before them wrote — point reads and listings, which
+/// the store merges from its unwritten batch and the database — and never what a failed job
+/// wrote; once committed, the database lists exactly what the last job saw.
+async fn jobs_of_one_batch_read_and_list_each_others_writes(e: &dyn Engine) {
+    let store = e.open();
+    store
+        .write(|tx| {
+            for i in 0..10 {
+                let status = format!("s{}", i % 2);
+                tx.insert(Kind::Meta, &format!("r{i}"), Some(&status), "{}")?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // The writer holds this job until the others are queued: they make up the next batch.
+    let (go, held) = std::sync::mpsc::channel::<()>();
+    let hold = store.write(move |_| {
+        held.recv().unwrap();
+        Ok(())
+    });
+    let first = store.write(|tx| {
+        let g = tx.get(Kind::Meta, "r1")?.unwrap().generation;
+        tx.update(Kind::Meta, "r1", g, Some("s0"), "{}")?;
+        tx.delete(Kind::Meta, "r2", Generation(1))?;
+        tx.insert(Kind::Meta, "r10", Some("s1"), "{}")?;
+        Ok(())
+    });
+    let failed = store.write(|tx| {
+        tx.insert(Kind::Meta, "r11", Some("s1"), "{}")?;
+        tx.delete(Kind::Meta, "r3", Generation(1))?;
+        Err::<(), _>(Error::Client("refused".into()))
+    });
+    let last = store.write(|tx| {
+        assert!(tx.get(Kind::Meta, "r11")?.is_none());
+        assert!(tx.get(Kind::Meta, "r2")?.is_none());
+        assert_eq!(tx.get(Kind::Meta, "r3")?.unwrap().generation, Generation(1));
+        assert_eq!(
+            tx.get(Kind::Meta, "r1")?.unwrap().status.as_deref(),
+            Some("s0")
+        );
+        let before = listed(tx);
+        assert!(before[0].iter().any(|(k, _, _)| k == "r10"));
+        assert!(!before[0].iter().any(|(k, _, _)| k == "r2" || k == "r11"));
+        tx.delete(Kind::Meta, "r10", Generation(1))?;
+        assert_eq!(
+            tx.insert(Kind::Meta, "r2", Some("s1"), "{}")?,
+            Generation(1)
+        );
+        tx.update(Kind::Meta, "r4", Generation(1), Some("s1"), "{}")?;
+        Ok(listed(tx))
+    });
+    let release = async move {
+        go.send(()).unwrap();
+    };
+    let (hold, first, failed, last, ()) = tokio::join!(hold, first, failed, last, release);
+    hold.unwrap();
+    first.unwrap();
+    assert!(failed.is_err());
+    let seen = last.unwrap();
+    assert_eq!(store.read(|r| Ok(listed(r))).unwrap(), seen);
+    store.close();
+    assert_eq!(e.open().read(|r| Ok(listed(r))).unwrap(), seen);
+    assert_eq!(
+        seen[0]
+            .iter()
+            .map(|(k, _, _)| k.as_str())
+            .collect::<Vec<_>>(),
+        ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9"]
+    );
+}
+
+/// Runs `sql` on `url` on a thread of its own and returns the first column of each row.
+fn pg_query(url: &str, sql: &'static str) -> Vec<i64> {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client
+            .query(sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    })
+    .join()
+    .unwrap()
+}
+
+/// On a database whose transactions run at REPEATABLE READ (as CockroachDB's and
+/// YugabyteDB's stricter levels do), a writer that waited for the commit lock while another
+/// transaction updated it gets SQLSTATE 40001; the store begins the batch again and the
+/// write is acknowledged once, durably.
+#[tokio::test]
+async fn postgres_serialization_failures_are_retried() {
+    let e = Postgres::new();
+    admin(
+        &e.server,
+        format!(
+            "ALTER DATABASE {} SET default_transaction_isolation TO 'repeatable read'",
+            e.database
+        ),
+    );
+    let store = e.open();
+    store
+        .write(|tx| tx.insert(Kind::Meta, "before", None, "1"))
+        .await
+        .unwrap();
+    // Another client holds the commit lock's row, updated, until told to commit.
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let (commit, do_commit) = std::sync::mpsc::channel::<()>();
+    let url = e.location();
+    let other = std::thread::spawn(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let mut tx = client.transaction().unwrap();
+        tx.batch_execute("UPDATE berth_revision SET rev = rev WHERE id = 1")
+            .unwrap();
+        locked.send(()).unwrap();
+        do_commit.recv().unwrap();
+        tx.commit().unwrap();
+    });
+    is_locked.recv().unwrap();
+    let s = store.clone();
+    let write = tokio::spawn(async move {
+        s.write(|tx| tx.insert(Kind::Meta, "after", None, "2"))
+            .await
+    });
+    let url = e.location();
+    eventually("the store's writer to wait for the commit lock", || {
+        let url = url.clone();
+        async move {
+            pg_query(
+                &url,
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+                 AND datname = current_database()",
+            )[0] > 0
+        }
+    })
+    .await;
+    commit.send(()).unwrap();
+    other.join().unwrap();
+    write.await.unwrap().unwrap();
+    store.close();
+    let reopened = e.open();
+    let after = reopened.read(|r| r.get(Kind::Meta, "after")).unwrap();
+    assert_eq!(after.map(|r| r.doc), Some("2".to_string()));
 }

@@ -537,6 +537,29 @@ pub fn require_program(name: &str, installed_by: &str) -> PathBuf {
 /// A PostgreSQL server of one test's own (its faults must not disturb the shared server of
 /// `BERTH_TEST_POSTGRES`): a fresh cluster in a temporary directory, run as user `postgres`
 /// (initdb refuses root) on a free loopback port, stopped — by its PID — when dropped. Needs
+/// A free loopback port below the kernel's ephemeral range, for a server that stops and
+/// starts again on the same port: an ephemeral port (`bind(0)`) can be handed to some
+/// client's outgoing connection while its server is down (seen: SeaweedFS's filer unable to
+/// listen again). Ports differ between calls in one process.
+pub fn stable_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, span) = (10_000, ephemeral_low.saturating_sub(10_000).max(1));
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let n = CALLS.fetch_add(1, Ordering::Relaxed);
+        let port = (low + start.wrapping_add(n.wrapping_mul(131)) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below {ephemeral_low}")
+}
+
 /// Debian's `postgresql` package, which scripts/test.sh installs.
 pub struct PostgresServer {
     bin: PathBuf,
@@ -559,10 +582,7 @@ impl PostgresServer {
             .prefix("berth-test-pg-")
             .tempdir()
             .expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = stable_port();
         let s = PostgresServer { bin, dir, port };
         s.run_checked(Command::new("chown").args(["postgres:", &s.path()]));
         let initdb = s.bin.join("initdb");
@@ -690,14 +710,7 @@ impl SeaweedServer {
             .prefix("berth-test-weed-")
             .tempdir()
             .expect("temp dir");
-        let listeners: Vec<_> = (0..8)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
-            .collect();
-        let ports = listeners
-            .iter()
-            .map(|l| l.local_addr().expect("bound").port())
-            .collect();
-        drop(listeners);
+        let ports = (0..8).map(|_| stable_port()).collect();
         let mut s = SeaweedServer {
             bin,
             dir,
