@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 /// A backend answering its name (and the X-Forwarded-* it saw); `/health` answers `health`;
-/// `/slow` takes 3 s.
+/// `/slow` never answers.
 struct Backend {
     port: u16,
     hits: Arc<AtomicUsize>,
@@ -47,7 +47,8 @@ async fn backend(name: &'static str) -> Backend {
                                 return Ok::<_, std::convert::Infallible>(res);
                             }
                             if path == "/slow" {
-                                tokio::time::sleep(Duration::from_secs(3)).await;
+                                // Silent: a target that never answers.
+                                std::future::pending::<()>().await;
                             }
                             if path == "/echo" {
                                 use http_body_util::BodyExt;

@@ -127,6 +127,14 @@ struct Pg {
     url: String,
     client: RefCell<Client>,
     statements: RefCell<HashMap<String, Statement>>,
+    /// Statements (of the writer) sent with the next `COMMIT`.
+    at_commit: RefCell<String>,
+}
+
+/// `text` as an SQL string literal, whatever `standard_conforming_strings` says (an `E''`
+/// literal: backslashes and quotes doubled). Text the store writes has no NUL.
+fn literal(text: &str) -> String {
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 impl Pg {
@@ -135,6 +143,7 @@ impl Pg {
             url: url.to_string(),
             client: RefCell::new(client),
             statements: RefCell::default(),
+            at_commit: RefCell::default(),
         }
     }
 
@@ -354,20 +363,19 @@ impl WriteConn for Pg {
         });
         rev.ok_or_else(|| StoreError::Postgres("the revision row is missing".into()))
     }
+    // The revision and change row go with the `COMMIT`, in one round trip.
     fn append_change(&self, rev: u64, changes: &str) -> Result<(), StoreError> {
-        let rev = rev as i64;
-        self.execute("UPDATE berth_revision SET rev = $1 WHERE id = 1", &[&rev])?;
-        self.execute(
-            "INSERT INTO berth_changes (rev, changes) VALUES ($1, $2)",
-            &[&rev, &changes],
-        )?;
+        self.at_commit.borrow_mut().push_str(&format!(
+            "UPDATE berth_revision SET rev = {rev} WHERE id = 1;
+             INSERT INTO berth_changes (rev, changes) VALUES ({rev}, {});",
+            literal(changes)
+        ));
         Ok(())
     }
     fn prune_changes(&self, below: u64) -> Result<(), StoreError> {
-        self.execute(
-            "DELETE FROM berth_changes WHERE rev < $1",
-            &[&(below as i64)],
-        )?;
+        self.at_commit
+            .borrow_mut()
+            .push_str(&format!("DELETE FROM berth_changes WHERE rev < {below};"));
         Ok(())
     }
     fn acquire_lease(
@@ -388,9 +396,12 @@ impl WriteConn for Pg {
         Ok(())
     }
     fn commit(&mut self) -> Result<(), StoreError> {
-        self.batch("COMMIT")
+        let mut sql = std::mem::take(&mut *self.at_commit.borrow_mut());
+        sql.push_str("COMMIT");
+        self.batch(&sql)
     }
     fn rollback(&mut self) {
+        self.at_commit.borrow_mut().clear();
         let _ = self.batch("ROLLBACK");
     }
     fn savepoint(&self) -> Result<(), StoreError> {

@@ -189,6 +189,7 @@ engines!(
     write_jobs_see_every_batch_committed_before_them,
     leases_change_hands_only_when_expired_and_fence_writes,
     jobs_of_one_batch_read_and_list_each_others_writes,
+    any_key_reaches_the_change_feed_as_written,
 );
 
 /// Keys come back in byte order (what `COLLATE "C"` gives in PostgreSQL), in both directions
@@ -1071,4 +1072,19 @@ async fn postgres_serialization_failures_are_retried() {
     let reopened = e.open();
     let after = reopened.read(|r| r.get(Kind::Meta, "after")).unwrap();
     assert_eq!(after.map(|r| r.doc), Some("2".to_string()));
+}
+
+/// Keys with quotes, backslashes and non-ASCII text come back from the change feed exactly as
+/// written (the feed's row is text the engine quotes itself).
+async fn any_key_reaches_the_change_feed_as_written(e: &dyn Engine) {
+    let store = e.open();
+    let from = store.revision().unwrap();
+    let key = r#"it's a \ "key" \n ünï"#;
+    store
+        .write(move |tx| tx.insert(Kind::Meta, key, None, "1"))
+        .await
+        .unwrap();
+    let changes = store.changes_since(from).unwrap().unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].keys, Some(vec![(Kind::Meta, key.to_string())]));
 }

@@ -531,3 +531,139 @@ async fn pushes_answer_503_while_s3_is_down_and_succeed_once_it_is_back() {
         assert!(r.bytes().await.unwrap() == content[..]);
     }
 }
+
+/// The registry GC of whichever server leads, racing pushes through both (blobs on S3): what
+/// a push acknowledged keeps every blob, on both servers, through passes during and after the
+/// pushes; and the blobs of a push whose manifest comes after the grace period are collected
+/// first — then the manifest is refused (`MANIFEST_BLOB_UNKNOWN`), never accepted without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_on_the_leader_never_takes_a_blob_an_acknowledged_push_uses() {
+    use crate::registry::{Reg, digest};
+    use reqwest::{Method, StatusCode};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let database = crate::fresh_postgres_database("replica_gc");
+    let (s3, blobs) = (
+        shared_seaweedfs(),
+        format!("s3://berth-test/replica-gc-{}", std::process::id()),
+    );
+    let server = || {
+        crate::start_with(berth_testkit::Options {
+            args: [
+                "--blobs",
+                &blobs,
+                "--database",
+                &database,
+                // A second's grace: anything a push left unreferenced is soon collectable.
+                "--gc-grace",
+                "1",
+            ]
+            .map(String::from)
+            .to_vec(),
+            env: berth_testkit::s3_env(&s3),
+            ..Default::default()
+        })
+    };
+    let (a, b) = (server(), server());
+    a.ecr()
+        .create_repository()
+        .repository_name("gc/race")
+        .send()
+        .await
+        .unwrap();
+    let (reg_a, reg_b) = (Reg::login(&a).await, Reg::login(&b).await);
+    let endpoints = [a.endpoint.clone(), b.endpoint.clone()];
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let collector = tokio::spawn({
+        let (stop, endpoints) = (stop.clone(), endpoints.clone());
+        async move {
+            let mut passes = 0;
+            while !stop.load(Ordering::Relaxed) {
+                for e in &endpoints {
+                    berth_testkit::activate_at(e, "registry-gc").await;
+                }
+                passes += 1;
+            }
+            passes
+        }
+    });
+    // Layers over the inline limit (S3 objects), each image its own, half through each server.
+    let mut pushed = Vec::new();
+    for i in 0..16u32 {
+        let layer: Vec<u8> = (0..300u32 << 10).map(|j| ((j + i) % 253) as u8).collect();
+        let small = format!("layer {i}").into_bytes();
+        let reg = if i % 2 == 0 { &reg_a } else { &reg_b };
+        let (manifest, d) = reg
+            .push_image("gc/race", &format!("t{i}"), &[&layer, &small])
+            .await;
+        pushed.push((manifest, d, [digest(&layer), digest(&small)]));
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(collector.await.unwrap() > 0);
+    for e in &endpoints {
+        berth_testkit::activate_at(e, "registry-gc").await;
+    }
+    for reg in [&reg_a, &reg_b] {
+        for (manifest, d, layers) in &pushed {
+            let r = reg
+                .req(Method::GET, &format!("/v2/gc/race/manifests/{d}"))
+                .header(
+                    "accept",
+                    "application/vnd.docker.distribution.manifest.v2+json",
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            assert_eq!(r.bytes().await.unwrap(), manifest.as_slice());
+            for l in layers {
+                let r = reg
+                    .req(Method::GET, &format!("/v2/gc/race/blobs/{l}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::OK, "{l}");
+                assert_eq!(&digest(&r.bytes().await.unwrap()), l);
+            }
+        }
+    }
+
+    // A push whose manifest is late: its blobs go first (passes until one collects them).
+    let late: Vec<u8> = (0..300u32 << 10).map(|j| (j % 241) as u8).collect();
+    let late_digest = reg_b.push_blob("gc/race", &late).await;
+    let deadline = Deadline::after(Duration::from_secs(60)).every(Duration::from_millis(200));
+    loop {
+        for e in &endpoints {
+            berth_testkit::activate_at(e, "registry-gc").await;
+        }
+        let r = reg_a
+            .req(Method::HEAD, &format!("/v2/gc/race/blobs/{late_digest}"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::NOT_FOUND {
+            break;
+        }
+        deadline.next("the late push's blob to be collected").await;
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": pushed[0].2[1], "size": 7},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": late_digest, "size": late.len()}],
+    }))
+    .unwrap();
+    let r = reg_b
+        .put_manifest(
+            "gc/race",
+            "late",
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("MANIFEST_BLOB_UNKNOWN"), "{body}");
+}
