@@ -35,6 +35,20 @@ pub(crate) fn save<T: Serialize>(
     Ok(())
 }
 
+/// Creates the record of a key no record can have yet by construction (see
+/// [`Tx::insert_new`]).
+pub(crate) fn create_new<T: Serialize>(
+    tx: &mut Tx<'_>,
+    kind: Kind,
+    key: &str,
+    status: Option<&str>,
+    value: &T,
+) -> Result<(), Error> {
+    let doc = serde_json::to_string(value).map_err(Error::internal)?;
+    tx.insert_new(kind, key, status, &doc)?;
+    Ok(())
+}
+
 /// Every record of `kind` whose key starts with `prefix`, decoded, with its key.
 pub(crate) fn all<T: DeserializeOwned>(
     r: &impl Read,

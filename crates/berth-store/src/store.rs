@@ -849,17 +849,23 @@ impl Tx<'_> {
 
     /// Sets the record under `key` to `now` (`None`: deletes it) if its generation is
     /// `expected` (`None`: there is no record); `Conflict` otherwise. The new generation.
+    /// `new`: the key is taken to be free unless this batch wrote it ([`Tx::insert_new`]).
     fn put(
         &mut self,
         kind: Kind,
         key: &str,
         expected: Option<Generation>,
         now: Option<(Option<&str>, &str)>,
+        new: bool,
     ) -> Result<Generation, Error> {
         let stored = stored_key(&self.region, kind, key).into_owned();
         let (status, doc) = now.unzip();
         storable(&stored, &[status.flatten(), doc])?;
-        let current = self.current(kind, &stored)?;
+        let current = match self.pending.get(kind, &stored) {
+            Some(e) => e.now.clone(),
+            None if new => None,
+            None => self.current(kind, &stored)?,
+        };
         if current.as_ref().map(|r| r.generation) != expected {
             return Err(Error::Conflict);
         }
@@ -897,7 +903,22 @@ impl Tx<'_> {
         status: Option<&str>,
         doc: &str,
     ) -> Result<Generation, Error> {
-        self.put(kind, key, None, Some((status, doc)))
+        self.put(kind, key, None, Some((status, doc)), false)
+    }
+
+    /// Creates a record under a key that cannot exist yet by construction — a fresh UUID, or
+    /// a revision one past a counter the same job read and updated — without looking it up
+    /// first (a round trip saved on PostgreSQL, where it is the cost of such a write). Should
+    /// one exist after all, the batch's commit fails, and every job of it with it: use
+    /// [`Tx::insert`] wherever the key may be taken.
+    pub fn insert_new(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        status: Option<&str>,
+        doc: &str,
+    ) -> Result<Generation, Error> {
+        self.put(kind, key, None, Some((status, doc)), true)
     }
 
     /// Replaces a record if it is still at `expected`; `Conflict` otherwise.
@@ -909,12 +930,12 @@ impl Tx<'_> {
         status: Option<&str>,
         doc: &str,
     ) -> Result<Generation, Error> {
-        self.put(kind, key, Some(expected), Some((status, doc)))
+        self.put(kind, key, Some(expected), Some((status, doc)), false)
     }
 
     /// Deletes a record if it is still at `expected`.
     pub fn delete(&mut self, kind: Kind, key: &str, expected: Generation) -> Result<(), Error> {
-        self.put(kind, key, Some(expected), None).map(|_| ())
+        self.put(kind, key, Some(expected), None, false).map(|_| ())
     }
 
     /// Removes every record (the `--ephemeral` reset).

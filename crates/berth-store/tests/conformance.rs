@@ -190,6 +190,7 @@ engines!(
     leases_change_hands_only_when_expired_and_fence_writes,
     jobs_of_one_batch_read_and_list_each_others_writes,
     any_key_reaches_the_change_feed_as_written,
+    insert_new_trusts_the_caller_and_a_taken_key_fails_the_batch,
 );
 
 /// Keys come back in byte order (what `COLLATE "C"` gives in PostgreSQL), in both directions
@@ -1087,4 +1088,33 @@ async fn any_key_reaches_the_change_feed_as_written(e: &dyn Engine) {
     let changes = store.changes_since(from).unwrap().unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].keys, Some(vec![(Kind::Meta, key.to_string())]));
+}
+
+/// `insert_new` creates without looking the key up; a key this batch wrote is still a
+/// conflict, and one the database has makes the commit fail — nothing of it kept.
+async fn insert_new_trusts_the_caller_and_a_taken_key_fails_the_batch(e: &dyn Engine) {
+    let store = e.open();
+    store
+        .write(|tx| {
+            tx.insert_new(Kind::Meta, "fresh", None, "1")?;
+            assert_eq!(
+                tx.insert_new(Kind::Meta, "fresh", None, "2"),
+                Err(Error::Conflict)
+            );
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let failed = store
+        .write(|tx| {
+            tx.insert(Kind::Meta, "alongside", None, "1")?;
+            tx.insert_new(Kind::Meta, "fresh", None, "3")
+        })
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    let (fresh, alongside) = store
+        .read(|r| Ok((r.get(Kind::Meta, "fresh")?, r.get(Kind::Meta, "alongside")?)))
+        .unwrap();
+    assert_eq!(fresh.map(|r| r.doc), Some("1".to_string()));
+    assert!(alongside.is_none());
 }

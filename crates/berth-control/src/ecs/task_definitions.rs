@@ -9,6 +9,7 @@
 
 use super::{Ecs, Failure, load, save, validate_tags};
 use crate::paging::{Page, PageRequest};
+use crate::records::create_new;
 use berth_store::{Kind, ListQuery, Tx};
 use berth_types::ecs::{Family, TaskDefinition, TaskDefinitionStatus};
 use berth_types::shapes::ecs::{
@@ -454,13 +455,13 @@ impl Ecs {
                     delete_requested_at: None,
                     tags,
                 };
-                save(
+                // The family's counter, updated above, makes this revision's key new.
+                create_new(
                     tx,
                     Kind::TaskDefinition,
                     &key(&td.family, td.revision),
                     Some("ACTIVE"),
                     &td,
-                    None,
                 )?;
                 Ok(td)
             })
