@@ -224,10 +224,10 @@ pub enum StoreError {
     /// 40001, or a deadlock, 40P01): the whole transaction may be tried again.
     #[error("the database could not serialize the transaction: {0}")]
     Serialization(String),
-    /// A batch's write found the record other than its jobs saw it: something wrote the
-    /// records without the commit lock.
-    #[error("the {kind} record {key:?} changed under the batch writing it")]
-    Diverged { kind: &'static str, key: String },
+    /// A batch's write found a record other than its jobs saw it (a key `insert_new` was
+    /// told is new was taken, or something wrote without the commit lock): what it names.
+    #[error("{0} was not as the batch writing it saw it")]
+    Diverged(String),
 }
 
 impl StoreError {

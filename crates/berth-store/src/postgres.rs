@@ -327,10 +327,7 @@ impl WriteConn for Pg {
         }
         if wrong {
             // Which one is not worth another round trip: the batch fails as a whole.
-            return Err(StoreError::Diverged {
-                kind: "some",
-                key: String::new(),
-            });
+            return Err(StoreError::Diverged("one of the batch's records".into()));
         }
         Ok(())
     }

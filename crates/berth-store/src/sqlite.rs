@@ -203,10 +203,10 @@ impl WriteConn for Sqlite {
                     .execute(params![kind, w.key, expected.0 as i64])?,
             };
             if n != 1 {
-                return Err(StoreError::Diverged {
-                    kind,
-                    key: w.key.to_string(),
-                });
+                return Err(StoreError::Diverged(format!(
+                    "the {kind} record {:?}",
+                    w.key
+                )));
             }
         }
         Ok(())
