@@ -11,10 +11,12 @@
 //! * Matching: `Action`/`NotAction` case-insensitive with `*` and `?`; `Resource`/`NotResource`
 //!   ARNs component by component (`wildcard.rs`); policy variables (`vars.rs`); `Condition`
 //!   operators with `…IfExists`, `ForAnyValue:` and `ForAllValues:` (`condition.rs`).
+//! * [`AWS_MANAGED`]: the AWS-managed policies users attach by ARN, with AWS's documents.
 
 mod condition;
 mod context;
 mod eval;
+mod managed;
 mod policy;
 mod vars;
 mod wildcard;
@@ -24,6 +26,7 @@ pub use context::Context;
 pub use eval::{
     Decision, Matched, Outcome, Policies, Principal, PrincipalKind, Request, Source, evaluate,
 };
+pub use managed::{AWS_MANAGED, AwsManaged, aws_managed};
 pub use policy::{
     Effect, Kind, Malformed, Policy, PrincipalPattern, ResourcePattern, Set, Statement, Version,
 };

@@ -1,0 +1,170 @@
+//! AWS-managed policies users attach by ARN (`arn:aws:iam::aws:policy/<path><name>`), with the
+//! documents AWS publishes for them (the AWS Managed Policy Reference; current default
+//! versions). The rest the IAM issue lists — ReadOnlyAccess, AmazonECS_FullAccess,
+//! CloudWatchFullAccess, CloudWatchLogsFullAccess — are to come, with their documents checked
+//! against the same reference.
+
+/// One AWS-managed policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsManaged {
+    pub name: &'static str,
+    /// `/` or `/service-role/`.
+    pub path: &'static str,
+    pub document: &'static str,
+}
+
+impl AwsManaged {
+    pub fn arn(&self) -> String {
+        format!("arn:aws:iam::aws:policy{}{}", self.path, self.name)
+    }
+}
+
+/// The ECR read actions AmazonEC2ContainerRegistryReadOnly and PowerUser share.
+macro_rules! ecr_read_actions {
+    () => {
+        r#""ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
+            "ecr:GetDownloadUrlForLayer", "ecr:GetRepositoryPolicy", "ecr:DescribeRepositories",
+            "ecr:ListImages", "ecr:DescribeImages", "ecr:BatchGetImage", "ecr:GetLifecyclePolicy",
+            "ecr:GetLifecyclePolicyPreview", "ecr:ListTagsForResource",
+            "ecr:DescribeImageScanFindings""#
+    };
+}
+
+pub const AWS_MANAGED: &[AwsManaged] = &[
+    AwsManaged {
+        name: "AdministratorAccess",
+        path: "/",
+        document: r#"{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"}]}"#,
+    },
+    AwsManaged {
+        name: "AmazonEC2ContainerRegistryReadOnly",
+        path: "/",
+        document: concat!(
+            r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["#,
+            ecr_read_actions!(),
+            r#"], "Resource": "*"}]}"#
+        ),
+    },
+    AwsManaged {
+        name: "AmazonEC2ContainerRegistryPowerUser",
+        path: "/",
+        document: concat!(
+            r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["#,
+            ecr_read_actions!(),
+            r#", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload",
+            "ecr:PutImage"], "Resource": "*"}]}"#
+        ),
+    },
+    AwsManaged {
+        name: "AmazonEC2ContainerRegistryFullAccess",
+        path: "/",
+        document: r#"{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["ecr:*", "cloudtrail:LookupEvents"], "Resource": "*"},
+            {"Effect": "Allow", "Action": ["iam:CreateServiceLinkedRole"], "Resource": "*",
+             "Condition": {"StringEquals": {"iam:AWSServiceName": ["replication.ecr.amazonaws.com"]}}}]}"#,
+    },
+    AwsManaged {
+        name: "AmazonECSTaskExecutionRolePolicy",
+        path: "/service-role/",
+        document: r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+            "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
+            "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage", "logs:CreateLogStream",
+            "logs:PutLogEvents"], "Resource": "*"}]}"#,
+    },
+    AwsManaged {
+        name: "CloudWatchAgentServerPolicy",
+        path: "/",
+        document: r#"{"Version": "2012-10-17", "Statement": [
+            {"Sid": "CWACloudWatchServerPermissions", "Effect": "Allow", "Action": [
+                "cloudwatch:PutMetricData", "ec2:DescribeVolumes", "ec2:DescribeTags",
+                "logs:PutLogEvents", "logs:PutRetentionPolicy", "logs:DescribeLogStreams",
+                "logs:DescribeLogGroups", "logs:CreateLogStream", "logs:CreateLogGroup",
+                "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+                "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"],
+             "Resource": "*"},
+            {"Sid": "CWASSMServerPermissions", "Effect": "Allow", "Action": ["ssm:GetParameter"],
+             "Resource": "arn:aws:ssm:*:*:parameter/AmazonCloudWatch-*"}]}"#,
+    },
+];
+
+/// The AWS-managed policy with this ARN.
+pub fn aws_managed(arn: &str) -> Option<&'static AwsManaged> {
+    AWS_MANAGED.iter().find(|p| p.arn() == arn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        Context, Decision, Kind, Policies, Policy, Principal, PrincipalKind, Request, evaluate,
+    };
+
+    fn decide(policy: &str, action: &str) -> Decision {
+        let p = Policy::parse(policy, Kind::Identity).unwrap();
+        let principal = Principal {
+            arn: "arn:aws:iam::123456789012:user/bob".into(),
+            account: "123456789012".into(),
+            kind: PrincipalKind::User,
+        };
+        evaluate(
+            &Policies {
+                identity: &[&p],
+                ..Default::default()
+            },
+            &Request {
+                principal: &principal,
+                action,
+                resource: "arn:aws:ecr:us-east-1:123456789012:repository/app",
+                context: &Context::new(),
+            },
+        )
+        .decision
+    }
+
+    #[test]
+    fn every_document_is_a_valid_identity_policy_under_its_arn() {
+        for p in AWS_MANAGED {
+            Policy::parse(p.document, Kind::Identity).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            assert_eq!(aws_managed(&p.arn()), Some(p));
+        }
+        assert_eq!(
+            aws_managed("arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")
+                .map(|p| p.name),
+            Some("AmazonECSTaskExecutionRolePolicy")
+        );
+        assert!(aws_managed("arn:aws:iam::aws:policy/AmazonECSTaskExecutionRolePolicy").is_none());
+    }
+
+    #[test]
+    fn the_registry_policies_read_push_and_administer_as_named() {
+        let doc = |name: &str| {
+            AWS_MANAGED
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap()
+                .document
+        };
+        let (read, push, full) = (
+            doc("AmazonEC2ContainerRegistryReadOnly"),
+            doc("AmazonEC2ContainerRegistryPowerUser"),
+            doc("AmazonEC2ContainerRegistryFullAccess"),
+        );
+        assert_eq!(decide(read, "ecr:BatchGetImage"), Decision::Allowed);
+        assert_eq!(decide(read, "ecr:PutImage"), Decision::ImplicitDeny);
+        assert_eq!(decide(push, "ecr:PutImage"), Decision::Allowed);
+        assert_eq!(decide(push, "ecr:DeleteRepository"), Decision::ImplicitDeny);
+        assert_eq!(
+            decide(push, "ecr:SetRepositoryPolicy"),
+            Decision::ImplicitDeny
+        );
+        assert_eq!(decide(full, "ecr:DeleteRepository"), Decision::Allowed);
+        assert_eq!(decide(full, "ecs:RunTask"), Decision::ImplicitDeny);
+        let exec = doc("AmazonECSTaskExecutionRolePolicy");
+        assert_eq!(
+            decide(exec, "ecr:GetDownloadUrlForLayer"),
+            Decision::Allowed
+        );
+        assert_eq!(decide(exec, "ecr:PutImage"), Decision::ImplicitDeny);
+    }
+}
