@@ -4,8 +4,8 @@
 //! * `uploads/<upload id>.tail` — an upload's bytes after its last full part.
 //!
 //! An upload writes parts of [`PART_SIZE`] bytes into one S3 multipart upload (created with
-//! the first full part) whose id and part tags travel in [`Staged`], so any server can
-//! continue it; what does not fill a part waits in the tail object. Finishing adds the tail as
+//! the first full part; up to [`PARTS_IN_FLIGHT`] parts sent while the body goes on arriving)
+//! whose id and part tags travel in [`Staged`], so any server can continue it; what does not fill a part waits in the tail object. Finishing adds the tail as
 //! the last part and completes the multipart upload into `blobs/<id>` (or, for uploads smaller
 //! than a part, writes the tail's bytes there with `If-None-Match: *`).
 //!
@@ -31,6 +31,20 @@ use std::time::Duration;
 
 /// Size of each multipart part but the last (S3 requires at least 5 MiB).
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Parts of one upload sent to S3 at once (each a task; [`PART_SIZE`] bytes of memory each).
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// The tag of a part once S3 has it.
+async fn sent(
+    part: tokio::task::JoinHandle<object_store::Result<PartId>>,
+) -> Result<String, BlobError> {
+    let tag = part
+        .await
+        .map_err(|e| BlobError::Unavailable(format!("a part upload failed: {e}")))?
+        .map_err(unavailable)?;
+    Ok(tag.content_id)
+}
 
 /// Blobs in an S3 bucket.
 pub struct S3Blobs {
@@ -202,6 +216,9 @@ impl BlobStore for S3Blobs {
         let mut buf = BytesMut::from(&self.tail(id, staged).await?[..]);
         let mut hash = self.hashes.take(id, staged.size);
         let object = self.object_key(id);
+        // Parts on their way to S3 while the body goes on arriving, oldest first.
+        let mut sending: std::collections::VecDeque<tokio::task::JoinHandle<_>> =
+            Default::default();
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             if let Some(h) = &mut hash {
@@ -223,18 +240,24 @@ impl BlobStore for S3Blobs {
                         m
                     }
                 };
-                let tag = self
-                    .s3
-                    .put_part(
-                        &object,
-                        &multipart,
-                        next.parts.len(),
-                        PutPayload::from(part),
-                    )
-                    .await
-                    .map_err(unavailable)?;
-                next.parts.push(tag.content_id);
+                let (s3, object, index) = (
+                    self.s3.clone(),
+                    object.clone(),
+                    next.parts.len() + sending.len(),
+                );
+                sending.push_back(tokio::spawn(async move {
+                    s3.put_part(&object, &multipart, index, PutPayload::from(part))
+                        .await
+                }));
+                if sending.len() >= PARTS_IN_FLIGHT
+                    && let Some(oldest) = sending.pop_front()
+                {
+                    next.parts.push(sent(oldest).await?);
+                }
             }
+        }
+        while let Some(part) = sending.pop_front() {
+            next.parts.push(sent(part).await?);
         }
         if next.size != staged.size && !buf.is_empty() {
             self.s3

@@ -6,8 +6,9 @@
 //! Measures, for each Berth:
 //! * pushing 32 layers of 8 MiB (monolithic POST + PUT) at concurrency 4: MB/s;
 //! * pulling them back at concurrency 4: MB/s;
-//! * one 256 MiB blob GET in a single stream (curl): MB/s — and the same object's GET from
-//!   SeaweedFS directly.
+//! * one 256 MiB blob pushed in one PUT: MB/s;
+//! * its GET in a single stream (curl): MB/s — and the same object's GET from SeaweedFS
+//!   directly.
 //!
 //! Usage: blobs_bench BERTH_BIN (with `BERTH_TEST_WEED` naming SeaweedFS's `weed`)
 
@@ -157,10 +158,15 @@ fn main() {
     let file = dir.path().join("big");
     std::fs::write(&file, &big).unwrap();
     curl_put(&format!("{s3}/berth-test/direct-big"), &file);
-    let d = rt.block_on(async {
+    let mb = BIG_BYTES as f64 / 1e6;
+    let (d, big_s3_push, big_fs_push) = rt.block_on(async {
         let client = reqwest::Client::new();
+        let started = Instant::now();
         push(&client, on_s3.port, &s3_auth, big.clone()).await;
-        push(&client, fs.port, &fs_auth, big).await
+        let on_s3 = mb / started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let d = push(&client, fs.port, &fs_auth, big).await;
+        (d, on_s3, mb / started.elapsed().as_secs_f64())
     });
     let blob_url = |port: u16| format!("http://127.0.0.1:{port}/v2/bench/blobs/{d}");
     let mut rows = Vec::new();
@@ -185,6 +191,10 @@ fn main() {
         "S3 / filesystem: push {:.2}x, pull {:.2}x",
         s3_push / fs_push,
         s3_pull / fs_pull
+    );
+    println!(
+        "256 MiB blob pushed in one PUT, MB/s: berth on S3 {big_s3_push:.0}, berth on filesystem {big_fs_push:.0}; S3 / filesystem: {:.2}x",
+        big_s3_push / big_fs_push
     );
     println!(
         "256 MiB blob GET (best of 3), MB/s: berth on S3 {via_s3:.0}, SeaweedFS direct {direct:.0}, berth on filesystem {via_fs:.0}; berth on S3 / direct: {:.2}x",
