@@ -67,6 +67,54 @@ fn save<T: Serialize>(
     crate::records::save(tx, kind, key, None, value, expected)
 }
 
+/// An ELB resource that carries tags, as its record holds it.
+enum Tagged {
+    LoadBalancer(LoadBalancer),
+    TargetGroup(TargetGroup),
+    Listener(Listener),
+    Rule(Rule),
+}
+
+impl Tagged {
+    /// The resource of `kind` in `rec`, with its generation.
+    fn load(
+        kind: Kind,
+        rec: Option<berth_store::Record>,
+    ) -> Result<Option<(Generation, Tagged)>, Error> {
+        fn typed<T: serde::de::DeserializeOwned>(
+            rec: Option<berth_store::Record>,
+            wrap: fn(T) -> Tagged,
+        ) -> Result<Option<(Generation, Tagged)>, Error> {
+            Ok(load::<T>(rec)?.map(|(g, v)| (g, wrap(v))))
+        }
+        match kind {
+            Kind::LoadBalancer => typed(rec, Tagged::LoadBalancer),
+            Kind::TargetGroup => typed(rec, Tagged::TargetGroup),
+            Kind::Listener => typed(rec, Tagged::Listener),
+            Kind::Rule => typed(rec, Tagged::Rule),
+            other => Err(Error::internal(format!("{other:?} records carry no tags"))),
+        }
+    }
+
+    fn tags_mut(&mut self) -> &mut Vec<Tag> {
+        match self {
+            Tagged::LoadBalancer(x) => &mut x.tags,
+            Tagged::TargetGroup(x) => &mut x.tags,
+            Tagged::Listener(x) => &mut x.tags,
+            Tagged::Rule(x) => &mut x.tags,
+        }
+    }
+
+    fn save(&self, tx: &mut Tx<'_>, key: &str, expected: Generation) -> Result<(), Error> {
+        match self {
+            Tagged::LoadBalancer(x) => save(tx, Kind::LoadBalancer, key, x, Some(expected)),
+            Tagged::TargetGroup(x) => save(tx, Kind::TargetGroup, key, x, Some(expected)),
+            Tagged::Listener(x) => save(tx, Kind::Listener, key, x, Some(expected)),
+            Tagged::Rule(x) => save(tx, Kind::Rule, key, x, Some(expected)),
+        }
+    }
+}
+
 /// Tag rules shared by every ELB resource.
 fn check_tags(tags: &[Tag]) -> Result<(), Error> {
     let mut keys: Vec<&str> = tags.iter().map(|t| t.key.as_str()).collect();
@@ -464,7 +512,7 @@ impl Elb {
         )))
     }
 
-    /// Changes the tags of the resource `arn` names (every ELB record keeps them as `tags`).
+    /// Changes the tags of the resource `arn` names.
     fn retag(
         &self,
         tx: &mut Tx<'_>,
@@ -472,12 +520,9 @@ impl Elb {
         change: impl Fn(&mut Vec<Tag>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let (kind, key, missing) = self.locate(arn)?;
-        let (g, mut doc) = load::<serde_json::Value>(tx.get(kind, &key)?)?.ok_or(missing)?;
-        let mut tags: Vec<Tag> =
-            serde_json::from_value(doc["tags"].take()).map_err(Error::internal)?;
-        change(&mut tags)?;
-        doc["tags"] = serde_json::to_value(tags).map_err(Error::internal)?;
-        save(tx, kind, &key, &doc, Some(g))
+        let (g, mut resource) = Tagged::load(kind, tx.get(kind, &key)?)?.ok_or(missing)?;
+        change(resource.tags_mut())?;
+        resource.save(tx, &key, g)
     }
 
     /// `AddTags`: to every resource named, all or nothing.
@@ -524,12 +569,11 @@ impl Elb {
         let mut out = Vec::new();
         for arn in arns {
             let (kind, key, missing) = self.locate(&arn)?;
-            let (_, doc) = self
+            let (_, mut resource) = self
                 .store
-                .read(|r| load::<serde_json::Value>(r.get(kind, &key)?))?
+                .read(|r| Tagged::load(kind, r.get(kind, &key)?))?
                 .ok_or(missing)?;
-            let tags: Vec<Tag> =
-                serde_json::from_value(doc["tags"].clone()).map_err(Error::internal)?;
+            let tags = std::mem::take(resource.tags_mut());
             out.push((arn, tags));
         }
         Ok(out)
