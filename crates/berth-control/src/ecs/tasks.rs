@@ -11,6 +11,7 @@ use super::capacity::{self, InstanceUsage, Listed, usage};
 use super::{Ecs, Failure, load, save, validate_tags};
 use crate::paging::{Page, PageRequest};
 use crate::placement::{self, Constraint, Strategy, TaskShape};
+use crate::records::create_new;
 use berth_store::{Kind, ListQuery, Tx};
 use berth_types::ecs::{
     ClusterName, ContainerInstance, Task, TaskContainer, TaskDefinition, TaskDefinitionStatus,
@@ -230,14 +231,12 @@ fn save_task(
     } else {
         "RUNNING"
     };
-    save(
-        tx,
-        Kind::Task,
-        &key(&t.cluster, &t.id),
-        Some(status),
-        t,
-        expected,
-    )
+    let k = key(&t.cluster, &t.id);
+    match expected {
+        // A new task's id is 128 random bits: its key is new by construction.
+        None => create_new(tx, Kind::Task, &k, Some(status), t),
+        Some(_) => save(tx, Kind::Task, &k, Some(status), t, expected),
+    }
 }
 
 impl Ecs {
