@@ -18,6 +18,10 @@ pub(crate) fn load<T: DeserializeOwned>(
         .transpose()
 }
 
+fn encode<T: Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(Error::internal)
+}
+
 /// Stores a domain value: insert when `expected` is `None`, else a conditional update.
 pub(crate) fn save<T: Serialize>(
     tx: &mut Tx<'_>,
@@ -27,7 +31,7 @@ pub(crate) fn save<T: Serialize>(
     value: &T,
     expected: Option<Generation>,
 ) -> Result<(), Error> {
-    let doc = serde_json::to_string(value).map_err(Error::internal)?;
+    let doc = encode(value)?;
     match expected {
         None => tx.insert(kind, key, status, &doc)?,
         Some(g) => tx.update(kind, key, g, status, &doc)?,
@@ -44,8 +48,7 @@ pub(crate) fn create_new<T: Serialize>(
     status: Option<&str>,
     value: &T,
 ) -> Result<(), Error> {
-    let doc = serde_json::to_string(value).map_err(Error::internal)?;
-    tx.insert_new(kind, key, status, &doc)?;
+    tx.insert_new(kind, key, status, &encode(value)?)?;
     Ok(())
 }
 

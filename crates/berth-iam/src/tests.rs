@@ -96,6 +96,33 @@ fn the_read_only_registry_policy_reads_and_never_writes() {
 }
 
 #[test]
+fn the_shipped_registry_policies_read_push_and_administer_as_named() {
+    let shipped = |name: &str| {
+        let p = AWS_MANAGED.iter().find(|p| p.name == name).unwrap();
+        identity(p.document)
+    };
+    let (bob, ctx, app) = (user("bob"), Context::new(), repo("app"));
+    let can = |p: &Policy, action: &str| decide(&[p], &bob, action, &app, &ctx);
+    let read = shipped("AmazonEC2ContainerRegistryReadOnly");
+    assert_eq!(read, identity(ECR_READ_ONLY));
+    assert_eq!(can(&read, "ecr:BatchGetImage"), Decision::Allowed);
+    assert_eq!(can(&read, "ecr:PutImage"), Decision::ImplicitDeny);
+    let push = shipped("AmazonEC2ContainerRegistryPowerUser");
+    assert_eq!(can(&push, "ecr:PutImage"), Decision::Allowed);
+    assert_eq!(can(&push, "ecr:DeleteRepository"), Decision::ImplicitDeny);
+    assert_eq!(
+        can(&push, "ecr:SetRepositoryPolicy"),
+        Decision::ImplicitDeny
+    );
+    let full = shipped("AmazonEC2ContainerRegistryFullAccess");
+    assert_eq!(can(&full, "ecr:DeleteRepository"), Decision::Allowed);
+    assert_eq!(can(&full, "ecs:RunTask"), Decision::ImplicitDeny);
+    let exec = shipped("AmazonECSTaskExecutionRolePolicy");
+    assert_eq!(can(&exec, "ecr:GetDownloadUrlForLayer"), Decision::Allowed);
+    assert_eq!(can(&exec, "ecr:PutImage"), Decision::ImplicitDeny);
+}
+
+#[test]
 fn an_explicit_deny_beats_every_allow_and_root_is_unrestricted() {
     let allow = identity(
         r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#,

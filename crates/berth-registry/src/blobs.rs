@@ -15,7 +15,7 @@
 
 use crate::{BlobLink, INLINE_MAX, Registry, b64, decode, encode, key};
 use berth_blob::{BlobError, ByteStream, Staged};
-use berth_store::{Kind, ListQuery, Tx};
+use berth_store::{Kind, Tx};
 use berth_types::oci::{Digest, RepositoryName};
 use berth_types::{Error, Generation, Timestamp};
 use bytes::Bytes;
@@ -417,15 +417,7 @@ impl Registry {
     /// migrate-store --blobs`); how many, and their bytes. Each copy is checked against its
     /// digest on the way in.
     pub async fn copy_blobs_to(&self, to: &berth_blob::Blobs) -> Result<(usize, u64), Error> {
-        let records = self.store.read(|r| {
-            r.list(
-                Kind::Blob,
-                &ListQuery {
-                    limit: usize::MAX >> 1,
-                    ..Default::default()
-                },
-            )
-        })?;
+        let records = self.store.read(|r| crate::list_all(r, Kind::Blob, ""))?;
         let (mut n, mut bytes) = (0, 0);
         for rec in records {
             let key = rec.key.clone();

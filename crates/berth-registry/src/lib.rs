@@ -29,7 +29,7 @@ pub use gc::{BlobCollector, GcStatus};
 pub use manifest::{MediaType, ParsedManifest};
 
 use berth_blob::Blobs;
-use berth_store::{Kind, ListQuery, Record, Store, Tx};
+use berth_store::{Kind, ListQuery, Read, Record, Store, Tx};
 use berth_types::oci::{Digest, RepositoryName, is_tag};
 use berth_types::{Error, Generation, Scope, Tag, Timestamp};
 use bytes::Bytes;
@@ -584,16 +584,7 @@ impl Registry {
     pub fn images_list(&self, repo: &str) -> Result<Vec<Image>, Error> {
         let name = self.require_repo(repo)?;
         let prefix = key(&name, "");
-        let rows = self.store.read(|r| {
-            r.list(
-                Kind::Image,
-                &ListQuery {
-                    prefix: &prefix,
-                    limit: usize::MAX >> 1,
-                    ..Default::default()
-                },
-            )
-        })?;
+        let rows = self.store.read(|r| list_all(r, Kind::Image, &prefix))?;
         rows.into_iter()
             .map(|r| decode(r).map(|(_, v)| v))
             .collect()
@@ -732,8 +723,9 @@ pub fn wildcard_match(pattern: &str, s: &str) -> bool {
     true
 }
 
-pub(crate) fn list_all(tx: &Tx<'_>, kind: Kind, prefix: &str) -> Result<Vec<Record>, Error> {
-    tx.list(
+/// Every record of `kind` whose key starts with `prefix`, inside a write job or from a reader.
+pub(crate) fn list_all(r: &impl Read, kind: Kind, prefix: &str) -> Result<Vec<Record>, Error> {
+    r.list(
         kind,
         &ListQuery {
             prefix,

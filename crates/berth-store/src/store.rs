@@ -709,16 +709,20 @@ fn storable(key: &str, texts: &[Option<&str>]) -> Result<(), Error> {
     Ok(())
 }
 
-/// A committed record, from the cache when it has it (and cached when read).
+/// A committed record, from `cache` when it has it (and cached when read); from the database
+/// alone without one.
 fn committed_get(
     conn: &dyn ReadConn,
-    cache: &Cache,
+    cache: Option<&Cache>,
     kind: Kind,
     stored: &str,
 ) -> Result<Option<Record>, Error> {
     if storable(stored, &[]).is_err() {
         return Ok(None);
     }
+    let Some(cache) = cache else {
+        return Ok(conn.get(kind, stored)?);
+    };
     let epoch = match cache.lookup(kind, stored) {
         Ok(hit) => return Ok(Some(hit)),
         Err(epoch) => epoch,
@@ -827,13 +831,16 @@ impl Tx<'_> {
 
     /// A record as this batch sees it: its own writes, else the committed record.
     fn current(&self, kind: Kind, stored: &str) -> Result<Option<Record>, Error> {
-        if let Some(e) = self.pending.get(kind, stored) {
-            return Ok(e.now.clone());
+        match self.pending.get(kind, stored) {
+            Some(e) => Ok(e.now.clone()),
+            None => self.committed(kind, stored),
         }
-        if *self.cleared {
-            return Ok(self.conn.get(kind, stored)?);
-        }
-        committed_get(self.conn, self.cache, kind, stored)
+    }
+
+    /// A record as the database holds it (the batch has not written it).
+    fn committed(&self, kind: Kind, stored: &str) -> Result<Option<Record>, Error> {
+        let cache = (!*self.cleared).then_some(self.cache);
+        committed_get(self.conn, cache, kind, stored)
     }
 
     pub fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
@@ -861,18 +868,18 @@ impl Tx<'_> {
         let stored = stored_key(&self.region, kind, key).into_owned();
         let (status, doc) = now.unzip();
         storable(&stored, &[status.flatten(), doc])?;
-        let current = match self.pending.get(kind, &stored) {
-            Some(e) => e.now.clone(),
-            None if new => None,
-            None => self.current(kind, &stored)?,
+        // What the record is now, and what the database holds.
+        let (now_at, in_database) = match self.pending.get(kind, &stored) {
+            Some(e) => (e.now.as_ref().map(|r| r.generation), e.stored),
+            None if new => (None, None),
+            None => {
+                let g = self.committed(kind, &stored)?.map(|r| r.generation);
+                (g, g)
+            }
         };
-        if current.as_ref().map(|r| r.generation) != expected {
+        if now_at != expected {
             return Err(Error::Conflict);
         }
-        let in_database = match self.pending.get(kind, &stored) {
-            Some(e) => e.stored,
-            None => expected,
-        };
         let generation = Generation(expected.map_or(1, |g| g.0 + 1));
         let record = now.map(|(status, doc)| Record {
             key: stored.clone(),
@@ -958,7 +965,7 @@ impl Reader<'_> {
     /// A point read, served from the cache when it can be.
     pub fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
         let stored = stored_key(self.region, kind, key);
-        Ok(committed_get(self.conn, self.cache, kind, &stored)?
+        Ok(committed_get(self.conn, Some(self.cache), kind, &stored)?
             .map(|r| region_key(self.region, kind, r)))
     }
 
@@ -966,13 +973,10 @@ impl Reader<'_> {
     /// committed a moment ago (for records several servers take turns updating).
     pub fn get_fresh(&self, kind: Kind, key: &str) -> Result<Option<Record>, Error> {
         let stored = stored_key(self.region, kind, key);
-        if storable(&stored, &[]).is_err() {
-            return Ok(None);
-        }
-        Ok(self
-            .conn
-            .get(kind, &stored)?
-            .map(|r| region_key(self.region, kind, r)))
+        Ok(
+            committed_get(self.conn, None, kind, &stored)?
+                .map(|r| region_key(self.region, kind, r)),
+        )
     }
 
     pub fn list(&self, kind: Kind, q: &ListQuery<'_>) -> Result<Vec<Record>, Error> {
