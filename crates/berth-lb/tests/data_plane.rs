@@ -255,7 +255,13 @@ async fn lb_routes_by_rules_and_balances_round_robin() {
         group("a", a.iter().map(|x| target(x.port, false)).collect()),
         group("b", vec![target(b.port, false)]),
     ];
-    let (_plane, port, _) = plane(rules, groups, 60).await;
+    let (_plane, port, seen) = plane(rules, groups, 60).await;
+    // Round robin runs over the healthy targets: count only once all four have been checked.
+    until("all targets healthy", || {
+        let seen = seen.lock().unwrap();
+        seen.len() >= 4 && seen.iter().all(|(_, h, _)| *h == Health::Healthy)
+    })
+    .await;
     for _ in 0..30 {
         let (status, body) = get(port, "/", "app.test").await;
         assert_eq!(status, 200);
