@@ -73,7 +73,10 @@ pub fn ecs_error(e: Error, request_id: &str) -> ApiError {
             ApiError::new("ClusterContainsServicesException", 400, e.to_string())
         }
         Error::ServiceNotFound => ApiError::new("ServiceNotFoundException", 400, e.to_string()),
-        Error::Elb { message, .. } => ApiError::new("InvalidParameterException", 400, message),
+        Error::Elb { message, .. } | Error::Iam { message, .. } => {
+            ApiError::new("InvalidParameterException", 400, message)
+        }
+        Error::AccessDenied(m) => ApiError::new("AccessDeniedException", 400, m),
         Error::ServiceNotActive => ApiError::new("ServiceNotActiveException", 400, e.to_string()),
         Error::Unavailable(m) => ApiError::new("ServiceUnavailable", 503, m),
         Error::Conflict | Error::Internal(_) => internal(&e, request_id, "ServerException"),
@@ -116,7 +119,9 @@ pub fn ecr_error(e: Error, request_id: &str) -> ApiError {
         | Error::ClusterContainsServices
         | Error::ServiceNotFound
         | Error::ServiceNotActive
-        | Error::Elb { .. } => ApiError::new("InvalidParameterException", 400, m),
+        | Error::Elb { .. }
+        | Error::Iam { .. } => ApiError::new("InvalidParameterException", 400, m),
+        Error::AccessDenied(_) => ApiError::new("AccessDeniedException", 400, m),
         Error::LimitExceeded(_) => ApiError::new("LimitExceededException", 400, m),
         Error::NotImplemented(_) => ApiError::new("NotImplemented", 501, m),
         Error::Unavailable(m) => ApiError::new("ServiceUnavailable", 503, m),
@@ -145,7 +150,9 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
         | Error::ClusterContainsServices
         | Error::ServiceNotFound
         | Error::ServiceNotActive
-        | Error::Elb { .. } => (400, "UNSUPPORTED", m),
+        | Error::Elb { .. }
+        | Error::Iam { .. } => (400, "UNSUPPORTED", m),
+        Error::AccessDenied(_) => (403, "DENIED", m),
         Error::ImageTagImmutable(_) => (400, "TAG_INVALID", m),
         Error::UploadNotFound => (404, "BLOB_UPLOAD_UNKNOWN", m),
         Error::UploadOutOfOrder(_) => (416, "BLOB_UPLOAD_INVALID", m),
@@ -171,6 +178,8 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
 pub fn query_error(e: Error, request_id: &str) -> ApiError {
     match e {
         Error::Elb { code, message } => ApiError::new(code.as_str(), 400, message),
+        Error::Iam { code, message } => ApiError::new(code.as_str(), code.status(), message),
+        Error::AccessDenied(m) => ApiError::new("AccessDenied", 403, m),
         Error::InvalidParameter(m) | Error::Client(m) => ApiError::new("ValidationError", 400, m),
         Error::ClusterNotFound | Error::ResourceNotFound(_) => {
             ApiError::new("ValidationError", 400, e.to_string())
@@ -227,6 +236,8 @@ pub fn auth_error(e: &AuthError, json: bool) -> ApiError {
         (AuthError::Incomplete(_), false) => ApiError::new("IncompleteSignature", 400, m),
         (AuthError::UnknownAccessKey, true) => ApiError::new("UnrecognizedClientException", 400, m),
         (AuthError::UnknownAccessKey, false) => ApiError::new("InvalidClientTokenId", 403, m),
+        (AuthError::ExpiredToken, true) => ApiError::new("ExpiredTokenException", 400, m),
+        (AuthError::ExpiredToken, false) => ApiError::new("ExpiredToken", 403, m),
         (AuthError::SignatureMismatch | AuthError::Rejected(_), true) => {
             ApiError::new("InvalidSignatureException", 400, m)
         }

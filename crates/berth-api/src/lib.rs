@@ -9,11 +9,13 @@
 //! Wire shapes stop here: nothing below this crate sees a camelCase member name.
 
 pub mod auth;
+pub mod authorize;
 mod compat;
 mod ecr;
 mod ecs;
 mod elbv2;
 pub mod errors;
+mod iam;
 mod operation;
 mod protocol;
 mod registry;
@@ -67,6 +69,16 @@ struct Inner {
     discovered: Arc<NewRegions>,
     /// Key of registry (ECR) authorization tokens and layer download URLs.
     token_key: [u8; 32],
+    /// Key of temporary credentials (STS sessions), derived from the token key.
+    sts_key: [u8; 32],
+    iam: berth_control::iam::Iam,
+    /// `enforce` or `audit` (log would-be denials, allow).
+    iam_mode: IamMode,
+    /// Added to the real clock for credential expiry (tests move it with
+    /// `POST /_berth/clock`, ephemeral servers only; SigV4's skew check keeps real time).
+    clock_offset_secs: std::sync::atomic::AtomicI64,
+    /// When this server last noted each access key's use (it writes at most every few minutes).
+    key_use_noted: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     tokens: auth::token::VerifiedTokens,
     /// The URL clients reach this server at (`http(s)://host:port`).
     endpoint: String,
@@ -113,6 +125,7 @@ pub struct ApiConfig {
     pub paging_key: [u8; 32],
     /// Key of registry (ECR) authorization tokens.
     pub token_key: [u8; 32],
+    pub iam_mode: IamMode,
     /// `host[:port]` in repository URIs and registry challenges.
     pub registry_host: String,
     /// The URL clients reach this server at (`http(s)://host:port`), for URLs handed out.
@@ -130,15 +143,20 @@ impl ApiState {
     pub fn new(c: ApiConfig) -> Self {
         let state = ApiState {
             inner: Arc::new(Inner {
-                scope: c.scope,
+                scope: c.scope.clone(),
                 keys: c.keys,
-                store: c.store,
+                store: c.store.clone(),
                 blobs: c.blobs,
                 paging_key: c.paging_key,
                 registry_host: c.registry_host,
                 regions: Default::default(),
                 discovered: Default::default(),
                 token_key: c.token_key,
+                sts_key: derived_key(&c.token_key, b"sts", ""),
+                iam: berth_control::iam::Iam::new(c.scope.account.clone(), c.store.clone()),
+                iam_mode: c.iam_mode,
+                clock_offset_secs: Default::default(),
+                key_use_noted: Default::default(),
                 tokens: Default::default(),
                 endpoint: c.endpoint,
                 reset_enabled: c.reset_enabled,
@@ -243,6 +261,63 @@ impl ApiState {
         &self.inner.token_key
     }
 
+    /// The key of temporary credentials.
+    pub(crate) fn sts_key(&self) -> &[u8; 32] {
+        &self.inner.sts_key
+    }
+
+    /// The account's IAM.
+    pub fn iam(&self) -> &berth_control::iam::Iam {
+        &self.inner.iam
+    }
+
+    pub fn iam_mode(&self) -> IamMode {
+        self.inner.iam_mode
+    }
+
+    /// Now, Unix seconds, on the clock credentials expire by.
+    pub fn now(&self) -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+            + self
+                .inner
+                .clock_offset_secs
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves the credentials' clock forward (ephemeral servers' `POST /_berth/clock`).
+    pub(crate) fn advance_clock(&self, secs: i64) {
+        self.inner
+            .clock_offset_secs
+            .fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Records that a user's access key was used (`GetAccessKeyLastUsed`), at most every
+    /// five minutes per key and server, in the background.
+    pub(crate) fn note_key_used(&self, akid: &str, _user: &str, service: &str, region: &str) {
+        let now = self.now();
+        {
+            let mut noted = self.inner.key_use_noted.lock().expect("key use");
+            if noted.get(akid).is_some_and(|t| now - t < 300) {
+                return;
+            }
+            if noted.len() >= 10_000 {
+                noted.clear();
+            }
+            noted.insert(akid.to_string(), now);
+        }
+        let (iam, akid, service, region) = (
+            self.inner.iam.clone(),
+            akid.to_string(),
+            service.to_string(),
+            region.to_string(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = iam.note_key_used(&akid, &service, &region).await {
+                tracing::debug!(error = %e, "could not note an access key's use");
+            }
+        });
+    }
+
     /// The background tasks.
     pub fn background(&self) -> &Arc<berth_control::background::Driver> {
         &self.inner.background
@@ -267,11 +342,27 @@ impl ApiState {
 
 /// A region's own key, derived from a server-wide one.
 fn region_key(key: &[u8; 32], region: &str) -> [u8; 32] {
+    derived_key(key, b"region", region)
+}
+
+/// A key for one use (`label`, `name`), derived from a server-wide one.
+fn derived_key(key: &[u8; 32], label: &[u8], name: &str) -> [u8; 32] {
     use hmac::Mac;
     let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
-    m.update(b"region\0");
-    m.update(region.as_bytes());
+    m.update(label);
+    m.update(b"\0");
+    m.update(name.as_bytes());
     m.finalize().into_bytes().into()
+}
+
+/// What IAM does with a request its policies do not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IamMode {
+    /// Refuse it (the default).
+    #[default]
+    Enforce,
+    /// Log the denial, let the request through.
+    Audit,
 }
 
 /// The host part of `host[:port]` (load balancers' DNS name: a name that resolves here).
@@ -304,5 +395,6 @@ pub fn root_principal(scope: &Scope, keys: &Keys) -> Principal {
         region: scope.region.clone(),
         arn: scope.root_arn(),
         access_key_id: keys.root_access_key_id().to_string(),
+        caller: berth_types::Caller::Root,
     }
 }

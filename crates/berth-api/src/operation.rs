@@ -61,6 +61,9 @@ pub enum Resource {
     Repository(&'static str),
     /// The ARN(s) in the member (ELBv2 resources, tagging operations).
     Arns(&'static str),
+    /// The IAM entity (`user`, `group`, `role`) named in the member
+    /// (`arn:aws:iam::<account>:<kind>/<name>`); `*` when absent.
+    Iam(&'static str, &'static str),
 }
 
 /// What is known of one operation.
@@ -210,6 +213,10 @@ impl Resource {
                 .into_iter()
                 .map(|r| place.arn("ecr", &format!("repository/{r}")))
                 .collect(),
+            Resource::Iam(kind, m) => match input.get(m).and_then(Value::as_str) {
+                Some(name) => vec![format!("arn:aws:iam::{}:{kind}/{name}", place.account)],
+                None => vec!["*".into()],
+            },
             Resource::Arns(m) => {
                 let list = strings(input, m);
                 if list.is_empty() {

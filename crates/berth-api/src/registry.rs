@@ -101,14 +101,7 @@ fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Principal, Fail
     if user != "AWS" {
         return Err(unauthorized("the user name must be AWS"));
     }
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    match state.inner.tokens.verify(
-        &state.inner.token_key,
-        state.scope(),
-        &state.inner.keys,
-        password,
-        now,
-    ) {
+    match state.inner.tokens.verify(state, password, state.now()) {
         Ok(p) => Ok(p),
         Err(TokenError::Expired) => Err(error_response(
             403,
@@ -175,9 +168,7 @@ pub async fn handle(state: &ApiState, parts: Parts, body: Body) -> Response<Body
         Err(f) => return *f.0,
     };
     // The region the caller's token was issued in: its repositories are the ones addressed.
-    // (Authorization per repository arrives with IAM; the caller is known.)
     let region = state.region(&principal.region);
-    let state = &*region;
     let Some(route) = parse_route(parts.uri.path()) else {
         return *error_response(404, "NAME_UNKNOWN", "no such registry endpoint", None).0;
     };
@@ -197,6 +188,10 @@ pub async fn handle(state: &ApiState, parts: Parts, body: Body) -> Response<Body
     }
     let query = parts.uri.query();
     let m = &parts.method;
+    if let Err(f) = authorize_route(state, &region, &principal, &parts, &route) {
+        return *f.0;
+    }
+    let state = &*region;
     let result = match route {
         Route::Ping if *m == Method::GET || *m == Method::HEAD => Ok(json_ok(&json!({}))),
         Route::Catalog if *m == Method::GET => catalog(state, query),
@@ -235,6 +230,65 @@ pub async fn handle(state: &ApiState, parts: Parts, body: Body) -> Response<Body
 }
 
 type Reply = Result<Response<Body>, Fail>;
+
+/// The ECR actions a registry request needs (pull = `BatchGetImage` for manifests,
+/// `GetDownloadUrlForLayer` for blobs; push = `BatchCheckLayerAvailability`, the layer upload
+/// actions and `PutImage`; tag listing = `ListImages`), each on its repository, decided with
+/// the repository's policy: 403 `DENIED` otherwise.
+fn authorize_route(
+    state: &ApiState,
+    region: &Regional,
+    principal: &Principal,
+    parts: &Parts,
+    route: &Route<'_>,
+) -> Result<(), Fail> {
+    if principal.is_root() {
+        return Ok(());
+    }
+    let m = &parts.method;
+    let read = *m == Method::GET || *m == Method::HEAD;
+    let (name, action) = match *route {
+        Route::Ping => return Ok(()),
+        Route::Catalog => ("*", "ecr:DescribeRepositories"),
+        Route::Tags(n) => (n, "ecr:ListImages"),
+        Route::Manifest(n, _) | Route::Referrers(n, _) if read => (n, "ecr:BatchGetImage"),
+        Route::Manifest(n, _) if *m == Method::DELETE => (n, "ecr:BatchDeleteImage"),
+        Route::Manifest(n, _) => (n, "ecr:PutImage"),
+        Route::Blob(n, _) if *m == Method::HEAD => (n, "ecr:BatchCheckLayerAvailability"),
+        Route::Blob(n, _) if read => (n, "ecr:GetDownloadUrlForLayer"),
+        Route::Blob(n, _) => (n, "ecr:BatchDeleteImage"),
+        Route::Uploads(n) => (n, "ecr:InitiateLayerUpload"),
+        Route::Upload(n, _) if *m == Method::PUT => (n, "ecr:CompleteLayerUpload"),
+        Route::Upload(n, _) => (n, "ecr:UploadLayerPart"),
+        Route::Referrers(n, _) => (n, "ecr:BatchGetImage"),
+    };
+    let origin = crate::authorize::Origin::of(&parts.extensions);
+    let check = |repo: &str, action: &str| {
+        let resource = region.scope.arn("ecr", &format!("repository/{repo}"));
+        let policy = region
+            .registry
+            .repository_get(repo)
+            .ok()
+            .and_then(|r| r.policy)
+            .and_then(|t| state.iam().compiled(&t, berth_iam::Kind::Resource).ok());
+        let ask = crate::authorize::Ask {
+            action,
+            resources: &[resource],
+            resource_policy: policy.as_deref(),
+            resource_must_allow: false,
+            extra: &[],
+        };
+        crate::authorize::authorize(state, principal, &origin, &ask)
+            .map_err(|e| error_response(403, "DENIED", &e.to_string(), None))
+    };
+    check(name, action)?;
+    if let Route::Uploads(_) = route
+        && let Some(from) = query_param(parts.uri.query(), "from")
+    {
+        check(&from, "ecr:GetDownloadUrlForLayer")?;
+    }
+    Ok(())
+}
 
 fn json_ok(v: &Value) -> Response<Body> {
     builder(StatusCode::OK)

@@ -4,13 +4,15 @@
 //! The support tables here are the single list of what Berth implements; the compatibility
 //! page is generated from them and the models (`compatibility_table`).
 
+use crate::authorize::{Ask, Origin, authorize};
 use crate::ecr::EcrOp;
 use crate::ecs::EcsOp;
 use crate::elbv2::ElbOp;
 use crate::errors::{self, ApiError};
+use crate::iam::IamOp;
 pub use crate::operation::{Info, Support};
 use crate::protocol::{self, Proto};
-use crate::{ApiState, MAX_BODY, Regional, auth, ecr, ecs, elbv2, registry, sts};
+use crate::{ApiState, MAX_BODY, Regional, auth, ecr, ecs, elbv2, iam, registry, sts};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use berth_aws::sigv4::{self, Request as SigRequest};
@@ -20,7 +22,6 @@ use berth_node_api::{agent, lb};
 use berth_types::Principal;
 use serde_json::Value;
 use std::sync::Arc;
-use time::OffsetDateTime;
 
 /// What one AWS API call is for: its operation, typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,7 @@ pub enum Op {
     Ecr(EcrOp),
     Elb(ElbOp),
     Sts(StsOp),
+    Iam(IamOp),
 }
 
 impl Op {
@@ -39,10 +41,8 @@ impl Op {
             Service::Ecr => EcrOp::parse(name).map(Op::Ecr),
             Service::Elbv2 => ElbOp::parse(name).map(Op::Elb),
             Service::Sts => StsOp::parse(name).map(Op::Sts),
-            Service::ApplicationAutoScaling
-            | Service::CloudWatch
-            | Service::Logs
-            | Service::Iam => None,
+            Service::Iam => IamOp::parse(name).map(Op::Iam),
+            Service::ApplicationAutoScaling | Service::CloudWatch | Service::Logs => None,
         }
     }
 
@@ -52,6 +52,7 @@ impl Op {
             Op::Ecr(o) => o.info(),
             Op::Elb(o) => o.info(),
             Op::Sts(o) => o.info(),
+            Op::Iam(o) => o.info(),
         }
     }
 }
@@ -60,15 +61,21 @@ crate::operation::operations! {
     /// The STS operations Berth implements (awsQuery).
     pub enum StsOp ("sts") {
         GetCallerIdentity => Read, Any, Implemented;
+        AssumeRole => Write, Arns("RoleArn"),
+            Partial("no session tags, ExternalId checks only through conditions, no MFA");
+        GetSessionToken => Read, Any, Partial("no MFA");
     }
 }
 
 /// What a handler gets: the server, the region the request was signed for, the verified
-/// caller, the request's size.
+/// caller (and its session token, if it signed with temporary credentials), where the
+/// request came from, the request's size.
 pub struct Cx<'a> {
     pub state: &'a ApiState,
     pub region: Arc<Regional>,
     pub principal: &'a Principal,
+    pub session_token: Option<&'a str>,
+    pub origin: Origin,
     pub body_len: usize,
 }
 
@@ -156,12 +163,27 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
     if path == "/metrics" || path == OPS_STATUS || path.starts_with(OPS_ACTIVATE) {
         return operator_call(state, &parts, &sig, &request_id).await;
     }
-    if path == "/_berth/reset" {
-        return if state.inner.reset_enabled && parts.method == Method::POST {
-            reset(state, &sig, &request_id).await
-        } else {
-            text(StatusCode::NOT_FOUND, "not found\n")
-        };
+    if path == "/_berth/reset" || path == CLOCK {
+        if !state.inner.reset_enabled || parts.method != Method::POST {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        }
+        if let Err(denied) = root_only(state, &sig, &request_id) {
+            return denied;
+        }
+        if path == CLOCK {
+            let secs = query::parse_form(parts.uri.query().unwrap_or("").as_bytes())
+                .get("advance")
+                .and_then(|s| s.parse::<i64>().ok())
+                .filter(|s| *s >= 0);
+            return match secs {
+                Some(s) => {
+                    state.advance_clock(s);
+                    text(StatusCode::OK, "advanced\n")
+                }
+                None => text(StatusCode::BAD_REQUEST, "advance=<seconds> is required\n"),
+            };
+        }
+        return reset(state, &request_id).await;
     }
     match aws_call(state, &parts, &body, &sig, claim, &request_id).await {
         Ok(r) | Err(r) => r,
@@ -181,17 +203,9 @@ async fn aws_call(
     let (proto, operation, input) =
         identify(parts, body, sig).map_err(|(p, e)| protocol::error(p, e, request_id))?;
     let service = proto.service().expect("known service");
+    let session_token = claim.as_ref().ok().and_then(|c| c.security_token.clone());
     let principal = claim
-        .and_then(|claim| {
-            auth::authenticate(
-                state.scope(),
-                &state.inner.keys,
-                sig,
-                &claim,
-                service.signing_name(),
-                OffsetDateTime::now_utc(),
-            )
-        })
+        .and_then(|claim| auth::authenticate(state, sig, &claim, service.signing_name()))
         .map_err(|e| {
             tracing::debug!(request_id, error = %e, "authentication failed");
             protocol::error(proto, errors::auth_error(&e, proto.is_json()), request_id)
@@ -203,24 +217,151 @@ async fn aws_call(
         state,
         region: state.region(&principal.region),
         principal: &principal,
+        session_token: session_token.as_deref(),
+        origin: Origin::of(&parts.extensions),
         body_len: body.len(),
     };
-    let result = match op {
-        Op::Ecs(op) => ecs::dispatch(&cx, op, value)
-            .await
-            .map_err(|e| errors::ecs_error(e, request_id)),
-        Op::Sts(op) => sts::dispatch(&cx, op).map_err(|e| errors::query_error(e, request_id)),
-        Op::Ecr(op) => ecr::dispatch(&cx, op, value)
-            .await
-            .map_err(|e| errors::ecr_error(e, request_id)),
-        Op::Elb(op) => elbv2::dispatch(&cx, op, value)
-            .await
-            .map_err(|e| errors::query_error(e, request_id)),
+    let error = |e: berth_types::Error| match op {
+        Op::Ecs(_) => errors::ecs_error(e, request_id),
+        Op::Ecr(_) => errors::ecr_error(e, request_id),
+        Op::Elb(_) | Op::Sts(_) | Op::Iam(_) => errors::query_error(e, request_id),
     };
+    enforce(&cx, op, &value).map_err(|e| protocol::error(proto, error(e), request_id))?;
+    let result = match op {
+        Op::Ecs(op) => ecs::dispatch(&cx, op, value).await,
+        Op::Sts(op) => sts::dispatch(&cx, op, value).await,
+        Op::Ecr(op) => ecr::dispatch(&cx, op, value).await,
+        Op::Elb(op) => elbv2::dispatch(&cx, op, value).await,
+        Op::Iam(op) => iam::dispatch(&cx, op, value).await,
+    }
+    .map_err(error);
     Ok(match result {
         Ok(output) => protocol::success(proto, &operation, output, request_id),
         Err(e) => protocol::error(proto, e, request_id),
     })
+}
+
+/// Step 5: may the caller do it? The operation's action on each resource its input names,
+/// with the resource's own policy where it has one (an ECR repository's; a role's trust policy
+/// for `sts:AssumeRole`), and `iam:PassRole` on the roles an ECS call hands to tasks.
+fn enforce(cx: &Cx<'_>, op: Op, input: &Value) -> Result<(), berth_types::Error> {
+    let p = cx.principal;
+    if p.is_root() || op == Op::Sts(StsOp::GetCallerIdentity) {
+        return Ok(());
+    }
+    let info = op.info();
+    let place = crate::operation::Place {
+        account: p.account.as_str(),
+        region: p.region.as_str(),
+    };
+    let resources = info.resource.arns(input, &place);
+    let mut resource_policy = None;
+    let mut must_allow = false;
+    match (op, info.resource) {
+        (Op::Ecr(_), crate::operation::Resource::Repository(member)) => {
+            if let Some(name) = input.get(member).and_then(Value::as_str)
+                && let Ok(repo) = cx.region.registry.repository_get(name)
+                && let Some(text) = repo.policy
+            {
+                resource_policy = cx
+                    .state
+                    .iam()
+                    .compiled(&text, berth_iam::Kind::Resource)
+                    .ok();
+            }
+        }
+        (Op::Sts(StsOp::AssumeRole), _) => {
+            must_allow = true;
+            let arn = input.get("RoleArn").and_then(Value::as_str).unwrap_or("");
+            let name = arn.rsplit('/').next().unwrap_or("");
+            if let Ok(role) = cx.state.iam().role(name) {
+                resource_policy = cx
+                    .state
+                    .iam()
+                    .compiled(&role.trust, berth_iam::Kind::Trust)
+                    .ok();
+            }
+        }
+        _ => {}
+    }
+    let mut extra = Vec::new();
+    if let Some(tags) = request_tags(input) {
+        extra.push((
+            "aws:TagKeys".to_string(),
+            tags.iter().map(|t| t.0.clone()).collect(),
+        ));
+        for (k, v) in tags {
+            extra.push((format!("aws:RequestTag/{k}"), vec![v]));
+        }
+    }
+    if let Op::Ecs(_) = op {
+        let cluster: Vec<String> = resources
+            .iter()
+            .filter(|r| r.contains(":cluster/"))
+            .cloned()
+            .collect();
+        if !cluster.is_empty() {
+            extra.push(("ecs:cluster".to_string(), cluster));
+        }
+    }
+    let ask = Ask {
+        action: info.action,
+        resources: &resources,
+        resource_policy: resource_policy.as_deref(),
+        resource_must_allow: must_allow,
+        extra: &extra,
+    };
+    authorize(cx.state, p, &cx.origin, &ask)?;
+    if let Op::Ecs(_) = op {
+        let roles = passed_roles(input);
+        if !roles.is_empty() {
+            let ask = Ask {
+                action: "iam:PassRole",
+                resources: &roles,
+                resource_policy: None,
+                resource_must_allow: false,
+                extra: &[],
+            };
+            authorize(cx.state, p, &cx.origin, &ask)?;
+        }
+    }
+    Ok(())
+}
+
+/// The tags a request sets (`tags`/`Tags`, ECS/ECR `key`/`value`, ELB and IAM `Key`/`Value`).
+fn request_tags(input: &Value) -> Option<Vec<(String, String)>> {
+    let list = input
+        .get("tags")
+        .or_else(|| input.get("Tags"))
+        .and_then(Value::as_array)?;
+    Some(
+        list.iter()
+            .filter_map(|t| {
+                let k = t.get("key").or_else(|| t.get("Key"))?.as_str()?;
+                let v = t
+                    .get("value")
+                    .or_else(|| t.get("Value"))
+                    .and_then(Value::as_str);
+                Some((k.to_string(), v.unwrap_or("").to_string()))
+            })
+            .collect(),
+    )
+}
+
+/// The roles an ECS call hands to tasks: `taskRoleArn` and `executionRoleArn`, of a task
+/// definition or of a task's overrides.
+fn passed_roles(input: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for holder in [Some(input), input.get("overrides")].into_iter().flatten() {
+        for member in ["taskRoleArn", "executionRoleArn"] {
+            if let Some(arn) = holder.get(member).and_then(Value::as_str)
+                && !out.iter().any(|a| a == arn)
+            {
+                out.push(arn.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Step 1: the service, protocol and operation name, from the request alone.
@@ -389,17 +530,7 @@ fn node_auth(
     service: &str,
     request_id: &str,
 ) -> Result<Arc<Regional>, Response<Body>> {
-    sigv4::parse(sig)
-        .and_then(|claim| {
-            auth::authenticate(
-                state.scope(),
-                &state.inner.keys,
-                sig,
-                &claim,
-                service,
-                OffsetDateTime::now_utc(),
-            )
-        })
+    auth::authenticate_request(state, sig, Some(service))
         .map(|p| state.region(&p.region))
         .map_err(|e| {
             protocol::error(
@@ -528,24 +659,13 @@ async fn operator_call(
     sig: &SigRequest<'_>,
     request_id: &str,
 ) -> Response<Body> {
-    let principal = sigv4::parse(sig).and_then(|claim| {
-        let service = claim.service.clone();
-        auth::authenticate(
-            state.scope(),
-            &state.inner.keys,
-            sig,
-            &claim,
-            &service,
-            OffsetDateTime::now_utc(),
-        )
-    });
-    let principal = match principal {
+    let principal = match auth::authenticate_request(state, sig, None) {
         Ok(p) => p,
         Err(e) => {
             return protocol::error(Proto::UnknownJson, errors::auth_error(&e, true), request_id);
         }
     };
-    if principal.arn != state.scope().root_arn() {
+    if !principal.is_root() {
         let e = ApiError::new(
             "AccessDeniedException",
             403,
@@ -646,29 +766,48 @@ fn status_json(s: &berth_control::background::Status) -> Value {
     })
 }
 
-/// `POST /_berth/reset` (ephemeral servers only): signed by a known key, empties all state.
-async fn reset(state: &ApiState, sig: &SigRequest<'_>, request_id: &str) -> Response<Body> {
+/// `POST /_berth/clock?advance=<seconds>` (ephemeral servers only, root only): moves the clock
+/// credentials expire by forward — the tests' injected clock.
+pub const CLOCK: &str = "/_berth/clock";
+
+/// Lets only the account's root through: the error response otherwise.
+#[allow(clippy::result_large_err)]
+fn root_only(
+    state: &ApiState,
+    sig: &SigRequest<'_>,
+    request_id: &str,
+) -> Result<(), Response<Body>> {
     let proto = Proto::UnknownJson;
-    let principal: Result<Principal, _> = sigv4::parse(sig).and_then(|claim| {
-        let service = claim.service.clone();
-        auth::authenticate(
-            state.scope(),
-            &state.inner.keys,
-            sig,
-            &claim,
-            &service,
-            OffsetDateTime::now_utc(),
-        )
-    });
-    if let Err(e) = principal {
-        return protocol::error(proto, errors::auth_error(&e, true), request_id);
+    match auth::authenticate_request(state, sig, None) {
+        Ok(p) if p.is_root() => Ok(()),
+        Ok(p) => {
+            let e = ApiError::new(
+                "AccessDeniedException",
+                403,
+                format!("{} may not use the server's test endpoints", p.arn),
+            );
+            Err(protocol::error(proto, e, request_id))
+        }
+        Err(e) => Err(protocol::error(
+            proto,
+            errors::auth_error(&e, true),
+            request_id,
+        )),
     }
+}
+
+/// `POST /_berth/reset` (ephemeral servers only, root only): empties all state.
+async fn reset(state: &ApiState, request_id: &str) -> Response<Body> {
     match state.inner.store.write(|tx| tx.delete_all()).await {
         Ok(()) => {
             tracing::info!("state reset by POST /_berth/reset");
             text(StatusCode::OK, "reset\n")
         }
-        Err(e) => protocol::error(proto, errors::ecs_error(e, request_id), request_id),
+        Err(e) => protocol::error(
+            Proto::UnknownJson,
+            errors::ecs_error(e, request_id),
+            request_id,
+        ),
     }
 }
 
@@ -688,6 +827,7 @@ mod tests {
             .chain(EcrOp::ALL.iter().map(|o| (Service::Ecr, Op::Ecr(*o))))
             .chain(ElbOp::ALL.iter().map(|o| (Service::Elbv2, Op::Elb(*o))))
             .chain(StsOp::ALL.iter().map(|o| (Service::Sts, Op::Sts(*o))))
+            .chain(IamOp::ALL.iter().map(|o| (Service::Iam, Op::Iam(*o))))
             .collect();
         for (service, op) in all {
             let info = op.info();
@@ -756,8 +896,19 @@ mod tests {
                 Some("sts:GetCallerIdentity"),
                 Some(Access::Read),
             ),
-            (Service::Sts, "AssumeRole", None, None),
-            (Service::Iam, "CreateUser", None, None),
+            (
+                Service::Sts,
+                "AssumeRole",
+                Some("sts:AssumeRole"),
+                Some(Access::Write),
+            ),
+            (
+                Service::Iam,
+                "CreateUser",
+                Some("iam:CreateUser"),
+                Some(Access::Write),
+            ),
+            (Service::Iam, "CreateSAMLProvider", None, None),
         ];
         for (service, name, action, access) in cases {
             let info = Op::parse(*service, name).map(Op::info);

@@ -1,17 +1,168 @@
-//! STS: `GetCallerIdentity` (the first query-protocol operation; `aws sts get-caller-identity`
-//! is how users check their profile).
+//! STS: who am I (`GetCallerIdentity`, no permission needed), and temporary credentials —
+//! `AssumeRole` (the trust policy was checked by enforcement) and `GetSessionToken`.
 
+use crate::auth::session::{self, Who};
 use crate::route::{Cx, StsOp};
-use berth_types::Error;
+use berth_types::{Caller, Error, IamCode};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
+fn validation(m: impl Into<String>) -> Error {
+    Error::iam(IamCode::ValidationError, m)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AssumeRoleIn {
+    role_arn: String,
+    role_session_name: String,
+    duration_seconds: Option<i64>,
+    policy: Option<String>,
+    #[serde(default)]
+    policy_arns: Vec<ArnIn>,
+}
+
+#[derive(Deserialize)]
+struct ArnIn {
+    arn: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SessionTokenIn {
+    duration_seconds: Option<i64>,
+}
+
+fn credentials(key: &[u8; 32], who: Who, expires: i64) -> Value {
+    let (akid, secret, token) = session::issue(key, who, expires);
+    json!({
+        "AccessKeyId": akid,
+        "SecretAccessKey": secret,
+        "SessionToken": token,
+        "Expiration": expires,
+    })
+}
+
 /// Runs one STS operation.
-pub fn dispatch(cx: &Cx<'_>, op: StsOp) -> Result<Value, Error> {
+pub async fn dispatch(cx: &Cx<'_>, op: StsOp, v: Value) -> Result<Value, Error> {
+    let p = cx.principal;
+    let now = cx.state.now();
     match op {
         StsOp::GetCallerIdentity => Ok(json!({
-            "Account": cx.principal.account.as_str(),
-            "Arn": cx.principal.arn,
-            "UserId": cx.principal.account.as_str(),
+            "Account": p.account.as_str(),
+            "Arn": p.arn,
+            "UserId": p.user_id(),
         })),
+        StsOp::AssumeRole => {
+            let i: AssumeRoleIn =
+                serde_json::from_value(v).map_err(|e| validation(format!("Invalid input: {e}")))?;
+            if p.is_root() {
+                return Err(Error::AccessDenied(
+                    "Roles may not be assumed by root accounts.".into(),
+                ));
+            }
+            let name_ok = (2..=64).contains(&i.role_session_name.len())
+                && i.role_session_name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+            if !name_ok {
+                return Err(validation(format!(
+                    "1 validation error detected: Value '{}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*",
+                    i.role_session_name
+                )));
+            }
+            let iam = cx.state.iam();
+            let role_name = i.role_arn.rsplit('/').next().unwrap_or("");
+            let role = iam
+                .role(role_name)
+                .ok()
+                .filter(|r| iam.arn("role", &r.path, &r.name) == i.role_arn)
+                .ok_or_else(|| {
+                    Error::AccessDenied(format!(
+                        "User: {} is not authorized to perform: sts:AssumeRole on resource: {}",
+                        p.arn, i.role_arn
+                    ))
+                })?;
+            let chained = matches!(p.caller, Caller::Role { .. });
+            let max = if chained {
+                3600
+            } else {
+                i64::from(role.max_session)
+            };
+            let duration = i.duration_seconds.unwrap_or(3600.min(max));
+            if duration < 900 {
+                return Err(validation(format!(
+                    "1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900"
+                )));
+            }
+            if duration > max {
+                return Err(validation(if chained {
+                    "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.".to_string()
+                } else {
+                    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+                        .to_string()
+                }));
+            }
+            let mut packed = 0;
+            if let Some(text) = &i.policy {
+                berth_iam::Policy::parse(text, berth_iam::Kind::Identity)
+                    .map_err(|m| Error::iam(IamCode::MalformedPolicyDocument, m.0))?;
+                packed = text.chars().filter(|c| !c.is_whitespace()).count() * 100 / 2048;
+                if packed > 100 {
+                    return Err(Error::iam(
+                        IamCode::PackedPolicyTooLarge,
+                        format!(
+                            "Packed policy consumes {packed}% of allotted space, please use smaller policy for this request."
+                        ),
+                    ));
+                }
+            }
+            let policy_arns: Vec<String> =
+                i.policy_arns.into_iter().filter_map(|a| a.arn).collect();
+            for arn in &policy_arns {
+                if iam.default_document(arn)?.is_none() {
+                    return Err(validation(format!("Policy {arn} does not exist.")));
+                }
+            }
+            let session_name = i.role_session_name;
+            let arn = format!(
+                "arn:aws:sts::{}:assumed-role/{}/{session_name}",
+                p.account, role.name
+            );
+            let assumed_id = format!("{}:{session_name}", role.id);
+            let who = Who::Role {
+                name: role.name,
+                session: session_name,
+                policy: i.policy,
+                policy_arns,
+            };
+            Ok(json!({
+                "Credentials": credentials(cx.state.sts_key(), who, now + duration),
+                "AssumedRoleUser": {"AssumedRoleId": assumed_id, "Arn": arn},
+                "PackedPolicySize": packed,
+            }))
+        }
+        StsOp::GetSessionToken => {
+            let i: SessionTokenIn =
+                serde_json::from_value(v).map_err(|e| validation(format!("Invalid input: {e}")))?;
+            let (who, max) = match &p.caller {
+                Caller::User { name, .. } if cx.session_token.is_none() => {
+                    (Who::User { name: name.clone() }, 129_600)
+                }
+                Caller::Root => (Who::Root, 3600),
+                _ => {
+                    return Err(Error::AccessDenied(
+                        "Cannot call GetSessionToken with session credentials".into(),
+                    ));
+                }
+            };
+            let duration = i.duration_seconds.unwrap_or(43_200.min(max));
+            if !(900..=max).contains(&duration) {
+                return Err(validation(format!(
+                    "1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to {max}"
+                )));
+            }
+            Ok(json!({"Credentials": credentials(cx.state.sts_key(), who, now + duration)}))
+        }
     }
 }

@@ -26,6 +26,8 @@ pub enum AuthError {
     Incomplete(String),
     #[error("The security token included in the request is invalid.")]
     UnknownAccessKey,
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
     #[error(
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
     )]
@@ -63,6 +65,8 @@ pub struct Claim {
     /// `X-Amz-Expires` of a presigned URL.
     pub expires: Option<i64>,
     pub presigned: bool,
+    /// `X-Amz-Security-Token` (header or presigned query): temporary credentials' session.
+    pub security_token: Option<String>,
 }
 
 impl Claim {
@@ -129,6 +133,7 @@ pub fn parse(req: &Request<'_>) -> Result<Claim, AuthError> {
     let mut claim = claim_from_parts(&credential, &signed, &signature, amz_date)?;
     claim.expires = Some(expires);
     claim.presigned = true;
+    claim.security_token = get("X-Amz-Security-Token");
     Ok(claim)
 }
 
@@ -181,12 +186,17 @@ fn parse_header(auth: &str, headers: &http::HeaderMap) -> Result<Claim, AuthErro
             missing.join(" ")
         )));
     }
-    claim_from_parts(
+    let mut claim = claim_from_parts(
         credential.unwrap_or_default(),
         signed.unwrap_or_default(),
         signature.unwrap_or_default(),
         amz_date.unwrap_or_default().to_string(),
-    )
+    )?;
+    claim.security_token = headers
+        .get("x-amz-security-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok(claim)
 }
 
 fn claim_from_parts(
@@ -215,6 +225,7 @@ fn claim_from_parts(
         amz_date,
         expires: None,
         presigned: false,
+        security_token: None,
     })
 }
 
@@ -400,6 +411,7 @@ pub fn sign_request(
         amz_date: amz_date.clone(),
         expires: None,
         presigned: false,
+        security_token: None,
     };
     let payload = sha256_hex(body);
     let req = Request {

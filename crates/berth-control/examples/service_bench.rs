@@ -160,6 +160,7 @@ async fn main() {
         region: berth_types::Region::parse("us-east-1").unwrap(),
         arn: "arn:aws:iam::000000000000:root".into(),
         access_key_id: "bench".into(),
+        caller: berth_types::Caller::Root,
     };
     for image in ["web:1", "web:2"] {
         let spec =

@@ -11,6 +11,7 @@ pub mod background;
 pub mod ecs;
 pub mod elb;
 pub mod format;
+pub mod iam;
 pub mod leader;
 pub mod paging;
 pub mod placement;

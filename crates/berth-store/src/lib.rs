@@ -84,16 +84,37 @@ pub enum Kind {
     Upload,
     /// Server-wide values (pagination-token key, …).
     Meta,
+    /// IAM (global, like AWS's): a user, by its lower-cased name (names are unique
+    /// regardless of case).
+    IamUser,
+    /// An access key of a user, by its id.
+    IamAccessKey,
+    /// A group, by its lower-cased name.
+    IamGroup,
+    /// A role, by its lower-cased name.
+    IamRole,
+    /// A customer-managed policy, by its lower-cased name.
+    IamPolicy,
 }
 
 impl Kind {
     /// Records of these kinds belong to a region (AWS partitions resources by region); the
     /// others — content-addressed blobs, server-wide values — are shared by every region.
     pub fn is_regional(self) -> bool {
-        !matches!(self, Kind::Content | Kind::Blob | Kind::Meta)
+        !matches!(
+            self,
+            Kind::Content
+                | Kind::Blob
+                | Kind::Meta
+                | Kind::IamUser
+                | Kind::IamAccessKey
+                | Kind::IamGroup
+                | Kind::IamRole
+                | Kind::IamPolicy
+        )
     }
 
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Cluster,
         Kind::TaskDefinition,
         Kind::TaskDefinitionFamily,
@@ -114,6 +135,11 @@ impl Kind {
         Kind::Blob,
         Kind::Upload,
         Kind::Meta,
+        Kind::IamUser,
+        Kind::IamAccessKey,
+        Kind::IamGroup,
+        Kind::IamRole,
+        Kind::IamPolicy,
     ];
 
     /// The kind whose `kind` column is `s`.
@@ -143,6 +169,11 @@ impl Kind {
             Kind::Blob => "blob",
             Kind::Upload => "blob-upload",
             Kind::Meta => "meta",
+            Kind::IamUser => "iam-user",
+            Kind::IamAccessKey => "iam-access-key",
+            Kind::IamGroup => "iam-group",
+            Kind::IamRole => "iam-role",
+            Kind::IamPolicy => "iam-policy",
         }
     }
 }

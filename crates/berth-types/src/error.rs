@@ -94,6 +94,14 @@ pub enum Error {
     #[error("{message}")]
     Elb { code: ElbCode, message: String },
 
+    /// An IAM or STS error with its modeled code (`NoSuchEntity`, …).
+    #[error("{message}")]
+    Iam { code: IamCode, message: String },
+    /// The caller may not do this (AWS `AccessDeniedException` / `AccessDenied`); the message
+    /// says who, what, on which resource and why.
+    #[error("{0}")]
+    AccessDenied(String),
+
     #[error("{0}")]
     LimitExceeded(String),
     /// A conditional write lost a race and should be retried by the app layer.
@@ -181,6 +189,64 @@ impl Error {
     /// An Elastic Load Balancing error.
     pub fn elb(code: ElbCode, message: impl Into<String>) -> Self {
         Error::Elb {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The IAM and STS error codes Berth returns (the model's `error.code`) and their statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IamCode {
+    NoSuchEntity,
+    EntityAlreadyExists,
+    DeleteConflict,
+    LimitExceeded,
+    MalformedPolicyDocument,
+    InvalidInput,
+    PolicyNotAttachable,
+    UnmodifiableEntity,
+    /// STS (and IAM's parameter checks): `ValidationError`.
+    ValidationError,
+    PackedPolicyTooLarge,
+}
+
+impl IamCode {
+    pub fn as_str(self) -> &'static str {
+        use IamCode::*;
+        match self {
+            NoSuchEntity => "NoSuchEntity",
+            EntityAlreadyExists => "EntityAlreadyExists",
+            DeleteConflict => "DeleteConflict",
+            LimitExceeded => "LimitExceeded",
+            MalformedPolicyDocument => "MalformedPolicyDocument",
+            InvalidInput => "InvalidInput",
+            PolicyNotAttachable => "PolicyNotAttachable",
+            UnmodifiableEntity => "UnmodifiableEntity",
+            ValidationError => "ValidationError",
+            PackedPolicyTooLarge => "PackedPolicyTooLarge",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        use IamCode::*;
+        match self {
+            NoSuchEntity => 404,
+            EntityAlreadyExists | DeleteConflict | LimitExceeded => 409,
+            MalformedPolicyDocument
+            | InvalidInput
+            | PolicyNotAttachable
+            | UnmodifiableEntity
+            | ValidationError
+            | PackedPolicyTooLarge => 400,
+        }
+    }
+}
+
+impl Error {
+    /// An IAM or STS error.
+    pub fn iam(code: IamCode, message: impl Into<String>) -> Self {
+        Error::Iam {
             code,
             message: message.into(),
         }

@@ -10,7 +10,7 @@ mod ids;
 pub mod oci;
 pub mod shapes;
 
-pub use error::{ElbCode, Error};
+pub use error::{ElbCode, Error, IamCode};
 pub use ids::{AccountId, ArnRef, Generation, Region, Timestamp};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -54,9 +54,50 @@ pub struct Principal {
     /// The region the request was signed for (for a registry token: the region it was issued
     /// in): the region whose resources the call acts on.
     pub region: Region,
-    /// `arn:aws:iam::<account>:root` or `arn:aws:iam::<account>:user/<name>`.
+    /// `arn:aws:iam::<account>:root`, `arn:aws:iam::<account>:user/<path><name>` or
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
     pub arn: String,
     pub access_key_id: String,
+    pub caller: Caller,
+}
+
+/// Who signed: the account's root, an IAM user (with its long-term key or a session of
+/// `GetSessionToken`), or a session of a role (`AssumeRole`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Root,
+    User {
+        name: String,
+        /// `AIDA…`.
+        id: String,
+    },
+    Role {
+        name: String,
+        /// The role's `arn:aws:iam::<account>:role/<path><name>`.
+        arn: String,
+        /// `AROA…`.
+        id: String,
+        session: String,
+        /// The session policy `AssumeRole` was given (`Policy`), and its `PolicyArns`.
+        policy: Option<String>,
+        policy_arns: Vec<String>,
+    },
+}
+
+impl Principal {
+    pub fn is_root(&self) -> bool {
+        self.caller == Caller::Root
+    }
+
+    /// `GetCallerIdentity`'s `UserId`: the account for root, `AIDA…` for a user,
+    /// `AROA…:<session>` for a role session.
+    pub fn user_id(&self) -> String {
+        match &self.caller {
+            Caller::Root => self.account.as_str().to_string(),
+            Caller::User { id, .. } => id.clone(),
+            Caller::Role { id, session, .. } => format!("{id}:{session}"),
+        }
+    }
 }
 
 /// A resource tag. Order is kept as the caller gave it.

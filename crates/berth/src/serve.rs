@@ -204,6 +204,7 @@ pub async fn run(
         blobs,
         paging_key,
         token_key,
+        iam_mode: berth_api::IamMode::Enforce,
         registry_host: config
             .public_host
             .clone()
@@ -277,9 +278,12 @@ pub async fn run(
 
     match acceptor {
         None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await?;
         }
         Some(acceptor) => {
             let service = TowerToHyperService::new(app);

@@ -13,6 +13,7 @@ mod ecs_task_definitions;
 mod ecs_tasks;
 mod elbv2;
 mod front_door;
+mod iam;
 mod layering;
 mod persistence;
 mod readme;

@@ -1,0 +1,231 @@
+//! IAM end to end through the real server: users, keys and inline policies over awsQuery
+//! (raw signed requests), enforcement seen by the ECS SDK, a deactivated key refused, and
+//! AssumeRole credentials that work until the injected clock passes their expiry.
+
+use crate::start_with;
+use berth_testkit::{Signing, signed};
+
+/// An IAM query call signed as root; the response body.
+async fn iam(endpoint: &str, params: &[(&str, &str)]) -> (u16, String) {
+    let mut body = String::from("Version=2010-05-08");
+    for (k, v) in params {
+        body.push('&');
+        body.push_str(k);
+        body.push('=');
+        body.push_str(&berth_aws::sigv4::uri_encode(v, true));
+    }
+    let s = Signing::root("iam");
+    let r = signed(
+        &s,
+        "POST",
+        &format!("{endpoint}/"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        body.as_bytes(),
+    )
+    .send()
+    .await;
+    (r.status, r.body)
+}
+
+fn between<'a>(text: &'a str, tag: &str) -> &'a str {
+    let open = format!("<{tag}>");
+    let start = text.find(&open).expect(tag) + open.len();
+    let end = text[start..].find(&format!("</{tag}>")).expect(tag) + start;
+    &text[start..end]
+}
+
+#[tokio::test]
+async fn iam_users_policies_enforcement_and_sessions() {
+    // Ephemeral: its clock can be moved (`POST /_berth/clock`).
+    let server = start_with(berth_testkit::Options {
+        args: vec!["--ephemeral".into()],
+        ..Default::default()
+    });
+    let ep = server.endpoint.clone();
+    let (st, body) = iam(&ep, &[("Action", "CreateUser"), ("UserName", "bob")]).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(
+        body.contains("arn:aws:iam::000000000000:user/bob"),
+        "{body}"
+    );
+    let (st, body) = iam(&ep, &[("Action", "CreateUser"), ("UserName", "BOB")]).await;
+    assert_eq!(st, 409, "names are unique regardless of case: {body}");
+    assert!(body.contains("EntityAlreadyExists"), "{body}");
+    let (st, body) = iam(&ep, &[("Action", "CreateAccessKey"), ("UserName", "bob")]).await;
+    assert_eq!(st, 200, "{body}");
+    let (akid, secret) = (
+        between(&body, "AccessKeyId").to_string(),
+        between(&body, "SecretAccessKey").to_string(),
+    );
+    let bob = berth_testkit::aws_sdk_ecs::Client::new(&server.sdk_config_with(&akid, &secret));
+
+    // Nothing is allowed by default.
+    let err = bob.list_clusters().send().await.unwrap_err();
+    let e = err.as_service_error().expect("a service error");
+    assert_eq!(e.meta().code(), Some("AccessDeniedException"));
+    assert_eq!(
+        e.meta().message(),
+        Some(
+            "User: arn:aws:iam::000000000000:user/bob is not authorized to perform: ecs:ListClusters on resource: * because no identity-based policy allows the ecs:ListClusters action"
+        )
+    );
+
+    // An inline policy allows reading; a Deny beats an Allow.
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":["ecs:List*","ecs:CreateCluster","ecs:DeleteCluster"],"Resource":"*"},
+        {"Effect":"Deny","Action":"ecs:DeleteCluster","Resource":"arn:aws:ecs:*:*:cluster/keep"}]}"#;
+    let (st, body) = iam(
+        &ep,
+        &[
+            ("Action", "PutUserPolicy"),
+            ("UserName", "bob"),
+            ("PolicyName", "ecs"),
+            ("PolicyDocument", policy),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = iam(
+        &ep,
+        &[
+            ("Action", "PutUserPolicy"),
+            ("UserName", "bob"),
+            ("PolicyName", "bad"),
+            ("PolicyDocument", "{\"Statement\": 1}"),
+        ],
+    )
+    .await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("MalformedPolicyDocument"), "{body}");
+    bob.list_clusters().send().await.expect("allowed now");
+    bob.create_cluster()
+        .cluster_name("keep")
+        .send()
+        .await
+        .unwrap();
+    let err = bob
+        .delete_cluster()
+        .cluster("keep")
+        .send()
+        .await
+        .unwrap_err();
+    let e = err.as_service_error().unwrap();
+    assert!(
+        e.meta()
+            .message()
+            .unwrap()
+            .ends_with("with an explicit deny in an identity-based policy"),
+        "{:?}",
+        e.meta().message()
+    );
+
+    // A deactivated key is refused at once.
+    let (st, body) = iam(
+        &ep,
+        &[
+            ("Action", "UpdateAccessKey"),
+            ("UserName", "bob"),
+            ("AccessKeyId", &akid),
+            ("Status", "Inactive"),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let err = bob.list_clusters().send().await.unwrap_err();
+    assert_eq!(
+        err.as_service_error().unwrap().meta().code(),
+        Some("UnrecognizedClientException")
+    );
+    let (st, body) = iam(&ep, &[("Action", "DeleteUser"), ("UserName", "bob")]).await;
+    assert_eq!(st, 409, "keys and policies first: {body}");
+
+    // A role bob may assume; its session works until it expires.
+    iam(
+        &ep,
+        &[
+            ("Action", "UpdateAccessKey"),
+            ("UserName", "bob"),
+            ("AccessKeyId", &akid),
+            ("Status", "Active"),
+        ],
+    )
+    .await;
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/bob"},"Action":"sts:AssumeRole"}]}"#;
+    let (st, body) = iam(
+        &ep,
+        &[
+            ("Action", "CreateRole"),
+            ("RoleName", "reader"),
+            ("AssumeRolePolicyDocument", trust),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = iam(
+        &ep,
+        &[
+            ("Action", "AttachRolePolicy"),
+            ("RoleName", "reader"),
+            ("PolicyArn", "arn:aws:iam::aws:policy/AdministratorAccess"),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let sts = berth_testkit::aws_sdk_sts::Client::new(&server.sdk_config_with(&akid, &secret));
+    let out = sts
+        .assume_role()
+        .role_arn("arn:aws:iam::000000000000:role/reader")
+        .role_session_name("s1")
+        .duration_seconds(900)
+        .send()
+        .await
+        .expect("the trust policy names bob");
+    let c = out.credentials.unwrap();
+    assert!(c.access_key_id.starts_with("ASIA"));
+    let creds = berth_testkit::aws_credential_types::Credentials::new(
+        c.access_key_id.clone(),
+        c.secret_access_key.clone(),
+        Some(c.session_token.clone()),
+        None,
+        "test",
+    );
+    let config = server
+        .sdk_config()
+        .into_builder()
+        .credentials_provider(
+            berth_testkit::aws_credential_types::provider::SharedCredentialsProvider::new(creds),
+        )
+        .build();
+    let me = berth_testkit::aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        me.arn(),
+        Some("arn:aws:sts::000000000000:assumed-role/reader/s1")
+    );
+    let session_ecs = berth_testkit::aws_sdk_ecs::Client::new(&config);
+    session_ecs
+        .list_clusters()
+        .send()
+        .await
+        .expect("the role allows it");
+    // The injected clock passes the session's expiry.
+    let s = Signing::root("ecs");
+    let r = signed(
+        &s,
+        "POST",
+        &format!("{ep}/_berth/clock?advance=901"),
+        &[],
+        b"",
+    )
+    .send()
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let err = session_ecs.list_clusters().send().await.unwrap_err();
+    assert_eq!(
+        err.as_service_error().unwrap().meta().code(),
+        Some("ExpiredTokenException")
+    );
+}
