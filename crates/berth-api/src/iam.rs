@@ -236,24 +236,69 @@ fn entity_member(kind: EntityKind) -> &'static str {
     }
 }
 
-/// Runs one IAM operation.
+/// What every IAM operation's handler reads first.
+struct Common<'a> {
+    iam: &'a Iam,
+    pager: &'a berth_control::paging::Pager,
+    marker: Option<&'a str>,
+    path_prefix: &'a str,
+    kind: EntityKind,
+    entity: &'a str,
+    empty: Value,
+}
+
+impl<'a> Common<'a> {
+    fn of(cx: &'a Cx<'_>, op: IamOp, v: &'a Value) -> Common<'a> {
+        let kind = entity_of(op);
+        Common {
+            iam: cx.state.iam(),
+            pager: &cx.region.pager,
+            marker: opt(v, "Marker"),
+            path_prefix: opt(v, "PathPrefix").unwrap_or("/"),
+            kind,
+            entity: s(v, entity_member(kind)),
+            empty: json!({}),
+        }
+    }
+}
+
+/// Runs one IAM operation (one handler per group of operations).
 pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> {
-    let iam = cx.state.iam();
-    let pager = &cx.region.pager;
-    let marker = opt(&v, "Marker");
-    let path_prefix = opt(&v, "PathPrefix").unwrap_or("/");
-    let kind = entity_of(op);
-    let entity = s(&v, entity_member(kind));
-    let empty = json!({});
+    use IamOp::*;
+    match op {
+        CreateUser | GetUser | ListUsers | UpdateUser | DeleteUser | TagUser | TagRole | UntagUser | UntagRole | ListUserTags | ListRoleTags => users(cx, op, &v).await,
+        CreateAccessKey | ListAccessKeys | UpdateAccessKey | DeleteAccessKey | GetAccessKeyLastUsed => keys(cx, op, &v).await,
+        CreateGroup | GetGroup | ListGroups | DeleteGroup | AddUserToGroup | RemoveUserFromGroup | ListGroupsForUser => groups(cx, op, &v).await,
+        CreateRole | GetRole | ListRoles | UpdateRole | DeleteRole | UpdateAssumeRolePolicy => roles(cx, op, &v).await,
+        CreatePolicy | GetPolicy | ListPolicies | DeletePolicy | CreatePolicyVersion | GetPolicyVersion | ListPolicyVersions | DeletePolicyVersion | SetDefaultPolicyVersion => managed(cx, op, &v).await,
+        AttachUserPolicy | AttachGroupPolicy | AttachRolePolicy | DetachUserPolicy | DetachGroupPolicy | DetachRolePolicy | ListAttachedUserPolicies | ListAttachedGroupPolicies | ListAttachedRolePolicies | PutUserPolicy | PutGroupPolicy | PutRolePolicy | GetUserPolicy | GetGroupPolicy | GetRolePolicy | DeleteUserPolicy | DeleteGroupPolicy | DeleteRolePolicy | ListUserPolicies | ListGroupPolicies | ListRolePolicies => grants(cx, op, &v).await,
+        GetAccountAuthorizationDetails => authorization_details(cx.state.iam()),
+        SimulatePrincipalPolicy => simulate(cx, &v, true),
+        SimulateCustomPolicy => simulate(cx, &v, false),
+    }
+}
+
+/// Users and their tags (and roles' tags).
+#[allow(unused_variables)]
+async fn users(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
+    let Common {
+        iam,
+        pager,
+        marker,
+        path_prefix,
+        kind,
+        entity,
+        empty,
+    } = Common::of(cx, op, v);
     use IamOp::*;
     Ok(match op {
         CreateUser => {
             let u = iam
-                .create_user(s(&v, "UserName"), opt(&v, "Path"), tags_in(&v))
+                .create_user(s(v, "UserName"), opt(v, "Path"), tags_in(v))
                 .await?;
             json!({"User": user_json(iam, &u)})
         }
-        GetUser => match opt(&v, "UserName") {
+        GetUser => match opt(v, "UserName") {
             Some(name) => json!({"User": user_json(iam, &iam.user(name)?)}),
             None => match &cx.principal.caller {
                 berth_types::Caller::User { name, .. } => {
@@ -275,7 +320,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
                 users,
                 |u| u.name.to_lowercase(),
                 marker,
-                max_items(&v),
+                max_items(v),
                 pager,
                 "iam-users",
             )?;
@@ -284,30 +329,48 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
         }
         UpdateUser => {
             iam.update_user(
-                s(&v, "UserName"),
-                opt(&v, "NewUserName"),
-                opt(&v, "NewPath"),
+                s(v, "UserName"),
+                opt(v, "NewUserName"),
+                opt(v, "NewPath"),
             )
             .await?;
             empty
         }
         DeleteUser => {
-            iam.delete_user(s(&v, "UserName")).await?;
+            iam.delete_user(s(v, "UserName")).await?;
             empty
         }
         TagUser | TagRole => {
-            iam.tag(kind, entity, tags_in(&v), Vec::new()).await?;
+            iam.tag(kind, entity, tags_in(v), Vec::new()).await?;
             empty
         }
         UntagUser | UntagRole => {
-            iam.tag(kind, entity, Vec::new(), strings(&v, "TagKeys"))
+            iam.tag(kind, entity, Vec::new(), strings(v, "TagKeys"))
                 .await?;
             empty
         }
         ListUserTags => json!({"Tags": tags_out(&iam.user(entity)?.tags), "IsTruncated": false}),
         ListRoleTags => json!({"Tags": tags_out(&iam.role(entity)?.tags), "IsTruncated": false}),
+        _ => unreachable!("dispatched by group"),
+    })
+}
+
+/// Access keys.
+#[allow(unused_variables)]
+async fn keys(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
+    let Common {
+        iam,
+        pager,
+        marker,
+        path_prefix,
+        kind,
+        entity,
+        empty,
+    } = Common::of(cx, op, v);
+    use IamOp::*;
+    Ok(match op {
         CreateAccessKey => {
-            let user = caller_user(cx, opt(&v, "UserName"))?;
+            let user = caller_user(cx, opt(v, "UserName"))?;
             let k = iam.create_access_key(&user).await?;
             json!({"AccessKey": {
                 "UserName": k.user,
@@ -318,13 +381,13 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
             }})
         }
         ListAccessKeys => {
-            let user = caller_user(cx, opt(&v, "UserName"))?;
+            let user = caller_user(cx, opt(v, "UserName"))?;
             let keys = iam.access_keys(&user)?;
             let l = page(
                 keys,
                 |k| k.id.clone(),
                 marker,
-                max_items(&v),
+                max_items(v),
                 pager,
                 "iam-keys",
             )?;
@@ -343,25 +406,25 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
             paged(json!({"AccessKeyMetadata": list}), &l)
         }
         UpdateAccessKey => {
-            let user = caller_user(cx, opt(&v, "UserName"))?;
-            let status = KeyStatus::parse(s(&v, "Status")).ok_or_else(|| {
+            let user = caller_user(cx, opt(v, "UserName"))?;
+            let status = KeyStatus::parse(s(v, "Status")).ok_or_else(|| {
                 Error::iam(
                     IamCode::ValidationError,
                     "Status must be Active or Inactive",
                 )
             })?;
-            iam.change_access_key(&user, s(&v, "AccessKeyId"), Some(status))
+            iam.change_access_key(&user, s(v, "AccessKeyId"), Some(status))
                 .await?;
             empty
         }
         DeleteAccessKey => {
-            let user = caller_user(cx, opt(&v, "UserName"))?;
-            iam.change_access_key(&user, s(&v, "AccessKeyId"), None)
+            let user = caller_user(cx, opt(v, "UserName"))?;
+            iam.change_access_key(&user, s(v, "AccessKeyId"), None)
                 .await?;
             empty
         }
         GetAccessKeyLastUsed => {
-            let id = s(&v, "AccessKeyId");
+            let id = s(v, "AccessKeyId");
             let k = iam.access_key(id)?.ok_or_else(|| {
                 Error::iam(
                     IamCode::NoSuchEntity,
@@ -378,8 +441,26 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
             };
             json!({"UserName": k.user, "AccessKeyLastUsed": used})
         }
+        _ => unreachable!("dispatched by group"),
+    })
+}
+
+/// Groups and membership.
+#[allow(unused_variables)]
+async fn groups(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
+    let Common {
+        iam,
+        pager,
+        marker,
+        path_prefix,
+        kind,
+        entity,
+        empty,
+    } = Common::of(cx, op, v);
+    use IamOp::*;
+    Ok(match op {
         CreateGroup => {
-            let g = iam.create_group(entity, opt(&v, "Path")).await?;
+            let g = iam.create_group(entity, opt(v, "Path")).await?;
             json!({"Group": group_json(iam, &g)})
         }
         GetGroup => {
@@ -389,7 +470,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
                 members,
                 |u| u.name.to_lowercase(),
                 marker,
-                max_items(&v),
+                max_items(v),
                 pager,
                 "iam-group-users",
             )?;
@@ -403,7 +484,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
                 groups,
                 |g| g.name.to_lowercase(),
                 marker,
-                max_items(&v),
+                max_items(v),
                 pager,
                 "iam-groups",
             )?;
@@ -415,36 +496,54 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
             empty
         }
         AddUserToGroup | RemoveUserFromGroup => {
-            iam.group_membership(entity, s(&v, "UserName"), op == AddUserToGroup)
+            iam.group_membership(entity, s(v, "UserName"), op == AddUserToGroup)
                 .await?;
             empty
         }
         ListGroupsForUser => {
-            let u = iam.user(s(&v, "UserName"))?;
+            let u = iam.user(s(v, "UserName"))?;
             let groups: Vec<Group> = u.groups.iter().filter_map(|g| iam.group(g).ok()).collect();
             let l = page(
                 groups,
                 |g| g.name.to_lowercase(),
                 marker,
-                max_items(&v),
+                max_items(v),
                 pager,
                 "iam-user-groups",
             )?;
             let list: Vec<Value> = l.items.iter().map(|g| group_json(iam, g)).collect();
             paged(json!({"Groups": list}), &l)
         }
+        _ => unreachable!("dispatched by group"),
+    })
+}
+
+/// Roles.
+#[allow(unused_variables)]
+async fn roles(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
+    let Common {
+        iam,
+        pager,
+        marker,
+        path_prefix,
+        kind,
+        entity,
+        empty,
+    } = Common::of(cx, op, v);
+    use IamOp::*;
+    Ok(match op {
         CreateRole => {
             let r = iam
                 .create_role(NewRole {
                     name: entity.to_string(),
-                    path: opt(&v, "Path").map(str::to_string),
-                    trust: s(&v, "AssumeRolePolicyDocument").to_string(),
-                    description: opt(&v, "Description").map(str::to_string),
+                    path: opt(v, "Path").map(str::to_string),
+                    trust: s(v, "AssumeRolePolicyDocument").to_string(),
+                    description: opt(v, "Description").map(str::to_string),
                     max_session: v
                         .get("MaxSessionDuration")
                         .and_then(Value::as_i64)
                         .map(|n| n as i32),
-                    tags: tags_in(&v),
+                    tags: tags_in(v),
                 })
                 .await?;
             json!({"Role": role_json(iam, &r)})
@@ -457,7 +556,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
                 roles,
                 |r| r.name.to_lowercase(),
                 marker,
-                max_items(&v),
+                max_items(v),
                 pager,
                 "iam-roles",
             )?;
@@ -467,7 +566,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
         UpdateRole => {
             iam.update_role(
                 entity,
-                opt(&v, "Description").map(str::to_string),
+                opt(v, "Description").map(str::to_string),
                 v.get("MaxSessionDuration")
                     .and_then(Value::as_i64)
                     .map(|n| n as i32),
@@ -480,24 +579,42 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
             empty
         }
         UpdateAssumeRolePolicy => {
-            iam.update_trust(entity, s(&v, "PolicyDocument").to_string())
+            iam.update_trust(entity, s(v, "PolicyDocument").to_string())
                 .await?;
             empty
         }
+        _ => unreachable!("dispatched by group"),
+    })
+}
+
+/// Managed policies and their versions.
+#[allow(unused_variables)]
+async fn managed(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
+    let Common {
+        iam,
+        pager,
+        marker,
+        path_prefix,
+        kind,
+        entity,
+        empty,
+    } = Common::of(cx, op, v);
+    use IamOp::*;
+    Ok(match op {
         CreatePolicy => {
             let p = iam
                 .create_policy(
-                    s(&v, "PolicyName"),
-                    opt(&v, "Path"),
-                    s(&v, "PolicyDocument").to_string(),
-                    opt(&v, "Description").map(str::to_string),
+                    s(v, "PolicyName"),
+                    opt(v, "Path"),
+                    s(v, "PolicyDocument").to_string(),
+                    opt(v, "Description").map(str::to_string),
                 )
                 .await?;
             json!({"Policy": policy_json(&p)})
         }
-        GetPolicy => json!({"Policy": policy_json(&iam.policy(s(&v, "PolicyArn"))?)}),
+        GetPolicy => json!({"Policy": policy_json(&iam.policy(s(v, "PolicyArn"))?)}),
         ListPolicies => {
-            let scope = opt(&v, "Scope").unwrap_or("All");
+            let scope = opt(v, "Scope").unwrap_or("All");
             let only_attached = v
                 .get("OnlyAttached")
                 .and_then(Value::as_bool)
@@ -510,7 +627,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
                 list,
                 |p| p.arn.clone(),
                 marker,
-                max_items(&v),
+                max_items(v),
                 pager,
                 "iam-policies",
             )?;
@@ -518,7 +635,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
             paged(json!({"Policies": items}), &l)
         }
         DeletePolicy => {
-            iam.delete_policy(s(&v, "PolicyArn")).await?;
+            iam.delete_policy(s(v, "PolicyArn")).await?;
             empty
         }
         CreatePolicyVersion => {
@@ -528,20 +645,20 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
                 .unwrap_or(false);
             let ver = iam
                 .create_policy_version(
-                    s(&v, "PolicyArn"),
-                    s(&v, "PolicyDocument").to_string(),
+                    s(v, "PolicyArn"),
+                    s(v, "PolicyDocument").to_string(),
                     set_default,
                 )
                 .await?;
             json!({"PolicyVersion": version_json(&ver)})
         }
         GetPolicyVersion => {
-            let ver = iam.policy_version(s(&v, "PolicyArn"), s(&v, "VersionId"))?;
+            let ver = iam.policy_version(s(v, "PolicyArn"), s(v, "VersionId"))?;
             json!({"PolicyVersion": version_json(&ver)})
         }
         ListPolicyVersions => {
             let list: Vec<Value> = iam
-                .policy_versions(s(&v, "PolicyArn"))?
+                .policy_versions(s(v, "PolicyArn"))?
                 .iter()
                 .map(|ver| {
                     let mut j = version_json(ver);
@@ -552,21 +669,39 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
             json!({"Versions": list, "IsTruncated": false})
         }
         DeletePolicyVersion => {
-            iam.delete_policy_version(s(&v, "PolicyArn"), s(&v, "VersionId"))
+            iam.delete_policy_version(s(v, "PolicyArn"), s(v, "VersionId"))
                 .await?;
             empty
         }
         SetDefaultPolicyVersion => {
-            iam.set_default_version(s(&v, "PolicyArn"), s(&v, "VersionId"))
+            iam.set_default_version(s(v, "PolicyArn"), s(v, "VersionId"))
                 .await?;
             empty
         }
+        _ => unreachable!("dispatched by group"),
+    })
+}
+
+/// Attached and inline policies of users, groups and roles.
+#[allow(unused_variables)]
+async fn grants(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
+    let Common {
+        iam,
+        pager,
+        marker,
+        path_prefix,
+        kind,
+        entity,
+        empty,
+    } = Common::of(cx, op, v);
+    use IamOp::*;
+    Ok(match op {
         AttachUserPolicy | AttachGroupPolicy | AttachRolePolicy => {
-            iam.attach(kind, entity, s(&v, "PolicyArn")).await?;
+            iam.attach(kind, entity, s(v, "PolicyArn")).await?;
             empty
         }
         DetachUserPolicy | DetachGroupPolicy | DetachRolePolicy => {
-            iam.detach(kind, entity, s(&v, "PolicyArn")).await?;
+            iam.detach(kind, entity, s(v, "PolicyArn")).await?;
             empty
         }
         ListAttachedUserPolicies | ListAttachedGroupPolicies | ListAttachedRolePolicies => {
@@ -575,7 +710,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
                 list,
                 |p| p.arn.clone(),
                 marker,
-                max_items(&v),
+                max_items(v),
                 pager,
                 "iam-attached",
             )?;
@@ -590,15 +725,15 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
             iam.put_inline(
                 kind,
                 entity,
-                s(&v, "PolicyName"),
-                s(&v, "PolicyDocument").to_string(),
+                s(v, "PolicyName"),
+                s(v, "PolicyDocument").to_string(),
             )
             .await?;
             empty
         }
         GetUserPolicy | GetGroupPolicy | GetRolePolicy => {
             let (name, _, grants) = iam.grants(kind, entity)?;
-            let policy = s(&v, "PolicyName");
+            let policy = s(v, "PolicyName");
             let doc = grants
                 .inline
                 .get(policy)
@@ -610,7 +745,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
             })
         }
         DeleteUserPolicy | DeleteGroupPolicy | DeleteRolePolicy => {
-            iam.delete_inline(kind, entity, s(&v, "PolicyName")).await?;
+            iam.delete_inline(kind, entity, s(v, "PolicyName")).await?;
             empty
         }
         ListUserPolicies | ListGroupPolicies | ListRolePolicies => {
@@ -620,15 +755,13 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
                 names,
                 Clone::clone,
                 marker,
-                max_items(&v),
+                max_items(v),
                 pager,
                 "iam-inline",
             )?;
             paged(json!({"PolicyNames": l.items}), &l)
         }
-        GetAccountAuthorizationDetails => authorization_details(iam)?,
-        SimulatePrincipalPolicy => simulate(cx, &v, true)?,
-        SimulateCustomPolicy => simulate(cx, &v, false)?,
+        _ => unreachable!("dispatched by group"),
     })
 }
 
