@@ -266,12 +266,45 @@ impl<'a> Common<'a> {
 pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> {
     use IamOp::*;
     match op {
-        CreateUser | GetUser | ListUsers | UpdateUser | DeleteUser | TagUser | TagRole | UntagUser | UntagRole | ListUserTags | ListRoleTags => users(cx, op, &v).await,
-        CreateAccessKey | ListAccessKeys | UpdateAccessKey | DeleteAccessKey | GetAccessKeyLastUsed => keys(cx, op, &v).await,
-        CreateGroup | GetGroup | ListGroups | DeleteGroup | AddUserToGroup | RemoveUserFromGroup | ListGroupsForUser => groups(cx, op, &v).await,
-        CreateRole | GetRole | ListRoles | UpdateRole | DeleteRole | UpdateAssumeRolePolicy => roles(cx, op, &v).await,
-        CreatePolicy | GetPolicy | ListPolicies | DeletePolicy | CreatePolicyVersion | GetPolicyVersion | ListPolicyVersions | DeletePolicyVersion | SetDefaultPolicyVersion => managed(cx, op, &v).await,
-        AttachUserPolicy | AttachGroupPolicy | AttachRolePolicy | DetachUserPolicy | DetachGroupPolicy | DetachRolePolicy | ListAttachedUserPolicies | ListAttachedGroupPolicies | ListAttachedRolePolicies | PutUserPolicy | PutGroupPolicy | PutRolePolicy | GetUserPolicy | GetGroupPolicy | GetRolePolicy | DeleteUserPolicy | DeleteGroupPolicy | DeleteRolePolicy | ListUserPolicies | ListGroupPolicies | ListRolePolicies => grants(cx, op, &v).await,
+        CreateUser | GetUser | ListUsers | UpdateUser | DeleteUser | TagUser | TagRole
+        | UntagUser | UntagRole | ListUserTags | ListRoleTags => users(cx, op, &v).await,
+        CreateAccessKey | ListAccessKeys | UpdateAccessKey | DeleteAccessKey
+        | GetAccessKeyLastUsed => keys(cx, op, &v).await,
+        CreateGroup | GetGroup | ListGroups | DeleteGroup | AddUserToGroup
+        | RemoveUserFromGroup | ListGroupsForUser => groups(cx, op, &v).await,
+        CreateRole | GetRole | ListRoles | UpdateRole | DeleteRole | UpdateAssumeRolePolicy => {
+            roles(cx, op, &v).await
+        }
+        CreatePolicy
+        | GetPolicy
+        | ListPolicies
+        | DeletePolicy
+        | CreatePolicyVersion
+        | GetPolicyVersion
+        | ListPolicyVersions
+        | DeletePolicyVersion
+        | SetDefaultPolicyVersion => managed(cx, op, &v).await,
+        AttachUserPolicy
+        | AttachGroupPolicy
+        | AttachRolePolicy
+        | DetachUserPolicy
+        | DetachGroupPolicy
+        | DetachRolePolicy
+        | ListAttachedUserPolicies
+        | ListAttachedGroupPolicies
+        | ListAttachedRolePolicies
+        | PutUserPolicy
+        | PutGroupPolicy
+        | PutRolePolicy
+        | GetUserPolicy
+        | GetGroupPolicy
+        | GetRolePolicy
+        | DeleteUserPolicy
+        | DeleteGroupPolicy
+        | DeleteRolePolicy
+        | ListUserPolicies
+        | ListGroupPolicies
+        | ListRolePolicies => grants(cx, op, &v).await,
         GetAccountAuthorizationDetails => authorization_details(cx.state.iam()),
         SimulatePrincipalPolicy => simulate(cx, &v, true),
         SimulateCustomPolicy => simulate(cx, &v, false),
@@ -328,12 +361,8 @@ async fn users(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
             paged(json!({"Users": list}), &l)
         }
         UpdateUser => {
-            iam.update_user(
-                s(v, "UserName"),
-                opt(v, "NewUserName"),
-                opt(v, "NewPath"),
-            )
-            .await?;
+            iam.update_user(s(v, "UserName"), opt(v, "NewUserName"), opt(v, "NewPath"))
+                .await?;
             empty
         }
         DeleteUser => {
@@ -405,6 +434,27 @@ async fn keys(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
                 .collect();
             paged(json!({"AccessKeyMetadata": list}), &l)
         }
+        UpdateAccessKey | DeleteAccessKey | GetAccessKeyLastUsed => {
+            return keys_more(cx, op, v).await;
+        }
+        _ => unreachable!("dispatched by group"),
+    })
+}
+
+/// The rest of the group above.
+#[allow(unused_variables)]
+async fn keys_more(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
+    let Common {
+        iam,
+        pager,
+        marker,
+        path_prefix,
+        kind,
+        entity,
+        empty,
+    } = Common::of(cx, op, v);
+    use IamOp::*;
+    Ok(match op {
         UpdateAccessKey => {
             let user = caller_user(cx, opt(v, "UserName"))?;
             let status = KeyStatus::parse(s(v, "Status")).ok_or_else(|| {
@@ -638,6 +688,29 @@ async fn managed(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
             iam.delete_policy(s(v, "PolicyArn")).await?;
             empty
         }
+        CreatePolicyVersion
+        | GetPolicyVersion
+        | ListPolicyVersions
+        | DeletePolicyVersion
+        | SetDefaultPolicyVersion => return managed_more(cx, op, v).await,
+        _ => unreachable!("dispatched by group"),
+    })
+}
+
+/// The rest of the group above.
+#[allow(unused_variables)]
+async fn managed_more(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
+    let Common {
+        iam,
+        pager,
+        marker,
+        path_prefix,
+        kind,
+        entity,
+        empty,
+    } = Common::of(cx, op, v);
+    use IamOp::*;
+    Ok(match op {
         CreatePolicyVersion => {
             let set_default = v
                 .get("SetAsDefault")
@@ -721,6 +794,29 @@ async fn grants(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
                 .collect();
             paged(json!({"AttachedPolicies": items}), &l)
         }
+        PutUserPolicy | PutGroupPolicy | PutRolePolicy | GetUserPolicy | GetGroupPolicy
+        | GetRolePolicy | DeleteUserPolicy | DeleteGroupPolicy | DeleteRolePolicy
+        | ListUserPolicies | ListGroupPolicies | ListRolePolicies => {
+            return grants_more(cx, op, v).await;
+        }
+        _ => unreachable!("dispatched by group"),
+    })
+}
+
+/// The rest of the group above.
+#[allow(unused_variables)]
+async fn grants_more(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
+    let Common {
+        iam,
+        pager,
+        marker,
+        path_prefix,
+        kind,
+        entity,
+        empty,
+    } = Common::of(cx, op, v);
+    use IamOp::*;
+    Ok(match op {
         PutUserPolicy | PutGroupPolicy | PutRolePolicy => {
             iam.put_inline(
                 kind,
@@ -872,56 +968,7 @@ fn simulate(cx: &Cx<'_>, v: &Value, principal: bool) -> Result<Value, Error> {
         kind: berth_iam::PrincipalKind::User,
     };
     if principal {
-        let source = s(v, "PolicySourceArn");
-        let name = source.rsplit('/').next().unwrap_or("");
-        let kind = if source.contains(":role/") {
-            EntityKind::Role
-        } else if source.contains(":group/") {
-            EntityKind::Group
-        } else {
-            EntityKind::User
-        };
-        let (_, _, grants) = iam.grants(kind, name).map_err(|_| {
-            Error::iam(
-                IamCode::NoSuchEntity,
-                format!("PolicySourceArn {source} does not exist."),
-            )
-        })?;
-        if kind == EntityKind::User
-            && let Ok(u) = iam.user(name)
-        {
-            for g in &u.groups {
-                if let Ok((gname, _, gg)) = iam.grants(EntityKind::Group, g) {
-                    for (pn, d) in &gg.inline {
-                        policies.push((
-                            format!("group {gname} {pn}"),
-                            parse_identity(d).map_err(malformed)?,
-                        ));
-                    }
-                    for arn in &gg.attached {
-                        if let Some(d) = iam.default_document(arn)? {
-                            policies.push((arn.clone(), parse_identity(&d).map_err(malformed)?));
-                        }
-                    }
-                }
-            }
-        }
-        for (pn, d) in &grants.inline {
-            policies.push((pn.clone(), parse_identity(d).map_err(malformed)?));
-        }
-        for arn in &grants.attached {
-            if let Some(d) = iam.default_document(arn)? {
-                policies.push((arn.clone(), parse_identity(&d).map_err(malformed)?));
-            }
-        }
-        if caller.arn.is_empty() {
-            caller.arn = source.to_string();
-        }
-        if kind == EntityKind::Role {
-            caller.kind = berth_iam::PrincipalKind::AssumedRole {
-                role_arn: source.to_string(),
-            };
-        }
+        principal_policies(iam, v, &mut policies, &mut caller)?;
     }
     for (i, d) in strings(v, "PolicyInputList").iter().enumerate() {
         policies.push((
@@ -980,6 +1027,67 @@ fn simulate(cx: &Cx<'_>, v: &Value, principal: bool) -> Result<Value, Error> {
         }
     }
     Ok(json!({"EvaluationResults": results, "IsTruncated": false}))
+}
+
+/// The policies of `PolicySourceArn` (a user's groups' too), and the caller it simulates.
+fn principal_policies(
+    iam: &Iam,
+    v: &Value,
+    policies: &mut Vec<(String, berth_iam::Policy)>,
+    caller: &mut berth_iam::Principal,
+) -> Result<(), Error> {
+    let malformed = |m: berth_iam::Malformed| Error::iam(IamCode::MalformedPolicyDocument, m.0);
+    let source = s(v, "PolicySourceArn");
+    let name = source.rsplit('/').next().unwrap_or("");
+    let kind = if source.contains(":role/") {
+        EntityKind::Role
+    } else if source.contains(":group/") {
+        EntityKind::Group
+    } else {
+        EntityKind::User
+    };
+    let (_, _, grants) = iam.grants(kind, name).map_err(|_| {
+        Error::iam(
+            IamCode::NoSuchEntity,
+            format!("PolicySourceArn {source} does not exist."),
+        )
+    })?;
+    if kind == EntityKind::User
+        && let Ok(u) = iam.user(name)
+    {
+        for g in &u.groups {
+            if let Ok((gname, _, gg)) = iam.grants(EntityKind::Group, g) {
+                for (pn, d) in &gg.inline {
+                    policies.push((
+                        format!("group {gname} {pn}"),
+                        parse_identity(d).map_err(malformed)?,
+                    ));
+                }
+                for arn in &gg.attached {
+                    if let Some(d) = iam.default_document(arn)? {
+                        policies.push((arn.clone(), parse_identity(&d).map_err(malformed)?));
+                    }
+                }
+            }
+        }
+    }
+    for (pn, d) in &grants.inline {
+        policies.push((pn.clone(), parse_identity(d).map_err(malformed)?));
+    }
+    for arn in &grants.attached {
+        if let Some(d) = iam.default_document(arn)? {
+            policies.push((arn.clone(), parse_identity(&d).map_err(malformed)?));
+        }
+    }
+    if caller.arn.is_empty() {
+        caller.arn = source.to_string();
+    }
+    if kind == EntityKind::Role {
+        caller.kind = berth_iam::PrincipalKind::AssumedRole {
+            role_arn: source.to_string(),
+        };
+    }
+    Ok(())
 }
 
 fn parse_identity(text: &str) -> Result<berth_iam::Policy, berth_iam::Malformed> {

@@ -43,6 +43,113 @@ fn credentials(key: &[u8; 32], who: Who, expires: i64) -> Value {
     })
 }
 
+/// `AssumeRole` (its trust policy was checked by enforcement).
+fn assume_role(cx: &Cx<'_>, v: Value, now: i64) -> Result<Value, Error> {
+    let p = cx.principal;
+    let i: AssumeRoleIn =
+        serde_json::from_value(v).map_err(|e| validation(format!("Invalid input: {e}")))?;
+    if p.is_root() {
+        return Err(Error::AccessDenied(
+            "Roles may not be assumed by root accounts.".into(),
+        ));
+    }
+    let name_ok = (2..=64).contains(&i.role_session_name.len())
+        && i.role_session_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    if !name_ok {
+        return Err(validation(format!(
+            "1 validation error detected: Value '{}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*",
+            i.role_session_name
+        )));
+    }
+    let iam = cx.state.iam();
+    let role_name = i.role_arn.rsplit('/').next().unwrap_or("");
+    let role = iam
+        .role(role_name)
+        .ok()
+        .filter(|r| iam.arn("role", &r.path, &r.name) == i.role_arn)
+        .ok_or_else(|| {
+            Error::AccessDenied(format!(
+                "User: {} is not authorized to perform: sts:AssumeRole on resource: {}",
+                p.arn, i.role_arn
+            ))
+        })?;
+    let duration = session_duration(p, &role, i.duration_seconds)?;
+    let packed = session_policy(i.policy.as_deref())?;
+    let policy_arns: Vec<String> = i.policy_arns.into_iter().filter_map(|a| a.arn).collect();
+    for arn in &policy_arns {
+        if iam.default_document(arn)?.is_none() {
+            return Err(validation(format!("Policy {arn} does not exist.")));
+        }
+    }
+    let session_name = i.role_session_name;
+    let arn = format!(
+        "arn:aws:sts::{}:assumed-role/{}/{session_name}",
+        p.account, role.name
+    );
+    let assumed_id = format!("{}:{session_name}", role.id);
+    let who = Who::Role {
+        name: role.name,
+        session: session_name,
+        policy: i.policy,
+        policy_arns,
+    };
+    Ok(json!({
+        "Credentials": credentials(cx.state.sts_key(), who, now + duration),
+        "AssumedRoleUser": {"AssumedRoleId": assumed_id, "Arn": arn},
+        "PackedPolicySize": packed,
+    }))
+}
+
+/// The session's duration: 900 s up to the role's maximum (an hour when chaining roles).
+fn session_duration(
+    p: &berth_types::Principal,
+    role: &berth_control::iam::Role,
+    asked: Option<i64>,
+) -> Result<i64, Error> {
+    let chained = matches!(p.caller, Caller::Role { .. });
+    let max = if chained {
+        3600
+    } else {
+        i64::from(role.max_session)
+    };
+    let duration = asked.unwrap_or(3600.min(max));
+    if duration < 900 {
+        return Err(validation(format!(
+            "1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900"
+        )));
+    }
+    if duration > max {
+        return Err(validation(if chained {
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.".to_string()
+        } else {
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+                .to_string()
+        }));
+    }
+    Ok(duration)
+}
+
+/// Checks a session policy; its packed size (percent of the allowance).
+fn session_policy(policy: Option<&str>) -> Result<usize, Error> {
+    let mut packed = 0;
+    if let Some(text) = policy {
+        berth_iam::Policy::parse(text, berth_iam::Kind::Identity)
+            .map_err(|m| Error::iam(IamCode::MalformedPolicyDocument, m.0))?;
+        packed = text.chars().filter(|c| !c.is_whitespace()).count() * 100 / 2048;
+        if packed > 100 {
+            return Err(Error::iam(
+                IamCode::PackedPolicyTooLarge,
+                format!(
+                    "Packed policy consumes {packed}% of allotted space, please use smaller policy for this request."
+                ),
+            ));
+        }
+    }
+    Ok(packed)
+}
+
 /// Runs one STS operation.
 pub async fn dispatch(cx: &Cx<'_>, op: StsOp, v: Value) -> Result<Value, Error> {
     let p = cx.principal;
@@ -53,95 +160,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: StsOp, v: Value) -> Result<Value, Error> 
             "Arn": p.arn,
             "UserId": p.user_id(),
         })),
-        StsOp::AssumeRole => {
-            let i: AssumeRoleIn =
-                serde_json::from_value(v).map_err(|e| validation(format!("Invalid input: {e}")))?;
-            if p.is_root() {
-                return Err(Error::AccessDenied(
-                    "Roles may not be assumed by root accounts.".into(),
-                ));
-            }
-            let name_ok = (2..=64).contains(&i.role_session_name.len())
-                && i.role_session_name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
-            if !name_ok {
-                return Err(validation(format!(
-                    "1 validation error detected: Value '{}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*",
-                    i.role_session_name
-                )));
-            }
-            let iam = cx.state.iam();
-            let role_name = i.role_arn.rsplit('/').next().unwrap_or("");
-            let role = iam
-                .role(role_name)
-                .ok()
-                .filter(|r| iam.arn("role", &r.path, &r.name) == i.role_arn)
-                .ok_or_else(|| {
-                    Error::AccessDenied(format!(
-                        "User: {} is not authorized to perform: sts:AssumeRole on resource: {}",
-                        p.arn, i.role_arn
-                    ))
-                })?;
-            let chained = matches!(p.caller, Caller::Role { .. });
-            let max = if chained {
-                3600
-            } else {
-                i64::from(role.max_session)
-            };
-            let duration = i.duration_seconds.unwrap_or(3600.min(max));
-            if duration < 900 {
-                return Err(validation(format!(
-                    "1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900"
-                )));
-            }
-            if duration > max {
-                return Err(validation(if chained {
-                    "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.".to_string()
-                } else {
-                    "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-                        .to_string()
-                }));
-            }
-            let mut packed = 0;
-            if let Some(text) = &i.policy {
-                berth_iam::Policy::parse(text, berth_iam::Kind::Identity)
-                    .map_err(|m| Error::iam(IamCode::MalformedPolicyDocument, m.0))?;
-                packed = text.chars().filter(|c| !c.is_whitespace()).count() * 100 / 2048;
-                if packed > 100 {
-                    return Err(Error::iam(
-                        IamCode::PackedPolicyTooLarge,
-                        format!(
-                            "Packed policy consumes {packed}% of allotted space, please use smaller policy for this request."
-                        ),
-                    ));
-                }
-            }
-            let policy_arns: Vec<String> =
-                i.policy_arns.into_iter().filter_map(|a| a.arn).collect();
-            for arn in &policy_arns {
-                if iam.default_document(arn)?.is_none() {
-                    return Err(validation(format!("Policy {arn} does not exist.")));
-                }
-            }
-            let session_name = i.role_session_name;
-            let arn = format!(
-                "arn:aws:sts::{}:assumed-role/{}/{session_name}",
-                p.account, role.name
-            );
-            let assumed_id = format!("{}:{session_name}", role.id);
-            let who = Who::Role {
-                name: role.name,
-                session: session_name,
-                policy: i.policy,
-                policy_arns,
-            };
-            Ok(json!({
-                "Credentials": credentials(cx.state.sts_key(), who, now + duration),
-                "AssumedRoleUser": {"AssumedRoleId": assumed_id, "Arn": arn},
-                "PackedPolicySize": packed,
-            }))
-        }
+        StsOp::AssumeRole => assume_role(cx, v, now),
         StsOp::GetSessionToken => {
             let i: SessionTokenIn =
                 serde_json::from_value(v).map_err(|e| validation(format!("Invalid input: {e}")))?;
