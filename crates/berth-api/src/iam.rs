@@ -312,30 +312,22 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
 }
 
 /// Users and their tags (and roles' tags).
-#[allow(unused_variables)]
 async fn users(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
-    let Common {
-        iam,
-        pager,
-        marker,
-        path_prefix,
-        kind,
-        entity,
-        empty,
-    } = Common::of(cx, op, v);
+    let c = Common::of(cx, op, v);
     use IamOp::*;
     Ok(match op {
         CreateUser => {
-            let u = iam
+            let u = c
+                .iam
                 .create_user(s(v, "UserName"), opt(v, "Path"), tags_in(v))
                 .await?;
-            json!({"User": user_json(iam, &u)})
+            json!({"User": user_json(c.iam, &u)})
         }
         GetUser => match opt(v, "UserName") {
-            Some(name) => json!({"User": user_json(iam, &iam.user(name)?)}),
+            Some(name) => json!({"User": user_json(c.iam, &c.iam.user(name)?)}),
             None => match &cx.principal.caller {
                 berth_types::Caller::User { name, .. } => {
-                    json!({"User": user_json(iam, &iam.user(name)?)})
+                    json!({"User": user_json(c.iam, &c.iam.user(name)?)})
                 }
                 _ => json!({"User": {
                     "Path": "/",
@@ -347,60 +339,57 @@ async fn users(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
             },
         },
         ListUsers => {
-            let mut users = iam.users()?;
-            users.retain(|u| u.path.starts_with(path_prefix));
+            let mut users = c.iam.users()?;
+            users.retain(|u| u.path.starts_with(c.path_prefix));
             let l = page(
                 users,
                 |u| u.name.to_lowercase(),
-                marker,
+                c.marker,
                 max_items(v),
-                pager,
+                c.pager,
                 "iam-users",
             )?;
-            let list: Vec<Value> = l.items.iter().map(|u| user_json(iam, u)).collect();
+            let list: Vec<Value> = l.items.iter().map(|u| user_json(c.iam, u)).collect();
             paged(json!({"Users": list}), &l)
         }
         UpdateUser => {
-            iam.update_user(s(v, "UserName"), opt(v, "NewUserName"), opt(v, "NewPath"))
+            c.iam
+                .update_user(s(v, "UserName"), opt(v, "NewUserName"), opt(v, "NewPath"))
                 .await?;
-            empty
+            c.empty
         }
         DeleteUser => {
-            iam.delete_user(s(v, "UserName")).await?;
-            empty
+            c.iam.delete_user(s(v, "UserName")).await?;
+            c.empty
         }
         TagUser | TagRole => {
-            iam.tag(kind, entity, tags_in(v), Vec::new()).await?;
-            empty
+            c.iam.tag(c.kind, c.entity, tags_in(v), Vec::new()).await?;
+            c.empty
         }
         UntagUser | UntagRole => {
-            iam.tag(kind, entity, Vec::new(), strings(v, "TagKeys"))
+            c.iam
+                .tag(c.kind, c.entity, Vec::new(), strings(v, "TagKeys"))
                 .await?;
-            empty
+            c.empty
         }
-        ListUserTags => json!({"Tags": tags_out(&iam.user(entity)?.tags), "IsTruncated": false}),
-        ListRoleTags => json!({"Tags": tags_out(&iam.role(entity)?.tags), "IsTruncated": false}),
+        ListUserTags => {
+            json!({"Tags": tags_out(&c.iam.user(c.entity)?.tags), "IsTruncated": false})
+        }
+        ListRoleTags => {
+            json!({"Tags": tags_out(&c.iam.role(c.entity)?.tags), "IsTruncated": false})
+        }
         _ => unreachable!("dispatched by group"),
     })
 }
 
 /// Access keys.
-#[allow(unused_variables)]
 async fn keys(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
-    let Common {
-        iam,
-        pager,
-        marker,
-        path_prefix,
-        kind,
-        entity,
-        empty,
-    } = Common::of(cx, op, v);
+    let c = Common::of(cx, op, v);
     use IamOp::*;
     Ok(match op {
         CreateAccessKey => {
             let user = caller_user(cx, opt(v, "UserName"))?;
-            let k = iam.create_access_key(&user).await?;
+            let k = c.iam.create_access_key(&user).await?;
             json!({"AccessKey": {
                 "UserName": k.user,
                 "AccessKeyId": k.id,
@@ -411,13 +400,13 @@ async fn keys(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
         }
         ListAccessKeys => {
             let user = caller_user(cx, opt(v, "UserName"))?;
-            let keys = iam.access_keys(&user)?;
+            let keys = c.iam.access_keys(&user)?;
             let l = page(
                 keys,
                 |k| k.id.clone(),
-                marker,
+                c.marker,
                 max_items(v),
-                pager,
+                c.pager,
                 "iam-keys",
             )?;
             let list: Vec<Value> = l
@@ -442,17 +431,8 @@ async fn keys(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
 }
 
 /// The rest of the group above.
-#[allow(unused_variables)]
 async fn keys_more(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
-    let Common {
-        iam,
-        pager,
-        marker,
-        path_prefix,
-        kind,
-        entity,
-        empty,
-    } = Common::of(cx, op, v);
+    let c = Common::of(cx, op, v);
     use IamOp::*;
     Ok(match op {
         UpdateAccessKey => {
@@ -463,19 +443,21 @@ async fn keys_more(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
                     "Status must be Active or Inactive",
                 )
             })?;
-            iam.change_access_key(&user, s(v, "AccessKeyId"), Some(status))
+            c.iam
+                .change_access_key(&user, s(v, "AccessKeyId"), Some(status))
                 .await?;
-            empty
+            c.empty
         }
         DeleteAccessKey => {
             let user = caller_user(cx, opt(v, "UserName"))?;
-            iam.change_access_key(&user, s(v, "AccessKeyId"), None)
+            c.iam
+                .change_access_key(&user, s(v, "AccessKeyId"), None)
                 .await?;
-            empty
+            c.empty
         }
         GetAccessKeyLastUsed => {
             let id = s(v, "AccessKeyId");
-            let k = iam.access_key(id)?.ok_or_else(|| {
+            let k = c.iam.access_key(id)?.ok_or_else(|| {
                 Error::iam(
                     IamCode::NoSuchEntity,
                     format!("The Access Key with id {id} cannot be found."),
@@ -496,72 +478,68 @@ async fn keys_more(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
 }
 
 /// Groups and membership.
-#[allow(unused_variables)]
 async fn groups(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
-    let Common {
-        iam,
-        pager,
-        marker,
-        path_prefix,
-        kind,
-        entity,
-        empty,
-    } = Common::of(cx, op, v);
+    let c = Common::of(cx, op, v);
     use IamOp::*;
     Ok(match op {
         CreateGroup => {
-            let g = iam.create_group(entity, opt(v, "Path")).await?;
-            json!({"Group": group_json(iam, &g)})
+            let g = c.iam.create_group(c.entity, opt(v, "Path")).await?;
+            json!({"Group": group_json(c.iam, &g)})
         }
         GetGroup => {
-            let g = iam.group(entity)?;
-            let members = iam.group_members(&g)?;
+            let g = c.iam.group(c.entity)?;
+            let members = c.iam.group_members(&g)?;
             let l = page(
                 members,
                 |u| u.name.to_lowercase(),
-                marker,
+                c.marker,
                 max_items(v),
-                pager,
+                c.pager,
                 "iam-group-users",
             )?;
-            let list: Vec<Value> = l.items.iter().map(|u| user_json(iam, u)).collect();
-            paged(json!({"Group": group_json(iam, &g), "Users": list}), &l)
+            let list: Vec<Value> = l.items.iter().map(|u| user_json(c.iam, u)).collect();
+            paged(json!({"Group": group_json(c.iam, &g), "Users": list}), &l)
         }
         ListGroups => {
-            let mut groups = iam.groups()?;
-            groups.retain(|g| g.path.starts_with(path_prefix));
+            let mut groups = c.iam.groups()?;
+            groups.retain(|g| g.path.starts_with(c.path_prefix));
             let l = page(
                 groups,
                 |g| g.name.to_lowercase(),
-                marker,
+                c.marker,
                 max_items(v),
-                pager,
+                c.pager,
                 "iam-groups",
             )?;
-            let list: Vec<Value> = l.items.iter().map(|g| group_json(iam, g)).collect();
+            let list: Vec<Value> = l.items.iter().map(|g| group_json(c.iam, g)).collect();
             paged(json!({"Groups": list}), &l)
         }
         DeleteGroup => {
-            iam.delete_group(entity).await?;
-            empty
+            c.iam.delete_group(c.entity).await?;
+            c.empty
         }
         AddUserToGroup | RemoveUserFromGroup => {
-            iam.group_membership(entity, s(v, "UserName"), op == AddUserToGroup)
+            c.iam
+                .group_membership(c.entity, s(v, "UserName"), op == AddUserToGroup)
                 .await?;
-            empty
+            c.empty
         }
         ListGroupsForUser => {
-            let u = iam.user(s(v, "UserName"))?;
-            let groups: Vec<Group> = u.groups.iter().filter_map(|g| iam.group(g).ok()).collect();
+            let u = c.iam.user(s(v, "UserName"))?;
+            let groups: Vec<Group> = u
+                .groups
+                .iter()
+                .filter_map(|g| c.iam.group(g).ok())
+                .collect();
             let l = page(
                 groups,
                 |g| g.name.to_lowercase(),
-                marker,
+                c.marker,
                 max_items(v),
-                pager,
+                c.pager,
                 "iam-user-groups",
             )?;
-            let list: Vec<Value> = l.items.iter().map(|g| group_json(iam, g)).collect();
+            let list: Vec<Value> = l.items.iter().map(|g| group_json(c.iam, g)).collect();
             paged(json!({"Groups": list}), &l)
         }
         _ => unreachable!("dispatched by group"),
@@ -569,23 +547,15 @@ async fn groups(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
 }
 
 /// Roles.
-#[allow(unused_variables)]
 async fn roles(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
-    let Common {
-        iam,
-        pager,
-        marker,
-        path_prefix,
-        kind,
-        entity,
-        empty,
-    } = Common::of(cx, op, v);
+    let c = Common::of(cx, op, v);
     use IamOp::*;
     Ok(match op {
         CreateRole => {
-            let r = iam
+            let r = c
+                .iam
                 .create_role(NewRole {
-                    name: entity.to_string(),
+                    name: c.entity.to_string(),
                     path: opt(v, "Path").map(str::to_string),
                     trust: s(v, "AssumeRolePolicyDocument").to_string(),
                     description: opt(v, "Description").map(str::to_string),
@@ -596,63 +566,57 @@ async fn roles(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
                     tags: tags_in(v),
                 })
                 .await?;
-            json!({"Role": role_json(iam, &r)})
+            json!({"Role": role_json(c.iam, &r)})
         }
-        GetRole => json!({"Role": role_json(iam, &iam.role(entity)?)}),
+        GetRole => json!({"Role": role_json(c.iam, &c.iam.role(c.entity)?)}),
         ListRoles => {
-            let mut roles = iam.roles()?;
-            roles.retain(|r| r.path.starts_with(path_prefix));
+            let mut roles = c.iam.roles()?;
+            roles.retain(|r| r.path.starts_with(c.path_prefix));
             let l = page(
                 roles,
                 |r| r.name.to_lowercase(),
-                marker,
+                c.marker,
                 max_items(v),
-                pager,
+                c.pager,
                 "iam-roles",
             )?;
-            let list: Vec<Value> = l.items.iter().map(|r| role_json(iam, r)).collect();
+            let list: Vec<Value> = l.items.iter().map(|r| role_json(c.iam, r)).collect();
             paged(json!({"Roles": list}), &l)
         }
         UpdateRole => {
-            iam.update_role(
-                entity,
-                opt(v, "Description").map(str::to_string),
-                v.get("MaxSessionDuration")
-                    .and_then(Value::as_i64)
-                    .map(|n| n as i32),
-            )
-            .await?;
-            empty
+            c.iam
+                .update_role(
+                    c.entity,
+                    opt(v, "Description").map(str::to_string),
+                    v.get("MaxSessionDuration")
+                        .and_then(Value::as_i64)
+                        .map(|n| n as i32),
+                )
+                .await?;
+            c.empty
         }
         DeleteRole => {
-            iam.delete_role(entity).await?;
-            empty
+            c.iam.delete_role(c.entity).await?;
+            c.empty
         }
         UpdateAssumeRolePolicy => {
-            iam.update_trust(entity, s(v, "PolicyDocument").to_string())
+            c.iam
+                .update_trust(c.entity, s(v, "PolicyDocument").to_string())
                 .await?;
-            empty
+            c.empty
         }
         _ => unreachable!("dispatched by group"),
     })
 }
 
 /// Managed policies and their versions.
-#[allow(unused_variables)]
 async fn managed(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
-    let Common {
-        iam,
-        pager,
-        marker,
-        path_prefix,
-        kind,
-        entity,
-        empty,
-    } = Common::of(cx, op, v);
+    let c = Common::of(cx, op, v);
     use IamOp::*;
     Ok(match op {
         CreatePolicy => {
-            let p = iam
+            let p = c
+                .iam
                 .create_policy(
                     s(v, "PolicyName"),
                     opt(v, "Path"),
@@ -662,31 +626,31 @@ async fn managed(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
                 .await?;
             json!({"Policy": policy_json(&p)})
         }
-        GetPolicy => json!({"Policy": policy_json(&iam.policy(s(v, "PolicyArn"))?)}),
+        GetPolicy => json!({"Policy": policy_json(&c.iam.policy(s(v, "PolicyArn"))?)}),
         ListPolicies => {
             let scope = opt(v, "Scope").unwrap_or("All");
             let only_attached = v
                 .get("OnlyAttached")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            let mut list = iam.policies(scope != "Local", scope != "AWS")?;
+            let mut list = c.iam.policies(scope != "Local", scope != "AWS")?;
             list.retain(|p| {
-                p.path.starts_with(path_prefix) && (!only_attached || p.attachment_count > 0)
+                p.path.starts_with(c.path_prefix) && (!only_attached || p.attachment_count > 0)
             });
             let l = page(
                 list,
                 |p| p.arn.clone(),
-                marker,
+                c.marker,
                 max_items(v),
-                pager,
+                c.pager,
                 "iam-policies",
             )?;
             let items: Vec<Value> = l.items.iter().map(policy_json).collect();
             paged(json!({"Policies": items}), &l)
         }
         DeletePolicy => {
-            iam.delete_policy(s(v, "PolicyArn")).await?;
-            empty
+            c.iam.delete_policy(s(v, "PolicyArn")).await?;
+            c.empty
         }
         CreatePolicyVersion
         | GetPolicyVersion
@@ -698,17 +662,8 @@ async fn managed(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
 }
 
 /// The rest of the group above.
-#[allow(unused_variables)]
 async fn managed_more(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
-    let Common {
-        iam,
-        pager,
-        marker,
-        path_prefix,
-        kind,
-        entity,
-        empty,
-    } = Common::of(cx, op, v);
+    let c = Common::of(cx, op, v);
     use IamOp::*;
     Ok(match op {
         CreatePolicyVersion => {
@@ -716,7 +671,8 @@ async fn managed_more(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error>
                 .get("SetAsDefault")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            let ver = iam
+            let ver = c
+                .iam
                 .create_policy_version(
                     s(v, "PolicyArn"),
                     s(v, "PolicyDocument").to_string(),
@@ -726,11 +682,12 @@ async fn managed_more(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error>
             json!({"PolicyVersion": version_json(&ver)})
         }
         GetPolicyVersion => {
-            let ver = iam.policy_version(s(v, "PolicyArn"), s(v, "VersionId"))?;
+            let ver = c.iam.policy_version(s(v, "PolicyArn"), s(v, "VersionId"))?;
             json!({"PolicyVersion": version_json(&ver)})
         }
         ListPolicyVersions => {
-            let list: Vec<Value> = iam
+            let list: Vec<Value> = c
+                .iam
                 .policy_versions(s(v, "PolicyArn"))?
                 .iter()
                 .map(|ver| {
@@ -742,49 +699,42 @@ async fn managed_more(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error>
             json!({"Versions": list, "IsTruncated": false})
         }
         DeletePolicyVersion => {
-            iam.delete_policy_version(s(v, "PolicyArn"), s(v, "VersionId"))
+            c.iam
+                .delete_policy_version(s(v, "PolicyArn"), s(v, "VersionId"))
                 .await?;
-            empty
+            c.empty
         }
         SetDefaultPolicyVersion => {
-            iam.set_default_version(s(v, "PolicyArn"), s(v, "VersionId"))
+            c.iam
+                .set_default_version(s(v, "PolicyArn"), s(v, "VersionId"))
                 .await?;
-            empty
+            c.empty
         }
         _ => unreachable!("dispatched by group"),
     })
 }
 
 /// Attached and inline policies of users, groups and roles.
-#[allow(unused_variables)]
 async fn grants(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
-    let Common {
-        iam,
-        pager,
-        marker,
-        path_prefix,
-        kind,
-        entity,
-        empty,
-    } = Common::of(cx, op, v);
+    let c = Common::of(cx, op, v);
     use IamOp::*;
     Ok(match op {
         AttachUserPolicy | AttachGroupPolicy | AttachRolePolicy => {
-            iam.attach(kind, entity, s(v, "PolicyArn")).await?;
-            empty
+            c.iam.attach(c.kind, c.entity, s(v, "PolicyArn")).await?;
+            c.empty
         }
         DetachUserPolicy | DetachGroupPolicy | DetachRolePolicy => {
-            iam.detach(kind, entity, s(v, "PolicyArn")).await?;
-            empty
+            c.iam.detach(c.kind, c.entity, s(v, "PolicyArn")).await?;
+            c.empty
         }
         ListAttachedUserPolicies | ListAttachedGroupPolicies | ListAttachedRolePolicies => {
-            let list = iam.attached(kind, entity)?;
+            let list = c.iam.attached(c.kind, c.entity)?;
             let l = page(
                 list,
                 |p| p.arn.clone(),
-                marker,
+                c.marker,
                 max_items(v),
-                pager,
+                c.pager,
                 "iam-attached",
             )?;
             let items: Vec<Value> = l
@@ -804,55 +754,49 @@ async fn grants(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
 }
 
 /// The rest of the group above.
-#[allow(unused_variables)]
 async fn grants_more(cx: &Cx<'_>, op: IamOp, v: &Value) -> Result<Value, Error> {
-    let Common {
-        iam,
-        pager,
-        marker,
-        path_prefix,
-        kind,
-        entity,
-        empty,
-    } = Common::of(cx, op, v);
+    let c = Common::of(cx, op, v);
     use IamOp::*;
     Ok(match op {
         PutUserPolicy | PutGroupPolicy | PutRolePolicy => {
-            iam.put_inline(
-                kind,
-                entity,
-                s(v, "PolicyName"),
-                s(v, "PolicyDocument").to_string(),
-            )
-            .await?;
-            empty
+            c.iam
+                .put_inline(
+                    c.kind,
+                    c.entity,
+                    s(v, "PolicyName"),
+                    s(v, "PolicyDocument").to_string(),
+                )
+                .await?;
+            c.empty
         }
         GetUserPolicy | GetGroupPolicy | GetRolePolicy => {
-            let (name, _, grants) = iam.grants(kind, entity)?;
+            let (name, _, grants) = c.iam.grants(c.kind, c.entity)?;
             let policy = s(v, "PolicyName");
             let doc = grants
                 .inline
                 .get(policy)
-                .ok_or_else(|| berth_control::iam::inline_not_found(kind, policy))?;
+                .ok_or_else(|| berth_control::iam::inline_not_found(c.kind, policy))?;
             json!({
-                entity_member(kind): name,
+                entity_member(c.kind): name,
                 "PolicyName": policy,
                 "PolicyDocument": document(doc),
             })
         }
         DeleteUserPolicy | DeleteGroupPolicy | DeleteRolePolicy => {
-            iam.delete_inline(kind, entity, s(v, "PolicyName")).await?;
-            empty
+            c.iam
+                .delete_inline(c.kind, c.entity, s(v, "PolicyName"))
+                .await?;
+            c.empty
         }
         ListUserPolicies | ListGroupPolicies | ListRolePolicies => {
-            let (_, _, grants) = iam.grants(kind, entity)?;
+            let (_, _, grants) = c.iam.grants(c.kind, c.entity)?;
             let names: Vec<String> = grants.inline.keys().cloned().collect();
             let l = page(
                 names,
                 Clone::clone,
-                marker,
+                c.marker,
                 max_items(v),
-                pager,
+                c.pager,
                 "iam-inline",
             )?;
             paged(json!({"PolicyNames": l.items}), &l)
