@@ -147,11 +147,17 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         headers: &parts.headers,
         payload_sha256: &payload_sha256,
     };
+    let node = NodeCall {
+        state,
+        sig: &sig,
+        origin: Origin::of(&parts.extensions),
+        request_id: &request_id,
+    };
     if [agent::HEARTBEAT, agent::DESIRED, agent::REPORT].contains(&path) {
-        return agent_call(state, path, &sig, &body, &request_id).await;
+        return agent_call(node, path, &body).await;
     }
     if path == lb::CONFIG || path == lb::HEALTH {
-        return lb_call(state, path, &sig, &body, &request_id).await;
+        return lb_call(node, path, &body).await;
     }
     // Everything below needs a signature: an unsigned request is refused before anything
     // else is looked at (what it names is not disclosed to an anonymous caller).
@@ -526,25 +532,61 @@ enum Input {
     Query(query::Params),
 }
 
-/// Authenticates a node endpoint call (SigV4 for `service`): the error response if it fails.
-/// A node acts in the region it signs for (an agent's cluster, a load balancer node's
-/// listeners, are that region's): its control plane, or the error response.
+/// Authenticates a node endpoint call (SigV4 for `service`) and authorizes it as `action`
+/// on `resources` (node endpoints are AWS actions like any call: an agent's `ecs:Poll`, …):
+/// the error response if either fails. A node acts in the region it signs for (an agent's
+/// cluster, a load balancer node's listeners, are that region's): its control plane.
 #[allow(clippy::result_large_err)]
 fn node_auth(
-    state: &ApiState,
-    sig: &SigRequest<'_>,
+    node: &NodeCall<'_>,
     service: &str,
-    request_id: &str,
+    action: &str,
+    resources: &[String],
 ) -> Result<Arc<Regional>, Response<Body>> {
-    auth::authenticate_request(state, sig, Some(service))
-        .map(|p| state.region(&p.region))
-        .map_err(|e| {
-            protocol::error(
-                Proto::Json(Service::Ecs),
-                errors::auth_error(&e, true),
-                request_id,
-            )
-        })
+    let state = node.state;
+    let error = |e: berth_types::Error| {
+        protocol::error(
+            Proto::Json(Service::Ecs),
+            errors::ecs_error(e, node.request_id),
+            node.request_id,
+        )
+    };
+    let p = auth::authenticate_request(state, node.sig, Some(service)).map_err(|e| {
+        protocol::error(
+            Proto::Json(Service::Ecs),
+            errors::auth_error(&e, true),
+            node.request_id,
+        )
+    })?;
+    let ask = Ask {
+        action,
+        resources,
+        resource_policy: None,
+        resource_must_allow: false,
+        extra: &[],
+    };
+    authorize(state, &p, &node.origin, &ask).map_err(error)?;
+    Ok(state.region(&p.region))
+}
+
+/// One node endpoint request: the server, its signature, where it came from.
+struct NodeCall<'a> {
+    state: &'a ApiState,
+    sig: &'a SigRequest<'a>,
+    origin: Origin,
+    request_id: &'a str,
+}
+
+impl NodeCall<'_> {
+    /// The ARN of `cluster` (a name or an ARN) in the region the call is signed for.
+    fn cluster_arn(&self, cluster: &str) -> String {
+        if cluster.starts_with("arn:") {
+            return cluster.to_string();
+        }
+        let region = sigv4::parse(self.sig).map(|c| c.region).unwrap_or_default();
+        let account = self.state.scope().account.as_str();
+        format!("arn:aws:ecs:{region}:{account}:cluster/{cluster}")
+    }
 }
 
 /// A node endpoint's JSON answer, or its error in the ECS shape.
@@ -564,15 +606,16 @@ fn node_response(result: Result<Value, berth_types::Error>, request_id: &str) ->
     }
 }
 
-/// The load balancer node endpoints: signed like every call, JSON in and out.
-async fn lb_call(
-    state: &ApiState,
-    path: &str,
-    sig: &SigRequest<'_>,
-    body: &[u8],
-    request_id: &str,
-) -> Response<Body> {
-    let region = match node_auth(state, sig, "elasticloadbalancing", request_id) {
+/// The load balancer node endpoints: signed like every call, JSON in and out. Reading the
+/// listeners' configuration is `elasticloadbalancing:DescribeLoadBalancers`; reporting
+/// target health is Berth's `elasticloadbalancing:ReportTargetHealth` (no AWS action is a
+/// node's report).
+async fn lb_call(node: NodeCall<'_>, path: &str, body: &[u8]) -> Response<Body> {
+    let action = match path == lb::CONFIG {
+        true => "elasticloadbalancing:DescribeLoadBalancers",
+        false => "elasticloadbalancing:ReportTargetHealth",
+    };
+    let region = match node_auth(&node, "elasticloadbalancing", action, &["*".to_string()]) {
         Ok(r) => r,
         Err(denied) => return denied,
     };
@@ -589,56 +632,66 @@ async fn lb_call(
             Err(e) => Err(e),
         }
     };
-    node_response(result, request_id)
+    node_response(result, node.request_id)
 }
 
 /// The agent endpoints (`berth-node-api::agent`): signed like every call, typed JSON in and
-/// out, ECS errors.
-async fn agent_call(
-    state: &ApiState,
-    path: &str,
-    sig: &SigRequest<'_>,
-    body: &[u8],
-    request_id: &str,
-) -> Response<Body> {
-    let region = match node_auth(state, sig, "ecs", request_id) {
+/// out, ECS errors. The desired-state poll and the heartbeat are `ecs:Poll` on the cluster,
+/// a task state report `ecs:SubmitTaskStateChange` (the agent's actions in
+/// AmazonEC2ContainerServiceforEC2Role).
+async fn agent_call(node: NodeCall<'_>, path: &str, body: &[u8]) -> Response<Body> {
+    let (action, cluster) = match path {
+        agent::REPORT => (
+            "ecs:SubmitTaskStateChange",
+            node_body::<agent::ReportBatch>(body).map(|b| b.cluster),
+        ),
+        _ => (
+            "ecs:Poll",
+            node_body::<agent::InstanceRef>(body).map(|r| r.cluster),
+        ),
+    };
+    let cluster = match cluster {
+        Ok(c) => c,
+        Err(e) => return node_response(Err(e), node.request_id),
+    };
+    let region = match node_auth(&node, "ecs", action, &[node.cluster_arn(&cluster)]) {
         Ok(r) => r,
         Err(denied) => return denied,
     };
-    let ecs = &region.ecs;
-    let result = match path {
-        agent::DESIRED => match node_body::<agent::DesiredRequest>(body) {
-            Ok(r) => match ecs.cluster_name(Some(&r.cluster)) {
-                Ok(cluster) => {
-                    // The poll is the agent's check-in: it never waits past a third of the
-                    // agent timeout.
-                    let wait =
-                        std::time::Duration::from_millis(r.timeout_ms.min(agent::MAX_WAIT_MS))
-                            .min(state.inner.agent_timeout / 3);
-                    ecs.instance_desired(&cluster, &r.container_instance, r.generation, wait)
-                        .await
-                        .and_then(to_json)
-                }
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        },
-        agent::REPORT => match node_body::<agent::ReportBatch>(body) {
-            Ok(batch) => ecs.instance_report(batch).await.and_then(to_json),
-            Err(e) => Err(e),
-        },
-        _ => match node_body::<agent::InstanceRef>(body) {
-            Ok(r) => match ecs.cluster_name(Some(&r.cluster)) {
-                Ok(cluster) => ecs
-                    .instance_heartbeat(&cluster, &r.container_instance)
-                    .await
-                    .map(|()| Value::Object(Default::default())),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        },
-    };
-    node_response(result, request_id)
+    let result = agent_answer(node.state, &region.ecs, path, body).await;
+    node_response(result, node.request_id)
+}
+
+async fn agent_answer(
+    state: &ApiState,
+    ecs: &berth_control::ecs::Ecs,
+    path: &str,
+    body: &[u8],
+) -> Result<Value, berth_types::Error> {
+    match path {
+        agent::DESIRED => {
+            let r = node_body::<agent::DesiredRequest>(body)?;
+            let cluster = ecs.cluster_name(Some(&r.cluster))?;
+            // The poll is the agent's check-in: it never waits past a third of the agent
+            // timeout.
+            let wait = std::time::Duration::from_millis(r.timeout_ms.min(agent::MAX_WAIT_MS))
+                .min(state.inner.agent_timeout / 3);
+            ecs.instance_desired(&cluster, &r.container_instance, r.generation, wait)
+                .await
+                .and_then(to_json)
+        }
+        agent::REPORT => {
+            let batch = node_body::<agent::ReportBatch>(body)?;
+            ecs.instance_report(batch).await.and_then(to_json)
+        }
+        _ => {
+            let r = node_body::<agent::InstanceRef>(body)?;
+            let cluster = ecs.cluster_name(Some(&r.cluster))?;
+            ecs.instance_heartbeat(&cluster, &r.container_instance)
+                .await
+                .map(|()| Value::Object(Default::default()))
+        }
+    }
 }
 
 /// A node request body: a malformed one is the caller's error.

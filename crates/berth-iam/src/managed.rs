@@ -73,6 +73,22 @@ pub const AWS_MANAGED: &[AwsManaged] = &[
             "logs:PutLogEvents"], "Resource": "*"}]}"#,
     },
     AwsManaged {
+        name: "AmazonEC2ContainerServiceforEC2Role",
+        path: "/service-role/",
+        document: r#"{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": [
+                "ec2:DescribeTags", "ecs:CreateCluster", "ecs:DeregisterContainerInstance",
+                "ecs:DiscoverPollEndpoint", "ecs:Poll", "ecs:RegisterContainerInstance",
+                "ecs:StartTelemetrySession", "ecs:UpdateContainerInstancesState", "ecs:Submit*",
+                "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
+                "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage", "logs:CreateLogStream",
+                "logs:PutLogEvents"],
+             "Resource": "*"},
+            {"Effect": "Allow", "Action": "ecs:TagResource", "Resource": "*",
+             "Condition": {"StringEquals": {"ecs:CreateAction": [
+                "CreateCluster", "RegisterContainerInstance"]}}}]}"#,
+    },
+    AwsManaged {
         name: "CloudWatchAgentServerPolicy",
         path: "/",
         document: r#"{"Version": "2012-10-17", "Statement": [

@@ -103,6 +103,10 @@ pub struct ServerArgs {
     /// Unreferenced registry content younger than this many seconds is kept [default: 3600].
     #[arg(long, env = "BERTH_GC_GRACE", value_name = "SECONDS")]
     pub gc_grace: Option<u64>,
+    /// What IAM does with a request no policy allows: `enforce` refuses it (AccessDenied),
+    /// `audit` logs the would-be denial and lets it through [default: enforce].
+    #[arg(long, env = "BERTH_IAM", value_name = "MODE", value_parser = ["enforce", "audit"])]
+    pub iam: Option<String>,
 }
 
 /// The TOML file: the same settings, kebab-case keys.
@@ -129,6 +133,7 @@ pub struct FileConfig {
     pub task_healthy_after: Option<u64>,
     pub stopped_task_retention: Option<u64>,
     pub lb_bind: Option<std::net::IpAddr>,
+    pub iam: Option<String>,
 }
 
 /// The resolved settings.
@@ -160,6 +165,7 @@ pub struct ServerConfig {
     pub leader_lease: std::time::Duration,
     pub task_healthy_after: std::time::Duration,
     pub stopped_task_retention: std::time::Duration,
+    pub iam_mode: berth_api::IamMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -235,7 +241,17 @@ impl ServerArgs {
                 "blobs must be an s3:// URL (got '{url}'); without it blobs live in the data directory"
             )));
         }
+        let iam_mode = match self.iam.as_deref().or(file.iam.as_deref()) {
+            None | Some("enforce") => berth_api::IamMode::Enforce,
+            Some("audit") => berth_api::IamMode::Audit,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "iam must be 'enforce' or 'audit' (got '{other}')"
+                )));
+            }
+        };
         Ok(ServerConfig {
+            iam_mode,
             listen,
             database,
             blobs,

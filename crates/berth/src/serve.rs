@@ -11,6 +11,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rand::RngCore;
+
+/// The IAM user `berth up`'s local agent signs as.
+pub const LOCAL_NODE_USER: &str = "berth-node";
+/// What a node may do: AWS's policy for ECS container instances (poll for tasks, report their
+/// state, pull images), and nothing else — no DeleteCluster, no push.
+pub const NODE_POLICY: &str =
+    "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role";
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -204,7 +211,7 @@ pub async fn run(
         blobs,
         paging_key,
         token_key,
-        iam_mode: berth_api::IamMode::Enforce,
+        iam_mode: config.iam_mode,
         registry_host: config
             .public_host
             .clone()
@@ -228,7 +235,7 @@ pub async fn run(
     let load_balancer = config
         .load_balancer
         .then(|| crate::lb::spawn_every_region(state.clone(), config.lb_bind));
-    let app = berth_api::router(state);
+    let app = berth_api::router(state.clone());
     let endpoint = config.endpoint_url(bound);
     data_dir.record_endpoint(&endpoint)?;
     if created {
@@ -259,11 +266,13 @@ pub async fn run(
         } else {
             bound.ip()
         };
+        // The agent signs as its own IAM user, limited to what a node does.
+        let node = state.iam().node_user(LOCAL_NODE_USER, NODE_POLICY).await?;
         let agent_config = berth_agent::AgentConfig {
             endpoint: format!("http://{}", SocketAddr::new(ip, bound.port())),
             cluster: "default".into(),
-            access_key_id: root.access_key_id.clone(),
-            secret_access_key: root.secret_access_key.clone(),
+            access_key_id: node.id,
+            secret_access_key: node.secret,
             region: config.region.to_string(),
             attributes: vec![("berth.capacity".into(), "managed".into())],
             availability_zone: None,

@@ -33,7 +33,7 @@ crate::operation::operations! {
         CompleteLayerUpload => Write, Repository("repositoryName"), Implemented;
         GetDownloadUrlForLayer => Read, Repository("repositoryName"), Implemented;
         SetRepositoryPolicy => PermissionsManagement, Repository("repositoryName"),
-            Partial("validated and stored; enforced once IAM lands");
+            Partial("enforced with identity policies (one account); `force` accepted, the lock-out check not made");
         GetRepositoryPolicy => Read, Repository("repositoryName"), Implemented;
         DeleteRepositoryPolicy => PermissionsManagement, Repository("repositoryName"), Implemented;
         DescribeRegistry => Read, Any,

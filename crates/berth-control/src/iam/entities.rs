@@ -259,6 +259,29 @@ impl Iam {
         .await
     }
 
+    /// A node's identity (`berth up`'s local agent): user `name` under `/berth/` with the
+    /// managed policy `policy` attached and an active access key — created the first time,
+    /// the same ones on every later start (a detached policy is attached again).
+    pub async fn node_user(&self, name: &str, policy: &str) -> Result<AccessKey, Error> {
+        match self.create_user(name, Some("/berth/"), Vec::new()).await {
+            Ok(_) => {}
+            Err(Error::Iam {
+                code: IamCode::EntityAlreadyExists,
+                ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+        self.attach(EntityKind::User, name, policy).await?;
+        let active = self
+            .access_keys(name)?
+            .into_iter()
+            .find(|k| k.status == KeyStatus::Active);
+        match active {
+            Some(k) => Ok(k),
+            None => self.create_access_key(name).await,
+        }
+    }
+
     /// A user's access keys.
     pub fn access_keys(&self, user: &str) -> Result<Vec<AccessKey>, Error> {
         let u = self.user(user)?;

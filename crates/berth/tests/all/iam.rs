@@ -14,12 +14,40 @@ async fn iam(endpoint: &str, params: &[(&str, &str)]) -> (u16, String) {
         body.push('=');
         body.push_str(&berth_aws::sigv4::uri_encode(v, true));
     }
-    let s = Signing::root("iam");
+    let root = (
+        berth_testkit::ACCESS_KEY_ID,
+        berth_testkit::SECRET_ACCESS_KEY,
+    );
+    post(
+        endpoint,
+        root,
+        "iam",
+        "/",
+        "application/x-www-form-urlencoded",
+        &body,
+    )
+    .await
+}
+
+/// `POST path` signed with this key for `service`: status, body.
+async fn post(
+    ep: &str,
+    key: (&str, &str),
+    service: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
+    let s = Signing {
+        access_key_id: key.0,
+        secret: key.1,
+        ..Signing::root(service)
+    };
     let r = signed(
         &s,
         "POST",
-        &format!("{endpoint}/"),
-        &[("content-type", "application/x-www-form-urlencoded")],
+        &format!("{ep}{path}"),
+        &[("content-type", content_type)],
         body.as_bytes(),
     )
     .send()
@@ -228,4 +256,86 @@ async fn iam_users_policies_enforcement_and_sessions() {
         err.as_service_error().unwrap().meta().code(),
         Some("ExpiredTokenException")
     );
+}
+
+/// A node endpoint call (`path`, JSON `body`) signed with this key for `service`.
+async fn node_call(
+    ep: &str,
+    key: (&str, &str),
+    service: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    post(ep, key, service, path, "application/json", body).await
+}
+
+#[tokio::test]
+async fn node_endpoints_are_authorized_and_a_node_policy_cannot_delete_or_push() {
+    let server = start_with(berth_testkit::Options {
+        args: vec!["--ephemeral".into()],
+        ..Default::default()
+    });
+    let ep = server.endpoint.clone();
+    let ecs = server.ecs();
+    ecs.create_cluster().cluster_name("a").send().await.unwrap();
+    let mut keys = Vec::new();
+    for user in ["node", "nobody"] {
+        let (st, body) = iam(&ep, &[("Action", "CreateUser"), ("UserName", user)]).await;
+        assert_eq!(st, 200, "{body}");
+        let (st, body) = iam(&ep, &[("Action", "CreateAccessKey"), ("UserName", user)]).await;
+        assert_eq!(st, 200, "{body}");
+        keys.push((
+            between(&body, "AccessKeyId").to_string(),
+            between(&body, "SecretAccessKey").to_string(),
+        ));
+    }
+    let policy = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role";
+    let (st, body) = iam(
+        &ep,
+        &[
+            ("Action", "AttachUserPolicy"),
+            ("UserName", "node"),
+            ("PolicyArn", policy),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let heartbeat = r#"{"cluster":"a","containerInstance":"0123456789abcdef"}"#;
+    let node = (keys[0].0.as_str(), keys[0].1.as_str());
+    let nobody = (keys[1].0.as_str(), keys[1].1.as_str());
+    let path = berth_node_api::agent::HEARTBEAT;
+    // Authorized: the call reaches the control plane (which knows no such instance).
+    let (st, body) = node_call(&ep, node, "ecs", path, heartbeat).await;
+    assert!(!body.contains("AccessDenied"), "{st} {body}");
+    let (st, body) = node_call(&ep, nobody, "ecs", path, heartbeat).await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("AccessDeniedException"), "{body}");
+    assert!(body.contains("ecs:Poll"), "{body}");
+    let lb = berth_node_api::lb::CONFIG;
+    let (st, body) = node_call(&ep, node, "elasticloadbalancing", lb, "{}").await;
+    assert!(
+        body.contains("AccessDenied") && st == 400,
+        "an agent is no LB node: {st} {body}"
+    );
+    // The node policy: no DeleteCluster, no push.
+    let cfg = server.sdk_config_with(node.0, node.1);
+    let node_ecs = berth_testkit::aws_sdk_ecs::Client::new(&cfg);
+    let err = node_ecs
+        .delete_cluster()
+        .cluster("a")
+        .send()
+        .await
+        .unwrap_err();
+    let err = err.into_service_error();
+    assert_eq!(err.meta().code(), Some("AccessDeniedException"), "{err:?}");
+    let node_ecr = berth_testkit::aws_sdk_ecr::Client::new(&cfg);
+    node_ecr.get_authorization_token().send().await.unwrap();
+    let err = node_ecr
+        .create_repository()
+        .repository_name("app")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(err.meta().code(), Some("AccessDeniedException"), "{err:?}");
 }
