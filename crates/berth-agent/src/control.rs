@@ -202,6 +202,31 @@ impl Control {
             .map_err(|e| AgentError::Control(format!("{path}: bad response: {e}")))
     }
 
+    /// Calls `action` of an awsQuery `service` (`iam`, `sts`) with `params`: the XML answer,
+    /// or the error document as the error.
+    pub async fn query(
+        &self,
+        service: &str,
+        version: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Result<String, AgentError> {
+        let mut body = format!("Action={action}&Version={version}");
+        for (k, v) in params {
+            body.push_str(&format!("&{k}={}", berth_aws::sigv4::uri_encode(v, true)));
+        }
+        let headers = [("content-type", "application/x-www-form-urlencoded")];
+        let (status, text) = self
+            .post(service, "/", &headers, body.into_bytes(), action)
+            .await?;
+        match status.is_success() {
+            true => Ok(text),
+            false => Err(AgentError::Control(format!(
+                "{action} failed ({status}): {text}"
+            ))),
+        }
+    }
+
     /// Calls `operation` of `service` (`ecs` or `ecr`) with a JSON body.
     pub async fn call(
         &self,

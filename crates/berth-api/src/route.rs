@@ -300,7 +300,7 @@ fn enforce(cx: &Cx<'_>, op: Op, input: &Value) -> Result<(), berth_types::Error>
     };
     authorize(cx.state, p, &cx.origin, &ask)?;
     if let Op::Ecs(_) = op {
-        let roles = passed_roles(input);
+        let roles = passed_roles(cx, input);
         if !roles.is_empty() {
             let ask = Ask {
                 action: "iam:PassRole",
@@ -360,17 +360,25 @@ fn request_tags(input: &Value) -> Option<Vec<(String, String)>> {
     )
 }
 
-/// The roles an ECS call hands to tasks: `taskRoleArn` and `executionRoleArn`, of a task
-/// definition or of a task's overrides.
-fn passed_roles(input: &Value) -> Vec<String> {
+/// The roles an ECS call hands to tasks: `taskRoleArn` and `executionRoleArn` of a task
+/// definition it registers, of a task's overrides, and of the task definition it runs or
+/// deploys (RunTask, StartTask, CreateService, UpdateService).
+fn passed_roles(cx: &Cx<'_>, input: &Value) -> Vec<String> {
+    let referenced = input
+        .get("taskDefinition")
+        .and_then(Value::as_str)
+        .and_then(|td| cx.region.ecs.task_definition_describe(td).ok())
+        .map(|td| [td.spec.task_role_arn, td.spec.execution_role_arn]);
     let mut out = Vec::new();
-    for holder in [Some(input), input.get("overrides")].into_iter().flatten() {
-        for member in ["taskRoleArn", "executionRoleArn"] {
-            if let Some(arn) = holder.get(member).and_then(Value::as_str)
-                && !out.iter().any(|a| a == arn)
-            {
-                out.push(arn.to_string());
-            }
+    let named = [Some(input), input.get("overrides")]
+        .into_iter()
+        .flatten()
+        .flat_map(|holder| ["taskRoleArn", "executionRoleArn"].map(|m| holder.get(m)))
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string));
+    for arn in named.chain(referenced.into_iter().flatten().flatten()) {
+        if !out.contains(&arn) {
+            out.push(arn);
         }
     }
     out

@@ -1,8 +1,8 @@
 //! AWS-managed policies users attach by ARN (`arn:aws:iam::aws:policy/<path><name>`), with the
-//! documents AWS publishes for them (the AWS Managed Policy Reference; current default
-//! versions). The rest the IAM issue lists — ReadOnlyAccess, AmazonECS_FullAccess,
-//! CloudWatchFullAccess, CloudWatchLogsFullAccess — are to come, with their documents checked
-//! against the same reference.
+//! documents and default version ids AWS publishes for them (the AWS Managed Policy
+//! Reference, as of February 2026). Not shipped yet: ReadOnlyAccess (v178 lists thousands of
+//! actions of every service) and AmazonECS_FullAccess (v22, whose document we have not been
+//! able to check).
 
 /// One AWS-managed policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,6 +10,8 @@ pub struct AwsManaged {
     pub name: &'static str,
     /// `/` or `/service-role/`.
     pub path: &'static str,
+    /// The default version's id (`v3`): the only version Berth serves.
+    pub version: &'static str,
     pub document: &'static str,
 }
 
@@ -34,12 +36,14 @@ pub const AWS_MANAGED: &[AwsManaged] = &[
     AwsManaged {
         name: "AdministratorAccess",
         path: "/",
+        version: "v1",
         document: r#"{"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": "*", "Resource": "*"}]}"#,
     },
     AwsManaged {
         name: "AmazonEC2ContainerRegistryReadOnly",
         path: "/",
+        version: "v3",
         document: concat!(
             r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["#,
             ecr_read_actions!(),
@@ -49,6 +53,7 @@ pub const AWS_MANAGED: &[AwsManaged] = &[
     AwsManaged {
         name: "AmazonEC2ContainerRegistryPowerUser",
         path: "/",
+        version: "v3",
         document: concat!(
             r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["#,
             ecr_read_actions!(),
@@ -59,6 +64,7 @@ pub const AWS_MANAGED: &[AwsManaged] = &[
     AwsManaged {
         name: "AmazonEC2ContainerRegistryFullAccess",
         path: "/",
+        version: "v3",
         document: r#"{"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["ecr:*", "cloudtrail:LookupEvents"], "Resource": "*"},
             {"Effect": "Allow", "Action": ["iam:CreateServiceLinkedRole"], "Resource": "*",
@@ -67,6 +73,7 @@ pub const AWS_MANAGED: &[AwsManaged] = &[
     AwsManaged {
         name: "AmazonECSTaskExecutionRolePolicy",
         path: "/service-role/",
+        version: "v1",
         document: r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
             "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
             "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage", "logs:CreateLogStream",
@@ -75,6 +82,7 @@ pub const AWS_MANAGED: &[AwsManaged] = &[
     AwsManaged {
         name: "AmazonEC2ContainerServiceforEC2Role",
         path: "/service-role/",
+        version: "v10",
         document: r#"{"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": [
                 "ec2:DescribeTags", "ecs:CreateCluster", "ecs:DeregisterContainerInstance",
@@ -86,11 +94,14 @@ pub const AWS_MANAGED: &[AwsManaged] = &[
              "Resource": "*"},
             {"Effect": "Allow", "Action": "ecs:TagResource", "Resource": "*",
              "Condition": {"StringEquals": {"ecs:CreateAction": [
-                "CreateCluster", "RegisterContainerInstance"]}}}]}"#,
+                "CreateCluster", "RegisterContainerInstance"]}}},
+            {"Effect": "Allow", "Action": ["ecs:ListTagsForResource"], "Resource": [
+                "arn:aws:ecs:*:*:task/*/*", "arn:aws:ecs:*:*:container-instance/*/*"]}]}"#,
     },
     AwsManaged {
         name: "CloudWatchAgentServerPolicy",
         path: "/",
+        version: "v3",
         document: r#"{"Version": "2012-10-17", "Statement": [
             {"Sid": "CWACloudWatchServerPermissions", "Effect": "Allow", "Action": [
                 "cloudwatch:PutMetricData", "ec2:DescribeVolumes", "ec2:DescribeTags",
@@ -101,6 +112,33 @@ pub const AWS_MANAGED: &[AwsManaged] = &[
              "Resource": "*"},
             {"Sid": "CWASSMServerPermissions", "Effect": "Allow", "Action": ["ssm:GetParameter"],
              "Resource": "arn:aws:ssm:*:*:parameter/AmazonCloudWatch-*"}]}"#,
+    },
+    AwsManaged {
+        name: "CloudWatchFullAccess",
+        path: "/",
+        version: "v4",
+        document: r#"{"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["autoscaling:Describe*", "cloudwatch:*", "logs:*",
+                "sns:*", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:GetRole",
+                "oam:ListSinks"],
+             "Resource": "*"},
+            {"Effect": "Allow", "Action": "iam:CreateServiceLinkedRole",
+             "Resource": "arn:aws:iam::*:role/aws-service-role/events.amazonaws.com/AWSServiceRoleForCloudWatchEvents*",
+             "Condition": {"StringLike": {"iam:AWSServiceName": "events.amazonaws.com"}}},
+            {"Effect": "Allow", "Action": ["oam:ListAttachedLinks"],
+             "Resource": "arn:aws:oam:*:*:sink/*"}]}"#,
+    },
+    AwsManaged {
+        name: "CloudWatchLogsFullAccess",
+        path: "/",
+        version: "v8",
+        document: r#"{"Version": "2012-10-17", "Statement": [
+            {"Sid": "CloudWatchLogsFullAccess", "Effect": "Allow", "Action": ["logs:*",
+                "cloudwatch:GenerateQuery", "cloudwatch:GenerateQueryResultsSummary",
+                "observabilityadmin:GetS3TableIntegration",
+                "observabilityadmin:ListS3TableIntegrations",
+                "observabilityadmin:ListTelemetryPipelines"],
+             "Resource": "*"}]}"#,
     },
 ];
 

@@ -148,6 +148,15 @@ pub struct CredentialsArgs {
     /// directory recorded when it started, else from --public-host / --listen].
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// Instead of root's: create IAM user NAME (unless it exists) and a new access key for it
+    /// on the running server, and print or write those (least privilege in one step; give
+    /// it policies with --policy).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// With --user: attach this managed policy to the user (repeatable), e.g.
+    /// arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly.
+    #[arg(long = "policy", value_name = "ARN", requires = "user")]
+    pub policies: Vec<String>,
 }
 
 pub fn init_logging() {
@@ -171,7 +180,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let config = args.resolve()?;
             serve::run(config, serve::shutdown_signal()).await?;
         }
-        Command::Credentials(args) => credentials(args)?,
+        Command::Credentials(args) => credentials(args).await?,
         Command::Backup(args) => {
             let config = args.server.resolve()?;
             let c = crate::backup::backup(&config.data_dir, &args.to)?;
@@ -378,9 +387,22 @@ async fn status(args: StatusArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn credentials(args: CredentialsArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn credentials(args: CredentialsArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = args.server.resolve()?;
-    let pair = read_credentials(&config.data_dir)?;
+    let mut pair = read_credentials(&config.data_dir)?;
+    let endpoint = args
+        .endpoint_url
+        .or_else(|| recorded_endpoint(&config.data_dir))
+        .unwrap_or_else(|| config.endpoint_url(config.listen));
+    if let Some(user) = &args.user {
+        let root = berth_agent::control::Control::connect(
+            &endpoint,
+            &pair.access_key_id,
+            &pair.secret_access_key,
+            config.region.as_str(),
+        );
+        pair = create_user_key(&root, user, &args.policies).await?;
+    }
     let Some(profile) = args.aws_profile else {
         println!("aws_access_key_id = {}", pair.access_key_id);
         println!("aws_secret_access_key = {}", pair.secret_access_key);
@@ -389,10 +411,6 @@ fn credentials(args: CredentialsArgs) -> Result<(), Box<dyn std::error::Error>> 
     if profile.is_empty() || profile.contains([']', '[', '\n']) {
         return Err(format!("invalid profile name '{profile}'").into());
     }
-    let endpoint = args
-        .endpoint_url
-        .or_else(|| recorded_endpoint(&config.data_dir))
-        .unwrap_or_else(|| config.endpoint_url(config.listen));
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
@@ -430,6 +448,40 @@ fn credentials(args: CredentialsArgs) -> Result<(), Box<dyn std::error::Error>> 
         config.region
     );
     Ok(())
+}
+
+/// `berth credentials --user`: IAM user `user` (created unless it exists) with `policies`
+/// attached, and a new access key of it, through the running server as root.
+async fn create_user_key(
+    root: &berth_agent::control::Control,
+    user: &str,
+    policies: &[String],
+) -> Result<berth_api::auth::KeyPair, Box<dyn std::error::Error>> {
+    const IAM: &str = "2010-05-08";
+    let name = [("UserName", user)];
+    if let Err(e) = root.query("iam", IAM, "CreateUser", &name).await
+        && !e.to_string().contains("EntityAlreadyExists")
+    {
+        return Err(e.into());
+    }
+    for arn in policies {
+        let params = [("UserName", user), ("PolicyArn", arn.as_str())];
+        root.query("iam", IAM, "AttachUserPolicy", &params).await?;
+    }
+    let xml = root.query("iam", IAM, "CreateAccessKey", &name).await?;
+    let field = |tag: &str| {
+        let open = format!("<{tag}>");
+        let start = xml.find(&open).map(|i| i + open.len());
+        let end = xml.find(&format!("</{tag}>"));
+        match (start, end) {
+            (Some(a), Some(b)) if a <= b => Ok(xml[a..b].to_string()),
+            _ => Err(format!("CreateAccessKey answered without {tag}: {xml}")),
+        }
+    };
+    Ok(berth_api::auth::KeyPair {
+        access_key_id: field("AccessKeyId")?,
+        secret_access_key: field("SecretAccessKey")?,
+    })
 }
 
 /// Replaces (or appends) `[section]` in an INI file, keeping every other section as it was.

@@ -130,7 +130,7 @@ impl Iam {
             path: m.path.to_string(),
             arn,
             id: aws_policy_id(m.name),
-            default_version: "v1".into(),
+            default_version: m.version.into(),
             description: None,
             created: AWS_MANAGED_CREATED,
             updated: AWS_MANAGED_CREATED,
@@ -317,11 +317,11 @@ impl Iam {
         .await
     }
 
-    /// A policy's versions (an AWS-managed one has one: `v1`).
+    /// A policy's versions (an AWS-managed one has one: its default).
     pub fn policy_versions(&self, arn: &str) -> Result<Vec<VersionView>, Error> {
         if let Some(m) = berth_iam::aws_managed(arn) {
             return Ok(vec![VersionView {
-                id: "v1".into(),
+                id: m.version.into(),
                 document: m.document.to_string(),
                 is_default: true,
                 created: AWS_MANAGED_CREATED,

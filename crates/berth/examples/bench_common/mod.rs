@@ -117,6 +117,25 @@ pub fn sign_for(
     operation: &str,
     body: &str,
 ) -> Vec<(String, String)> {
+    sign_as(
+        (KEY_ID, SECRET),
+        port,
+        service,
+        target_prefix,
+        operation,
+        body,
+    )
+}
+
+/// Headers of an awsJson request to `service` signed with `key` (id, secret).
+pub fn sign_as(
+    key: (&str, &str),
+    port: u16,
+    service: &str,
+    target_prefix: &str,
+    operation: &str,
+    body: &str,
+) -> Vec<(String, String)> {
     let host = format!("127.0.0.1:{port}");
     let target = format!("{target_prefix}.{operation}");
     let headers = [
@@ -124,9 +143,19 @@ pub fn sign_for(
         ("host", host.as_str()),
         ("x-amz-target", target.as_str()),
     ];
+    with_signature(key, service, &headers, body)
+}
+
+/// `headers` and the SigV4 headers of a `POST /` of `body` to `service`, signed with `key`.
+fn with_signature(
+    key: (&str, &str),
+    service: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Vec<(String, String)> {
     let key = sigv4::SigningKey {
-        access_key_id: KEY_ID,
-        secret: SECRET,
+        access_key_id: key.0,
+        secret: key.1,
         region: "us-east-1",
         service,
     };
@@ -138,7 +167,7 @@ pub fn sign_for(
         &key,
         "POST",
         "/",
-        &headers,
+        headers,
         body.as_bytes(),
         time::OffsetDateTime::now_utc(),
     ));
@@ -153,12 +182,35 @@ pub fn call(port: u16, operation: &str, body: &str) -> (u16, String) {
         ("ecs", "AmazonEC2ContainerServiceV20141113")
     };
     let operation = operation.trim_start_matches("ecr:");
+    let signed = sign_for(port, service, prefix, operation, body);
+    exchange(port, &signed, body)
+}
+
+/// One signed awsQuery call (`Action`, `Version` and `params`) to `service` as root over a
+/// fresh connection: the status code and body.
+pub fn query_call(port: u16, service: &str, params: &[(&str, &str)]) -> (u16, String) {
+    let body: String = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", sigv4::uri_encode(v, true)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let host = format!("127.0.0.1:{port}");
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("host", host.as_str()),
+    ];
+    let signed = with_signature((KEY_ID, SECRET), service, &headers, &body);
+    exchange(port, &signed, &body)
+}
+
+/// Sends one `POST /` with `headers` and `body` over a fresh connection.
+fn exchange(port: u16, headers: &[(String, String)], body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut req = format!(
         "POST / HTTP/1.1\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
     );
-    for (k, v) in sign_for(port, service, prefix, operation, body) {
+    for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
@@ -197,8 +249,28 @@ pub fn wrk(
     seconds: u32,
     dir: &std::path::Path,
 ) -> WrkResult {
+    wrk_as((KEY_ID, SECRET), port, operation, body, seconds, dir)
+}
+
+/// `wrk` replaying one ECS request signed with `key`.
+pub fn wrk_as(
+    key: (&str, &str),
+    port: u16,
+    operation: &str,
+    body: &str,
+    seconds: u32,
+    dir: &std::path::Path,
+) -> WrkResult {
     let mut lua = format!("wrk.method = \"POST\"\nwrk.body = {}\n", lua_quote(body));
-    for (k, v) in sign(port, operation, body) {
+    let signed = sign_as(
+        key,
+        port,
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113",
+        operation,
+        body,
+    );
+    for (k, v) in signed {
         if k != "host" {
             lua.push_str(&format!(
                 "wrk.headers[{}] = {}\n",
@@ -207,7 +279,7 @@ pub fn wrk(
             ));
         }
     }
-    let script = dir.join(format!("{operation}-{port}.lua"));
+    let script = dir.join(format!("{operation}-{port}-{}.lua", key.0));
     std::fs::write(&script, lua).unwrap();
     let out = Command::new("wrk")
         .args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency", "-s"])

@@ -7,8 +7,9 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-fn aws(home: &Path, args: &[&str]) -> Value {
-    let out = Command::new(require_program(
+/// The `aws` CLI with profile `berth` of the files in `home`.
+fn aws_out(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(require_program(
         "aws",
         "scripts/test.sh installs it with pip (awscli)",
     ))
@@ -22,7 +23,11 @@ fn aws(home: &Path, args: &[&str]) -> Value {
     .env_remove("AWS_PROFILE")
     .env_remove("AWS_DEFAULT_REGION")
     .output()
-    .unwrap();
+    .unwrap()
+}
+
+fn aws(home: &Path, args: &[&str]) -> Value {
+    let out = aws_out(home, args);
     assert!(
         out.status.success(),
         "aws {args:?}: {}",
@@ -31,18 +36,14 @@ fn aws(home: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
-#[tokio::test]
-async fn cli_aws_walkthrough_with_a_berth_profile() {
-    let server = start();
-    let home = tempfile::tempdir().unwrap();
+/// `berth credentials --aws-profile berth` for `server` with `extra` arguments, into `home`.
+fn write_profile(server: &berth_testkit::TestServer, home: &Path, extra: &[&str]) {
     let out = Command::new(BIN)
         .args(["credentials", "--aws-profile", "berth", "--data-dir"])
         .arg(&server.data_dir)
-        .env("AWS_CONFIG_FILE", home.path().join("config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.path().join("credentials"),
-        )
+        .args(extra)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
         .output()
         .unwrap();
     assert!(
@@ -50,6 +51,43 @@ async fn cli_aws_walkthrough_with_a_berth_profile() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn cli_credentials_for_a_least_privilege_user() {
+    let server = start();
+    let home = tempfile::tempdir().unwrap();
+    let policy = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly";
+    write_profile(
+        &server,
+        home.path(),
+        &["--user", "reader", "--policy", policy],
+    );
+    let who = aws(home.path(), &["sts", "get-caller-identity"]);
+    assert_eq!(who["Arn"], "arn:aws:iam::000000000000:user/reader");
+    let repos = aws(home.path(), &["ecr", "describe-repositories"]);
+    assert_eq!(repos["repositories"], serde_json::json!([]));
+    let denied = aws_out(
+        home.path(),
+        &["ecr", "create-repository", "--repository-name", "app"],
+    );
+    assert!(!denied.status.success());
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.contains("AccessDeniedException")
+            && stderr.contains("user/reader is not authorized to perform: ecr:CreateRepository"),
+        "{stderr}"
+    );
+    // Again for the same user: a second key (IAM allows two).
+    write_profile(&server, home.path(), &["--user", "reader"]);
+    aws(home.path(), &["ecr", "describe-repositories"]);
+}
+
+#[tokio::test]
+async fn cli_aws_walkthrough_with_a_berth_profile() {
+    let server = start();
+    let home = tempfile::tempdir().unwrap();
+    write_profile(&server, home.path(), &[]);
     // The profile names the address the server really listens on (it chose its port), as
     // the server recorded it in its data directory.
     let config = std::fs::read_to_string(home.path().join("config")).unwrap();
@@ -124,22 +162,15 @@ async fn cli_aws_walkthrough_with_a_berth_profile() {
         l["taskDefinitionArns"][0],
         "arn:aws:ecs:us-east-1:000000000000:task-definition/hello:1"
     );
-    let failed = Command::new("aws")
-        .args([
-            "--profile",
-            "berth",
+    let failed = aws_out(
+        home.path(),
+        &[
             "ecs",
             "describe-task-definition",
             "--task-definition",
             "hello:5",
-        ])
-        .env("AWS_CONFIG_FILE", home.path().join("config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.path().join("credentials"),
-        )
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("(ClientException)"));
 }

@@ -338,4 +338,47 @@ async fn node_endpoints_are_authorized_and_a_node_policy_cannot_delete_or_push()
         .unwrap_err()
         .into_service_error();
     assert_eq!(err.meta().code(), Some("AccessDeniedException"), "{err:?}");
+
+    // RunTask of a task definition with a task role needs iam:PassRole on that role.
+    let container = berth_testkit::aws_sdk_ecs::types::ContainerDefinition::builder()
+        .name("c")
+        .image("busybox")
+        .memory(64)
+        .build();
+    let role = "arn:aws:iam::000000000000:role/app";
+    ecs.register_task_definition()
+        .family("roled")
+        .task_role_arn(role)
+        .container_definitions(container)
+        .send()
+        .await
+        .unwrap();
+    let run = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:RunTask","Resource":"*"}]}"#;
+    let (st, body) = iam(
+        &ep,
+        &[
+            ("Action", "PutUserPolicy"),
+            ("UserName", "nobody"),
+            ("PolicyName", "run"),
+            ("PolicyDocument", run),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let runner =
+        berth_testkit::aws_sdk_ecs::Client::new(&server.sdk_config_with(nobody.0, nobody.1));
+    let err = runner
+        .run_task()
+        .cluster("a")
+        .task_definition("roled")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(err.meta().code(), Some("AccessDeniedException"), "{err:?}");
+    let message = err.meta().message().unwrap_or_default();
+    assert!(
+        message.contains("iam:PassRole") && message.contains(role),
+        "{message}"
+    );
 }
