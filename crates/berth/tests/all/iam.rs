@@ -329,7 +329,11 @@ async fn node_endpoints_are_authorized_and_a_node_policy_cannot_delete_or_push()
     let err = err.into_service_error();
     assert_eq!(err.meta().code(), Some("AccessDeniedException"), "{err:?}");
     let node_ecr = berth_testkit::aws_sdk_ecr::Client::new(&cfg);
-    node_ecr.get_authorization_token().send().await.unwrap();
+    let token = node_ecr.get_authorization_token().send().await.unwrap();
+    let token = token.authorization_data()[0]
+        .authorization_token()
+        .unwrap()
+        .to_string();
     let err = node_ecr
         .create_repository()
         .repository_name("app")
@@ -381,4 +385,25 @@ async fn node_endpoints_are_authorized_and_a_node_policy_cannot_delete_or_push()
         message.contains("iam:PassRole") && message.contains(role),
         "{message}"
     );
+
+    // The node's registry token works until its key is deactivated, then at once no more.
+    let v2 = || {
+        reqwest::Client::new()
+            .get(format!("{ep}/v2/"))
+            .header("authorization", format!("Basic {token}"))
+            .send()
+    };
+    assert_eq!(v2().await.unwrap().status(), 200);
+    let (st, body) = iam(
+        &ep,
+        &[
+            ("Action", "UpdateAccessKey"),
+            ("UserName", "node"),
+            ("AccessKeyId", node.0),
+            ("Status", "Inactive"),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(v2().await.unwrap().status(), 401);
 }
