@@ -402,6 +402,8 @@ impl AgentProcess {
     pub(crate) fn spawn_at(endpoints: &str, state: &Path, extra: &[&str]) -> AgentProcess {
         let log = state.join("agent.log");
         std::fs::create_dir_all(state).unwrap();
+        // The agent signs as a node user, limited to what a node does.
+        let key = crate::node_identity(endpoints, crate::NodeRole::Agent);
         let child = Command::new(crate::BIN)
             .args([
                 "agent",
@@ -415,8 +417,8 @@ impl AgentProcess {
             ])
             .arg(state)
             .args(extra)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+            .env("AWS_ACCESS_KEY_ID", key.0)
+            .env("AWS_SECRET_ACCESS_KEY", key.1)
             .env("BERTH_LOG", "info")
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -2,65 +2,8 @@
 //! (raw signed requests), enforcement seen by the ECS SDK, a deactivated key refused, and
 //! AssumeRole credentials that work until the injected clock passes their expiry.
 
-use crate::start_with;
+use crate::{between, iam, post, start_with};
 use berth_testkit::{Signing, signed};
-
-/// An IAM query call signed as root; the response body.
-async fn iam(endpoint: &str, params: &[(&str, &str)]) -> (u16, String) {
-    let mut body = String::from("Version=2010-05-08");
-    for (k, v) in params {
-        body.push('&');
-        body.push_str(k);
-        body.push('=');
-        body.push_str(&berth_aws::sigv4::uri_encode(v, true));
-    }
-    let root = (
-        berth_testkit::ACCESS_KEY_ID,
-        berth_testkit::SECRET_ACCESS_KEY,
-    );
-    post(
-        endpoint,
-        root,
-        "iam",
-        "/",
-        "application/x-www-form-urlencoded",
-        &body,
-    )
-    .await
-}
-
-/// `POST path` signed with this key for `service`: status, body.
-async fn post(
-    ep: &str,
-    key: (&str, &str),
-    service: &str,
-    path: &str,
-    content_type: &str,
-    body: &str,
-) -> (u16, String) {
-    let s = Signing {
-        access_key_id: key.0,
-        secret: key.1,
-        ..Signing::root(service)
-    };
-    let r = signed(
-        &s,
-        "POST",
-        &format!("{ep}{path}"),
-        &[("content-type", content_type)],
-        body.as_bytes(),
-    )
-    .send()
-    .await;
-    (r.status, r.body)
-}
-
-fn between<'a>(text: &'a str, tag: &str) -> &'a str {
-    let open = format!("<{tag}>");
-    let start = text.find(&open).expect(tag) + open.len();
-    let end = text[start..].find(&format!("</{tag}>")).expect(tag) + start;
-    &text[start..end]
-}
 
 #[tokio::test]
 async fn iam_users_policies_enforcement_and_sessions() {

@@ -34,16 +34,125 @@ pub fn start_with(options: berth_testkit::Options) -> TestServer {
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
+/// An IAM query call signed as root; the response body.
+pub async fn iam(endpoint: &str, params: &[(&str, &str)]) -> (u16, String) {
+    let mut body = String::from("Version=2010-05-08");
+    for (k, v) in params {
+        body.push('&');
+        body.push_str(k);
+        body.push('=');
+        body.push_str(&berth_aws::sigv4::uri_encode(v, true));
+    }
+    let root = (
+        berth_testkit::ACCESS_KEY_ID,
+        berth_testkit::SECRET_ACCESS_KEY,
+    );
+    post(
+        endpoint,
+        root,
+        "iam",
+        "/",
+        "application/x-www-form-urlencoded",
+        &body,
+    )
+    .await
+}
+
+/// `POST path` signed with this key for `service`: status, body.
+pub async fn post(
+    ep: &str,
+    key: (&str, &str),
+    service: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
+    let s = berth_testkit::Signing {
+        access_key_id: key.0,
+        secret: key.1,
+        ..berth_testkit::Signing::root(service)
+    };
+    let r = berth_testkit::signed(
+        &s,
+        "POST",
+        &format!("{ep}{path}"),
+        &[("content-type", content_type)],
+        body.as_bytes(),
+    )
+    .send()
+    .await;
+    (r.status, r.body)
+}
+
+pub fn between<'a>(text: &'a str, tag: &str) -> &'a str {
+    let open = format!("<{tag}>");
+    let start = text.find(&open).expect(tag) + open.len();
+    let end = text[start..].find(&format!("</{tag}>")).expect(tag) + start;
+    &text[start..end]
+}
+
+/// What a node of the tests may do.
+pub enum NodeRole {
+    /// `berth agent`: AWS's container-instance policy.
+    Agent,
+    /// `berth lb`: read the listeners, report target health.
+    Lb,
+}
+
+/// The key of a new IAM user for a node of the servers at `endpoints` (the first is asked):
+/// nodes in the tests sign as what a node may do, never as root.
+pub fn node_identity(endpoints: &str, role: NodeRole) -> (String, String) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ep = endpoints.split(',').next().unwrap().to_string();
+    // The tests' runtimes may not block: a thread of its own with a runtime of its own.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let name = format!("test-node-{n}");
+            let user = ("UserName", name.as_str());
+            let ok = |(st, body): (u16, String)| {
+                assert_eq!(st, 200, "{body}");
+                body
+            };
+            ok(iam(&ep, &[("Action", "CreateUser"), user]).await);
+            let grant = match role {
+                NodeRole::Agent => vec![
+                    ("Action", "AttachUserPolicy"),
+                    ("PolicyArn", "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"),
+                ],
+                NodeRole::Lb => vec![
+                    ("Action", "PutUserPolicy"),
+                    ("PolicyName", "lb-node"),
+                    ("PolicyDocument", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["elasticloadbalancing:DescribeLoadBalancers","elasticloadbalancing:ReportTargetHealth"],"Resource":"*"}]}"#),
+                ],
+            };
+            ok(iam(&ep, &[grant, vec![user]].concat()).await);
+            let key = ok(iam(&ep, &[("Action", "CreateAccessKey"), user]).await);
+            (
+                between(&key, "AccessKeyId").to_string(),
+                between(&key, "SecretAccessKey").to_string(),
+            )
+        })
+    })
+    .join()
+    .unwrap()
+}
+
 /// A `berth lb` node given `endpoints`, stopped (by its PID) however the test ends.
 pub struct LbNode(std::process::Child);
 
 impl LbNode {
     pub fn start(endpoints: &str) -> LbNode {
+        let key = node_identity(endpoints, NodeRole::Lb);
         LbNode(
             std::process::Command::new(BIN)
                 .args(["lb", "--endpoint", endpoints, "--bind", "127.0.0.1"])
-                .env("AWS_ACCESS_KEY_ID", berth_testkit::ACCESS_KEY_ID)
-                .env("AWS_SECRET_ACCESS_KEY", berth_testkit::SECRET_ACCESS_KEY)
+                .env("AWS_ACCESS_KEY_ID", key.0)
+                .env("AWS_SECRET_ACCESS_KEY", key.1)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
