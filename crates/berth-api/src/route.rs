@@ -552,13 +552,6 @@ fn node_auth(
     resources: &[String],
 ) -> Result<Arc<Regional>, Response<Body>> {
     let state = node.state;
-    let error = |e: berth_types::Error| {
-        protocol::error(
-            Proto::Json(Service::Ecs),
-            errors::ecs_error(e, node.request_id),
-            node.request_id,
-        )
-    };
     let p = auth::authenticate_request(state, node.sig, Some(service)).map_err(|e| {
         protocol::error(
             Proto::Json(Service::Ecs),
@@ -573,7 +566,13 @@ fn node_auth(
         resource_must_allow: false,
         extra: &[],
     };
-    authorize(state, &p, &node.origin, &ask).map_err(error)?;
+    authorize(state, &p, &node.origin, &ask).map_err(|e| {
+        protocol::error(
+            Proto::Json(Service::Ecs),
+            errors::ecs_error(e, node.request_id),
+            node.request_id,
+        )
+    })?;
     Ok(state.region(&p.region))
 }
 

@@ -25,7 +25,8 @@ pub enum Command {
     /// Run the control-plane server only (API endpoint and registry), for multi-node setups.
     Server(ServerArgs),
     /// Print the root credentials of a data directory; with --aws-profile, write them as an AWS
-    /// CLI profile (credentials, region and endpoint_url).
+    /// CLI profile (credentials, region and endpoint_url). With --user NAME [--policy ARN]…,
+    /// those of a new key of that IAM user instead (created on the running server).
     Credentials(CredentialsArgs),
     /// Run the node agent: register this host's Docker Engine as a container instance of a
     /// cluster and run the tasks placed on it. Credentials come from AWS_ACCESS_KEY_ID and
