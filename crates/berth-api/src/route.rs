@@ -549,7 +549,7 @@ fn node_auth(
     node: &NodeCall<'_>,
     service: &str,
     action: &str,
-    resources: &[String],
+    cluster: Option<&str>,
 ) -> Result<Arc<Regional>, Response<Body>> {
     let state = node.state;
     let p = auth::authenticate_request(state, node.sig, Some(service)).map_err(|e| {
@@ -559,9 +559,15 @@ fn node_auth(
             node.request_id,
         )
     })?;
+    // On the cluster (a name or an ARN) in the region signed for, else on `*`.
+    let resource = match cluster {
+        Some(c) if c.starts_with("arn:") => c.to_string(),
+        Some(c) => format!("arn:aws:ecs:{}:{}:cluster/{c}", p.region, p.account),
+        None => "*".to_string(),
+    };
     let ask = Ask {
         action,
-        resources,
+        resources: std::slice::from_ref(&resource),
         resource_policy: None,
         resource_must_allow: false,
         extra: &[],
@@ -582,18 +588,6 @@ struct NodeCall<'a> {
     sig: &'a SigRequest<'a>,
     origin: Origin,
     request_id: &'a str,
-}
-
-impl NodeCall<'_> {
-    /// The ARN of `cluster` (a name or an ARN) in the region the call is signed for.
-    fn cluster_arn(&self, cluster: &str) -> String {
-        if cluster.starts_with("arn:") {
-            return cluster.to_string();
-        }
-        let region = sigv4::parse(self.sig).map(|c| c.region).unwrap_or_default();
-        let account = self.state.scope().account.as_str();
-        format!("arn:aws:ecs:{region}:{account}:cluster/{cluster}")
-    }
 }
 
 /// A node endpoint's JSON answer, or its error in the ECS shape.
@@ -622,7 +616,7 @@ async fn lb_call(node: NodeCall<'_>, path: &str, body: &[u8]) -> Response<Body> 
         true => "elasticloadbalancing:DescribeLoadBalancers",
         false => "elasticloadbalancing:ReportTargetHealth",
     };
-    let region = match node_auth(&node, "elasticloadbalancing", action, &["*".to_string()]) {
+    let region = match node_auth(&node, "elasticloadbalancing", action, None) {
         Ok(r) => r,
         Err(denied) => return denied,
     };
@@ -647,37 +641,42 @@ async fn lb_call(node: NodeCall<'_>, path: &str, body: &[u8]) -> Response<Body> 
 /// a task state report `ecs:SubmitTaskStateChange` (the agent's actions in
 /// AmazonEC2ContainerServiceforEC2Role).
 async fn agent_call(node: NodeCall<'_>, path: &str, body: &[u8]) -> Response<Body> {
-    let (action, cluster) = match path {
-        agent::REPORT => (
-            "ecs:SubmitTaskStateChange",
-            node_body::<agent::ReportBatch>(body).map(|b| b.cluster),
-        ),
-        _ => (
-            "ecs:Poll",
-            node_body::<agent::InstanceRef>(body).map(|r| r.cluster),
-        ),
+    let parsed = match path {
+        agent::DESIRED => node_body(body).map(AgentRequest::Desired),
+        agent::REPORT => node_body(body).map(AgentRequest::Report),
+        _ => node_body(body).map(AgentRequest::Heartbeat),
     };
-    let cluster = match cluster {
-        Ok(c) => c,
+    let request = match parsed {
+        Ok(r) => r,
         Err(e) => return node_response(Err(e), node.request_id),
     };
-    let region = match node_auth(&node, "ecs", action, &[node.cluster_arn(&cluster)]) {
+    let (action, cluster) = match &request {
+        AgentRequest::Desired(r) => ("ecs:Poll", &r.cluster),
+        AgentRequest::Report(b) => ("ecs:SubmitTaskStateChange", &b.cluster),
+        AgentRequest::Heartbeat(r) => ("ecs:Poll", &r.cluster),
+    };
+    let region = match node_auth(&node, "ecs", action, Some(cluster)) {
         Ok(r) => r,
         Err(denied) => return denied,
     };
-    let result = agent_answer(node.state, &region.ecs, path, body).await;
+    let result = agent_answer(node.state, &region.ecs, request).await;
     node_response(result, node.request_id)
+}
+
+/// An agent endpoint's request, decoded.
+enum AgentRequest {
+    Desired(agent::DesiredRequest),
+    Report(agent::ReportBatch),
+    Heartbeat(agent::InstanceRef),
 }
 
 async fn agent_answer(
     state: &ApiState,
     ecs: &berth_control::ecs::Ecs,
-    path: &str,
-    body: &[u8],
+    request: AgentRequest,
 ) -> Result<Value, berth_types::Error> {
-    match path {
-        agent::DESIRED => {
-            let r = node_body::<agent::DesiredRequest>(body)?;
+    match request {
+        AgentRequest::Desired(r) => {
             let cluster = ecs.cluster_name(Some(&r.cluster))?;
             // The poll is the agent's check-in: it never waits past a third of the agent
             // timeout.
@@ -687,12 +686,8 @@ async fn agent_answer(
                 .await
                 .and_then(to_json)
         }
-        agent::REPORT => {
-            let batch = node_body::<agent::ReportBatch>(body)?;
-            ecs.instance_report(batch).await.and_then(to_json)
-        }
-        _ => {
-            let r = node_body::<agent::InstanceRef>(body)?;
+        AgentRequest::Report(batch) => ecs.instance_report(batch).await.and_then(to_json),
+        AgentRequest::Heartbeat(r) => {
             let cluster = ecs.cluster_name(Some(&r.cluster))?;
             ecs.instance_heartbeat(&cluster, &r.container_instance)
                 .await
