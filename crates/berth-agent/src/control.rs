@@ -15,6 +15,8 @@ pub struct Control {
     current: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     access_key_id: String,
     secret: String,
+    /// Temporary credentials' token (`X-Amz-Security-Token`).
+    session_token: Option<String>,
     region: String,
 }
 
@@ -55,7 +57,18 @@ impl Control {
             current: Default::default(),
             access_key_id: access_key_id.to_string(),
             secret: secret.to_string(),
+            session_token: None,
             region: region.to_string(),
+        }
+    }
+
+    /// The same servers, called with temporary credentials (a role session's).
+    pub fn with_session(&self, access_key_id: &str, secret: &str, token: &str) -> Control {
+        Control {
+            access_key_id: access_key_id.to_string(),
+            secret: secret.to_string(),
+            session_token: Some(token.to_string()),
+            ..self.clone()
         }
     }
 
@@ -101,6 +114,10 @@ impl Control {
             let at = self.current.load(std::sync::atomic::Ordering::Relaxed);
             let endpoint = &self.endpoints[at % self.endpoints.len()];
             let mut all: Vec<(&str, &str)> = headers.to_vec();
+            if let Some(token) = &self.session_token {
+                all.push(("x-amz-security-token", token.as_str()));
+            }
+            let sent = all.clone();
             all.push(("host", endpoint.host.as_str()));
             let key = SigningKey {
                 access_key_id: &self.access_key_id,
@@ -117,7 +134,7 @@ impl Control {
                 time::OffsetDateTime::now_utc(),
             );
             let mut req = self.http.post(format!("{}{path}", endpoint.url));
-            for (k, v) in headers {
+            for (k, v) in &sent {
                 req = req.header(*k, *v);
             }
             for (k, v) in signed {

@@ -19,6 +19,7 @@
 //! code beyond the wire crate's SigV4 math).
 
 pub mod control;
+mod credentials;
 mod docker;
 #[cfg(test)]
 mod fake;
@@ -117,6 +118,8 @@ pub const CAPABILITIES: &[&str] = &[
     "com.amazonaws.ecs.capability.docker-remote-api.1.24",
     "com.amazonaws.ecs.capability.logging-driver.json-file",
     "com.amazonaws.ecs.capability.ecr-auth",
+    "com.amazonaws.ecs.capability.task-iam-role",
+    "com.amazonaws.ecs.capability.task-iam-role-network-host",
     "ecs.capability.execution-role-ecr-pull",
     "ecs.capability.container-health-check",
     "ecs.capability.task-eni",
@@ -162,18 +165,28 @@ pub trait ControlPlane: Registry {
 pub struct Remote {
     control: Control,
     instance: node::InstanceRef,
+    credentials: Arc<credentials::Credentials>,
 }
 
 impl Registry for Remote {
-    async fn auth(&self, image: &str) -> Result<Option<RegistryAuth>, String> {
+    /// An ECR token of the task's execution role when it has one (as ECS pulls), else of the
+    /// agent's own identity.
+    async fn auth(&self, image: &str, task: &TaskSpec) -> Result<Option<RegistryAuth>, String> {
         let Some(server) = self.control.registry_of(image) else {
             return Ok(None);
         };
-        let (username, password) = self
-            .control
-            .registry_token()
-            .await
-            .map_err(|e| e.to_string())?;
+        let control = match &task.execution_role_arn {
+            Some(_) => {
+                let c = self
+                    .credentials
+                    .get(&task.arn, node::TaskRole::Execution)
+                    .await?;
+                self.control
+                    .with_session(&c.access_key_id, &c.secret_access_key, &c.session_token)
+            }
+            None => self.control.clone(),
+        };
+        let (username, password) = control.registry_token().await.map_err(|e| e.to_string())?;
         Ok(Some(RegistryAuth {
             username,
             password,
@@ -211,8 +224,9 @@ impl<T: Registry> Registry for Arc<T> {
     fn auth(
         &self,
         image: &str,
+        task: &TaskSpec,
     ) -> impl Future<Output = Result<Option<RegistryAuth>, String>> + Send {
-        (**self).auth(image)
+        (**self).auth(image, task)
     }
 }
 
@@ -299,6 +313,29 @@ impl Agent<Docker, Remote> {
         }
         std::fs::write(&state_file, &instance_arn)?;
         tracing::info!(instance = %instance_arn, cluster = %config.cluster, "agent registered");
+        let instance = node::InstanceRef {
+            cluster: config.cluster.clone(),
+            container_instance: instance_arn.clone(),
+        };
+        let fetch: credentials::Fetch = {
+            let (control, instance) = (control.clone(), instance.clone());
+            Arc::new(move |task_arn, role| {
+                let (control, instance) = (control.clone(), instance.clone());
+                Box::pin(async move {
+                    let request = node::CredentialsRequest {
+                        cluster: instance.cluster,
+                        container_instance: instance.container_instance,
+                        task_arn,
+                        role,
+                    };
+                    control
+                        .agent_call(node::CREDENTIALS, &request)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            })
+        };
+        let credentials = Arc::new(credentials::Credentials::new(&config.state_dir, fetch)?);
         let tasks = metadata::Tasks::default();
         let metadata = metadata::Metadata::start(
             runtime.clone(),
@@ -308,12 +345,11 @@ impl Agent<Docker, Remote> {
             &config.state_dir,
         )
         .await?;
+        metadata.serve_credentials(credentials.clone());
         let remote = Remote {
             control,
-            instance: node::InstanceRef {
-                cluster: config.cluster.clone(),
-                container_instance: instance_arn.clone(),
-            },
+            instance,
+            credentials,
         };
         let mut agent = Agent::new(
             runtime,
@@ -588,6 +624,18 @@ impl<R: Runtime, C: ControlPlane> Agent<R, C> {
         poller.abort();
         reporter.abort();
         work.abort_all();
+        if self
+            .ctx
+            .metadata
+            .as_ref()
+            .and_then(|m| m.credentials())
+            .is_some()
+        {
+            let tag = credentials::tag(&self.ctx.instance_arn);
+            if let Err(e) = credentials::unroute(&tag).await {
+                tracing::warn!(error = %e, "could not remove the credentials endpoint's route");
+            }
+        }
     }
 
     /// Hands the metadata endpoint the tasks as the agent knows them.
@@ -603,6 +651,9 @@ impl<R: Runtime, C: ControlPlane> Agent<R, C> {
                     ReportedStatus::Stopped => KnownStatus::Stopped,
                 });
             tasks.insert(t.id().to_string(), (t.clone(), known));
+        }
+        if let Some(creds) = self.ctx.metadata.as_ref().and_then(|m| m.credentials()) {
+            creds.retain(|arn| current.tasks.iter().any(|t| t.arn == arn));
         }
     }
 }
@@ -754,6 +805,8 @@ mod tests {
             pull_stopped_at: None,
             containers,
             volumes: vec![],
+            task_role_arn: None,
+            execution_role_arn: None,
         }
     }
 
@@ -797,7 +850,7 @@ mod tests {
     }
 
     impl Registry for FakeControl {
-        async fn auth(&self, _: &str) -> Result<Option<RegistryAuth>, String> {
+        async fn auth(&self, _: &str, _: &TaskSpec) -> Result<Option<RegistryAuth>, String> {
             Ok(None)
         }
     }
@@ -1035,6 +1088,7 @@ mod tests {
                 "c",
                 "i",
                 "bridge".into(),
+                None,
                 None,
             ),
             true,

@@ -5,15 +5,16 @@
 //! network a task uses (bound when the first such task starts) and loopback (for `host`
 //! network mode) — never on every address. A request is answered only when it comes from an
 //! address of that task's containers (or from loopback, for `host` mode), so one task cannot
-//! read another's metadata.
+//! read another's metadata. It also serves the task role credentials (`crate::credentials`).
 
+use crate::credentials::{self, Credentials};
 use crate::runtime::{ContainerState, Runtime};
 use crate::worker::TASK_NETWORK;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use berth_node_api::agent::{DesiredStatus, KnownStatus, TaskSpec};
+use berth_node_api::agent::{DesiredStatus, KnownStatus, TaskRole, TaskSpec};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,6 +31,8 @@ pub struct Metadata<R> {
     tasks: Tasks,
     port: u16,
     bound: tokio::sync::Mutex<HashSet<IpAddr>>,
+    /// The task role credentials it serves (`/v2/credentials/<id>`), once set.
+    credentials: std::sync::OnceLock<Arc<Credentials>>,
 }
 
 impl<R: Runtime> Metadata<R> {
@@ -62,6 +65,7 @@ impl<R: Runtime> Metadata<R> {
             tasks,
             port,
             bound: tokio::sync::Mutex::new(HashSet::from([loopback])),
+            credentials: Default::default(),
         });
         m.serve(listener);
         for network in ["bridge", TASK_NETWORK] {
@@ -76,6 +80,15 @@ impl<R: Runtime> Metadata<R> {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Serves task role credentials from now on.
+    pub fn serve_credentials(&self, credentials: Arc<Credentials>) {
+        let _ = self.credentials.set(credentials);
+    }
+
+    pub fn credentials(&self) -> Option<&Arc<Credentials>> {
+        self.credentials.get()
     }
 
     /// Listens on `address` too (once).
@@ -97,6 +110,7 @@ impl<R: Runtime> Metadata<R> {
             .route("/v4/{task}/{container}/task", get(task::<R>))
             .route("/v4/{task}/{container}/stats", get(container_stats::<R>))
             .route("/v4/{task}/{container}/task/stats", get(task_stats::<R>))
+            .route("/v2/credentials/{id}", get(role_credentials::<R>))
             .with_state(self.clone());
         tokio::spawn(async move {
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -233,6 +247,38 @@ fn rfc3339(ms: i64) -> Option<String> {
         .ok()?
         .format(&time::format_description::well_known::Rfc3339)
         .ok()
+}
+
+/// `GET /v2/credentials/<id>`: the task role's credentials, to the task's own containers.
+async fn role_credentials<R: Runtime>(
+    State(m): Ctx<R>,
+    ConnectInfo(peer): Peer,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(creds) = m.credentials() else {
+        return not_found("no credentials are served here");
+    };
+    let task_id = m
+        .tasks
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, (t, _))| t.task_role_arn.is_some() && creds.id(&t.arn) == id)
+        .map(|(task_id, _)| task_id.clone());
+    let Some(task_id) = task_id else {
+        return not_found("no such credentials on this instance");
+    };
+    let task = match lookup(&m, peer, &task_id).await {
+        Ok((task, _, _)) => task,
+        Err(r) => return r,
+    };
+    match creds.get(&task.arn, TaskRole::Task).await {
+        Ok(c) => json_response(credentials::container_json(&c)),
+        Err(e) => {
+            tracing::warn!(task = %task.arn, error = %e, "no credentials for the task role");
+            (StatusCode::SERVICE_UNAVAILABLE, e).into_response()
+        }
+    }
 }
 
 async fn container<R: Runtime>(

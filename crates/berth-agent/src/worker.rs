@@ -14,7 +14,7 @@ use berth_node_api::agent::{
     TaskReport, TaskSpec, VolumeSource,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -60,6 +60,7 @@ pub trait Registry: Send + Sync + 'static {
     fn auth(
         &self,
         image: &str,
+        task: &TaskSpec,
     ) -> impl std::future::Future<Output = Result<Option<RegistryAuth>, String>> + Send;
 }
 
@@ -137,6 +138,7 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
             _ => None,
         };
         let metadata = self.metadata_host(task, task_network.as_deref()).await?;
+        let credentials = self.credentials_env(task, metadata).await?;
         let mut started: HashMap<String, String> = HashMap::new();
         // awsvpc: the first container holds the task's address; the others join its namespace.
         let mut namespace: Option<String> = None;
@@ -163,7 +165,7 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
                                 LOG_DRIVERS.join(", ")
                             )));
                         }
-                        self.ensure_image(&spec.image).await?;
+                        self.ensure_image(&spec.image, task).await?;
                         let network = match (task.network_mode, &namespace) {
                             (NetworkMode::Awsvpc, Some(first)) => format!("container:{first}"),
                             (NetworkMode::Awsvpc, None) => {
@@ -180,6 +182,7 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
                             &self.instance_arn,
                             network,
                             metadata,
+                            credentials.as_deref(),
                         );
                         self.runtime
                             .create(create)
@@ -243,7 +246,42 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
         }
     }
 
-    async fn ensure_image(&self, image: &str) -> Result<(), TaskError> {
+    /// Where a task with a `taskRoleArn` finds its credentials (an environment entry), routing
+    /// 169.254.170.2 there first; `host` mode reaches the endpoint on loopback.
+    async fn credentials_env(
+        &self,
+        task: &TaskSpec,
+        endpoint: Option<(IpAddr, u16)>,
+    ) -> Result<Option<String>, TaskError> {
+        let creds = self.metadata.as_ref().and_then(|m| m.credentials());
+        let (Some(creds), Some((host, port)), Some(_)) = (creds, endpoint, &task.task_role_arn)
+        else {
+            return Ok(None);
+        };
+        let uri = creds.relative_uri(&task.arn);
+        if task.network_mode == NetworkMode::Host {
+            return Ok(Some(format!(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://{host}:{port}{uri}"
+            )));
+        }
+        let IpAddr::V4(host) = host else {
+            return Ok(None);
+        };
+        let tag = crate::credentials::tag(&self.instance_arn);
+        creds
+            .route(&tag, SocketAddrV4::new(host, port))
+            .await
+            .map_err(|e| {
+                TaskError::Resources(format!(
+                    "cannot route 169.254.170.2 to the task credentials endpoint: {e}"
+                ))
+            })?;
+        Ok(Some(format!(
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI={uri}"
+        )))
+    }
+
+    async fn ensure_image(&self, image: &str, task: &TaskSpec) -> Result<(), TaskError> {
         if self
             .runtime
             .has_image(image)
@@ -252,7 +290,11 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
         {
             return Ok(());
         }
-        let auth = self.registry.auth(image).await.map_err(TaskError::Pull)?;
+        let auth = self
+            .registry
+            .auth(image, task)
+            .await
+            .map_err(TaskError::Pull)?;
         self.runtime
             .pull(image, auth)
             .await
@@ -476,6 +518,7 @@ pub fn container_config(
     instance_arn: &str,
     network_mode: String,
     metadata: Option<(IpAddr, u16)>,
+    credentials: Option<&str>,
 ) -> CreateContainer {
     let short_id = &task.id()[..8.min(task.id().len())];
     let mut environment: Vec<String> = spec
@@ -490,6 +533,7 @@ pub fn container_config(
             spec.name
         ));
     }
+    environment.extend(credentials.map(str::to_string));
     let mut all_labels = spec.docker_labels.clone();
     for (k, v) in [
         (labels::TASK_ARN, task.arn.as_str()),
@@ -565,7 +609,7 @@ mod tests {
     struct NoAuth;
 
     impl Registry for NoAuth {
-        async fn auth(&self, _: &str) -> Result<Option<RegistryAuth>, String> {
+        async fn auth(&self, _: &str, _: &TaskSpec) -> Result<Option<RegistryAuth>, String> {
             Ok(None)
         }
     }
@@ -712,7 +756,7 @@ mod tests {
         let fake = Fake::new();
         fake.add_image("img");
         let t = task(1, vec![container("a", "img"), container("b", "img")]);
-        let mut old = container_config(&t, &t.containers[0], "c", "i", "bridge".into(), None);
+        let mut old = container_config(&t, &t.containers[0], "c", "i", "bridge".into(), None, None);
         old.labels.remove(labels::TASK_ARN);
         old.labels.remove(labels::CONTAINER_NAME);
         old.labels
@@ -840,7 +884,15 @@ mod tests {
         }];
         spec.docker_labels.insert("team".into(), "a".into());
         let t = task(7, vec![spec.clone()]);
-        let c = container_config(&t, &spec, "prod", "arn:instance", "bridge".into(), None);
+        let c = container_config(
+            &t,
+            &spec,
+            "prod",
+            "arn:instance",
+            "bridge".into(),
+            None,
+            None,
+        );
         assert_eq!(c.name, "ecs-f-1-web-00000007");
         assert_eq!(c.labels[labels::TASK_ARN], t.arn);
         assert_eq!(c.labels[labels::CLUSTER], "prod");
@@ -856,7 +908,7 @@ mod tests {
             network_mode: NetworkMode::Awsvpc,
             ..t
         };
-        let c = container_config(&awsvpc, &spec, "prod", "i", TASK_NETWORK.into(), None);
+        let c = container_config(&awsvpc, &spec, "prod", "i", TASK_NETWORK.into(), None, None);
         assert!(c.ports.is_empty(), "awsvpc publishes nothing");
     }
 }

@@ -153,7 +153,14 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         origin: Origin::of(&parts.extensions),
         request_id: &request_id,
     };
-    if [agent::HEARTBEAT, agent::DESIRED, agent::REPORT].contains(&path) {
+    if [
+        agent::HEARTBEAT,
+        agent::DESIRED,
+        agent::REPORT,
+        agent::CREDENTIALS,
+    ]
+    .contains(&path)
+    {
         return agent_call(node, path, &body).await;
     }
     if path == lb::CONFIG || path == lb::HEALTH {
@@ -637,13 +644,15 @@ async fn lb_call(node: NodeCall<'_>, path: &str, body: &[u8]) -> Response<Body> 
 }
 
 /// The agent endpoints (`berth-node-api::agent`): signed like every call, typed JSON in and
-/// out, ECS errors. The desired-state poll and the heartbeat are `ecs:Poll` on the cluster,
+/// out, ECS errors. The desired-state poll, the heartbeat and a task role's credentials (for a
+/// task on the calling instance only) are `ecs:Poll` on the cluster,
 /// a task state report `ecs:SubmitTaskStateChange` (the agent's actions in
 /// AmazonEC2ContainerServiceforEC2Role).
 async fn agent_call(node: NodeCall<'_>, path: &str, body: &[u8]) -> Response<Body> {
     let parsed = match path {
         agent::DESIRED => node_body(body).map(AgentRequest::Desired),
         agent::REPORT => node_body(body).map(AgentRequest::Report),
+        agent::CREDENTIALS => node_body(body).map(AgentRequest::Credentials),
         _ => node_body(body).map(AgentRequest::Heartbeat),
     };
     let request = match parsed {
@@ -654,6 +663,7 @@ async fn agent_call(node: NodeCall<'_>, path: &str, body: &[u8]) -> Response<Bod
         AgentRequest::Desired(r) => ("ecs:Poll", &r.cluster),
         AgentRequest::Report(b) => ("ecs:SubmitTaskStateChange", &b.cluster),
         AgentRequest::Heartbeat(r) => ("ecs:Poll", &r.cluster),
+        AgentRequest::Credentials(r) => ("ecs:Poll", &r.cluster),
     };
     let region = match node_auth(&node, "ecs", action, Some(cluster)) {
         Ok(r) => r,
@@ -668,6 +678,7 @@ enum AgentRequest {
     Desired(agent::DesiredRequest),
     Report(agent::ReportBatch),
     Heartbeat(agent::InstanceRef),
+    Credentials(agent::CredentialsRequest),
 }
 
 async fn agent_answer(
@@ -692,6 +703,13 @@ async fn agent_answer(
             ecs.instance_heartbeat(&cluster, &r.container_instance)
                 .await
                 .map(|()| Value::Object(Default::default()))
+        }
+        AgentRequest::Credentials(r) => {
+            let cluster = ecs.cluster_name(Some(&r.cluster))?;
+            let role =
+                ecs.instance_task_role(&cluster, &r.container_instance, &r.task_arn, r.role)?;
+            let task_id = r.task_arn.rsplit('/').next().unwrap_or_default();
+            crate::sts::task_credentials(state, &role, task_id).and_then(to_json)
         }
     }
 }

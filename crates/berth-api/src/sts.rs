@@ -102,6 +102,65 @@ fn assume_role(cx: &Cx<'_>, v: Value, now: i64) -> Result<Value, Error> {
     }))
 }
 
+/// What ECS hands a task for one of its roles: a session of the role named for the task (its
+/// id), lasting the role's `MaxSessionDuration`, if the role's trust policy lets
+/// `ecs-tasks.amazonaws.com` assume it.
+pub fn task_credentials(
+    state: &crate::ApiState,
+    role_arn: &str,
+    task_id: &str,
+) -> Result<berth_node_api::agent::RoleCredentials, Error> {
+    let refused = || {
+        Error::AccessDenied(format!(
+            "ECS was unable to assume the role '{role_arn}' that was provided for this task. Please verify that the role being passed has the proper trust relationship and permissions and that your IAM user has permissions to pass this role."
+        ))
+    };
+    let iam = state.iam();
+    let role = iam
+        .role(role_arn.rsplit('/').next().unwrap_or(""))
+        .ok()
+        .filter(|r| iam.arn("role", &r.path, &r.name) == role_arn)
+        .ok_or_else(refused)?;
+    let trust = iam.compiled(&role.trust, berth_iam::Kind::Trust)?;
+    const SERVICE: &str = "ecs-tasks.amazonaws.com";
+    let principal = berth_iam::Principal {
+        arn: SERVICE.to_string(),
+        account: iam.account().as_str().to_string(),
+        kind: berth_iam::PrincipalKind::Service(SERVICE.to_string()),
+    };
+    let context = berth_iam::Context::new();
+    let request = berth_iam::Request {
+        principal: &principal,
+        action: "sts:AssumeRole",
+        resource: role_arn,
+        context: &context,
+    };
+    let policies = berth_iam::Policies {
+        resource: Some(&trust),
+        resource_must_allow: true,
+        ..Default::default()
+    };
+    if !berth_iam::evaluate(&policies, &request).allowed() {
+        return Err(refused());
+    }
+    let expiration = state.now() + i64::from(role.max_session);
+    let who = Who::Role {
+        name: role.name,
+        session: task_id.to_string(),
+        policy: None,
+        policy_arns: Vec::new(),
+    };
+    let (access_key_id, secret_access_key, session_token) =
+        session::issue(state.sts_key(), who, expiration);
+    Ok(berth_node_api::agent::RoleCredentials {
+        role_arn: role_arn.to_string(),
+        access_key_id,
+        secret_access_key,
+        session_token,
+        expiration,
+    })
+}
+
 /// The session's duration: 900 s up to the role's maximum (an hour when chaining roles).
 fn session_duration(
     p: &berth_types::Principal,

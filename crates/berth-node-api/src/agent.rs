@@ -14,6 +14,9 @@ pub const REPORT: &str = "/agent/v1/report";
 /// `POST {cluster, containerInstance}` → `{}`: a check-in without a long-poll (a desired-state
 /// poll checks in too).
 pub const HEARTBEAT: &str = "/agent/v1/heartbeat";
+/// `POST` [`CredentialsRequest`] → [`RoleCredentials`]: temporary credentials of a task's role,
+/// for a task placed on the calling instance.
+pub const CREDENTIALS: &str = "/agent/v1/credentials";
 
 /// The longest a desired-state poll waits for a change (the server may cut it shorter, to
 /// stay well inside its agent timeout: the poll is the agent's heartbeat).
@@ -99,6 +102,12 @@ pub struct TaskSpec {
     pub pull_stopped_at: Option<i64>,
     pub containers: Vec<ContainerSpec>,
     pub volumes: Vec<Volume>,
+    /// The task's IAM role (`taskRoleArn`, overrides applied): its containers get credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_role_arn: Option<String>,
+    /// The role the agent pulls the task's images with (`executionRoleArn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_role_arn: Option<String>,
 }
 
 impl TaskSpec {
@@ -251,6 +260,38 @@ pub enum VolumeSource {
     Docker { shared: bool },
 }
 
+/// Which of a task's roles credentials are asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskRole {
+    /// `taskRoleArn`: served to the task's containers.
+    Task,
+    /// `executionRoleArn`: the agent's, for pulling the task's images; never a container's.
+    Execution,
+}
+
+/// Credentials of one of a task's roles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsRequest {
+    pub cluster: String,
+    pub container_instance: String,
+    pub task_arn: String,
+    pub role: TaskRole,
+}
+
+/// Temporary credentials of a role session (`arn:aws:sts::<acct>:assumed-role/<role>/<task id>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleCredentials {
+    pub role_arn: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// Epoch seconds.
+    pub expiration: i64,
+}
+
 /// Observed states, sent in batches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -349,6 +390,8 @@ mod tests {
                     name: "data".into(),
                     source: VolumeSource::Docker { shared: true },
                 }],
+                task_role_arn: Some("arn:aws:iam::000000000000:role/app".into()),
+                execution_role_arn: None,
             }]),
         };
         let text = serde_json::to_string(&doc).unwrap();

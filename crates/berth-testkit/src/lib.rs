@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+pub use aws_config;
 pub use aws_credential_types;
 pub use aws_sdk_ecr;
 pub use aws_sdk_ecs;

@@ -11,7 +11,7 @@ use super::{Ecs, load};
 use berth_node_api::agent::{
     self as node, Condition, ContainerSpec, Dependency, Desired, DesiredStatus, HealthCheck,
     KeyValue, KnownStatus, LogConfiguration, MountPoint, NetworkMode, PortMapping, Protocol,
-    ReportBatch, ReportResult, ReportedStatus, TaskSpec, Ulimit, Volume, VolumeSource,
+    ReportBatch, ReportResult, ReportedStatus, TaskRole, TaskSpec, Ulimit, Volume, VolumeSource,
 };
 use berth_store::Kind;
 use berth_types::ecs::{ClusterName, Task, TaskDefinition, TaskStatus};
@@ -154,7 +154,60 @@ impl Ecs {
             pull_stopped_at: task.pull_stopped_at.map(|t| t.0),
             containers,
             volumes,
+            task_role_arn: task_role(task, td, TaskRole::Task).map(str::to_string),
+            execution_role_arn: task_role(task, td, TaskRole::Execution).map(str::to_string),
         }
+    }
+
+    /// The ARN of one of a task's roles, for the agent of the instance it runs on: the task
+    /// must be placed on `instance` and not STOPPED yet, and have that role.
+    pub fn instance_task_role(
+        &self,
+        cluster: &ClusterName,
+        instance: &str,
+        task_arn: &str,
+        role: TaskRole,
+    ) -> Result<String, Error> {
+        let not_here = || {
+            Error::InvalidParameter(format!(
+                "Task {task_arn} does not run on container instance {instance}"
+            ))
+        };
+        let instance_id = self.instance_id(cluster, instance).ok_or_else(not_here)?;
+        let task_id = self.task_id(cluster, task_arn).ok_or_else(not_here)?;
+        let rec = self
+            .store
+            .read(|r| r.get(Kind::Task, &key(cluster, task_id)))?;
+        let task = load::<Task>(rec)?
+            .map(|(_, t)| t)
+            .filter(|t| {
+                t.container_instance.as_deref() == Some(instance_id)
+                    && t.last_status != TaskStatus::Stopped
+            })
+            .ok_or_else(not_here)?;
+        let td = self.task_definition_describe(&format!("{}:{}", task.family, task.revision))?;
+        task_role(&task, &td, role)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                let member = match role {
+                    TaskRole::Task => "taskRoleArn",
+                    TaskRole::Execution => "executionRoleArn",
+                };
+                Error::InvalidParameter(format!("Task {task_arn} has no {member}"))
+            })
+    }
+}
+
+/// A task's role: its overrides', else its task definition's.
+fn task_role<'a>(task: &'a Task, td: &'a TaskDefinition, role: TaskRole) -> Option<&'a str> {
+    let o = task.overrides.as_ref();
+    match role {
+        TaskRole::Task => o
+            .and_then(|o| o.task_role_arn.as_deref())
+            .or(td.spec.task_role_arn.as_deref()),
+        TaskRole::Execution => o
+            .and_then(|o| o.execution_role_arn.as_deref())
+            .or(td.spec.execution_role_arn.as_deref()),
     }
 }
 

@@ -253,7 +253,7 @@ impl Ecs {
     }
 
     /// The task id named by an id or an ARN of this cluster.
-    fn task_id<'a>(&self, cluster: &ClusterName, given: &'a str) -> Option<&'a str> {
+    pub(super) fn task_id<'a>(&self, cluster: &ClusterName, given: &'a str) -> Option<&'a str> {
         let id = match given.starts_with("arn:") {
             true => {
                 let rest = self.scope.arn_resource("ecs", "task", given)?;

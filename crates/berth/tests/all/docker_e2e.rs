@@ -451,6 +451,24 @@ impl Drop for AgentProcess {
                     let _ = Command::new("docker").args(["rm", "-f", id]).output();
                 }
             }
+            // And the 169.254.170.2 route a killed agent leaves behind.
+            let id = instance.trim().rsplit('/').next().unwrap_or_default();
+            let tag = format!("--comment \"berth-agent:{id}\"");
+            if let Ok(out) = Command::new("iptables")
+                .args(["-w", "-t", "nat", "-S", "PREROUTING"])
+                .output()
+            {
+                for rule in String::from_utf8_lossy(&out.stdout).lines() {
+                    if let Some(spec) = rule.strip_prefix("-A PREROUTING ")
+                        && rule.contains(&tag)
+                    {
+                        let _ = Command::new("iptables")
+                            .args(["-w", "-t", "nat", "-D", "PREROUTING"])
+                            .args(spec.split_whitespace().map(|t| t.trim_matches('"')))
+                            .output();
+                    }
+                }
+            }
         }
         if std::thread::panicking() {
             eprintln!(

@@ -153,20 +153,12 @@ async fn iam_users_policies_enforcement_and_sessions() {
         .expect("the trust policy names bob");
     let c = out.credentials.unwrap();
     assert!(c.access_key_id.starts_with("ASIA"));
-    let creds = berth_testkit::aws_credential_types::Credentials::new(
-        c.access_key_id.clone(),
-        c.secret_access_key.clone(),
-        Some(c.session_token.clone()),
-        None,
-        "test",
+    let config = crate::session_config(
+        &server,
+        &c.access_key_id,
+        &c.secret_access_key,
+        &c.session_token,
     );
-    let config = server
-        .sdk_config()
-        .into_builder()
-        .credentials_provider(
-            berth_testkit::aws_credential_types::provider::SharedCredentialsProvider::new(creds),
-        )
-        .build();
     let me = berth_testkit::aws_sdk_sts::Client::new(&config)
         .get_caller_identity()
         .send()

@@ -21,6 +21,7 @@ mod regions;
 mod registry;
 mod replicas;
 mod server;
+mod task_roles;
 
 use berth_testkit::TestServer;
 
@@ -33,6 +34,29 @@ pub fn start_with(options: berth_testkit::Options) -> TestServer {
 }
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+/// AWS SDK configuration for this server with temporary credentials (a role session's).
+pub fn session_config(
+    server: &TestServer,
+    access_key_id: &str,
+    secret: &str,
+    token: &str,
+) -> berth_testkit::aws_config::SdkConfig {
+    let creds = berth_testkit::aws_credential_types::Credentials::new(
+        access_key_id,
+        secret,
+        Some(token.to_string()),
+        None,
+        "test",
+    );
+    server
+        .sdk_config()
+        .into_builder()
+        .credentials_provider(
+            berth_testkit::aws_credential_types::provider::SharedCredentialsProvider::new(creds),
+        )
+        .build()
+}
 
 /// An IAM query call signed as root; the response body.
 pub async fn iam(endpoint: &str, params: &[(&str, &str)]) -> (u16, String) {
