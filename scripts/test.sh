@@ -17,6 +17,14 @@ step "test tools"
 # What to stop at the end: only what this script started, by PID.
 STOP=()
 trap 'for c in "${STOP[@]}"; do eval "$c" 2>/dev/null || true; done' EXIT
+# Waits (up to 60 s) until process $1 has exited: gone, or a zombie nobody reaps yet.
+wait_gone() {
+  for _ in $(seq 1 600); do
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 0
+    [ -z "$state" ] || [ "$state" = Z ] && return 0
+    sleep 0.1
+  done
+}
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
@@ -33,7 +41,9 @@ if ! docker info >/dev/null 2>&1; then
   mkdir -p "$TOOLS"
   setsid dockerd >"$TOOLS/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
-  STOP+=("kill $DOCKERD_PID")
+  # Wait (bounded) for the engine to be gone: a next run that still reached a dockerd on its
+  # way out would skip starting one and then lose it.
+  STOP+=("kill $DOCKERD_PID; wait_gone $DOCKERD_PID")
   for _ in $(seq 1 120); do
     docker info >/dev/null 2>&1 && break
     sleep 0.5
@@ -52,7 +62,7 @@ runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >
 runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
   -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null
 PG_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
-STOP+=("kill -INT $PG_PID; while kill -0 $PG_PID; do sleep 0.1; done; rm -rf $PG_DIR")
+STOP+=("kill -INT $PG_PID; wait_gone $PG_PID; rm -rf $PG_DIR")
 export BERTH_TEST_POSTGRES="postgres://postgres@127.0.0.1:$PG_PORT"
 "$PG_BIN/postgres" --version
 skopeo --version
@@ -89,7 +99,7 @@ setsid "$BERTH_TEST_WEED" server -s3 -dir "$WEED_DIR" -ip 127.0.0.1 -ip.bind 127
   -s3.port.grpc "${ports[6]}" -s3.port.iceberg 0 -s3.port.lance 0 -master.telemetry=false \
   -volume.max 100 -master.volumeSizeLimitMB 64 >"$WEED_DIR/log" 2>&1 &
 WEED_PID=$!
-STOP+=("kill -- -$WEED_PID; while kill -0 $WEED_PID; do sleep 0.1; done; rm -rf $WEED_DIR")
+STOP+=("kill -- -$WEED_PID; wait_gone $WEED_PID; rm -rf $WEED_DIR")
 MOTO_PORT=$(free_port)
 MOTO_LOG=$(mktemp /tmp/berth-test-moto.XXXXXX)
 setsid "$TOOLS/s3venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &

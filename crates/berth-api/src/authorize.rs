@@ -49,6 +49,26 @@ pub struct Ask<'a> {
     pub resource_must_allow: bool,
     /// Extra condition keys (`aws:RequestTag/…`, `ecs:cluster`, …).
     pub extra: &'a [(String, Vec<String>)],
+    /// The tags of a resource, for `aws:ResourceTag/…` and `<service>:ResourceTag/…`: asked
+    /// only when a policy of the decision reads such a key.
+    pub tags_of: Option<&'a TagsOf<'a>>,
+}
+
+/// Looks up the tags of a resource ARN.
+pub type TagsOf<'a> = dyn Fn(&str) -> Vec<berth_types::Tag> + 'a;
+
+impl<'a> Ask<'a> {
+    /// `action` on `resources`, with no resource policy, extra keys or tags.
+    pub fn new(action: &'a str, resources: &'a [String]) -> Ask<'a> {
+        Ask {
+            action,
+            resources,
+            resource_policy: None,
+            resource_must_allow: false,
+            extra: &[],
+            tags_of: None,
+        }
+    }
 }
 
 /// The caller's identity policies and its session policies (which bound what a role
@@ -107,34 +127,57 @@ pub fn iam_principal(p: &Principal) -> berth_iam::Principal {
 
 /// The global condition keys of a request by `p`.
 pub fn context(state: &ApiState, p: &Principal, origin: &Origin) -> Context {
+    context_with(state, p, origin, |_| true)
+}
+
+/// The global condition keys of a request by `p` that `wanted` asks for (lowercased names):
+/// a decision's context needs only the keys its policies read.
+fn context_with(
+    state: &ApiState,
+    p: &Principal,
+    origin: &Origin,
+    wanted: impl Fn(&str) -> bool,
+) -> Context {
     let mut c = Context::new();
     let now = state.now();
-    c.set("aws:EpochTime", now.to_string());
-    if let Ok(t) = time::OffsetDateTime::from_unix_timestamp(now)
+    if wanted("aws:epochtime") {
+        c.set("aws:EpochTime", now.to_string());
+    }
+    if wanted("aws:currenttime")
+        && let Ok(t) = time::OffsetDateTime::from_unix_timestamp(now)
         && let Ok(s) = t.format(&time::format_description::well_known::Rfc3339)
     {
         c.set("aws:CurrentTime", s);
     }
-    c.set("aws:SecureTransport", origin.tls.to_string());
-    if let Some(peer) = origin.peer {
+    if wanted("aws:securetransport") {
+        c.set("aws:SecureTransport", origin.tls.to_string());
+    }
+    if let Some(peer) = origin.peer
+        && wanted("aws:sourceip")
+    {
         c.set("aws:SourceIp", peer.ip().to_string());
     }
-    c.set("aws:PrincipalAccount", p.account.as_str());
-    c.set("aws:userid", p.user_id());
-    match &p.caller {
-        Caller::Root => {
-            c.set("aws:PrincipalArn", p.arn.clone());
-            c.set("aws:PrincipalType", "Account");
-        }
-        Caller::User { name, .. } => {
-            c.set("aws:PrincipalArn", p.arn.clone());
-            c.set("aws:username", name.clone());
-            c.set("aws:PrincipalType", "User");
-        }
-        Caller::Role { arn, .. } => {
-            c.set("aws:PrincipalArn", arn.clone());
-            c.set("aws:PrincipalType", "AssumedRole");
-        }
+    if wanted("aws:principalaccount") {
+        c.set("aws:PrincipalAccount", p.account.as_str());
+    }
+    if wanted("aws:userid") {
+        c.set("aws:userid", p.user_id());
+    }
+    let (arn, kind, username) = match &p.caller {
+        Caller::Root => (&p.arn, "Account", None),
+        Caller::User { name, .. } => (&p.arn, "User", Some(name)),
+        Caller::Role { arn, .. } => (arn, "AssumedRole", None),
+    };
+    if wanted("aws:principalarn") {
+        c.set("aws:PrincipalArn", arn.clone());
+    }
+    if wanted("aws:principaltype") {
+        c.set("aws:PrincipalType", kind);
+    }
+    if let Some(name) = username
+        && wanted("aws:username")
+    {
+        c.set("aws:username", name.clone());
     }
     c
 }
@@ -147,8 +190,48 @@ pub fn authorize(
     origin: &Origin,
     ask: &Ask<'_>,
 ) -> Result<(), Error> {
+    for denial in denials(state, p, origin, ask)? {
+        let Denial {
+            resource,
+            message,
+            reason,
+        } = denial;
+        match state.iam_mode() {
+            IamMode::Enforce => {
+                tracing::warn!(principal = %p.arn, action = ask.action, resource = %resource, reason, "access denied");
+                return Err(Error::AccessDenied(message));
+            }
+            IamMode::Audit => {
+                tracing::warn!(principal = %p.arn, action = ask.action, resource = %resource, reason, "access would be denied (audit mode: allowed)");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `ask` would be allowed for `p`, whatever the mode, logging nothing.
+pub fn allows(state: &ApiState, p: &Principal, origin: &Origin, ask: &Ask<'_>) -> bool {
+    denials(state, p, origin, ask).is_ok_and(|d| d.is_empty())
+}
+
+/// One resource `ask` may not act on.
+struct Denial<'a> {
+    resource: &'a str,
+    /// AWS's words for it.
+    message: String,
+    reason: &'static str,
+}
+
+/// The resources of `ask` that `p` may not act on (all, in audit mode too: the caller
+/// decides what to do with them).
+fn denials<'a>(
+    state: &ApiState,
+    p: &Principal,
+    origin: &Origin,
+    ask: &Ask<'a>,
+) -> Result<Vec<Denial<'a>>, Error> {
     if p.is_root() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let compiled = compiled(state, p).map_err(|e| {
         tracing::warn!(principal = %p.arn, error = %e, "the caller's policies could not be read");
@@ -167,35 +250,85 @@ pub fn authorize(
         session: &session,
     };
     let principal = iam_principal(p);
-    let mut context = context(state, p, origin);
-    for (k, v) in ask.extra {
-        context.set_all(k, v.clone());
-    }
+    let (context, reads_tags) = decision_context(state, p, origin, ask, &compiled);
+    let mut out = Vec::new();
     for resource in ask.resources {
+        let tagged;
+        let context = match ask.tags_of {
+            Some(tags_of) if reads_tags => {
+                tagged = with_resource_tags(&context, ask.action, &tags_of(resource));
+                &tagged
+            }
+            _ => &context,
+        };
         let request = Request {
             principal: &principal,
             action: ask.action,
             resource,
-            context: &context,
+            context,
         };
         let outcome = berth_iam::evaluate(&policies, &request);
         if outcome.decision == Decision::Allowed {
             continue;
         }
-        let message = outcome.denial_message(&request);
-        let reason = match outcome.decision {
-            Decision::ExplicitDeny => "explicit deny",
-            _ => "no allow",
-        };
-        match state.iam_mode() {
-            IamMode::Enforce => {
-                tracing::warn!(principal = %p.arn, action = ask.action, resource = %resource, reason, "access denied");
-                return Err(Error::AccessDenied(message));
-            }
-            IamMode::Audit => {
-                tracing::warn!(principal = %p.arn, action = ask.action, resource = %resource, reason, "access would be denied (audit mode: allowed)");
-            }
+        out.push(Denial {
+            resource,
+            message: outcome.denial_message(&request),
+            reason: match outcome.decision {
+                Decision::ExplicitDeny => "explicit deny",
+                _ => "no allow",
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// The context of a decision on `ask`: the global keys its policies read and the extra keys
+/// of the request; and whether a policy reads resource tags.
+fn decision_context(
+    state: &ApiState,
+    p: &Principal,
+    origin: &Origin,
+    ask: &Ask<'_>,
+    compiled: &Compiled,
+) -> (Context, bool) {
+    let mut keys = compiled.identity.context_keys.clone();
+    for policy in compiled
+        .session
+        .iter()
+        .map(|p| &**p)
+        .chain(ask.resource_policy)
+    {
+        policy.context_keys(&mut keys);
+    }
+    let mut context = context_with(state, p, origin, |k| keys.contains(k));
+    for (k, v) in ask.extra {
+        context.set_all(k, v.clone());
+    }
+    let service = service_of(ask.action);
+    let tag_prefixes = [
+        "aws:resourcetag/".to_string(),
+        format!("{service}:resourcetag/"),
+    ];
+    let reads_tags = keys
+        .iter()
+        .any(|k| tag_prefixes.iter().any(|p| k.starts_with(p.as_str())));
+    (context, reads_tags)
+}
+
+/// The service prefix of an action (`ecr` of `ecr:PutImage`), lowercased.
+fn service_of(action: &str) -> String {
+    action.split(':').next().unwrap_or("").to_ascii_lowercase()
+}
+
+/// `context` with a resource's tags as `aws:ResourceTag/…` and `<service>:ResourceTag/…`.
+fn with_resource_tags(context: &Context, action: &str, tags: &[berth_types::Tag]) -> Context {
+    let mut c = context.clone();
+    let service = service_of(action);
+    for t in tags {
+        for prefix in ["aws", service.as_str()] {
+            c.set(&format!("{prefix}:ResourceTag/{}", t.key), t.value.clone());
         }
     }
-    Ok(())
+    c
 }

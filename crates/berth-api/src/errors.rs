@@ -76,6 +76,11 @@ pub fn ecs_error(e: Error, request_id: &str) -> ApiError {
         Error::Elb { message, .. } | Error::Iam { message, .. } => {
             ApiError::new("InvalidParameterException", 400, message)
         }
+        Error::Coded {
+            code,
+            status,
+            message,
+        } => ApiError::new(code, status, message),
         Error::AccessDenied(m) => ApiError::new("AccessDeniedException", 400, m),
         Error::ServiceNotActive => ApiError::new("ServiceNotActiveException", 400, e.to_string()),
         Error::Unavailable(m) => ApiError::new("ServiceUnavailable", 503, m),
@@ -121,6 +126,7 @@ pub fn ecr_error(e: Error, request_id: &str) -> ApiError {
         | Error::ServiceNotActive
         | Error::Elb { .. }
         | Error::Iam { .. } => ApiError::new("InvalidParameterException", 400, m),
+        Error::Coded { code, status, .. } => ApiError::new(code, status, m),
         Error::AccessDenied(_) => ApiError::new("AccessDeniedException", 400, m),
         Error::LimitExceeded(_) => ApiError::new("LimitExceededException", 400, m),
         Error::NotImplemented(_) => ApiError::new("NotImplemented", 501, m),
@@ -151,7 +157,8 @@ pub fn oci_error(e: Error, request_id: &str) -> (u16, &'static str, String) {
         | Error::ServiceNotFound
         | Error::ServiceNotActive
         | Error::Elb { .. }
-        | Error::Iam { .. } => (400, "UNSUPPORTED", m),
+        | Error::Iam { .. }
+        | Error::Coded { .. } => (400, "UNSUPPORTED", m),
         Error::AccessDenied(_) => (403, "DENIED", m),
         Error::ImageTagImmutable(_) => (400, "TAG_INVALID", m),
         Error::UploadNotFound => (404, "BLOB_UPLOAD_UNKNOWN", m),
@@ -179,6 +186,11 @@ pub fn query_error(e: Error, request_id: &str) -> ApiError {
     match e {
         Error::Elb { code, message } => ApiError::new(code.as_str(), 400, message),
         Error::Iam { code, message } => ApiError::new(code.as_str(), code.status(), message),
+        Error::Coded {
+            code,
+            status,
+            message,
+        } => ApiError::new(code, status, message),
         Error::AccessDenied(m) => ApiError::new("AccessDenied", 403, m),
         Error::InvalidParameter(m) | Error::Client(m) => ApiError::new("ValidationError", 400, m),
         Error::ClusterNotFound | Error::ResourceNotFound(_) => {

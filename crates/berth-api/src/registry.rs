@@ -265,18 +265,22 @@ fn authorize_route(
     let origin = crate::authorize::Origin::of(&parts.extensions);
     let check = |repo: &str, action: &str| {
         let resource = region.scope.arn("ecr", &format!("repository/{repo}"));
-        let policy = region
-            .registry
-            .repository_get(repo)
-            .ok()
-            .and_then(|r| r.policy)
-            .and_then(|t| state.iam().compiled(&t, berth_iam::Kind::Resource).ok());
+        let repository = region.registry.repository_get(repo).ok();
+        let policy = repository
+            .as_ref()
+            .and_then(|r| r.policy.as_deref())
+            .and_then(|t| state.iam().compiled(t, berth_iam::Kind::Resource).ok());
+        let tags_of = |_: &str| {
+            repository
+                .as_ref()
+                .map(|r| r.tags.clone())
+                .unwrap_or_default()
+        };
+        let resources = [resource];
         let ask = crate::authorize::Ask {
-            action,
-            resources: &[resource],
             resource_policy: policy.as_deref(),
-            resource_must_allow: false,
-            extra: &[],
+            tags_of: Some(&tags_of),
+            ..crate::authorize::Ask::new(action, &resources)
         };
         crate::authorize::authorize(state, principal, &origin, &ask)
             .map_err(|e| error_response(403, "DENIED", &e.to_string(), None))

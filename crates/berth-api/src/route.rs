@@ -271,6 +271,16 @@ fn enforce(cx: &Cx<'_>, op: Op, input: &Value) -> Result<(), berth_types::Error>
     let mut resource_policy = None;
     let mut must_allow = false;
     match (op, info.resource) {
+        // The registry's policy grants what ECR enforces at the registry level.
+        (Op::Ecr(EcrOp::CreateRepository), _) => {
+            if let Ok(Some(text)) = cx.region.registry.registry_policy() {
+                resource_policy = cx
+                    .state
+                    .iam()
+                    .compiled(&text, berth_iam::Kind::Resource)
+                    .ok();
+            }
+        }
         (Op::Ecr(_), crate::operation::Resource::Repository(member)) => {
             if let Some(name) = input.get(member).and_then(Value::as_str)
                 && let Ok(repo) = cx.region.registry.repository_get(name)
@@ -297,24 +307,26 @@ fn enforce(cx: &Cx<'_>, op: Op, input: &Value) -> Result<(), berth_types::Error>
         }
         _ => {}
     }
-    let extra = extra_context(op, input, &resources);
+    let extra = extra_context(op, input, &resources, &place);
+    let tags_of = |arn: &str| resource_tags(cx, op, arn);
     let ask = Ask {
-        action: info.action,
-        resources: &resources,
         resource_policy: resource_policy.as_deref(),
         resource_must_allow: must_allow,
         extra: &extra,
+        tags_of: Some(&tags_of),
+        ..Ask::new(info.action, &resources)
     };
     authorize(cx.state, p, &cx.origin, &ask)?;
     if let Op::Ecs(_) = op {
         let roles = passed_roles(cx, input);
         if !roles.is_empty() {
+            let to_tasks = [(
+                "iam:PassedToService".to_string(),
+                vec!["ecs-tasks.amazonaws.com".to_string()],
+            )];
             let ask = Ask {
-                action: "iam:PassRole",
-                resources: &roles,
-                resource_policy: None,
-                resource_must_allow: false,
-                extra: &[],
+                extra: &to_tasks,
+                ..Ask::new("iam:PassRole", &roles)
             };
             authorize(cx.state, p, &cx.origin, &ask)?;
         }
@@ -322,8 +334,36 @@ fn enforce(cx: &Cx<'_>, op: Op, input: &Value) -> Result<(), berth_types::Error>
     Ok(())
 }
 
+/// The tags of the resource `arn` an operation acts on (none for what has no tags, or is
+/// not found).
+fn resource_tags(cx: &Cx<'_>, op: Op, arn: &str) -> Vec<berth_types::Tag> {
+    let region = &cx.region;
+    match op {
+        Op::Ecs(_) => region.ecs.tags_list(arn).unwrap_or_default(),
+        Op::Ecr(_) => region
+            .scope
+            .arn_resource("ecr", "repository", arn)
+            .and_then(|name| region.registry.repository_get(name).ok())
+            .map(|r| r.tags)
+            .unwrap_or_default(),
+        Op::Elb(_) => region
+            .elb
+            .tags_describe(vec![arn.to_string()])
+            .ok()
+            .and_then(|mut found| found.pop())
+            .map(|(_, tags)| tags)
+            .unwrap_or_default(),
+        Op::Sts(_) | Op::Iam(_) => Vec::new(),
+    }
+}
+
 /// The condition keys of a request's input: the tags it sets, the cluster of an ECS call.
-fn extra_context(op: Op, input: &Value, resources: &[String]) -> Vec<(String, Vec<String>)> {
+fn extra_context(
+    op: Op,
+    input: &Value,
+    resources: &[String],
+    place: &crate::operation::Place<'_>,
+) -> Vec<(String, Vec<String>)> {
     let mut extra = Vec::new();
     if let Some(tags) = request_tags(input) {
         extra.push((
@@ -334,17 +374,32 @@ fn extra_context(op: Op, input: &Value, resources: &[String]) -> Vec<(String, Ve
             extra.push((format!("aws:RequestTag/{k}"), vec![v]));
         }
     }
-    if let Op::Ecs(_) = op {
-        let cluster: Vec<String> = resources
+    if let Op::Ecs(ecs_op) = op {
+        let mut cluster: Vec<String> = resources
             .iter()
             .filter(|r| r.contains(":cluster/"))
             .cloned()
             .collect();
+        // An operation with a `cluster` member acts in that cluster (`default` when absent),
+        // whatever its resource is (RunTask's is the task definition).
+        if cluster.is_empty() && has_cluster_member(ecs_op) {
+            cluster = crate::operation::Resource::Cluster("cluster").arns(input, place);
+        }
         if !cluster.is_empty() {
             extra.push(("ecs:cluster".to_string(), cluster));
         }
     }
     extra
+}
+
+/// Whether the ECS operation's input has a `cluster` member (the model says).
+fn has_cluster_member(op: EcsOp) -> bool {
+    let model = Service::Ecs.model();
+    model
+        .operation(op.name())
+        .and_then(|o| o.input.as_ref())
+        .and_then(|i| model.shapes.get(&i.shape))
+        .is_some_and(|shape| shape.members.contains_key("cluster"))
 }
 
 /// The tags a request sets (`tags`/`Tags`, ECS/ECR `key`/`value`, ELB and IAM `Key`/`Value`).
@@ -572,13 +627,7 @@ fn node_auth(
         Some(c) => format!("arn:aws:ecs:{}:{}:cluster/{c}", p.region, p.account),
         None => "*".to_string(),
     };
-    let ask = Ask {
-        action,
-        resources: std::slice::from_ref(&resource),
-        resource_policy: None,
-        resource_must_allow: false,
-        extra: &[],
-    };
+    let ask = Ask::new(action, std::slice::from_ref(&resource));
     authorize(state, &p, &node.origin, &ask).map_err(|e| {
         protocol::error(
             Proto::Json(Service::Ecs),

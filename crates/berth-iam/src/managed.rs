@@ -1,8 +1,10 @@
 //! AWS-managed policies users attach by ARN (`arn:aws:iam::aws:policy/<path><name>`), with the
 //! documents and default version ids AWS publishes for them (the AWS Managed Policy
-//! Reference, as of February 2026). Not shipped yet: ReadOnlyAccess (v178 lists thousands of
-//! actions of every service) and AmazonECS_FullAccess (v22, whose document we have not been
-//! able to check).
+//! Reference, as of February 2026). Two differ from AWS's current text, each as its entry says:
+//! `ReadOnlyAccess` keeps, of AWS's v133 (thousands of actions of every AWS service), exactly
+//! the actions of the services Berth serves — so it decides every request Berth can receive as
+//! AWS's does — and `AmazonECS_FullAccess` is v21's document (AWS's default is now v22, from
+//! September 2026, whose text we could not obtain).
 
 /// One AWS-managed policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,130 @@ macro_rules! ecr_read_actions {
 }
 
 pub const AWS_MANAGED: &[AwsManaged] = &[
+    AwsManaged {
+        name: "ReadOnlyAccess",
+        path: "/",
+        // AWS's v133 (September 2025), cut to the services Berth serves.
+        version: "v133",
+        document: r#"{"Version": "2012-10-17", "Statement": [
+            {"Sid": "ReadOnlyActionsOfBerthServices", "Effect": "Allow", "Action": [
+                "application-autoscaling:Describe*",
+                "application-autoscaling:GetPredictiveScalingForecast",
+                "application-autoscaling:ListTagsForResource",
+                "cloudwatch:Describe*", "cloudwatch:GenerateQuery",
+                "cloudwatch:GenerateQueryResultsSummary", "cloudwatch:Get*", "cloudwatch:List*",
+                "ecr:BatchCheck*", "ecr:BatchGet*", "ecr:Describe*", "ecr:Get*", "ecr:List*",
+                "ecs:Describe*", "ecs:List*",
+                "elasticloadbalancing:Describe*",
+                "iam:Generate*", "iam:Get*", "iam:List*", "iam:Simulate*",
+                "logs:Describe*", "logs:FilterLogEvents", "logs:Get*", "logs:ListAnomalies",
+                "logs:ListEntitiesForLogGroup", "logs:ListIntegrations",
+                "logs:ListLogAnomalyDetectors", "logs:ListLogDeliveries",
+                "logs:ListLogGroupsForEntity", "logs:ListLogGroupsForQuery",
+                "logs:ListTagsForResource", "logs:ListTagsLogGroup", "logs:StartLiveTail",
+                "logs:StartQuery", "logs:StopLiveTail", "logs:StopQuery",
+                "logs:TestMetricFilter",
+                "sts:GetAccessKeyInfo", "sts:GetCallerIdentity", "sts:GetSessionToken"],
+             "Resource": "*"}]}"#,
+    },
+    AwsManaged {
+        name: "AmazonECS_FullAccess",
+        path: "/",
+        version: "v21",
+        document: r#"{"Version": "2012-10-17", "Statement": [
+            {"Sid": "ECSIntegrationsManagementPolicy", "Effect": "Allow", "Action": [
+                "application-autoscaling:DeleteScalingPolicy",
+                "application-autoscaling:DeregisterScalableTarget",
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:DescribeScalingActivities",
+                "application-autoscaling:DescribeScalingPolicies",
+                "application-autoscaling:PutScalingPolicy",
+                "application-autoscaling:RegisterScalableTarget",
+                "appmesh:DescribeVirtualGateway", "appmesh:DescribeVirtualNode",
+                "appmesh:ListMeshes", "appmesh:ListVirtualGateways", "appmesh:ListVirtualNodes",
+                "autoscaling:CreateAutoScalingGroup", "autoscaling:CreateLaunchConfiguration",
+                "autoscaling:DeleteAutoScalingGroup", "autoscaling:DeleteLaunchConfiguration",
+                "autoscaling:Describe*", "autoscaling:UpdateAutoScalingGroup",
+                "cloudformation:CreateStack", "cloudformation:DeleteStack",
+                "cloudformation:DescribeStack*", "cloudformation:UpdateStack",
+                "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms",
+                "cloudwatch:GetMetricStatistics", "cloudwatch:PutMetricAlarm",
+                "codedeploy:BatchGetApplicationRevisions", "codedeploy:BatchGetApplications",
+                "codedeploy:BatchGetDeploymentGroups", "codedeploy:BatchGetDeployments",
+                "codedeploy:ContinueDeployment", "codedeploy:CreateApplication",
+                "codedeploy:CreateDeployment", "codedeploy:CreateDeploymentGroup",
+                "codedeploy:GetApplication", "codedeploy:GetApplicationRevision",
+                "codedeploy:GetDeployment", "codedeploy:GetDeploymentConfig",
+                "codedeploy:GetDeploymentGroup", "codedeploy:GetDeploymentTarget",
+                "codedeploy:ListApplicationRevisions", "codedeploy:ListApplications",
+                "codedeploy:ListDeploymentConfigs", "codedeploy:ListDeploymentGroups",
+                "codedeploy:ListDeployments", "codedeploy:ListDeploymentTargets",
+                "codedeploy:RegisterApplicationRevision", "codedeploy:StopDeployment",
+                "ec2:AssociateRouteTable", "ec2:AttachInternetGateway",
+                "ec2:AuthorizeSecurityGroupIngress", "ec2:CancelSpotFleetRequests",
+                "ec2:CreateInternetGateway", "ec2:CreateLaunchTemplate", "ec2:CreateRoute",
+                "ec2:CreateRouteTable", "ec2:CreateSecurityGroup", "ec2:CreateSubnet",
+                "ec2:CreateVpc", "ec2:DeleteLaunchTemplate", "ec2:DeleteSubnet",
+                "ec2:DeleteVpc", "ec2:Describe*", "ec2:DetachInternetGateway",
+                "ec2:DisassociateRouteTable", "ec2:ModifySubnetAttribute",
+                "ec2:ModifyVpcAttribute", "ec2:RequestSpotFleet", "ec2:RunInstances", "ecs:*",
+                "elasticfilesystem:DescribeAccessPoints",
+                "elasticfilesystem:DescribeFileSystems",
+                "elasticloadbalancing:CreateListener", "elasticloadbalancing:CreateLoadBalancer",
+                "elasticloadbalancing:CreateRule", "elasticloadbalancing:CreateTargetGroup",
+                "elasticloadbalancing:DeleteListener", "elasticloadbalancing:DeleteLoadBalancer",
+                "elasticloadbalancing:DeleteRule", "elasticloadbalancing:DeleteTargetGroup",
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTargetGroups", "events:DeleteRule",
+                "events:DescribeRule", "events:ListRuleNamesByTarget",
+                "events:ListTargetsByRule", "events:PutRule", "events:PutTargets",
+                "events:RemoveTargets", "fsx:DescribeFileSystems",
+                "iam:ListAttachedRolePolicies", "iam:ListInstanceProfiles", "iam:ListRoles",
+                "lambda:ListFunctions", "logs:CreateLogGroup", "logs:DescribeLogGroups",
+                "logs:FilterLogEvents", "route53:CreateHostedZone", "route53:DeleteHostedZone",
+                "route53:GetHealthCheck", "route53:GetHostedZone",
+                "route53:ListHostedZonesByName", "servicediscovery:CreatePrivateDnsNamespace",
+                "servicediscovery:CreateService", "servicediscovery:DeleteService",
+                "servicediscovery:GetNamespace", "servicediscovery:GetOperation",
+                "servicediscovery:GetService", "servicediscovery:ListNamespaces",
+                "servicediscovery:ListServices", "servicediscovery:UpdateService",
+                "sns:ListTopics"],
+             "Resource": ["*"]},
+            {"Sid": "SSMPolicy", "Effect": "Allow", "Action": ["ssm:GetParameter",
+                "ssm:GetParameters", "ssm:GetParametersByPath"],
+             "Resource": "arn:aws:ssm:*:*:parameter/aws/service/ecs*"},
+            {"Sid": "ManagedCloudformationResourcesCleanupPolicy", "Effect": "Allow",
+             "Action": ["ec2:DeleteInternetGateway", "ec2:DeleteRoute", "ec2:DeleteRouteTable",
+                "ec2:DeleteSecurityGroup"], "Resource": ["*"],
+             "Condition": {"StringLike": {
+                "ec2:ResourceTag/aws:cloudformation:stack-name": "EC2ContainerService-*"}}},
+            {"Sid": "TasksPassRolePolicy", "Effect": "Allow", "Action": ["iam:PassRole"],
+             "Resource": ["*"],
+             "Condition": {"StringLike": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+            {"Sid": "InfrastructurePassRolePolicy", "Effect": "Allow", "Action": ["iam:PassRole"],
+             "Resource": ["arn:aws:iam::*:role/ecsInfrastructureRole"],
+             "Condition": {"StringEquals": {"iam:PassedToService": "ecs.amazonaws.com"}}},
+            {"Sid": "InstancePassRolePolicy", "Effect": "Allow", "Action": ["iam:PassRole"],
+             "Resource": ["arn:aws:iam::*:role/ecsInstanceRole*"],
+             "Condition": {"StringLike": {"iam:PassedToService": [
+                "ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}}},
+            {"Sid": "AutoScalingPassRolePolicy", "Effect": "Allow", "Action": ["iam:PassRole"],
+             "Resource": ["arn:aws:iam::*:role/ecsAutoscaleRole*"],
+             "Condition": {"StringLike": {"iam:PassedToService": [
+                "application-autoscaling.amazonaws.com",
+                "application-autoscaling.amazonaws.com.cn"]}}},
+            {"Sid": "ServiceLinkedRoleCreationPolicy", "Effect": "Allow",
+             "Action": ["iam:CreateServiceLinkedRole"], "Resource": "*",
+             "Condition": {"StringLike": {"iam:AWSServiceName": ["ecs.amazonaws.com",
+                "autoscaling.amazonaws.com", "ecs.application-autoscaling.amazonaws.com",
+                "spot.amazonaws.com", "spotfleet.amazonaws.com"]}}},
+            {"Sid": "ELBTaggingPolicy", "Effect": "Allow",
+             "Action": ["elasticloadbalancing:AddTags"], "Resource": "*",
+             "Condition": {"StringEquals": {"elasticloadbalancing:CreateAction": [
+                "CreateTargetGroup", "CreateRule", "CreateListener", "CreateLoadBalancer"]}}}]}"#,
+    },
     AwsManaged {
         name: "AdministratorAccess",
         path: "/",

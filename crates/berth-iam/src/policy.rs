@@ -128,6 +128,21 @@ fn one_of<'a>(
 }
 
 impl Policy {
+    /// Adds to `out` the request-context keys (lowercased) this document can read: its
+    /// condition keys and the variables of its resources and condition values. A context
+    /// holding only these decides as the whole context would.
+    pub fn context_keys(&self, out: &mut std::collections::BTreeSet<String>) {
+        for st in &self.statements {
+            for r in st.resources.iter().flat_map(|set| &set.items) {
+                out.extend(r.0.vars().map(str::to_string));
+            }
+            for c in &st.conditions {
+                out.insert(c.key.clone());
+                out.extend(c.values.iter().flat_map(|v| v.vars()).map(str::to_string));
+            }
+        }
+    }
+
     /// Parses and checks `text` as a policy of `kind`.
     pub fn parse(text: &str, kind: Kind) -> Result<Policy, Malformed> {
         let doc: Value = serde_json::from_str(text).map_err(|_| syntax())?;

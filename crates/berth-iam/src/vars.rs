@@ -77,6 +77,14 @@ impl Text {
         &self.raw
     }
 
+    /// The (lowercased) keys of the variables it holds.
+    pub fn vars(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(key, _) => Some(key.as_str()),
+            _ => None,
+        })
+    }
+
     /// The pattern for this request: with `*`/`?` as wildcards if `wildcards`, variables
     /// substituted if `vars`; `None` when a variable has no value.
     pub fn pattern(&self, ctx: &Context, vars: bool, wildcards: bool) -> Option<Cow<'_, Pattern>> {

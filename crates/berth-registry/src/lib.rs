@@ -22,6 +22,7 @@
 mod blobs;
 mod gc;
 mod manifest;
+mod settings;
 
 pub use blobs::Content;
 pub use gc::{BlobCollector, GcStatus};

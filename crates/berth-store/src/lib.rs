@@ -95,6 +95,8 @@ pub enum Kind {
     IamRole,
     /// A customer-managed policy, by its lower-cased name.
     IamPolicy,
+    /// A registry-level setting of a region's registry (its policy, …), by name.
+    RegistrySetting,
 }
 
 impl Kind {
@@ -114,7 +116,7 @@ impl Kind {
         )
     }
 
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 26] = [
         Kind::Cluster,
         Kind::TaskDefinition,
         Kind::TaskDefinitionFamily,
@@ -140,6 +142,7 @@ impl Kind {
         Kind::IamGroup,
         Kind::IamRole,
         Kind::IamPolicy,
+        Kind::RegistrySetting,
     ];
 
     /// The kind whose `kind` column is `s`.
@@ -174,6 +177,7 @@ impl Kind {
             Kind::IamGroup => "iam-group",
             Kind::IamRole => "iam-role",
             Kind::IamPolicy => "iam-policy",
+            Kind::RegistrySetting => "registry-setting",
         }
     }
 }

@@ -129,6 +129,9 @@ struct Pg {
     statements: RefCell<HashMap<String, Statement>>,
     /// Statements (of the writer) sent with the next `COMMIT`.
     at_commit: RefCell<String>,
+    /// A transaction is open: a lost connection must fail it, never be replaced under it
+    /// (the rest of the batch would run outside the transaction).
+    in_tx: std::cell::Cell<bool>,
 }
 
 /// `text` as an SQL string literal, whatever `standard_conforming_strings` says (an `E''`
@@ -144,14 +147,26 @@ impl Pg {
             client: RefCell::new(client),
             statements: RefCell::default(),
             at_commit: RefCell::default(),
+            in_tx: Default::default(),
         }
     }
 
     fn reconnect_if_closed(&self) -> Result<(), StoreError> {
         if self.client.borrow().is_closed() {
-            *self.client.borrow_mut() = connect(&self.url)?;
-            self.statements.borrow_mut().clear();
+            if self.in_tx.get() {
+                return Err(StoreError::Unavailable(
+                    "the connection to the database was lost during a transaction".into(),
+                ));
+            }
+            self.reconnect()?;
         }
+        Ok(())
+    }
+
+    /// A new connection in place of this one.
+    fn reconnect(&self) -> Result<(), StoreError> {
+        *self.client.borrow_mut() = connect(&self.url)?;
+        self.statements.borrow_mut().clear();
         Ok(())
     }
 
@@ -350,6 +365,7 @@ impl WriteConn for Pg {
         // The revision row, locked until the commit, is the commit lock every replica's
         // writer takes first; one round trip for both statements.
         self.reconnect_if_closed()?;
+        self.in_tx.set(true);
         let replies = self
             .client
             .borrow_mut()
@@ -395,10 +411,13 @@ impl WriteConn for Pg {
     fn commit(&mut self) -> Result<(), StoreError> {
         let mut sql = std::mem::take(&mut *self.at_commit.borrow_mut());
         sql.push_str("COMMIT");
-        self.batch(&sql)
+        let done = self.batch(&sql);
+        self.in_tx.set(false);
+        done
     }
     fn rollback(&mut self) {
         self.at_commit.borrow_mut().clear();
+        self.in_tx.set(false);
         let _ = self.batch("ROLLBACK");
     }
     fn savepoint(&self) -> Result<(), StoreError> {
@@ -473,12 +492,19 @@ impl Engine for Readers {
 impl Reader {
     fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Pg) -> Result<T, StoreError> + Send + 'static,
+        f: impl Fn(&Pg) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (done, wait) = mpsc::channel();
         self.ops
             .send(Box::new(move |pg: &Pg| {
-                let _ = done.send(f(pg));
+                // A read may be repeated: on a connection the server has dropped (a restart
+                // closes every session) it is sent once more on a new one, so a restart costs
+                // each pooled reader nothing once the database is back.
+                let mut read = f(pg);
+                if matches!(read, Err(StoreError::Unavailable(_))) && pg.reconnect().is_ok() {
+                    read = f(pg);
+                }
+                let _ = done.send(read);
             }))
             .map_err(|_| StoreError::Closed)?;
         wait.recv().map_err(|_| StoreError::Closed)?

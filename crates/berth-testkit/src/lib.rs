@@ -21,6 +21,7 @@ pub use aws_credential_types;
 pub use aws_sdk_ecr;
 pub use aws_sdk_ecs;
 pub use aws_sdk_elasticloadbalancingv2;
+pub use aws_sdk_iam;
 pub use aws_sdk_sts;
 
 /// The root keys every test server starts with.
@@ -311,14 +312,8 @@ impl TestServer {
             .expect("GetAuthorizationToken");
         let token = out.authorization_data()[0]
             .authorization_token()
-            .expect("token")
-            .to_string();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(&token)
-            .expect("base64 token");
-        let decoded = String::from_utf8(raw).expect("utf-8 token");
-        let (user, password) = decoded.split_once(':').expect("AWS:<password>");
-        (user.to_string(), password.to_string())
+            .expect("token");
+        decode_basic(token)
     }
 
     pub fn elbv2(&self) -> aws_sdk_elasticloadbalancingv2::Client {
@@ -327,6 +322,11 @@ impl TestServer {
 
     pub fn sts(&self) -> aws_sdk_sts::Client {
         aws_sdk_sts::Client::new(&self.sdk_config())
+    }
+
+    /// IAM as root (IAM is global: the SDK signs for us-east-1).
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.sdk_config())
     }
 
     /// Activates background task `name` (`service-scheduler`, `instance-liveness`,
@@ -387,6 +387,16 @@ async fn operator_call(endpoint: &str, path: &str, what: &str) -> serde_json::Va
 }
 
 /// The `Authorization` value of HTTP Basic auth.
+/// An ECR authorization token (`base64("AWS:<password>")`) as its user and password.
+pub fn decode_basic(token: &str) -> (String, String) {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .expect("base64 token");
+    let decoded = String::from_utf8(raw).expect("utf-8 token");
+    let (user, password) = decoded.split_once(':').expect("AWS:<password>");
+    (user.to_string(), password.to_string())
+}
+
 pub fn basic_auth(user: &str, password: &str) -> String {
     format!(
         "Basic {}",

@@ -97,6 +97,15 @@ pub enum Error {
     /// An IAM or STS error with its modeled code (`NoSuchEntity`, …).
     #[error("{message}")]
     Iam { code: IamCode, message: String },
+    /// An error of a service whose codes are used as the model spells them (ECR's newer
+    /// operations, CloudWatch, Logs, Application Auto Scaling): the code is the wire code, the
+    /// status its HTTP status.
+    #[error("{message}")]
+    Coded {
+        code: &'static str,
+        status: u16,
+        message: String,
+    },
     /// The caller may not do this (AWS `AccessDeniedException` / `AccessDenied`); the message
     /// says who, what, on which resource and why.
     #[error("{0}")]
@@ -122,6 +131,15 @@ pub enum Error {
 impl Error {
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Error::Internal(e.to_string())
+    }
+
+    /// An error with the model's wire `code` (HTTP 400).
+    pub fn coded(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Coded {
+            code,
+            status: 400,
+            message: message.into(),
+        }
     }
 }
 

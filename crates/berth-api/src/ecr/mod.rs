@@ -33,44 +33,18 @@ crate::operation::operations! {
         CompleteLayerUpload => Write, Repository("repositoryName"), Implemented;
         GetDownloadUrlForLayer => Read, Repository("repositoryName"), Implemented;
         SetRepositoryPolicy => PermissionsManagement, Repository("repositoryName"),
-            Partial("enforced with identity policies (one account); `force` accepted, the lock-out check not made");
+            Partial("enforced with identity policies (one account); without `force`, a policy that would deny the caller SetRepositoryPolicy is refused");
         GetRepositoryPolicy => Read, Repository("repositoryName"), Implemented;
         DeleteRepositoryPolicy => PermissionsManagement, Repository("repositoryName"), Implemented;
+        PutRegistryPolicy => PermissionsManagement, Any, Implemented;
+        GetRegistryPolicy => Read, Any, Implemented;
+        DeleteRegistryPolicy => PermissionsManagement, Any, Implemented;
         DescribeRegistry => Read, Any,
             Partial("no replication: the configuration is always empty");
         TagResource => Tagging, Arns("resourceArn"), Implemented;
         UntagResource => Tagging, Arns("resourceArn"), Implemented;
         ListTagsForResource => Read, Arns("resourceArn"), Implemented;
     }
-}
-
-/// Checks that `text` is an IAM policy document: a JSON object with a `Statement` (one or a
-/// list) whose entries have an `Effect` of Allow or Deny and an `Action` or `NotAction`.
-fn validate_policy(text: &str) -> Result<(), Error> {
-    let invalid = |why: &str| {
-        Error::InvalidParameter(format!(
-            "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid repository policy provided': {why}"
-        ))
-    };
-    let v: Value = serde_json::from_str(text).map_err(|e| invalid(&format!("not JSON ({e})")))?;
-    let statements = match v.get("Statement") {
-        Some(Value::Array(a)) if !a.is_empty() => a.clone(),
-        Some(o @ Value::Object(_)) => vec![o.clone()],
-        _ => return Err(invalid("a non-empty Statement is required")),
-    };
-    for st in &statements {
-        match st.get("Effect").and_then(Value::as_str) {
-            Some("Allow" | "Deny") => {}
-            _ => return Err(invalid("each statement needs an Effect of Allow or Deny")),
-        }
-        if st.get("Action").is_none() && st.get("NotAction").is_none() {
-            return Err(invalid("each statement needs an Action or NotAction"));
-        }
-        if st.get("Principal").is_none() && st.get("NotPrincipal").is_none() {
-            return Err(invalid("a repository policy statement needs a Principal"));
-        }
-    }
-    Ok(())
 }
 
 /// ECR's tag rules: keys 1–128 characters, values up to 256, no `aws:` prefix, at most 50.
@@ -267,6 +241,9 @@ pub async fn dispatch(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Value, Error> 
         EcrOp::SetRepositoryPolicy => policies::set_repository_policy(cx, op, v).await,
         EcrOp::GetRepositoryPolicy => policies::set_repository_policy(cx, op, v).await,
         EcrOp::DeleteRepositoryPolicy => policies::set_repository_policy(cx, op, v).await,
+        EcrOp::PutRegistryPolicy => policies::put_registry_policy(cx, op, v).await,
+        EcrOp::GetRegistryPolicy => policies::put_registry_policy(cx, op, v).await,
+        EcrOp::DeleteRegistryPolicy => policies::put_registry_policy(cx, op, v).await,
         EcrOp::DescribeRegistry => repositories::describe_registry(cx, v).await,
         EcrOp::TagResource => tags::tag_resource(cx, op, v).await,
         EcrOp::UntagResource => tags::tag_resource(cx, op, v).await,

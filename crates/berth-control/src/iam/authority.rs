@@ -24,6 +24,22 @@ pub struct KeyOwner {
 #[derive(Debug, Default)]
 pub struct Identity {
     pub policies: Vec<berth_iam::Policy>,
+    /// The request-context keys the policies read (`Policy::context_keys`): a decision needs
+    /// only these in its context.
+    pub context_keys: std::collections::BTreeSet<String>,
+}
+
+impl Identity {
+    pub fn new(policies: Vec<berth_iam::Policy>) -> Identity {
+        let mut context_keys = Default::default();
+        for p in &policies {
+            p.context_keys(&mut context_keys);
+        }
+        Identity {
+            policies,
+            context_keys,
+        }
+    }
 }
 
 /// The caches, cleared on every change of an IAM record.
@@ -120,7 +136,7 @@ impl Iam {
                         policies.extend(self.compile(&group)?);
                     }
                 }
-                Ok(Arc::new(Identity { policies }))
+                Ok(Arc::new(Identity::new(policies)))
             },
         )
     }
@@ -132,9 +148,7 @@ impl Iam {
             &format!("role\0{}", key(name)),
             || {
                 let role = self.role(name)?;
-                Ok(Arc::new(Identity {
-                    policies: self.compile(&role)?,
-                }))
+                Ok(Arc::new(Identity::new(self.compile(&role)?)))
             },
         )
     }

@@ -14,6 +14,7 @@ mod ecs_tasks;
 mod elbv2;
 mod front_door;
 mod iam;
+mod iam_sdk;
 mod layering;
 mod persistence;
 mod readme;
