@@ -14,10 +14,14 @@
 //! `MalformedQueryException`) where known; each module says which it had to word itself.
 
 pub mod batch;
+pub mod insights;
+pub mod multiline;
 pub mod names;
 pub mod pattern;
 
 pub use batch::{BatchError, BatchOutcome, RejectedInfo, check_batch};
+pub use insights::{Query, QueryError, QueryEvent, QueryOutput, QueryStatistics};
+pub use multiline::{LogEvent, Multiline, MultilineError};
 pub use names::{
     NameError, RETENTION_DAYS, check_log_group_name, check_log_stream_name,
     check_new_log_group_name, check_retention_days,

@@ -22,7 +22,7 @@ mod lex;
 mod metric;
 mod regex;
 mod terms;
-mod value;
+pub(crate) mod value;
 
 #[cfg(test)]
 mod tests;
