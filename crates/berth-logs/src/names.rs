@@ -146,7 +146,13 @@ mod tests {
 
     #[test]
     fn group_names_accept_the_documented_characters() {
-        for ok in ["a", "/ecs/web", "my-app_1.log#x", "/aws/lambda/f", &"a".repeat(512)] {
+        for ok in [
+            "a",
+            "/ecs/web",
+            "my-app_1.log#x",
+            "/aws/lambda/f",
+            &"a".repeat(512),
+        ] {
             assert_eq!(check_new_log_group_name(ok), Ok(()), "{ok}");
         }
     }

@@ -442,18 +442,21 @@ fn apply(stage: &Stage, r: &mut Record) -> bool {
             if let Some(text) = text
                 && let Some(caps) = p.regex.captures(&text)
             {
-                let values: Vec<(String, String)> = if p.regex.capture_names().flatten().next().is_some() {
-                    p.names
-                        .iter()
-                        .filter_map(|n| caps.name(n).map(|m| (n.clone(), m.as_str().to_string())))
-                        .collect()
-                } else {
-                    p.names
-                        .iter()
-                        .zip(caps.iter().skip(1))
-                        .filter_map(|(n, m)| m.map(|m| (n.clone(), m.as_str().to_string())))
-                        .collect()
-                };
+                let values: Vec<(String, String)> =
+                    if p.regex.capture_names().flatten().next().is_some() {
+                        p.names
+                            .iter()
+                            .filter_map(|n| {
+                                caps.name(n).map(|m| (n.clone(), m.as_str().to_string()))
+                            })
+                            .collect()
+                    } else {
+                        p.names
+                            .iter()
+                            .zip(caps.iter().skip(1))
+                            .filter_map(|(n, m)| m.map(|m| (n.clone(), m.as_str().to_string())))
+                            .collect()
+                    };
                 for (n, v) in values {
                     r.set(&n, Val::Str(v));
                 }
@@ -474,7 +477,10 @@ fn apply(stage: &Stage, r: &mut Record) -> bool {
     }
 }
 
-pub(super) fn run<'a>(stages: &[Stage], events: impl IntoIterator<Item = QueryEvent<'a>>) -> QueryOutput {
+pub(super) fn run<'a>(
+    stages: &[Stage],
+    events: impl IntoIterator<Item = QueryEvent<'a>>,
+) -> QueryOutput {
     let discover_json = referenced(stages).iter().any(|f| !BUILTIN.contains(f));
     let barrier = stages
         .iter()
@@ -581,8 +587,23 @@ mod tests {
     #[test]
     fn natural_order_matches_the_sort_page() {
         let want = [
-            "!:", "#", "*%04", "0#", "5A", "111A", "2345_", "@", "@_", "A", "A9876fghj",
-            "a12345hfh", "0", "01", "1", "2", "3",
+            "!:",
+            "#",
+            "*%04",
+            "0#",
+            "5A",
+            "111A",
+            "2345_",
+            "@",
+            "@_",
+            "A",
+            "A9876fghj",
+            "a12345hfh",
+            "0",
+            "01",
+            "1",
+            "2",
+            "3",
         ];
         let mut got: Vec<Val> = want.iter().rev().map(|x| s(x)).collect();
         got.sort_by(natural);
@@ -596,6 +617,9 @@ mod tests {
         assert_eq!(format_number(150.5), "150.5");
         assert_eq!(format_number(-2.0), "-2");
         assert_eq!(format_timestamp(0), "1970-01-01 00:00:00.000");
-        assert_eq!(format_timestamp(1_713_434_402_123), "2024-04-18 10:00:02.123");
+        assert_eq!(
+            format_timestamp(1_713_434_402_123),
+            "2024-04-18 10:00:02.123"
+        );
     }
 }

@@ -101,11 +101,7 @@ fn lex(text: &str) -> Result<Vec<Spanned>, QueryError> {
             }
         };
         i += len;
-        out.push(Spanned {
-            tok,
-            start,
-            end: i,
-        });
+        out.push(Spanned { tok, start, end: i });
     }
     Ok(out)
 }
@@ -326,7 +322,8 @@ impl Parser<'_> {
                 let regex = Regex::new(&body).map_err(|e| {
                     QueryError::at(format!("invalid regular expression: {e}"), start, start)
                 })?;
-                let names: Vec<String> = regex.capture_names().flatten().map(String::from).collect();
+                let names: Vec<String> =
+                    regex.capture_names().flatten().map(String::from).collect();
                 if names.is_empty() {
                     return Err(QueryError::at(
                         "a parse regular expression needs named groups (?<name>…)".into(),
@@ -368,7 +365,9 @@ impl Parser<'_> {
                 }
             };
             self.expect(&Tok::Open, "expected '('")?;
-            let field = if func == AggFunc::Count && (self.eat(&Tok::Star) || self.peek() == Some(&Tok::Close)) {
+            let field = if func == AggFunc::Count
+                && (self.eat(&Tok::Star) || self.peek() == Some(&Tok::Close))
+            {
                 None
             } else {
                 Some(self.field()?)
@@ -491,7 +490,9 @@ impl Parser<'_> {
             self.expect(&Tok::Close, "expected ')'")?;
             return Ok(c);
         }
-        if is_kw(self.peek(), "ispresent") && self.toks.get(self.at + 1).map(|s| &s.tok) == Some(&Tok::Open) {
+        if is_kw(self.peek(), "ispresent")
+            && self.toks.get(self.at + 1).map(|s| &s.tok) == Some(&Tok::Open)
+        {
             self.at += 2;
             let f = self.field()?;
             self.expect(&Tok::Close, "expected ')'")?;

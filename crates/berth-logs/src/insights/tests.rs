@@ -33,7 +33,12 @@ fn events() -> Vec<QueryEvent<'static>> {
             r#"{"level":"info","latency":80,"path":"/a","tags":["x","y"]}"#,
             "p3",
         ),
-        e(T0 + 360_000, "web/b", "[ERROR] 2024 db timeout after 5000 ms", "p4"),
+        e(
+            T0 + 360_000,
+            "web/b",
+            "[ERROR] 2024 db timeout after 5000 ms",
+            "p4",
+        ),
         e(T0 + 420_000, "web/b", "[INFO] 2024 request done", "p5"),
     ]
 }
@@ -99,12 +104,18 @@ fn query_default_fields_and_newest_first() {
         vec![
             row(&[
                 ("@timestamp", "2024-04-18 10:04:59.999"),
-                ("@message", r#"{"level":"info","latency":80,"path":"/a","tags":["x","y"]}"#),
+                (
+                    "@message",
+                    r#"{"level":"info","latency":80,"path":"/a","tags":["x","y"]}"#
+                ),
                 ("@ptr", "p3")
             ]),
             row(&[
                 ("@timestamp", "2024-04-18 10:00:00.000"),
-                ("@message", r#"{"level":"info","latency":120,"path":"/a","user":{"id":7}}"#),
+                (
+                    "@message",
+                    r#"{"level":"info","latency":120,"path":"/a","user":{"id":7}}"#
+                ),
                 ("@ptr", "p1")
             ]),
         ]
@@ -140,7 +151,9 @@ fn query_stats_by_bin_and_field() {
         ]
     );
     assert_eq!(
-        rows("filter latency > 100 | stats count(*) as n, avg(latency) as avgLatency by level | sort avgLatency desc"),
+        rows(
+            "filter latency > 100 | stats count(*) as n, avg(latency) as avgLatency by level | sort avgLatency desc"
+        ),
         vec![
             row(&[("level", "error"), ("n", "1"), ("avgLatency", "340")]),
             row(&[("level", "info"), ("n", "1"), ("avgLatency", "120")]),
@@ -163,9 +176,15 @@ fn query_stats_by_bin_and_field() {
 #[test]
 fn query_parse_glob_and_display() {
     assert_eq!(
-        rows(r#"parse @message "[*] * *" as lvl, year, rest | filter ispresent(lvl) | display lvl, rest | sort lvl asc"#),
+        rows(
+            r#"parse @message "[*] * *" as lvl, year, rest | filter ispresent(lvl) | display lvl, rest | sort lvl asc"#
+        ),
         vec![
-            row(&[("lvl", "ERROR"), ("rest", "db timeout after 5000 ms"), ("@ptr", "p4")]),
+            row(&[
+                ("lvl", "ERROR"),
+                ("rest", "db timeout after 5000 ms"),
+                ("@ptr", "p4")
+            ]),
             row(&[("lvl", "INFO"), ("rest", "request done"), ("@ptr", "p5")]),
         ]
     );
@@ -174,7 +193,9 @@ fn query_parse_glob_and_display() {
 #[test]
 fn query_parse_regex_named_groups_and_in() {
     assert_eq!(
-        rows(r#"parse @message /\[(?<lvl>[A-Z]+)\] (?<year>\d+)/ | filter lvl in ["ERROR", "WARN"] | fields lvl, year"#),
+        rows(
+            r#"parse @message /\[(?<lvl>[A-Z]+)\] (?<year>\d+)/ | filter lvl in ["ERROR", "WARN"] | fields lvl, year"#
+        ),
         vec![row(&[("lvl", "ERROR"), ("year", "2024"), ("@ptr", "p4")])]
     );
     assert_eq!(
@@ -194,7 +215,10 @@ fn query_like_regex_substring_or() {
     );
     assert_eq!(
         rows(r#"filter @message =~ /(?i)REQUEST DONE/ | fields @ingestionTime"#),
-        vec![row(&[("@ingestionTime", "2024-04-18 10:07:00.100"), ("@ptr", "p5")])]
+        vec![row(&[
+            ("@ingestionTime", "2024-04-18 10:07:00.100"),
+            ("@ptr", "p5")
+        ])]
     );
     assert_eq!(
         rows(r#"filter @message not like /\{/ and @message not like "INFO" | fields @log"#),

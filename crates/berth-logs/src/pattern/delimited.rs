@@ -202,7 +202,10 @@ fn split_entries(inner: &str) -> Result<Vec<&str>, PatternError> {
 }
 
 fn field_name(w: &str) -> Result<&str, PatternError> {
-    match w.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
+    match w
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+    {
         Some(c) => Err(PatternError::InvalidCharacter(c.to_string())),
         None => Ok(w),
     }

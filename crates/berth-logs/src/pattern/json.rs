@@ -14,6 +14,7 @@
 
 use super::PatternError;
 use super::lex::Tok;
+use super::prune::Trie;
 use super::regex::FilterRegex;
 use super::value::{Op, Operand, Scalar};
 use serde_json::Value;
@@ -35,7 +36,7 @@ pub(crate) enum Step {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Selector {
     pub text: String,
-    steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
 }
 
 fn key_char(c: char) -> bool {
@@ -205,10 +206,57 @@ fn compare(v: &Value, op: Op, rhs: &Operand) -> bool {
     }
 }
 
+/// Text any event satisfying `e` contains, written as JSON writes it without escapes: each
+/// key on the path of a condition that needs a value there (`"key"`), and the literal part of
+/// a string compared with `=` (when it is not all digits, signs, dots and exponents, which a
+/// number could spell differently). `||` keeps what both sides need.
+fn required_text(e: &Expr) -> Vec<String> {
+    let keys = |s: &Selector| {
+        s.steps
+            .iter()
+            .filter_map(|st| match st {
+                Step::Key(k) if !k.contains(['"', '\\']) => Some(format!("\"{k}\"")),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    match e {
+        Expr::And(v) => v.iter().flat_map(required_text).collect(),
+        Expr::Or(v) => {
+            let mut sets = v.iter().map(required_text);
+            let first = sets.next().unwrap_or_default();
+            sets.fold(first, |acc, s| {
+                acc.into_iter().filter(|x| s.contains(x)).collect()
+            })
+        }
+        Expr::IsNull(s) | Expr::IsBool(s, _) => keys(s),
+        Expr::NotExists(_) => Vec::new(),
+        Expr::Compare(s, op, rhs) => {
+            let mut out = keys(s);
+            if *op == Op::Eq
+                && let Some(lit) = rhs.literal()
+                && !lit.is_empty()
+                && !lit.contains(['"', '\\'])
+                && !lit
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '.' | '+' | '-' | 'e' | 'E'))
+            {
+                out.push(lit.to_string());
+            }
+            out
+        }
+    }
+}
+
 /// A parsed `{ … }` pattern.
 #[derive(Debug, Clone)]
 pub(crate) struct JsonPattern {
     pub expr: Expr,
+    /// The selectors' paths, to read only those from events.
+    trie: Trie,
+    /// Text every matching event contains (quoted keys, literal string values), checked
+    /// before any parsing on events without a `\\` (which could escape that text).
+    required: Vec<String>,
 }
 
 impl JsonPattern {
@@ -230,7 +278,35 @@ impl JsonPattern {
                 "a filter pattern can use at most three wildcard selectors",
             ));
         }
-        Ok(JsonPattern { expr })
+        let mut trie = Trie::default();
+        for s in sels {
+            trie.insert(&s.steps);
+        }
+        let mut required = required_text(&expr);
+        required.sort();
+        required.dedup();
+        Ok(JsonPattern {
+            expr,
+            trie,
+            required,
+        })
+    }
+
+    /// Whether `message` is a JSON object the expression holds for (reading only the
+    /// selectors' paths).
+    pub fn matches(&self, message: &str) -> bool {
+        if !message.trim_start().starts_with('{') {
+            return false;
+        }
+        if !self.required.is_empty()
+            && !message.contains('\\')
+            && !self.required.iter().all(|r| message.contains(r.as_str()))
+        {
+            return false;
+        }
+        self.trie
+            .read(message)
+            .is_some_and(|v| v.is_object() && self.expr.eval(&v))
     }
 
     pub fn regex_count(&self) -> usize {
@@ -337,9 +413,7 @@ impl Parser {
             }
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("IS") => match self.next() {
                 Some(Tok::Word(k)) if k.eq_ignore_ascii_case("NULL") => Ok(Expr::IsNull(sel)),
-                Some(Tok::Word(k)) if k.eq_ignore_ascii_case("TRUE") => {
-                    Ok(Expr::IsBool(sel, true))
-                }
+                Some(Tok::Word(k)) if k.eq_ignore_ascii_case("TRUE") => Ok(Expr::IsBool(sel, true)),
                 Some(Tok::Word(k)) if k.eq_ignore_ascii_case("FALSE") => {
                     Ok(Expr::IsBool(sel, false))
                 }
@@ -348,9 +422,7 @@ impl Parser {
                 )),
             },
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("NOT") => match self.next() {
-                Some(Tok::Word(k)) if k.eq_ignore_ascii_case("EXISTS") => {
-                    Ok(Expr::NotExists(sel))
-                }
+                Some(Tok::Word(k)) if k.eq_ignore_ascii_case("EXISTS") => Ok(Expr::NotExists(sel)),
                 _ => Err(PatternError::syntax("NOT must be followed by EXISTS")),
             },
             _ => Err(PatternError::syntax(format!(
@@ -422,5 +494,50 @@ mod tests {
         );
         assert!(Selector::parse("$").is_err());
         assert!(Selector::parse("$.a[*].b[*]").is_err());
+    }
+
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (0i64..5).prop_map(Value::from),
+            proptest::sample::select(vec!["x", "y", "val", "1"]).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    proptest::sample::select(vec!["a", "b", "c", "a.b"]).prop_map(String::from),
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pruned_reading_agrees_with_the_whole_event(
+            body in proptest::collection::btree_map(
+                proptest::sample::select(vec!["a", "b", "c"]).prop_map(String::from),
+                json_value(),
+                0..4
+            )
+        ) {
+            let message = Value::Object(body.into_iter().collect()).to_string();
+            let whole: Value = serde_json::from_str(&message).unwrap();
+            for text in [
+                "$.a = x", "$.a != x", "$.a.b IS NULL", "$.b[0] = 1", "$.b[1].c NOT EXISTS",
+                "$.a[*] = val", "$.* = 1", "$.c IS TRUE", "$.a.b = * || $.c[0][0] = y",
+                "$.['a.b'] NOT EXISTS", "$.a NOT EXISTS && $.b.* = x", "$.a > 2",
+                "$.b = val || $.c = y", "$.a = *al && $.b != x", "$.c = true", "$.a = 1",
+            ] {
+                let p = JsonPattern::parse(text).unwrap();
+                prop_assert_eq!(p.matches(&message), p.expr.eval(&whole), "{}", text);
+            }
+        }
     }
 }

@@ -58,7 +58,9 @@ pub(crate) fn tokens(text: &str) -> Result<Vec<Tok>, PatternError> {
                 }
                 '%' => {
                     let Some(end) = rest[1..].find('%') else {
-                        return Err(PatternError::syntax("a regular expression has no closing '%'"));
+                        return Err(PatternError::syntax(
+                            "a regular expression has no closing '%'",
+                        ));
                     };
                     (Tok::Regex(rest[1..1 + end].to_string()), end + 2)
                 }

@@ -53,7 +53,8 @@ pub struct MetricPoint {
 fn field_ref(pattern: &Pattern, text: &str) -> bool {
     match pattern.kind() {
         PatternKind::Json => {
-            (text.starts_with("$.") || text.starts_with("$[")) && json::Selector::parse(text).is_ok()
+            (text.starts_with("$.") || text.starts_with("$["))
+                && json::Selector::parse(text).is_ok()
         }
         PatternKind::Delimited => text.strip_prefix('$').is_some_and(|name| {
             pattern.delimited_field(name)

@@ -20,6 +20,7 @@ mod delimited;
 mod json;
 mod lex;
 mod metric;
+mod prune;
 mod regex;
 mod terms;
 pub(crate) mod value;
@@ -154,7 +155,7 @@ impl Pattern {
             Form::All => true,
             Form::Terms(t) => t.matches(message),
             Form::Regex(r) => r.is_match(message),
-            Form::Json(j) => json::JsonPattern::parse_event(message).is_some_and(|v| j.expr.eval(&v)),
+            Form::Json(j) => j.matches(message),
             Form::Delimited(d) => d.matches(message),
         }
     }
@@ -162,7 +163,9 @@ impl Pattern {
     /// When `message` matches, what a metric filter can read from it.
     pub fn captures<'m>(&self, message: &'m str) -> Option<Captures<'m>> {
         let inner = match &self.form {
-            Form::All | Form::Terms(_) | Form::Regex(_) => self.matches(message).then_some(Inner::None)?,
+            Form::All | Form::Terms(_) | Form::Regex(_) => {
+                self.matches(message).then_some(Inner::None)?
+            }
             Form::Json(j) => {
                 let v = json::JsonPattern::parse_event(message)?;
                 j.expr.eval(&v).then_some(Inner::Json(v))?
@@ -219,7 +222,8 @@ impl<'m> Captures<'m> {
                     return Some(Cow::Borrowed(v.as_ref()));
                 }
                 let pos: usize = name.parse().ok()?;
-                f.get(pos.checked_sub(1)?).map(|(_, v)| Cow::Borrowed(v.as_ref()))
+                f.get(pos.checked_sub(1)?)
+                    .map(|(_, v)| Cow::Borrowed(v.as_ref()))
             }
         }
     }

@@ -11,6 +11,10 @@ use super::PatternError;
 #[derive(Debug, Clone)]
 pub(crate) struct FilterRegex {
     re: regex_lite::Regex,
+    /// One literal from each alternative that any match must contain: a cheap substring
+    /// test before the (slow, unoptimised) `regex-lite` search. `None` when some alternative
+    /// has no such literal.
+    required: Option<Vec<String>>,
 }
 
 impl FilterRegex {
@@ -22,10 +26,9 @@ impl FilterRegex {
         let mut chars = body.chars();
         while let Some(c) = chars.next() {
             let ok = match c {
-                '\\' => match chars.next() {
-                    Some(e) if e.is_ascii() && !e.is_ascii_control() => true,
-                    _ => false,
-                },
+                '\\' => chars
+                    .next()
+                    .is_some_and(|e| e.is_ascii() && !e.is_ascii_control()),
                 c if c.is_ascii_alphanumeric() => true,
                 ':' | '_' | '#' | '=' | '@' | '/' | ';' | ',' | '-' | ' ' => true,
                 '^' | '$' | '?' | '[' | ']' | '{' | '}' | '|' | '*' | '+' | '.' => true,
@@ -36,13 +39,94 @@ impl FilterRegex {
             }
         }
         regex_lite::Regex::new(body)
-            .map(|re| FilterRegex { re })
+            .map(|re| FilterRegex {
+                re,
+                required: required_literals(body),
+            })
             .map_err(|e| PatternError::syntax(format!("invalid regular expression: {e}")))
     }
 
     pub fn is_match(&self, text: &str) -> bool {
+        if let Some(lits) = &self.required
+            && !lits.iter().any(|l| text.contains(l.as_str()))
+        {
+            return false;
+        }
         self.re.is_match(text)
     }
+}
+
+/// For each `|` alternative (the subset has no groups, so every `|` is top level), the
+/// longest run of characters any match of it must contain.
+fn required_literals(body: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut best = String::new();
+    let mut run = String::new();
+    let commit = |run: &mut String, best: &mut String| {
+        if run.len() > best.len() {
+            *best = run.clone();
+        }
+        run.clear();
+    };
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '|' => {
+                commit(&mut run, &mut best);
+                if best.is_empty() {
+                    return None;
+                }
+                out.push(std::mem::take(&mut best));
+            }
+            '\\' => match chars.next() {
+                Some(e) if !e.is_ascii_alphanumeric() => run.push(e),
+                Some('x') => {
+                    chars.next();
+                    chars.next();
+                    commit(&mut run, &mut best);
+                }
+                _ => commit(&mut run, &mut best),
+            },
+            '[' => {
+                // Skip the class: `]` first in it is literal.
+                let mut first = true;
+                while let Some(k) = chars.next() {
+                    match k {
+                        '\\' => {
+                            chars.next();
+                        }
+                        ']' if !first => break,
+                        '^' if first => continue,
+                        _ => {}
+                    }
+                    first = false;
+                }
+                commit(&mut run, &mut best);
+            }
+            '?' | '*' => {
+                run.pop();
+                commit(&mut run, &mut best);
+            }
+            '{' => {
+                run.pop();
+                commit(&mut run, &mut best);
+                for k in chars.by_ref() {
+                    if k == '}' {
+                        break;
+                    }
+                }
+            }
+            '+' => commit(&mut run, &mut best),
+            '.' | '^' | '$' => commit(&mut run, &mut best),
+            c => run.push(c),
+        }
+    }
+    commit(&mut run, &mut best);
+    if best.is_empty() {
+        return None;
+    }
+    out.push(best);
+    Some(out)
 }
 
 #[cfg(test)]
@@ -91,6 +175,32 @@ mod tests {
     }
 
     #[test]
+    fn regex_required_literals() {
+        let lits = |s: &str| required_literals(s);
+        let v = |x: &[&str]| Some(x.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(lits("AUTHORIZED"), v(&["AUTHORIZED"]));
+        assert_eq!(lits("colou?r"), v(&["colo"]));
+        assert_eq!(lits("ab*c"), v(&["a"]));
+        assert_eq!(lits("ab+c"), v(&["ab"]));
+        assert_eq!(lits(r"10\.10\.0\.1"), v(&["10.10.0.1"]));
+        assert_eq!(lits("gra|ey"), v(&["gra", "ey"]));
+        assert_eq!(
+            lits("^starting|^shutting down"),
+            v(&["starting", "shutting down"])
+        );
+        assert_eq!(
+            lits("/service/resource/[0-9]+$"),
+            v(&["/service/resource/"])
+        );
+        assert_eq!(lits("a{3,5}bc"), v(&["bc"]));
+        assert_eq!(lits(r"\x3Aab"), v(&["ab"]));
+        assert_eq!(lits(r"[]x]yz"), v(&["yz"]));
+        assert_eq!(lits(r"\d+"), None);
+        assert_eq!(lits("ab|[0-9]"), None);
+        assert_eq!(lits(".at"), v(&["at"]));
+    }
+
+    #[test]
     fn regex_refuses_undocumented_characters() {
         for (body, c) in [
             ("something!", "!"),
@@ -106,5 +216,16 @@ mod tests {
         }
         assert!(FilterRegex::parse("[a").is_err());
         assert!(FilterRegex::parse("").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn regex_prefilter_never_changes_the_answer(text in "[abcx.: 0-9-]{0,12}") {
+            for body in ["ab", "a.c", "ab*c", "ab+c", "colou?r", "a|x", "^ab|c$", "[ab]x", r"\d{2}:", "x{2,3}", r"a\.b", "b?c"] {
+                let f = FilterRegex::parse(body).unwrap();
+                let plain = regex_lite::Regex::new(body).unwrap();
+                proptest::prop_assert_eq!(f.is_match(&text), plain.is_match(&text), "{}", body);
+            }
+        }
     }
 }

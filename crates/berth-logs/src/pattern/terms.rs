@@ -55,7 +55,10 @@ impl Terms {
                 if word.is_empty() {
                     return Err(PatternError::syntax("a '?' or '-' with no term after it"));
                 }
-                if let Some(c) = word.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
+                if let Some(c) = word
+                    .chars()
+                    .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+                {
                     return Err(PatternError::InvalidCharacter(c.to_string()));
                 }
                 rest = &rest[len..];

@@ -52,7 +52,10 @@ fn terms_single_term() {
 fn terms_multiple_terms_all_must_appear() {
     assert_eq!(
         hits("ERROR ARGUMENTS", &UNSTRUCTURED),
-        vec!["[ERROR 419] MISSING ARGUMENTS", "[ERROR 420] INVALID ARGUMENTS"]
+        vec![
+            "[ERROR 419] MISSING ARGUMENTS",
+            "[ERROR 420] INVALID ARGUMENTS"
+        ]
     );
 }
 
@@ -103,7 +106,11 @@ fn terms_include_and_exclude() {
 #[test]
 fn terms_blank_phrase_and_empty_pattern_match_everything() {
     for pattern in ["", "   ", "\" \"", "\"   \"", "\"\""] {
-        assert_eq!(hits(pattern, &UNSTRUCTURED).len(), UNSTRUCTURED.len(), "{pattern:?}");
+        assert_eq!(
+            hits(pattern, &UNSTRUCTURED).len(),
+            UNSTRUCTURED.len(),
+            "{pattern:?}"
+        );
     }
     assert!(p("").matches_everything());
 }
@@ -360,7 +367,10 @@ fn delimited_terms_in_order() {
 fn delimited_archived_or_examples() {
     let log = ["ERROR message", "WARN message", "INFO message"];
     assert_eq!(hits("[w1=ERROR, w2]", &log), vec![log[0]]);
-    assert_eq!(hits("[w1=ERROR || w1=WARN, w2]", &log), vec![log[0], log[1]]);
+    assert_eq!(
+        hits("[w1=ERROR || w1=WARN, w2]", &log),
+        vec![log[0], log[1]]
+    );
     assert_eq!(hits("[w1!=ERROR&&w1!=WARN, w2]", &log), vec![log[2]]);
 }
 
@@ -406,8 +416,10 @@ fn delimited_archived_examples() {
     // The 2014 page's `status_code = 4* && bytes > 1000` names another field: refused, as the
     // console refused it (awsdocs/amazon-cloudwatch-logs-user-guide#21).
     assert!(
-        Pattern::parse("[ip, user, username, timestamp, request, status_code = 4* && bytes > 1000]")
-            .is_err()
+        Pattern::parse(
+            "[ip, user, username, timestamp, request, status_code = 4* && bytes > 1000]"
+        )
+        .is_err()
     );
 }
 
@@ -454,7 +466,9 @@ fn captures_only_for_matches_and_empty_extraction_outside_delimited() {
     let caps = p("ERROR").captures("ERROR x").unwrap();
     assert!(caps.extracted_values().is_empty());
     assert_eq!(caps.get("$1"), None);
-    let caps = p("{ $.a = 1 }").captures(r#"{"a": 1, "b": {"c": "x"}}"#).unwrap();
+    let caps = p("{ $.a = 1 }")
+        .captures(r#"{"a": 1, "b": {"c": "x"}}"#)
+        .unwrap();
     assert!(caps.extracted_values().is_empty());
     assert_eq!(caps.get("$.b.c").as_deref(), Some("x"));
     assert_eq!(caps.get("$.a").as_deref(), Some("1"));
@@ -466,20 +480,32 @@ fn invalid_patterns_carry_aws_messages() {
     for (pattern, message) in [
         ("foo-bar", "Invalid character(s) in term '-'"),
         ("Status: timeout", "Invalid character(s) in term ':'"),
-        ("\"retrievedReferences\":[]", "Invalid character(s) in term ':'"),
+        (
+            "\"retrievedReferences\":[]",
+            "Invalid character(s) in term ':'",
+        ),
         ("a(b)", "Invalid character(s) in term '('"),
         (r"level\x", r"Invalid character(s) in term '\'"),
         ("`x", "Invalid character(s) in term '`'"),
         ("%something!%", "Invalid character(s) in term '!'"),
         ("%(a|b)%", "Invalid character(s) in term '('"),
-        (r#"{ $."sc-status" = 5* }"#, "Invalid character(s) in term '$.\"'"),
+        (
+            r#"{ $."sc-status" = 5* }"#,
+            "Invalid character(s) in term '$.\"'",
+        ),
         (
             r#"{$.kubernetes.namespace_name="abc""#,
             "If a filter pattern starts with '{' it must end with '}'",
         ),
-        ("[a, b", "If a filter pattern starts with '[' it must end with ']'"),
+        (
+            "[a, b",
+            "If a filter pattern starts with '[' it must end with ']'",
+        ),
         ("{ $.a = x@y }", "Invalid character(s) in term '@'"),
-        ("[a, b c]", "Invalid filter pattern: expected an operator after 'b'"),
+        (
+            "[a, b c]",
+            "Invalid filter pattern: expected an operator after 'b'",
+        ),
     ] {
         match Pattern::parse(pattern) {
             Err(e) => assert_eq!(e.to_string(), message, "{pattern}"),
@@ -561,7 +587,8 @@ fn metric_constant_value_and_refusals() {
     let terms = p("ERROR");
     let m = MetricExtraction::new(&terms, "1", &[]).unwrap();
     assert_eq!(
-        m.extract(&terms.captures("ERROR").unwrap()).map(|p| p.value),
+        m.extract(&terms.captures("ERROR").unwrap())
+            .map(|p| p.value),
         Some(1.0)
     );
     let dims = vec![("Level".to_string(), "$.level".to_string())];
@@ -620,4 +647,13 @@ proptest! {
         prop_assert_eq!(p("[a, ..., b]").matches(&line), fields.len() >= 2);
         prop_assert!(p("[...]").matches(&line));
     }
+}
+
+#[test]
+fn json_prefilter_does_not_miss_escaped_text() {
+    // `\/` and `\u0065` spell "/" and "e" without the raw text containing them.
+    assert!(p(r#"{ $.path = "/api" }"#).matches(r#"{"path":"\/api"}"#));
+    assert!(p(r#"{ $.level = "error" }"#).matches(r#"{"level":"\u0065rror"}"#));
+    assert!(p(r#"{ $.level = "error" }"#).matches(r#"{"l\u0065vel":"error"}"#));
+    assert!(!p(r#"{ $.level = "error" }"#).matches(r#"{"level":"info"}"#));
 }

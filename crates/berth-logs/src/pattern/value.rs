@@ -156,6 +156,14 @@ impl Operand {
         matches!(self, Operand::Number(..))
     }
 
+    /// The text a matching value contains, for `Text` operands.
+    pub fn literal(&self) -> Option<&str> {
+        match self {
+            Operand::Text(w) => Some(&w.literal),
+            _ => None,
+        }
+    }
+
     pub fn is_regex(&self) -> bool {
         matches!(self, Operand::Regex(_))
     }
