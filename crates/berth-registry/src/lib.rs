@@ -21,6 +21,7 @@
 
 mod blobs;
 mod gc;
+pub mod lifecycle;
 mod manifest;
 mod settings;
 
