@@ -228,6 +228,26 @@ pub fn query_error(e: Error, request_id: &str) -> ApiError {
     }
 }
 
+/// Domain errors of CloudWatch (query-compatible: the query code here, the shape name in
+/// JSON and CBOR envelopes). A coded error takes the model's status for its code.
+pub fn cloudwatch_error(e: Error, request_id: &str) -> ApiError {
+    match e {
+        Error::Coded { code, message, .. } => {
+            let status = Service::CloudWatch
+                .model()
+                .error_status(code)
+                .unwrap_or(400);
+            ApiError::new(code, status, message)
+        }
+        Error::InvalidParameter(m) | Error::Client(m) => {
+            ApiError::new("InvalidParameterValue", 400, m)
+        }
+        Error::ResourceNotFound(m) => ApiError::new("ResourceNotFound", 404, m),
+        Error::Conflict | Error::Internal(_) => internal(&e, request_id, "InternalServiceError"),
+        other => query_error(other, request_id),
+    }
+}
+
 /// Internal errors are logged with the request id; the caller sees only the id.
 fn internal(e: &Error, request_id: &str, code: &'static str) -> ApiError {
     tracing::error!(request_id, error = %e, "internal error");

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod authorize;
+mod cloudwatch;
 mod compat;
 mod ecr;
 mod ecs;
@@ -50,6 +51,7 @@ pub struct Regional {
     pub ecs: Ecs,
     pub elb: berth_control::elb::Elb,
     pub registry: berth_registry::Registry,
+    pub cloudwatch: berth_control::cloudwatch::CloudWatch,
     /// Pagination tokens of this region's listings (keyed per region: a token of one region
     /// is refused in another).
     pub pager: Pager,
@@ -88,6 +90,8 @@ struct Inner {
     /// polls stay well inside it).
     agent_timeout: std::time::Duration,
     background: Arc<berth_control::background::Driver>,
+    /// CloudWatch's clock (the system clock unless a test runs it faster).
+    clock: berth_control::clock::Clock,
 }
 
 /// Notes the regions of new clusters and load balancers (what the background tasks and the
@@ -135,6 +139,8 @@ pub struct ApiConfig {
     pub agent_timeout: std::time::Duration,
     /// The background tasks (handlers wake them; root reads and activates them).
     pub background: Arc<berth_control::background::Driver>,
+    /// CloudWatch's and Application Auto Scaling's clock.
+    pub clock: berth_control::clock::Clock,
 }
 
 impl ApiState {
@@ -162,6 +168,7 @@ impl ApiState {
                 reset_enabled: c.reset_enabled,
                 agent_timeout: c.agent_timeout,
                 background: c.background,
+                clock: c.clock,
             }),
         };
         state.home();
@@ -224,9 +231,15 @@ impl ApiState {
             ),
             registry: berth_registry::Registry::new(
                 scope.clone(),
-                store,
+                store.clone(),
                 c.blobs.clone(),
                 c.registry_host.clone(),
+            ),
+            cloudwatch: berth_control::cloudwatch::CloudWatch::new(
+                scope.clone(),
+                store,
+                pager.clone(),
+                c.clock,
             ),
             pager,
             scope,
@@ -332,6 +345,11 @@ impl ApiState {
             self.inner.blobs.clone(),
             self.inner.registry_host.clone(),
         )
+    }
+
+    /// CloudWatch's and Application Auto Scaling's clock.
+    pub fn clock(&self) -> &berth_control::clock::Clock {
+        &self.inner.clock
     }
 
     /// The store (every region's partition: for what is shared, like the registry's content).

@@ -5,6 +5,7 @@
 //! page is generated from them and the models (`compatibility_table`).
 
 use crate::authorize::{Ask, Origin, authorize};
+use crate::cloudwatch::CwOp;
 use crate::ecr::EcrOp;
 use crate::ecs::EcsOp;
 use crate::elbv2::ElbOp;
@@ -12,7 +13,7 @@ use crate::errors::{self, ApiError};
 use crate::iam::IamOp;
 pub use crate::operation::{Info, Support};
 use crate::protocol::{self, Proto};
-use crate::{ApiState, MAX_BODY, Regional, auth, ecr, ecs, elbv2, iam, registry, sts};
+use crate::{ApiState, MAX_BODY, Regional, auth, cloudwatch, ecr, ecs, elbv2, iam, registry, sts};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use berth_aws::sigv4::{self, Request as SigRequest};
@@ -31,6 +32,7 @@ pub enum Op {
     Elb(ElbOp),
     Sts(StsOp),
     Iam(IamOp),
+    Cw(CwOp),
 }
 
 impl Op {
@@ -42,7 +44,8 @@ impl Op {
             Service::Elbv2 => ElbOp::parse(name).map(Op::Elb),
             Service::Sts => StsOp::parse(name).map(Op::Sts),
             Service::Iam => IamOp::parse(name).map(Op::Iam),
-            Service::ApplicationAutoScaling | Service::CloudWatch | Service::Logs => None,
+            Service::CloudWatch => CwOp::parse(name).map(Op::Cw),
+            Service::ApplicationAutoScaling | Service::Logs => None,
         }
     }
 
@@ -53,6 +56,7 @@ impl Op {
             Op::Elb(o) => o.info(),
             Op::Sts(o) => o.info(),
             Op::Iam(o) => o.info(),
+            Op::Cw(o) => o.info(),
         }
     }
 }
@@ -238,6 +242,7 @@ async fn aws_call(
         Op::Ecs(_) => errors::ecs_error(e, request_id),
         Op::Ecr(_) => errors::ecr_error(e, request_id),
         Op::Elb(_) | Op::Sts(_) | Op::Iam(_) => errors::query_error(e, request_id),
+        Op::Cw(_) => errors::cloudwatch_error(e, request_id),
     };
     enforce(&cx, op, &value).map_err(|e| protocol::error(proto, error(e), request_id))?;
     let result = match op {
@@ -246,6 +251,7 @@ async fn aws_call(
         Op::Ecr(op) => ecr::dispatch(&cx, op, value).await,
         Op::Elb(op) => elbv2::dispatch(&cx, op, value).await,
         Op::Iam(op) => iam::dispatch(&cx, op, value).await,
+        Op::Cw(op) => cloudwatch::dispatch(&cx, op, value).await,
     }
     .map_err(error);
     Ok(match result {
@@ -353,7 +359,7 @@ fn resource_tags(cx: &Cx<'_>, op: Op, arn: &str) -> Vec<berth_types::Tag> {
             .and_then(|mut found| found.pop())
             .map(|(_, tags)| tags)
             .unwrap_or_default(),
-        Op::Sts(_) | Op::Iam(_) => Vec::new(),
+        Op::Sts(_) | Op::Iam(_) | Op::Cw(_) => Vec::new(),
     }
 }
 
@@ -446,12 +452,45 @@ fn passed_roles(cx: &Cx<'_>, input: &Value) -> Vec<String> {
     out
 }
 
+/// An RPC v2 CBOR request (`smithy-protocol: rpc-v2-cbor`): the service and operation its
+/// path's last four segments name (`…/service/<Svc>/operation/<Op>`).
+fn cbor_target(parts: &axum::http::request::Parts) -> Option<(Option<Service>, String)> {
+    let header = parts.headers.get("smithy-protocol")?.to_str().ok()?;
+    if !header.eq_ignore_ascii_case("rpc-v2-cbor") {
+        return None;
+    }
+    let segments: Vec<&str> = parts.uri.path().rsplit('/').take(4).collect();
+    match segments.as_slice() {
+        [op, "operation", svc, "service"] => {
+            Some((Service::by_cbor_service_name(svc), op.to_string()))
+        }
+        _ => Some((None, String::new())),
+    }
+}
+
 /// Step 1: the service, protocol and operation name, from the request alone.
 fn identify(
     parts: &axum::http::request::Parts,
     body: &[u8],
     sig: &SigRequest<'_>,
 ) -> Result<(Proto, String, Input), (Proto, ApiError)> {
+    if let Some((service, op)) = cbor_target(parts) {
+        return match service {
+            _ if parts.headers.contains_key("x-amz-target") => Err((
+                Proto::UnknownJson,
+                ApiError::new(
+                    "SerializationException",
+                    400,
+                    "An RPC v2 CBOR request must not carry X-Amz-Target.",
+                ),
+            )),
+            Some(s) if !op.is_empty() => Ok((Proto::Cbor(s), op, Input::Cbor)),
+            _ => Err((
+                Proto::UnknownJson,
+                ApiError::new("UnknownOperationException", 404, ""),
+            )),
+        };
+    }
     if let Some(target) = parts.headers.get("x-amz-target") {
         let target = target.to_str().unwrap_or("");
         let (prefix, op) = target.rsplit_once('.').unwrap_or(("", target));
@@ -548,6 +587,18 @@ fn decode(proto: Proto, operation: &str, input: Input, body: &[u8]) -> Result<Va
                 ));
             }
         },
+        Input::Cbor if body.is_empty() => Value::Object(Default::default()),
+        Input::Cbor => match berth_aws::cbor::decode(body) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                return Err(ApiError::new(
+                    "SerializationException",
+                    400,
+                    "The request body must be a CBOR map.",
+                ));
+            }
+            Err(e) => return Err(ApiError::new("SerializationException", 400, e.to_string())),
+        },
         Input::Query(params) => match &op.input {
             None => Value::Object(Default::default()),
             Some(r) => query::decode(model, &r.shape, &params)
@@ -573,6 +624,9 @@ fn decode(proto: Proto, operation: &str, input: Input, body: &[u8]) -> Result<Va
 /// The envelope to refuse an unsigned request in: its service's when it names one Berth
 /// serves, else the JSON one.
 fn unsigned_proto(parts: &axum::http::request::Parts, body: &[u8]) -> Proto {
+    if let Some((service, _)) = cbor_target(parts) {
+        return service.map_or(Proto::UnknownJson, Proto::Cbor);
+    }
     if let Some(target) = parts.headers.get("x-amz-target") {
         let prefix = target
             .to_str()
@@ -599,6 +653,7 @@ fn request_id() -> String {
 
 enum Input {
     Json,
+    Cbor,
     Query(query::Params),
 }
 

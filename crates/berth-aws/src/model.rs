@@ -91,13 +91,47 @@ impl Service {
         self.model().metadata.target_prefix.as_deref()
     }
 
-    /// The protocol clients use for this service by default. CloudWatch also accepts awsJson
-    /// and CBOR; those arrive with the monitoring work.
+    /// The protocol of the service's query-style requests (`Action=…`). CloudWatch also
+    /// accepts awsJson 1.0 and Smithy RPC v2 CBOR.
     pub fn protocol(self) -> Protocol {
         match self {
             Service::Elbv2 | Service::Iam | Service::Sts | Service::CloudWatch => Protocol::Query,
             _ => Protocol::Json,
         }
+    }
+
+    /// Whether the service's JSON and CBOR errors are query-compatible (CloudWatch's
+    /// `awsQueryCompatible`): `__type` names the error shape, `x-amzn-query-error` the query
+    /// code.
+    pub fn query_compatible(self) -> bool {
+        self == Service::CloudWatch
+    }
+
+    /// The Smithy namespace of the service's shapes (absolute ids of CBOR errors).
+    pub fn smithy_namespace(self) -> &'static str {
+        match self {
+            Service::Ecs => "com.amazonaws.ecs",
+            Service::Ecr => "com.amazonaws.ecr",
+            Service::Elbv2 => "com.amazonaws.elasticloadbalancingv2",
+            Service::ApplicationAutoScaling => "com.amazonaws.applicationautoscaling",
+            Service::CloudWatch => "com.amazonaws.cloudwatch",
+            Service::Logs => "com.amazonaws.cloudwatchlogs",
+            Service::Iam => "com.amazonaws.iam",
+            Service::Sts => "com.amazonaws.sts",
+        }
+    }
+
+    /// The service whose RPC v2 CBOR path segment (`…/service/<name>/operation/<Op>`) is
+    /// `name`: its target prefix, bare or with its namespace.
+    pub fn by_cbor_service_name(name: &str) -> Option<Service> {
+        Service::ALL.iter().copied().find(|s| {
+            s.target_prefix().is_some_and(|p| {
+                name == p
+                    || name
+                        .strip_suffix(p)
+                        .is_some_and(|ns| ns == format!("{}.", s.smithy_namespace()))
+            })
+        })
     }
 
     /// `application/x-amz-json-1.0` or `-1.1`.
@@ -242,6 +276,24 @@ pub struct ErrorTrait {
 }
 
 impl Model {
+    /// The name of the error shape whose query code (`error.code`) is `code`, or the shape
+    /// named `code` itself.
+    pub fn error_shape<'a>(&'a self, code: &str) -> Option<&'a str> {
+        if self.shapes.get(code).is_some_and(|s| s.exception) {
+            return self.shapes.get_key_value(code).map(|(k, _)| k.as_str());
+        }
+        self.shapes
+            .iter()
+            .find(|(_, s)| s.error.as_ref().and_then(|e| e.code.as_deref()) == Some(code))
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// The HTTP status the model gives the error whose query code (or shape name) is `code`.
+    pub fn error_status(&self, code: &str) -> Option<u16> {
+        let shape = self.error_shape(code)?;
+        self.shapes.get(shape)?.error.as_ref()?.http_status_code
+    }
+
     pub fn shape(&self, name: &str) -> &Shape {
         self.shapes
             .get(name)

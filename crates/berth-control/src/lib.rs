@@ -8,6 +8,8 @@
 //! Must not: see wire types, speak HTTP, or pick a storage backend.
 
 pub mod background;
+pub mod clock;
+pub mod cloudwatch;
 pub mod ecs;
 pub mod elb;
 pub mod format;

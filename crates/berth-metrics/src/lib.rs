@@ -37,6 +37,7 @@ pub mod math;
 pub mod metric;
 pub mod query;
 pub mod retention;
+mod serde_str;
 
 pub use aggregate::{Aggregate, Percentile, Statistic, Summary, UnknownStatistic};
 pub use alarm::{

@@ -97,6 +97,19 @@ pub enum Kind {
     IamPolicy,
     /// A registry-level setting of a region's registry (its policy, …), by name.
     RegistrySetting,
+    /// CloudWatch: the samples of one PutMetricData (or of one publication of Berth's own
+    /// metrics), `b<sequence>`, until the rollup moves them into chunks; `seq` holds the
+    /// last sequence number.
+    MetricBatch,
+    /// CloudWatch: one metric's buckets of one resolution over one stretch of time,
+    /// `<period>\t<metric hash>\t<chunk start>`.
+    MetricChunk,
+    /// CloudWatch: a metric that has data (its identity, its last timestamp), by its hash.
+    Metric,
+    /// CloudWatch: a metric or composite alarm, by name.
+    Alarm,
+    /// CloudWatch: an alarm's history item, `<alarm name>\t<timestamp><sequence>`.
+    AlarmHistory,
 }
 
 impl Kind {
@@ -116,7 +129,7 @@ impl Kind {
         )
     }
 
-    pub const ALL: [Kind; 26] = [
+    pub const ALL: [Kind; 31] = [
         Kind::Cluster,
         Kind::TaskDefinition,
         Kind::TaskDefinitionFamily,
@@ -143,6 +156,11 @@ impl Kind {
         Kind::IamRole,
         Kind::IamPolicy,
         Kind::RegistrySetting,
+        Kind::MetricBatch,
+        Kind::MetricChunk,
+        Kind::Metric,
+        Kind::Alarm,
+        Kind::AlarmHistory,
     ];
 
     /// The kind whose `kind` column is `s`.
@@ -178,6 +196,11 @@ impl Kind {
             Kind::IamRole => "iam-role",
             Kind::IamPolicy => "iam-policy",
             Kind::RegistrySetting => "registry-setting",
+            Kind::MetricBatch => "metric-batch",
+            Kind::MetricChunk => "metric-chunk",
+            Kind::Metric => "metric",
+            Kind::Alarm => "alarm",
+            Kind::AlarmHistory => "alarm-history",
         }
     }
 }

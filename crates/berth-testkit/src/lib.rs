@@ -18,6 +18,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use aws_config;
 pub use aws_credential_types;
+pub use aws_sdk_applicationautoscaling;
+pub use aws_sdk_cloudwatch;
+pub use aws_sdk_cloudwatchlogs;
 pub use aws_sdk_ecr;
 pub use aws_sdk_ecs;
 pub use aws_sdk_elasticloadbalancingv2;
@@ -322,6 +325,21 @@ impl TestServer {
 
     pub fn sts(&self) -> aws_sdk_sts::Client {
         aws_sdk_sts::Client::new(&self.sdk_config())
+    }
+
+    /// CloudWatch as root (the SDK speaks Smithy RPC v2 CBOR).
+    pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.sdk_config())
+    }
+
+    /// CloudWatch Logs as root.
+    pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
+        aws_sdk_cloudwatchlogs::Client::new(&self.sdk_config())
+    }
+
+    /// Application Auto Scaling as root.
+    pub fn autoscaling(&self) -> aws_sdk_applicationautoscaling::Client {
+        aws_sdk_applicationautoscaling::Client::new(&self.sdk_config())
     }
 
     /// IAM as root (IAM is global: the SDK signs for us-east-1).

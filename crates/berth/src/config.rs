@@ -107,6 +107,11 @@ pub struct ServerArgs {
     /// `audit` logs the would-be denial and lets it through [default: enforce].
     #[arg(long, env = "BERTH_IAM", value_name = "MODE", value_parser = ["enforce", "audit"])]
     pub iam: Option<String>,
+    /// A test setting: CloudWatch's and Application Auto Scaling's clock runs this many times
+    /// faster than real time from the start (a 60 s alarm period lasts 60/N real seconds,
+    /// a 300 s cooldown 300/N); every rule stays AWS's [default: 1, real time].
+    #[arg(long, env = "BERTH_TIME_SCALE", value_name = "FACTOR")]
+    pub time_scale: Option<f64>,
 }
 
 /// The TOML file: the same settings, kebab-case keys.
@@ -134,6 +139,7 @@ pub struct FileConfig {
     pub stopped_task_retention: Option<u64>,
     pub lb_bind: Option<std::net::IpAddr>,
     pub iam: Option<String>,
+    pub time_scale: Option<f64>,
 }
 
 /// The resolved settings.
@@ -166,6 +172,8 @@ pub struct ServerConfig {
     pub task_healthy_after: std::time::Duration,
     pub stopped_task_retention: std::time::Duration,
     pub iam_mode: berth_api::IamMode,
+    /// CloudWatch's clock speed (1: real time).
+    pub time_scale: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -250,8 +258,15 @@ impl ServerArgs {
                 )));
             }
         };
+        let time_scale = self.time_scale.or(file.time_scale).unwrap_or(1.0);
+        if !(time_scale.is_finite() && time_scale >= 1.0) {
+            return Err(ConfigError::Invalid(format!(
+                "time-scale must be a number of at least 1 (got {time_scale})"
+            )));
+        }
         Ok(ServerConfig {
             iam_mode,
+            time_scale,
             listen,
             database,
             blobs,

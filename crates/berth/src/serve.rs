@@ -220,6 +220,11 @@ pub async fn run(
         reset_enabled: config.ephemeral,
         agent_timeout: config.agent_timeout,
         background: background.clone(),
+        clock: if config.time_scale > 1.0 {
+            berth_control::clock::Clock::scaled(config.time_scale)
+        } else {
+            berth_control::clock::Clock::system()
+        },
     });
     if config.blobs.is_none() {
         // Data directories from before blob records keep their blob files by digest alone.
@@ -356,7 +361,7 @@ fn register_background_tasks(
     config: &ServerConfig,
 ) {
     use berth_control::background::{
-        INSTANCE_LIVENESS, REGISTRY_GC, SERVICE_SCHEDULER, STOPPED_TASK_PURGE,
+        INSTANCE_LIVENESS, METRIC_ROLLUP, REGISTRY_GC, SERVICE_SCHEDULER, STOPPED_TASK_PURGE,
     };
     use std::time::Duration;
     // The collector sees every region's images and links: content is shared by all.
@@ -414,6 +419,25 @@ fn register_background_tasks(
             Ok(vec![("tasks forgotten", n)])
         }
     });
+    // Metric batches into chunks, expired chunks out, every minute of CloudWatch's clock.
+    let api = state.clone();
+    driver.register(
+        METRIC_ROLLUP,
+        state.clock().real(Duration::from_secs(60)),
+        move |fence| {
+            let api = api.clone();
+            async move {
+                let mut total: std::collections::BTreeMap<&'static str, u64> = Default::default();
+                for region in api.regions() {
+                    let cloudwatch = region.cloudwatch.fenced(fence.as_ref());
+                    for (what, n) in cloudwatch.metrics_rollup().await? {
+                        *total.entry(what).or_default() += n;
+                    }
+                }
+                Ok(total.into_iter().collect())
+            }
+        },
+    );
     let (api, healthy_after) = (state.clone(), config.task_healthy_after);
     driver.register(SERVICE_SCHEDULER, config.scheduler_interval, move |fence| {
         let api = api.clone();

@@ -2,6 +2,7 @@
 //! port, driven by the official AWS SDK crates, raw signed requests and the `aws` CLI.
 
 mod cli;
+mod cloudwatch;
 mod docker_deploy;
 mod docker_e2e;
 mod ecr;

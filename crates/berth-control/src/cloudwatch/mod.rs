@@ -1,0 +1,81 @@
+//! CloudWatch of one region: metrics (PutMetricData, GetMetricStatistics, GetMetricData,
+//! ListMetrics, the rollup — [`metrics`]) over the pure semantics of `berth-metrics`.
+//!
+//! Time is the region's [`Clock`] (the system clock unless a test runs it faster).
+//! Errors carry CloudWatch's query codes (`InvalidParameterValue`, …); `berth-api` renders
+//! them in each of CloudWatch's three protocols.
+
+mod metrics;
+mod pending;
+mod records;
+
+pub use metrics::{
+    DataQuery, DataRequest, DataResponse, DataResult, ListFilter, MetricStat, QueryKind, ScanBy,
+    StatisticsQuery,
+};
+
+use crate::clock::Clock;
+use crate::paging::Pager;
+use berth_store::Store;
+use berth_types::{Error, Scope};
+use std::sync::Arc;
+
+/// CloudWatch of one region. Cheap to clone.
+#[derive(Clone)]
+pub struct CloudWatch {
+    scope: Scope,
+    store: Store,
+    pager: Pager,
+    clock: Clock,
+    pending: Arc<pending::PendingView>,
+}
+
+impl CloudWatch {
+    /// CloudWatch over `store` (one region's partition).
+    pub fn new(scope: Scope, store: Store, pager: Pager, clock: Clock) -> CloudWatch {
+        let pending = Arc::new(pending::PendingView::default());
+        store.watch(pending.clone());
+        CloudWatch {
+            scope,
+            store,
+            pager,
+            clock,
+            pending,
+        }
+    }
+
+    /// The same handle, writing only while `fence` holds (a controller's term).
+    pub fn fenced(&self, fence: Option<&berth_store::Fence>) -> Self {
+        let mut h = self.clone();
+        if let Some(f) = fence {
+            h.store = h.store.fenced(f.clone());
+        }
+        h
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The clock metric timestamps and periods follow.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+}
+
+/// A request check's error, with its CloudWatch code and status.
+pub fn input_error(e: berth_metrics::InputError) -> Error {
+    Error::Coded {
+        code: e.code.as_str(),
+        status: e.code.http_status(),
+        message: e.message,
+    }
+}
+
+/// CloudWatch's answer to a token it did not issue for this listing.
+fn invalid_token() -> Error {
+    Error::coded(
+        "InvalidNextToken",
+        "The service couldn't process the NextToken.",
+    )
+}
