@@ -240,6 +240,7 @@ impl ApiState {
                 store,
                 pager.clone(),
                 c.clock,
+                c.background.clone(),
             ),
             pager,
             scope,
@@ -355,6 +356,30 @@ impl ApiState {
     /// The store (every region's partition: for what is shared, like the registry's content).
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+}
+
+impl ApiState {
+    /// Runs the actions alarms fired in `region` and records each outcome in the alarm's
+    /// history: Application Auto Scaling policies scale; Berth delivers no other kind.
+    pub async fn alarm_actions(
+        &self,
+        region: &Regional,
+        actions: Vec<berth_control::cloudwatch::FiredAction>,
+    ) {
+        for action in actions {
+            let outcome = if berth_control::cloudwatch::is_scaling_policy(&action.arn) {
+                Err("Application Auto Scaling is not available yet".to_string())
+            } else {
+                Err(format!(
+                    "Berth does not deliver {} actions",
+                    action.arn.split(':').nth(2).unwrap_or("these")
+                ))
+            };
+            if let Err(e) = region.cloudwatch.action_recorded(&action, outcome).await {
+                tracing::warn!(error = %e, alarm = %action.alarm, "could not record an alarm action");
+            }
+        }
     }
 }
 

@@ -61,6 +61,9 @@ pub enum Resource {
     Repository(&'static str),
     /// The ARN(s) in the member (ELBv2 resources, tagging operations).
     Arns(&'static str),
+    /// The CloudWatch alarm(s) named in the member
+    /// (`arn:aws:cloudwatch:<region>:<account>:alarm:<name>`); `*` when absent.
+    Alarms(&'static str),
     /// The IAM entity (`user`, `group`, `role`) named in the member
     /// (`arn:aws:iam::<account>:<kind>/<name>`); `*` when absent.
     Iam(&'static str, &'static str),
@@ -213,6 +216,16 @@ impl Resource {
                 .into_iter()
                 .map(|r| place.arn("ecr", &format!("repository/{r}")))
                 .collect(),
+            Resource::Alarms(m) => {
+                let names = strings(input, m);
+                if names.is_empty() {
+                    return vec!["*".into()];
+                }
+                names
+                    .into_iter()
+                    .map(|n| place.arn("cloudwatch", &format!("alarm:{n}")))
+                    .collect()
+            }
             Resource::Iam(kind, m) => match input.get(m).and_then(Value::as_str) {
                 Some(name) => vec![format!("arn:aws:iam::{}:{kind}/{name}", place.account)],
                 None => vec!["*".into()],

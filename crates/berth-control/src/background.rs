@@ -38,6 +38,7 @@ pub const INSTANCE_LIVENESS: &str = "instance-liveness";
 pub const REGISTRY_GC: &str = "registry-gc";
 pub const STOPPED_TASK_PURGE: &str = "stopped-task-purge";
 pub const METRIC_ROLLUP: &str = "metric-rollup";
+pub const ALARM_EVALUATOR: &str = "alarm-evaluator";
 
 /// What an activation gets: the fence its writes must carry (`None` on a server without
 /// leadership, which is alone by construction: unit tests).

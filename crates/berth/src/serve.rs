@@ -361,7 +361,8 @@ fn register_background_tasks(
     config: &ServerConfig,
 ) {
     use berth_control::background::{
-        INSTANCE_LIVENESS, METRIC_ROLLUP, REGISTRY_GC, SERVICE_SCHEDULER, STOPPED_TASK_PURGE,
+        ALARM_EVALUATOR, INSTANCE_LIVENESS, METRIC_ROLLUP, REGISTRY_GC, SERVICE_SCHEDULER,
+        STOPPED_TASK_PURGE,
     };
     use std::time::Duration;
     // The collector sees every region's images and links: content is shared by all.
@@ -431,6 +432,28 @@ fn register_background_tasks(
                 for region in api.regions() {
                     let cloudwatch = region.cloudwatch.fenced(fence.as_ref());
                     for (what, n) in cloudwatch.metrics_rollup().await? {
+                        *total.entry(what).or_default() += n;
+                    }
+                }
+                Ok(total.into_iter().collect())
+            }
+        },
+    );
+    // Alarms are judged when a period completes: every 10 s of CloudWatch's clock (the
+    // shortest alarm period); each alarm once per period of its own.
+    let api = state.clone();
+    driver.register(
+        ALARM_EVALUATOR,
+        state.clock().real(Duration::from_secs(10)),
+        move |fence| {
+            let api = api.clone();
+            async move {
+                let mut total: std::collections::BTreeMap<&'static str, u64> = Default::default();
+                for region in api.regions() {
+                    let cloudwatch = region.cloudwatch.fenced(fence.as_ref());
+                    let (counts, fired) = cloudwatch.alarms_evaluate().await?;
+                    api.alarm_actions(&region, fired).await;
+                    for (what, n) in counts {
                         *total.entry(what).or_default() += n;
                     }
                 }

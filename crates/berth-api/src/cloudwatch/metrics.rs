@@ -166,7 +166,7 @@ pub(super) async fn get_metric_statistics(cx: &Cx<'_>, v: Value) -> Result<Value
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct WireQuery {
+pub(super) struct WireQuery {
     id: String,
     metric_stat: Option<WireMetricStat>,
     expression: Option<String>,
@@ -177,7 +177,7 @@ struct WireQuery {
 }
 
 /// A `MetricDataQuery` as the domain takes it.
-fn data_query(cx: &Cx<'_>, q: WireQuery) -> Result<DataQuery, Error> {
+pub(super) fn data_query(cx: &Cx<'_>, q: WireQuery) -> Result<DataQuery, Error> {
     if let Some(a) = &q.account_id
         && a != cx.region.scope.account.as_str()
     {
@@ -303,4 +303,30 @@ pub(super) async fn list_metrics(cx: &Cx<'_>, v: Value) -> Result<Value, Error> 
         out["NextToken"] = t.into();
     }
     Ok(out)
+}
+
+/// A `MetricDataQuery` as DescribeAlarms shows it.
+pub(super) fn data_query_out(q: &DataQuery) -> Value {
+    let mut v = json!({"Id": q.id, "ReturnData": q.return_data});
+    match &q.what {
+        QueryKind::Stat(s) => {
+            let mut stat = json!({
+                "Metric": metric_out(&s.metric),
+                "Period": s.period_s,
+                "Stat": s.stat.to_string(),
+            });
+            if let Some(u) = s.unit {
+                stat["Unit"] = u.as_str().into();
+            }
+            v["MetricStat"] = stat;
+        }
+        QueryKind::Expression(e) => v["Expression"] = e.clone().into(),
+    }
+    if let Some(l) = &q.label {
+        v["Label"] = l.clone().into();
+    }
+    if let Some(p) = q.period_s {
+        v["Period"] = p.into();
+    }
+    v
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
 use serde_json::{Value, json};
 
+mod alarms;
 mod metrics;
 
 crate::operation::operations! {
@@ -22,6 +23,20 @@ crate::operation::operations! {
         GetMetricData => Read, Any,
             Partial("MetricStat and the metric-math subset of berth-metrics (arithmetic, SUM/AVG/MIN/MAX/STDDEV, METRICS(), FILL, RATE, DIFF, …); no SEARCH, no Metrics Insights queries, no cross-account");
         ListMetrics => List, Any, Partial("this account only");
+        PutMetricAlarm => Write, Alarms("AlarmName"),
+            Partial("static thresholds (no anomaly detection or PromQL criteria); actions: Application Auto Scaling policies run, other actions are recorded as failed");
+        PutCompositeAlarm => Write, Alarms("AlarmName"),
+            Partial("the rule language; actions suppressors are stored, not applied");
+        DescribeAlarms => Read, Any, Implemented;
+        DescribeAlarmsForMetric => Read, Any, Implemented;
+        DeleteAlarms => Write, Alarms("AlarmNames"), Implemented;
+        SetAlarmState => Write, Alarms("AlarmName"), Implemented;
+        DescribeAlarmHistory => Read, Alarms("AlarmName"), Implemented;
+        EnableAlarmActions => Write, Alarms("AlarmNames"), Implemented;
+        DisableAlarmActions => Write, Alarms("AlarmNames"), Implemented;
+        TagResource => Tagging, Arns("ResourceARN"), Partial("alarms");
+        UntagResource => Tagging, Arns("ResourceARN"), Partial("alarms");
+        ListTagsForResource => Read, Arns("ResourceARN"), Partial("alarms");
     }
 }
 
@@ -32,6 +47,19 @@ pub async fn dispatch(cx: &Cx<'_>, op: CwOp, v: Value) -> Result<Value, Error> {
         CwOp::GetMetricStatistics => metrics::get_metric_statistics(cx, v).await,
         CwOp::GetMetricData => metrics::get_metric_data(cx, v).await,
         CwOp::ListMetrics => metrics::list_metrics(cx, v).await,
+        CwOp::PutMetricAlarm => alarms::put_metric_alarm(cx, v).await,
+        CwOp::PutCompositeAlarm => alarms::put_composite_alarm(cx, v).await,
+        CwOp::DescribeAlarms => alarms::describe_alarms(cx, v).await,
+        CwOp::DescribeAlarmsForMetric => alarms::describe_alarms_for_metric(cx, v).await,
+        CwOp::DeleteAlarms => alarms::delete_alarms(cx, v).await,
+        CwOp::SetAlarmState => alarms::set_alarm_state(cx, v).await,
+        CwOp::DescribeAlarmHistory => alarms::describe_alarm_history(cx, v).await,
+        CwOp::EnableAlarmActions | CwOp::DisableAlarmActions => {
+            alarms::enable_alarm_actions(cx, op, v).await
+        }
+        CwOp::TagResource | CwOp::UntagResource | CwOp::ListTagsForResource => {
+            alarms::tag_resource(cx, op, v).await
+        }
     }
 }
 

@@ -27,7 +27,7 @@ pub struct StatisticsQuery {
 }
 
 /// What one metric query of GetMetricData (or a metric-math alarm) reads.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricStat {
     pub metric: MetricId,
     pub period_s: i64,
@@ -36,7 +36,7 @@ pub struct MetricStat {
 }
 
 /// One `MetricDataQuery`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DataQuery {
     pub id: String,
     pub what: QueryKind,
@@ -46,7 +46,7 @@ pub struct DataQuery {
     pub period_s: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum QueryKind {
     Stat(MetricStat),
     Expression(String),
@@ -512,10 +512,14 @@ impl CloudWatch {
             }
         }
         let expired = store.write(move |tx| expire(tx, now)).await?;
+        let forgotten = store
+            .write(move |tx| super::alarms::history_expire(tx, now))
+            .await?;
         Ok(vec![
             ("batches rolled up", batches),
             ("chunks written", chunks),
             ("chunks expired", expired),
+            ("alarm history items expired", forgotten),
         ])
     }
 }

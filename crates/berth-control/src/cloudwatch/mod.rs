@@ -1,24 +1,35 @@
 //! CloudWatch of one region: metrics (PutMetricData, GetMetricStatistics, GetMetricData,
-//! ListMetrics, the rollup — [`metrics`]) over the pure semantics of `berth-metrics`.
+//! ListMetrics, the rollup — [`metrics`]) and alarms (metric, metric-math and composite
+//! alarms, states, history, tags — [`alarms`]; their evaluation — [`evaluate`]) over the
+//! pure semantics of `berth-metrics`.
 //!
 //! Time is the region's [`Clock`] (the system clock unless a test runs it faster).
 //! Errors carry CloudWatch's query codes (`InvalidParameterValue`, …); `berth-api` renders
 //! them in each of CloudWatch's three protocols.
 
+mod alarms;
+mod evaluate;
 mod metrics;
 mod pending;
 mod records;
 
+pub use alarms::{
+    Alarm, AlarmConfig, AlarmFilter, AlarmKind, AlarmMetric, AlarmSource, CompositeAlarm,
+    ForMetric, HistoryFilter, HistoryItem, MetricAlarm,
+};
+pub use evaluate::{FiredAction, is_scaling_policy};
 pub use metrics::{
     DataQuery, DataRequest, DataResponse, DataResult, ListFilter, MetricStat, QueryKind, ScanBy,
     StatisticsQuery,
 };
 
+use crate::background::Driver;
 use crate::clock::Clock;
 use crate::paging::Pager;
 use berth_store::Store;
 use berth_types::{Error, Scope};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// CloudWatch of one region. Cheap to clone.
 #[derive(Clone)]
@@ -28,11 +39,20 @@ pub struct CloudWatch {
     pager: Pager,
     clock: Clock,
     pending: Arc<pending::PendingView>,
+    background: Arc<Driver>,
+    /// The minute each alarm's Auto Scaling actions last ran in.
+    evaluated: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl CloudWatch {
     /// CloudWatch over `store` (one region's partition).
-    pub fn new(scope: Scope, store: Store, pager: Pager, clock: Clock) -> CloudWatch {
+    pub fn new(
+        scope: Scope,
+        store: Store,
+        pager: Pager,
+        clock: Clock,
+        background: Arc<Driver>,
+    ) -> CloudWatch {
         let pending = Arc::new(pending::PendingView::default());
         store.watch(pending.clone());
         CloudWatch {
@@ -41,6 +61,8 @@ impl CloudWatch {
             pager,
             clock,
             pending,
+            background,
+            evaluated: Default::default(),
         }
     }
 

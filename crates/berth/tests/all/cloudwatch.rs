@@ -361,3 +361,259 @@ async fn cloudwatch_acknowledged_metric_data_survives_kill_9() {
         "one sample in a chunk, one pending"
     );
 }
+
+/// Puts `value` for App/CPU (Host=a) in each of the last four minutes (the current one
+/// included, so a minute turning over meanwhile still leaves three complete ones).
+async fn cpu(server: &TestServer, name: &str, value: f64) {
+    let now = minute(now_secs());
+    let mut put = server.cloudwatch().put_metric_data().namespace("App");
+    for k in 0..4 {
+        put = put.metric_data(
+            MetricDatum::builder()
+                .metric_name(name)
+                .dimensions(host("a"))
+                .timestamp(dt(now - 60 * k))
+                .value(value)
+                .build(),
+        );
+    }
+    put.send().await.unwrap();
+}
+
+#[tokio::test]
+async fn cloudwatch_alarms_are_judged_as_aws_judges_them() {
+    use berth_testkit::aws_sdk_cloudwatch::types::{
+        AlarmType, ComparisonOperator, HistoryItemType, StateValue, Tag,
+    };
+    let server = start_with(Default::default());
+    let cw = server.cloudwatch();
+    cw.put_metric_alarm()
+        .alarm_name("high")
+        .namespace("App")
+        .metric_name("CPU")
+        .dimensions(host("a"))
+        .statistic(Statistic::Average)
+        .period(60)
+        .evaluation_periods(3)
+        .threshold(70.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .alarm_actions("arn:aws:sns:us-east-1:000000000000:ops")
+        .tags(Tag::builder().key("team").value("web").build())
+        .send()
+        .await
+        .unwrap();
+    let describe = |name: &'static str| {
+        let cw = cw.clone();
+        async move {
+            cw.describe_alarms()
+                .alarm_names(name)
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let d = describe("high").await;
+    let a = &d.metric_alarms()[0];
+    assert_eq!(a.state_value(), Some(&StateValue::InsufficientData));
+    assert_eq!(a.state_reason(), Some("Unchecked: Initial alarm creation"));
+    assert_eq!(
+        a.alarm_arn(),
+        Some("arn:aws:cloudwatch:us-east-1:000000000000:alarm:high")
+    );
+
+    // Three breaching minutes: ALARM, with AWS's reason.
+    cpu(&server, "CPU", 85.0).await;
+    server.activate("alarm-evaluator").await;
+    let d = describe("high").await;
+    let a = &d.metric_alarms()[0];
+    assert_eq!(a.state_value(), Some(&StateValue::Alarm), "{a:?}");
+    let reason = a.state_reason().unwrap();
+    assert!(
+        reason.starts_with("Threshold Crossed: 3 out of the last 3 datapoints"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("were greater than the threshold (70.0)"),
+        "{reason}"
+    );
+    let data: serde_json::Value = serde_json::from_str(a.state_reason_data().unwrap()).unwrap();
+    assert_eq!(data["threshold"], 70.0);
+    assert_eq!(data["period"], 60);
+
+    // The SNS action is recorded as failed (Berth delivers none); history has both.
+    let history = cw
+        .describe_alarm_history()
+        .alarm_name("high")
+        .send()
+        .await
+        .unwrap();
+    let kinds: Vec<&HistoryItemType> = history
+        .alarm_history_items()
+        .iter()
+        .filter_map(|h| h.history_item_type())
+        .collect();
+    assert!(kinds.contains(&&HistoryItemType::StateUpdate), "{kinds:?}");
+    assert!(
+        kinds.contains(&&HistoryItemType::ConfigurationUpdate),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&&HistoryItemType::Action), "{kinds:?}");
+
+    // A metric-math alarm and a composite of both.
+    cpu(&server, "Mem", 30.0).await;
+    let stat = |name: &str| {
+        berth_testkit::aws_sdk_cloudwatch::types::MetricStat::builder()
+            .metric(
+                Metric::builder()
+                    .namespace("App")
+                    .metric_name(name)
+                    .dimensions(host("a"))
+                    .build(),
+            )
+            .period(60)
+            .stat("Average")
+            .build()
+    };
+    cw.put_metric_alarm()
+        .alarm_name("math")
+        .metrics(
+            MetricDataQuery::builder()
+                .id("m1")
+                .metric_stat(stat("Mem"))
+                .return_data(false)
+                .build(),
+        )
+        .metrics(
+            MetricDataQuery::builder()
+                .id("e1")
+                .expression("m1 * 2")
+                .return_data(true)
+                .build(),
+        )
+        .evaluation_periods(2)
+        .threshold(50.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .send()
+        .await
+        .unwrap();
+    cw.put_composite_alarm()
+        .alarm_name("both")
+        .alarm_rule("ALARM(\"high\") AND ALARM(math)")
+        .send()
+        .await
+        .unwrap();
+    server.activate("alarm-evaluator").await;
+    assert_eq!(
+        describe("math").await.metric_alarms()[0].state_value(),
+        Some(&StateValue::Alarm)
+    );
+    let both = describe("both").await;
+    assert_eq!(
+        both.composite_alarms()[0].state_value(),
+        Some(&StateValue::Alarm)
+    );
+    let children = cw
+        .describe_alarms()
+        .children_of_alarm_name("both")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(children.metric_alarms().len(), 2);
+
+    // SetAlarmState moves the state until the next judgement.
+    cw.set_alarm_state()
+        .alarm_name("math")
+        .state_value(StateValue::Ok)
+        .state_reason("testing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        describe("math").await.metric_alarms()[0].state_value(),
+        Some(&StateValue::Ok)
+    );
+
+    // DescribeAlarmsForMetric, tags, enabling actions.
+    let for_metric = cw
+        .describe_alarms_for_metric()
+        .namespace("App")
+        .metric_name("CPU")
+        .dimensions(host("a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(for_metric.metric_alarms().len(), 1);
+    let arn = "arn:aws:cloudwatch:us-east-1:000000000000:alarm:high";
+    cw.tag_resource()
+        .resource_arn(arn)
+        .tags(Tag::builder().key("tier").value("1").build())
+        .send()
+        .await
+        .unwrap();
+    let tags = cw
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tags().len(), 2);
+    let e = cw
+        .list_tags_for_resource()
+        .resource_arn("arn:aws:cloudwatch:us-east-1:000000000000:alarm:nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "ResourceNotFoundException");
+    cw.disable_alarm_actions()
+        .alarm_names("high")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        describe("high").await.metric_alarms()[0].actions_enabled(),
+        Some(false)
+    );
+
+    // Errors; a failed DeleteAlarms deletes nothing.
+    let e = cw
+        .put_metric_alarm()
+        .alarm_name("bad")
+        .namespace("App")
+        .metric_name("CPU")
+        .statistic(Statistic::Average)
+        .extended_statistic("p99")
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "ValidationError");
+    let e = cw
+        .put_composite_alarm()
+        .alarm_name("dangling")
+        .alarm_rule("ALARM(nothing)")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "ValidationError");
+    let e = cw
+        .delete_alarms()
+        .alarm_names("high")
+        .alarm_names("nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "ResourceNotFound");
+    assert_eq!(describe("high").await.metric_alarms().len(), 1);
+    cw.delete_alarms()
+        .alarm_names("both")
+        .alarm_names("math")
+        .send()
+        .await
+        .unwrap();
+    assert!(describe("math").await.metric_alarms().is_empty());
+}
