@@ -60,6 +60,7 @@ mod tests {
             version: berth_node_api::VERSION,
             generation: 42,
             tasks: Some(vec![]),
+            stats_interval_ms: 60_000,
         };
         ledger.save(&doc).unwrap();
         assert_eq!(ledger.load(), Some(doc));

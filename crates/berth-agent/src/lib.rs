@@ -26,6 +26,7 @@ mod fake;
 mod ledger;
 mod metadata;
 mod runtime;
+mod stats;
 mod worker;
 
 pub use control::Control;
@@ -154,6 +155,15 @@ pub trait ControlPlane: Registry {
         reports: Vec<TaskReport>,
     ) -> impl Future<Output = Result<ReportResult, AgentError>> + Send;
 
+    /// Reports what the running tasks used (for CloudWatch's `AWS/ECS` metrics).
+    fn stats(
+        &self,
+        tasks: Vec<node::TaskStats>,
+    ) -> impl Future<Output = Result<(), AgentError>> + Send {
+        let _ = tasks;
+        async { Ok(()) }
+    }
+
     /// Which of several servers answers now (it changes when the agent moves to another):
     /// generations are one server's, so after a move the agent asks for the whole document.
     fn server_epoch(&self) -> u64 {
@@ -217,6 +227,16 @@ impl ControlPlane for Remote {
             reports,
         };
         self.control.agent_call(node::REPORT, &batch).await
+    }
+
+    async fn stats(&self, tasks: Vec<node::TaskStats>) -> Result<(), AgentError> {
+        let report = stats::report_of(
+            &self.instance.cluster,
+            &self.instance.container_instance,
+            tasks,
+        );
+        let _: serde_json::Value = self.control.agent_call(node::STATS, &report).await?;
+        Ok(())
     }
 }
 
@@ -445,6 +465,8 @@ fn plan(
 #[derive(Clone, Default)]
 struct Current {
     tasks: Arc<Vec<TaskSpec>>,
+    /// How often the tasks' usage is reported (the document says).
+    stats_interval: Duration,
     /// Confirmed by the control plane since the agent started (not only the ledger's): only
     /// then are containers of tasks it does not list removed.
     confirmed: bool,
@@ -486,9 +508,16 @@ impl<R: Runtime, C: ControlPlane> Agent<R, C> {
         let from_ledger = ledger.as_ref().and_then(|l| l.load());
         let (doc_tx, mut doc_rx) = watch::channel(Current {
             tasks: Arc::new(from_ledger.and_then(|d| d.tasks).unwrap_or_default()),
+            stats_interval: stats::DEFAULT_INTERVAL,
             confirmed: false,
         });
         let poller = tokio::spawn(poll(self.control.clone(), ledger, doc_tx));
+        let usage = tokio::spawn(stats::report(
+            self.ctx.runtime.clone(),
+            self.ctx.instance_arn.clone(),
+            self.control.clone(),
+            doc_rx.clone(),
+        ));
         let (report_tx, report_rx) = mpsc::unbounded_channel();
         let reporter = tokio::spawn(report(self.control.clone(), report_rx));
         let mut tick = tokio::time::interval(self.poll_interval);
@@ -623,6 +652,7 @@ impl<R: Runtime, C: ControlPlane> Agent<R, C> {
         }
         poller.abort();
         reporter.abort();
+        usage.abort();
         work.abort_all();
         if self
             .ctx
@@ -696,6 +726,7 @@ async fn poll<C: ControlPlane>(
                         let tasks = doc.tasks.unwrap_or_default();
                         let _ = out.send(Current {
                             tasks: Arc::new(tasks),
+                            stats_interval: Duration::from_millis(doc.stats_interval_ms.max(200)),
                             confirmed: true,
                         });
                     }
@@ -871,6 +902,7 @@ mod tests {
                 version: berth_node_api::VERSION,
                 generation: g,
                 tasks: (g != generation).then_some(tasks),
+                stats_interval_ms: 60_000,
             })
         }
 

@@ -222,13 +222,15 @@ impl ApiState {
             .storing_check_ins_every((c.agent_timeout / 4).clamp(
                 std::time::Duration::from_millis(200),
                 std::time::Duration::from_secs(10),
-            )),
+            ))
+            .reporting_stats_every(c.clock.real(std::time::Duration::from_secs(60))),
             elb: berth_control::elb::Elb::new(
                 scope.clone(),
                 store.clone(),
                 pager.clone(),
                 host_name(&c.registry_host),
-            ),
+            )
+            .reporting_every(c.clock.real(std::time::Duration::from_secs(60))),
             registry: berth_registry::Registry::new(
                 scope.clone(),
                 store.clone(),

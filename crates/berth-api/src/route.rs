@@ -162,12 +162,13 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         agent::DESIRED,
         agent::REPORT,
         agent::CREDENTIALS,
+        agent::STATS,
     ]
     .contains(&path)
     {
         return agent_call(node, path, &body).await;
     }
-    if path == lb::CONFIG || path == lb::HEALTH {
+    if [lb::CONFIG, lb::HEALTH, lb::METRICS].contains(&path) {
         return lb_call(node, path, &body).await;
     }
     // Everything below needs a signature: an unsigned request is refused before anything
@@ -723,26 +724,29 @@ fn node_response(result: Result<Value, berth_types::Error>, request_id: &str) ->
 /// target health is Berth's `elasticloadbalancing:ReportTargetHealth` (no AWS action is a
 /// node's report).
 async fn lb_call(node: NodeCall<'_>, path: &str, body: &[u8]) -> Response<Body> {
-    let action = match path == lb::CONFIG {
-        true => "elasticloadbalancing:DescribeLoadBalancers",
-        false => "elasticloadbalancing:ReportTargetHealth",
+    let action = match path {
+        lb::CONFIG => "elasticloadbalancing:DescribeLoadBalancers",
+        lb::METRICS => "cloudwatch:PutMetricData",
+        _ => "elasticloadbalancing:ReportTargetHealth",
     };
     let region = match node_auth(&node, "elasticloadbalancing", action, None) {
         Ok(r) => r,
         Err(denied) => return denied,
     };
     let elb = &region.elb;
-    let result = if path == lb::CONFIG {
-        elb.node_config()
-            .and_then(|c| serde_json::to_value(c).map_err(berth_types::Error::internal))
-    } else {
-        match node_body::<lb::HealthReport>(body) {
-            Ok(r) => elb
-                .node_health(r)
-                .await
-                .map(|()| Value::Object(Default::default())),
+    let done = |()| Value::Object(Default::default());
+    let result = match path {
+        lb::CONFIG => elb
+            .node_config()
+            .and_then(|c| serde_json::to_value(c).map_err(berth_types::Error::internal)),
+        lb::METRICS => match node_body::<lb::MetricsReport>(body) {
+            Ok(r) => region.cloudwatch.load_balancer_metrics(&r).await.map(done),
             Err(e) => Err(e),
-        }
+        },
+        _ => match node_body::<lb::HealthReport>(body) {
+            Ok(r) => elb.node_health(r).await.map(done),
+            Err(e) => Err(e),
+        },
     };
     node_response(result, node.request_id)
 }
@@ -757,6 +761,7 @@ async fn agent_call(node: NodeCall<'_>, path: &str, body: &[u8]) -> Response<Bod
         agent::DESIRED => node_body(body).map(AgentRequest::Desired),
         agent::REPORT => node_body(body).map(AgentRequest::Report),
         agent::CREDENTIALS => node_body(body).map(AgentRequest::Credentials),
+        agent::STATS => node_body(body).map(AgentRequest::Stats),
         _ => node_body(body).map(AgentRequest::Heartbeat),
     };
     let request = match parsed {
@@ -768,12 +773,13 @@ async fn agent_call(node: NodeCall<'_>, path: &str, body: &[u8]) -> Response<Bod
         AgentRequest::Report(b) => ("ecs:SubmitTaskStateChange", &b.cluster),
         AgentRequest::Heartbeat(r) => ("ecs:Poll", &r.cluster),
         AgentRequest::Credentials(r) => ("ecs:Poll", &r.cluster),
+        AgentRequest::Stats(r) => ("ecs:StartTelemetrySession", &r.cluster),
     };
     let region = match node_auth(&node, "ecs", action, Some(cluster)) {
         Ok(r) => r,
         Err(denied) => return denied,
     };
-    let result = agent_answer(node.state, &region.ecs, request).await;
+    let result = agent_answer(node.state, &region, request).await;
     node_response(result, node.request_id)
 }
 
@@ -783,13 +789,15 @@ enum AgentRequest {
     Report(agent::ReportBatch),
     Heartbeat(agent::InstanceRef),
     Credentials(agent::CredentialsRequest),
+    Stats(agent::StatsReport),
 }
 
 async fn agent_answer(
     state: &ApiState,
-    ecs: &berth_control::ecs::Ecs,
+    region: &Regional,
     request: AgentRequest,
 ) -> Result<Value, berth_types::Error> {
+    let ecs = &region.ecs;
     match request {
         AgentRequest::Desired(r) => {
             let cluster = ecs.cluster_name(Some(&r.cluster))?;
@@ -814,6 +822,14 @@ async fn agent_answer(
                 ecs.instance_task_role(&cluster, &r.container_instance, &r.task_arn, r.role)?;
             let task_id = r.task_arn.rsplit('/').next().unwrap_or_default();
             crate::sts::task_credentials(state, &role, task_id).and_then(to_json)
+        }
+        AgentRequest::Stats(r) => {
+            let samples = ecs.instance_stats(&r)?;
+            region
+                .cloudwatch
+                .ecs_metrics(&samples)
+                .await
+                .map(|()| Value::Object(Default::default()))
         }
     }
 }

@@ -12,6 +12,7 @@
 //! upgrades with a body, absolute-form targets — it hands, with the rest of the connection, to
 //! the general hyper stack (`proxy::connection`).
 
+use crate::metrics::{GroupCounters, LbCounters};
 use crate::proxy::{self, Client};
 use crate::routing::{
     AVOID_MS, CONNECT_TIMEOUT, HEADER_TIMEOUT, HOP, MAX_HEADERS, STICKY_COOKIE, error_page,
@@ -202,6 +203,10 @@ enum Plan {
 /// A request on its way to a target group.
 struct Forward {
     group: Arc<GroupConf>,
+    /// The counters of the group behind this listener's load balancer, and of the load
+    /// balancer itself.
+    counters: Option<Arc<GroupCounters>>,
+    lb: Arc<LbCounters>,
     /// The target a stickiness cookie names.
     sticky: Option<usize>,
     /// The rewritten head and the part of the body already read.
@@ -391,6 +396,7 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
     let Some(listener) = snap.listeners.get(&port) else {
         return answered(error(StatusCode::SERVICE_UNAVAILABLE, close, head_only));
     };
+    let own = |status: StatusCode| listener.counters.answered(status.as_u16());
     let host = f
         .host
         .and_then(|h| std::str::from_utf8(h).ok())
@@ -410,7 +416,10 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
         .find(|r| r.conditions.iter().all(|c| c.matches(&view)))
         .map(|r| &r.action);
     let groups = match action {
-        None => return answered(error(StatusCode::SERVICE_UNAVAILABLE, close, head_only)),
+        None => {
+            own(StatusCode::SERVICE_UNAVAILABLE);
+            return answered(error(StatusCode::SERVICE_UNAVAILABLE, close, head_only));
+        }
         Some(lb::Action::FixedResponse {
             status,
             content_type,
@@ -418,6 +427,7 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
         }) => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
             let ct = content_type.as_deref();
+            own(status);
             return answered(answer(
                 status,
                 (ct, None),
@@ -439,13 +449,19 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
                 (protocol, to_host, to_port, to_path, to_query),
             );
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND);
+            own(status);
             return answered(answer(status, (None, Some(&to)), b"", close, head_only));
         }
         Some(lb::Action::Forward { groups }) => groups,
     };
     let Some(group) = pick_group(snap, groups) else {
+        own(StatusCode::SERVICE_UNAVAILABLE);
         return answered(error(StatusCode::SERVICE_UNAVAILABLE, close, head_only));
     };
+    let counters = listener.group_counters.get(&group.arn).cloned();
+    if let Some(c) = &counters {
+        c.request();
+    }
     let sticky = sticky_target(&group, &headers)
         .and_then(|t| group.targets.iter().position(|x| std::ptr::eq(x, t)));
     let mut head = Vec::with_capacity(used + 256);
@@ -488,6 +504,8 @@ fn plan(buf: &[u8], peer: SocketAddr, port: u16, snap: &Snapshot) -> Option<(Pla
     head.extend_from_slice(&buf[n..used]);
     let forward = Forward {
         group,
+        counters,
+        lb: listener.counters.clone(),
         sticky,
         head,
         remaining: length - in_buf as u64,
@@ -599,6 +617,8 @@ enum Framing {
 
 /// A target's response head, rewritten for the client.
 struct ResponseHead {
+    /// The target's status code.
+    status: u16,
     /// The rewritten head.
     bytes: Vec<u8>,
     /// Its length in the target connection's buffer.
@@ -752,6 +772,7 @@ fn response_head(
             }
             bytes.extend_from_slice(b"\r\n");
             return Ok(Some(ResponseHead {
+                status,
                 bytes,
                 len: start + n,
                 framing: Framing::Tunnel,
@@ -766,6 +787,7 @@ fn response_head(
             start += n;
             if start == buf.len() {
                 return Ok(Some(ResponseHead {
+                    status,
                     bytes: Vec::new(),
                     len: 0,
                     framing: Framing::Empty,
@@ -840,6 +862,7 @@ fn response_head(
         }
         bytes.extend_from_slice(b"\r\n");
         return Ok(Some(ResponseHead {
+            status,
             bytes,
             len: start + n,
             framing,
@@ -857,6 +880,7 @@ async fn forward(client: &mut TcpStream, client_buf: &mut Vec<u8>, f: Box<Forwar
         .map(|i| &group.targets[i])
         .or_else(|| pick_target(group, None))
     else {
+        f.lb.error(503);
         return reply(client, StatusCode::SERVICE_UNAVAILABLE, &f).await;
     };
     let cookie = group.sticky.map(|d| {
@@ -874,6 +898,7 @@ async fn forward(client: &mut TcpStream, client_buf: &mut Vec<u8>, f: Box<Forwar
     };
     let mut target = first;
     let mut in_flight = InFlight::new(&target.state);
+    let started = std::time::Instant::now();
     let mut outcome = exchange(target, &f, client, client_buf, cookie).await;
     // No response at all: the target is avoided for a while, and a request the load balancer
     // still holds whole is sent once more, to another target.
@@ -892,11 +917,18 @@ async fn forward(client: &mut TcpStream, client_buf: &mut Vec<u8>, f: Box<Forwar
     }
     let (mut up, head) = match outcome {
         Ok(ok) => ok,
-        Err(Failed::Timeout) => return reply(client, StatusCode::GATEWAY_TIMEOUT, &f).await,
+        Err(Failed::Timeout) => {
+            f.lb.error(504);
+            return reply(client, StatusCode::GATEWAY_TIMEOUT, &f).await;
+        }
         Err(Failed::NoResponse | Failed::Broken) => {
+            f.lb.error(502);
             return reply(client, StatusCode::BAD_GATEWAY, &f).await;
         }
     };
+    if let Some(c) = &f.counters {
+        c.response(head.status, started.elapsed());
+    }
     if head.framing == Framing::Tunnel {
         drop(in_flight);
         tunnel(client, client_buf, up, head, f.idle).await;

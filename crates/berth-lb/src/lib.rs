@@ -5,6 +5,7 @@
 
 mod h1;
 pub mod health;
+pub mod metrics;
 mod proxy;
 mod routing;
 pub mod rules;
@@ -122,6 +123,9 @@ pub struct ListenerConf {
     pub rules: Vec<RuleConf>,
     /// The load balancer's `idle_timeout.timeout_seconds`: how long a target may stay silent.
     pub idle_timeout: Duration,
+    /// Its load balancer's counters, and those of the groups its rules forward to.
+    pub counters: Arc<metrics::LbCounters>,
+    pub group_counters: HashMap<String, Arc<metrics::GroupCounters>>,
 }
 
 /// Everything the request path needs, swapped as a whole.
@@ -129,6 +133,8 @@ pub struct ListenerConf {
 pub struct Snapshot {
     pub listeners: BTreeMap<u16, ListenerConf>,
     pub groups: HashMap<String, Arc<GroupConf>>,
+    /// Every counter, kept from one snapshot to the next.
+    pub counters: Arc<metrics::Counters>,
 }
 
 /// Receives health transitions: `(target group ARN, target id, port, state, reason)`.
@@ -145,7 +151,10 @@ impl Snapshot {
         instance_address: InstanceAddress<'_>,
         previous: &Snapshot,
     ) -> Snapshot {
-        let mut out = Snapshot::default();
+        let mut out = Snapshot {
+            counters: previous.counters.clone(),
+            ..Default::default()
+        };
         for tg in &config.target_groups {
             let old = previous.groups.get(&tg.arn);
             let targets = tg
@@ -206,12 +215,27 @@ impl Snapshot {
                     action: r.action.clone(),
                 })
                 .collect();
+            let group_counters = l
+                .rules
+                .iter()
+                .filter_map(|r| match &r.action {
+                    lb::Action::Forward { groups } => Some(groups),
+                    _ => None,
+                })
+                .flatten()
+                .map(|g| {
+                    let c = out.counters.group(&l.load_balancer, &g.target_group_arn);
+                    (g.target_group_arn.clone(), c)
+                })
+                .collect();
             out.listeners.insert(
                 l.port,
                 ListenerConf {
                     port: l.port,
                     rules,
                     idle_timeout: Duration::from_secs(l.idle_timeout_seconds),
+                    counters: out.counters.load_balancer(&l.load_balancer),
+                    group_counters,
                 },
             );
         }
@@ -328,6 +352,21 @@ impl DataPlane {
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// What the listeners served since the last call (the counters start again from zero),
+    /// with each group's healthy and unhealthy registered targets.
+    pub fn take_metrics(&self) -> lb::MetricsReport {
+        let snap = self.snapshot();
+        snap.counters.take(&|arn| {
+            snap.groups.get(arn).map_or((0, 0), |g| {
+                let live = g.targets.iter().filter(|t| !t.draining);
+                live.fold((0, 0), |(h, u), t| match t.state.health() {
+                    Health::Healthy => (h + 1, u),
+                    _ => (h, u + 1),
+                })
+            })
+        })
     }
 
     /// Compiles and applies the control plane's configuration: swaps the snapshot, binds new

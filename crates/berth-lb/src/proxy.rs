@@ -154,17 +154,21 @@ async fn handle(
             .find(|r| r.conditions.iter().all(|c| c.matches(&view)))
             .map(|r| &r.action)
     };
+    let own = |res: Response<Body>| {
+        listener.counters.answered(res.status().as_u16());
+        res
+    };
     match action {
-        None => error(StatusCode::SERVICE_UNAVAILABLE),
+        None => own(error(StatusCode::SERVICE_UNAVAILABLE)),
         Some(lb::Action::FixedResponse {
             status,
             content_type,
             body,
-        }) => full(
+        }) => own(full(
             StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
             content_type.as_deref(),
             Bytes::copy_from_slice(body.as_bytes()),
-        ),
+        )),
         Some(lb::Action::Redirect {
             protocol,
             host: to_host,
@@ -190,13 +194,24 @@ async fn handle(
             if let Ok(v) = HeaderValue::from_str(&to) {
                 res.headers_mut().insert(header::LOCATION, v);
             }
-            res
+            own(res)
         }
         Some(lb::Action::Forward { groups }) => {
             let Some(group) = pick_group(&snap, groups) else {
-                return error(StatusCode::SERVICE_UNAVAILABLE);
+                return own(error(StatusCode::SERVICE_UNAVAILABLE));
             };
-            forward(req, peer, listener, &group, client).await
+            let counters = listener.group_counters.get(&group.arn);
+            if let Some(c) = counters {
+                c.request();
+            }
+            let started = std::time::Instant::now();
+            let (res, from_target) = forward(req, peer, listener, &group, client).await;
+            match (from_target, counters) {
+                (true, Some(c)) => c.response(res.status().as_u16(), started.elapsed()),
+                (false, _) => listener.counters.error(res.status().as_u16()),
+                (true, None) => {}
+            }
+            res
         }
     }
 }
@@ -207,10 +222,10 @@ async fn forward(
     listener: &ListenerConf,
     group: &GroupConf,
     client: &Client,
-) -> Response<Body> {
+) -> (Response<Body>, bool) {
     let sticky = sticky_target(group, req.headers());
     let Some(first) = sticky.or_else(|| pick_target(group, None)) else {
-        return error(StatusCode::SERVICE_UNAVAILABLE);
+        return (error(StatusCode::SERVICE_UNAVAILABLE), false);
     };
     let (mut parts, body) = req.into_parts();
     for h in HOP {
@@ -320,12 +335,12 @@ async fn forward(
                     res.headers_mut().append(header::SET_COOKIE, v);
                 }
             }
-            res
+            (res, true)
         }
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "target failed");
-            error(StatusCode::BAD_GATEWAY)
+            (error(StatusCode::BAD_GATEWAY), false)
         }
-        Err(_) => error(StatusCode::GATEWAY_TIMEOUT),
+        Err(_) => (error(StatusCode::GATEWAY_TIMEOUT), false),
     }
 }

@@ -161,10 +161,12 @@ async fn plane(
         version: berth_node_api::VERSION,
         listeners: vec![Listener {
             port,
+            load_balancer: "app/test/1".into(),
             rules,
             idle_timeout_seconds: idle_timeout,
         }],
         target_groups: groups,
+        metrics_interval_ms: 60_000,
     };
     let failed = plane.apply(&config, &|_| None).await;
     assert!(failed.is_empty(), "{failed:?}");
@@ -284,6 +286,47 @@ async fn lb_routes_by_rules_and_balances_round_robin() {
         text.to_ascii_lowercase()
             .contains(&format!("location: http://app.test:{port}/v2/docs?go=v2")),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn lb_counts_what_it_serves_for_cloudwatch() {
+    let a = backend("a").await;
+    let (plane, port, _) = plane(
+        vec![
+            rule(
+                vec![path("/missing")],
+                Action::FixedResponse {
+                    status: 404,
+                    content_type: None,
+                    body: String::new(),
+                },
+            ),
+            rule(vec![], forward("a")),
+        ],
+        vec![group("a", vec![target(a.port, false)])],
+        60,
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(get(port, "/", "x").await.0, 200);
+    }
+    assert_eq!(get(port, "/missing", "x").await.0, 404);
+    let report = plane.take_metrics();
+    let lb = &report.load_balancers[0];
+    assert_eq!(lb.load_balancer, "app/test/1");
+    assert_eq!((lb.own_requests, lb.elb_4xx), (1, 1));
+    let g = &lb.groups[0];
+    assert_eq!(g.target_group_arn, "arn:tg/a");
+    assert_eq!(g.requests, 3);
+    assert_eq!(g.target_codes, [3, 0, 0, 0]);
+    let t = g.response_time.unwrap();
+    assert_eq!(t.count, 3);
+    assert!(t.min <= t.max && t.sum > 0.0, "{t:?}");
+    assert_eq!(
+        plane.take_metrics().load_balancers[0].groups[0].requests,
+        0,
+        "counted once"
     );
 }
 

@@ -17,6 +17,9 @@ pub const HEARTBEAT: &str = "/agent/v1/heartbeat";
 /// `POST` [`CredentialsRequest`] → [`RoleCredentials`]: temporary credentials of a task's role,
 /// for a task placed on the calling instance.
 pub const CREDENTIALS: &str = "/agent/v1/credentials";
+/// `POST` [`StatsReport`] → `{}`: what the instance's tasks used (CloudWatch's `AWS/ECS`
+/// utilization metrics).
+pub const STATS: &str = "/agent/v1/stats";
 
 /// The longest a desired-state poll waits for a change (the server may cut it shorter, to
 /// stay well inside its agent timeout: the poll is the agent's heartbeat).
@@ -52,6 +55,33 @@ pub struct Desired {
     /// Every task the instance should run or stop; `None` when the generation did not move
     /// during the wait.
     pub tasks: Option<Vec<TaskSpec>>,
+    /// How often the agent reports its tasks' usage ([`StatsReport`]): a minute of the
+    /// control plane's CloudWatch clock, in real milliseconds.
+    #[serde(default = "default_stats_interval")]
+    pub stats_interval_ms: u64,
+}
+
+fn default_stats_interval() -> u64 {
+    60_000
+}
+
+/// What an instance's running tasks used, sampled once per report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsReport {
+    pub cluster: String,
+    pub container_instance: String,
+    pub tasks: Vec<TaskStats>,
+}
+
+/// One task's usage: CPU units (1,024 per core) and memory (MiB, without the page cache),
+/// summed over its containers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStats {
+    pub task_arn: String,
+    pub cpu_units: f64,
+    pub memory_mib: f64,
 }
 
 /// What the agent should make of a task.
@@ -393,6 +423,7 @@ mod tests {
                 task_role_arn: Some("arn:aws:iam::000000000000:role/app".into()),
                 execution_role_arn: None,
             }]),
+            stats_interval_ms: 60_000,
         };
         let text = serde_json::to_string(&doc).unwrap();
         assert!(text.contains(r#""desired":"RUNNING""#), "{text}");

@@ -13,6 +13,8 @@ use std::net::IpAddr;
 pub const CONFIG: &str = "/lb/v1/config";
 /// `POST` [`HealthReport`] → `{}`.
 pub const HEALTH: &str = "/lb/v1/health";
+/// `POST` [`MetricsReport`] → `{}`: what the listeners served since the last report.
+pub const METRICS: &str = "/lb/v1/metrics";
 
 /// Every listener and target group of a region.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -21,6 +23,14 @@ pub struct Config {
     pub version: u32,
     pub listeners: Vec<Listener>,
     pub target_groups: Vec<TargetGroup>,
+    /// How often the node reports what it served ([`MetricsReport`]): a minute of the
+    /// control plane's CloudWatch clock, in real milliseconds.
+    #[serde(default = "default_metrics_interval")]
+    pub metrics_interval_ms: u64,
+}
+
+fn default_metrics_interval() -> u64 {
+    60_000
 }
 
 /// A listener port: its rules by priority, the default rule last.
@@ -28,6 +38,9 @@ pub struct Config {
 #[serde(rename_all = "camelCase")]
 pub struct Listener {
     pub port: u16,
+    /// Its load balancer as CloudWatch names it (`app/<name>/<id>`).
+    #[serde(default)]
+    pub load_balancer: String,
     pub rules: Vec<Rule>,
     /// The load balancer's `idle_timeout.timeout_seconds`.
     pub idle_timeout_seconds: u64,
@@ -188,6 +201,53 @@ pub struct HealthReport {
     pub state: TargetHealth,
     /// ELB's reason code (`Target.Timeout`, `Target.ResponseCodeMismatch`, …).
     pub reason: Option<String>,
+}
+
+/// What a node's listeners served since its last report, per load balancer.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsReport {
+    pub load_balancers: Vec<LoadBalancerMetrics>,
+}
+
+/// One load balancer's counts.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerMetrics {
+    /// `app/<name>/<id>`.
+    pub load_balancer: String,
+    /// Requests the load balancer answered itself (fixed responses, redirects, its errors).
+    pub own_requests: u64,
+    /// Its own 4xx and 5xx answers (`HTTPCode_ELB_4XX_Count`, `HTTPCode_ELB_5XX_Count`).
+    pub elb_4xx: u64,
+    pub elb_5xx: u64,
+    pub groups: Vec<GroupMetrics>,
+}
+
+/// One target group's counts behind one load balancer.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMetrics {
+    pub target_group_arn: String,
+    /// Requests routed to the group.
+    pub requests: u64,
+    /// Responses of its targets by status class (2xx, 3xx, 4xx, 5xx).
+    pub target_codes: [u64; 4],
+    /// The time from sending a request to a target until its response head, in seconds.
+    pub response_time: Option<TimeStats>,
+    /// Registered targets (not draining) healthy and not healthy at the report.
+    pub healthy: u64,
+    pub unhealthy: u64,
+}
+
+/// A statistic set of durations in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeStats {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
 #[cfg(test)]

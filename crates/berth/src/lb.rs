@@ -1,9 +1,11 @@
 //! The load balancer's data plane as a node: its configuration is the node protocol's
 //! (`berth-node-api::lb`) document, compiled by the control plane — in-process in `berth up`
 //! (rebuilt as soon as an ELB record changes), fetched from a server by `berth lb`
-//! (`/lb/v1/config`). Either way it is re-read every second (draining deadlines) and health
-//! transitions are reported back so DescribeTargetHealth shows them.
+//! (`/lb/v1/config`). Either way it is re-read every second (draining deadlines), health
+//! transitions are reported back so DescribeTargetHealth shows them, and what the listeners
+//! served is reported every minute of CloudWatch's clock (`AWS/ApplicationELB` metrics).
 
+use berth_control::cloudwatch::CloudWatch;
 use berth_control::elb::Elb;
 use berth_lb::{DataPlane, Health, HealthSink};
 use berth_node_api::lb;
@@ -18,10 +20,11 @@ use tokio::task::JoinHandle;
 pub trait Source: Send + Sync + 'static {
     fn config(&self) -> impl Future<Output = Result<lb::Config, String>> + Send;
     fn report(&self, r: lb::HealthReport) -> impl Future<Output = Result<(), String>> + Send;
+    fn metrics(&self, r: lb::MetricsReport) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// The control plane in this process.
-struct Local(Elb);
+struct Local(Elb, CloudWatch);
 
 impl Source for Local {
     async fn config(&self) -> Result<lb::Config, String> {
@@ -29,6 +32,12 @@ impl Source for Local {
     }
     async fn report(&self, r: lb::HealthReport) -> Result<(), String> {
         self.0.node_health(r).await.map_err(|e| e.to_string())
+    }
+    async fn metrics(&self, r: lb::MetricsReport) -> Result<(), String> {
+        self.1
+            .load_balancer_metrics(&r)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -45,9 +54,18 @@ impl Source for Remote {
         serde_json::from_value(v).map_err(|e| e.to_string())
     }
     async fn report(&self, r: lb::HealthReport) -> Result<(), String> {
-        let body = serde_json::to_value(r).map_err(|e| e.to_string())?;
+        self.post(lb::HEALTH, r).await
+    }
+    async fn metrics(&self, r: lb::MetricsReport) -> Result<(), String> {
+        self.post(lb::METRICS, r).await
+    }
+}
+
+impl Remote {
+    async fn post(&self, path: &str, body: impl serde::Serialize) -> Result<(), String> {
+        let body = serde_json::to_value(body).map_err(|e| e.to_string())?;
         self.0
-            .node_call("elasticloadbalancing", lb::HEALTH, &body)
+            .node_call("elasticloadbalancing", path, &body)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -87,13 +105,23 @@ impl Watcher for ElbChanges {
 
 /// Runs the data plane in this process (`berth up`): listeners bind on `bind`; `instance`
 /// targets are reached at `instance_ip` (every instance of `berth up` is this machine).
-pub fn spawn(elb: Elb, store: &Store, bind: IpAddr, instance_ip: IpAddr) -> JoinHandle<()> {
+pub fn spawn(
+    (elb, cloudwatch): (Elb, CloudWatch),
+    store: &Store,
+    bind: IpAddr,
+    instance_ip: IpAddr,
+) -> JoinHandle<()> {
     let changed = Arc::new(Notify::new());
     store.watch(Arc::new(ElbChanges {
         wake: changed.clone(),
         changed: Default::default(),
     }));
-    tokio::spawn(run(Arc::new(Local(elb)), changed, bind, instance_ip))
+    tokio::spawn(run(
+        Arc::new(Local(elb, cloudwatch)),
+        changed,
+        bind,
+        instance_ip,
+    ))
 }
 
 /// One in-process data plane per region (load balancers, their listeners and target groups
@@ -107,7 +135,7 @@ pub fn spawn_every_region(state: berth_api::ApiState, bind: IpAddr) -> JoinHandl
                     .entry(region.scope.region.to_string())
                     .or_insert_with(|| {
                         spawn(
-                            region.elb.clone(),
+                            (region.elb.clone(), region.cloudwatch.clone()),
                             region.elb.store(),
                             bind,
                             IpAddr::from([127, 0, 0, 1]),
@@ -150,10 +178,20 @@ pub async fn run<S: Source>(
         });
     });
     let plane = DataPlane::new(bind, sink);
+    let interval = Arc::new(std::sync::atomic::AtomicU64::new(60_000));
+    let _metrics = AbortOnDrop(tokio::spawn(report_metrics(
+        source.clone(),
+        plane.clone(),
+        interval.clone(),
+    )));
     let mut unbound: Vec<(u16, String)> = Vec::new();
     loop {
         match source.config().await {
             Ok(c) => {
+                interval.store(
+                    c.metrics_interval_ms.max(200),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 let failed = plane.apply(&c, &|_| Some(instance_ip)).await;
                 if failed != unbound {
                     for (port, e) in &failed {
@@ -168,5 +206,34 @@ pub async fn run<S: Source>(
             () = changed.notified() => {}
             () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
+    }
+}
+
+/// Reports what the listeners served, every `interval` milliseconds (the configuration says
+/// how long a minute of CloudWatch's clock is).
+async fn report_metrics<S: Source>(
+    source: Arc<S>,
+    plane: Arc<DataPlane>,
+    interval: Arc<std::sync::atomic::AtomicU64>,
+) {
+    loop {
+        let ms = interval.load(std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        let report = plane.take_metrics();
+        if report.load_balancers.is_empty() {
+            continue;
+        }
+        if let Err(e) = source.metrics(report).await {
+            tracing::warn!(error = %e, "reporting the load balancer's metrics failed");
+        }
+    }
+}
+
+/// Aborts a task when dropped (the reporter ends with its data plane).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -11,6 +11,7 @@ mod alarms;
 mod evaluate;
 mod metrics;
 mod pending;
+mod publish;
 mod records;
 
 pub use alarms::{

@@ -19,6 +19,7 @@ pub use capacity::InstanceUsage;
 pub use clusters::{ClusterCounts, CreateCluster, UpdateCluster};
 pub use instances::{MAX_CUSTOM_ATTRIBUTES, RegisterInstance, TargetedAttribute};
 pub use liveness::{InstanceLiveness, LivenessStatus};
+pub use node::Utilization;
 pub use scheduler::{ServiceScheduler, breaker_threshold};
 pub use services::{CreateService, DeploymentConfiguration, MAX_EVENTS, UpdateService};
 pub use settings::{ListAccountSettings, SETTING_NAMES};
@@ -61,6 +62,9 @@ pub struct Ecs {
     service_tasks: std::sync::Arc<service_tasks::ServiceTasks>,
     /// The background tasks handlers wake when they write intent.
     background: std::sync::Arc<crate::background::Driver>,
+    /// How often agents report their tasks' usage (a minute of CloudWatch's clock, in real
+    /// milliseconds).
+    stats_interval_ms: u64,
 }
 
 /// What an ARN given to the tagging operations names.
@@ -101,7 +105,14 @@ impl Ecs {
             capacity,
             service_tasks,
             background,
+            stats_interval_ms: 60_000,
         }
+    }
+
+    /// Agents report their tasks' usage every `interval` (real time).
+    pub fn reporting_stats_every(mut self, interval: std::time::Duration) -> Self {
+        self.stats_interval_ms = (interval.as_millis() as u64).max(200);
+        self
     }
 
     /// Wakes the service scheduler (intent changed: a service, its tasks, its instances).

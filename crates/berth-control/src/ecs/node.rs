@@ -19,7 +19,85 @@ use berth_types::shapes::ecs::{self as shapes, ContainerDefinition, ContainerOve
 use berth_types::{Error, Timestamp};
 use std::time::Duration;
 
+/// One task's (or, without `service`, one instance's) utilization in percent of what it
+/// reserved (or registered), for CloudWatch's `AWS/ECS` metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Utilization {
+    pub cluster: String,
+    /// The service whose task this is; `None` for an instance (the cluster's metric).
+    pub service: Option<String>,
+    pub cpu: f64,
+    pub memory: f64,
+}
+
+/// A task reserves no CPU: its usage counts against one vCPU.
+const UNRESERVED_CPU: f64 = 1024.0;
+
 impl Ecs {
+    /// An agent's usage report as utilization samples: one per task of a service (relative
+    /// to the task's CPU and memory reservations, as ECS computes `CPUUtilization` and
+    /// `MemoryUtilization` by `ClusterName, ServiceName`) and one for the instance (its
+    /// tasks' use relative to what it registered: the `ClusterName` metric).
+    pub fn instance_stats(&self, report: &node::StatsReport) -> Result<Vec<Utilization>, Error> {
+        let cluster = self.cluster_name(Some(&report.cluster))?;
+        let Some(instance_id) = self.instance_id(&cluster, &report.container_instance) else {
+            return Err(Error::InvalidParameter(format!(
+                "Invalid container instance: {}",
+                report.container_instance
+            )));
+        };
+        let mut out = Vec::new();
+        let (mut cpu_used, mut memory_used) = (0.0, 0.0);
+        for t in &report.tasks {
+            let id = t.task_arn.rsplit('/').next().unwrap_or(&t.task_arn);
+            let rec = self.store.read(|r| r.get(Kind::Task, &key(&cluster, id)))?;
+            let Some((_, task)) = load::<Task>(rec)? else {
+                continue;
+            };
+            if task.container_instance.as_deref() != Some(instance_id) {
+                continue;
+            }
+            cpu_used += t.cpu_units;
+            memory_used += t.memory_mib;
+            if let Some(service) = task.group.strip_prefix("service:") {
+                let cpu = if task.cpu > 0 {
+                    task.cpu as f64
+                } else {
+                    UNRESERVED_CPU
+                };
+                out.push(Utilization {
+                    cluster: cluster.to_string(),
+                    service: Some(service.to_string()),
+                    cpu: 100.0 * t.cpu_units / cpu,
+                    memory: 100.0 * t.memory_mib / task.memory.max(1) as f64,
+                });
+            }
+        }
+        let rec = self
+            .store
+            .read(|r| r.get(Kind::ContainerInstance, &key(&cluster, instance_id)))?;
+        if let Some((_, instance)) = load::<berth_types::ecs::ContainerInstance>(rec)? {
+            let registered = |name: &str| {
+                instance
+                    .registered_resources
+                    .iter()
+                    .find(|r| r.name == name)
+                    .and_then(|r| r.integer.or(r.long))
+                    .map_or(0.0, |n| n as f64)
+            };
+            let (cpu, memory) = (registered("CPU"), registered("MEMORY"));
+            if cpu > 0.0 && memory > 0.0 {
+                out.push(Utilization {
+                    cluster: cluster.to_string(),
+                    service: None,
+                    cpu: 100.0 * cpu_used / cpu,
+                    memory: 100.0 * memory_used / memory,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// A desired-state poll: checks the agent in, waits (at most `wait`) until the instance's
     /// generation differs from `generation`, then answers the whole document — or no tasks
     /// when nothing changed.
@@ -39,6 +117,7 @@ impl Ecs {
                 version: berth_node_api::VERSION,
                 generation,
                 tasks: None,
+                stats_interval_ms: self.stats_interval_ms,
             });
         }
         let id = self
@@ -67,6 +146,7 @@ impl Ecs {
             version: berth_node_api::VERSION,
             generation: current,
             tasks: Some(tasks),
+            stats_interval_ms: self.stats_interval_ms,
         })
     }
 

@@ -29,6 +29,9 @@ pub struct Elb {
     /// What load balancers' `DNSName` is: a name that resolves on this machine (the configured
     /// public host, or the listen address).
     dns_host: String,
+    /// How often load balancer nodes report what they served (a minute of CloudWatch's
+    /// clock, in real milliseconds).
+    metrics_interval_ms: u64,
 }
 
 /// `CreateLoadBalancer` in domain terms.
@@ -188,7 +191,14 @@ impl Elb {
             store,
             pager,
             dns_host,
+            metrics_interval_ms: 60_000,
         }
+    }
+
+    /// Nodes report their counts every `interval` (real time).
+    pub fn reporting_every(mut self, interval: std::time::Duration) -> Self {
+        self.metrics_interval_ms = (interval.as_millis() as u64).max(200);
+        self
     }
 
     fn arn(&self, resource: &str) -> String {

@@ -28,6 +28,7 @@ impl Elb {
             version: berth_node_api::VERSION,
             listeners,
             target_groups,
+            metrics_interval_ms: self.metrics_interval_ms,
         })
     }
 
@@ -46,9 +47,8 @@ impl Elb {
 
 fn listener(l: &Listener, lbs: &[LoadBalancer], rules: &[Rule]) -> Option<lb::Listener> {
     let port = u16::try_from(l.port).ok()?;
-    let idle_timeout_seconds = lbs
-        .iter()
-        .find(|lb| lb.name == l.load_balancer)
+    let owner = lbs.iter().find(|lb| lb.name == l.load_balancer);
+    let idle_timeout_seconds = owner
         .and_then(|lb| lb.attributes.get("idle_timeout.timeout_seconds"))
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
@@ -72,6 +72,9 @@ fn listener(l: &Listener, lbs: &[LoadBalancer], rules: &[Rule]) -> Option<lb::Li
         .collect();
     Some(lb::Listener {
         port,
+        load_balancer: owner
+            .map(|lb| format!("app/{}/{}", lb.name, lb.id))
+            .unwrap_or_default(),
         rules,
         idle_timeout_seconds,
     })

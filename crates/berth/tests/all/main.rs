@@ -153,7 +153,7 @@ pub fn node_identity(endpoints: &str, role: NodeRole) -> (String, String) {
                 NodeRole::Lb => vec![
                     ("Action", "PutUserPolicy"),
                     ("PolicyName", "lb-node"),
-                    ("PolicyDocument", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["elasticloadbalancing:DescribeLoadBalancers","elasticloadbalancing:ReportTargetHealth"],"Resource":"*"}]}"#),
+                    ("PolicyDocument", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["elasticloadbalancing:DescribeLoadBalancers","elasticloadbalancing:ReportTargetHealth","cloudwatch:PutMetricData"],"Resource":"*"}]}"#),
                 ],
             };
             ok(iam(&ep, &[grant, vec![user]].concat()).await);
