@@ -244,21 +244,33 @@ impl Control {
         }
     }
 
-    /// Calls `operation` of `service` (`ecs` or `ecr`) with a JSON body.
+    /// Calls `operation` of a JSON `service` (`ecs`, `ecr`, `logs`, or CloudWatch's
+    /// `monitoring`, in its awsJson 1.0 form) with a JSON body.
     pub async fn call(
         &self,
         service: &str,
         operation: &str,
         body: Value,
     ) -> Result<Value, AgentError> {
-        let prefix = match service {
-            "ecr" => "AmazonEC2ContainerRegistry_V20150921",
-            _ => "AmazonEC2ContainerServiceV20141113",
+        let (prefix, content_type) = match service {
+            "ecr" => (
+                "AmazonEC2ContainerRegistry_V20150921",
+                "application/x-amz-json-1.1",
+            ),
+            "logs" => ("Logs_20140328", "application/x-amz-json-1.1"),
+            "monitoring" => (
+                "GraniteServiceVersion20100801",
+                "application/x-amz-json-1.0",
+            ),
+            _ => (
+                "AmazonEC2ContainerServiceV20141113",
+                "application/x-amz-json-1.1",
+            ),
         };
         let target = format!("{prefix}.{operation}");
         let payload = serde_json::to_vec(&body).expect("JSON value");
         let headers = [
-            ("content-type", "application/x-amz-json-1.1"),
+            ("content-type", content_type),
             ("x-amz-target", target.as_str()),
         ];
         let (status, text) = self

@@ -185,19 +185,7 @@ impl Resource {
                     .collect()
             }
             Resource::ContainerInstances(m) | Resource::Tasks(m) | Resource::Services(m) => {
-                let kind = match self {
-                    Resource::ContainerInstances(_) => "container-instance",
-                    Resource::Tasks(_) => "task",
-                    _ => "service",
-                };
-                let cluster = cluster_name();
-                let list = strings(input, m);
-                if list.is_empty() {
-                    return vec![place.arn("ecs", &format!("{kind}/{cluster}/*"))];
-                }
-                list.into_iter()
-                    .map(|x| or_arn(x, &|x| place.arn("ecs", &format!("{kind}/{cluster}/{x}"))))
-                    .collect()
+                self.in_cluster(m, cluster_name(), input, place)
             }
             Resource::TaskDefinition(m) => strings(input, m)
                 .into_iter()
@@ -239,5 +227,33 @@ impl Resource {
                 }
             }
         }
+    }
+
+    /// The container instances, tasks or services `member` names in `cluster`.
+    fn in_cluster(
+        &self,
+        member: &str,
+        cluster: String,
+        input: &Value,
+        place: &Place<'_>,
+    ) -> Vec<String> {
+        let kind = match self {
+            Resource::ContainerInstances(_) => "container-instance",
+            Resource::Tasks(_) => "task",
+            _ => "service",
+        };
+        let list = strings(input, member);
+        if list.is_empty() {
+            return vec![place.arn("ecs", &format!("{kind}/{cluster}/*"))];
+        }
+        list.into_iter()
+            .map(|x| {
+                if x.starts_with("arn:") {
+                    x
+                } else {
+                    place.arn("ecs", &format!("{kind}/{cluster}/{x}"))
+                }
+            })
+            .collect()
     }
 }

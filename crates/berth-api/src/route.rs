@@ -182,30 +182,42 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         return operator_call(state, &parts, &sig, &request_id).await;
     }
     if path == "/_berth/reset" || path == CLOCK {
-        if !state.inner.reset_enabled || parts.method != Method::POST {
-            return text(StatusCode::NOT_FOUND, "not found\n");
-        }
-        if let Err(denied) = root_only(state, &sig, &request_id) {
-            return denied;
-        }
-        if path == CLOCK {
-            let secs = query::parse_form(parts.uri.query().unwrap_or("").as_bytes())
-                .get("advance")
-                .and_then(|s| s.parse::<i64>().ok())
-                .filter(|s| *s >= 0);
-            return match secs {
-                Some(s) => {
-                    state.advance_clock(s);
-                    text(StatusCode::OK, "advanced\n")
-                }
-                None => text(StatusCode::BAD_REQUEST, "advance=<seconds> is required\n"),
-            };
-        }
-        return reset(state, &request_id).await;
+        return ephemeral_call(state, &parts, &sig, &request_id).await;
     }
     match aws_call(state, &parts, &body, &sig, claim, &request_id).await {
         Ok(r) | Err(r) => r,
     }
+}
+
+/// The endpoints of `--ephemeral` servers (root only): `POST /_berth/reset` and the
+/// credential clock.
+async fn ephemeral_call(
+    state: &ApiState,
+    parts: &axum::http::request::Parts,
+    sig: &SigRequest<'_>,
+    request_id: &str,
+) -> Response<Body> {
+    let path = parts.uri.path();
+    if !state.inner.reset_enabled || parts.method != Method::POST {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if let Err(denied) = root_only(state, sig, request_id) {
+        return denied;
+    }
+    if path == CLOCK {
+        let secs = query::parse_form(parts.uri.query().unwrap_or("").as_bytes())
+            .get("advance")
+            .and_then(|s| s.parse::<i64>().ok())
+            .filter(|s| *s >= 0);
+        return match secs {
+            Some(s) => {
+                state.advance_clock(s);
+                text(StatusCode::OK, "advanced\n")
+            }
+            None => text(StatusCode::BAD_REQUEST, "advance=<seconds> is required\n"),
+        };
+    }
+    reset(state, request_id).await
 }
 
 /// An AWS API call: which operation (from the request alone), who calls, the decoded and

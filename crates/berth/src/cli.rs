@@ -36,6 +36,10 @@ pub enum Command {
     /// liveness, the registry's garbage collector, …) last did. Reads the data directory's root
     /// credentials and the address the server recorded there.
     Status(StatusArgs),
+    /// Show each service's desired and running tasks, CPU and memory utilization and request
+    /// rate, live, from the CloudWatch metrics autoscaling reads (signed as the data
+    /// directory's root).
+    Top(TopArgs),
     /// Run a load balancer node: serve the ELBv2 listeners of a Berth server on this host
     /// (`berth up` runs one in-process). Credentials come from AWS_ACCESS_KEY_ID and
     /// AWS_SECRET_ACCESS_KEY.
@@ -135,6 +139,24 @@ pub struct StatusArgs {
     /// The server's URL [default: the address recorded in the data directory].
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The server's URL [default: the address recorded in the data directory].
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Only this cluster (repeatable) [default: every cluster].
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub clusters: Vec<String>,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 5.0)]
+    pub interval: f64,
+    /// Print the table once and exit.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -238,6 +260,22 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {}
             other => other?,
         },
+        Command::Top(args) => {
+            let config = args.server.resolve()?;
+            let pair = read_credentials(&config.data_dir)?;
+            let endpoint = args
+                .endpoint_url
+                .or_else(|| recorded_endpoint(&config.data_dir))
+                .unwrap_or_else(|| config.endpoint_url(config.listen));
+            let api = berth_agent::control::Control::connect(
+                &endpoint,
+                &pair.access_key_id,
+                &pair.secret_access_key,
+                config.region.as_str(),
+            );
+            let every = std::time::Duration::from_secs_f64(args.interval.max(0.5));
+            crate::top::run(api, args.clusters, every, args.once).await?;
+        }
         Command::Agent(args) => agent(args).await?,
         Command::Lb(args) => {
             let key = |name: &str| {

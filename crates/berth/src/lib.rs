@@ -4,6 +4,8 @@
 //! * [`config`]: one settings struct, from flags, `BERTH_*` environment and a TOML file.
 //! * [`data_dir`]: the lock, the root credentials, the database path.
 //! * [`serve`]: binds the listener (plain HTTP or TLS) and runs the API until shutdown.
+//! * [`lb`]: the load balancer's data plane as a node (in-process or `berth lb`).
+//! * [`top`]: `berth top`, services' utilization and request rates from CloudWatch.
 //!
 //! This is the only crate that picks a storage backend.
 
@@ -13,3 +15,4 @@ pub mod config;
 pub mod data_dir;
 pub mod lb;
 pub mod serve;
+pub mod top;

@@ -77,74 +77,47 @@ impl Common {
     }
 }
 
+/// `PutMetricAlarm`'s own members (the common ones are [`Common`]).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutMetricAlarm {
+    metric_name: Option<String>,
+    namespace: Option<String>,
+    statistic: Option<String>,
+    extended_statistic: Option<String>,
+    #[serde(default)]
+    dimensions: Vec<WireDimension>,
+    period: Option<i64>,
+    unit: Option<String>,
+    evaluation_periods: u32,
+    datapoints_to_alarm: Option<u32>,
+    threshold: Option<WireDouble>,
+    comparison_operator: String,
+    treat_missing_data: Option<String>,
+    evaluate_low_sample_count_percentile: Option<String>,
+    metrics: Option<Vec<super::metrics::WireQuery>>,
+    threshold_metric_id: Option<String>,
+    evaluation_criteria: Option<Value>,
+}
+
 /// `PutMetricAlarm`.
 pub(super) async fn put_metric_alarm(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct In {
-        metric_name: Option<String>,
-        namespace: Option<String>,
-        statistic: Option<String>,
-        extended_statistic: Option<String>,
-        #[serde(default)]
-        dimensions: Vec<WireDimension>,
-        period: Option<i64>,
-        unit: Option<String>,
-        evaluation_periods: u32,
-        datapoints_to_alarm: Option<u32>,
-        threshold: Option<WireDouble>,
-        comparison_operator: String,
-        treat_missing_data: Option<String>,
-        evaluate_low_sample_count_percentile: Option<String>,
-        metrics: Option<Vec<super::metrics::WireQuery>>,
-        threshold_metric_id: Option<String>,
-        evaluation_criteria: Option<Value>,
-    }
     let common: Common = input(v.clone())?;
-    let i: In = input(v)?;
+    let mut i: PutMetricAlarm = input(v)?;
     if i.evaluation_criteria.is_some() {
         return Err(invalid(
             "ValidationError",
             "EvaluationCriteria (PromQL alarms) is not supported by Berth.",
         ));
     }
-    let source = match (i.metrics, i.metric_name) {
+    let source = match (i.metrics.take(), i.metric_name.take()) {
         (Some(queries), None) => AlarmSource::Math(
             queries
                 .into_iter()
                 .map(|q| super::metrics::data_query(cx, q))
                 .collect::<Result<_, _>>()?,
         ),
-        (None, Some(name)) => {
-            let (statistic, extended) = match (i.statistic, i.extended_statistic) {
-                (Some(s), None) => (parse_enum("Statistic", &s)?, false),
-                (None, Some(e)) => (parse_enum("ExtendedStatistic", &e)?, true),
-                _ => {
-                    return Err(invalid(
-                        "ValidationError",
-                        "Exactly one of Statistic and ExtendedStatistic must be specified.",
-                    ));
-                }
-            };
-            let metric = WireMetric {
-                namespace: i.namespace.unwrap_or_default(),
-                metric_name: name,
-                dimensions: i.dimensions,
-            }
-            .id()?;
-            AlarmSource::Metric(AlarmMetric {
-                metric,
-                statistic,
-                extended,
-                period_s: i.period.ok_or_else(|| {
-                    invalid(
-                        "ValidationError",
-                        "Period must not be null when MetricName is given.",
-                    )
-                })?,
-                unit: unit(i.unit)?,
-            })
-        }
+        (None, Some(name)) => single_metric(&mut i, name)?,
         _ => {
             return Err(invalid(
                 "ValidationError",
@@ -169,6 +142,38 @@ pub(super) async fn put_metric_alarm(cx: &Cx<'_>, v: Value) -> Result<Value, Err
     let (config, tags) = common.config(AlarmKind::Metric(alarm));
     cx.region.cloudwatch.alarm_put(config, tags).await?;
     Ok(json!({}))
+}
+
+/// The one metric of a `PutMetricAlarm` that names `MetricName`.
+fn single_metric(i: &mut PutMetricAlarm, name: String) -> Result<AlarmSource, Error> {
+    let (statistic, extended) = match (i.statistic.take(), i.extended_statistic.take()) {
+        (Some(s), None) => (parse_enum("Statistic", &s)?, false),
+        (None, Some(e)) => (parse_enum("ExtendedStatistic", &e)?, true),
+        _ => {
+            return Err(invalid(
+                "ValidationError",
+                "Exactly one of Statistic and ExtendedStatistic must be specified.",
+            ));
+        }
+    };
+    let metric = WireMetric {
+        namespace: i.namespace.take().unwrap_or_default(),
+        metric_name: name,
+        dimensions: std::mem::take(&mut i.dimensions),
+    }
+    .id()?;
+    Ok(AlarmSource::Metric(AlarmMetric {
+        metric,
+        statistic,
+        extended,
+        period_s: i.period.ok_or_else(|| {
+            invalid(
+                "ValidationError",
+                "Period must not be null when MetricName is given.",
+            )
+        })?,
+        unit: unit(i.unit.take())?,
+    }))
 }
 
 /// `PutCompositeAlarm`.

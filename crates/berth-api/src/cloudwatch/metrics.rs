@@ -100,20 +100,7 @@ pub(super) async fn get_metric_statistics(cx: &Cx<'_>, v: Value) -> Result<Value
             "Must specify either Statistics or ExtendedStatistics, but not both.",
         ));
     }
-    let mut extended = Vec::new();
-    for e in &i.extended_statistics {
-        match e.parse::<Statistic>() {
-            Ok(s) if s.is_extended() => extended.push((e.clone(), s)),
-            _ => {
-                return Err(invalid(
-                    "InvalidParameterValue",
-                    format!(
-                        "The value {e} for parameter ExtendedStatistics is not a valid percentile."
-                    ),
-                ));
-            }
-        }
-    }
+    let extended = extended_statistics(&i.extended_statistics)?;
     let metric = WireMetric {
         namespace: i.namespace,
         metric_name: i.metric_name,
@@ -162,6 +149,22 @@ pub(super) async fn get_metric_statistics(cx: &Cx<'_>, v: Value) -> Result<Value
         })
         .collect();
     Ok(json!({"Label": label, "Datapoints": datapoints}))
+}
+
+/// `ExtendedStatistics` parsed: each percentile with its name as given.
+fn extended_statistics(names: &[String]) -> Result<Vec<(String, Statistic)>, Error> {
+    names
+        .iter()
+        .map(|e| match e.parse::<Statistic>() {
+            Ok(s) if s.is_extended() => Ok((e.clone(), s)),
+            _ => Err(invalid(
+                "InvalidParameterValue",
+                format!(
+                    "The value {e} for parameter ExtendedStatistics is not a valid percentile."
+                ),
+            )),
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]

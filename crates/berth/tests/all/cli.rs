@@ -203,3 +203,51 @@ async fn cli_agent_names_an_unreachable_endpoint() {
         "{stderr}"
     );
 }
+
+/// `berth top --once` lists every service with its counts; utilization and request rate show
+/// `-` until the agents and load balancers publish them (the Docker end-to-end autoscaling
+/// test reads real figures).
+#[tokio::test]
+async fn cli_top_lists_services() {
+    let server = start();
+    let ecs = server.ecs();
+    ecs.create_cluster()
+        .cluster_name("shop")
+        .send()
+        .await
+        .unwrap();
+    crate::register(&ecs, "web").await;
+    ecs.create_service()
+        .cluster("shop")
+        .service_name("web")
+        .task_definition("web")
+        .desired_count(2)
+        .send()
+        .await
+        .unwrap();
+    let out = Command::new(BIN)
+        .args(["top", "--once", "--cluster", "shop", "--data-dir"])
+        .arg(&server.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            vec![
+                "CLUSTER", "SERVICE", "DESIRED", "RUNNING", "CPU%", "MEM%", "REQ/S"
+            ],
+            vec!["shop", "web", "2", "0", "-", "-", "-"],
+        ],
+        "{text}"
+    );
+}
