@@ -6,3 +6,4 @@
 //! Must not: read a clock, touch the store, the network or any other I/O.
 
 pub mod plan;
+pub mod schedule;
