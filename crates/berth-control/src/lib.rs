@@ -7,6 +7,7 @@
 //!
 //! Must not: see wire types, speak HTTP, or pick a storage backend.
 
+pub mod autoscaling;
 pub mod background;
 pub mod clock;
 pub mod cloudwatch;
