@@ -248,6 +248,29 @@ pub fn cloudwatch_error(e: Error, request_id: &str) -> ApiError {
     }
 }
 
+/// Domain errors of Application Auto Scaling. A coded error takes the model's status for its
+/// code; what the other layers say about input is a `ValidationException`.
+pub fn autoscaling_error(e: Error, request_id: &str) -> ApiError {
+    match e {
+        Error::Coded { code, message, .. } => {
+            let status = Service::ApplicationAutoScaling
+                .model()
+                .error_status(code)
+                .unwrap_or(400);
+            ApiError::new(code, status, message)
+        }
+        Error::Conflict => ApiError::new(
+            "ConcurrentUpdateException",
+            500,
+            "Concurrent updates are not allowed for the same resource: retry the request",
+        ),
+        Error::Internal(_) => internal(&e, request_id, "InternalServiceException"),
+        Error::AccessDenied(m) => ApiError::new("AccessDeniedException", 400, m),
+        Error::Unavailable(m) => ApiError::new("ServiceUnavailable", 503, m),
+        other => ApiError::new("ValidationException", 400, other.to_string()),
+    }
+}
+
 /// Internal errors are logged with the request id; the caller sees only the id.
 fn internal(e: &Error, request_id: &str, code: &'static str) -> ApiError {
     tracing::error!(request_id, error = %e, "internal error");

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod authorize;
+mod autoscaling;
 mod cloudwatch;
 mod compat;
 mod ecr;
@@ -52,6 +53,7 @@ pub struct Regional {
     pub elb: berth_control::elb::Elb,
     pub registry: berth_registry::Registry,
     pub cloudwatch: berth_control::cloudwatch::CloudWatch,
+    pub autoscaling: berth_control::autoscaling::AutoScaling,
     /// Pagination tokens of this region's listings (keyed per region: a token of one region
     /// is refused in another).
     pub pager: Pager,
@@ -212,18 +214,34 @@ impl ApiState {
         };
         let store = c.store.in_region(region.as_str());
         let pager = Pager::new(region_key(&c.paging_key, region.as_str()));
+        let ecs = Ecs::new(
+            scope.clone(),
+            store.clone(),
+            pager.clone(),
+            c.background.clone(),
+        )
+        .storing_check_ins_every((c.agent_timeout / 4).clamp(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(10),
+        ))
+        .reporting_stats_every(c.clock.real(std::time::Duration::from_secs(60)));
+        let cloudwatch = berth_control::cloudwatch::CloudWatch::new(
+            scope.clone(),
+            store.clone(),
+            pager.clone(),
+            c.clock,
+            c.background.clone(),
+        );
         Regional {
-            ecs: Ecs::new(
+            autoscaling: berth_control::autoscaling::AutoScaling::new(
                 scope.clone(),
                 store.clone(),
-                pager.clone(),
+                c.clock,
+                ecs.clone(),
+                cloudwatch.clone(),
                 c.background.clone(),
-            )
-            .storing_check_ins_every((c.agent_timeout / 4).clamp(
-                std::time::Duration::from_millis(200),
-                std::time::Duration::from_secs(10),
-            ))
-            .reporting_stats_every(c.clock.real(std::time::Duration::from_secs(60))),
+            ),
+            ecs,
             elb: berth_control::elb::Elb::new(
                 scope.clone(),
                 store.clone(),
@@ -233,17 +251,11 @@ impl ApiState {
             .reporting_every(c.clock.real(std::time::Duration::from_secs(60))),
             registry: berth_registry::Registry::new(
                 scope.clone(),
-                store.clone(),
+                store,
                 c.blobs.clone(),
                 c.registry_host.clone(),
             ),
-            cloudwatch: berth_control::cloudwatch::CloudWatch::new(
-                scope.clone(),
-                store,
-                pager.clone(),
-                c.clock,
-                c.background.clone(),
-            ),
+            cloudwatch,
             pager,
             scope,
         }
@@ -362,23 +374,27 @@ impl ApiState {
 }
 
 impl ApiState {
-    /// Runs the actions alarms fired in `region` and records each outcome in the alarm's
-    /// history: Application Auto Scaling policies scale; Berth delivers no other kind.
+    /// Runs the actions alarms fired in `region` (writing under `fence`, the evaluator's term)
+    /// and records each outcome in the alarm's history: Application Auto Scaling policies
+    /// scale; Berth delivers no other kind.
     pub async fn alarm_actions(
         &self,
         region: &Regional,
+        fence: Option<&berth_store::Fence>,
         actions: Vec<berth_control::cloudwatch::FiredAction>,
     ) {
+        let autoscaling = region.autoscaling.fenced(fence);
+        let cloudwatch = region.cloudwatch.fenced(fence);
         for action in actions {
             let outcome = if berth_control::cloudwatch::is_scaling_policy(&action.arn) {
-                Err("Application Auto Scaling is not available yet".to_string())
+                autoscaling.policy_fired(&action).await
             } else {
                 Err(format!(
                     "Berth does not deliver {} actions",
                     action.arn.split(':').nth(2).unwrap_or("these")
                 ))
             };
-            if let Err(e) = region.cloudwatch.action_recorded(&action, outcome).await {
+            if let Err(e) = cloudwatch.action_recorded(&action, outcome).await {
                 tracing::warn!(error = %e, alarm = %action.alarm, "could not record an alarm action");
             }
         }

@@ -5,6 +5,7 @@
 //! page is generated from them and the models (`compatibility_table`).
 
 use crate::authorize::{Ask, Origin, authorize};
+use crate::autoscaling::AasOp;
 use crate::cloudwatch::CwOp;
 use crate::ecr::EcrOp;
 use crate::ecs::EcsOp;
@@ -13,7 +14,10 @@ use crate::errors::{self, ApiError};
 use crate::iam::IamOp;
 pub use crate::operation::{Info, Support};
 use crate::protocol::{self, Proto};
-use crate::{ApiState, MAX_BODY, Regional, auth, cloudwatch, ecr, ecs, elbv2, iam, registry, sts};
+use crate::{
+    ApiState, MAX_BODY, Regional, auth, autoscaling, cloudwatch, ecr, ecs, elbv2, iam, registry,
+    sts,
+};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use berth_aws::sigv4::{self, Request as SigRequest};
@@ -33,6 +37,7 @@ pub enum Op {
     Sts(StsOp),
     Iam(IamOp),
     Cw(CwOp),
+    Aas(AasOp),
 }
 
 impl Op {
@@ -45,7 +50,8 @@ impl Op {
             Service::Sts => StsOp::parse(name).map(Op::Sts),
             Service::Iam => IamOp::parse(name).map(Op::Iam),
             Service::CloudWatch => CwOp::parse(name).map(Op::Cw),
-            Service::ApplicationAutoScaling | Service::Logs => None,
+            Service::ApplicationAutoScaling => AasOp::parse(name).map(Op::Aas),
+            Service::Logs => None,
         }
     }
 
@@ -57,6 +63,7 @@ impl Op {
             Op::Sts(o) => o.info(),
             Op::Iam(o) => o.info(),
             Op::Cw(o) => o.info(),
+            Op::Aas(o) => o.info(),
         }
     }
 }
@@ -256,6 +263,7 @@ async fn aws_call(
         Op::Ecr(_) => errors::ecr_error(e, request_id),
         Op::Elb(_) | Op::Sts(_) | Op::Iam(_) => errors::query_error(e, request_id),
         Op::Cw(_) => errors::cloudwatch_error(e, request_id),
+        Op::Aas(_) => errors::autoscaling_error(e, request_id),
     };
     enforce(&cx, op, &value).map_err(|e| protocol::error(proto, error(e), request_id))?;
     let result = match op {
@@ -265,6 +273,7 @@ async fn aws_call(
         Op::Elb(op) => elbv2::dispatch(&cx, op, value).await,
         Op::Iam(op) => iam::dispatch(&cx, op, value).await,
         Op::Cw(op) => cloudwatch::dispatch(&cx, op, value).await,
+        Op::Aas(op) => autoscaling::dispatch(&cx, op, value).await,
     }
     .map_err(error);
     Ok(match result {
@@ -371,6 +380,14 @@ fn resource_tags(cx: &Cx<'_>, op: Op, arn: &str) -> Vec<berth_types::Tag> {
             .ok()
             .and_then(|mut found| found.pop())
             .map(|(_, tags)| tags)
+            .unwrap_or_default(),
+        Op::Aas(_) => region
+            .autoscaling
+            .targets_describe(&[])
+            .unwrap_or_default()
+            .into_iter()
+            .find(|t| t.arn == arn)
+            .map(|t| t.tags)
             .unwrap_or_default(),
         Op::Sts(_) | Op::Iam(_) | Op::Cw(_) => Vec::new(),
     }
@@ -1039,6 +1056,12 @@ mod tests {
             .chain(ElbOp::ALL.iter().map(|o| (Service::Elbv2, Op::Elb(*o))))
             .chain(StsOp::ALL.iter().map(|o| (Service::Sts, Op::Sts(*o))))
             .chain(IamOp::ALL.iter().map(|o| (Service::Iam, Op::Iam(*o))))
+            .chain(CwOp::ALL.iter().map(|o| (Service::CloudWatch, Op::Cw(*o))))
+            .chain(
+                AasOp::ALL
+                    .iter()
+                    .map(|o| (Service::ApplicationAutoScaling, Op::Aas(*o))),
+            )
             .collect();
         for (service, op) in all {
             let info = op.info();

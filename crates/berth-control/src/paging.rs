@@ -62,6 +62,28 @@ impl Pager {
     }
 }
 
+impl Pager {
+    /// One page of at most `max` of `items` (a listing made whole on every call), after the
+    /// position `token` carries; the token of the next page, if any. `None` for a token not
+    /// issued for `scope` (the caller answers its service's error).
+    pub fn offset_page<T: Clone>(
+        &self,
+        scope: &str,
+        items: &[T],
+        max: usize,
+        token: Option<&str>,
+    ) -> Option<(Vec<T>, Option<String>)> {
+        let skip = match token {
+            Some(t) => self.decode(scope, t).ok()?.parse::<usize>().ok()?,
+            None => 0,
+        };
+        let out: Vec<T> = items.iter().skip(skip).take(max).cloned().collect();
+        let next = (skip + out.len() < items.len())
+            .then(|| self.encode(scope, &(skip + out.len()).to_string()));
+        Some((out, next))
+    }
+}
+
 /// A request for one page: the caller's `maxResults` (already range-checked) and token.
 #[derive(Debug, Clone, Default)]
 pub struct PageRequest {

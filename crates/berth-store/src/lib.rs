@@ -110,6 +110,15 @@ pub enum Kind {
     Alarm,
     /// CloudWatch: an alarm's history item, `<alarm name>\t<timestamp><sequence>`.
     AlarmHistory,
+    /// Application Auto Scaling: a scalable target, by its resource id
+    /// (`service/<cluster>/<service>`).
+    ScalableTarget,
+    /// Application Auto Scaling: a scaling policy, `<resource id>\t<policy name>`.
+    ScalingPolicy,
+    /// Application Auto Scaling: a scheduled action, `<resource id>\t<action name>`.
+    ScheduledAction,
+    /// Application Auto Scaling: a scaling activity, `<resource id>\t<start><id>`.
+    ScalingActivity,
 }
 
 impl Kind {
@@ -129,7 +138,7 @@ impl Kind {
         )
     }
 
-    pub const ALL: [Kind; 31] = [
+    pub const ALL: [Kind; 35] = [
         Kind::Cluster,
         Kind::TaskDefinition,
         Kind::TaskDefinitionFamily,
@@ -161,6 +170,10 @@ impl Kind {
         Kind::Metric,
         Kind::Alarm,
         Kind::AlarmHistory,
+        Kind::ScalableTarget,
+        Kind::ScalingPolicy,
+        Kind::ScheduledAction,
+        Kind::ScalingActivity,
     ];
 
     /// The kind whose `kind` column is `s`.
@@ -201,6 +214,10 @@ impl Kind {
             Kind::Metric => "metric",
             Kind::Alarm => "alarm",
             Kind::AlarmHistory => "alarm-history",
+            Kind::ScalableTarget => "scalable-target",
+            Kind::ScalingPolicy => "scaling-policy",
+            Kind::ScheduledAction => "scheduled-action",
+            Kind::ScalingActivity => "scaling-activity",
         }
     }
 }

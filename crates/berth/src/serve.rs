@@ -353,6 +353,39 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Registers task `name`, every `every` of CloudWatch's clock: `pass` on each region, with
+/// what they did added up.
+fn per_region<F, Fut>(
+    driver: &berth_control::background::Driver,
+    state: &ApiState,
+    name: &'static str,
+    every: std::time::Duration,
+    pass: F,
+) where
+    F: Fn(ApiState, std::sync::Arc<berth_api::Regional>, Option<berth_store::Fence>) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = Result<berth_control::background::Counts, berth_types::Error>>
+        + Send
+        + 'static,
+{
+    let api = state.clone();
+    driver.register(name, state.clock().real(every), move |fence| {
+        let (api, pass) = (api.clone(), pass.clone());
+        async move {
+            let mut total: std::collections::BTreeMap<&'static str, u64> = Default::default();
+            for region in api.regions() {
+                for (what, n) in pass(api.clone(), region, fence.clone()).await? {
+                    *total.entry(what).or_default() += n;
+                }
+            }
+            Ok(total.into_iter().collect())
+        }
+    });
+}
+
 /// The control plane's reconcilers, each on its timer and woken by the handlers that change
 /// what it acts on (see `berth_control::background`).
 fn register_background_tasks(
@@ -361,8 +394,8 @@ fn register_background_tasks(
     config: &ServerConfig,
 ) {
     use berth_control::background::{
-        ALARM_EVALUATOR, INSTANCE_LIVENESS, METRIC_ROLLUP, REGISTRY_GC, SERVICE_SCHEDULER,
-        STOPPED_TASK_PURGE,
+        ALARM_EVALUATOR, INSTANCE_LIVENESS, METRIC_ROLLUP, REGISTRY_GC, SCHEDULED_SCALING,
+        SERVICE_SCHEDULER, STOPPED_TASK_PURGE,
     };
     use std::time::Duration;
     // The collector sees every region's images and links: content is shared by all.
@@ -421,44 +454,49 @@ fn register_background_tasks(
         }
     });
     // Metric batches into chunks, expired chunks out, every minute of CloudWatch's clock.
-    let api = state.clone();
-    driver.register(
+    per_region(
+        driver,
+        state,
         METRIC_ROLLUP,
-        state.clock().real(Duration::from_secs(60)),
-        move |fence| {
-            let api = api.clone();
-            async move {
-                let mut total: std::collections::BTreeMap<&'static str, u64> = Default::default();
-                for region in api.regions() {
-                    let cloudwatch = region.cloudwatch.fenced(fence.as_ref());
-                    for (what, n) in cloudwatch.metrics_rollup().await? {
-                        *total.entry(what).or_default() += n;
-                    }
-                }
-                Ok(total.into_iter().collect())
-            }
+        Duration::from_secs(60),
+        |_, region, fence| async move {
+            region
+                .cloudwatch
+                .fenced(fence.as_ref())
+                .metrics_rollup()
+                .await
         },
     );
     // Alarms are judged when a period completes: every 10 s of CloudWatch's clock (the
-    // shortest alarm period); each alarm once per period of its own.
-    let api = state.clone();
-    driver.register(
+    // shortest alarm period); each alarm once per period of its own. The actions they fire
+    // (scaling policies) run in the same pass.
+    per_region(
+        driver,
+        state,
         ALARM_EVALUATOR,
-        state.clock().real(Duration::from_secs(10)),
-        move |fence| {
-            let api = api.clone();
-            async move {
-                let mut total: std::collections::BTreeMap<&'static str, u64> = Default::default();
-                for region in api.regions() {
-                    let cloudwatch = region.cloudwatch.fenced(fence.as_ref());
-                    let (counts, fired) = cloudwatch.alarms_evaluate().await?;
-                    api.alarm_actions(&region, fired).await;
-                    for (what, n) in counts {
-                        *total.entry(what).or_default() += n;
-                    }
-                }
-                Ok(total.into_iter().collect())
-            }
+        Duration::from_secs(10),
+        |api, region, fence| async move {
+            let (counts, fired) = region
+                .cloudwatch
+                .fenced(fence.as_ref())
+                .alarms_evaluate()
+                .await?;
+            api.alarm_actions(&region, fence.as_ref(), fired).await;
+            Ok(counts)
+        },
+    );
+    // Scheduled scaling actions run when due: checked every 10 s of CloudWatch's clock.
+    per_region(
+        driver,
+        state,
+        SCHEDULED_SCALING,
+        Duration::from_secs(10),
+        |_, region, fence| async move {
+            region
+                .autoscaling
+                .fenced(fence.as_ref())
+                .scheduled_run()
+                .await
         },
     );
     let (api, healthy_after) = (state.clone(), config.task_healthy_after);

@@ -291,29 +291,15 @@ fn page<T: Clone>(
     max: usize,
     token: Option<&str>,
 ) -> Result<(Vec<T>, Option<String>), Error> {
-    let bad = || {
-        invalid(
-            "InvalidNextToken",
-            "The service couldn't process the NextToken.",
-        )
-    };
-    let skip = match token {
-        Some(t) => cx
-            .region
-            .pager
-            .decode(scope, t)
-            .map_err(|_| bad())?
-            .parse::<usize>()
-            .map_err(|_| bad())?,
-        None => 0,
-    };
-    let out: Vec<T> = items.iter().skip(skip).take(max).cloned().collect();
-    let next = (skip + out.len() < items.len()).then(|| {
-        cx.region
-            .pager
-            .encode(scope, &(skip + out.len()).to_string())
-    });
-    Ok((out, next))
+    cx.region
+        .pager
+        .offset_page(scope, items, max, token)
+        .ok_or_else(|| {
+            invalid(
+                "InvalidNextToken",
+                "The service couldn't process the NextToken.",
+            )
+        })
 }
 
 fn max_records(n: Option<i64>, default: usize, max: usize) -> Result<usize, Error> {
@@ -451,7 +437,7 @@ pub(super) async fn set_alarm_state(cx: &Cx<'_>, v: Value) -> Result<Value, Erro
         .await?
     {
         cx.state
-            .alarm_actions(&cx.region, cw.actions_for_change(&changed))
+            .alarm_actions(&cx.region, None, cw.actions_for_change(&changed))
             .await;
     }
     Ok(json!({}))

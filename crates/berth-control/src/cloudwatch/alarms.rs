@@ -405,15 +405,25 @@ impl CloudWatch {
 
     /// DeleteAlarms: all or none (an unknown name deletes nothing).
     pub async fn alarms_delete(&self, names: Vec<String>) -> Result<(), Error> {
+        self.alarms_remove(names, true).await
+    }
+
+    /// Deletes those of `names` that exist (the alarms a deleted scaling policy owned).
+    pub async fn alarms_delete_existing(&self, names: Vec<String>) -> Result<(), Error> {
+        self.alarms_remove(names, false).await
+    }
+
+    async fn alarms_remove(&self, names: Vec<String>, all_or_none: bool) -> Result<(), Error> {
         self.store
             .write(move |tx| {
                 let mut found = Vec::new();
                 for n in &names {
                     match tx.get(Kind::Alarm, n)? {
                         Some(r) => found.push(r),
-                        None => {
+                        None if all_or_none => {
                             return Err(not_found(format!("The alarm {n} does not exist.")));
                         }
+                        None => {}
                     }
                 }
                 for r in found {

@@ -131,6 +131,21 @@ impl CloudWatch {
         true
     }
 
+    /// The datapoints of a metric alarm's last `EvaluationPeriods` periods that have data,
+    /// oldest first: what a step scaling policy aggregates and target tracking reads the
+    /// newest of.
+    pub async fn alarm_datapoints(&self, name: &str) -> Result<Vec<f64>, Error> {
+        let Some(a) = self.alarm_get(name)? else {
+            return Ok(Vec::new());
+        };
+        let AlarmKind::Metric(m) = &a.config.kind else {
+            return Ok(Vec::new());
+        };
+        let range = self.period_values(&a, self.clock.now().0).await?;
+        let skip = range.len().saturating_sub(m.evaluation_periods as usize);
+        Ok(range[skip..].iter().filter_map(|p| p.value).collect())
+    }
+
     /// The evaluation range of a metric alarm at `now`, one value per period.
     async fn period_values(&self, a: &Alarm, now: i64) -> Result<Vec<PeriodValue>, Error> {
         let AlarmKind::Metric(m) = &a.config.kind else {

@@ -22,6 +22,7 @@ pub use liveness::{InstanceLiveness, LivenessStatus};
 pub use node::Utilization;
 pub use scheduler::{ServiceScheduler, breaker_threshold};
 pub use services::{CreateService, DeploymentConfiguration, MAX_EVENTS, UpdateService};
+pub(crate) use services::{scale_service, service_in};
 pub use settings::{ListAccountSettings, SETTING_NAMES};
 pub use task_definitions::{FamilyStatusFilter, ListTaskDefinitions, RegisterTaskDefinition};
 pub use tasks::{ContainerReport, ListTasks, MAX_RUN_COUNT, RunTask, TaskReport};

@@ -158,6 +158,38 @@ pub(super) fn put(tx: &mut Tx<'_>, s: &Service, expected: Option<Generation>) ->
     )
 }
 
+/// A service as it is inside a write (Application Auto Scaling plans on it there).
+pub(crate) fn service_in(
+    tx: &Tx<'_>,
+    cluster: &ClusterName,
+    name: &str,
+) -> Result<Option<Service>, Error> {
+    Ok(load::<Service>(tx.get(Kind::Service, &key(cluster, name))?)?.map(|(_, s)| s))
+}
+
+/// Sets an ACTIVE service's desired count inside a write (Application Auto Scaling's change:
+/// the PRIMARY deployment follows, as with UpdateService), with an event saying why.
+pub(crate) fn scale_service(
+    tx: &mut Tx<'_>,
+    cluster: &ClusterName,
+    name: &str,
+    desired: i64,
+    why: String,
+) -> Result<Service, Error> {
+    let (g, mut s) = get(tx, cluster, name)?;
+    if s.status != "ACTIVE" {
+        return Err(Error::ServiceNotActive);
+    }
+    s.desired_count = desired.clamp(0, 100_000) as u32;
+    if let Some(primary) = s.deployments.first_mut() {
+        primary.desired_count = s.desired_count;
+    }
+    s.steady = false;
+    push_event(&mut s, why);
+    put(tx, &s, Some(g))?;
+    Ok(s)
+}
+
 /// Whether any service of `cluster` is not INACTIVE (inside a transaction).
 pub(super) fn any_live(tx: &Tx<'_>, cluster: &ClusterName) -> Result<bool, Error> {
     let rows = tx.list(

@@ -1,6 +1,7 @@
 //! Integration tests of the `berth` binary: a real server process per test on an ephemeral
 //! port, driven by the official AWS SDK crates, raw signed requests and the `aws` CLI.
 
+mod autoscaling;
 mod cli;
 mod cloudwatch;
 mod docker_deploy;
