@@ -352,13 +352,23 @@ async fn skopeo_copies_multi_layer_and_multi_arch_images_both_ways() {
 
 /// A server whose service scheduler passes every 200 ms and counts a task healthy after 1 s.
 pub(crate) fn service_server() -> TestServer {
+    service_server_with(&[])
+}
+
+/// [`service_server`] with `extra` arguments.
+pub(crate) fn service_server_with(extra: &[&str]) -> TestServer {
+    let mut args: Vec<String> = [
+        "--scheduler-interval-ms",
+        "200",
+        "--task-healthy-after",
+        "1",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
     crate::start_with(berth_testkit::Options {
-        args: vec![
-            "--scheduler-interval-ms".into(),
-            "200".into(),
-            "--task-healthy-after".into(),
-            "1".into(),
-        ],
+        args,
         ..Default::default()
     })
 }

@@ -6,6 +6,7 @@ mod cli;
 mod cloudwatch;
 mod docker_deploy;
 mod docker_e2e;
+mod docker_scaling;
 mod ecr;
 mod ecs_clusters;
 mod ecs_instances;
