@@ -153,6 +153,17 @@ fn with_signature(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Vec<(String, String)> {
+    with_signature_at(key, service, "/", headers, body)
+}
+
+/// As [`with_signature`], for a `POST` to `path`.
+fn with_signature_at(
+    key: (&str, &str),
+    service: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Vec<(String, String)> {
     let key = sigv4::SigningKey {
         access_key_id: key.0,
         secret: key.1,
@@ -166,7 +177,7 @@ fn with_signature(
     out.extend(sigv4::sign_request(
         &key,
         "POST",
-        "/",
+        path,
         headers,
         body.as_bytes(),
         time::OffsetDateTime::now_utc(),
@@ -194,20 +205,49 @@ pub fn query_call(port: u16, service: &str, params: &[(&str, &str)]) -> (u16, St
         .map(|(k, v)| format!("{k}={}", sigv4::uri_encode(v, true)))
         .collect::<Vec<_>>()
         .join("&");
+    let signed = sign_query(port, service, &body);
+    exchange(port, &signed, &body)
+}
+
+/// The root-signed headers of an awsQuery `POST /` of `body` (form-encoded) to `service`.
+pub fn sign_query(port: u16, service: &str, body: &str) -> Vec<(String, String)> {
     let host = format!("127.0.0.1:{port}");
     let headers = [
         ("content-type", "application/x-www-form-urlencoded"),
         ("host", host.as_str()),
     ];
-    let signed = with_signature((KEY_ID, SECRET), service, &headers, &body);
-    exchange(port, &signed, &body)
+    with_signature((KEY_ID, SECRET), service, &headers, body)
+}
+
+/// Activates Berth's background task `name` and waits for the pass: its status (JSON).
+pub fn activate(port: u16, name: &str) -> String {
+    let host = format!("127.0.0.1:{port}");
+    let path = format!("/_berth/background/{name}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("host", host.as_str()),
+    ];
+    let signed = with_signature_at((KEY_ID, SECRET), "ecs", &path, &headers, "{}");
+    let (status, body) = exchange_at(port, &path, &signed, "{}");
+    assert_eq!(status, 200, "activating {name}: {body}");
+    body
 }
 
 /// Sends one `POST /` with `headers` and `body` over a fresh connection.
 fn exchange(port: u16, headers: &[(String, String)], body: &str) -> (u16, String) {
+    exchange_at(port, "/", headers, body)
+}
+
+/// Sends one `POST {path}` with `headers` and `body` over a fresh connection.
+pub fn exchange_at(
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut req = format!(
-        "POST / HTTP/1.1\r\ncontent-length: {}\r\nconnection: close\r\n",
+        "POST {path} HTTP/1.1\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
     );
     for (k, v) in headers {
@@ -261,7 +301,6 @@ pub fn wrk_as(
     seconds: u32,
     dir: &std::path::Path,
 ) -> WrkResult {
-    let mut lua = format!("wrk.method = \"POST\"\nwrk.body = {}\n", lua_quote(body));
     let signed = sign_as(
         key,
         port,
@@ -270,20 +309,40 @@ pub fn wrk_as(
         operation,
         body,
     );
-    for (k, v) in signed {
+    let script = dir.join(format!("{operation}-{port}-{}.lua", key.0));
+    wrk_signed(port, &signed, body, seconds, 32, &script)
+}
+
+/// `wrk` replaying one signed `POST /` (`headers` as signed) over `connections` connections
+/// for `seconds`; `script` is where its Lua goes.
+pub fn wrk_signed(
+    port: u16,
+    headers: &[(String, String)],
+    body: &str,
+    seconds: u32,
+    connections: u32,
+    script: &std::path::Path,
+) -> WrkResult {
+    let mut lua = format!("wrk.method = \"POST\"\nwrk.body = {}\n", lua_quote(body));
+    for (k, v) in headers {
         if k != "host" {
             lua.push_str(&format!(
                 "wrk.headers[{}] = {}\n",
-                lua_quote(&k),
-                lua_quote(&v)
+                lua_quote(k),
+                lua_quote(v)
             ));
         }
     }
-    let script = dir.join(format!("{operation}-{port}-{}.lua", key.0));
-    std::fs::write(&script, lua).unwrap();
+    std::fs::write(script, lua).unwrap();
     let out = Command::new("wrk")
-        .args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency", "-s"])
-        .arg(&script)
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(script)
         .arg(format!("http://127.0.0.1:{port}/"))
         .output()
         .expect("run wrk");
