@@ -39,6 +39,7 @@ pub const REGISTRY_GC: &str = "registry-gc";
 pub const STOPPED_TASK_PURGE: &str = "stopped-task-purge";
 pub const METRIC_ROLLUP: &str = "metric-rollup";
 pub const ALARM_EVALUATOR: &str = "alarm-evaluator";
+pub const LOG_RETENTION: &str = "log-retention";
 
 /// What an activation gets: the fence its writes must carry (`None` on a server without
 /// leadership, which is alone by construction: unit tests).

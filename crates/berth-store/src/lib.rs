@@ -110,6 +110,22 @@ pub enum Kind {
     Alarm,
     /// CloudWatch: an alarm's history item, `<alarm name>\t<timestamp><sequence>`.
     AlarmHistory,
+    /// CloudWatch Logs: a log group, by name.
+    LogGroup,
+    /// CloudWatch Logs: a log stream, `<group>\t<stream>`.
+    LogStream,
+    /// CloudWatch Logs: the events of one chunk of a stream (one accepted PutLogEvents, or
+    /// several small ones appended), `<group>\t<incarnation>\t<sequence>`.
+    LogChunk,
+    /// CloudWatch Logs: what a chunk holds (stream, time range, count, bytes), under the
+    /// chunk's key: small, so the chunks a read needs are found without loading events.
+    LogSpan,
+    /// CloudWatch Logs: a metric filter, `<group>\t<filter name>`.
+    LogMetricFilter,
+    /// CloudWatch Logs: a Logs Insights query and its results, by query id.
+    LogQuery,
+    /// CloudWatch Logs: what a deleted group or stream left for the sweeper to delete.
+    LogSweep,
 }
 
 impl Kind {
@@ -129,7 +145,7 @@ impl Kind {
         )
     }
 
-    pub const ALL: [Kind; 31] = [
+    pub const ALL: [Kind; 38] = [
         Kind::Cluster,
         Kind::TaskDefinition,
         Kind::TaskDefinitionFamily,
@@ -161,6 +177,13 @@ impl Kind {
         Kind::Metric,
         Kind::Alarm,
         Kind::AlarmHistory,
+        Kind::LogGroup,
+        Kind::LogStream,
+        Kind::LogChunk,
+        Kind::LogSpan,
+        Kind::LogMetricFilter,
+        Kind::LogQuery,
+        Kind::LogSweep,
     ];
 
     /// The kind whose `kind` column is `s`.
@@ -201,6 +224,13 @@ impl Kind {
             Kind::Metric => "metric",
             Kind::Alarm => "alarm",
             Kind::AlarmHistory => "alarm-history",
+            Kind::LogGroup => "log-group",
+            Kind::LogStream => "log-stream",
+            Kind::LogChunk => "log-chunk",
+            Kind::LogSpan => "log-span",
+            Kind::LogMetricFilter => "log-metric-filter",
+            Kind::LogQuery => "log-query",
+            Kind::LogSweep => "log-sweep",
         }
     }
 }
