@@ -17,6 +17,7 @@ mod ecs;
 mod elbv2;
 pub mod errors;
 mod iam;
+mod logs;
 mod operation;
 mod protocol;
 mod registry;
@@ -52,6 +53,8 @@ pub struct Regional {
     pub elb: berth_control::elb::Elb,
     pub registry: berth_registry::Registry,
     pub cloudwatch: berth_control::cloudwatch::CloudWatch,
+    /// CloudWatch Logs (its metric filters publish to `cloudwatch`).
+    pub logs: berth_control::logs::Logs,
     /// Pagination tokens of this region's listings (keyed per region: a token of one region
     /// is refused in another).
     pub pager: Pager,
@@ -212,6 +215,13 @@ impl ApiState {
         };
         let store = c.store.in_region(region.as_str());
         let pager = Pager::new(region_key(&c.paging_key, region.as_str()));
+        let cloudwatch = berth_control::cloudwatch::CloudWatch::new(
+            scope.clone(),
+            store.clone(),
+            pager.clone(),
+            c.clock,
+            c.background.clone(),
+        );
         Regional {
             ecs: Ecs::new(
                 scope.clone(),
@@ -237,11 +247,13 @@ impl ApiState {
                 c.blobs.clone(),
                 c.registry_host.clone(),
             ),
-            cloudwatch: berth_control::cloudwatch::CloudWatch::new(
+            cloudwatch: cloudwatch.clone(),
+            logs: berth_control::logs::Logs::new(
                 scope.clone(),
                 store,
                 pager.clone(),
                 c.clock,
+                cloudwatch,
                 c.background.clone(),
             ),
             pager,

@@ -11,9 +11,12 @@ use crate::ecs::EcsOp;
 use crate::elbv2::ElbOp;
 use crate::errors::{self, ApiError};
 use crate::iam::IamOp;
+use crate::logs::LogsOp;
 pub use crate::operation::{Info, Support};
 use crate::protocol::{self, Proto};
-use crate::{ApiState, MAX_BODY, Regional, auth, cloudwatch, ecr, ecs, elbv2, iam, registry, sts};
+use crate::{
+    ApiState, MAX_BODY, Regional, auth, cloudwatch, ecr, ecs, elbv2, iam, logs, registry, sts,
+};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
 use berth_aws::sigv4::{self, Request as SigRequest};
@@ -33,6 +36,7 @@ pub enum Op {
     Sts(StsOp),
     Iam(IamOp),
     Cw(CwOp),
+    Logs(LogsOp),
 }
 
 impl Op {
@@ -45,7 +49,8 @@ impl Op {
             Service::Sts => StsOp::parse(name).map(Op::Sts),
             Service::Iam => IamOp::parse(name).map(Op::Iam),
             Service::CloudWatch => CwOp::parse(name).map(Op::Cw),
-            Service::ApplicationAutoScaling | Service::Logs => None,
+            Service::ApplicationAutoScaling => None,
+            Service::Logs => LogsOp::parse(name).map(Op::Logs),
         }
     }
 
@@ -57,6 +62,7 @@ impl Op {
             Op::Sts(o) => o.info(),
             Op::Iam(o) => o.info(),
             Op::Cw(o) => o.info(),
+            Op::Logs(o) => o.info(),
         }
     }
 }
@@ -256,6 +262,7 @@ async fn aws_call(
         Op::Ecr(_) => errors::ecr_error(e, request_id),
         Op::Elb(_) | Op::Sts(_) | Op::Iam(_) => errors::query_error(e, request_id),
         Op::Cw(_) => errors::cloudwatch_error(e, request_id),
+        Op::Logs(_) => errors::logs_error(e, request_id),
     };
     enforce(&cx, op, &value).map_err(|e| protocol::error(proto, error(e), request_id))?;
     let result = match op {
@@ -265,6 +272,7 @@ async fn aws_call(
         Op::Elb(op) => elbv2::dispatch(&cx, op, value).await,
         Op::Iam(op) => iam::dispatch(&cx, op, value).await,
         Op::Cw(op) => cloudwatch::dispatch(&cx, op, value).await,
+        Op::Logs(op) => logs::dispatch(&cx, op, value).await,
     }
     .map_err(error);
     Ok(match result {
@@ -373,6 +381,7 @@ fn resource_tags(cx: &Cx<'_>, op: Op, arn: &str) -> Vec<berth_types::Tag> {
             .map(|(_, tags)| tags)
             .unwrap_or_default(),
         Op::Sts(_) | Op::Iam(_) | Op::Cw(_) => Vec::new(),
+        Op::Logs(_) => logs::tags_of_arn(region, arn),
     }
 }
 

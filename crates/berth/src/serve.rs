@@ -461,6 +461,30 @@ fn register_background_tasks(
             }
         },
     );
+    // Logs: events past their group's retention expire, deleted groups' and streams' chunks
+    // are swept, old Insights queries forgotten; every five minutes of the clock.
+    let api = state.clone();
+    driver.register(
+        berth_control::background::LOG_RETENTION,
+        state.clock().real(Duration::from_secs(300)),
+        move |fence| {
+            let api = api.clone();
+            async move {
+                let mut total: std::collections::BTreeMap<&'static str, u64> = Default::default();
+                for region in api.regions() {
+                    for (what, n) in region
+                        .logs
+                        .fenced(fence.as_ref())
+                        .retention_enforce()
+                        .await?
+                    {
+                        *total.entry(what).or_default() += n;
+                    }
+                }
+                Ok(total.into_iter().collect())
+            }
+        },
+    );
     let (api, healthy_after) = (state.clone(), config.task_healthy_after);
     driver.register(SERVICE_SCHEDULER, config.scheduler_interval, move |fence| {
         let api = api.clone();
