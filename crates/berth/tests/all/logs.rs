@@ -1538,3 +1538,398 @@ print("ok", len(messages))
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok 400"));
 }
+
+// ---- The agent's `awslogs` driver, end to end on Docker ----
+
+mod docker {
+    use super::*;
+    use crate::docker_e2e::{AgentProcess, cluster_and_images, require_docker_engine, wait_task};
+    use berth_testkit::aws_sdk_ecs::types::{ContainerDefinition, LogConfiguration, LogDriver};
+
+    /// A container definition printing with `script` (busybox sh), logging with `awslogs` to
+    /// group `group` under prefix `app`, with `extra` options.
+    fn printer(
+        image: &str,
+        name: &str,
+        script: &str,
+        group: &str,
+        extra: &[(&str, &str)],
+    ) -> ContainerDefinition {
+        let mut log = LogConfiguration::builder()
+            .log_driver(LogDriver::Awslogs)
+            .options("awslogs-group", group)
+            .options("awslogs-region", REGION)
+            .options("awslogs-stream-prefix", "app");
+        for (k, v) in extra {
+            log = log.options(*k, *v);
+        }
+        ContainerDefinition::builder()
+            .name(name)
+            .image(image)
+            .memory(32)
+            .command("/bin/sh")
+            .command("-c")
+            .command(script)
+            .stop_timeout(1)
+            .log_configuration(log.build().unwrap())
+            .build()
+    }
+
+    async fn run(ecs: &berth_testkit::aws_sdk_ecs::Client, family: &str) -> String {
+        let out = ecs
+            .run_task()
+            .cluster("e2e")
+            .task_definition(family)
+            .send()
+            .await
+            .unwrap();
+        assert!(out.failures().is_empty(), "{:?}", out.failures());
+        out.tasks()[0].task_arn().unwrap().to_string()
+    }
+
+    fn task_id(arn: &str) -> &str {
+        arn.rsplit('/').next().unwrap()
+    }
+
+    /// Every event of a stream, forward from the head (following tokens to the end).
+    async fn all_events(logs: &Client, group: &str, stream: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let p = match logs
+                .get_log_events()
+                .log_group_name(group)
+                .log_stream_name(stream)
+                .start_from_head(true)
+                .set_next_token(token.clone())
+                .send()
+                .await
+            {
+                Ok(p) => p,
+                Err(_) => return out,
+            };
+            out.extend(
+                p.events()
+                    .iter()
+                    .filter_map(|e| e.message().map(str::to_string)),
+            );
+            let next = p.next_forward_token().map(str::to_string);
+            if next == token {
+                return out;
+            }
+            token = next;
+        }
+    }
+
+    /// Waits until the stream holds `n` events (bounded); them.
+    async fn wait_events(logs: &Client, group: &str, stream: &str, n: usize) -> Vec<String> {
+        let deadline = berth_testkit::Deadline::after(Duration::from_secs(90))
+            .every(Duration::from_millis(500));
+        loop {
+            let got = all_events(logs, group, stream).await;
+            if got.len() >= n {
+                return got;
+            }
+            deadline
+                .next(format_args!("{n} events in {stream} (have {})", got.len()))
+                .await;
+        }
+    }
+
+    /// 10,000 numbered lines (every thousandth an ERROR) reach the stream ECS names, in order:
+    /// `aws logs get-log-events` and `filter-log-events '"ERROR"'` see exactly them; the
+    /// stopped container's reason names the stream.
+    #[tokio::test]
+    async fn awslogs_task_ships_ten_thousand_lines_in_order() {
+        require_docker_engine();
+        let server = start();
+        let image = cluster_and_images(&server, "logs/app", &[("1", "x\n")])
+            .await
+            .remove(0);
+        let logs = server.logs();
+        logs.create_log_group()
+            .log_group_name("/ecs/numbers")
+            .send()
+            .await
+            .unwrap();
+        let script = r#"i=0; while [ $i -lt 10000 ]; do if [ $((i % 1000)) -eq 0 ]; then echo "ERROR line $i"; else echo "line $i"; fi; i=$((i+1)); done"#;
+        let ecs = server.ecs();
+        ecs.register_task_definition()
+            .family("numbers")
+            .container_definitions(printer(&image, "counter", script, "/ecs/numbers", &[]))
+            .send()
+            .await
+            .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let _agent = AgentProcess::start_registered(&server, state.path()).await;
+        let task = run(&ecs, "numbers").await;
+        let stream = format!("app/counter/{}", task_id(&task));
+        let t = wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
+            t.last_status() == Some("STOPPED")
+        })
+        .await;
+        let got = wait_events(&logs, "/ecs/numbers", &stream, 10_000).await;
+        let want: Vec<String> = (0..10_000)
+            .map(|i| {
+                if i % 1000 == 0 {
+                    format!("ERROR line {i}")
+                } else {
+                    format!("line {i}")
+                }
+            })
+            .collect();
+        assert_eq!(got.len(), 10_000);
+        assert!(got == want, "lines out of order or altered");
+        let reason = t.containers()[0].reason().unwrap_or_default().to_string();
+        assert!(
+            reason.contains("/ecs/numbers") && reason.contains(&stream),
+            "{reason}"
+        );
+        // The aws CLI sees the same.
+        let g = aws(
+            &server,
+            &[
+                "get-log-events",
+                "--log-group-name",
+                "/ecs/numbers",
+                "--log-stream-name",
+                &stream,
+                "--start-from-head",
+            ],
+        );
+        let cli: Vec<&str> = g["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap())
+            .collect();
+        assert_eq!(cli.len(), 10_000);
+        assert_eq!(cli[9_999], "line 9999");
+        let f = aws(
+            &server,
+            &[
+                "filter-log-events",
+                "--log-group-name",
+                "/ecs/numbers",
+                "--filter-pattern",
+                "\"ERROR\"",
+            ],
+        );
+        let errors: Vec<&str> = f["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap())
+            .collect();
+        let want_errors: Vec<String> = (0..10)
+            .map(|i| format!("ERROR line {}", i * 1000))
+            .collect();
+        assert_eq!(errors, want_errors);
+        // Shipped, the container is removed.
+        let filter = format!("label=com.amazonaws.ecs.task-arn={task}");
+        let deadline = berth_testkit::Deadline::after(Duration::from_secs(30));
+        loop {
+            let out = Command::new("docker")
+                .args(["ps", "-aq", "--filter", &filter])
+                .output()
+                .unwrap();
+            if out.stdout.is_empty() {
+                break;
+            }
+            deadline.next("the shipped container removed").await;
+        }
+    }
+
+    /// The agent is `kill -9`ed while a container prints; a new one resumes from its
+    /// checkpoint: no line missing, none twice. `docker logs` shows the output meanwhile.
+    #[tokio::test]
+    async fn awslogs_agent_kill9_neither_loses_nor_repeats_lines() {
+        require_docker_engine();
+        let server = start();
+        let image = cluster_and_images(&server, "logs/slow", &[("1", "x\n")])
+            .await
+            .remove(0);
+        let logs = server.logs();
+        logs.create_log_group()
+            .log_group_name("/ecs/slow")
+            .send()
+            .await
+            .unwrap();
+        // About 3,000 lines over a few seconds.
+        let script = r#"i=0; while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); if [ $((i % 20)) -eq 0 ]; then sleep 0.03; fi; done"#;
+        let ecs = server.ecs();
+        ecs.register_task_definition()
+            .family("slow")
+            .container_definitions(printer(&image, "slow", script, "/ecs/slow", &[]))
+            .send()
+            .await
+            .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let mut agent = AgentProcess::start_registered(&server, state.path()).await;
+        let task = run(&ecs, "slow").await;
+        let stream = format!("app/slow/{}", task_id(&task));
+        // Some lines shipped, then the agent dies mid-stream.
+        let deadline = berth_testkit::Deadline::after(Duration::from_secs(60));
+        while all_events(&logs, "/ecs/slow", &stream).await.len() < 200 {
+            deadline.next("the first lines shipped").await;
+        }
+        agent.kill();
+        let filter = format!("label=com.amazonaws.ecs.task-arn={task}");
+        let id = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+            .unwrap();
+        let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
+        let local = Command::new("docker").args(["logs", &id]).output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&local.stdout).starts_with("line 0\nline 1\n"),
+            "docker logs works: {id:?} {local:?}"
+        );
+        let _agent = AgentProcess::spawn(&server, state.path(), &[]);
+        wait_task(&ecs, "e2e", &task, "STOPPED", |t| {
+            t.last_status() == Some("STOPPED")
+        })
+        .await;
+        let got = wait_events(&logs, "/ecs/slow", &stream, 3_000).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let got_again = all_events(&logs, "/ecs/slow", &stream).await;
+        assert_eq!(got.len(), got_again.len(), "nothing more arrives");
+        let want: Vec<String> = (0..3_000).map(|i| format!("line {i}")).collect();
+        assert!(
+            got_again == want,
+            "{} lines, first difference at {:?}",
+            got_again.len(),
+            got_again.iter().zip(&want).position(|(a, b)| a != b)
+        );
+    }
+
+    /// A task that exits at once still has its last line delivered; a stack trace arrives as
+    /// one event; `awslogs-create-group` creates the group with the execution role's
+    /// credentials; a driver the agent lacks fails placement with a reason naming it.
+    #[tokio::test]
+    async fn awslogs_exit_at_once_multiline_and_create_group() {
+        require_docker_engine();
+        let server = start();
+        let ep = server.endpoint.clone();
+        let image = cluster_and_images(&server, "logs/misc", &[("1", "x\n")])
+            .await
+            .remove(0);
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let grant = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["logs:CreateLogGroup","logs:CreateLogStream","logs:PutLogEvents"],"Resource":"*"}]}"#;
+        let calls: [&[(&str, &str)]; 3] = [
+            &[
+                ("Action", "CreateRole"),
+                ("RoleName", "logs-exec"),
+                ("AssumeRolePolicyDocument", trust),
+            ],
+            &[
+                ("Action", "PutRolePolicy"),
+                ("RoleName", "logs-exec"),
+                ("PolicyName", "logs"),
+                ("PolicyDocument", grant),
+            ],
+            &[
+                ("Action", "AttachRolePolicy"),
+                ("RoleName", "logs-exec"),
+                (
+                    "PolicyArn",
+                    "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
+                ),
+            ],
+        ];
+        for params in calls {
+            let (st, body) = crate::iam(&ep, params).await;
+            assert_eq!(st, 200, "{body}");
+        }
+        let ecs = server.ecs();
+        ecs.register_task_definition()
+            .family("once")
+            .execution_role_arn("arn:aws:iam::000000000000:role/logs-exec")
+            .container_definitions(printer(
+                &image,
+                "once",
+                "echo 'my last words'",
+                "/ecs/created",
+                &[("awslogs-create-group", "true")],
+            ))
+            .send()
+            .await
+            .unwrap();
+        let trace = r#"echo '2024-04-18 10:00:00 ERROR Unhandled exception'
+echo 'java.lang.IllegalStateException: boom'
+echo '	at com.example.Service.run(Service.java:42)'
+echo '2024-04-18 10:00:01 INFO recovered'"#;
+        ecs.register_task_definition()
+            .family("trace")
+            .execution_role_arn("arn:aws:iam::000000000000:role/logs-exec")
+            .container_definitions(printer(
+                &image,
+                "trace",
+                trace,
+                "/ecs/created",
+                &[
+                    ("awslogs-create-group", "true"),
+                    ("awslogs-multiline-pattern", r"^\d{4}-\d{2}-\d{2}"),
+                ],
+            ))
+            .send()
+            .await
+            .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let _agent = AgentProcess::start_registered(&server, state.path()).await;
+        let once = run(&ecs, "once").await;
+        let trace_task = run(&ecs, "trace").await;
+        let logs = server.logs();
+        let got = wait_events(
+            &logs,
+            "/ecs/created",
+            &format!("app/once/{}", task_id(&once)),
+            1,
+        )
+        .await;
+        assert_eq!(got, vec!["my last words"]);
+        let got = wait_events(
+            &logs,
+            "/ecs/created",
+            &format!("app/trace/{}", task_id(&trace_task)),
+            2,
+        )
+        .await;
+        assert_eq!(
+            got,
+            vec![
+                "2024-04-18 10:00:00 ERROR Unhandled exception\njava.lang.IllegalStateException: boom\n\tat com.example.Service.run(Service.java:42)\n",
+                "2024-04-18 10:00:01 INFO recovered\n",
+            ]
+        );
+        // A driver the agent does not advertise: placement says which.
+        ecs.register_task_definition()
+            .family("splunk")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("x")
+                    .image(&image)
+                    .memory(32)
+                    .log_configuration(
+                        LogConfiguration::builder()
+                            .log_driver(LogDriver::Splunk)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let out = ecs
+            .run_task()
+            .cluster("e2e")
+            .task_definition("splunk")
+            .send()
+            .await
+            .unwrap();
+        let f = &out.failures()[0];
+        assert_eq!(f.reason(), Some("ATTRIBUTE"));
+        assert!(f.detail().unwrap_or_default().contains("splunk"), "{f:?}");
+    }
+}
