@@ -1725,6 +1725,40 @@ mod docker {
             .map(|i| format!("ERROR line {}", i * 1000))
             .collect();
         assert_eq!(errors, want_errors);
+        // `berth logs` prints them as `aws logs tail` would: `<time> <stream> <message>`.
+        let berth_logs = |extra: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+                .args(["logs", "e2e", task_id(&task), "--since", "1h", "--data-dir"])
+                .arg(&server.data_dir)
+                .args(extra)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let printed = berth_logs(&[]);
+        let lines: Vec<&str> = printed.lines().collect();
+        assert_eq!(lines.len(), 10_000);
+        assert!(
+            lines[0].ends_with(&format!(" {stream} ERROR line 0")),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[9_999].ends_with(&format!(" {stream} line 9999")),
+            "{}",
+            lines[9_999]
+        );
+        let printed = berth_logs(&["--filter-pattern", "\"ERROR\""]);
+        let messages: Vec<&str> = printed
+            .lines()
+            .map(|l| l.split_once(&format!(" {stream} ")).unwrap().1)
+            .collect();
+        assert_eq!(messages, want_errors);
         // Shipped, the container is removed.
         let filter = format!("label=com.amazonaws.ecs.task-arn={task}");
         let deadline = berth_testkit::Deadline::after(Duration::from_secs(30));
