@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of Berth on a fresh Debian machine with Rust: installs what the
 # tests need (openssl, Docker Engine, skopeo, busybox-static and PostgreSQL from Debian; the aws
-# CLI, SeaweedFS and moto in private virtualenvs), starts dockerd when it is not running, a
+# CLI and boto3, SeaweedFS and moto in private virtualenvs), starts dockerd when it is not running, a
 # throw-away PostgreSQL server and two S3 servers (SeaweedFS, moto) on free loopback ports (and
 # stops what it started at the end), then runs fmt, clippy and the tests (arguments go to
 # `cargo test`, e.g. `-p berth -- replicas`). .ci/run calls exactly this script.
@@ -68,8 +68,11 @@ export BERTH_TEST_POSTGRES="postgres://postgres@127.0.0.1:$PG_PORT"
 skopeo --version
 if [ ! -x "$TOOLS/venv/bin/aws" ]; then
   python3 -m venv "$TOOLS/venv"
-  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check 'awscli>=1.45,<2'
+  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check 'awscli>=1.45,<2' boto3
 fi
+# boto3 drives the FilterLogEvents paging test (`aws logs tail`'s contract).
+"$TOOLS/venv/bin/python3" -c 'import boto3' 2>/dev/null ||
+  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check boto3
 export PATH="$TOOLS/venv/bin:$PATH"
 aws --version
 # Two S3 servers for the blob store's conformance suite, each with a bucket `berth-test`:

@@ -244,6 +244,14 @@ impl Control {
         }
     }
 
+    /// The same servers and credentials, signing for `region`.
+    pub fn in_region(&self, region: &str) -> Control {
+        Control {
+            region: region.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// Calls `operation` of a JSON `service` (`ecs`, `ecr`, `logs`, or CloudWatch's
     /// `monitoring`, in its awsJson 1.0 form) with a JSON body.
     pub async fn call(
@@ -252,6 +260,18 @@ impl Control {
         operation: &str,
         body: Value,
     ) -> Result<Value, AgentError> {
+        self.call_coded(service, operation, body)
+            .await
+            .map_err(|e| AgentError::Control(e.to_string()))
+    }
+
+    /// [`Control::call`], with the AWS error code of a refusal.
+    pub async fn call_coded(
+        &self,
+        service: &str,
+        operation: &str,
+        body: Value,
+    ) -> Result<Value, CallError> {
         let (prefix, content_type) = match service {
             "ecr" => (
                 "AmazonEC2ContainerRegistry_V20150921",
@@ -275,13 +295,37 @@ impl Control {
         ];
         let (status, text) = self
             .post(service, "/", &headers, payload, operation)
-            .await?;
+            .await
+            .map_err(|e| CallError {
+                status: None,
+                code: None,
+                message: e.to_string(),
+            })?;
         if !status.is_success() {
-            return Err(AgentError::Control(format!(
-                "{operation} failed ({status}): {text}"
-            )));
+            // `__type` is the code, possibly after a namespace and `#`.
+            let code = serde_json::from_str::<Value>(&text).ok().and_then(|v| {
+                let t = v.get("__type")?.as_str()?;
+                Some(t.rsplit('#').next().unwrap_or(t).to_string())
+            });
+            return Err(CallError {
+                status: Some(status.as_u16()),
+                code,
+                message: format!("{operation} failed ({status}): {text}"),
+            });
         }
-        serde_json::from_str(&text)
-            .map_err(|e| AgentError::Control(format!("{operation}: bad response: {e}")))
+        serde_json::from_str(&text).map_err(|e| CallError {
+            status: Some(status.as_u16()),
+            code: None,
+            message: format!("{operation}: bad response: {e}"),
+        })
     }
+}
+
+/// A JSON call that failed: the HTTP status and AWS error code when the server answered.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct CallError {
+    pub status: Option<u16>,
+    pub code: Option<String>,
+    pub message: String,
 }

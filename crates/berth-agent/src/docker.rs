@@ -4,7 +4,8 @@
 //! metadata endpoint must listen there, and engines differ in what they show of it.
 
 use crate::runtime::{
-    Container, ContainerState, CreateContainer, RegistryAuth, Runtime, RuntimeError, labels,
+    Container, ContainerState, CreateContainer, LogMessage, LogStream, RegistryAuth, Runtime,
+    RuntimeError, labels,
 };
 use berth_node_api::agent::{HealthStatus, NetworkBinding, Protocol};
 use bollard::auth::DockerCredentials;
@@ -15,7 +16,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, InspectNetworkOptions,
-    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions, StatsOptions,
+    ListContainersOptions, ListNetworksOptions, LogsOptions, RemoveContainerOptions, StatsOptions,
     StopContainerOptions,
 };
 use futures_util::StreamExt;
@@ -397,6 +398,54 @@ impl Runtime for Docker {
             None => Ok(None),
         }
     }
+
+    fn logs(&self, id: &str, since: i64, follow: bool) -> LogStream {
+        let options = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            since: i32::try_from(since).unwrap_or(i32::MAX),
+            timestamps: true,
+            ..Default::default()
+        };
+        let frames = self.0.logs(id, Some(options));
+        // A TTY container's output comes as one console stream cut anywhere: lines are found
+        // again at their `\n`; other containers' come a message per frame.
+        let mut console = Vec::new();
+        let stream = frames.flat_map(move |frame| {
+            let out: Vec<Result<LogMessage, RuntimeError>> = match frame {
+                Err(e) => vec![Err(engine(e))],
+                Ok(bollard::container::LogOutput::Console { message }) => {
+                    console.extend_from_slice(&message);
+                    let mut out = Vec::new();
+                    while let Some(end) = console.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = console.drain(..=end).collect();
+                        out.extend(log_message(&line, false).map(Ok));
+                    }
+                    out
+                }
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    log_message(&message, true).map(Ok).into_iter().collect()
+                }
+                Ok(o) => log_message(o.as_ref(), false).map(Ok).into_iter().collect(),
+            };
+            futures_util::stream::iter(out)
+        });
+        Box::pin(stream)
+    }
+}
+
+/// A message as the engine returns it with timestamps on (`<RFC 3339 nanos> <text>`).
+fn log_message(frame: &[u8], stderr: bool) -> Option<LogMessage> {
+    let space = frame.iter().position(|b| *b == b' ')?;
+    let stamp = std::str::from_utf8(&frame[..space]).ok()?;
+    let time =
+        time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(LogMessage {
+        time_ns: i64::try_from(time.unix_timestamp_nanos()).ok()?,
+        stderr,
+        text: frame[space + 1..].to_vec(),
+    })
 }
 
 impl Docker {

@@ -3,7 +3,8 @@
 //! exist, how long a container takes to honour SIGTERM, which containers exit and how.
 
 use crate::runtime::{
-    Container, ContainerState, CreateContainer, RegistryAuth, Runtime, RuntimeError, labels,
+    Container, ContainerState, CreateContainer, LogMessage, LogStream, RegistryAuth, Runtime,
+    RuntimeError, labels,
 };
 use berth_node_api::agent::{HealthStatus, NetworkBinding};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -18,6 +19,8 @@ pub struct FakeContainer {
     pub started: bool,
     pub exit_code: Option<i64>,
     pub health: Option<HealthStatus>,
+    /// What it printed: `(time ns, stderr, text)`.
+    pub output: Vec<(i64, bool, String)>,
 }
 
 #[derive(Default)]
@@ -117,9 +120,25 @@ impl Fake {
                 started: running,
                 exit_code: None,
                 health: None,
+                output: Vec::new(),
             },
         );
         id
+    }
+
+    /// Container `id` prints `text` (a line with its `\n`, or part of one) at `time_ns`.
+    pub fn print(&self, id: &str, time_ns: i64, text: &str) {
+        if let Some(c) = self.state().containers.get_mut(id) {
+            c.output.push((time_ns, false, text.to_string()));
+        }
+    }
+
+    /// Container `id` exits with `code`.
+    pub fn exit_container(&self, id: &str, code: i64) {
+        if let Some(c) = self.state().containers.get_mut(id) {
+            c.running = false;
+            c.exit_code = Some(code);
+        }
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -267,6 +286,7 @@ impl Runtime for Fake {
                 started: false,
                 exit_code: None,
                 health: None,
+                output: Vec::new(),
             },
         );
         Ok(id)
@@ -336,6 +356,45 @@ impl Runtime for Fake {
 
     async fn host_address(&self, network: &str) -> Result<Option<Ipv4Addr>, RuntimeError> {
         Ok(self.state().networks.get(network).copied().flatten())
+    }
+
+    /// Follows by polling every 10 ms (of tokio's time) until the container stops.
+    fn logs(&self, id: &str, since: i64, follow: bool) -> LogStream {
+        let (fake, id) = (self.clone(), id.to_string());
+        let since_ns = since.saturating_mul(1_000_000_000);
+        let stream = futures_util::stream::unfold(0usize, move |at| {
+            let (fake, id) = (fake.clone(), id.clone());
+            async move {
+                loop {
+                    let (next, running) = {
+                        let s = fake.state();
+                        let c = s.containers.get(&id)?;
+                        let next = c
+                            .output
+                            .iter()
+                            .enumerate()
+                            .skip(at)
+                            .find(|(_, o)| o.0 >= since_ns);
+                        (next.map(|(i, o)| (i, o.clone())), c.running)
+                    };
+                    match next {
+                        Some((i, (time_ns, stderr, text))) => {
+                            let m = LogMessage {
+                                time_ns,
+                                stderr,
+                                text: text.into_bytes(),
+                            };
+                            return Some((Ok(m), i + 1));
+                        }
+                        None if follow && running => {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        None => return None,
+                    }
+                }
+            }
+        });
+        Box::pin(stream)
     }
 
     async fn stats(&self, id: &str) -> Result<Option<serde_json::Value>, RuntimeError> {

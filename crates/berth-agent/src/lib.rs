@@ -18,6 +18,7 @@
 //! Talks to the control plane only through its public API and `berth-node-api` (no shared
 //! code beyond the wire crate's SigV4 math).
 
+mod awslogs;
 pub mod control;
 mod credentials;
 mod docker;
@@ -118,6 +119,8 @@ pub const CAPABILITIES: &[&str] = &[
     "com.amazonaws.ecs.capability.docker-remote-api.1.21",
     "com.amazonaws.ecs.capability.docker-remote-api.1.24",
     "com.amazonaws.ecs.capability.logging-driver.json-file",
+    "com.amazonaws.ecs.capability.logging-driver.awslogs",
+    "ecs.capability.execution-role-awslogs",
     "com.amazonaws.ecs.capability.ecr-auth",
     "com.amazonaws.ecs.capability.task-iam-role",
     "com.amazonaws.ecs.capability.task-iam-role-network-host",
@@ -237,6 +240,40 @@ impl ControlPlane for Remote {
         );
         let _: serde_json::Value = self.control.agent_call(node::STATS, &report).await?;
         Ok(())
+    }
+}
+
+impl awslogs::LogSink for Remote {
+    fn call<'a>(
+        &'a self,
+        region: &'a str,
+        execution_role_of: Option<&'a str>,
+        operation: &'a str,
+        body: Value,
+    ) -> awslogs::SinkFuture<'a> {
+        Box::pin(async move {
+            let base = self.control.in_region(region);
+            let control = match execution_role_of {
+                Some(task) => match self.credentials.get(task, node::TaskRole::Execution).await {
+                    Ok(c) => {
+                        base.with_session(&c.access_key_id, &c.secret_access_key, &c.session_token)
+                    }
+                    // A STOPPED task's role is no longer handed out: the agent's own keys.
+                    Err(e) => {
+                        tracing::debug!(task, error = %e, "awslogs: no execution-role credentials; shipping as the agent");
+                        base
+                    }
+                },
+                None => base,
+            };
+            control
+                .call_coded("logs", operation, body)
+                .await
+                .map_err(|e| awslogs::ShipError {
+                    code: e.code,
+                    message: e.message,
+                })
+        })
     }
 }
 
@@ -366,23 +403,23 @@ impl Agent<Docker, Remote> {
         )
         .await?;
         metadata.serve_credentials(credentials.clone());
-        let remote = Remote {
+        let remote = Arc::new(Remote {
             control,
             instance,
             credentials,
-        };
-        let mut agent = Agent::new(
-            runtime,
-            Arc::new(remote),
-            &config.cluster,
-            &instance_arn,
-            &config,
+        });
+        let logs = awslogs::Shippers::new(
+            runtime.clone(),
+            remote.clone(),
+            &config.state_dir,
+            &config.region,
         );
+        let mut agent = Agent::new(runtime, remote, &config.cluster, &instance_arn, &config);
         agent.tasks = tasks;
         agent.ledger = Some(ledger::Ledger::new(&config.state_dir));
-        Arc::get_mut(&mut agent.ctx)
-            .expect("not shared yet")
-            .metadata = Some(metadata);
+        let ctx = Arc::get_mut(&mut agent.ctx).expect("not shared yet");
+        ctx.metadata = Some(metadata);
+        ctx.logs = Some(logs);
         Ok(agent)
     }
 }
@@ -489,6 +526,7 @@ impl<R: Runtime, C: ControlPlane> Agent<R, C> {
                 cluster: cluster.to_string(),
                 metadata: None,
                 permits: Arc::new(Semaphore::new(config.max_parallel.max(1))),
+                logs: None,
             }),
             control,
             tasks: Default::default(),
@@ -511,6 +549,9 @@ impl<R: Runtime, C: ControlPlane> Agent<R, C> {
             stats_interval: stats::DEFAULT_INTERVAL,
             confirmed: false,
         });
+        if let Some(logs) = &self.ctx.logs {
+            logs.resume().await;
+        }
         let poller = tokio::spawn(poll(self.control.clone(), ledger, doc_tx));
         let usage = tokio::spawn(stats::report(
             self.ctx.runtime.clone(),
@@ -577,6 +618,21 @@ impl<R: Runtime, C: ControlPlane> Agent<R, C> {
                 let Some(action) = plan(task, seen.get(&task.arn), &mine, flying) else {
                     continue;
                 };
+                // Containers whose output is still being shipped stay until it is (their
+                // shipper removes them): nothing to do for them now.
+                let mine = match (&action, &self.ctx.logs) {
+                    (Action::Remove, Some(logs)) => {
+                        let left: Vec<Container> = mine
+                            .into_iter()
+                            .filter(|c| !logs.defer_removal(&c.id))
+                            .collect();
+                        if left.is_empty() {
+                            continue;
+                        }
+                        left
+                    }
+                    _ => mine,
+                };
                 if flying == Some(Work::Start)
                     && let Some((_, start)) = in_flight.get(&task.arn)
                 {
@@ -636,6 +692,16 @@ impl<R: Runtime, C: ControlPlane> Agent<R, C> {
             if current.confirmed {
                 for (arn, orphans) in by_task {
                     if in_flight.contains_key(arn) {
+                        continue;
+                    }
+                    let orphans: Vec<Container> = match &self.ctx.logs {
+                        Some(logs) => orphans
+                            .into_iter()
+                            .filter(|c| !logs.defer_removal(&c.id))
+                            .collect(),
+                        None => orphans,
+                    };
+                    if orphans.is_empty() {
                         continue;
                     }
                     let ctx = self.ctx.clone();

@@ -89,6 +89,21 @@ pub struct CreateContainer {
     pub log: Option<(String, BTreeMap<String, String>)>,
 }
 
+/// One message the engine logged for a container: when it arrived, from which stream, and
+/// its bytes — a line with its `\n`, or a part of a longer line without it (Docker cuts lines
+/// at 16 KiB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogMessage {
+    /// Nanoseconds since the epoch.
+    pub time_ns: i64,
+    pub stderr: bool,
+    pub text: Vec<u8>,
+}
+
+/// A container's logged output, message by message.
+pub type LogStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogMessage, RuntimeError>> + Send>>;
+
 /// Credentials for pulling from a registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryAuth {
@@ -161,6 +176,11 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<serde_json::Value>, RuntimeError>> + Send;
+
+    /// What the container printed, as its engine logged it (Docker's `json-file`), from the
+    /// messages that arrived at or after `since` (Unix seconds; 0: all), in the order logged;
+    /// with `follow`, the stream goes on until the container stops.
+    fn logs(&self, id: &str, since: i64, follow: bool) -> LogStream;
 }
 
 /// The labels the agent puts on its containers: the ECS agent's (tools that read ECS labels

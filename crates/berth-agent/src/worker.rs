@@ -22,8 +22,9 @@ use tokio::sync::Semaphore;
 /// The Docker network awsvpc tasks get their own addresses on.
 pub const TASK_NETWORK: &str = "berth-awsvpc";
 
-/// The log drivers the agent passes to the engine (it advertises their capabilities).
-pub const LOG_DRIVERS: &[&str] = &["json-file"];
+/// The log drivers the agent supports (it advertises their capabilities): `json-file`, passed
+/// to the engine, and `awslogs`, a `json-file` log the agent ships (`crate::awslogs`).
+pub const LOG_DRIVERS: &[&str] = &["json-file", "awslogs"];
 
 /// ECS's default `stopTimeout`.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,6 +75,8 @@ pub struct Ctx<R, G> {
     pub metadata: Option<Arc<Metadata<R>>>,
     /// Engine work in flight at once, across tasks.
     pub permits: Arc<Semaphore>,
+    /// The `awslogs` shippers (`None`: the agent ships no logs — unit tests without them).
+    pub logs: Option<Arc<crate::awslogs::Shippers<R>>>,
 }
 
 fn now_ms() -> i64 {
@@ -155,16 +158,7 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
                 let id = match found {
                     Some(c) => c.id.clone(),
                     None => {
-                        if let Some(l) = &spec.log_configuration
-                            && !LOG_DRIVERS.contains(&l.log_driver.as_str())
-                        {
-                            return Err(TaskError::Create(format!(
-                                "logConfiguration.logDriver '{}' of container {} is not supported by this agent (it supports {})",
-                                l.log_driver,
-                                spec.name,
-                                LOG_DRIVERS.join(", ")
-                            )));
-                        }
+                        self.logging_options(spec)?;
                         self.ensure_image(&spec.image, task).await?;
                         let network = match (task.network_mode, &namespace) {
                             (NetworkMode::Awsvpc, Some(first)) => format!("container:{first}"),
@@ -193,10 +187,14 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
                 // A container that already ran (a dependency that completed) is not run again.
                 let ran = found.is_some_and(|c| !c.created);
                 if !ran {
+                    self.prepare_logging(task, spec, &id).await?;
                     self.runtime
                         .start(&id)
                         .await
                         .map_err(|e| TaskError::Start(e.to_string()))?;
+                    if let Some(logs) = &self.logs {
+                        logs.start(&id);
+                    }
                 }
                 namespace.get_or_insert(id.clone());
                 started.insert(spec.name.clone(), id);
@@ -211,6 +209,54 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
                 tokio::time::sleep(DEPENDENCY_POLL).await;
                 permit = Some(self.permits.acquire().await.expect("permits"));
             }
+        }
+    }
+
+    /// A container's log driver options, checked before anything is created for it.
+    fn logging_options(
+        &self,
+        spec: &ContainerSpec,
+    ) -> Result<Option<berth_node_api::awslogs::Options>, TaskError> {
+        if let Some(l) = &spec.log_configuration
+            && !LOG_DRIVERS.contains(&l.log_driver.as_str())
+        {
+            return Err(TaskError::Create(format!(
+                "logConfiguration.logDriver '{}' of container {} is not supported by this agent (it supports {})",
+                l.log_driver,
+                spec.name,
+                LOG_DRIVERS.join(", ")
+            )));
+        }
+        crate::awslogs::Shippers::<R>::options(spec)
+            .map_err(|e| TaskError::Create(format!("failed to initialize logging driver: {e}")))
+    }
+
+    /// An `awslogs` container's group and stream exist before it starts.
+    async fn prepare_logging(
+        &self,
+        task: &TaskSpec,
+        spec: &ContainerSpec,
+        id: &str,
+    ) -> Result<(), TaskError> {
+        let (Some(logs), Some(options)) = (&self.logs, self.logging_options(spec)?) else {
+            return Ok(());
+        };
+        logs.prepare(task, spec, &options, id)
+            .await
+            .map_err(TaskError::Start)
+    }
+
+    /// Removes a container, unless its output is still being shipped (its shipper removes it
+    /// then).
+    pub async fn remove_container(&self, id: &str) {
+        if let Some(logs) = &self.logs {
+            if logs.defer_removal(id) {
+                return;
+            }
+            logs.forget(id);
+        }
+        if let Err(e) = self.runtime.remove(id).await {
+            tracing::warn!(container = %id, error = %e, "removing a container failed");
         }
     }
 
@@ -442,9 +488,10 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
             }
         }
         for c in mine {
-            if let Err(e) = self.runtime.remove(&c.id).await {
-                tracing::warn!(container = %c.id, error = %e, "removing a container failed");
-            }
+            self.remove_container(&c.id).await;
+        }
+        for (report, spec) in containers.iter_mut().zip(&task.containers) {
+            log_stream_reason(report, spec, task);
         }
         TaskReport {
             task_arn: task.arn.clone(),
@@ -467,7 +514,7 @@ impl<R: Runtime, G: Registry> Ctx<R, G> {
         futures_util::future::join_all(stops).await;
         for c in orphans {
             tracing::info!(container = %c.id, task = %c.task_arn, "removing a container of a task this instance no longer runs");
-            let _ = self.runtime.remove(&c.id).await;
+            self.remove_container(&c.id).await;
         }
     }
 }
@@ -482,6 +529,43 @@ async fn listen<R: Runtime>(
         ))
     })?;
     Ok(Some((address, metadata.port())))
+}
+
+/// A stopped `awslogs` container's reason points to where its output is (unless it has a
+/// reason of its own): what a user reads first when a task stopped.
+fn log_stream_reason(report: &mut ContainerReport, spec: &ContainerSpec, task: &TaskSpec) {
+    let ran = report.exit_code.is_some();
+    let Some(l) = spec
+        .log_configuration
+        .as_ref()
+        .filter(|l| l.log_driver == "awslogs")
+    else {
+        return;
+    };
+    let Ok(o) = berth_node_api::awslogs::Options::parse(&l.options) else {
+        return;
+    };
+    if !ran || report.reason.is_some() {
+        return;
+    }
+    let stream = o.stream_name(
+        &spec.name,
+        task.id(),
+        report.runtime_id.as_deref().unwrap_or(""),
+    );
+    let mut reason = format!(
+        "Output in CloudWatch Logs: log group {}, log stream {stream}",
+        o.group
+    );
+    // ECS's limit for a container's reason.
+    if reason.len() > 255 {
+        let mut cut = 255;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+    }
+    report.reason = Some(reason);
 }
 
 /// A container's state as a report carries it.
@@ -591,10 +675,14 @@ pub fn container_config(
         binds,
         ulimits: spec.ulimits.clone(),
         readonly_root_filesystem: spec.readonly_root_filesystem,
-        log: spec
-            .log_configuration
-            .as_ref()
-            .map(|l| (l.log_driver.clone(), l.options.clone())),
+        // `awslogs` output goes to Docker's local log, which the agent ships.
+        log: spec.log_configuration.as_ref().map(|l| {
+            if l.log_driver == crate::awslogs::DRIVER {
+                ("json-file".to_string(), Default::default())
+            } else {
+                (l.log_driver.clone(), l.options.clone())
+            }
+        }),
     }
 }
 
@@ -622,6 +710,7 @@ mod tests {
             cluster: "c".into(),
             metadata: None,
             permits: Arc::new(Semaphore::new(4)),
+            logs: None,
         }
     }
 
@@ -743,7 +832,7 @@ mod tests {
         assert_eq!(
             r.reason.as_deref(),
             Some(
-                "CannotCreateContainerError: logConfiguration.logDriver 'splunk' of container a is not supported by this agent (it supports json-file)"
+                "CannotCreateContainerError: logConfiguration.logDriver 'splunk' of container a is not supported by this agent (it supports json-file, awslogs)"
             )
         );
         assert_eq!(fake.count(), 0);

@@ -271,6 +271,27 @@ pub fn autoscaling_error(e: Error, request_id: &str) -> ApiError {
     }
 }
 
+/// Domain errors of CloudWatch Logs: modeled codes as they are, the rest as Logs' own.
+pub fn logs_error(e: Error, request_id: &str) -> ApiError {
+    match e {
+        Error::Coded { code, message, .. } => {
+            let status = Service::Logs.model().error_status(code).unwrap_or(400);
+            ApiError::new(code, status, message)
+        }
+        Error::InvalidParameter(m) | Error::Client(m) => {
+            ApiError::new("InvalidParameterException", 400, m)
+        }
+        Error::ResourceNotFound(m) => ApiError::new("ResourceNotFoundException", 400, m),
+        Error::AccessDenied(m) => ApiError::new("AccessDeniedException", 400, m),
+        Error::LimitExceeded(m) => ApiError::new("LimitExceededException", 400, m),
+        Error::Unavailable(m) => ApiError::new("ServiceUnavailableException", 503, m),
+        Error::Conflict | Error::Internal(_) => {
+            internal(&e, request_id, "ServiceUnavailableException")
+        }
+        other => ecs_error(other, request_id),
+    }
+}
+
 /// Internal errors are logged with the request id; the caller sees only the id.
 fn internal(e: &Error, request_id: &str, code: &'static str) -> ApiError {
     tracing::error!(request_id, error = %e, "internal error");

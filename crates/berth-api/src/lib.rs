@@ -18,6 +18,7 @@ mod ecs;
 mod elbv2;
 pub mod errors;
 mod iam;
+mod logs;
 mod operation;
 mod protocol;
 mod registry;
@@ -54,6 +55,8 @@ pub struct Regional {
     pub registry: berth_registry::Registry,
     pub cloudwatch: berth_control::cloudwatch::CloudWatch,
     pub autoscaling: berth_control::autoscaling::AutoScaling,
+    /// CloudWatch Logs (its metric filters publish to `cloudwatch`).
+    pub logs: berth_control::logs::Logs,
     /// Pagination tokens of this region's listings (keyed per region: a token of one region
     /// is refused in another).
     pub pager: Pager,
@@ -251,11 +254,19 @@ impl ApiState {
             .reporting_every(c.clock.real(std::time::Duration::from_secs(60))),
             registry: berth_registry::Registry::new(
                 scope.clone(),
-                store,
+                store.clone(),
                 c.blobs.clone(),
                 c.registry_host.clone(),
             ),
-            cloudwatch,
+            cloudwatch: cloudwatch.clone(),
+            logs: berth_control::logs::Logs::new(
+                scope.clone(),
+                store,
+                pager.clone(),
+                c.clock,
+                cloudwatch,
+                c.background.clone(),
+            ),
             pager,
             scope,
         }

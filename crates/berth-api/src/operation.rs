@@ -67,6 +67,16 @@ pub enum Resource {
     /// The IAM entity (`user`, `group`, `role`) named in the member
     /// (`arn:aws:iam::<account>:<kind>/<name>`); `*` when absent.
     Iam(&'static str, &'static str),
+    /// The CloudWatch Logs group named in the member (or in `logGroupIdentifier`, a name or
+    /// an ARN), in the form IAM checks log-group actions against:
+    /// `arn:aws:logs:<region>:<account>:log-group:<name>:*`; every group when absent.
+    LogGroup(&'static str),
+    /// The log groups of the list member, of `logGroupName` and of `logGroupIdentifiers`
+    /// (StartQuery), each as [`Resource::LogGroup`].
+    LogGroups(&'static str),
+    /// The log stream the members name (group, stream):
+    /// `arn:aws:logs:<region>:<account>:log-group:<group>:log-stream:<stream>`.
+    LogStream(&'static str, &'static str),
 }
 
 /// What is known of one operation.
@@ -218,6 +228,9 @@ impl Resource {
                 Some(name) => vec![format!("arn:aws:iam::{}:{kind}/{name}", place.account)],
                 None => vec!["*".into()],
             },
+            Resource::LogGroup(_) | Resource::LogGroups(_) | Resource::LogStream(..) => {
+                self.log_arns(input, place)
+            }
             Resource::Arns(m) => {
                 let list = strings(input, m);
                 if list.is_empty() {
@@ -226,6 +239,32 @@ impl Resource {
                     list
                 }
             }
+        }
+    }
+
+    /// The CloudWatch Logs resources of [`Resource::LogGroup`], [`Resource::LogGroups`] and
+    /// [`Resource::LogStream`].
+    fn log_arns(&self, input: &Value, place: &Place<'_>) -> Vec<String> {
+        match *self {
+            Resource::LogGroups(m) => {
+                let mut out: Vec<String> = [m, "logGroupName", "logGroupIdentifiers"]
+                    .iter()
+                    .flat_map(|m| strings(input, m))
+                    .map(|g| log_group_of(&g, place))
+                    .collect();
+                if out.is_empty() {
+                    out.push(place.arn("logs", "log-group:*"));
+                }
+                out
+            }
+            Resource::LogStream(g, s) => {
+                let group = log_group_arn(input, g, place);
+                let group = group.strip_suffix(":*").unwrap_or(&group);
+                let stream = input.get(s).and_then(Value::as_str).unwrap_or("*");
+                vec![format!("{group}:log-stream:{stream}")]
+            }
+            Resource::LogGroup(m) => vec![log_group_arn(input, m, place)],
+            _ => Vec::new(),
         }
     }
 
@@ -256,4 +295,26 @@ impl Resource {
             })
             .collect()
     }
+}
+
+/// `…:log-group:<name>:*` of a group given by name or ARN (with or without `:*`).
+fn log_group_of(given: &str, place: &Place<'_>) -> String {
+    if given.starts_with("arn:") {
+        let bare = given.strip_suffix(":*").unwrap_or(given);
+        format!("{bare}:*")
+    } else {
+        place.arn("logs", &format!("log-group:{given}:*"))
+    }
+}
+
+/// The log group of `member` (or `logGroupIdentifier`) as IAM checks it; every group when
+/// neither is given.
+fn log_group_arn(input: &Value, member: &str, place: &Place<'_>) -> String {
+    [member, "logGroupIdentifier"]
+        .iter()
+        .find_map(|m| input.get(*m).and_then(Value::as_str))
+        .map_or_else(
+            || place.arn("logs", "log-group:*"),
+            |g| log_group_of(g, place),
+        )
 }

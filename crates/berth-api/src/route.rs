@@ -12,11 +12,12 @@ use crate::ecs::EcsOp;
 use crate::elbv2::ElbOp;
 use crate::errors::{self, ApiError};
 use crate::iam::IamOp;
+use crate::logs::LogsOp;
 pub use crate::operation::{Info, Support};
 use crate::protocol::{self, Proto};
 use crate::{
-    ApiState, MAX_BODY, Regional, auth, autoscaling, cloudwatch, ecr, ecs, elbv2, iam, registry,
-    sts,
+    ApiState, MAX_BODY, Regional, auth, autoscaling, cloudwatch, ecr, ecs, elbv2, iam, logs,
+    registry, sts,
 };
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -38,6 +39,7 @@ pub enum Op {
     Iam(IamOp),
     Cw(CwOp),
     Aas(AasOp),
+    Logs(LogsOp),
 }
 
 impl Op {
@@ -51,7 +53,7 @@ impl Op {
             Service::Iam => IamOp::parse(name).map(Op::Iam),
             Service::CloudWatch => CwOp::parse(name).map(Op::Cw),
             Service::ApplicationAutoScaling => AasOp::parse(name).map(Op::Aas),
-            Service::Logs => None,
+            Service::Logs => LogsOp::parse(name).map(Op::Logs),
         }
     }
 
@@ -64,6 +66,7 @@ impl Op {
             Op::Iam(o) => o.info(),
             Op::Cw(o) => o.info(),
             Op::Aas(o) => o.info(),
+            Op::Logs(o) => o.info(),
         }
     }
 }
@@ -264,6 +267,7 @@ async fn aws_call(
         Op::Elb(_) | Op::Sts(_) | Op::Iam(_) => errors::query_error(e, request_id),
         Op::Cw(_) => errors::cloudwatch_error(e, request_id),
         Op::Aas(_) => errors::autoscaling_error(e, request_id),
+        Op::Logs(_) => errors::logs_error(e, request_id),
     };
     enforce(&cx, op, &value).map_err(|e| protocol::error(proto, error(e), request_id))?;
     let result = match op {
@@ -274,6 +278,7 @@ async fn aws_call(
         Op::Iam(op) => iam::dispatch(&cx, op, value).await,
         Op::Cw(op) => cloudwatch::dispatch(&cx, op, value).await,
         Op::Aas(op) => autoscaling::dispatch(&cx, op, value).await,
+        Op::Logs(op) => logs::dispatch(&cx, op, value).await,
     }
     .map_err(error);
     Ok(match result {
@@ -390,6 +395,7 @@ fn resource_tags(cx: &Cx<'_>, op: Op, arn: &str) -> Vec<berth_types::Tag> {
             .map(|t| t.tags)
             .unwrap_or_default(),
         Op::Sts(_) | Op::Iam(_) | Op::Cw(_) => Vec::new(),
+        Op::Logs(_) => logs::tags_of_arn(region, arn),
     }
 }
 

@@ -153,8 +153,10 @@ impl Service {
     /// The error code clients get for a request that breaks the model's constraints.
     pub fn validation_error_code(self) -> &'static str {
         match self {
-            Service::Ecs | Service::Ecr => "InvalidParameterException",
-            Service::Logs | Service::ApplicationAutoScaling => "ValidationException",
+            // CloudWatch Logs answers a broken constraint with InvalidParameterException
+            // ("1 validation error detected: …"), as ECS does.
+            Service::Ecs | Service::Ecr | Service::Logs => "InvalidParameterException",
+            Service::ApplicationAutoScaling => "ValidationException",
             Service::Elbv2 | Service::Iam | Service::Sts | Service::CloudWatch => "ValidationError",
         }
     }

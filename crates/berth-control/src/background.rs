@@ -40,6 +40,7 @@ pub const STOPPED_TASK_PURGE: &str = "stopped-task-purge";
 pub const METRIC_ROLLUP: &str = "metric-rollup";
 pub const ALARM_EVALUATOR: &str = "alarm-evaluator";
 pub const SCHEDULED_SCALING: &str = "scheduled-scaling";
+pub const LOG_RETENTION: &str = "log-retention";
 
 /// What an activation gets: the fence its writes must carry (`None` on a server without
 /// leadership, which is alone by construction: unit tests).

@@ -16,6 +16,7 @@ pub mod elb;
 pub mod format;
 pub mod iam;
 pub mod leader;
+pub mod logs;
 pub mod paging;
 pub mod placement;
 mod records;

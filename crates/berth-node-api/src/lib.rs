@@ -13,6 +13,7 @@
 //! ([`agent::REPORT`]).
 
 pub mod agent;
+pub mod awslogs;
 pub mod lb;
 
 /// The protocol version this build speaks; a document carries the version it was made for.

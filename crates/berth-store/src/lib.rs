@@ -119,6 +119,22 @@ pub enum Kind {
     ScheduledAction,
     /// Application Auto Scaling: a scaling activity, `<resource id>\t<start><id>`.
     ScalingActivity,
+    /// CloudWatch Logs: a log group, by name.
+    LogGroup,
+    /// CloudWatch Logs: a log stream, `<group>\t<stream>`.
+    LogStream,
+    /// CloudWatch Logs: the events of one chunk of a stream (one accepted PutLogEvents, or
+    /// several small ones appended), `<group>\t<incarnation>\t<sequence>`.
+    LogChunk,
+    /// CloudWatch Logs: what a chunk holds (stream, time range, count, bytes), under the
+    /// chunk's key: small, so the chunks a read needs are found without loading events.
+    LogSpan,
+    /// CloudWatch Logs: a metric filter, `<group>\t<filter name>`.
+    LogMetricFilter,
+    /// CloudWatch Logs: a Logs Insights query and its results, by query id.
+    LogQuery,
+    /// CloudWatch Logs: what a deleted group or stream left for the sweeper to delete.
+    LogSweep,
 }
 
 impl Kind {
@@ -138,7 +154,7 @@ impl Kind {
         )
     }
 
-    pub const ALL: [Kind; 35] = [
+    pub const ALL: [Kind; 42] = [
         Kind::Cluster,
         Kind::TaskDefinition,
         Kind::TaskDefinitionFamily,
@@ -174,6 +190,13 @@ impl Kind {
         Kind::ScalingPolicy,
         Kind::ScheduledAction,
         Kind::ScalingActivity,
+        Kind::LogGroup,
+        Kind::LogStream,
+        Kind::LogChunk,
+        Kind::LogSpan,
+        Kind::LogMetricFilter,
+        Kind::LogQuery,
+        Kind::LogSweep,
     ];
 
     /// The kind whose `kind` column is `s`.
@@ -218,6 +241,13 @@ impl Kind {
             Kind::ScalingPolicy => "scaling-policy",
             Kind::ScheduledAction => "scheduled-action",
             Kind::ScalingActivity => "scaling-activity",
+            Kind::LogGroup => "log-group",
+            Kind::LogStream => "log-stream",
+            Kind::LogChunk => "log-chunk",
+            Kind::LogSpan => "log-span",
+            Kind::LogMetricFilter => "log-metric-filter",
+            Kind::LogQuery => "log-query",
+            Kind::LogSweep => "log-sweep",
         }
     }
 }

@@ -40,6 +40,10 @@ pub enum Command {
     /// rate, live, from the CloudWatch metrics autoscaling reads (signed as the data
     /// directory's root).
     Top(TopArgs),
+    /// Print what a service's tasks (or one task) printed, from CloudWatch Logs — the streams
+    /// of their `awslogs` containers — like `aws logs tail`; with --follow, keep printing
+    /// (signed as the data directory's root).
+    Logs(LogsArgs),
     /// Run a load balancer node: serve the ELBv2 listeners of a Berth server on this host
     /// (`berth up` runs one in-process). Credentials come from AWS_ACCESS_KEY_ID and
     /// AWS_SECRET_ACCESS_KEY.
@@ -160,6 +164,33 @@ pub struct TopArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The server's URL [default: the address recorded in the data directory].
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// The cluster.
+    pub cluster: String,
+    /// A service's name, or a task's id or ARN.
+    pub target: String,
+    /// Keep printing new output (until interrupted).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// How far back to start: `30s`, `10m`, `2h`, `1d`, `1w`.
+    #[arg(long, default_value = "10m", value_parser = since_ms)]
+    pub since: i64,
+    /// Only events matching this CloudWatch Logs filter pattern.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter_pattern: Option<String>,
+}
+
+fn since_ms(text: &str) -> Result<i64, String> {
+    crate::logs::parse_since(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 30s, 10m, 2h, 1d or 1w"))
+}
+
+#[derive(Debug, clap::Args)]
 pub struct CredentialsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
@@ -275,6 +306,34 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
             let every = std::time::Duration::from_secs_f64(args.interval.max(0.5));
             crate::top::run(api, args.clusters, every, args.once).await?;
+        }
+        Command::Logs(args) => {
+            let config = args.server.resolve()?;
+            let pair = read_credentials(&config.data_dir)?;
+            let endpoint = args
+                .endpoint_url
+                .or_else(|| recorded_endpoint(&config.data_dir))
+                .unwrap_or_else(|| config.endpoint_url(config.listen));
+            let api = berth_agent::control::Control::connect(
+                &endpoint,
+                &pair.access_key_id,
+                &pair.secret_access_key,
+                config.region.as_str(),
+            );
+            let request = crate::logs::Request {
+                cluster: args.cluster,
+                target: args.target,
+                since_ms: args.since,
+                pattern: args.filter_pattern,
+                follow: args.follow,
+                region: config.region.as_str().to_string(),
+            };
+            match crate::logs::run(api, request).await {
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {}
+                other => other?,
+            }
         }
         Command::Agent(args) => agent(args).await?,
         Command::Lb(args) => {

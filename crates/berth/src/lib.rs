@@ -6,6 +6,7 @@
 //! * [`serve`]: binds the listener (plain HTTP or TLS) and runs the API until shutdown.
 //! * [`lb`]: the load balancer's data plane as a node (in-process or `berth lb`).
 //! * [`top`]: `berth top`, services' utilization and request rates from CloudWatch.
+//! * [`logs`]: `berth logs`, what tasks printed, from CloudWatch Logs.
 //!
 //! This is the only crate that picks a storage backend.
 
@@ -14,5 +15,6 @@ pub mod cli;
 pub mod config;
 pub mod data_dir;
 pub mod lb;
+pub mod logs;
 pub mod serve;
 pub mod top;

@@ -499,6 +499,15 @@ fn register_background_tasks(
                 .await
         },
     );
+    // Logs: events past their group's retention expire, deleted groups' and streams' chunks
+    // are swept, old Insights queries forgotten; every five minutes of the clock.
+    per_region(
+        driver,
+        state,
+        berth_control::background::LOG_RETENTION,
+        Duration::from_secs(300),
+        |_, region, fence| async move { region.logs.fenced(fence.as_ref()).retention_enforce().await },
+    );
     let (api, healthy_after) = (state.clone(), config.task_healthy_after);
     driver.register(SERVICE_SCHEDULER, config.scheduler_interval, move |fence| {
         let api = api.clone();

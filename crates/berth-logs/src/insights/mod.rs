@@ -117,6 +117,15 @@ impl Query {
         &self.text
     }
 
+    /// The query with `limit n` at its end unless it has a `limit` command of its own
+    /// (StartQuery's `limit` parameter), `n` capped at [`MAX_LIMIT`].
+    pub fn with_default_limit(mut self, n: usize) -> Query {
+        if !self.stages.iter().any(|s| matches!(s, Stage::Limit(_))) {
+            self.stages.push(Stage::Limit(n.clamp(1, MAX_LIMIT)));
+        }
+        self
+    }
+
     /// Runs the query over `events` (in any order).
     pub fn run<'a>(&self, events: impl IntoIterator<Item = QueryEvent<'a>>) -> QueryOutput {
         exec::run(&self.stages, events)

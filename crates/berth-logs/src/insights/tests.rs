@@ -310,3 +310,15 @@ fn query_malformed_is_refused_with_location() {
         "unknown command: unexpected symbol found bogus at position 21"
     );
 }
+
+#[test]
+fn query_default_limit_applies_only_without_a_limit_command() {
+    let q = Query::parse("fields @message")
+        .unwrap()
+        .with_default_limit(2);
+    assert_eq!(q.run(events()).rows.len(), 2);
+    let q = Query::parse("fields @message | limit 4")
+        .unwrap()
+        .with_default_limit(2);
+    assert_eq!(q.run(events()).rows.len(), 4);
+}

@@ -441,7 +441,8 @@ impl AgentProcess {
         }
     }
 
-    fn kill(&mut self) {
+    /// `kill -9` (leaves its containers; dropping also removes them).
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -19,6 +19,7 @@ mod front_door;
 mod iam;
 mod iam_sdk;
 mod layering;
+mod logs;
 mod persistence;
 mod readme;
 mod regions;
