@@ -19,7 +19,9 @@ pub mod errors;
 mod iam;
 mod operation;
 mod protocol;
+pub mod pull_through;
 mod registry;
+pub mod replicate;
 pub mod route;
 mod sts;
 
@@ -36,6 +38,8 @@ use berth_types::Principal;
 use std::sync::Arc;
 
 pub use compat::render_markdown as compatibility_markdown;
+pub use pull_through::UpstreamSecret;
+pub use replicate::{EcrSettings, ReplicationRemote};
 pub use route::{Support, compatibility_table};
 
 /// Everything the handlers need. Cheap to clone.
@@ -92,6 +96,10 @@ struct Inner {
     background: Arc<berth_control::background::Driver>,
     /// CloudWatch's clock (the system clock unless a test runs it faster).
     clock: berth_control::clock::Clock,
+    /// ECR's replication remotes and pull-through cache secrets.
+    ecr: EcrSettings,
+    /// Clients of other registries (replication remotes, pull-through upstreams).
+    clients: replicate::Clients,
 }
 
 /// Notes the regions of new clusters and load balancers (what the background tasks and the
@@ -141,6 +149,8 @@ pub struct ApiConfig {
     pub background: Arc<berth_control::background::Driver>,
     /// CloudWatch's and Application Auto Scaling's clock.
     pub clock: berth_control::clock::Clock,
+    /// ECR's replication remotes and pull-through cache secrets.
+    pub ecr: EcrSettings,
 }
 
 impl ApiState {
@@ -169,6 +179,8 @@ impl ApiState {
                 agent_timeout: c.agent_timeout,
                 background: c.background,
                 clock: c.clock,
+                ecr: c.ecr,
+                clients: Default::default(),
             }),
         };
         state.home();

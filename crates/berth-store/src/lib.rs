@@ -110,6 +110,12 @@ pub enum Kind {
     Alarm,
     /// CloudWatch: an alarm's history item, `<alarm name>\t<timestamp><sequence>`.
     AlarmHistory,
+    /// ECR: a repository's lifecycle policy, when it was last evaluated and its last preview,
+    /// by repository name.
+    Lifecycle,
+    /// ECR: the replication of one pushed image to each destination, `repo\ndigest`; the
+    /// status column is `pending` while a destination is still to be copied to.
+    Replication,
 }
 
 impl Kind {
@@ -129,7 +135,7 @@ impl Kind {
         )
     }
 
-    pub const ALL: [Kind; 31] = [
+    pub const ALL: [Kind; 33] = [
         Kind::Cluster,
         Kind::TaskDefinition,
         Kind::TaskDefinitionFamily,
@@ -161,6 +167,8 @@ impl Kind {
         Kind::Metric,
         Kind::Alarm,
         Kind::AlarmHistory,
+        Kind::Lifecycle,
+        Kind::Replication,
     ];
 
     /// The kind whose `kind` column is `s`.
@@ -201,6 +209,8 @@ impl Kind {
             Kind::Metric => "metric",
             Kind::Alarm => "alarm",
             Kind::AlarmHistory => "alarm-history",
+            Kind::Lifecycle => "lifecycle",
+            Kind::Replication => "replication",
         }
     }
 }
