@@ -208,8 +208,8 @@ impl ApiState {
         let source = format!("{}/{}", self.inner.scope.account, self.inner.scope.region);
         self.inner.clients.get(
             format!(
-                "replication\n{}\n{region}\n{}",
-                remote.endpoint, remote.access_key_id
+                "replication\n{}\n{}\n{region}\n{}",
+                remote.registry_id, remote.endpoint, remote.access_key_id
             ),
             || {
                 berth_oci::Client::new(
