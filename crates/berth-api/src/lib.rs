@@ -102,8 +102,8 @@ struct Inner {
     clients: replicate::Clients,
 }
 
-/// Notes the regions of new clusters and load balancers (what the background tasks and the
-/// data plane work on), wherever they were created.
+/// Notes the regions of new clusters, load balancers and repositories (what the background
+/// tasks and the data plane work on), wherever they were created.
 #[derive(Default)]
 struct NewRegions(std::sync::Mutex<std::collections::HashSet<String>>);
 
@@ -111,7 +111,9 @@ impl berth_store::Watcher for NewRegions {
     fn watches(&self, kind: berth_store::Kind) -> bool {
         matches!(
             kind,
-            berth_store::Kind::Cluster | berth_store::Kind::LoadBalancer
+            berth_store::Kind::Cluster
+                | berth_store::Kind::LoadBalancer
+                | berth_store::Kind::Repository
         )
     }
     fn changed(&self, _: berth_store::Kind, key: &str, doc: Option<&str>) {

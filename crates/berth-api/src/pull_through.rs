@@ -177,6 +177,32 @@ pub(crate) async fn pull(
             ))),
         };
     };
+    let fresh = fill(
+        &c, registry, authorize, repo, &upstream, manifest, reference,
+    )
+    .await;
+    match (fresh, cached) {
+        (Ok(img), _) => Ok(Some(img)),
+        // A refresh that cannot be stored (an immutable tag, no permission to import, …)
+        // leaves the cached image served.
+        (Err(e), Some(img)) => {
+            tracing::warn!(repository = repo, error = %e, "the newer upstream image was not cached; serving the cached one");
+            Ok(Some(img))
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// Imports `manifest` into `repo` (created from the templates if need be), as the caller may.
+async fn fill(
+    c: &berth_oci::Client,
+    registry: &Registry,
+    authorize: &(dyn Fn(&str, &str) -> Result<(), Error> + Sync),
+    repo: &str,
+    upstream: &str,
+    manifest: berth_oci::Manifest,
+    reference: &Reference,
+) -> Result<Image, Error> {
     authorize(repo, "ecr:BatchImportUpstreamImage")?;
     if registry.repository_find(repo)?.is_none() {
         authorize(repo, "ecr:CreateRepository")?;
@@ -187,9 +213,7 @@ pub(crate) async fn pull(
             )
             .await?;
     }
-    import(&c, registry, repo, &upstream, manifest, reference)
-        .await
-        .map(Some)
+    import(c, registry, repo, upstream, manifest, reference).await
 }
 
 /// Stores `manifest` (and everything it references) from `upstream` into `repo` under

@@ -454,6 +454,41 @@ mod tests {
     }
 
     #[test]
+    fn config_replication_remotes_and_pull_through_secrets_parse() {
+        // The commented tables of the example file, uncommented.
+        let example = include_str!("../../../berth.example.toml");
+        let tables: String = example
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[replication.remote]]"))
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let file: FileConfig = toml::from_str(&tables).expect("tables parse");
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let mut replication = file.replication.unwrap();
+        replication.remote[0].secret_access_key_file = Some(secret.clone());
+        let mut pull_through = file.pull_through_cache.unwrap();
+        pull_through.secret[0].password_file = Some(secret);
+        let ecr = ecr_settings(Some(replication), Some(pull_through)).unwrap();
+        assert_eq!(ecr.replication_remotes[0].registry_id, "111122223333");
+        assert_eq!(ecr.replication_remotes[0].regions, ["us-east-1"]);
+        assert_eq!(ecr.replication_remotes[0].secret_access_key, "s3cret");
+        assert_eq!(
+            ecr.upstream_secrets[0].name,
+            "ecr-pullthroughcache/docker-hub"
+        );
+        assert_eq!(ecr.upstream_secrets[0].password, "s3cret");
+        let both = "[[pull-through-cache.secret]]\nname = \"x\"\nusername = \"u\"\npassword = \"p\"\npassword-file = \"/f\"\n";
+        let file: FileConfig = toml::from_str(both).unwrap();
+        assert!(ecr_settings(None, file.pull_through_cache).is_err());
+        let unknown = "[[replication.remote]]\nregistry-id = \"111122223333\"\nendpoint = \"e\"\naccess-key-id = \"k\"\nsecret = \"s\"\n";
+        assert!(toml::from_str::<FileConfig>(unknown).is_err());
+    }
+
+    #[test]
     fn config_flags_win_over_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.toml");
