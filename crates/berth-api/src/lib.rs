@@ -100,6 +100,8 @@ struct Inner {
     ecr: EcrSettings,
     /// Clients of other registries (replication remotes, pull-through upstreams).
     clients: replicate::Clients,
+    /// Every region's pull-through cache rules, in memory.
+    pull_through_rules: Arc<pull_through::RuleCache>,
 }
 
 /// Notes the regions of new clusters, load balancers and repositories (what the background
@@ -183,10 +185,15 @@ impl ApiState {
                 clock: c.clock,
                 ecr: c.ecr,
                 clients: Default::default(),
+                pull_through_rules: Default::default(),
             }),
         };
         state.home();
         state.inner.store.watch(state.inner.discovered.clone());
+        state
+            .inner
+            .store
+            .watch(state.inner.pull_through_rules.clone());
         for r in state.inner.store.regions().unwrap_or_default() {
             if let Ok(region) = berth_types::Region::parse(&r) {
                 state.region(&region);

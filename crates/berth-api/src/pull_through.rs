@@ -23,7 +23,60 @@ use berth_registry::{Image, PushOrigin, Reference, Registry};
 use berth_types::oci::Digest;
 use berth_types::{Error, Timestamp};
 use futures_util::StreamExt;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Every region's pull-through cache rules, kept in memory so that a pull of a repository no
+/// rule covers costs no store read: reloaded after any committed change of a rule (a store
+/// watcher, which also sees other servers' changes through the change feed).
+#[derive(Default)]
+pub(crate) struct RuleCache {
+    /// Bumped once a change of some rule is durable and visible to readers.
+    version: AtomicU64,
+    /// A rule changed in the batch being committed.
+    dirty: AtomicBool,
+    cached: std::sync::Mutex<HashMap<String, (u64, Arc<Vec<PullThroughRule>>)>>,
+}
+
+impl berth_store::Watcher for RuleCache {
+    fn watches(&self, kind: berth_store::Kind) -> bool {
+        kind == berth_store::Kind::RegistrySetting
+    }
+    fn changed(&self, _: berth_store::Kind, key: &str, _: Option<&str>) {
+        let key = key.split_once('\t').map_or(key, |(_, k)| k);
+        if berth_registry::pull_through::is_rule_key(key) {
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+    fn reset(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+    fn committed(&self) {
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            self.version.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl RuleCache {
+    /// The rules of `region`'s registry.
+    fn rules(&self, region: &Regional) -> Result<Arc<Vec<PullThroughRule>>, Error> {
+        let name = region.scope.region.as_str();
+        let version = self.version.load(Ordering::Acquire);
+        if let Some((v, rules)) = self.cached.lock().expect("rule cache").get(name)
+            && *v == version
+        {
+            return Ok(rules.clone());
+        }
+        let rules = Arc::new(region.registry.pull_through_rules()?);
+        self.cached
+            .lock()
+            .expect("rule cache")
+            .insert(name.to_string(), (version, rules.clone()));
+        Ok(rules)
+    }
+}
 
 /// How often a cached tag is checked against the upstream.
 const REFRESH_MS: i64 = 24 * 3600 * 1000;
@@ -126,7 +179,8 @@ pub(crate) async fn pull(
     reference: &Reference,
 ) -> Result<Option<Image>, Error> {
     let registry = &region.registry;
-    let Some((rule, upstream)) = registry.pull_through_rule_for(repo)? else {
+    let rules = state.inner.pull_through_rules.rules(region)?;
+    let Some((rule, upstream)) = berth_registry::pull_through::rule_for(&rules, repo) else {
         return Ok(None);
     };
     let cached = match registry.image_resolve(repo, reference) {

@@ -69,6 +69,26 @@ fn not_found(account: &str, prefix: &str) -> Error {
     )
 }
 
+/// The rule of `rules` that serves repository `name` (the longest prefix covering it, else
+/// `ROOT`) and the upstream repository it maps to.
+pub fn rule_for(rules: &[PullThroughRule], name: &str) -> Option<(PullThroughRule, String)> {
+    let specific = rules
+        .iter()
+        .filter(|r| r.prefix != ROOT)
+        .filter_map(|r| r.upstream_repository(name).map(|u| (r, u)))
+        .max_by_key(|(r, _)| r.prefix.len());
+    let root = rules
+        .iter()
+        .find(|r| r.prefix == ROOT)
+        .and_then(|r| r.upstream_repository(name).map(|u| (r, u)));
+    specific.or(root).map(|(r, u)| (r.clone(), u))
+}
+
+/// Whether a `registry-setting` key (without its region) is a pull-through cache rule's.
+pub fn is_rule_key(key: &str) -> bool {
+    key.starts_with(PREFIX)
+}
+
 impl Registry {
     /// Every rule, by prefix.
     pub fn pull_through_rules(&self) -> Result<Vec<PullThroughRule>, Error> {
@@ -90,23 +110,12 @@ impl Registry {
             .ok_or_else(|| not_found(self.registry_id(), prefix))
     }
 
-    /// The rule that serves repository `name` (the longest prefix covering it, else `ROOT`)
-    /// and the upstream repository it maps to.
+    /// The rule that serves repository `name` (see [`rule_for`]).
     pub fn pull_through_rule_for(
         &self,
         name: &str,
     ) -> Result<Option<(PullThroughRule, String)>, Error> {
-        let rules = self.pull_through_rules()?;
-        let specific = rules
-            .iter()
-            .filter(|r| r.prefix != ROOT)
-            .filter_map(|r| r.upstream_repository(name).map(|u| (r, u)))
-            .max_by_key(|(r, _)| r.prefix.len());
-        let root = rules
-            .iter()
-            .find(|r| r.prefix == ROOT)
-            .and_then(|r| r.upstream_repository(name).map(|u| (r, u)));
-        Ok(specific.or(root).map(|(r, u)| (r.clone(), u)))
+        Ok(rule_for(&self.pull_through_rules()?, name))
     }
 
     /// `CreatePullThroughCacheRule` (checked by the caller).
