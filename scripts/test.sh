@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Berth on a fresh Debian machine with Rust: installs what the
-# tests need (openssl, Docker Engine, skopeo, busybox-static and PostgreSQL from Debian; the aws
-# CLI and boto3, SeaweedFS and moto in private virtualenvs), starts dockerd when it is not running, a
+# tests need (openssl, Docker Engine, skopeo, busybox-static, PostgreSQL and docker-registry — the
+# pull-through cache's upstream in its tests — from Debian; the aws CLI and boto3, SeaweedFS and
+# moto in private virtualenvs), starts dockerd when it is not running, a
 # throw-away PostgreSQL server and two S3 servers (SeaweedFS, moto) on free loopback ports (and
 # stops what it started at the end), then runs fmt, clippy and the tests (arguments go to
 # `cargo test`, e.g. `-p berth -- replicas`). .ci/run calls exactly this script.
@@ -30,6 +31,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v skopeo >/dev/null || missing+=(skopeo)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 [ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ] || missing+=(postgresql)

@@ -21,7 +21,9 @@ mod iam;
 mod logs;
 mod operation;
 mod protocol;
+pub mod pull_through;
 mod registry;
+pub mod replicate;
 pub mod route;
 mod sts;
 
@@ -38,6 +40,8 @@ use berth_types::Principal;
 use std::sync::Arc;
 
 pub use compat::render_markdown as compatibility_markdown;
+pub use pull_through::UpstreamSecret;
+pub use replicate::{EcrSettings, ReplicationRemote};
 pub use route::{Support, compatibility_table};
 
 /// Everything the handlers need. Cheap to clone.
@@ -97,10 +101,16 @@ struct Inner {
     background: Arc<berth_control::background::Driver>,
     /// CloudWatch's clock (the system clock unless a test runs it faster).
     clock: berth_control::clock::Clock,
+    /// ECR's replication remotes and pull-through cache secrets.
+    ecr: EcrSettings,
+    /// Clients of other registries (replication remotes, pull-through upstreams).
+    clients: replicate::Clients,
+    /// Every region's pull-through cache rules, in memory.
+    pull_through_rules: Arc<pull_through::RuleCache>,
 }
 
-/// Notes the regions of new clusters and load balancers (what the background tasks and the
-/// data plane work on), wherever they were created.
+/// Notes the regions of new clusters, load balancers and repositories (what the background
+/// tasks and the data plane work on), wherever they were created.
 #[derive(Default)]
 struct NewRegions(std::sync::Mutex<std::collections::HashSet<String>>);
 
@@ -108,7 +118,9 @@ impl berth_store::Watcher for NewRegions {
     fn watches(&self, kind: berth_store::Kind) -> bool {
         matches!(
             kind,
-            berth_store::Kind::Cluster | berth_store::Kind::LoadBalancer
+            berth_store::Kind::Cluster
+                | berth_store::Kind::LoadBalancer
+                | berth_store::Kind::Repository
         )
     }
     fn changed(&self, _: berth_store::Kind, key: &str, doc: Option<&str>) {
@@ -146,6 +158,8 @@ pub struct ApiConfig {
     pub background: Arc<berth_control::background::Driver>,
     /// CloudWatch's and Application Auto Scaling's clock.
     pub clock: berth_control::clock::Clock,
+    /// ECR's replication remotes and pull-through cache secrets.
+    pub ecr: EcrSettings,
 }
 
 impl ApiState {
@@ -174,10 +188,17 @@ impl ApiState {
                 agent_timeout: c.agent_timeout,
                 background: c.background,
                 clock: c.clock,
+                ecr: c.ecr,
+                clients: Default::default(),
+                pull_through_rules: Default::default(),
             }),
         };
         state.home();
         state.inner.store.watch(state.inner.discovered.clone());
+        state
+            .inner
+            .store
+            .watch(state.inner.pull_through_rules.clone());
         for r in state.inner.store.regions().unwrap_or_default() {
             if let Ok(region) = berth_types::Region::parse(&r) {
                 state.region(&region);

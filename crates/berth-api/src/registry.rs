@@ -186,23 +186,104 @@ pub async fn handle(state: &ApiState, parts: Parts, body: Body) -> Response<Body
     {
         return *name_invalid(n).0;
     }
-    let query = parts.uri.query();
-    let m = &parts.method;
     if let Err(f) = authorize_route(state, &region, &principal, &parts, &route) {
         return *f.0;
     }
-    let state = &*region;
-    let result = match route {
+    let caller = Caller {
+        api: state,
+        region: &region,
+        principal: &principal,
+        parts: &parts,
+    };
+    if let Err(f) = create_on_push(&caller, &route).await {
+        return *f.0;
+    }
+    dispatch(&caller, route, body)
+        .await
+        .unwrap_or_else(|f| *f.0)
+}
+
+/// Who is asking, where, and how: what the registry's handlers beyond the plain ones need.
+struct Caller<'a> {
+    api: &'a ApiState,
+    region: &'a Regional,
+    principal: &'a Principal,
+    parts: &'a Parts,
+}
+
+impl Caller<'_> {
+    /// `action` on repository `repo` may be done by the caller (with the repository's policy).
+    fn allowed(&self, repo: &str, action: &str) -> Result<(), Error> {
+        if self.principal.is_root() {
+            return Ok(());
+        }
+        let origin = crate::authorize::Origin::of(&self.parts.extensions);
+        allow(self.api, self.region, self.principal, &origin, repo, action)
+    }
+
+    /// A push Berth makes as replication (another Berth's `X-Berth-Replication`).
+    fn replicating(&self) -> bool {
+        self.parts
+            .headers
+            .contains_key(crate::replicate::REPLICATION_HEADER)
+    }
+}
+
+/// A push (blob upload or manifest) to a repository that does not exist creates it when a
+/// creation template says so (`CREATE_ON_PUSH`), or — for a replication from another Berth —
+/// from the `REPLICATION` templates or ECR's defaults; the caller needs
+/// `ecr:CreateRepository` for it. Otherwise the push goes on to fail with `NAME_UNKNOWN`.
+async fn create_on_push(c: &Caller<'_>, route: &Route<'_>) -> Result<(), Fail> {
+    let m = &c.parts.method;
+    let name = match *route {
+        Route::Uploads(n) if *m == Method::POST => n,
+        Route::Manifest(n, _) if *m == Method::PUT => n,
+        _ => return Ok(()),
+    };
+    let registry = &c.region.registry;
+    if registry
+        .repository_find(name)
+        .map_err(domain_error)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    use berth_registry::templates::AppliedFor;
+    let purpose = if c.replicating() {
+        AppliedFor::Replication
+    } else {
+        AppliedFor::CreateOnPush
+    };
+    if purpose == AppliedFor::CreateOnPush
+        && registry
+            .template_for(name, purpose)
+            .map_err(domain_error)?
+            .is_none()
+    {
+        return Ok(());
+    }
+    c.allowed(name, "ecr:CreateRepository")
+        .map_err(|e| error_response(403, "DENIED", &e.to_string(), None))?;
+    registry
+        .repository_create_for(name, purpose)
+        .await
+        .map_err(domain_error)?;
+    Ok(())
+}
+
+/// Runs one authorized registry request.
+async fn dispatch(c: &Caller<'_>, route: Route<'_>, body: Body) -> Reply {
+    let (parts, m, state) = (c.parts, &c.parts.method, c.region);
+    let query = parts.uri.query();
+    match route {
         Route::Ping if *m == Method::GET || *m == Method::HEAD => Ok(json_ok(&json!({}))),
         Route::Catalog if *m == Method::GET => catalog(state, query),
         Route::Tags(n) if *m == Method::GET => tags(state, n, query),
         Route::Manifest(n, r) if *m == Method::GET || *m == Method::HEAD => {
-            manifest_get(state, n, r, *m == Method::HEAD).await
+            manifest_get(c, n, r, *m == Method::HEAD).await
         }
-        Route::Manifest(n, r) if *m == Method::PUT => {
-            manifest_put(state, n, r, &parts.headers, body).await
-        }
-        Route::Manifest(n, r) if *m == Method::DELETE => manifest_delete(state, n, r).await,
+        Route::Manifest(n, r) if *m == Method::PUT => manifest_put(c, n, r, body).await,
+        Route::Manifest(n, r) if *m == Method::DELETE => manifest_delete(c, n, r).await,
         Route::Blob(n, d) if *m == Method::GET || *m == Method::HEAD => {
             blob_get(state, n, d, &parts.headers, *m == Method::HEAD).await
         }
@@ -225,8 +306,7 @@ pub async fn handle(state: &ApiState, parts: Parts, body: Body) -> Response<Body
             "method not allowed here",
             None,
         )),
-    };
-    result.unwrap_or_else(|f| *f.0)
+    }
 }
 
 type Reply = Result<Response<Body>, Fail>;
@@ -264,25 +344,7 @@ fn authorize_route(
     };
     let origin = crate::authorize::Origin::of(&parts.extensions);
     let check = |repo: &str, action: &str| {
-        let resource = region.scope.arn("ecr", &format!("repository/{repo}"));
-        let repository = region.registry.repository_get(repo).ok();
-        let policy = repository
-            .as_ref()
-            .and_then(|r| r.policy.as_deref())
-            .and_then(|t| state.iam().compiled(t, berth_iam::Kind::Resource).ok());
-        let tags_of = |_: &str| {
-            repository
-                .as_ref()
-                .map(|r| r.tags.clone())
-                .unwrap_or_default()
-        };
-        let resources = [resource];
-        let ask = crate::authorize::Ask {
-            resource_policy: policy.as_deref(),
-            tags_of: Some(&tags_of),
-            ..crate::authorize::Ask::new(action, &resources)
-        };
-        crate::authorize::authorize(state, principal, &origin, &ask)
+        allow(state, region, principal, &origin, repo, action)
             .map_err(|e| error_response(403, "DENIED", &e.to_string(), None))
     };
     check(name, action)?;
@@ -292,6 +354,37 @@ fn authorize_route(
         check(&from, "ecr:GetDownloadUrlForLayer")?;
     }
     Ok(())
+}
+
+/// Whether `principal` may do `action` on repository `repo` (with the repository's policy and
+/// tags): `AccessDenied` with AWS's message otherwise.
+fn allow(
+    state: &ApiState,
+    region: &Regional,
+    principal: &Principal,
+    origin: &crate::authorize::Origin,
+    repo: &str,
+    action: &str,
+) -> Result<(), Error> {
+    let resource = region.scope.arn("ecr", &format!("repository/{repo}"));
+    let repository = region.registry.repository_get(repo).ok();
+    let policy = repository
+        .as_ref()
+        .and_then(|r| r.policy.as_deref())
+        .and_then(|t| state.iam().compiled(t, berth_iam::Kind::Resource).ok());
+    let tags_of = |_: &str| {
+        repository
+            .as_ref()
+            .map(|r| r.tags.clone())
+            .unwrap_or_default()
+    };
+    let resources = [resource];
+    let ask = crate::authorize::Ask {
+        resource_policy: policy.as_deref(),
+        tags_of: Some(&tags_of),
+        ..crate::authorize::Ask::new(action, &resources)
+    };
+    crate::authorize::authorize(state, principal, origin, &ask)
 }
 
 fn json_ok(v: &Value) -> Response<Body> {
@@ -363,7 +456,7 @@ fn reference(r: &str) -> Result<Reference, Fail> {
     })
 }
 
-async fn manifest_get(state: &Regional, name: &str, r: &str, head: bool) -> Reply {
+async fn manifest_get(c: &Caller<'_>, name: &str, r: &str, head: bool) -> Reply {
     // A reference that cannot name anything names no manifest (the conformance suite's
     // expectation for GET and HEAD).
     let reference = reference(r).map_err(|_| {
@@ -374,10 +467,19 @@ async fn manifest_get(state: &Regional, name: &str, r: &str, head: bool) -> Repl
             None,
         )
     })?;
+    let state = c.region;
     let registry = &state.registry;
-    let image = registry
-        .image_resolve(name, &reference)
+    // A repository of the pull-through cache is filled (and refreshed) from its upstream.
+    let authorize = |repo: &str, action: &str| c.allowed(repo, action);
+    let pulled = crate::pull_through::pull(c.api, state, &authorize, name, &reference)
+        .await
         .map_err(domain_error)?;
+    let image = match pulled {
+        Some(i) => i,
+        None => registry
+            .image_resolve(name, &reference)
+            .map_err(domain_error)?,
+    };
     let b = builder(StatusCode::OK)
         .header("content-type", image.media_type.as_str())
         .header("docker-content-digest", image.digest.as_str())
@@ -415,13 +517,8 @@ async fn read_limited(body: Body, limit: usize) -> Result<Option<bytes::Bytes>, 
     }
 }
 
-async fn manifest_put(
-    state: &Regional,
-    name: &str,
-    r: &str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Reply {
+async fn manifest_put(c: &Caller<'_>, name: &str, r: &str, body: Body) -> Reply {
+    let (state, headers) = (c.region, &c.parts.headers);
     let reference = reference(r)?;
     let Some(bytes) = read_limited(body, MAX_MANIFEST_BYTES).await? else {
         return Err(error_response(
@@ -432,11 +529,22 @@ async fn manifest_put(
         ));
     };
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
-    let image = state
+    let origin = if c.replicating() {
+        berth_registry::PushOrigin::Replication
+    } else {
+        berth_registry::PushOrigin::Push
+    };
+    let pushed = state
         .registry
-        .manifest_put(name, &reference, content_type, bytes)
+        .manifest_push(name, &reference, content_type, bytes, origin)
         .await
         .map_err(domain_error)?;
+    if pushed.replication_queued {
+        c.api
+            .background()
+            .activate(berth_control::background::REPLICATION);
+    }
+    let image = pushed.image;
     let mut b = builder(StatusCode::CREATED)
         .header("location", format!("/v2/{name}/manifests/{}", image.digest))
         .header("docker-content-digest", image.digest.as_str())
@@ -447,13 +555,25 @@ async fn manifest_put(
     Ok(b.body(Body::empty()).expect("valid response"))
 }
 
-async fn manifest_delete(state: &Regional, name: &str, r: &str) -> Reply {
+async fn manifest_delete(c: &Caller<'_>, name: &str, r: &str) -> Reply {
     let reference = reference(r)?;
-    state
+    let image = c
+        .region
         .registry
         .image_delete(name, &reference)
         .await
         .map_err(domain_error)?;
+    if let Reference::Digest(_) = reference {
+        berth_registry::audit::image_deleted(
+            &c.region.scope,
+            name,
+            &image,
+            berth_registry::audit::Deleter::Caller {
+                arn: &c.principal.arn,
+                operation: "DeleteManifest",
+            },
+        );
+    }
     Ok(builder(StatusCode::ACCEPTED)
         .body(Body::empty())
         .expect("valid response"))

@@ -1123,7 +1123,7 @@ mod tests {
                 Some("ecr:SetRepositoryPolicy"),
                 Some(Access::PermissionsManagement),
             ),
-            (Service::Ecr, "PutLifecyclePolicy", None, None),
+            (Service::Ecr, "PutSigningConfiguration", None, None),
             (
                 Service::Elbv2,
                 "CreateLoadBalancer",

@@ -41,6 +41,10 @@ pub const METRIC_ROLLUP: &str = "metric-rollup";
 pub const ALARM_EVALUATOR: &str = "alarm-evaluator";
 pub const SCHEDULED_SCALING: &str = "scheduled-scaling";
 pub const LOG_RETENTION: &str = "log-retention";
+/// ECR lifecycle policies: expires what each repository's policy says, at least daily.
+pub const LIFECYCLE: &str = "lifecycle";
+/// ECR replication: copies pushed images to their destinations.
+pub const REPLICATION: &str = "replication";
 
 /// What an activation gets: the fence its writes must carry (`None` on a server without
 /// leadership, which is alone by construction: unit tests).

@@ -81,6 +81,8 @@ fn repository() -> Vec<Image> {
                 artifact_type: None,
                 config_media_type: None,
                 annotations: BTreeMap::new(),
+                scanned_at: None,
+                upstream_checked_at: None,
             }
         })
         .collect()

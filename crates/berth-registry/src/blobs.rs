@@ -111,6 +111,25 @@ impl Registry {
             .transpose()
     }
 
+    /// The size of `digest`'s content if it is stored (in any repository, of any region:
+    /// content is shared), so a copy can link it instead of transferring it.
+    pub fn blob_stored_size(&self, digest: &Digest) -> Result<Option<u64>, Error> {
+        let (inline, large) = self.store.read(|r| {
+            Ok((
+                r.get(Kind::Content, digest.as_str())?,
+                r.get(Kind::Blob, digest.as_str())?,
+            ))
+        })?;
+        if let Some(rec) = inline {
+            use base64::Engine;
+            let bytes = b64().decode(rec.doc.as_bytes()).map_err(Error::internal)?;
+            return Ok(Some(bytes.len() as u64));
+        }
+        large
+            .map(|r| decode::<BlobRecord>(r).map(|(_, b)| b.size))
+            .transpose()
+    }
+
     /// Makes stored content visible in the repository.
     pub async fn blob_link(&self, repo: &str, digest: &Digest, size: u64) -> Result<(), Error> {
         let n = self.require_repo(repo)?;

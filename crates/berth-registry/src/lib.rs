@@ -19,16 +19,25 @@
 //!
 //! Called by `berth-api`. Must not speak HTTP or see wire shapes.
 
+pub mod audit;
 mod blobs;
+mod expiry;
 mod gc;
 pub mod lifecycle;
 mod manifest;
+pub mod pull_through;
+pub mod replication;
+pub mod scanning;
 mod settings;
+pub mod templates;
 
 pub use blobs::Content;
+pub use expiry::{LifecyclePreview, LifecycleRecord, LifecycleStatus, PreviewItem, PreviewStatus};
 pub use gc::{BlobCollector, GcStatus};
 
-pub use manifest::{MediaType, ParsedManifest};
+pub use manifest::{
+    MediaType, ParsedManifest, convert as convert_manifest, parse as parse_manifest,
+};
 
 use berth_blob::Blobs;
 use berth_store::{Kind, ListQuery, Read, Record, Store, Tx};
@@ -91,6 +100,12 @@ pub struct Image {
     /// The manifest's `annotations` (the referrers API lists them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// When the image was last scanned (StartImageScan or scan on push); see [`scanning`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned_at: Option<Timestamp>,
+    /// A pull-through cache image: when its tag was last checked against the upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_checked_at: Option<Timestamp>,
 }
 
 impl Image {
@@ -123,6 +138,8 @@ pub struct CreateRepository {
     pub scanning: Option<Value>,
     pub encryption: Option<Value>,
     pub tags: Vec<Tag>,
+    /// A repository policy (creation templates set one).
+    pub policy: Option<String>,
 }
 
 /// A manifest reference: a tag or a digest.
@@ -158,8 +175,28 @@ fn encode<T: Serialize>(v: &T) -> Result<String, Error> {
     serde_json::to_string(v).map_err(Error::internal)
 }
 
-fn not_found(repo: &str) -> Error {
-    Error::RepositoryNotFound(repo.to_string())
+/// ECR's `RepositoryNotFoundException` message.
+pub(crate) fn not_found(account: &str, repo: &str) -> Error {
+    Error::RepositoryNotFound(format!(
+        "The repository with name '{repo}' does not exist in the registry with id '{account}'"
+    ))
+}
+
+/// Where a manifest comes from: a client's push, or Berth copying it (replication, the
+/// pull-through cache). Only pushes are replicated (no chains) and scanned on push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOrigin {
+    Push,
+    Replication,
+    PullThrough,
+}
+
+/// What [`Registry::manifest_push`] did.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub image: Image,
+    /// The push matched a replication rule: copies are queued (wake the replication task).
+    pub replication_queued: bool,
 }
 
 /// Manifest bytes recently served. Content-addressed, so never stale: a digest names the same
@@ -238,6 +275,16 @@ impl Registry {
         format!("{}/{name}", self.host)
     }
 
+    /// The registry id (the account) of this registry.
+    pub fn registry_id(&self) -> &str {
+        self.scope.account.as_str()
+    }
+
+    /// ECR's `RepositoryNotFoundException` for `name` in this registry.
+    pub fn repository_not_found(&self, name: &str) -> Error {
+        not_found(self.registry_id(), name)
+    }
+
     pub fn parse_name(&self, name: &str) -> Result<RepositoryName, Error> {
         RepositoryName::parse(name).ok_or_else(|| {
             Error::InvalidParameter(format!(
@@ -249,6 +296,16 @@ impl Registry {
     // ---- repositories -------------------------------------------------------------------
 
     pub async fn repository_create(&self, cmd: CreateRepository) -> Result<Repository, Error> {
+        self.repository_create_with(cmd, None).await
+    }
+
+    /// Creates a repository, with the lifecycle policy text a creation template gives it (in
+    /// the same transaction).
+    pub(crate) async fn repository_create_with(
+        &self,
+        cmd: CreateRepository,
+        lifecycle_policy: Option<String>,
+    ) -> Result<Repository, Error> {
         let name = self.parse_name(&cmd.name)?;
         let tag_mutability = cmd.tag_mutability.unwrap_or_else(|| "MUTABLE".into());
         let repo = Repository {
@@ -263,30 +320,44 @@ impl Registry {
                 .encryption
                 .unwrap_or_else(|| serde_json::json!({"encryptionType": "AES256"})),
             tags: cmd.tags,
-            policy: None,
+            policy: cmd.policy,
         };
-        let r = repo.clone();
+        let (r, account) = (repo.clone(), self.registry_id().to_string());
         self.store
             .write(move |tx| {
                 let doc = encode(&r)?;
                 match tx.insert(Kind::Repository, r.name.as_str(), None, &doc) {
-                    Err(Error::Conflict) => Err(Error::RepositoryAlreadyExists(r.name.to_string())),
-                    other => other.map(|_| ()),
+                    Err(Error::Conflict) => {
+                        return Err(Error::RepositoryAlreadyExists(format!(
+                            "The repository with name '{}' already exists in the registry with id '{account}'",
+                            r.name
+                        )));
+                    }
+                    other => other?,
+                };
+                if let Some(text) = lifecycle_policy {
+                    expiry::policy_set(tx, &r.name, text, r.created_at)?;
                 }
+                Ok(())
             })
             .await?;
         Ok(repo)
     }
 
     pub fn repository_get(&self, name: &str) -> Result<Repository, Error> {
+        self.repository_find(name)?
+            .ok_or_else(|| self.repository_not_found(name))
+    }
+
+    /// The repository, if it exists.
+    pub fn repository_find(&self, name: &str) -> Result<Option<Repository>, Error> {
         let Some(n) = RepositoryName::parse(name) else {
-            return Err(not_found(name));
+            return Ok(None);
         };
         self.store
             .read(|r| r.get(Kind::Repository, n.as_str()))?
             .map(|rec| decode::<Repository>(rec).map(|(_, r)| r))
-            .transpose()?
-            .ok_or_else(|| not_found(name))
+            .transpose()
     }
 
     /// Repositories by name after `after`, at most `limit` (+1 to tell whether more follow).
@@ -316,12 +387,13 @@ impl Registry {
         name: &str,
         change: impl FnOnce(&mut Repository) -> Result<(), Error> + Send + 'static,
     ) -> Result<Repository, Error> {
-        let n = RepositoryName::parse(name).ok_or_else(|| not_found(name))?;
+        let n = RepositoryName::parse(name).ok_or_else(|| self.repository_not_found(name))?;
+        let account = self.registry_id().to_string();
         self.store
             .write(move |tx| {
                 let rec = tx
                     .get(Kind::Repository, n.as_str())?
-                    .ok_or_else(|| not_found(n.as_str()))?;
+                    .ok_or_else(|| not_found(&account, n.as_str()))?;
                 let (g, mut repo) = decode::<Repository>(rec)?;
                 change(&mut repo)?;
                 tx.update(Kind::Repository, n.as_str(), g, None, &encode(&repo)?)?;
@@ -336,22 +408,33 @@ impl Registry {
         name: &str,
         force: bool,
     ) -> Result<(Repository, usize), Error> {
-        let n = RepositoryName::parse(name).ok_or_else(|| not_found(name))?;
+        let n = RepositoryName::parse(name).ok_or_else(|| self.repository_not_found(name))?;
+        let account = self.registry_id().to_string();
         self.store
             .write(move |tx| {
                 let rec = tx
                     .get(Kind::Repository, n.as_str())?
-                    .ok_or_else(|| not_found(n.as_str()))?;
+                    .ok_or_else(|| not_found(&account, n.as_str()))?;
                 let (g, repo) = decode::<Repository>(rec)?;
                 let prefix = key(&n, "");
                 let images = list_all(tx, Kind::Image, &prefix)?;
                 if !images.is_empty() && !force {
-                    return Err(Error::RepositoryNotEmpty(n.to_string()));
+                    return Err(Error::RepositoryNotEmpty(format!(
+                        "The repository with name '{n}' in registry with id '{account}' cannot be deleted because it still contains images"
+                    )));
                 }
-                for kind in [Kind::Image, Kind::ImageTag, Kind::RepositoryBlob] {
+                for kind in [
+                    Kind::Image,
+                    Kind::ImageTag,
+                    Kind::RepositoryBlob,
+                    Kind::Replication,
+                ] {
                     for r in list_all(tx, kind, &prefix)? {
                         tx.delete(kind, &r.key, r.generation)?;
                     }
+                }
+                if let Some(r) = tx.get(Kind::Lifecycle, n.as_str())? {
+                    tx.delete(Kind::Lifecycle, n.as_str(), r.generation)?;
                 }
                 tx.delete(Kind::Repository, n.as_str(), g)?;
                 Ok((repo, images.len()))
@@ -361,10 +444,10 @@ impl Registry {
 
     /// The repository's name, if it exists (a point read; the record is not decoded).
     fn require_repo(&self, name: &str) -> Result<RepositoryName, Error> {
-        let n = RepositoryName::parse(name).ok_or_else(|| not_found(name))?;
+        let n = RepositoryName::parse(name).ok_or_else(|| self.repository_not_found(name))?;
         match self.store.read(|r| r.get(Kind::Repository, n.as_str()))? {
             Some(_) => Ok(n),
-            None => Err(not_found(name)),
+            None => Err(self.repository_not_found(name)),
         }
     }
 
@@ -378,6 +461,32 @@ impl Registry {
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<Image, Error> {
+        self.manifest_push(repo, reference, content_type, bytes, PushOrigin::Push)
+            .await
+            .map(|p| p.image)
+    }
+
+    /// ECR's message for blobs a manifest references that the repository lacks.
+    fn layers_missing(&self, repo: &RepositoryName, missing: &[&Digest]) -> Error {
+        Error::ManifestBlobUnknown(format!(
+            "Layers with digests '[{}]' required for pushing image into repository with name '{repo}' in the registry with id '{}' do not exist",
+            join(missing),
+            self.registry_id()
+        ))
+    }
+
+    /// Stores a manifest under `reference` (a tag, or its own digest). A client's push
+    /// ([`PushOrigin::Push`]) to a repository a replication rule matches queues its copies in
+    /// the same transaction, and is scanned on push where the repository or the registry's
+    /// scanning rules say so.
+    pub async fn manifest_push(
+        &self,
+        repo: &str,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+        origin: PushOrigin,
+    ) -> Result<Pushed, Error> {
         let n = self.require_repo(repo)?;
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(Error::ManifestInvalid(format!(
@@ -395,29 +504,29 @@ impl Registry {
         }
         // Everything it references must already be in this repository.
         let mut image_size = 0u64;
+        let mut missing = Vec::new();
         for b in &parsed.blobs {
             match self.blob_stat(repo, b)? {
-                Some(s) => {
-                    if parsed.layers.contains(b) {
-                        image_size += s;
-                    }
-                }
-                None => {
-                    return Err(Error::ManifestBlobUnknown(format!(
-                        "blob {b} referenced by the manifest is not in the repository"
-                    )));
-                }
+                Some(s) if parsed.layers.contains(b) => image_size += s,
+                Some(_) => {}
+                None => missing.push(b),
             }
+        }
+        if !missing.is_empty() {
+            return Err(self.layers_missing(&n, &missing));
         }
         for m in &parsed.manifests {
             match self.image_get(&n, m)? {
                 Some((_, img)) => image_size = image_size.max(img.image_size),
-                None => {
-                    return Err(Error::ManifestBlobUnknown(format!(
-                        "manifest {m} referenced by the index is not in the repository"
-                    )));
-                }
+                None => missing.push(m),
             }
+        }
+        if !missing.is_empty() {
+            return Err(Error::ManifestBlobUnknown(format!(
+                "{IMAGES_MISSING} '[{}]' required for pushing image into repository with name '{n}' in the registry with id '{}' do not exist",
+                join(&missing),
+                self.registry_id()
+            )));
         }
         use base64::Engine;
         let encoded = b64().encode(&bytes);
@@ -425,12 +534,13 @@ impl Registry {
             Reference::Tag(t) => Some(t.clone()),
             Reference::Digest(_) => None,
         };
+        let now = Timestamp::now();
         let image = Image {
             digest: digest.clone(),
             media_type: parsed.media_type.clone(),
             manifest_size: bytes.len() as u64,
             image_size,
-            pushed_at: Timestamp::now(),
+            pushed_at: now,
             last_pull: None,
             tags: Vec::new(),
             blobs: parsed.blobs,
@@ -439,31 +549,39 @@ impl Registry {
             artifact_type: parsed.artifact_type,
             config_media_type: parsed.config_media_type,
             annotations: parsed.annotations,
+            scanned_at: None,
+            upstream_checked_at: (origin == PushOrigin::PullThrough).then_some(now),
         };
+        let missing_layers = {
+            let this = self.clone();
+            let n = n.clone();
+            move |missing: &[&Digest]| this.layers_missing(&n, missing)
+        };
+        let account = self.registry_id().to_string();
         self.store
             .write(move |tx| {
                 let repo_rec = tx
                     .get(Kind::Repository, n.as_str())?
-                    .ok_or_else(|| not_found(n.as_str()))?;
+                    .ok_or_else(|| not_found(&account, n.as_str()))?;
                 let (_, repository) = decode::<Repository>(repo_rec)?;
                 // Re-checked inside the transaction, which the garbage collector's is serialized
                 // with: what the manifest references cannot vanish before the image is stored.
+                let mut gone = Vec::new();
                 for b in &image.blobs {
                     if tx
                         .get(Kind::RepositoryBlob, &key(&n, b.as_str()))?
                         .is_none()
                     {
-                        return Err(Error::ManifestBlobUnknown(format!(
-                            "blob {b} referenced by the manifest is not in the repository"
-                        )));
+                        gone.push(b);
                     }
                 }
                 for m in &image.manifests {
                     if tx.get(Kind::Image, &key(&n, m.as_str()))?.is_none() {
-                        return Err(Error::ManifestBlobUnknown(format!(
-                            "manifest {m} referenced by the index is not in the repository"
-                        )));
+                        gone.push(m);
                     }
+                }
+                if !gone.is_empty() {
+                    return Err(missing_layers(&gone));
                 }
                 if tx.get(Kind::Content, digest.as_str())?.is_none() {
                     tx.insert(Kind::Content, digest.as_str(), None, &encoded)?;
@@ -479,12 +597,22 @@ impl Registry {
                 if let Some(tag) = tag {
                     tag_point(tx, &repository, &tag, &mut current)?;
                 }
+                let mut replication_queued = false;
+                if origin == PushOrigin::Push {
+                    if scanning::scans_on_push(tx, &repository)? {
+                        current.scanned_at = Some(now);
+                    }
+                    replication_queued = replication::enqueue(tx, &n, &current.digest, now)?;
+                }
                 let doc = encode(&current)?;
                 match expected {
                     Some(g) => tx.update(Kind::Image, &ik, g, None, &doc)?,
                     None => tx.insert(Kind::Image, &ik, None, &doc)?,
                 };
-                Ok(current)
+                Ok(Pushed {
+                    image: current,
+                    replication_queued,
+                })
             })
             .await
     }
@@ -509,13 +637,13 @@ impl Registry {
                 let rec = self.store.read(|r| r.get(Kind::ImageTag, &key(&n, t)))?;
                 match rec {
                     Some(r) => decode::<TagRecord>(r)?.1.digest,
-                    None => return Err(image_not_found(&n, reference)),
+                    None => return Err(image_not_found(self.registry_id(), &n, reference)),
                 }
             }
         };
         self.image_get(&n, &digest)?
             .map(|(_, i)| i)
-            .ok_or_else(|| image_not_found(&n, reference))
+            .ok_or_else(|| image_not_found(self.registry_id(), &n, reference))
     }
 
     /// The manifest bytes of an image.
@@ -597,28 +725,23 @@ impl Registry {
         let n = self.require_repo(repo)?;
         let image = self.image_resolve(repo, reference)?;
         let reference = reference.clone();
+        let account = self.registry_id().to_string();
         self.store
             .write(move |tx| {
                 let ik = key(&n, image.digest.as_str());
                 let rec = tx
                     .get(Kind::Image, &ik)?
-                    .ok_or_else(|| image_not_found(&n, &reference))?;
+                    .ok_or_else(|| image_not_found(&account, &n, &reference))?;
                 let (g, mut img) = decode::<Image>(rec)?;
-                let remove_tags: Vec<String> = match &reference {
-                    Reference::Tag(t) => vec![t.clone()],
-                    Reference::Digest(_) => img.tags.clone(),
-                };
-                for t in &remove_tags {
-                    if let Some(r) = tx.get(Kind::ImageTag, &key(&n, t))? {
-                        tx.delete(Kind::ImageTag, &r.key, r.generation)?;
-                    }
-                }
-                img.tags.retain(|t| !remove_tags.contains(t));
-                match reference {
-                    Reference::Tag(_) => {
+                match &reference {
+                    Reference::Tag(t) => {
+                        if let Some(r) = tx.get(Kind::ImageTag, &key(&n, t))? {
+                            tx.delete(Kind::ImageTag, &r.key, r.generation)?;
+                        }
+                        img.tags.retain(|x| x != t);
                         tx.update(Kind::Image, &ik, g, None, &encode(&img)?)?;
                     }
-                    Reference::Digest(_) => tx.delete(Kind::Image, &ik, g)?,
+                    Reference::Digest(_) => image_remove(tx, &n, g, &img)?,
                 }
                 Ok(img)
             })
@@ -626,14 +749,62 @@ impl Registry {
     }
 }
 
-fn image_not_found(repo: &RepositoryName, reference: &Reference) -> Error {
-    let what = match reference {
-        Reference::Tag(t) => format!("imageTag={t}"),
-        Reference::Digest(d) => format!("imageDigest={d}"),
+/// Removes an image and its tags inside a write transaction, as BatchDeleteImage by digest
+/// does (the caller has checked no surviving index references it). Copies of it still queued
+/// for replication go with it: deletes are not replicated, and neither is what was deleted.
+pub(crate) fn image_remove(
+    tx: &mut Tx<'_>,
+    n: &RepositoryName,
+    g: Generation,
+    img: &Image,
+) -> Result<(), Error> {
+    for t in &img.tags {
+        if let Some(r) = tx.get(Kind::ImageTag, &key(n, t))? {
+            let (tg, rec) = decode::<TagRecord>(r)?;
+            if rec.digest == img.digest {
+                tx.delete(Kind::ImageTag, &key(n, t), tg)?;
+            }
+        }
+    }
+    let ik = key(n, img.digest.as_str());
+    tx.delete(Kind::Image, &ik, g)?;
+    if let Some(r) = tx.get(Kind::Replication, &ik)? {
+        tx.delete(Kind::Replication, &ik, r.generation)?;
+    }
+    Ok(())
+}
+
+/// How ECR's messages name an image id: `{imageDigest:'sha256:…', imageTag:'null'}`.
+pub fn image_id_text(digest: Option<&str>, tag: Option<&str>) -> String {
+    format!(
+        "{{imageDigest:'{}', imageTag:'{}'}}",
+        digest.unwrap_or("null"),
+        tag.unwrap_or("null")
+    )
+}
+
+/// ECR's `ImageNotFoundException` message.
+pub fn image_not_found_message(account: &str, repo: &str, id: &str) -> String {
+    format!(
+        "The image with imageId {id} does not exist within the repository with name '{repo}' in the registry with id '{account}'"
+    )
+}
+
+fn image_not_found(account: &str, repo: &RepositoryName, reference: &Reference) -> Error {
+    let id = match reference {
+        Reference::Tag(t) => image_id_text(None, Some(t)),
+        Reference::Digest(d) => image_id_text(Some(d.as_str()), None),
     };
-    Error::ImageNotFound(format!(
-        "The image with imageId {{{what}}} does not exist within the repository with name '{repo}'"
-    ))
+    Error::ImageNotFound(image_not_found_message(account, repo.as_str(), &id))
+}
+
+/// The start of the message of a manifest list or index whose images are missing (ECR
+/// answers `ReferencedImagesNotFoundException` to PutImage there).
+pub const IMAGES_MISSING: &str = "Images with digests";
+
+/// `a, b` of digests, as ECR lists them.
+fn join(ds: &[&Digest]) -> String {
+    ds.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// Points `tag` at `image` within a write transaction, honouring tag immutability.

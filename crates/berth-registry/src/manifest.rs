@@ -144,9 +144,97 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest,
     Ok(parsed)
 }
 
+/// Docker's media types of an image's parts and OCI's for the same things.
+const EQUIVALENT: [(&str, &str); 4] = [
+    (MediaType::DOCKER_V2, MediaType::OCI_MANIFEST),
+    (
+        "application/vnd.docker.container.image.v1+json",
+        "application/vnd.oci.image.config.v1+json",
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    ),
+    (
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    ),
+];
+
+/// The media type `t` is called in the other format, if it has an equivalent.
+fn counterpart(t: &str) -> Option<&'static str> {
+    EQUIVALENT.iter().find_map(|&(docker, oci)| {
+        if t == docker {
+            Some(oci)
+        } else if t == oci {
+            Some(docker)
+        } else {
+            None
+        }
+    })
+}
+
+/// A Docker v2 image manifest as an OCI image manifest, or the other way round (`to` is the
+/// media type wanted): the same config and layers, each descriptor's media type renamed
+/// (BatchGetImage's `acceptedMediaTypes`, by tag). `None` when it cannot be said in the other
+/// format: an index, a media type without an equivalent, OCI-only members (`subject`,
+/// `artifactType`) in a manifest that would become Docker's.
+pub fn convert(bytes: &[u8], to: &str) -> Option<bytes::Bytes> {
+    let mut v: Value = serde_json::from_slice(bytes).ok()?;
+    let from = v.get("mediaType").and_then(Value::as_str)?.to_string();
+    if counterpart(&from) != Some(to) {
+        return None;
+    }
+    if to == MediaType::DOCKER_V2 && (v.get("subject").is_some() || v.get("artifactType").is_some())
+    {
+        return None;
+    }
+    let rename = |d: &mut Value| -> Option<()> {
+        let t = d.get("mediaType").and_then(Value::as_str)?;
+        let other = counterpart(t)?;
+        d["mediaType"] = Value::String(other.to_string());
+        Some(())
+    };
+    rename(v.get_mut("config")?)?;
+    for l in v.get_mut("layers")?.as_array_mut()? {
+        rename(l)?;
+    }
+    v["mediaType"] = Value::String(to.to_string());
+    serde_json::to_vec_pretty(&v).ok().map(bytes::Bytes::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_and_oci_manifests_convert_both_ways() {
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{}","size":1}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"{}","size":2}}]}}"#,
+            MediaType::DOCKER_V2,
+            d('a'),
+            d('b')
+        );
+        let oci = convert(m.as_bytes(), MediaType::OCI_MANIFEST).unwrap();
+        let p = parse(&oci, Some(MediaType::OCI_MANIFEST)).unwrap();
+        assert_eq!(
+            p.config_media_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
+        assert_eq!(p.blobs.len(), 2);
+        let back = convert(&oci, MediaType::DOCKER_V2).unwrap();
+        let v: Value = serde_json::from_slice(&back).unwrap();
+        assert_eq!(
+            v["layers"][0]["mediaType"],
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+        assert!(convert(m.as_bytes(), MediaType::DOCKER_V2).is_none());
+        let zstd = m.replace(
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        );
+        assert!(convert(zstd.as_bytes(), MediaType::OCI_MANIFEST).is_none());
+    }
 
     fn d(c: char) -> String {
         format!("sha256:{}", c.to_string().repeat(64))

@@ -135,6 +135,12 @@ pub enum Kind {
     LogQuery,
     /// CloudWatch Logs: what a deleted group or stream left for the sweeper to delete.
     LogSweep,
+    /// ECR: a repository's lifecycle policy, when it was last evaluated and its last preview,
+    /// by repository name.
+    Lifecycle,
+    /// ECR: the replication of one pushed image to each destination, `repo\ndigest`; the
+    /// status column is `pending` while a destination is still to be copied to.
+    Replication,
 }
 
 impl Kind {
@@ -154,7 +160,7 @@ impl Kind {
         )
     }
 
-    pub const ALL: [Kind; 42] = [
+    pub const ALL: [Kind; 44] = [
         Kind::Cluster,
         Kind::TaskDefinition,
         Kind::TaskDefinitionFamily,
@@ -197,6 +203,8 @@ impl Kind {
         Kind::LogMetricFilter,
         Kind::LogQuery,
         Kind::LogSweep,
+        Kind::Lifecycle,
+        Kind::Replication,
     ];
 
     /// The kind whose `kind` column is `s`.
@@ -248,6 +256,8 @@ impl Kind {
             Kind::LogMetricFilter => "log-metric-filter",
             Kind::LogQuery => "log-query",
             Kind::LogSweep => "log-sweep",
+            Kind::Lifecycle => "lifecycle",
+            Kind::Replication => "replication",
         }
     }
 }

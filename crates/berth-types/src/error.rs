@@ -16,12 +16,15 @@ pub enum Error {
     /// A resource named by ARN does not exist.
     #[error("{0}")]
     ResourceNotFound(String),
-    /// Registry: the repository does not exist.
-    #[error("The repository with name '{0}' does not exist in the registry")]
+    /// Registry: the repository does not exist. The whole message, in ECR's words (`The
+    /// repository with name 'x' does not exist in the registry with id '123456789012'`).
+    #[error("{0}")]
     RepositoryNotFound(String),
-    #[error("The repository with name '{0}' already exists in the registry")]
+    /// Registry: a repository of that name exists (the whole message).
+    #[error("{0}")]
     RepositoryAlreadyExists(String),
-    #[error("The repository with name '{0}' cannot be deleted because it still contains images")]
+    /// Registry: the repository still has images (the whole message).
+    #[error("{0}")]
     RepositoryNotEmpty(String),
     /// Registry: no image (manifest) matches the reference.
     #[error("{0}")]

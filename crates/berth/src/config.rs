@@ -140,6 +140,101 @@ pub struct FileConfig {
     pub lb_bind: Option<std::net::IpAddr>,
     pub iam: Option<String>,
     pub time_scale: Option<f64>,
+    /// `[[replication.remote]]`: other Berth deployments ECR replication may copy to.
+    pub replication: Option<ReplicationFile>,
+    /// `[[pull-through-cache.secret]]`: credentials of pull-through cache upstreams.
+    pub pull_through_cache: Option<PullThroughFile>,
+}
+
+/// The `[replication]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReplicationFile {
+    #[serde(default)]
+    pub remote: Vec<RemoteFile>,
+}
+
+/// One `[[replication.remote]]`: another Berth deployment, the registry id destinations name
+/// it by, the regions it serves (all when absent), and an access key of it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RemoteFile {
+    pub registry_id: String,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    pub endpoint: String,
+    pub access_key_id: String,
+    pub secret_access_key: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+}
+
+/// The `[pull-through-cache]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PullThroughFile {
+    #[serde(default)]
+    pub secret: Vec<SecretFile>,
+}
+
+/// One `[[pull-through-cache.secret]]`: what a rule's `credentialArn` names (by the secret
+/// name in it, `ecr-pullthroughcache/<name>`), with the upstream's user name and password.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SecretFile {
+    pub name: String,
+    pub username: String,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+/// A secret given inline or in a file (whose content, trimmed, is the secret); exactly one.
+fn secret(
+    inline: Option<String>,
+    file: Option<PathBuf>,
+    what: &str,
+) -> Result<String, ConfigError> {
+    match (inline, file) {
+        (Some(s), None) => Ok(s),
+        (None, Some(p)) => std::fs::read_to_string(&p)
+            .map(|s| s.trim().to_string())
+            .map_err(|source| ConfigError::Read { path: p, source }),
+        _ => Err(ConfigError::Invalid(format!(
+            "{what}: give the secret or a file holding it, not both or neither"
+        ))),
+    }
+}
+
+/// The ECR settings of the file.
+fn ecr_settings(
+    replication: Option<ReplicationFile>,
+    pull_through: Option<PullThroughFile>,
+) -> Result<berth_api::EcrSettings, ConfigError> {
+    let mut out = berth_api::EcrSettings::default();
+    for r in replication.unwrap_or_default().remote {
+        if berth_types::AccountId::parse(&r.registry_id).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "replication.remote: registry-id must be 12 digits (got '{}')",
+                r.registry_id
+            )));
+        }
+        let what = format!("replication.remote {}", r.endpoint);
+        out.replication_remotes.push(berth_api::ReplicationRemote {
+            secret_access_key: secret(r.secret_access_key, r.secret_access_key_file, &what)?,
+            registry_id: r.registry_id,
+            regions: r.regions,
+            endpoint: r.endpoint,
+            access_key_id: r.access_key_id,
+        });
+    }
+    for s in pull_through.unwrap_or_default().secret {
+        let what = format!("pull-through-cache.secret {}", s.name);
+        out.upstream_secrets.push(berth_api::UpstreamSecret {
+            password: secret(s.password, s.password_file, &what)?,
+            name: s.name,
+            username: s.username,
+        });
+    }
+    Ok(out)
 }
 
 /// The resolved settings.
@@ -174,6 +269,8 @@ pub struct ServerConfig {
     pub iam_mode: berth_api::IamMode,
     /// CloudWatch's clock speed (1: real time).
     pub time_scale: f64,
+    /// ECR replication remotes and pull-through cache secrets (file only).
+    pub ecr: berth_api::EcrSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -264,7 +361,9 @@ impl ServerArgs {
                 "time-scale must be a number of at least 1 (got {time_scale})"
             )));
         }
+        let ecr = ecr_settings(file.replication, file.pull_through_cache)?;
         Ok(ServerConfig {
+            ecr,
             iam_mode,
             time_scale,
             listen,
@@ -352,6 +451,41 @@ mod tests {
         let file: FileConfig = toml::from_str(example).expect("example parses");
         assert_eq!(file.listen, Some(DEFAULT_LISTEN.parse().unwrap()));
         assert!(toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\nlisten-port = 3").is_err());
+    }
+
+    #[test]
+    fn config_replication_remotes_and_pull_through_secrets_parse() {
+        // The commented tables of the example file, uncommented.
+        let example = include_str!("../../../berth.example.toml");
+        let tables: String = example
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[replication.remote]]"))
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let file: FileConfig = toml::from_str(&tables).expect("tables parse");
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let mut replication = file.replication.unwrap();
+        replication.remote[0].secret_access_key_file = Some(secret.clone());
+        let mut pull_through = file.pull_through_cache.unwrap();
+        pull_through.secret[0].password_file = Some(secret);
+        let ecr = ecr_settings(Some(replication), Some(pull_through)).unwrap();
+        assert_eq!(ecr.replication_remotes[0].registry_id, "111122223333");
+        assert_eq!(ecr.replication_remotes[0].regions, ["us-east-1"]);
+        assert_eq!(ecr.replication_remotes[0].secret_access_key, "s3cret");
+        assert_eq!(
+            ecr.upstream_secrets[0].name,
+            "ecr-pullthroughcache/docker-hub"
+        );
+        assert_eq!(ecr.upstream_secrets[0].password, "s3cret");
+        let both = "[[pull-through-cache.secret]]\nname = \"x\"\nusername = \"u\"\npassword = \"p\"\npassword-file = \"/f\"\n";
+        let file: FileConfig = toml::from_str(both).unwrap();
+        assert!(ecr_settings(None, file.pull_through_cache).is_err());
+        let unknown = "[[replication.remote]]\nregistry-id = \"111122223333\"\nendpoint = \"e\"\naccess-key-id = \"k\"\nsecret = \"s\"\n";
+        assert!(toml::from_str::<FileConfig>(unknown).is_err());
     }
 
     #[test]

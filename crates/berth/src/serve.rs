@@ -225,6 +225,7 @@ pub async fn run(
         } else {
             berth_control::clock::Clock::system()
         },
+        ecr: config.ecr.clone(),
     });
     if config.blobs.is_none() {
         // Data directories from before blob records keep their blob files by digest alone.
@@ -394,8 +395,8 @@ fn register_background_tasks(
     config: &ServerConfig,
 ) {
     use berth_control::background::{
-        ALARM_EVALUATOR, INSTANCE_LIVENESS, METRIC_ROLLUP, REGISTRY_GC, SCHEDULED_SCALING,
-        SERVICE_SCHEDULER, STOPPED_TASK_PURGE,
+        ALARM_EVALUATOR, INSTANCE_LIVENESS, LIFECYCLE, METRIC_ROLLUP, REGISTRY_GC, REPLICATION,
+        SCHEDULED_SCALING, SERVICE_SCHEDULER, STOPPED_TASK_PURGE,
     };
     use std::time::Duration;
     // The collector sees every region's images and links: content is shared by all.
@@ -415,6 +416,23 @@ fn register_background_tasks(
                 ("orphans removed", s.orphans_removed as u64),
             ])
         }
+    });
+    // Lifecycle policies are carried out at least every 24 hours of the clock (ECR evaluates
+    // them daily), and at once when activated; expired images are audited one by one.
+    let api = state.clone();
+    driver.register(
+        LIFECYCLE,
+        state.clock().real(Duration::from_secs(24 * 3600)),
+        move |fence| {
+            let api = api.clone();
+            async move { api.lifecycle_expire(fence.as_ref()).await }
+        },
+    );
+    // Replication: every few seconds and when a push queues copies (retries back off).
+    let api = state.clone();
+    driver.register(REPLICATION, Duration::from_secs(5), move |fence| {
+        let api = api.clone();
+        async move { api.replicate(fence.as_ref()).await }
     });
     let (api, lost) = (
         state.clone(),

@@ -9,7 +9,6 @@ pub(super) async fn list_images(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Valu
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
         image_ids: Option<Vec<ImageId>>,
         filter: Option<Value>,
@@ -17,7 +16,6 @@ pub(super) async fn list_images(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Valu
         max_results: Option<i32>,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
     let status = i
         .filter
         .as_ref()
@@ -108,6 +106,30 @@ fn image_entries(
     entries
 }
 
+/// The manifest of `img` as BatchGetImage returns it for `id`: as stored when its type is
+/// accepted; else, for an image asked for by tag, converted between a Docker v2 and an OCI
+/// image manifest when one of those is accepted (as ECR converts, by tag only); else `None`.
+async fn accepted_manifest(
+    state: &Regional,
+    id: &ImageId,
+    img: &Image,
+    accepted: &Option<Vec<String>>,
+) -> Result<Option<(String, bytes::Bytes)>, Error> {
+    let bytes = state.registry.manifest_bytes(img).await?;
+    let Some(accepted) = accepted else {
+        return Ok(Some((img.media_type.clone(), bytes)));
+    };
+    if accepted.contains(&img.media_type) {
+        return Ok(Some((img.media_type.clone(), bytes)));
+    }
+    if id.image_digest.is_some() {
+        return Ok(None);
+    }
+    Ok(accepted
+        .iter()
+        .find_map(|to| berth_registry::convert_manifest(&bytes, to).map(|b| (to.clone(), b))))
+}
+
 /// `BatchGetImage`.
 pub(super) async fn batch_get_image(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
     let registry = &cx.region.registry;
@@ -116,46 +138,38 @@ pub(super) async fn batch_get_image(cx: &Cx<'_>, v: Value) -> Result<Value, Erro
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
         image_ids: Vec<ImageId>,
         accepted_media_types: Option<Vec<String>>,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
     registry.repository_get(&i.repository_name)?;
     let mut images = Vec::new();
     let mut failures = Vec::new();
     for id in &i.image_ids {
-        match resolve(state, &i.repository_name, id) {
-            Ok(img) => {
-                if let Some(accepted) = &i.accepted_media_types
-                    && !accepted.contains(&img.media_type)
-                {
-                    failures.push(failure(
-                        id,
-                        "ImageNotFound",
-                        format!(
-                            "The image's media type {} is not among the accepted media types",
-                            img.media_type
-                        ),
-                    ));
-                    continue;
-                }
-                let bytes = registry.manifest_bytes(&img).await?;
-                crate::registry::record_pull(state, &i.repository_name, img.clone());
-                let mut image_id = image_id_out(id);
-                image_id["imageDigest"] = Value::String(img.digest.to_string());
-                images.push(json!({
-                    "registryId": account,
-                    "repositoryName": i.repository_name,
-                    "imageId": image_id,
-                    "imageManifest": String::from_utf8_lossy(&bytes),
-                    "imageManifestMediaType": img.media_type,
-                }));
+        let img = match resolve(state, &i.repository_name, id) {
+            Ok(img) => img,
+            Err((code, reason)) => {
+                failures.push(failure(id, code, reason));
+                continue;
             }
-            Err((code, reason)) => failures.push(failure(id, code, reason)),
-        }
+        };
+        let Some((media_type, bytes)) =
+            accepted_manifest(state, id, &img, &i.accepted_media_types).await?
+        else {
+            failures.push(failure(id, "ImageNotFound", NOT_FOUND.into()));
+            continue;
+        };
+        crate::registry::record_pull(state, &i.repository_name, img.clone());
+        let mut image_id = image_id_out(id);
+        image_id["imageDigest"] = Value::String(berth_oci::digest_of(&bytes));
+        images.push(json!({
+            "registryId": account,
+            "repositoryName": i.repository_name,
+            "imageId": image_id,
+            "imageManifest": String::from_utf8_lossy(&bytes),
+            "imageManifestMediaType": media_type,
+        }));
     }
     Ok(json!({"images": images, "failures": failures}))
 }
@@ -167,7 +181,6 @@ pub(super) async fn put_image(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
         image_manifest: String,
         image_manifest_media_type: Option<String>,
@@ -175,7 +188,7 @@ pub(super) async fn put_image(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
         image_digest: Option<String>,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
+    let account = account.to_string();
     let bytes = bytes::Bytes::from(i.image_manifest.clone().into_bytes());
     let digest = berth_blob::digest_of(&bytes);
     if let Some(d) = &i.image_digest
@@ -202,23 +215,33 @@ pub(super) async fn put_image(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
             .is_none_or(|t| existing.tags.contains(t))
     {
         return Err(Error::ImageAlreadyExists(format!(
-            "Image with digest '{digest}' and tag '{}' already exists in the repository with name '{}'",
-            i.image_tag.as_deref().unwrap_or(""),
+            "Image with digest '{digest}' and tag '{}' already exists in the repository with name '{}' in registry with id '{account}'",
+            i.image_tag.as_deref().unwrap_or("null"),
             i.repository_name
         )));
     }
-    let image = registry
-        .manifest_put(
+    let pushed = registry
+        .manifest_push(
             &i.repository_name,
             &reference,
             i.image_manifest_media_type.as_deref(),
             bytes,
+            berth_registry::PushOrigin::Push,
         )
         .await
         .map_err(|e| match e {
+            Error::ManifestBlobUnknown(m) if m.starts_with(berth_registry::IMAGES_MISSING) => {
+                Error::coded("ReferencedImagesNotFoundException", m)
+            }
             Error::ManifestBlobUnknown(m) => Error::BlobUnknown(m),
             other => other,
         })?;
+    if pushed.replication_queued {
+        cx.state
+            .background()
+            .activate(berth_control::background::REPLICATION);
+    }
+    let image = pushed.image;
     let mut image_id = json!({"imageDigest": image.digest.as_str()});
     if let Some(t) = &i.image_tag {
         image_id["imageTag"] = Value::String(t.clone());
@@ -232,19 +255,17 @@ pub(super) async fn put_image(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
     }}))
 }
 
-/// `BatchDeleteImage`.
+/// `BatchDeleteImage`: each deleted image audited.
 pub(super) async fn batch_delete_image(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
     let registry = &cx.region.registry;
     let state = &*cx.region;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
         image_ids: Vec<ImageId>,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
     registry.repository_get(&i.repository_name)?;
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
@@ -271,8 +292,7 @@ pub(super) async fn batch_delete_image(cx: &Cx<'_>, v: Value) -> Result<Value, E
             failures.push(failure(
                 id,
                 "ImageReferencedByManifestList",
-                "The image is referenced by a manifest list or image index in the repository"
-                    .into(),
+                "Requested image is referenced by a manifest list".into(),
             ));
             continue;
         }
@@ -281,7 +301,18 @@ pub(super) async fn batch_delete_image(cx: &Cx<'_>, v: Value) -> Result<Value, E
             .await?;
         if by_tag_keeps_image {
             deleted.push(json!({"imageDigest": image.digest.as_str(), "imageTag": id.image_tag}));
-        } else if image.tags.is_empty() {
+            continue;
+        }
+        berth_registry::audit::image_deleted(
+            &state.scope,
+            &i.repository_name,
+            &image,
+            berth_registry::audit::Deleter::Caller {
+                arn: &cx.principal.arn,
+                operation: "BatchDeleteImage",
+            },
+        );
+        if image.tags.is_empty() {
             deleted.push(json!({"imageDigest": image.digest.as_str()}));
         } else {
             for t in &image.tags {

@@ -2,18 +2,30 @@
 
 use super::*;
 
+/// `UploadNotFoundException`, naming the upload and where (ECR's style; wording guessed).
+fn upload_missing(e: Error, cx: &Cx<'_>, repo: &str, id: &str) -> Error {
+    match e {
+        Error::UploadNotFound => Error::coded(
+            "UploadNotFoundException",
+            format!(
+                "The upload with id '{id}' does not exist in the repository with name '{repo}' in the registry with id '{}'",
+                cx.region.scope.account
+            ),
+        ),
+        other => other,
+    }
+}
+
 /// `BatchCheckLayerAvailability`.
 pub(super) async fn batch_check_layer_availability(cx: &Cx<'_>, v: Value) -> Result<Value, Error> {
     let registry = &cx.region.registry;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
         layer_digests: Vec<String>,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
     registry.repository_get(&i.repository_name)?;
     let mut layers = Vec::new();
     let mut failures = Vec::new();
@@ -38,11 +50,9 @@ pub(super) async fn initiate_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
     registry.repository_get(&i.repository_name)?;
     let id = registry.upload_begin(&i.repository_name).await?;
     Ok(json!({"uploadId": id, "partSize": PART_SIZE}))
@@ -55,7 +65,6 @@ pub(super) async fn upload_layer_part(cx: &Cx<'_>, v: Value) -> Result<Value, Er
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
         upload_id: String,
         part_first_byte: i64,
@@ -63,7 +72,6 @@ pub(super) async fn upload_layer_part(cx: &Cx<'_>, v: Value) -> Result<Value, Er
         layer_part_blob: String,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
     registry.repository_get(&i.repository_name)?;
     let part = base64::engine::general_purpose::STANDARD
         .decode(&i.layer_part_blob)
@@ -84,7 +92,8 @@ pub(super) async fn upload_layer_part(cx: &Cx<'_>, v: Value) -> Result<Value, Er
             Some(i.part_first_byte.max(0) as u64),
             futures_util::StreamExt::boxed(part),
         )
-        .await?;
+        .await
+        .map_err(|e| upload_missing(e, cx, &i.repository_name, &i.upload_id))?;
     Ok(json!({
         "registryId": account,
         "repositoryName": i.repository_name,
@@ -100,13 +109,11 @@ pub(super) async fn complete_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
         upload_id: String,
         layer_digests: Vec<String>,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
     registry.repository_get(&i.repository_name)?;
     let [d] = &i.layer_digests[..] else {
         return Err(Error::InvalidParameter(
@@ -115,7 +122,10 @@ pub(super) async fn complete_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value
     };
     let d = Digest::parse(d)
         .ok_or_else(|| Error::InvalidParameter(format!("Invalid layer digest '{d}'")))?;
-    if registry.upload_size(&i.repository_name, &i.upload_id)? == 0 {
+    let size = registry
+        .upload_size(&i.repository_name, &i.upload_id)
+        .map_err(|e| upload_missing(e, cx, &i.repository_name, &i.upload_id))?;
+    if size == 0 {
         return Err(Error::EmptyUpload);
     }
     if registry.blob_stat(&i.repository_name, &d)?.is_some() {
@@ -123,7 +133,7 @@ pub(super) async fn complete_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value
             .upload_cancel(&i.repository_name, &i.upload_id)
             .await;
         return Err(Error::LayerAlreadyExists(format!(
-            "The layer '{d}' already exists in the repository with name '{}'",
+            "The layer with digest '{d}' already exists in the repository with name '{}' in the registry with id '{account}'",
             i.repository_name
         )));
     }
@@ -134,7 +144,7 @@ pub(super) async fn complete_layer_upload(cx: &Cx<'_>, v: Value) -> Result<Value
             Error::DigestMismatch(m) => {
                 Error::LayerInvalid(format!("{m}, not the one given ({d})."))
             }
-            other => other,
+            other => upload_missing(other, cx, &i.repository_name, &i.upload_id),
         })?;
     Ok(json!({
         "registryId": account,
@@ -150,20 +160,29 @@ pub(super) async fn get_download_url_for_layer(cx: &Cx<'_>, v: Value) -> Result<
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
         layer_digest: String,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
     let d = Digest::parse(&i.layer_digest).ok_or_else(|| {
         Error::InvalidParameter(format!("Invalid layer digest '{}'", i.layer_digest))
     })?;
     if registry.blob_stat(&i.repository_name, &d)?.is_none() {
         return Err(Error::BlobUnknown(format!(
-            "The layer '{d}' does not exist in the repository with name '{}'",
-            i.repository_name
+            "The layer with digest '{d}' does not exist in the repository with name '{}' in the registry with id '{}'",
+            i.repository_name, cx.region.scope.account
         )));
+    }
+    // ECR serves only layers an image uses; an uploaded, unused one may go any time.
+    let used = registry
+        .images_list(&i.repository_name)?
+        .iter()
+        .any(|img| img.blobs.contains(&d));
+    if !used {
+        return Err(Error::coded(
+            "LayerInaccessibleException",
+            "The specified layer is not available because it is not associated with an image. Unassociated image layers may be cleaned up at any time.",
+        ));
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let url = crate::registry::layer_url(

@@ -16,14 +16,14 @@ crate::operation::operations! {
     /// The ECR operations Berth implements (awsJson 1.1).
     pub enum EcrOp ("ecr") {
         GetAuthorizationToken => Read, Any, Implemented;
-        CreateRepository => Write, Repository("repositoryName"),
-            Partial("repository tags are stored; creation templates are not supported");
+        CreateRepository => Write, Repository("repositoryName"), Implemented;
         DescribeRepositories => Read, Repository("repositoryNames"), Implemented;
         DeleteRepository => Write, Repository("repositoryName"), Implemented;
         ListImages => List, Repository("repositoryName"), Implemented;
-        DescribeImages => List, Repository("repositoryName"), Partial("no scan status or findings");
+        DescribeImages => List, Repository("repositoryName"),
+            Partial("scan status only (Berth has no vulnerability database: no findings summary)");
         BatchGetImage => Read, Repository("repositoryName"),
-            Partial("returns manifests as stored; no media-type conversion");
+            Partial("acceptedMediaTypes: a Docker v2 manifest and an OCI manifest requested by tag are converted into each other; no schema 1 conversion");
         PutImage => Write, Repository("repositoryName"), Implemented;
         BatchDeleteImage => Write, Repository("repositoryName"), Implemented;
         BatchCheckLayerAvailability => Read, Repository("repositoryName"), Implemented;
@@ -31,7 +31,8 @@ crate::operation::operations! {
         InitiateLayerUpload => Write, Repository("repositoryName"), Implemented;
         UploadLayerPart => Write, Repository("repositoryName"), Implemented;
         CompleteLayerUpload => Write, Repository("repositoryName"), Implemented;
-        GetDownloadUrlForLayer => Read, Repository("repositoryName"), Implemented;
+        GetDownloadUrlForLayer => Read, Repository("repositoryName"),
+            Partial("the URL is Berth's own (signed, valid an hour), not S3's");
         SetRepositoryPolicy => PermissionsManagement, Repository("repositoryName"),
             Partial("enforced with identity policies (one account); without `force`, a policy that would deny the caller SetRepositoryPolicy is refused");
         GetRepositoryPolicy => Read, Repository("repositoryName"), Implemented;
@@ -39,11 +40,56 @@ crate::operation::operations! {
         PutRegistryPolicy => PermissionsManagement, Any, Implemented;
         GetRegistryPolicy => Read, Any, Implemented;
         DeleteRegistryPolicy => PermissionsManagement, Any, Implemented;
-        DescribeRegistry => Read, Any,
-            Partial("no replication: the configuration is always empty");
+        DescribeRegistry => Read, Any, Implemented;
         TagResource => Tagging, Arns("resourceArn"), Implemented;
         UntagResource => Tagging, Arns("resourceArn"), Implemented;
         ListTagsForResource => Read, Arns("resourceArn"), Implemented;
+        PutLifecyclePolicy => Write, Repository("repositoryName"),
+            Partial("standard storage only: rules that select archived images or transition them are refused");
+        GetLifecyclePolicy => Read, Repository("repositoryName"), Implemented;
+        DeleteLifecyclePolicy => Write, Repository("repositoryName"), Implemented;
+        StartLifecyclePolicyPreview => Write, Repository("repositoryName"),
+            Partial("evaluated before it answers: the preview is COMPLETE at once, never IN_PROGRESS");
+        GetLifecyclePolicyPreview => Read, Repository("repositoryName"), Implemented;
+        PutRegistryScanningConfiguration => Write, Any,
+            Partial("stored and applied to scan-on-push; Berth has no vulnerability database");
+        GetRegistryScanningConfiguration => Read, Any, Implemented;
+        PutImageScanningConfiguration => Write, Repository("repositoryName"), Implemented;
+        BatchGetRepositoryScanningConfiguration => Read, Repository("repositoryNames"), Implemented;
+        StartImageScan => Write, Repository("repositoryName"),
+            Partial("no vulnerability database: every scan ends FAILED with ECR's UnsupportedImageError, never with findings");
+        DescribeImageScanFindings => Read, Repository("repositoryName"),
+            Partial("no vulnerability database: status FAILED (UnsupportedImageError), no findings");
+        CreateRepositoryCreationTemplate => Write, Any, Implemented;
+        DescribeRepositoryCreationTemplates => Read, Any, Implemented;
+        UpdateRepositoryCreationTemplate => Write, Any, Implemented;
+        DeleteRepositoryCreationTemplate => Write, Any, Implemented;
+        PutReplicationConfiguration => Write, Any,
+            Partial("destinations are this Berth's regions and the Berth deployments configured as [[replication.remote]]");
+        DescribeImageReplicationStatus => Read, Repository("repositoryName"), Implemented;
+        CreatePullThroughCacheRule => Write, Any,
+            Partial("any OCI registry URL; credentialArn names a secret of Berth's configuration ([[pull-through-cache.secret]]), not Secrets Manager");
+        DescribePullThroughCacheRules => Read, Any, Implemented;
+        UpdatePullThroughCacheRule => Write, Any, Implemented;
+        DeletePullThroughCacheRule => Write, Any, Implemented;
+        ValidatePullThroughCacheRule => Read, Any, Implemented;
+    }
+}
+
+/// Tag mutability with its exclusion filters: the filters go with, and only with, the
+/// `*_WITH_EXCLUSION` settings (the model checks there are 1–5 and their shape). Wording
+/// guessed.
+fn check_mutability(mutability: Option<&str>, filters: &[Value]) -> Result<(), Error> {
+    let needs = mutability.is_some_and(|m| m.ends_with("_WITH_EXCLUSION"));
+    match (needs, filters.is_empty()) {
+        (true, true) => Err(Error::InvalidParameter(format!(
+            "Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'must be specified when imageTagMutability is {}'",
+            mutability.unwrap_or_default()
+        ))),
+        (false, false) => Err(Error::InvalidParameter(
+            "Invalid parameter at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: 'can only be specified when imageTagMutability is IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION'".into(),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -148,6 +194,12 @@ fn image_detail(state: &Regional, repo: &str, i: &Image) -> Value {
     if let Some(t) = i.last_pull {
         v["lastRecordedPullTime"] = t.epoch_seconds().into();
     }
+    if i.scanned_at.is_some() {
+        v["imageScanStatus"] = scanning::scan_status(i);
+    }
+    if let Some(s) = &i.subject {
+        v["subjectManifestDigest"] = Value::String(s.to_string());
+    }
     v
 }
 
@@ -180,7 +232,12 @@ fn image_id_out(id: &ImageId) -> Value {
     v
 }
 
+/// The `failureReason` ECR gives a batch operation's image it does not find.
+const NOT_FOUND: &str = "Requested image not found";
+
 /// An image id matched against a stored image (tag and digest must agree when both given).
+/// The error's message is ImageNotFoundException's; batch operations report the
+/// `failureReason` ECR gives them instead ([`NOT_FOUND`]).
 fn resolve(state: &Regional, repo: &str, id: &ImageId) -> Result<Image, (&'static str, String)> {
     let reference = image_reference(id)?;
     let image = state
@@ -192,36 +249,69 @@ fn resolve(state: &Regional, repo: &str, id: &ImageId) -> Result<Image, (&'stati
     {
         return Err((
             "ImageTagDoesNotMatchDigest",
-            "Invalid parameter: the tag does not name that digest".into(),
+            "Invalid parameter: tag and digest do not match".into(),
         ));
     }
     Ok(image)
 }
 
 fn failure(id: &ImageId, code: &str, reason: String) -> Value {
+    let reason = if code == "ImageNotFound" {
+        NOT_FOUND.to_string()
+    } else {
+        reason
+    };
     json!({"imageId": image_id_out(id), "failureCode": code, "failureReason": reason})
 }
 
 mod auth;
 mod images;
 mod layers;
+mod lifecycle;
 mod policies;
+mod pull_through;
+mod replication;
 mod repositories;
+mod scanning;
 mod tags;
+mod templates;
 
-/// A `registryId` other than this account's is refused.
-fn check_registry(cx: &Cx<'_>, id: &Option<String>) -> Result<(), Error> {
+/// A `registryId` other than this account's names a registry of another account, which Berth
+/// does not have: ECR answers such a call, from an account no resource policy lets in, with
+/// `AccessDeniedException` naming the resource in that registry.
+fn check_registry(cx: &Cx<'_>, op: EcrOp, v: &Value) -> Result<(), Error> {
     let account = cx.region.scope.account.as_str();
-    match id {
-        Some(r) if r != account => Err(Error::InvalidParameter(format!(
-            "Invalid parameter at 'registryId': this registry is '{account}', not '{r}'"
-        ))),
-        _ => Ok(()),
+    let Some(id) = v.get("registryId").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if id == account {
+        return Ok(());
     }
+    let resource = match op.info().resource {
+        crate::operation::Resource::Repository(member) => {
+            let name = match v.get(member) {
+                Some(Value::Array(names)) => names.first().and_then(Value::as_str),
+                other => other.and_then(Value::as_str),
+            };
+            format!(
+                "arn:aws:ecr:{}:{id}:repository/{}",
+                cx.region.scope.region,
+                name.unwrap_or("*")
+            )
+        }
+        _ => format!("arn:aws:ecr:{}:{id}:*", cx.region.scope.region),
+    };
+    Err(Error::AccessDenied(format!(
+        "User: {} is not authorized to perform: {} on resource: {resource} because no resource-based policy allows the {} action",
+        cx.principal.arn,
+        op.action(),
+        op.action()
+    )))
 }
 
 /// Runs one ECR operation.
 pub async fn dispatch(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Value, Error> {
+    check_registry(cx, op, &v)?;
     match op {
         EcrOp::GetAuthorizationToken => auth::get_authorization_token(cx, v).await,
         EcrOp::CreateRepository => repositories::create_repository(cx, v).await,
@@ -244,9 +334,46 @@ pub async fn dispatch(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Value, Error> 
         EcrOp::PutRegistryPolicy => policies::put_registry_policy(cx, op, v).await,
         EcrOp::GetRegistryPolicy => policies::put_registry_policy(cx, op, v).await,
         EcrOp::DeleteRegistryPolicy => policies::put_registry_policy(cx, op, v).await,
-        EcrOp::DescribeRegistry => repositories::describe_registry(cx, v).await,
+        EcrOp::DescribeRegistry => replication::describe_registry(cx).await,
         EcrOp::TagResource => tags::tag_resource(cx, op, v).await,
         EcrOp::UntagResource => tags::tag_resource(cx, op, v).await,
         EcrOp::ListTagsForResource => tags::tag_resource(cx, op, v).await,
+        _ => dispatch_registry(cx, op, v).await,
+    }
+}
+
+/// The registry-level operations: lifecycle, scanning, templates, replication, pull-through.
+async fn dispatch_registry(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Value, Error> {
+    match op {
+        EcrOp::PutLifecyclePolicy => lifecycle::put_lifecycle_policy(cx, v).await,
+        EcrOp::GetLifecyclePolicy | EcrOp::DeleteLifecyclePolicy => {
+            lifecycle::get_lifecycle_policy(cx, op, v).await
+        }
+        EcrOp::StartLifecyclePolicyPreview => lifecycle::start_preview(cx, v).await,
+        EcrOp::GetLifecyclePolicyPreview => lifecycle::get_preview(cx, v).await,
+        EcrOp::PutRegistryScanningConfiguration => scanning::put_registry_scanning(cx, v).await,
+        EcrOp::GetRegistryScanningConfiguration => scanning::get_registry_scanning(cx).await,
+        EcrOp::PutImageScanningConfiguration => scanning::put_image_scanning(cx, v).await,
+        EcrOp::BatchGetRepositoryScanningConfiguration => {
+            scanning::batch_get_repository_scanning(cx, v).await
+        }
+        EcrOp::StartImageScan => scanning::start_image_scan(cx, v).await,
+        EcrOp::DescribeImageScanFindings => scanning::describe_image_scan_findings(cx, v).await,
+        EcrOp::CreateRepositoryCreationTemplate | EcrOp::UpdateRepositoryCreationTemplate => {
+            templates::put_template(cx, op, v).await
+        }
+        EcrOp::DescribeRepositoryCreationTemplates => templates::describe_templates(cx, v).await,
+        EcrOp::DeleteRepositoryCreationTemplate => templates::delete_template(cx, v).await,
+        EcrOp::PutReplicationConfiguration => replication::put_replication(cx, v).await,
+        EcrOp::DescribeImageReplicationStatus => replication::describe_status(cx, v).await,
+        EcrOp::CreatePullThroughCacheRule => pull_through::create_rule(cx, v).await,
+        EcrOp::DescribePullThroughCacheRules => pull_through::describe_rules(cx, v).await,
+        EcrOp::UpdatePullThroughCacheRule => pull_through::update_rule(cx, v).await,
+        EcrOp::DeletePullThroughCacheRule => pull_through::delete_rule(cx, v).await,
+        EcrOp::ValidatePullThroughCacheRule => pull_through::validate_rule(cx, v).await,
+        other => Err(Error::internal(format!(
+            "{} is not dispatched",
+            other.name()
+        ))),
     }
 }

@@ -48,7 +48,6 @@ fn check_registry_policy(text: &str) -> Result<(), Error> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RepositoryPolicyIn {
-    registry_id: Option<String>,
     repository_name: String,
     policy_text: Option<String>,
     #[serde(default)]
@@ -64,7 +63,6 @@ pub(super) async fn set_repository_policy(
     let registry = &cx.region.registry;
     let account = cx.region.scope.account.as_str();
     let i: RepositoryPolicyIn = input(v)?;
-    check_registry(cx, &i.registry_id)?;
     let no_policy = |name: &str| {
         Error::PolicyNotFound(format!(
             "Repository policy does not exist for the repository with name '{name}' in the registry with id '{account}'"

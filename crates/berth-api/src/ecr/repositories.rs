@@ -9,7 +9,6 @@ pub(super) async fn create_repository(cx: &Cx<'_>, v: Value) -> Result<Value, Er
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
         #[serde(default)]
         tags: Vec<WireTag>,
@@ -20,16 +19,10 @@ pub(super) async fn create_repository(cx: &Cx<'_>, v: Value) -> Result<Value, Er
         encryption_configuration: Option<Value>,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
-    let mutability_needs_filters = i
-        .image_tag_mutability
-        .as_deref()
-        .is_some_and(|m| m.ends_with("_WITH_EXCLUSION"));
-    if mutability_needs_filters == i.image_tag_mutability_exclusion_filters.is_empty() {
-        return Err(Error::InvalidParameter(
-            "imageTagMutabilityExclusionFilters go with, and only with, a *_WITH_EXCLUSION tag mutability".into(),
-        ));
-    }
+    check_mutability(
+        i.image_tag_mutability.as_deref(),
+        &i.image_tag_mutability_exclusion_filters,
+    )?;
     let tags: Vec<Tag> = wire_tags(i.tags);
     check_tags(&tags)?;
     let repo = registry
@@ -40,6 +33,7 @@ pub(super) async fn create_repository(cx: &Cx<'_>, v: Value) -> Result<Value, Er
             scanning: i.image_scanning_configuration,
             encryption: i.encryption_configuration,
             tags,
+            policy: None,
         })
         .await?;
     Ok(json!({"repository": repository_out(state, &repo)}))
@@ -52,13 +46,11 @@ pub(super) async fn describe_repositories(cx: &Cx<'_>, v: Value) -> Result<Value
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_names: Option<Vec<String>>,
         next_token: Option<String>,
         max_results: Option<i32>,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
     if let Some(names) = i.repository_names {
         if i.max_results.is_some() || i.next_token.is_some() {
             return Err(Error::InvalidParameter(
@@ -98,13 +90,11 @@ pub(super) async fn delete_repository(cx: &Cx<'_>, v: Value) -> Result<Value, Er
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
         #[serde(default)]
         force: bool,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
     let (repo, _) = registry
         .repository_delete(&i.repository_name, i.force)
         .await?;
@@ -118,14 +108,16 @@ pub(super) async fn put_image_tag_mutability(cx: &Cx<'_>, v: Value) -> Result<Va
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct In {
-        registry_id: Option<String>,
         repository_name: String,
         image_tag_mutability: String,
         #[serde(default)]
         image_tag_mutability_exclusion_filters: Vec<Value>,
     }
     let i: In = input(v)?;
-    check_registry(cx, &i.registry_id)?;
+    check_mutability(
+        Some(&i.image_tag_mutability),
+        &i.image_tag_mutability_exclusion_filters,
+    )?;
     let (m, f) = (
         i.image_tag_mutability.clone(),
         i.image_tag_mutability_exclusion_filters.clone(),
@@ -146,10 +138,4 @@ pub(super) async fn put_image_tag_mutability(cx: &Cx<'_>, v: Value) -> Result<Va
         out["imageTagMutabilityExclusionFilters"] = Value::Array(repo.tag_mutability_exclusions);
     }
     Ok(out)
-}
-
-/// `DescribeRegistry`.
-pub(super) async fn describe_registry(cx: &Cx<'_>, _: Value) -> Result<Value, Error> {
-    let account = cx.region.scope.account.as_str();
-    Ok(json!({"registryId": account, "replicationConfiguration": {"rules": []}}))
 }

@@ -33,6 +33,8 @@ fn image_at(n: u64, tags: &[&str], pushed_at: Timestamp) -> Image {
         artifact_type: None,
         config_media_type: None,
         annotations: BTreeMap::new(),
+        scanned_at: None,
+        upstream_checked_at: None,
     }
 }
 

@@ -276,6 +276,20 @@ async fn ecr_images_list_describe_get_put_delete() {
         .send()
         .await
         .unwrap();
+    // By tag, a Docker v2 manifest is converted to the OCI manifest accepted; by digest not.
+    assert!(got.failures().is_empty());
+    assert_eq!(
+        got.images()[0].image_manifest_media_type(),
+        Some("application/vnd.oci.image.manifest.v1+json")
+    );
+    let got = ecr
+        .batch_get_image()
+        .repository_name("app")
+        .image_ids(by_digest(&d1))
+        .accepted_media_types("application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.failures().len(), 1, "not an accepted media type");
 
     // PutImage: a new tag on an existing manifest; the same again is ImageAlreadyExists.
