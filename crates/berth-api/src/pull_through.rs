@@ -30,13 +30,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// Every region's pull-through cache rules, kept in memory so that a pull of a repository no
 /// rule covers costs no store read: reloaded after any committed change of a rule (a store
 /// watcher, which also sees other servers' changes through the change feed).
+type Rules = Arc<Vec<PullThroughRule>>;
+
 #[derive(Default)]
 pub(crate) struct RuleCache {
     /// Bumped once a change of some rule is durable and visible to readers.
     version: AtomicU64,
     /// A rule changed in the batch being committed.
     dirty: AtomicBool,
-    cached: std::sync::Mutex<HashMap<String, (u64, Arc<Vec<PullThroughRule>>)>>,
+    cached: std::sync::Mutex<HashMap<String, (u64, Rules)>>,
 }
 
 impl berth_store::Watcher for RuleCache {
@@ -61,7 +63,7 @@ impl berth_store::Watcher for RuleCache {
 
 impl RuleCache {
     /// The rules of `region`'s registry.
-    fn rules(&self, region: &Regional) -> Result<Arc<Vec<PullThroughRule>>, Error> {
+    fn rules(&self, region: &Regional) -> Result<Rules, Error> {
         let name = region.scope.region.as_str();
         let version = self.version.load(Ordering::Acquire);
         if let Some((v, rules)) = self.cached.lock().expect("rule cache").get(name)

@@ -222,6 +222,41 @@ pub fn init_logging() {
         .init();
 }
 
+/// A client of the server's public API signed as the data directory's root, at `endpoint`
+/// (else the address the data directory records, else the configured one), and the region.
+fn root_client(
+    server: &ServerArgs,
+    endpoint: Option<String>,
+) -> Result<(berth_agent::control::Control, String), Box<dyn std::error::Error>> {
+    let config = server.resolve()?;
+    let pair = read_credentials(&config.data_dir)?;
+    let endpoint = endpoint
+        .or_else(|| recorded_endpoint(&config.data_dir))
+        .unwrap_or_else(|| config.endpoint_url(config.listen));
+    let api = berth_agent::control::Control::connect(
+        &endpoint,
+        &pair.access_key_id,
+        &pair.secret_access_key,
+        config.region.as_str(),
+    );
+    Ok((api, config.region.as_str().to_string()))
+}
+
+/// A command's result, where output cut short by a closed pipe (`| head`) is no error.
+fn quiet_on_broken_pipe(
+    result: Result<(), Box<dyn std::error::Error>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    match result {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Up(args) => {
@@ -285,55 +320,23 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 ),
             }
         }
-        Command::Status(args) => match status(args).await {
-            Err(e)
-                if e.downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {}
-            other => other?,
-        },
+        Command::Status(args) => quiet_on_broken_pipe(status(args).await)?,
         Command::Top(args) => {
-            let config = args.server.resolve()?;
-            let pair = read_credentials(&config.data_dir)?;
-            let endpoint = args
-                .endpoint_url
-                .or_else(|| recorded_endpoint(&config.data_dir))
-                .unwrap_or_else(|| config.endpoint_url(config.listen));
-            let api = berth_agent::control::Control::connect(
-                &endpoint,
-                &pair.access_key_id,
-                &pair.secret_access_key,
-                config.region.as_str(),
-            );
+            let (api, _) = root_client(&args.server, args.endpoint_url)?;
             let every = std::time::Duration::from_secs_f64(args.interval.max(0.5));
             crate::top::run(api, args.clusters, every, args.once).await?;
         }
         Command::Logs(args) => {
-            let config = args.server.resolve()?;
-            let pair = read_credentials(&config.data_dir)?;
-            let endpoint = args
-                .endpoint_url
-                .or_else(|| recorded_endpoint(&config.data_dir))
-                .unwrap_or_else(|| config.endpoint_url(config.listen));
-            let api = berth_agent::control::Control::connect(
-                &endpoint,
-                &pair.access_key_id,
-                &pair.secret_access_key,
-                config.region.as_str(),
-            );
+            let (api, region) = root_client(&args.server, args.endpoint_url)?;
             let request = crate::logs::Request {
                 cluster: args.cluster,
                 target: args.target,
                 since_ms: args.since,
                 pattern: args.filter_pattern,
                 follow: args.follow,
-                region: config.region.as_str().to_string(),
+                region,
             };
-            match crate::logs::run(api, request).await {
-                Err(e)
-                    if e.downcast_ref::<std::io::Error>()
-                        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {}
-                other => other?,
-            }
+            quiet_on_broken_pipe(crate::logs::run(api, request).await)?;
         }
         Command::Agent(args) => agent(args).await?,
         Command::Lb(args) => {

@@ -91,10 +91,7 @@ async fn ecr_scanning_configuration_and_scans_without_findings() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        on.image_scanning_configuration().unwrap().scan_on_push(),
-        false
-    );
+    assert!(!on.image_scanning_configuration().unwrap().scan_on_push());
     let batch = ecr
         .batch_get_repository_scanning_configuration()
         .repository_names("team/prod-web")
