@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "berth-bench-task:latest";
@@ -57,28 +57,7 @@ fn main() {
     let rounds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(7);
     let dir = tempfile::tempdir().unwrap();
 
-    // A busybox image in the local engine.
-    let root = dir.path().join("root");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (busybox-static)");
-    for applet in ["sh", "sleep"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    let tar = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .args(["-c", "."])
-        .output()
-        .unwrap();
-    let mut import = Command::new("docker")
-        .args(["import", "-", IMAGE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
-    assert!(import.wait().unwrap().success(), "docker import");
+    import_busybox(dir.path(), IMAGE, &["sh", "sleep"]);
 
     // Baseline: docker run -d.
     let mut docker_times = Vec::new();

@@ -419,6 +419,31 @@ pub fn rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// Imports `image` into the local engine: a root of busybox (`/bin/busybox` of busybox-static)
+/// and its `applets`, built under `dir`.
+pub fn import_busybox(dir: &std::path::Path, image: &str, applets: &[&str]) {
+    let root = dir.join(format!("root-{}", image.replace(['/', ':'], "-")));
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (busybox-static)");
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["-c", "."])
+        .output()
+        .unwrap();
+    let mut import = Command::new("docker")
+        .args(["import", "-", image])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
+    assert!(import.wait().unwrap().success(), "docker import");
+}
+
 /// Starts `berth agent` for cluster `bench` (which must exist) against `endpoint_port`.
 pub fn spawn_bench_agent(bin: &str, endpoint_port: u16, state_dir: &std::path::Path) -> Child {
     Command::new(bin)
