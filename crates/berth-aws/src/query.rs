@@ -5,7 +5,7 @@
 //! [`encode_response`] and [`encode_error`] write the XML envelopes.
 
 use crate::model::{Model, ShapeKind, ShapeRef};
-use crate::timestamp::{format_iso8601, parse_iso8601};
+use crate::timestamp::{parse_iso8601, write_iso8601};
 use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -144,6 +144,13 @@ fn decode_shape(
 }
 
 fn escape(out: &mut String, s: &str) {
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | b'\r'))
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -217,9 +224,9 @@ fn encode_value(model: &Model, r: &ShapeRef, element: &str, value: &Value, out: 
     let shape = model.shape(&r.shape);
     match shape.kind {
         ShapeKind::Structure => {
-            let _ = write!(out, "<{element}>");
+            open(out, element);
             encode_members(model, &r.shape, value, out);
-            let _ = write!(out, "</{element}>");
+            close(out, element);
         }
         ShapeKind::List => {
             let member = shape.member.as_ref().expect("list has a member");
@@ -229,12 +236,12 @@ fn encode_value(model: &Model, r: &ShapeRef, element: &str, value: &Value, out: 
                     encode_value(model, member, element, item, out);
                 }
             } else {
-                let _ = write!(out, "<{element}>");
+                open(out, element);
                 let inner = member.location_name.as_deref().unwrap_or("member");
                 for item in items {
                     encode_value(model, member, inner, item, out);
                 }
-                let _ = write!(out, "</{element}>");
+                close(out, element);
             }
         }
         ShapeKind::Map => {
@@ -242,7 +249,7 @@ fn encode_value(model: &Model, r: &ShapeRef, element: &str, value: &Value, out: 
                 shape.key.as_ref().expect("map has a key"),
                 shape.value.as_ref().expect("map has a value"),
             );
-            let _ = write!(out, "<{element}>");
+            open(out, element);
             for (k, v) in value.as_object().into_iter().flatten() {
                 out.push_str("<entry>");
                 let kname = k_ref.location_name.as_deref().unwrap_or("key");
@@ -251,27 +258,44 @@ fn encode_value(model: &Model, r: &ShapeRef, element: &str, value: &Value, out: 
                 encode_value(model, v_ref, vname, v, out);
                 out.push_str("</entry>");
             }
-            let _ = write!(out, "</{element}>");
+            close(out, element);
         }
         ShapeKind::Timestamp => {
-            let _ = write!(out, "<{element}>");
+            open(out, element);
             if let Some(secs) = value.as_f64() {
                 let nanos = (secs * 1e9) as i128;
                 if let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-                    out.push_str(&format_iso8601(t));
+                    write_iso8601(out, t);
                 }
             }
-            let _ = write!(out, "</{element}>");
+            close(out, element);
         }
         _ => {
-            let _ = write!(out, "<{element}>");
+            open(out, element);
             match value {
                 Value::String(s) => escape(out, s),
+                // Numbers and booleans need no escaping.
+                Value::Number(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
                 other => escape(out, &other.to_string()),
             }
-            let _ = write!(out, "</{element}>");
+            close(out, element);
         }
     }
+}
+
+fn open(out: &mut String, element: &str) {
+    out.push('<');
+    out.push_str(element);
+    out.push('>');
+}
+
+fn close(out: &mut String, element: &str) {
+    out.push_str("</");
+    out.push_str(element);
+    out.push('>');
 }
 
 #[cfg(test)]

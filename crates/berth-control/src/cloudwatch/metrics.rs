@@ -191,11 +191,22 @@ impl CloudWatch {
             }
             kept
         };
+        let version = self.chunks.version();
         let mut chunk = chunk_start(tier, start);
         while chunk < end {
             let key = chunk_key(tier, chunk, &hash);
-            if let Some(rec) = self.store.read(|r| r.get(Kind::MetricChunk, &key))? {
-                let doc: ChunkDoc = decode(&rec.doc, &key)?;
+            let doc = match self.chunks.get(&key) {
+                Some(doc) => Some(doc),
+                None => match self.store.read(|r| r.get(Kind::MetricChunk, &key))? {
+                    Some(rec) => {
+                        let doc = std::sync::Arc::new(decode::<ChunkDoc>(&rec.doc, &key)?);
+                        self.chunks.insert(&key, doc.clone(), version);
+                        Some(doc)
+                    }
+                    None => None,
+                },
+            };
+            if let Some(doc) = doc {
                 marks.insert(chunk, doc.w);
                 for b in doc.b.iter().filter(|b| keep(b.t, b.u)) {
                     merge_into(&mut merged, b.t, &b.a);

@@ -8,6 +8,7 @@
 //! them in each of CloudWatch's three protocols.
 
 mod alarms;
+mod chunks;
 mod evaluate;
 mod metrics;
 mod pending;
@@ -40,6 +41,7 @@ pub struct CloudWatch {
     pager: Pager,
     clock: Clock,
     pending: Arc<pending::PendingView>,
+    chunks: Arc<chunks::ChunkCache>,
     background: Arc<Driver>,
     /// The minute each alarm's Auto Scaling actions last ran in.
     evaluated: Arc<Mutex<HashMap<String, i64>>>,
@@ -54,6 +56,9 @@ impl CloudWatch {
         clock: Clock,
         background: Arc<Driver>,
     ) -> CloudWatch {
+        // The chunk cache hears of a commit before the pending view (see `chunks`).
+        let chunks = Arc::new(chunks::ChunkCache::default());
+        store.watch(chunks.clone());
         let pending = Arc::new(pending::PendingView::default());
         store.watch(pending.clone());
         CloudWatch {
@@ -62,6 +67,7 @@ impl CloudWatch {
             pager,
             clock,
             pending,
+            chunks,
             background,
             evaluated: Default::default(),
         }
