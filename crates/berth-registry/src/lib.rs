@@ -175,6 +175,25 @@ fn encode<T: Serialize>(v: &T) -> Result<String, Error> {
     serde_json::to_string(v).map_err(Error::internal)
 }
 
+impl Registry {
+    /// Deletes the `registry-setting` record `key` and returns it as it was, or `missing` when
+    /// there is none.
+    pub(crate) async fn setting_delete<T>(&self, key: String, missing: Error) -> Result<T, Error>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.store
+            .write(move |tx| {
+                let rec = tx.get(Kind::RegistrySetting, &key)?.ok_or(missing)?;
+                let g = rec.generation;
+                let (_, value) = decode::<T>(rec)?;
+                tx.delete(Kind::RegistrySetting, &key, g)?;
+                Ok(value)
+            })
+            .await
+    }
+}
+
 /// ECR's `RepositoryNotFoundException` message.
 pub(crate) fn not_found(account: &str, repo: &str) -> Error {
     Error::RepositoryNotFound(format!(

@@ -182,21 +182,7 @@ impl Registry {
 
     /// `DeletePullThroughCacheRule`: the rule as it was (its cached repositories stay).
     pub async fn pull_through_rule_delete(&self, prefix: &str) -> Result<PullThroughRule, Error> {
-        let (k, account, prefix) = (
-            record_key(prefix),
-            self.registry_id().to_string(),
-            prefix.to_string(),
-        );
-        self.store
-            .write(move |tx| {
-                let rec = tx
-                    .get(Kind::RegistrySetting, &k)?
-                    .ok_or_else(|| not_found(&account, &prefix))?;
-                let g = rec.generation;
-                let (_, rule) = decode::<PullThroughRule>(rec)?;
-                tx.delete(Kind::RegistrySetting, &k, g)?;
-                Ok(rule)
-            })
+        self.setting_delete(record_key(prefix), not_found(self.registry_id(), prefix))
             .await
     }
 }

@@ -155,21 +155,7 @@ impl Registry {
 
     /// `DeleteRepositoryCreationTemplate`: the template as it was.
     pub async fn template_delete(&self, prefix: &str) -> Result<Template, Error> {
-        let (k, account, prefix) = (
-            record_key(prefix),
-            self.registry_id().to_string(),
-            prefix.to_string(),
-        );
-        self.store
-            .write(move |tx| {
-                let rec = tx
-                    .get(Kind::RegistrySetting, &k)?
-                    .ok_or_else(|| not_found(&account, &prefix))?;
-                let g = rec.generation;
-                let (_, t) = decode::<Template>(rec)?;
-                tx.delete(Kind::RegistrySetting, &k, g)?;
-                Ok(t)
-            })
+        self.setting_delete(record_key(prefix), not_found(self.registry_id(), prefix))
             .await
     }
 

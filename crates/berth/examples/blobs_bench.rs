@@ -16,7 +16,6 @@
 mod common;
 
 use common::*;
-use sha2::{Digest as _, Sha256};
 use std::process::Command;
 use std::time::Instant;
 
@@ -24,10 +23,6 @@ const LAYERS: usize = 32;
 const LAYER_BYTES: usize = 8 << 20;
 const CONCURRENCY: usize = 4;
 const BIG_BYTES: usize = 256 << 20;
-
-fn digest(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
 
 /// A Berth with a repository `bench`, and its registry `Authorization`.
 fn berth_with_repo(bin: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> (Target, String) {
@@ -40,27 +35,6 @@ fn berth_with_repo(bin: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> (T
     assert_eq!(status, 200, "{body}");
     let auth = registry_auth(berth.port);
     (berth, auth)
-}
-
-async fn push(client: &reqwest::Client, port: u16, auth: &str, content: Vec<u8>) -> String {
-    let d = digest(&content);
-    let r = client
-        .post(format!("http://127.0.0.1:{port}/v2/bench/blobs/uploads/"))
-        .header("authorization", auth)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "upload start");
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let r = client
-        .put(format!("http://127.0.0.1:{port}{loc}?digest={d}"))
-        .header("authorization", auth)
-        .body(content)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "upload finish");
-    d
 }
 
 /// Push then pull throughput (MB/s) of [`LAYERS`] layers at [`CONCURRENCY`].
@@ -79,7 +53,7 @@ async fn push_pull(port: u16, auth: &str, seed: u8) -> (f64, f64) {
     for chunk in layers.chunks(CONCURRENCY) {
         let pushes = chunk
             .iter()
-            .map(|l| push(&client, port, auth, l.clone()))
+            .map(|l| push_blob(&client, port, auth, "bench", l.clone()))
             .collect::<Vec<_>>();
         digests.extend(futures_util::future::join_all(pushes).await);
     }
@@ -162,10 +136,10 @@ fn main() {
     let (d, big_s3_push, big_fs_push) = rt.block_on(async {
         let client = reqwest::Client::new();
         let started = Instant::now();
-        push(&client, on_s3.port, &s3_auth, big.clone()).await;
+        push_blob(&client, on_s3.port, &s3_auth, "bench", big.clone()).await;
         let on_s3 = mb / started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let d = push(&client, fs.port, &fs_auth, big).await;
+        let d = push_blob(&client, fs.port, &fs_auth, "bench", big).await;
         (d, on_s3, mb / started.elapsed().as_secs_f64())
     });
     let blob_url = |port: u16| format!("http://127.0.0.1:{port}/v2/bench/blobs/{d}");

@@ -16,7 +16,6 @@
 mod common;
 
 use common::*;
-use sha2::{Digest as _, Sha256};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,10 +42,6 @@ fn wait_listening(port: u16) {
         assert!(Instant::now() < deadline, "nothing listens on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn digest(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
 async fn push_blob(client: &reqwest::Client, p: &PeerInfo, repo: &str, content: Vec<u8>) -> String {

@@ -20,15 +20,10 @@
 mod common;
 
 use common::*;
-use sha2::{Digest as _, Sha256};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const REMOTE_ACCOUNT: &str = "111122223333";
-
-fn digest(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
 
 /// `len` bytes no compressor can shrink (xorshift), different per `seed`.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -42,33 +37,6 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(len);
     out
-}
-
-async fn push_blob(
-    client: &reqwest::Client,
-    port: u16,
-    auth: &str,
-    repo: &str,
-    content: Vec<u8>,
-) -> String {
-    let d = digest(&content);
-    let r = client
-        .post(format!("http://127.0.0.1:{port}/v2/{repo}/blobs/uploads/"))
-        .header("authorization", auth)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "upload start");
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let r = client
-        .put(format!("http://127.0.0.1:{port}{loc}?digest={d}"))
-        .header("authorization", auth)
-        .body(content)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "upload finish");
-    d
 }
 
 fn ok(what: &str, (status, body): (u16, String)) -> String {
@@ -173,7 +141,7 @@ fn main() {
             a.port,
             "ecr:PutReplicationConfiguration",
             &format!(
-                r#"{{"replicationConfiguration":{{"rules":[{{"destinations":[{{"region":"us-east-1","registryId":"{REMOTE_ACCOUNT}"}}],"repositoryFilters":[{{"filter":"bench/rep","filterType":"PREFIX_MATCH"}}]}}]}}"#
+                r#"{{"replicationConfiguration":{{"rules":[{{"destinations":[{{"region":"us-east-1","registryId":"{REMOTE_ACCOUNT}"}}],"repositoryFilters":[{{"filter":"bench/rep","filterType":"PREFIX_MATCH"}}]}}]}}}}"#
             ),
         ),
     );

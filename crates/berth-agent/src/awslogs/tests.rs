@@ -21,6 +21,8 @@ struct Server {
     writers: Mutex<HashMap<String, u64>>,
     /// Calls fail (an outage) while set.
     down: AtomicBool,
+    /// Calls failed by the outage.
+    refused: AtomicUsize,
     /// The next PutLogEvents is stored, and then its answer never comes (a crash mid-send).
     hang_after_store: AtomicBool,
     puts: AtomicUsize,
@@ -108,6 +110,7 @@ impl LogSink for Sink {
     ) -> SinkFuture<'a> {
         Box::pin(async move {
             if self.0.down.load(Ordering::SeqCst) {
+                self.0.refused.fetch_add(1, Ordering::SeqCst);
                 return Err(ShipError {
                     code: None,
                     message: "connection refused".into(),
@@ -298,7 +301,11 @@ async fn awslogs_an_outage_delays_shipping_and_loses_nothing() {
     for i in 0..300 {
         rig.fake.print(&id, t + i, &format!("line {i}\n"));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The shipper has tried, and tried again.
+    until("two refused sends", || {
+        rig.server.refused.load(Ordering::SeqCst) >= 2
+    })
+    .await;
     assert!(rig.server.events("g", STREAM).is_empty());
     rig.server.down.store(false, Ordering::SeqCst);
     until("300 lines", || rig.server.events("g", STREAM).len() == 300).await;
@@ -316,7 +323,12 @@ async fn awslogs_non_blocking_mode_drops_lines_past_its_buffer() {
     for i in 0..2000 {
         rig.fake.print(&id, t + i, &format!("line {i}\n"));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A send was cut and refused, and retried: the reader, which never waits for the sender
+    // in this mode, has read the fake engine's whole log meanwhile.
+    until("two refused sends", || {
+        rig.server.refused.load(Ordering::SeqCst) >= 2
+    })
+    .await;
     rig.server.down.store(false, Ordering::SeqCst);
     rig.fake.exit_container(&id, 0);
     assert!(rig.shippers.defer_removal(&id));

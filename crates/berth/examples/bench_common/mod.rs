@@ -339,6 +339,9 @@ pub fn wrk_signed(
             "-t1",
             &format!("-c{connections}"),
             &format!("-d{seconds}s"),
+            // A slow peer's answers still count (wrk's default gives up after 2 s).
+            "--timeout",
+            "30s",
             "--latency",
             "-s",
         ])
@@ -475,6 +478,41 @@ pub fn wait_agent_registered(port: u16) {
         assert!(Instant::now() < deadline, "the agent did not register");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `sha256:<hex>` of `b`.
+pub fn digest(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+}
+
+/// Pushes `content` as a blob of `repo` (one POST, one PUT) to the registry at `port`; its
+/// digest.
+pub async fn push_blob(
+    client: &reqwest::Client,
+    port: u16,
+    auth: &str,
+    repo: &str,
+    content: Vec<u8>,
+) -> String {
+    let d = digest(&content);
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/v2/{repo}/blobs/uploads/"))
+        .header("authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "upload start");
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let r = client
+        .put(format!("http://127.0.0.1:{port}{loc}?digest={d}"))
+        .header("authorization", auth)
+        .body(content)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "upload finish");
+    d
 }
 
 /// An ECR authorization token of the Berth at `port`, as a registry `Authorization` value.
