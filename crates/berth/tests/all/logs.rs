@@ -1621,6 +1621,23 @@ mod docker {
         }
     }
 
+    /// Waits (bounded) until the task's containers are gone: the agent removes a container
+    /// only once everything it printed is shipped.
+    async fn wait_removed(task: &str) {
+        let filter = format!("label=com.amazonaws.ecs.task-arn={task}");
+        let deadline = berth_testkit::Deadline::after(Duration::from_secs(30));
+        loop {
+            let out = Command::new("docker")
+                .args(["ps", "-aq", "--filter", &filter])
+                .output()
+                .unwrap();
+            if out.stdout.is_empty() {
+                return;
+            }
+            deadline.next("the shipped container removed").await;
+        }
+    }
+
     /// Waits until the stream holds `n` events (bounded); them.
     async fn wait_events(logs: &Client, group: &str, stream: &str, n: usize) -> Vec<String> {
         let deadline = berth_testkit::Deadline::after(Duration::from_secs(90))
@@ -1760,18 +1777,7 @@ mod docker {
             .collect();
         assert_eq!(messages, want_errors);
         // Shipped, the container is removed.
-        let filter = format!("label=com.amazonaws.ecs.task-arn={task}");
-        let deadline = berth_testkit::Deadline::after(Duration::from_secs(30));
-        loop {
-            let out = Command::new("docker")
-                .args(["ps", "-aq", "--filter", &filter])
-                .output()
-                .unwrap();
-            if out.stdout.is_empty() {
-                break;
-            }
-            deadline.next("the shipped container removed").await;
-        }
+        wait_removed(&task).await;
     }
 
     /// The agent is `kill -9`ed while a container prints; a new one resumes from its
@@ -1825,7 +1831,8 @@ mod docker {
         })
         .await;
         let got = wait_events(&logs, "/ecs/slow", &stream, 3_000).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Once the container is removed its shipping is over: nothing can arrive after.
+        wait_removed(&task).await;
         let got_again = all_events(&logs, "/ecs/slow", &stream).await;
         assert_eq!(got.len(), got_again.len(), "nothing more arrives");
         let want: Vec<String> = (0..3_000).map(|i| format!("line {i}")).collect();
