@@ -267,13 +267,13 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
     use IamOp::*;
     match op {
         CreateUser | GetUser | ListUsers | UpdateUser | DeleteUser | TagUser | TagRole
-        | UntagUser | UntagRole | ListUserTags | ListRoleTags => users(cx, op, &v).await,
+        | UntagUser | UntagRole | ListUserTags | ListRoleTags => Box::pin(users(cx, op, &v)).await,
         CreateAccessKey | ListAccessKeys | UpdateAccessKey | DeleteAccessKey
-        | GetAccessKeyLastUsed => keys(cx, op, &v).await,
+        | GetAccessKeyLastUsed => Box::pin(keys(cx, op, &v)).await,
         CreateGroup | GetGroup | ListGroups | DeleteGroup | AddUserToGroup
-        | RemoveUserFromGroup | ListGroupsForUser => groups(cx, op, &v).await,
+        | RemoveUserFromGroup | ListGroupsForUser => Box::pin(groups(cx, op, &v)).await,
         CreateRole | GetRole | ListRoles | UpdateRole | DeleteRole | UpdateAssumeRolePolicy => {
-            roles(cx, op, &v).await
+            Box::pin(roles(cx, op, &v)).await
         }
         CreatePolicy
         | GetPolicy
@@ -283,7 +283,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
         | GetPolicyVersion
         | ListPolicyVersions
         | DeletePolicyVersion
-        | SetDefaultPolicyVersion => managed(cx, op, &v).await,
+        | SetDefaultPolicyVersion => Box::pin(managed(cx, op, &v)).await,
         AttachUserPolicy
         | AttachGroupPolicy
         | AttachRolePolicy
@@ -304,7 +304,7 @@ pub async fn dispatch(cx: &Cx<'_>, op: IamOp, v: Value) -> Result<Value, Error> 
         | DeleteRolePolicy
         | ListUserPolicies
         | ListGroupPolicies
-        | ListRolePolicies => grants(cx, op, &v).await,
+        | ListRolePolicies => Box::pin(grants(cx, op, &v)).await,
         GetAccountAuthorizationDetails => authorization_details(cx.state.iam()),
         SimulatePrincipalPolicy => simulate(cx, &v, true),
         SimulateCustomPolicy => simulate(cx, &v, false),

@@ -170,21 +170,28 @@ fn upstream_error(e: berth_oci::OciError) -> Error {
     }
 }
 
-/// A pull of `repo`:`reference` in `region` by `principal`: the image, from Berth or — for a
-/// repository a rule covers — from the upstream (see the module documentation). `Ok(None)`:
-/// no rule covers the repository, so the pull is the registry's own business.
+/// The rule of the pull-through cache that covers `repo` in `region`, with the upstream
+/// repository it maps to; `None`: the repository is the registry's own business.
+pub(crate) fn rule_of(
+    state: &ApiState,
+    region: &Regional,
+    repo: &str,
+) -> Result<Option<(PullThroughRule, String)>, Error> {
+    let rules = state.inner.pull_through_rules.rules(region)?;
+    Ok(berth_registry::pull_through::rule_for(&rules, repo))
+}
+
+/// A pull of `repo`:`reference` in `region`, a repository `rule` covers (see [`rule_of`]):
+/// the image, from Berth's copy or from the upstream (see the module documentation).
 pub(crate) async fn pull(
     state: &ApiState,
     region: &Regional,
     authorize: &(dyn Fn(&str, &str) -> Result<(), Error> + Sync),
     repo: &str,
     reference: &Reference,
-) -> Result<Option<Image>, Error> {
+    (rule, upstream): (PullThroughRule, String),
+) -> Result<Image, Error> {
     let registry = &region.registry;
-    let rules = state.inner.pull_through_rules.rules(region)?;
-    let Some((rule, upstream)) = berth_registry::pull_through::rule_for(&rules, repo) else {
-        return Ok(None);
-    };
     let cached = match registry.image_resolve(repo, reference) {
         Ok(i) => Some(i),
         Err(Error::ImageNotFound(_) | Error::RepositoryNotFound(_)) => None,
@@ -196,7 +203,7 @@ pub(crate) async fn pull(
             .upstream_checked_at
             .is_some_and(|t| now.0 - t.0 < REFRESH_MS);
         if fresh || matches!(reference, Reference::Digest(_)) {
-            return Ok(Some(img.clone()));
+            return Ok(img.clone());
         }
     }
     let c = client(state, &rule).map_err(Error::Unavailable)?;
@@ -211,12 +218,12 @@ pub(crate) async fn pull(
                 registry
                     .image_upstream_checked(repo, &img.digest, now)
                     .await?;
-                return Ok(cached);
+                return Ok(img.clone());
             }
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(repository = repo, error = %e, "the upstream could not be checked; serving the cached image");
-                return Ok(cached);
+                return Ok(img.clone());
             }
         }
     }
@@ -226,7 +233,7 @@ pub(crate) async fn pull(
         .map_err(upstream_error)?
     else {
         return match cached {
-            Some(img) => Ok(Some(img)),
+            Some(img) => Ok(img),
             None => Err(Error::ImageNotFound(format!(
                 "The image {repo}:{reference_text} does not exist in the upstream registry {}",
                 rule.upstream_url
@@ -238,12 +245,12 @@ pub(crate) async fn pull(
     )
     .await;
     match (fresh, cached) {
-        (Ok(img), _) => Ok(Some(img)),
+        (Ok(img), _) => Ok(img),
         // A refresh that cannot be stored (an immutable tag, no permission to import, …)
         // leaves the cached image served.
         (Err(e), Some(img)) => {
             tracing::warn!(repository = repo, error = %e, "the newer upstream image was not cached; serving the cached one");
-            Ok(Some(img))
+            Ok(img)
         }
         (Err(e), None) => Err(e),
     }

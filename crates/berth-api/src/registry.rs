@@ -195,7 +195,14 @@ pub async fn handle(state: &ApiState, parts: Parts, body: Body) -> Response<Body
         principal: &principal,
         parts: &parts,
     };
-    if let Err(f) = create_on_push(&caller, &route).await {
+    let pushed_to = match route {
+        Route::Uploads(n) if parts.method == Method::POST => Some(n),
+        Route::Manifest(n, _) if parts.method == Method::PUT => Some(n),
+        _ => None,
+    };
+    if let Some(name) = pushed_to
+        && let Err(f) = Box::pin(create_on_push(&caller, name)).await
+    {
         return *f.0;
     }
     dispatch(&caller, route, body)
@@ -233,13 +240,7 @@ impl Caller<'_> {
 /// creation template says so (`CREATE_ON_PUSH`), or — for a replication from another Berth —
 /// from the `REPLICATION` templates or ECR's defaults; the caller needs
 /// `ecr:CreateRepository` for it. Otherwise the push goes on to fail with `NAME_UNKNOWN`.
-async fn create_on_push(c: &Caller<'_>, route: &Route<'_>) -> Result<(), Fail> {
-    let m = &c.parts.method;
-    let name = match *route {
-        Route::Uploads(n) if *m == Method::POST => n,
-        Route::Manifest(n, _) if *m == Method::PUT => n,
-        _ => return Ok(()),
-    };
+async fn create_on_push(c: &Caller<'_>, name: &str) -> Result<(), Fail> {
     let registry = &c.region.registry;
     if registry
         .repository_find(name)
@@ -271,7 +272,9 @@ async fn create_on_push(c: &Caller<'_>, route: &Route<'_>) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Runs one authorized registry request.
+/// Runs one authorized registry request. The arms other than manifest GET are boxed: an
+/// `async fn`'s future is as large as its largest arm, and the hot pull should not carry
+/// (and copy) the uploads' state.
 async fn dispatch(c: &Caller<'_>, route: Route<'_>, body: Body) -> Reply {
     let (parts, m, state) = (c.parts, &c.parts.method, c.region);
     let query = parts.uri.query();
@@ -282,23 +285,23 @@ async fn dispatch(c: &Caller<'_>, route: Route<'_>, body: Body) -> Reply {
         Route::Manifest(n, r) if *m == Method::GET || *m == Method::HEAD => {
             manifest_get(c, n, r, *m == Method::HEAD).await
         }
-        Route::Manifest(n, r) if *m == Method::PUT => manifest_put(c, n, r, body).await,
-        Route::Manifest(n, r) if *m == Method::DELETE => manifest_delete(c, n, r).await,
+        Route::Manifest(n, r) if *m == Method::PUT => Box::pin(manifest_put(c, n, r, body)).await,
+        Route::Manifest(n, r) if *m == Method::DELETE => Box::pin(manifest_delete(c, n, r)).await,
         Route::Blob(n, d) if *m == Method::GET || *m == Method::HEAD => {
-            blob_get(state, n, d, &parts.headers, *m == Method::HEAD).await
+            Box::pin(blob_get(state, n, d, &parts.headers, *m == Method::HEAD)).await
         }
-        Route::Blob(n, d) if *m == Method::DELETE => blob_delete(state, n, d).await,
+        Route::Blob(n, d) if *m == Method::DELETE => Box::pin(blob_delete(state, n, d)).await,
         Route::Uploads(n) if *m == Method::POST => {
-            upload_start(state, n, query, &parts.headers, body).await
+            Box::pin(upload_start(state, n, query, &parts.headers, body)).await
         }
         Route::Upload(n, id) if *m == Method::PATCH => {
-            upload_patch(state, n, id, &parts.headers, body).await
+            Box::pin(upload_patch(state, n, id, &parts.headers, body)).await
         }
         Route::Upload(n, id) if *m == Method::PUT => {
-            upload_put(state, n, id, query, &parts.headers, body).await
+            Box::pin(upload_put(state, n, id, query, &parts.headers, body)).await
         }
-        Route::Upload(n, id) if *m == Method::GET => upload_status(state, n, id).await,
-        Route::Upload(n, id) if *m == Method::DELETE => upload_cancel(state, n, id).await,
+        Route::Upload(n, id) if *m == Method::GET => Box::pin(upload_status(state, n, id)).await,
+        Route::Upload(n, id) if *m == Method::DELETE => Box::pin(upload_cancel(state, n, id)).await,
         Route::Referrers(n, d) if *m == Method::GET => referrers(state, n, d, query),
         _ => Err(error_response(
             405,
@@ -471,11 +474,14 @@ async fn manifest_get(c: &Caller<'_>, name: &str, r: &str, head: bool) -> Reply 
     let registry = &state.registry;
     // A repository of the pull-through cache is filled (and refreshed) from its upstream.
     let authorize = |repo: &str, action: &str| c.allowed(repo, action);
-    let pulled = crate::pull_through::pull(c.api, state, &authorize, name, &reference)
+    let rule = crate::pull_through::rule_of(c.api, state, name).map_err(domain_error)?;
+    let image = match rule {
+        // Boxed: the upstream's future is large, and most pulls never build it.
+        Some(rule) => Box::pin(crate::pull_through::pull(
+            c.api, state, &authorize, name, &reference, rule,
+        ))
         .await
-        .map_err(domain_error)?;
-    let image = match pulled {
-        Some(i) => i,
+        .map_err(domain_error)?,
         None => registry
             .image_resolve(name, &reference)
             .map_err(domain_error)?,

@@ -176,10 +176,10 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
     ]
     .contains(&path)
     {
-        return agent_call(node, path, &body).await;
+        return Box::pin(agent_call(node, path, &body)).await;
     }
     if [lb::CONFIG, lb::HEALTH, lb::METRICS].contains(&path) {
-        return lb_call(node, path, &body).await;
+        return Box::pin(lb_call(node, path, &body)).await;
     }
     // Everything below needs a signature: an unsigned request is refused before anything
     // else is looked at (what it names is not disclosed to an anonymous caller).
@@ -189,10 +189,10 @@ pub async fn handle(state: &ApiState, req: Request<Body>) -> Response<Body> {
         return protocol::error(proto, errors::auth_error(e, proto.is_json()), &request_id);
     }
     if path == "/metrics" || path == OPS_STATUS || path.starts_with(OPS_ACTIVATE) {
-        return operator_call(state, &parts, &sig, &request_id).await;
+        return Box::pin(operator_call(state, &parts, &sig, &request_id)).await;
     }
     if path == "/_berth/reset" || path == CLOCK {
-        return ephemeral_call(state, &parts, &sig, &request_id).await;
+        return Box::pin(ephemeral_call(state, &parts, &sig, &request_id)).await;
     }
     match aws_call(state, &parts, &body, &sig, claim, &request_id).await {
         Ok(r) | Err(r) => r,
@@ -270,6 +270,8 @@ async fn aws_call(
         Op::Logs(_) => errors::logs_error(e, request_id),
     };
     enforce(&cx, op, &value).map_err(|e| protocol::error(proto, error(e), request_id))?;
+    // Each service's dispatch boxes its handlers: an `async fn`'s future is as large as its
+    // largest state, and every request would otherwise carry (and copy) the largest handler.
     let result = match op {
         Op::Ecs(op) => ecs::dispatch(&cx, op, value).await,
         Op::Sts(op) => sts::dispatch(&cx, op, value).await,

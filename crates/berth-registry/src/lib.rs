@@ -670,9 +670,12 @@ impl Registry {
         if let Some(b) = self.manifests.get(&image.digest) {
             return Ok(b);
         }
-        let bytes = self.blob_bytes(&image.digest).await?.ok_or_else(|| {
-            Error::internal(format!("manifest content {} is missing", image.digest))
-        })?;
+        // Boxed: the blob store's read is a large future the cached path should not carry.
+        let bytes = Box::pin(self.blob_bytes(&image.digest))
+            .await?
+            .ok_or_else(|| {
+                Error::internal(format!("manifest content {} is missing", image.digest))
+            })?;
         self.manifests.put(image.digest.clone(), bytes.clone());
         Ok(bytes)
     }

@@ -11,6 +11,11 @@
 //! and for Berth alone the peak RSS while a 2 GiB layer is pushed in one streamed PUT.
 //!
 //! Usage: registry_bench BERTH_BIN DOCKER_REGISTRY_BIN [FERRO_BIN] [SECONDS]
+//!
+//! `registry_bench --ab BERTH_BIN_A BERTH_BIN_B [ROUNDS] [SECONDS]` compares two builds of
+//! Berth on manifest GET only: both run side by side, and each round drives A then B (B then
+//! A on odd rounds) with the same `wrk`, printing req/s and server CPU µs per request, then the
+//! medians of B ÷ A.
 
 #[path = "bench_common/mod.rs"]
 mod common;
@@ -147,8 +152,78 @@ fn curl_speed(p: &PeerInfo, d: &str) -> f64 {
     speed / 1e6
 }
 
+/// A Berth build serving the `bench` repository with one image (`t0`).
+fn berth_with_image(bin: &str, dir: &std::path::Path, name: &'static str) -> (Target, PeerInfo) {
+    let berth = start_berth(bin, dir);
+    let created = call(
+        berth.port,
+        "ecr:CreateRepository",
+        r#"{"repositoryName":"bench"}"#,
+    );
+    assert_eq!(created.0, 200, "{name}: CreateRepository");
+    let peer = PeerInfo {
+        name,
+        port: berth.port,
+        auth: Some(registry_auth(berth.port)),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(push_image(&reqwest::Client::new(), &peer, "bench", 0));
+    (berth, peer)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `--ab`: manifest GET of two builds, interleaved round by round.
+fn ab(args: &[String]) {
+    let usage = "usage: registry_bench --ab BERTH_BIN_A BERTH_BIN_B [ROUNDS] [SECONDS]";
+    let bins = [args.first().expect(usage), args.get(1).expect(usage)];
+    let rounds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seconds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let dir = tempfile::tempdir().unwrap();
+    let servers = [
+        berth_with_image(bins[0], &dir.path().join("a"), "A"),
+        berth_with_image(bins[1], &dir.path().join("b"), "B"),
+    ];
+    println!("| round | A req/s | A CPU µs/request | B req/s | B CPU µs/request |");
+    println!("|---|---|---|---|---|");
+    let (mut rps_ratio, mut cpu_ratio) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut got = [(0.0, 0.0); 2];
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let (server, peer) = &servers[i];
+            let pid = server.child.id();
+            let before = cpu_us(pid);
+            let w = wrk_manifest(peer, seconds, dir.path());
+            let cpu = (cpu_us(pid) - before) as f64 / w.requests.max(1) as f64;
+            got[i] = (w.rps, cpu);
+        }
+        println!(
+            "| {} | {:.0} | {:.1} | {:.0} | {:.1} |",
+            round + 1,
+            got[0].0,
+            got[0].1,
+            got[1].0,
+            got[1].1
+        );
+        rps_ratio.push(got[1].0 / got[0].0.max(1.0));
+        cpu_ratio.push(got[1].1 / got[0].1.max(0.001));
+    }
+    println!(
+        "B / A, median of {rounds} rounds: {:.3}x req/s, {:.3}x CPU per request",
+        median(rps_ratio),
+        median(cpu_ratio)
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--ab") {
+        return ab(&args[2..]);
+    }
     let usage = "usage: registry_bench BERTH_BIN DOCKER_REGISTRY_BIN [FERRO_BIN] [SECONDS]";
     let berth_bin = args.get(1).expect(usage);
     let distribution_bin = args.get(2).expect(usage);

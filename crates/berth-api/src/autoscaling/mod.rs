@@ -43,18 +43,18 @@ crate::operation::operations! {
 /// Runs one Application Auto Scaling operation.
 pub async fn dispatch(cx: &Cx<'_>, op: AasOp, v: Value) -> Result<Value, Error> {
     match op {
-        AasOp::RegisterScalableTarget => register_scalable_target(cx, v).await,
+        AasOp::RegisterScalableTarget => Box::pin(register_scalable_target(cx, v)).await,
         AasOp::DescribeScalableTargets => describe_scalable_targets(cx, v),
-        AasOp::DeregisterScalableTarget => deregister_scalable_target(cx, v).await,
-        AasOp::PutScalingPolicy => policies::put_scaling_policy(cx, v).await,
+        AasOp::DeregisterScalableTarget => Box::pin(deregister_scalable_target(cx, v)).await,
+        AasOp::PutScalingPolicy => Box::pin(policies::put_scaling_policy(cx, v)).await,
         AasOp::DescribeScalingPolicies => policies::describe_scaling_policies(cx, v),
-        AasOp::DeleteScalingPolicy => policies::delete_scaling_policy(cx, v).await,
-        AasOp::PutScheduledAction => scheduled::put_scheduled_action(cx, v).await,
+        AasOp::DeleteScalingPolicy => Box::pin(policies::delete_scaling_policy(cx, v)).await,
+        AasOp::PutScheduledAction => Box::pin(scheduled::put_scheduled_action(cx, v)).await,
         AasOp::DescribeScheduledActions => scheduled::describe_scheduled_actions(cx, v),
-        AasOp::DeleteScheduledAction => scheduled::delete_scheduled_action(cx, v).await,
+        AasOp::DeleteScheduledAction => Box::pin(scheduled::delete_scheduled_action(cx, v)).await,
         AasOp::DescribeScalingActivities => scheduled::describe_scaling_activities(cx, v),
         AasOp::TagResource | AasOp::UntagResource | AasOp::ListTagsForResource => {
-            tag_resource(cx, op, v).await
+            Box::pin(tag_resource(cx, op, v)).await
         }
     }
 }

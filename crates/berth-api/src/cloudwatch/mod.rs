@@ -43,22 +43,22 @@ crate::operation::operations! {
 /// Runs one CloudWatch operation.
 pub async fn dispatch(cx: &Cx<'_>, op: CwOp, v: Value) -> Result<Value, Error> {
     match op {
-        CwOp::PutMetricData => metrics::put_metric_data(cx, v).await,
-        CwOp::GetMetricStatistics => metrics::get_metric_statistics(cx, v).await,
-        CwOp::GetMetricData => metrics::get_metric_data(cx, v).await,
-        CwOp::ListMetrics => metrics::list_metrics(cx, v).await,
-        CwOp::PutMetricAlarm => alarms::put_metric_alarm(cx, v).await,
-        CwOp::PutCompositeAlarm => alarms::put_composite_alarm(cx, v).await,
-        CwOp::DescribeAlarms => alarms::describe_alarms(cx, v).await,
-        CwOp::DescribeAlarmsForMetric => alarms::describe_alarms_for_metric(cx, v).await,
-        CwOp::DeleteAlarms => alarms::delete_alarms(cx, v).await,
-        CwOp::SetAlarmState => alarms::set_alarm_state(cx, v).await,
-        CwOp::DescribeAlarmHistory => alarms::describe_alarm_history(cx, v).await,
+        CwOp::PutMetricData => Box::pin(metrics::put_metric_data(cx, v)).await,
+        CwOp::GetMetricStatistics => Box::pin(metrics::get_metric_statistics(cx, v)).await,
+        CwOp::GetMetricData => Box::pin(metrics::get_metric_data(cx, v)).await,
+        CwOp::ListMetrics => Box::pin(metrics::list_metrics(cx, v)).await,
+        CwOp::PutMetricAlarm => Box::pin(alarms::put_metric_alarm(cx, v)).await,
+        CwOp::PutCompositeAlarm => Box::pin(alarms::put_composite_alarm(cx, v)).await,
+        CwOp::DescribeAlarms => Box::pin(alarms::describe_alarms(cx, v)).await,
+        CwOp::DescribeAlarmsForMetric => Box::pin(alarms::describe_alarms_for_metric(cx, v)).await,
+        CwOp::DeleteAlarms => Box::pin(alarms::delete_alarms(cx, v)).await,
+        CwOp::SetAlarmState => Box::pin(alarms::set_alarm_state(cx, v)).await,
+        CwOp::DescribeAlarmHistory => Box::pin(alarms::describe_alarm_history(cx, v)).await,
         CwOp::EnableAlarmActions | CwOp::DisableAlarmActions => {
-            alarms::enable_alarm_actions(cx, op, v).await
+            Box::pin(alarms::enable_alarm_actions(cx, op, v)).await
         }
         CwOp::TagResource | CwOp::UntagResource | CwOp::ListTagsForResource => {
-            alarms::tag_resource(cx, op, v).await
+            Box::pin(alarms::tag_resource(cx, op, v)).await
         }
     }
 }

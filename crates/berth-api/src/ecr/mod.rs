@@ -313,32 +313,36 @@ fn check_registry(cx: &Cx<'_>, op: EcrOp, v: &Value) -> Result<(), Error> {
 pub async fn dispatch(cx: &Cx<'_>, op: EcrOp, v: Value) -> Result<Value, Error> {
     check_registry(cx, op, &v)?;
     match op {
-        EcrOp::GetAuthorizationToken => auth::get_authorization_token(cx, v).await,
-        EcrOp::CreateRepository => repositories::create_repository(cx, v).await,
-        EcrOp::DescribeRepositories => repositories::describe_repositories(cx, v).await,
-        EcrOp::DeleteRepository => repositories::delete_repository(cx, v).await,
-        EcrOp::PutImageTagMutability => repositories::put_image_tag_mutability(cx, v).await,
-        EcrOp::ListImages => images::list_images(cx, op, v).await,
-        EcrOp::DescribeImages => images::list_images(cx, op, v).await,
-        EcrOp::BatchGetImage => images::batch_get_image(cx, v).await,
-        EcrOp::PutImage => images::put_image(cx, v).await,
-        EcrOp::BatchDeleteImage => images::batch_delete_image(cx, v).await,
-        EcrOp::BatchCheckLayerAvailability => layers::batch_check_layer_availability(cx, v).await,
-        EcrOp::InitiateLayerUpload => layers::initiate_layer_upload(cx, v).await,
-        EcrOp::UploadLayerPart => layers::upload_layer_part(cx, v).await,
-        EcrOp::CompleteLayerUpload => layers::complete_layer_upload(cx, v).await,
-        EcrOp::GetDownloadUrlForLayer => layers::get_download_url_for_layer(cx, v).await,
-        EcrOp::SetRepositoryPolicy => policies::set_repository_policy(cx, op, v).await,
-        EcrOp::GetRepositoryPolicy => policies::set_repository_policy(cx, op, v).await,
-        EcrOp::DeleteRepositoryPolicy => policies::set_repository_policy(cx, op, v).await,
-        EcrOp::PutRegistryPolicy => policies::put_registry_policy(cx, op, v).await,
-        EcrOp::GetRegistryPolicy => policies::put_registry_policy(cx, op, v).await,
-        EcrOp::DeleteRegistryPolicy => policies::put_registry_policy(cx, op, v).await,
-        EcrOp::DescribeRegistry => replication::describe_registry(cx).await,
-        EcrOp::TagResource => tags::tag_resource(cx, op, v).await,
-        EcrOp::UntagResource => tags::tag_resource(cx, op, v).await,
-        EcrOp::ListTagsForResource => tags::tag_resource(cx, op, v).await,
-        _ => dispatch_registry(cx, op, v).await,
+        EcrOp::GetAuthorizationToken => Box::pin(auth::get_authorization_token(cx, v)).await,
+        EcrOp::CreateRepository => Box::pin(repositories::create_repository(cx, v)).await,
+        EcrOp::DescribeRepositories => Box::pin(repositories::describe_repositories(cx, v)).await,
+        EcrOp::DeleteRepository => Box::pin(repositories::delete_repository(cx, v)).await,
+        EcrOp::PutImageTagMutability => {
+            Box::pin(repositories::put_image_tag_mutability(cx, v)).await
+        }
+        EcrOp::ListImages => Box::pin(images::list_images(cx, op, v)).await,
+        EcrOp::DescribeImages => Box::pin(images::list_images(cx, op, v)).await,
+        EcrOp::BatchGetImage => Box::pin(images::batch_get_image(cx, v)).await,
+        EcrOp::PutImage => Box::pin(images::put_image(cx, v)).await,
+        EcrOp::BatchDeleteImage => Box::pin(images::batch_delete_image(cx, v)).await,
+        EcrOp::BatchCheckLayerAvailability => {
+            Box::pin(layers::batch_check_layer_availability(cx, v)).await
+        }
+        EcrOp::InitiateLayerUpload => Box::pin(layers::initiate_layer_upload(cx, v)).await,
+        EcrOp::UploadLayerPart => Box::pin(layers::upload_layer_part(cx, v)).await,
+        EcrOp::CompleteLayerUpload => Box::pin(layers::complete_layer_upload(cx, v)).await,
+        EcrOp::GetDownloadUrlForLayer => Box::pin(layers::get_download_url_for_layer(cx, v)).await,
+        EcrOp::SetRepositoryPolicy => Box::pin(policies::set_repository_policy(cx, op, v)).await,
+        EcrOp::GetRepositoryPolicy => Box::pin(policies::set_repository_policy(cx, op, v)).await,
+        EcrOp::DeleteRepositoryPolicy => Box::pin(policies::set_repository_policy(cx, op, v)).await,
+        EcrOp::PutRegistryPolicy => Box::pin(policies::put_registry_policy(cx, op, v)).await,
+        EcrOp::GetRegistryPolicy => Box::pin(policies::put_registry_policy(cx, op, v)).await,
+        EcrOp::DeleteRegistryPolicy => Box::pin(policies::put_registry_policy(cx, op, v)).await,
+        EcrOp::DescribeRegistry => Box::pin(replication::describe_registry(cx)).await,
+        EcrOp::TagResource => Box::pin(tags::tag_resource(cx, op, v)).await,
+        EcrOp::UntagResource => Box::pin(tags::tag_resource(cx, op, v)).await,
+        EcrOp::ListTagsForResource => Box::pin(tags::tag_resource(cx, op, v)).await,
+        _ => Box::pin(dispatch_registry(cx, op, v)).await,
     }
 }
 

@@ -666,50 +666,68 @@ mod tasks;
 /// Runs one ECS operation.
 pub async fn dispatch(cx: &Cx<'_>, op: EcsOp, v: Value) -> Result<Value, Error> {
     match op {
-        EcsOp::CreateCluster => clusters::create_cluster(cx, v).await,
-        EcsOp::DescribeClusters => clusters::describe_clusters(cx, v).await,
-        EcsOp::ListClusters => clusters::list_clusters(cx, v).await,
-        EcsOp::DeleteCluster => clusters::delete_cluster(cx, v).await,
-        EcsOp::UpdateCluster => clusters::update_cluster(cx, v).await,
-        EcsOp::UpdateClusterSettings => clusters::update_cluster(cx, v).await,
-        EcsOp::RegisterTaskDefinition => task_definitions::register_task_definition(cx, v).await,
-        EcsOp::DescribeTaskDefinition => task_definitions::describe_task_definition(cx, v).await,
-        EcsOp::ListTaskDefinitions => task_definitions::list_task_definitions(cx, v).await,
+        EcsOp::CreateCluster => Box::pin(clusters::create_cluster(cx, v)).await,
+        EcsOp::DescribeClusters => Box::pin(clusters::describe_clusters(cx, v)).await,
+        EcsOp::ListClusters => Box::pin(clusters::list_clusters(cx, v)).await,
+        EcsOp::DeleteCluster => Box::pin(clusters::delete_cluster(cx, v)).await,
+        EcsOp::UpdateCluster => Box::pin(clusters::update_cluster(cx, v)).await,
+        EcsOp::UpdateClusterSettings => Box::pin(clusters::update_cluster(cx, v)).await,
+        EcsOp::RegisterTaskDefinition => {
+            Box::pin(task_definitions::register_task_definition(cx, v)).await
+        }
+        EcsOp::DescribeTaskDefinition => {
+            Box::pin(task_definitions::describe_task_definition(cx, v)).await
+        }
+        EcsOp::ListTaskDefinitions => {
+            Box::pin(task_definitions::list_task_definitions(cx, v)).await
+        }
         EcsOp::ListTaskDefinitionFamilies => {
-            task_definitions::list_task_definition_families(cx, v).await
+            Box::pin(task_definitions::list_task_definition_families(cx, v)).await
         }
         EcsOp::DeregisterTaskDefinition => {
-            task_definitions::deregister_task_definition(cx, v).await
+            Box::pin(task_definitions::deregister_task_definition(cx, v)).await
         }
-        EcsOp::DeleteTaskDefinitions => task_definitions::delete_task_definitions(cx, v).await,
-        EcsOp::TagResource => tags::tag_resource(cx, v).await,
-        EcsOp::UntagResource => tags::untag_resource(cx, v).await,
-        EcsOp::ListTagsForResource => tags::list_tags_for_resource(cx, v).await,
-        EcsOp::ListAccountSettings => settings::list_account_settings(cx, v).await,
-        EcsOp::PutAccountSetting => settings::put_account_setting(cx, op, v).await,
-        EcsOp::PutAccountSettingDefault => settings::put_account_setting(cx, op, v).await,
-        EcsOp::RegisterContainerInstance => instances::register_container_instance(cx, v).await,
-        EcsOp::DescribeContainerInstances => instances::describe_container_instances(cx, v).await,
-        EcsOp::ListContainerInstances => instances::list_container_instances(cx, v).await,
-        EcsOp::DeregisterContainerInstance => instances::deregister_container_instance(cx, v).await,
+        EcsOp::DeleteTaskDefinitions => {
+            Box::pin(task_definitions::delete_task_definitions(cx, v)).await
+        }
+        EcsOp::TagResource => Box::pin(tags::tag_resource(cx, v)).await,
+        EcsOp::UntagResource => Box::pin(tags::untag_resource(cx, v)).await,
+        EcsOp::ListTagsForResource => Box::pin(tags::list_tags_for_resource(cx, v)).await,
+        EcsOp::ListAccountSettings => Box::pin(settings::list_account_settings(cx, v)).await,
+        EcsOp::PutAccountSetting => Box::pin(settings::put_account_setting(cx, op, v)).await,
+        EcsOp::PutAccountSettingDefault => Box::pin(settings::put_account_setting(cx, op, v)).await,
+        EcsOp::RegisterContainerInstance => {
+            Box::pin(instances::register_container_instance(cx, v)).await
+        }
+        EcsOp::DescribeContainerInstances => {
+            Box::pin(instances::describe_container_instances(cx, v)).await
+        }
+        EcsOp::ListContainerInstances => Box::pin(instances::list_container_instances(cx, v)).await,
+        EcsOp::DeregisterContainerInstance => {
+            Box::pin(instances::deregister_container_instance(cx, v)).await
+        }
         EcsOp::UpdateContainerInstancesState => {
-            instances::update_container_instances_state(cx, v).await
+            Box::pin(instances::update_container_instances_state(cx, v)).await
         }
-        EcsOp::PutAttributes => instances::put_attributes(cx, op, v).await,
-        EcsOp::DeleteAttributes => instances::put_attributes(cx, op, v).await,
-        EcsOp::ListAttributes => instances::list_attributes(cx, v).await,
-        EcsOp::RunTask => tasks::run_task(cx, op, v).await,
-        EcsOp::StartTask => tasks::run_task(cx, op, v).await,
-        EcsOp::DescribeTasks => tasks::describe_tasks(cx, v).await,
-        EcsOp::ListTasks => tasks::list_tasks(cx, v).await,
-        EcsOp::StopTask => tasks::stop_task(cx, v).await,
-        EcsOp::CreateService => services::create_service(cx, v).await,
-        EcsOp::UpdateService => services::update_service(cx, v).await,
-        EcsOp::DeleteService => services::delete_service(cx, v).await,
-        EcsOp::DescribeServices => services::describe_services(cx, v).await,
-        EcsOp::ListServices => services::list_services(cx, v).await,
-        EcsOp::ListServicesByNamespace => services::list_services_by_namespace(cx, v).await,
-        EcsOp::SubmitTaskStateChange => tasks::submit_task_state_change(cx, op, v).await,
-        EcsOp::SubmitContainerStateChange => tasks::submit_task_state_change(cx, op, v).await,
+        EcsOp::PutAttributes => Box::pin(instances::put_attributes(cx, op, v)).await,
+        EcsOp::DeleteAttributes => Box::pin(instances::put_attributes(cx, op, v)).await,
+        EcsOp::ListAttributes => Box::pin(instances::list_attributes(cx, v)).await,
+        EcsOp::RunTask => Box::pin(tasks::run_task(cx, op, v)).await,
+        EcsOp::StartTask => Box::pin(tasks::run_task(cx, op, v)).await,
+        EcsOp::DescribeTasks => Box::pin(tasks::describe_tasks(cx, v)).await,
+        EcsOp::ListTasks => Box::pin(tasks::list_tasks(cx, v)).await,
+        EcsOp::StopTask => Box::pin(tasks::stop_task(cx, v)).await,
+        EcsOp::CreateService => Box::pin(services::create_service(cx, v)).await,
+        EcsOp::UpdateService => Box::pin(services::update_service(cx, v)).await,
+        EcsOp::DeleteService => Box::pin(services::delete_service(cx, v)).await,
+        EcsOp::DescribeServices => Box::pin(services::describe_services(cx, v)).await,
+        EcsOp::ListServices => Box::pin(services::list_services(cx, v)).await,
+        EcsOp::ListServicesByNamespace => {
+            Box::pin(services::list_services_by_namespace(cx, v)).await
+        }
+        EcsOp::SubmitTaskStateChange => Box::pin(tasks::submit_task_state_change(cx, op, v)).await,
+        EcsOp::SubmitContainerStateChange => {
+            Box::pin(tasks::submit_task_state_change(cx, op, v)).await
+        }
     }
 }

@@ -181,40 +181,42 @@ mod target_groups;
 /// Runs one ELBv2 operation.
 pub async fn dispatch(cx: &Cx<'_>, op: ElbOp, v: Value) -> Result<Value, Error> {
     match op {
-        ElbOp::CreateLoadBalancer => load_balancers::create_load_balancer(cx, v).await,
-        ElbOp::DescribeLoadBalancers => load_balancers::describe_load_balancers(cx, v).await,
-        ElbOp::DeleteLoadBalancer => load_balancers::delete_load_balancer(cx, v).await,
+        ElbOp::CreateLoadBalancer => Box::pin(load_balancers::create_load_balancer(cx, v)).await,
+        ElbOp::DescribeLoadBalancers => {
+            Box::pin(load_balancers::describe_load_balancers(cx, v)).await
+        }
+        ElbOp::DeleteLoadBalancer => Box::pin(load_balancers::delete_load_balancer(cx, v)).await,
         ElbOp::DescribeLoadBalancerAttributes => {
-            load_balancers::describe_load_balancer_attributes(cx, v).await
+            Box::pin(load_balancers::describe_load_balancer_attributes(cx, v)).await
         }
         ElbOp::ModifyLoadBalancerAttributes => {
-            load_balancers::modify_load_balancer_attributes(cx, v).await
+            Box::pin(load_balancers::modify_load_balancer_attributes(cx, v)).await
         }
-        ElbOp::CreateTargetGroup => target_groups::create_target_group(cx, v).await,
-        ElbOp::DescribeTargetGroups => target_groups::describe_target_groups(cx, v).await,
-        ElbOp::ModifyTargetGroup => target_groups::modify_target_group(cx, v).await,
-        ElbOp::DeleteTargetGroup => target_groups::delete_target_group(cx, v).await,
+        ElbOp::CreateTargetGroup => Box::pin(target_groups::create_target_group(cx, v)).await,
+        ElbOp::DescribeTargetGroups => Box::pin(target_groups::describe_target_groups(cx, v)).await,
+        ElbOp::ModifyTargetGroup => Box::pin(target_groups::modify_target_group(cx, v)).await,
+        ElbOp::DeleteTargetGroup => Box::pin(target_groups::delete_target_group(cx, v)).await,
         ElbOp::DescribeTargetGroupAttributes => {
-            target_groups::describe_target_group_attributes(cx, v).await
+            Box::pin(target_groups::describe_target_group_attributes(cx, v)).await
         }
         ElbOp::ModifyTargetGroupAttributes => {
-            target_groups::modify_target_group_attributes(cx, v).await
+            Box::pin(target_groups::modify_target_group_attributes(cx, v)).await
         }
-        ElbOp::RegisterTargets => target_groups::register_targets(cx, op, v).await,
-        ElbOp::DeregisterTargets => target_groups::register_targets(cx, op, v).await,
-        ElbOp::DescribeTargetHealth => target_groups::describe_target_health(cx, v).await,
-        ElbOp::CreateListener => listeners::create_listener(cx, v).await,
-        ElbOp::DescribeListeners => listeners::describe_listeners(cx, v).await,
-        ElbOp::ModifyListener => listeners::modify_listener(cx, v).await,
-        ElbOp::DeleteListener => listeners::delete_listener(cx, v).await,
-        ElbOp::CreateRule => listeners::create_rule(cx, v).await,
-        ElbOp::DescribeRules => listeners::describe_rules(cx, v).await,
-        ElbOp::ModifyRule => listeners::modify_rule(cx, v).await,
-        ElbOp::DeleteRule => listeners::delete_rule(cx, v).await,
-        ElbOp::SetRulePriorities => listeners::set_rule_priorities(cx, v).await,
-        ElbOp::AddTags => tags::add_tags(cx, v).await,
-        ElbOp::RemoveTags => tags::remove_tags(cx, v).await,
-        ElbOp::DescribeTags => tags::describe_tags(cx, v).await,
+        ElbOp::RegisterTargets => Box::pin(target_groups::register_targets(cx, op, v)).await,
+        ElbOp::DeregisterTargets => Box::pin(target_groups::register_targets(cx, op, v)).await,
+        ElbOp::DescribeTargetHealth => Box::pin(target_groups::describe_target_health(cx, v)).await,
+        ElbOp::CreateListener => Box::pin(listeners::create_listener(cx, v)).await,
+        ElbOp::DescribeListeners => Box::pin(listeners::describe_listeners(cx, v)).await,
+        ElbOp::ModifyListener => Box::pin(listeners::modify_listener(cx, v)).await,
+        ElbOp::DeleteListener => Box::pin(listeners::delete_listener(cx, v)).await,
+        ElbOp::CreateRule => Box::pin(listeners::create_rule(cx, v)).await,
+        ElbOp::DescribeRules => Box::pin(listeners::describe_rules(cx, v)).await,
+        ElbOp::ModifyRule => Box::pin(listeners::modify_rule(cx, v)).await,
+        ElbOp::DeleteRule => Box::pin(listeners::delete_rule(cx, v)).await,
+        ElbOp::SetRulePriorities => Box::pin(listeners::set_rule_priorities(cx, v)).await,
+        ElbOp::AddTags => Box::pin(tags::add_tags(cx, v)).await,
+        ElbOp::RemoveTags => Box::pin(tags::remove_tags(cx, v)).await,
+        ElbOp::DescribeTags => Box::pin(tags::describe_tags(cx, v)).await,
     }
 }
 

@@ -58,30 +58,30 @@ crate::operation::operations! {
 /// Runs one Logs operation.
 pub async fn dispatch(cx: &Cx<'_>, op: LogsOp, v: Value) -> Result<Value, Error> {
     match op {
-        LogsOp::CreateLogGroup => groups::create_log_group(cx, v).await,
-        LogsOp::DeleteLogGroup => groups::delete_log_group(cx, v).await,
+        LogsOp::CreateLogGroup => Box::pin(groups::create_log_group(cx, v)).await,
+        LogsOp::DeleteLogGroup => Box::pin(groups::delete_log_group(cx, v)).await,
         LogsOp::DescribeLogGroups => groups::describe_log_groups(cx, v),
-        LogsOp::PutRetentionPolicy => groups::put_retention_policy(cx, v).await,
-        LogsOp::DeleteRetentionPolicy => groups::delete_retention_policy(cx, v).await,
-        LogsOp::CreateLogStream => streams::create_log_stream(cx, v).await,
-        LogsOp::DeleteLogStream => streams::delete_log_stream(cx, v).await,
+        LogsOp::PutRetentionPolicy => Box::pin(groups::put_retention_policy(cx, v)).await,
+        LogsOp::DeleteRetentionPolicy => Box::pin(groups::delete_retention_policy(cx, v)).await,
+        LogsOp::CreateLogStream => Box::pin(streams::create_log_stream(cx, v)).await,
+        LogsOp::DeleteLogStream => Box::pin(streams::delete_log_stream(cx, v)).await,
         LogsOp::DescribeLogStreams => streams::describe_log_streams(cx, v),
-        LogsOp::PutLogEvents => events::put_log_events(cx, v).await,
-        LogsOp::GetLogEvents => events::get_log_events(cx, v).await,
-        LogsOp::FilterLogEvents => events::filter_log_events(cx, v).await,
-        LogsOp::PutMetricFilter => filters::put_metric_filter(cx, v).await,
+        LogsOp::PutLogEvents => Box::pin(events::put_log_events(cx, v)).await,
+        LogsOp::GetLogEvents => Box::pin(events::get_log_events(cx, v)).await,
+        LogsOp::FilterLogEvents => Box::pin(events::filter_log_events(cx, v)).await,
+        LogsOp::PutMetricFilter => Box::pin(filters::put_metric_filter(cx, v)).await,
         LogsOp::DescribeMetricFilters => filters::describe_metric_filters(cx, v),
-        LogsOp::DeleteMetricFilter => filters::delete_metric_filter(cx, v).await,
+        LogsOp::DeleteMetricFilter => Box::pin(filters::delete_metric_filter(cx, v)).await,
         LogsOp::TestMetricFilter => filters::test_metric_filter(v),
         LogsOp::TagResource | LogsOp::UntagResource | LogsOp::ListTagsForResource => {
-            groups::tag_resource(cx, op, v).await
+            Box::pin(groups::tag_resource(cx, op, v)).await
         }
         LogsOp::TagLogGroup | LogsOp::UntagLogGroup | LogsOp::ListTagsLogGroup => {
-            groups::tag_log_group(cx, op, v).await
+            Box::pin(groups::tag_log_group(cx, op, v)).await
         }
-        LogsOp::StartQuery => insights::start_query(cx, v).await,
+        LogsOp::StartQuery => Box::pin(insights::start_query(cx, v)).await,
         LogsOp::GetQueryResults => insights::get_query_results(cx, v),
-        LogsOp::StopQuery => insights::stop_query(cx, v).await,
+        LogsOp::StopQuery => Box::pin(insights::stop_query(cx, v)).await,
         LogsOp::DescribeQueries => insights::describe_queries(cx, v),
     }
 }
