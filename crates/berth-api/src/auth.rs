@@ -143,7 +143,8 @@ pub fn authenticate(
         claim.security_token.as_deref(),
         state.now(),
     )?;
-    sigv4::verify(req, claim, &who.secret)?;
+    let key = state.inner.signing_keys.get(&who.secret, claim);
+    sigv4::verify_with_key(req, claim, &key)?;
     if let Caller::User { name, .. } = &who.caller
         && claim.security_token.is_none()
     {

@@ -91,6 +91,7 @@ struct Inner {
     /// When this server last noted each access key's use (it writes at most every few minutes).
     key_use_noted: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     tokens: auth::token::VerifiedTokens,
+    signing_keys: berth_aws::sigv4::SigningKeys,
     /// The URL clients reach this server at (`http(s)://host:port`).
     endpoint: String,
     /// `POST /_berth/reset` exists only for `--ephemeral` servers.
@@ -183,6 +184,7 @@ impl ApiState {
                 clock_offset_secs: Default::default(),
                 key_use_noted: Default::default(),
                 tokens: Default::default(),
+                signing_keys: Default::default(),
                 endpoint: c.endpoint,
                 reset_enabled: c.reset_enabled,
                 agent_timeout: c.agent_timeout,

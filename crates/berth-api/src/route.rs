@@ -474,7 +474,12 @@ fn passed_roles(cx: &Cx<'_>, input: &Value) -> Vec<String> {
         .get("taskDefinition")
         .and_then(Value::as_str)
         .and_then(|td| cx.region.ecs.task_definition_describe(td).ok())
-        .map(|td| [td.spec.task_role_arn, td.spec.execution_role_arn]);
+        .map(|td| {
+            [
+                td.spec.task_role_arn.clone(),
+                td.spec.execution_role_arn.clone(),
+            ]
+        });
     let mut out = Vec::new();
     let named = [Some(input), input.get("overrides")]
         .into_iter()

@@ -303,8 +303,14 @@ pub fn check_claim(
 
 /// Verifies the signature of `req` against `claim`, with the secret of its access key.
 pub fn verify(req: &Request<'_>, claim: &Claim, secret: &str) -> Result<(), AuthError> {
+    let key = signing_key(secret, &claim.scope_date, &claim.region, &claim.service);
+    verify_with_key(req, claim, &key)
+}
+
+/// As [`verify`], with the claim's derived signing key (see [`SigningKeys`]).
+pub fn verify_with_key(req: &Request<'_>, claim: &Claim, key: &[u8; 32]) -> Result<(), AuthError> {
     let canonical = canonical_request(req, claim)?;
-    let expected = signature(secret, claim, &canonical);
+    let expected = signature_with_key(key, claim, &canonical);
     let (a, b) = (expected.as_bytes(), claim.signature.as_bytes());
     let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     if a.len() == b.len() && diff == 0 {
@@ -337,30 +343,40 @@ pub fn canonical_request(req: &Request<'_>, claim: &Claim) -> Result<String, Aut
     }
     out.push('\n');
     for name in &claim.signed_headers {
-        let values: Vec<String> = req
-            .headers
-            .get_all(name.as_str())
-            .iter()
-            .map(|v| {
-                String::from_utf8_lossy(v.as_bytes())
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect();
-        if values.is_empty() {
+        let mut values = req.headers.get_all(name.as_str()).iter().peekable();
+        if values.peek().is_none() {
             return Err(AuthError::SignatureMismatch);
         }
         out.push_str(name);
         out.push(':');
-        out.push_str(&values.join(","));
+        for (i, v) in values.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_trimmed(&mut out, &String::from_utf8_lossy(v.as_bytes()));
+        }
         out.push('\n');
     }
     out.push('\n');
-    out.push_str(&claim.signed_headers.join(";"));
+    for (i, name) in claim.signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
     out.push('\n');
     out.push_str(req.payload_sha256);
     Ok(out)
+}
+
+/// A header value as the canonical request has it: trimmed, each run of whitespace one space.
+fn push_trimmed(out: &mut String, value: &str) {
+    for (i, word) in value.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
 }
 
 /// Client side: the `x-amz-date` and `authorization` headers that sign a request with
@@ -439,14 +455,47 @@ pub fn sign_request(
 
 /// The signature of a canonical request: string-to-sign, derived key, HMAC.
 pub fn signature(secret: &str, claim: &Claim, canonical_request: &str) -> String {
+    let key = signing_key(secret, &claim.scope_date, &claim.region, &claim.service);
+    signature_with_key(&key, claim, canonical_request)
+}
+
+fn signature_with_key(key: &[u8; 32], claim: &Claim, canonical_request: &str) -> String {
     let string_to_sign = format!(
         "{ALGORITHM}\n{}\n{}\n{}",
         claim.amz_date,
         claim.scope(),
         hex::encode(Sha256::digest(canonical_request.as_bytes()))
     );
-    let key = signing_key(secret, &claim.scope_date, &claim.region, &claim.service);
-    hex::encode(hmac(&key, string_to_sign.as_bytes()))
+    hex::encode(hmac(key, string_to_sign.as_bytes()))
+}
+
+/// Derived signing keys by secret and scope: a key serves every request of its day, region
+/// and service, and deriving it is four HMACs. Bounded; past the bound it starts over.
+#[derive(Default)]
+pub struct SigningKeys {
+    keys: std::sync::Mutex<std::collections::HashMap<String, [u8; 32]>>,
+}
+
+impl SigningKeys {
+    const LIMIT: usize = 10_000;
+
+    /// The signing key of `claim`'s scope for `secret`.
+    pub fn get(&self, secret: &str, claim: &Claim) -> [u8; 32] {
+        let id = format!(
+            "{}\n{}\n{}\n{secret}",
+            claim.scope_date, claim.region, claim.service
+        );
+        if let Some(k) = self.keys.lock().expect("signing keys").get(&id) {
+            return *k;
+        }
+        let k = signing_key(secret, &claim.scope_date, &claim.region, &claim.service);
+        let mut keys = self.keys.lock().expect("signing keys");
+        if keys.len() >= Self::LIMIT {
+            keys.clear();
+        }
+        keys.insert(id, k);
+        k
+    }
 }
 
 pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
@@ -601,6 +650,44 @@ mod tests {
             verify(&req2, &claim, SECRET).unwrap_err(),
             AuthError::SignatureMismatch
         );
+    }
+
+    /// Header values are trimmed and their whitespace runs folded; repeated headers are
+    /// joined with commas (AWS's `get-header-value-multiline`-style cases); the cached
+    /// signing key is the derived one.
+    #[test]
+    fn canonical_headers_fold_whitespace_and_join_repeats() {
+        let h = headers(&[
+            ("host", "example.amazonaws.com"),
+            ("my-header1", "  value1   with \t  spaces "),
+            ("my-header2", "a"),
+            ("my-header2", " b  c"),
+            ("x-amz-date", "20150830T123600Z"),
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;my-header1;my-header2;x-amz-date, Signature=00",
+            ),
+        ]);
+        let empty = sha256_hex(b"");
+        let req = Request {
+            method: "GET",
+            path: "/",
+            query: None,
+            headers: &h,
+            payload_sha256: &empty,
+        };
+        let claim = parse(&req).unwrap();
+        assert_eq!(
+            canonical_request(&req, &claim).unwrap(),
+            format!(
+                "GET\n/\n\nhost:example.amazonaws.com\nmy-header1:value1 with spaces\nmy-header2:a,b c\nx-amz-date:20150830T123600Z\n\nhost;my-header1;my-header2;x-amz-date\n{empty}"
+            )
+        );
+        let keys = SigningKeys::default();
+        let derived = signing_key(SECRET, "20150830", "us-east-1", "service");
+        assert_eq!(keys.get(SECRET, &claim), derived);
+        assert_eq!(keys.get(SECRET, &claim), derived, "from the cache");
+        assert_ne!(keys.get("another secret", &claim), derived);
     }
 
     #[test]

@@ -4,10 +4,46 @@ use berth_store::{Kind, ListQuery, Read, Record, Tx};
 use berth_types::{Error, Generation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Decodes a record's document (`key` names it in the error).
 pub(crate) fn decode<T: DeserializeOwned>(doc: &str, key: &str) -> Result<T, Error> {
     serde_json::from_str(doc).map_err(|e| Error::internal(format!("corrupt {key} record: {e}")))
+}
+
+/// Decoded records kept by key, each with the document it was decoded from: a record read
+/// again unchanged is not decoded again (the document is compared, not the generation, which
+/// starts over when a key is deleted and created again). Bounded: emptied when full.
+pub(crate) struct Decoded<T> {
+    map: std::sync::Mutex<HashMap<String, (String, Arc<T>)>>,
+    limit: usize,
+}
+
+impl<T: DeserializeOwned> Decoded<T> {
+    pub(crate) fn new(limit: usize) -> Self {
+        Decoded {
+            map: Default::default(),
+            limit,
+        }
+    }
+
+    /// As [`load`], from the cache when it holds this very document.
+    pub(crate) fn load(&self, rec: Option<Record>) -> Result<Option<(Generation, Arc<T>)>, Error> {
+        let Some(rec) = rec else { return Ok(None) };
+        if let Some((doc, value)) = self.map.lock().expect("decoded").get(&rec.key)
+            && *doc == rec.doc
+        {
+            return Ok(Some((rec.generation, value.clone())));
+        }
+        let value = Arc::new(decode::<T>(&rec.doc, &rec.key)?);
+        let mut map = self.map.lock().expect("decoded");
+        if map.len() >= self.limit {
+            map.clear();
+        }
+        map.insert(rec.key, (rec.doc, value.clone()));
+        Ok(Some((rec.generation, value)))
+    }
 }
 
 /// Decodes a stored record into a domain value with its generation.
@@ -80,4 +116,40 @@ pub(crate) fn all_with<T: DeserializeOwned>(
     .into_iter()
     .map(|r| decode(&r.doc, &r.key).map(|x| (r.key, x)))
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, generation: u64, doc: &str) -> Option<Record> {
+        Some(Record {
+            key: key.into(),
+            generation: Generation(generation),
+            status: None,
+            doc: doc.into(),
+        })
+    }
+
+    #[test]
+    fn decoded_values_are_shared_until_the_document_changes() {
+        let cache = Decoded::<Vec<u32>>::new(2);
+        let (g, first) = cache.load(record("a", 1, "[1]")).unwrap().unwrap();
+        assert_eq!((g, first.as_slice()), (Generation(1), &[1][..]));
+        let (_, again) = cache.load(record("a", 1, "[1]")).unwrap().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "an unchanged record is not decoded again"
+        );
+        // Deleted and created again: the generation starts over, the document differs.
+        let (_, recreated) = cache.load(record("a", 1, "[2]")).unwrap().unwrap();
+        assert_eq!(recreated.as_slice(), &[2]);
+        assert!(cache.load(None).unwrap().is_none());
+        assert!(cache.load(record("b", 1, "not json")).is_err());
+        // Full: emptied, and still right.
+        cache.load(record("c", 1, "[3]")).unwrap();
+        cache.load(record("d", 1, "[4]")).unwrap();
+        let (_, a) = cache.load(record("a", 1, "[2]")).unwrap().unwrap();
+        assert_eq!(a.as_slice(), &[2]);
+    }
 }

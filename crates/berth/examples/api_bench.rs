@@ -27,6 +27,9 @@ fn main() {
         anchor();
         return;
     }
+    if args.get(1).map(String::as_str) == Some("--ab") {
+        return ab(&args[2..]);
+    }
     let usage = "usage: api_bench BERTH_BIN MOTO_SERVER_BIN [SECONDS [POSTGRES_URL]]";
     let berth_bin = args.get(1).expect(usage);
     let moto_bin = args.get(2).expect(usage);
@@ -119,6 +122,81 @@ fn main() {
         }
     }
     println!("berth RSS: idle {rss_idle:.1} MiB, after the runs {rss_after:.1} MiB");
+}
+
+/// `--ab BERTH_BIN_A BERTH_BIN_B [ROUNDS] [SECONDS]`: two builds of Berth and the anchor,
+/// side by side, each workload driven on A then B (B then A on odd rounds) then the anchor,
+/// round after round; prints each run, then the medians of B ÷ A and of each ÷ the anchor
+/// (ratios taken within a round, so the machine's swings cancel).
+fn ab(args: &[String]) {
+    let usage = "usage: api_bench --ab BERTH_BIN_A BERTH_BIN_B [ROUNDS] [SECONDS]";
+    let bins = [args.first().expect(usage), args.get(1).expect(usage)];
+    let rounds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seconds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = start_berth(bins[0], &dir.path().join("a"));
+    a.name = "A";
+    let mut b = start_berth(bins[1], &dir.path().join("b"));
+    b.name = "B";
+    for t in [&a, &b] {
+        assert_eq!(
+            call(t.port, "RegisterTaskDefinition", TD).0,
+            200,
+            "{}",
+            t.name
+        );
+    }
+    let anchor = start_anchor();
+    println!(
+        "| round | workload | A req/s | A CPU µs | B req/s | B CPU µs | anchor req/s | anchor CPU µs |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let workloads = [
+        ("DescribeTaskDefinition", r#"{"taskDefinition":"bench"}"#),
+        ("RegisterTaskDefinition", TD),
+    ];
+    // Per workload: B/A req/s, B/A CPU, A/anchor req/s, B/anchor req/s.
+    let mut ratios = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; workloads.len()];
+    for round in 0..rounds {
+        for (w, (op, body)) in workloads.iter().enumerate() {
+            let order = if round % 2 == 0 {
+                [&a, &b, &anchor]
+            } else {
+                [&b, &a, &anchor]
+            };
+            let mut got = std::collections::HashMap::new();
+            for t in order {
+                let before = cpu_us(t.child.id());
+                let r = wrk(t.port, op, body, seconds, dir.path());
+                let cpu = (cpu_us(t.child.id()) - before) as f64 / r.requests.max(1) as f64;
+                assert_eq!(r.non2xx, 0, "{} {op}", t.name);
+                got.insert(t.name, (r.rps, cpu));
+            }
+            let (ra, rb, rn) = (got["A"], got["B"], got["anchor"]);
+            println!(
+                "| {} | {op} | {:.0} | {:.1} | {:.0} | {:.1} | {:.0} | {:.1} |",
+                round + 1,
+                ra.0,
+                ra.1,
+                rb.0,
+                rb.1,
+                rn.0,
+                rn.1
+            );
+            let r = &mut ratios[w];
+            r[0].push(rb.0 / ra.0.max(1.0));
+            r[1].push(rb.1 / ra.1.max(0.001));
+            r[2].push(ra.0 / rn.0.max(1.0));
+            r[3].push(rb.0 / rn.0.max(1.0));
+        }
+    }
+    println!();
+    for ((op, _), r) in workloads.iter().zip(ratios) {
+        let [rps, cpu, a_anchor, b_anchor] = r.map(median);
+        println!(
+            "{op}, medians of {rounds} rounds: B/A = {rps:.3}x req/s, {cpu:.3}x CPU per request; A/anchor = {a_anchor:.2}x, B/anchor = {b_anchor:.2}x req/s"
+        );
+    }
 }
 
 /// This program as the anchor server; it prints its port.

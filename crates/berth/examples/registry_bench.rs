@@ -171,11 +171,6 @@ fn berth_with_image(bin: &str, dir: &std::path::Path, name: &'static str) -> (Ta
     (berth, peer)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// `--ab`: manifest GET of two builds, interleaved round by round.
 fn ab(args: &[String]) {
     let usage = "usage: registry_bench --ab BERTH_BIN_A BERTH_BIN_B [ROUNDS] [SECONDS]";

@@ -63,6 +63,8 @@ pub struct Ecs {
     service_tasks: std::sync::Arc<service_tasks::ServiceTasks>,
     /// The background tasks handlers wake when they write intent.
     background: std::sync::Arc<crate::background::Driver>,
+    /// Task definitions as last decoded (they are read far more often than written).
+    task_definitions: std::sync::Arc<crate::records::Decoded<berth_types::ecs::TaskDefinition>>,
     /// How often agents report their tasks' usage (a minute of CloudWatch's clock, in real
     /// milliseconds).
     stats_interval_ms: u64,
@@ -106,6 +108,7 @@ impl Ecs {
             capacity,
             service_tasks,
             background,
+            task_definitions: std::sync::Arc::new(crate::records::Decoded::new(4096)),
             stats_interval_ms: 60_000,
         }
     }

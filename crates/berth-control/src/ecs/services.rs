@@ -304,7 +304,10 @@ impl Ecs {
     }
 
     /// An ACTIVE task definition, for a service.
-    fn service_task_definition(&self, given: &str) -> Result<TaskDefinition, Error> {
+    fn service_task_definition(
+        &self,
+        given: &str,
+    ) -> Result<std::sync::Arc<TaskDefinition>, Error> {
         let td = self
             .task_definition_describe(given)
             .map_err(|_| Error::InvalidParameter("TaskDefinition not found.".into()))?;

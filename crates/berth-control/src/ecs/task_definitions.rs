@@ -18,6 +18,7 @@ use berth_types::shapes::ecs::{
 use berth_types::{Error, Generation, Principal, Tag, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Largest registration body AWS accepts.
 pub const MAX_TASK_DEFINITION_BYTES: usize = 64 * 1024;
@@ -382,17 +383,18 @@ impl Ecs {
     fn resolve(
         &self,
         reference: &Reference,
-    ) -> Result<Option<(Generation, TaskDefinition)>, Error> {
-        self.store.read(|r| match reference {
-            Reference::Revision(f, rev) => load(r.get(Kind::TaskDefinition, &key(f, *rev))?),
+    ) -> Result<Option<(Generation, Arc<TaskDefinition>)>, Error> {
+        let record = self.store.read(|r| match reference {
+            Reference::Revision(f, rev) => r.get(Kind::TaskDefinition, &key(f, *rev)),
             Reference::Family(f) => {
                 let family = load::<FamilyRecord>(r.get(Kind::TaskDefinitionFamily, f.as_str())?)?;
                 match family.and_then(|(_, rec)| rec.latest_active) {
-                    Some(rev) => load(r.get(Kind::TaskDefinition, &key(f, rev))?),
+                    Some(rev) => r.get(Kind::TaskDefinition, &key(f, rev)),
                     None => Ok(None),
                 }
             }
-        })
+        })?;
+        self.task_definitions.load(record)
     }
 
     /// `RegisterTaskDefinition`: a new revision of the family, even for an identical body.
@@ -469,7 +471,7 @@ impl Ecs {
     }
 
     /// `DescribeTaskDefinition`: by family (latest ACTIVE revision), `family:revision` or ARN.
-    pub fn task_definition_describe(&self, given: &str) -> Result<TaskDefinition, Error> {
+    pub fn task_definition_describe(&self, given: &str) -> Result<Arc<TaskDefinition>, Error> {
         let reference = self.reference(given)?;
         match self.resolve(&reference)? {
             Some((_, td)) => Ok(td),
