@@ -270,8 +270,9 @@ async fn aws_call(
         Op::Logs(_) => errors::logs_error(e, request_id),
     };
     enforce(&cx, op, &value).map_err(|e| protocol::error(proto, error(e), request_id))?;
-    // Each service's dispatch boxes its handlers: an `async fn`'s future is as large as its
-    // largest state, and every request would otherwise carry (and copy) the largest handler.
+    // The services' dispatches box their handlers (STS's are plain functions): an `async
+    // fn`'s future is as large as its largest state, and every request would otherwise carry
+    // (and copy) the largest handler of all.
     let result = match op {
         Op::Ecs(op) => ecs::dispatch(&cx, op, value).await,
         Op::Sts(op) => sts::dispatch(&cx, op, value).await,

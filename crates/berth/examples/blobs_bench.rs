@@ -53,7 +53,7 @@ async fn push_pull(port: u16, auth: &str, seed: u8) -> (f64, f64) {
     for chunk in layers.chunks(CONCURRENCY) {
         let pushes = chunk
             .iter()
-            .map(|l| push_blob(&client, port, auth, "bench", l.clone()))
+            .map(|l| push_blob(&client, port, Some(auth), "bench", l.clone()))
             .collect::<Vec<_>>();
         digests.extend(futures_util::future::join_all(pushes).await);
     }
@@ -136,10 +136,10 @@ fn main() {
     let (d, big_s3_push, big_fs_push) = rt.block_on(async {
         let client = reqwest::Client::new();
         let started = Instant::now();
-        push_blob(&client, on_s3.port, &s3_auth, "bench", big.clone()).await;
+        push_blob(&client, on_s3.port, Some(&s3_auth), "bench", big.clone()).await;
         let on_s3 = mb / started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let d = push_blob(&client, fs.port, &fs_auth, "bench", big).await;
+        let d = push_blob(&client, fs.port, Some(&fs_auth), "bench", big).await;
         (d, on_s3, mb / started.elapsed().as_secs_f64())
     });
     let blob_url = |port: u16| format!("http://127.0.0.1:{port}/v2/bench/blobs/{d}");

@@ -49,33 +49,6 @@ fn wait_listening(port: u16) {
     }
 }
 
-async fn push_blob(client: &reqwest::Client, p: &PeerInfo, repo: &str, content: Vec<u8>) -> String {
-    let d = digest(&content);
-    let mut post = client.post(format!(
-        "http://127.0.0.1:{}/v2/{repo}/blobs/uploads/",
-        p.port
-    ));
-    if let Some(a) = &p.auth {
-        post = post.header("authorization", a);
-    }
-    let r = post.send().await.unwrap();
-    assert_eq!(r.status(), 202, "{} upload start", p.name);
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let url = if loc.starts_with("http") {
-        loc
-    } else {
-        format!("http://127.0.0.1:{}{loc}", p.port)
-    };
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let mut put = client.put(format!("{url}{sep}digest={d}")).body(content);
-    if let Some(a) = &p.auth {
-        put = put.header("authorization", a);
-    }
-    let r = put.send().await.unwrap();
-    assert_eq!(r.status(), 201, "{} upload finish", p.name);
-    d
-}
-
 #[derive(Clone)]
 struct PeerInfo {
     name: &'static str,
@@ -87,8 +60,8 @@ async fn push_image(client: &reqwest::Client, p: &PeerInfo, repo: &str, i: usize
     let config = format!(r#"{{"architecture":"amd64","os":"linux","n":{i}}}"#).into_bytes();
     let layer = format!("layer {i} ").repeat(100).into_bytes();
     let (cl, ll) = (config.len(), layer.len());
-    let cd = push_blob(client, p, repo, config).await;
-    let ld = push_blob(client, p, repo, layer).await;
+    let cd = push_blob(client, p.port, p.auth.as_deref(), repo, config).await;
+    let ld = push_blob(client, p.port, p.auth.as_deref(), repo, layer).await;
     let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cd, "size": cl},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": ld, "size": ll}]})
@@ -152,8 +125,12 @@ fn curl_speed(p: &PeerInfo, d: &str) -> f64 {
     speed / 1e6
 }
 
-/// A Berth build serving the `bench` repository with one image (`t0`).
-fn berth_with_image(bin: &str, dir: &std::path::Path, name: &'static str) -> (Target, PeerInfo) {
+/// `berth up` with an empty `bench` repository, and how to reach its registry.
+fn berth_with_repository(
+    bin: &str,
+    dir: &std::path::Path,
+    name: &'static str,
+) -> (Target, PeerInfo) {
     let berth = start_berth(bin, dir);
     let created = call(
         berth.port,
@@ -166,8 +143,6 @@ fn berth_with_image(bin: &str, dir: &std::path::Path, name: &'static str) -> (Ta
         port: berth.port,
         auth: Some(registry_auth(berth.port)),
     };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(push_image(&reqwest::Client::new(), &peer, "bench", 0));
     (berth, peer)
 }
 
@@ -179,9 +154,13 @@ fn ab(args: &[String]) {
     let seconds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
     let dir = tempfile::tempdir().unwrap();
     let servers = [
-        berth_with_image(bins[0], &dir.path().join("a"), "A"),
-        berth_with_image(bins[1], &dir.path().join("b"), "B"),
+        berth_with_repository(bins[0], &dir.path().join("a"), "A"),
+        berth_with_repository(bins[1], &dir.path().join("b"), "B"),
     ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (_, peer) in &servers {
+        rt.block_on(push_image(&reqwest::Client::new(), peer, "bench", 0));
+    }
     println!("| round | A req/s | A CPU µs/request | B req/s | B CPU µs/request |");
     println!("|---|---|---|---|---|");
     let (mut rps_ratio, mut cpu_ratio) = (Vec::new(), Vec::new());
@@ -228,21 +207,12 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     // Berth, with a repository and an ECR token.
-    let berth = start_berth(berth_bin, &dir.path().join("berth"));
-    assert_eq!(
-        call(
-            berth.port,
-            "ecr:CreateRepository",
-            r#"{"repositoryName":"bench"}"#
-        )
-        .0,
-        200
-    );
+    let (berth, info) = berth_with_repository(berth_bin, &dir.path().join("berth"), "berth");
     let berth_pid = berth.child.id();
     let mut peers = vec![Peer {
-        name: "berth",
-        port: berth.port,
-        auth: Some(registry_auth(berth.port)),
+        name: info.name,
+        port: info.port,
+        auth: info.auth,
         child: Command::new("true").spawn().unwrap(),
     }];
 
@@ -338,7 +308,13 @@ fn main() {
             let cpu = cpu_us(berth_pid) - cpu_before;
             manifest_cpu_us = cpu as f64 / w.requests.max(1) as f64;
         }
-        let d = rt.block_on(push_blob(&client, p, "bench", big.clone()));
+        let d = rt.block_on(push_blob(
+            &client,
+            p.port,
+            p.auth.as_deref(),
+            "bench",
+            big.clone(),
+        ));
         let speed = curl_speed(p, &d);
         println!(
             "| {} | {push_rate:.0} | {:.0} | {:.2} | {speed:.0} |",

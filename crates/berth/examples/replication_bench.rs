@@ -98,14 +98,14 @@ fn main() {
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
             .to_vec();
     let (manifest, total) = rt.block_on(async {
-        let cd = push_blob(&client, a.port, &auth, "bench/src", config_blob.clone()).await;
+        let cd = push_blob(&client, a.port, Some(&auth), "bench/src", config_blob.clone()).await;
         let mut descs = Vec::new();
         let mut total = config_blob.len();
         for n in 0..layers {
             let layer = noise(layer_mib << 20, n as u64 + 1);
             total += layer.len();
             let size = layer.len();
-            let d = push_blob(&client, a.port, &auth, "bench/src", layer).await;
+            let d = push_blob(&client, a.port, Some(&auth), "bench/src", layer).await;
             descs.push(serde_json::json!({"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": d, "size": size}));
         }
         let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",

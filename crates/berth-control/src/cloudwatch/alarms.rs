@@ -462,7 +462,7 @@ impl CloudWatch {
         reason_data: Option<String>,
     ) -> Result<Option<Alarm>, Error> {
         if let Some(d) = &reason_data
-            && serde_json::from_str::<serde_json::Value>(d).is_err()
+            && serde_json::from_str::<serde::de::IgnoredAny>(d).is_err()
         {
             return Err(Error::coded(
                 "InvalidFormat",

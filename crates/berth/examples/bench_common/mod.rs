@@ -492,32 +492,39 @@ pub fn digest(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
 }
 
-/// Pushes `content` as a blob of `repo` (one POST, one PUT) to the registry at `port`; its
-/// digest.
+/// Pushes `content` as a blob of `repo` (one POST, one PUT) to the registry at `port`, with
+/// `auth` as its `Authorization` (none for a registry without); its digest.
 pub async fn push_blob(
     client: &reqwest::Client,
     port: u16,
-    auth: &str,
+    auth: Option<&str>,
     repo: &str,
     content: Vec<u8>,
 ) -> String {
     let d = digest(&content);
-    let r = client
-        .post(format!("http://127.0.0.1:{port}/v2/{repo}/blobs/uploads/"))
-        .header("authorization", auth)
+    let authorized = |r: reqwest::RequestBuilder| match auth {
+        Some(a) => r.header("authorization", a),
+        None => r,
+    };
+    let r = authorized(client.post(format!("http://127.0.0.1:{port}/v2/{repo}/blobs/uploads/")))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 202, "upload start");
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let r = client
-        .put(format!("http://127.0.0.1:{port}{loc}?digest={d}"))
-        .header("authorization", auth)
+    assert_eq!(r.status(), 202, "upload start on {port}");
+    // Berth answers a path, CNCF distribution a whole URL (with a query of its own).
+    let loc = r.headers()["location"].to_str().unwrap();
+    let url = if loc.starts_with("http") {
+        loc.to_string()
+    } else {
+        format!("http://127.0.0.1:{port}{loc}")
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let r = authorized(client.put(format!("{url}{sep}digest={d}")))
         .body(content)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201, "upload finish");
+    assert_eq!(r.status(), 201, "upload finish on {port}");
     d
 }
 

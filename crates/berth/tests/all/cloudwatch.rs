@@ -534,6 +534,21 @@ async fn cloudwatch_alarms_are_judged_as_aws_judges_them() {
         describe("math").await.metric_alarms()[0].state_value(),
         Some(&StateValue::Ok)
     );
+    let e = cw
+        .set_alarm_state()
+        .alarm_name("math")
+        .state_value(StateValue::Alarm)
+        .state_reason("testing")
+        .state_reason_data("{not json")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidFormat");
+    assert_eq!(
+        describe("math").await.metric_alarms()[0].state_value(),
+        Some(&StateValue::Ok),
+        "a refused SetAlarmState changes nothing"
+    );
 
     // DescribeAlarmsForMetric, tags, enabling actions.
     let for_metric = cw
